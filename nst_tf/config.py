@@ -1,0 +1,110 @@
+"""The course's constants (``CONFIG``) and the run's hyperparameters.
+
+``StyleTransferConfig`` is the one place hyperparameters are defined: the
+library's defaults and the command line's defaults both come from it.
+"""
+
+from dataclasses import dataclass, field
+import math
+import numbers
+
+import numpy as np
+
+from .costs import STYLE_LAYERS
+from .errors import NSTError
+from .vgg import GRAPH_LAYERS, MIN_IMAGE_SIZE
+
+
+def _read_only(array):
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class CourseConfig:
+    """The course helper's ``CONFIG`` class, as a frozen dataclass.
+
+    MEANS is subtracted from RGB pixels (no BGR swap, as in the course) and
+    equals the mean pixel stored in imagenet-vgg-verydeep-19.mat.
+    """
+
+    IMAGE_WIDTH: int = 400
+    IMAGE_HEIGHT: int = 300
+    COLOR_CHANNELS: int = 3
+    NOISE_RATIO: float = 0.6
+    MEANS: np.ndarray = field(
+        default_factory=lambda: _read_only(np.array([123.68, 116.779, 103.939], dtype=np.float32).reshape(1, 1, 1, 3))
+    )
+    VGG_MODEL: str = "pretrained-model/imagenet-vgg-verydeep-19.mat"
+    STYLE_IMAGE: str = "images/style.jpg"
+    CONTENT_IMAGE: str = "images/content.jpg"
+    OUTPUT_DIR: str = "output/"
+
+
+CONFIG = CourseConfig()
+
+
+@dataclass(frozen=True)
+class StyleTransferConfig:
+    """Hyperparameters of one style-transfer run; the defaults are the course's.
+
+    Attributes:
+        epochs: number of Adam iterations (the course's num_iterations).
+        print_every: report costs (and the CLI saves an image) when
+            ``iteration % print_every == 0``, and after the last iteration.
+        learning_rate: Adam's learning rate.
+        alpha, beta: weights of the content and style costs in the total.
+        noise_ratio: share of uniform noise in the initial image.
+        width, height: size the content and style images are brought to.
+        content_layer: layer whose activations define content.
+        style_layers: (layer, weight) pairs for the style cost.
+        seed: seed of the initial noise; None draws a fresh one.
+    """
+
+    epochs: int = 200
+    print_every: int = 20
+    learning_rate: float = 2.0
+    alpha: float = 10.0
+    beta: float = 40.0
+    noise_ratio: float = CONFIG.NOISE_RATIO
+    width: int = CONFIG.IMAGE_WIDTH
+    height: int = CONFIG.IMAGE_HEIGHT
+    content_layer: str = "conv4_2"
+    style_layers: tuple = tuple(STYLE_LAYERS)
+    seed: int | None = None
+
+    def __post_init__(self):
+        for name in ("epochs", "print_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise NSTError(f"{name} must be a positive whole number; got {value!r}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < MIN_IMAGE_SIZE:
+                raise NSTError(f"{name} must be a whole number of at least {MIN_IMAGE_SIZE} pixels; got {value!r}")
+        _check_number("learning_rate", self.learning_rate, positive=True)
+        _check_number("alpha", self.alpha)
+        _check_number("beta", self.beta)
+        _check_number("noise_ratio", self.noise_ratio)
+        if self.noise_ratio > 1:
+            raise NSTError(f"noise_ratio must be between 0 and 1; got {self.noise_ratio!r}")
+        _check_layer("content_layer", self.content_layer)
+        pairs = tuple((name, weight) for name, weight in self.style_layers)
+        for name, weight in pairs:
+            _check_layer("style layer", name)
+            _check_number(f"weight of style layer {name}", weight)
+        object.__setattr__(self, "style_layers", pairs)
+        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
+            raise NSTError(f"seed must be a non-negative whole number; got {self.seed!r}")
+
+
+def _check_number(name, value, positive=False):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        raise NSTError(f"{name} must be a finite number; got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise NSTError(f"{name} must be {'positive' if positive else 'zero or more'}; got {value!r}")
+
+
+def _check_layer(what, name):
+    if name not in GRAPH_LAYERS:
+        raise NSTError(f"{what} {name!r} is not a VGG-19 layer; valid names: {', '.join(GRAPH_LAYERS)}")

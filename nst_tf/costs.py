@@ -1,0 +1,220 @@
+"""The course's cost functions, as pure TensorFlow functions.
+
+Every function here takes tensors (or values convertible to tensors) and
+returns tensors. None reads files, prints, or calls NumPy, so all of them
+work eagerly, inside ``tf.function`` (also with unknown spatial sizes) and
+inside Keras layers.
+
+Precision: the functions compute in the dtype of their inputs. float32 and
+float64 are exact in the sense of the course. In float16 the style cost is
+unusable at real sizes: Gram entries are sums over n_H*n_W products and the
+normaliser 4 * n_C**2 * (n_H*n_W)**2 exceeds float16's maximum (65504) for
+any layer larger than about 2x2x8, so the cost becomes inf/inf or 0.
+bfloat16 has float32's range but only 8 bits of mantissa, so Gram sums lose
+about three significant digits. For reduced precision, cast activations to
+float32 before calling these functions.
+"""
+
+import tensorflow as tf
+
+from .errors import NSTError
+
+#: The course's style layers and their weights (lambda^[l]), summing to 1.
+STYLE_LAYERS = [
+    ("conv1_1", 0.2),
+    ("conv2_1", 0.2),
+    ("conv3_1", 0.2),
+    ("conv4_1", 0.2),
+    ("conv5_1", 0.2),
+]
+
+
+def _activation(x, name):
+    """Converts ``x`` to a floating tensor of static rank 4 with batch size 1."""
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        raise NSTError(f"{name} must be a floating-point tensor; got dtype {x.dtype.name}")
+    shape = x.shape
+    if shape.rank is not None and (shape.rank != 4 or shape[0] not in (None, 1)):
+        raise NSTError(
+            f"{name} must have shape (1, n_H, n_W, n_C); got {_shape_text(x)}"
+        )
+    if shape.rank is None:
+        raise NSTError(f"{name} must have shape (1, n_H, n_W, n_C); got unknown rank")
+    return x
+
+
+def _shape_text(x):
+    if x.shape.rank is None:
+        return "unknown rank"
+    return "(" + ", ".join("None" if d is None else str(d) for d in x.shape.as_list()) + ")"
+
+
+def _same_shape(a, b, name_a, name_b):
+    if not a.shape.is_compatible_with(b.shape):
+        raise NSTError(
+            f"{name_a} and {name_b} must have the same shape; got {_shape_text(a)} and {_shape_text(b)}"
+        )
+    if a.dtype != b.dtype:
+        raise NSTError(
+            f"{name_a} and {name_b} must have the same dtype; got {a.dtype.name} and {b.dtype.name}"
+        )
+
+
+def _dims(x):
+    """(n_H, n_W, n_C) of a (1, n_H, n_W, n_C) tensor, static where known."""
+    static = x.shape.as_list()[1:]
+    dynamic = tf.shape(x)[1:]
+    return [s if s is not None else dynamic[i] for i, s in enumerate(static)]
+
+
+def _as_float(n, dtype):
+    # Sizes are converted before multiplying: 4*n_H*n_W*n_C overflows int32
+    # for large images, and (n_H*n_W)**2 does already at 216x216.
+    return tf.cast(n, dtype)
+
+
+def compute_content_cost(a_C, a_G):
+    """Content cost between two activations of one layer.
+
+    Args:
+        a_C: activations of the content image, shape (1, n_H, n_W, n_C).
+        a_G: activations of the generated image, same shape and dtype.
+
+    Returns:
+        A scalar tensor ``sum((a_C - a_G)**2) / (4 * n_H * n_W * n_C)``.
+    """
+    a_C = _activation(a_C, "a_C")
+    a_G = _activation(a_G, "a_G")
+    _same_shape(a_C, a_G, "a_C", "a_G")
+    n_H, n_W, n_C = (_as_float(n, a_G.dtype) for n in _dims(a_G))
+    return tf.reduce_sum(tf.square(a_C - a_G)) / (4.0 * n_H * n_W * n_C)
+
+
+def gram_matrix(A):
+    """Gram (style) matrix of an unrolled activation.
+
+    Args:
+        A: matrix of shape (n_C, n_H*n_W), one row per channel.
+
+    Returns:
+        ``A @ A^T``, shape (n_C, n_C).
+    """
+    A = tf.convert_to_tensor(A)
+    if A.shape.rank != 2:
+        raise NSTError(f"A must have shape (n_C, n_H*n_W); got {_shape_text(A)}")
+    return tf.matmul(A, A, transpose_b=True)
+
+
+def style_gram(a):
+    """Gram matrix of a (1, n_H, n_W, n_C) activation, shape (n_C, n_C).
+
+    Equal to ``gram_matrix`` of the course's unrolled matrix
+    ``transpose(reshape(a, (n_H*n_W, n_C)))``; it multiplies the reshaped
+    matrix by itself with ``transpose_a`` instead of materialising the
+    transpose.
+    """
+    a = _activation(a, "a")
+    unrolled = tf.reshape(a, [-1, _dims(a)[2]])
+    return tf.matmul(unrolled, unrolled, transpose_a=True)
+
+
+def layer_style_cost_from_gram(gram_S, a_G):
+    """Style cost of one layer against a precomputed style Gram matrix.
+
+    Args:
+        gram_S: Gram matrix of the style image's activation, shape (n_C, n_C).
+        a_G: activation of the generated image, shape (1, n_H, n_W, n_C).
+
+    Returns:
+        A scalar tensor ``sum((gram_S - G_G)**2) / (4 * n_C**2 * (n_H*n_W)**2)``.
+    """
+    a_G = _activation(a_G, "a_G")
+    gram_S = tf.convert_to_tensor(gram_S)
+    n_C_static = a_G.shape[-1]
+    if gram_S.shape.rank != 2 or (
+        n_C_static is not None and not gram_S.shape.is_compatible_with([n_C_static, n_C_static])
+    ):
+        raise NSTError(
+            f"gram_S must have shape (n_C, n_C) = ({n_C_static}, {n_C_static}); "
+            f"got {_shape_text(gram_S)}"
+        )
+    if gram_S.dtype != a_G.dtype:
+        raise NSTError(f"gram_S and a_G must have the same dtype; got {gram_S.dtype.name} and {a_G.dtype.name}")
+    n_H, n_W, n_C = (_as_float(n, a_G.dtype) for n in _dims(a_G))
+    gram_G = style_gram(a_G)
+    return tf.reduce_sum(tf.square(gram_S - gram_G)) / (4.0 * tf.square(n_C) * tf.square(n_H * n_W))
+
+
+def compute_layer_style_cost(a_S, a_G):
+    """Style cost of one layer.
+
+    Each activation is unrolled as the course does, reshaped to
+    (n_H*n_W, n_C) and transposed to (n_C, n_H*n_W), and its Gram matrix
+    taken.
+
+    Args:
+        a_S: activation of the style image, shape (1, n_H, n_W, n_C).
+        a_G: activation of the generated image, same shape and dtype.
+
+    Returns:
+        A scalar tensor ``sum((G_S - G_G)**2) / (4 * n_C**2 * (n_H*n_W)**2)``.
+    """
+    a_S = _activation(a_S, "a_S")
+    a_G = _activation(a_G, "a_G")
+    _same_shape(a_S, a_G, "a_S", "a_G")
+    return layer_style_cost_from_gram(style_gram(a_S), a_G)
+
+
+def compute_style_cost(style_activations, generated_activations, style_layers=STYLE_LAYERS):
+    """Weighted style cost over several layers.
+
+    Args:
+        style_activations: mapping from layer name to the style image's
+            activation at that layer, shape (1, n_H, n_W, n_C).
+        generated_activations: mapping from layer name to the generated
+            image's activation, same shapes.
+        style_layers: sequence of (layer name, weight) pairs.
+
+    Returns:
+        A scalar tensor ``sum_l weight_l * compute_layer_style_cost(S[l], G[l])``.
+    """
+    J_style = None
+    for layer_name, weight in style_layers:
+        for mapping, which in ((style_activations, "style"), (generated_activations, "generated")):
+            if layer_name not in mapping:
+                raise NSTError(f"{which} activations have no layer {layer_name!r}")
+        J_layer = compute_layer_style_cost(style_activations[layer_name], generated_activations[layer_name])
+        term = _to(weight, J_layer.dtype) * J_layer
+        J_style = term if J_style is None else J_style + term
+    return J_style if J_style is not None else tf.constant(0.0)
+
+
+def _to(x, dtype):
+    # convert_to_tensor with a hint keeps a Python float's full precision in
+    # float64; a bare tf.cast would round it through float32 first.
+    return tf.cast(tf.convert_to_tensor(x, dtype_hint=dtype), dtype)
+
+
+def _float_dtype(x):
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return None
+    dtype = tf.as_dtype(dtype)
+    return dtype if dtype.is_floating else None
+
+
+def total_cost(J_content, J_style, alpha=10, beta=40):
+    """Total cost ``alpha * J_content + beta * J_style``, as a tf.Tensor.
+
+    The dtype is that of a floating tensor or array argument (both must
+    agree); plain Python numbers give float32, TensorFlow's default.
+    """
+    dtypes = {d for d in (_float_dtype(J_content), _float_dtype(J_style)) if d is not None}
+    if len(dtypes) > 1:
+        raise NSTError(
+            "J_content and J_style must have the same dtype; got "
+            + " and ".join(sorted(d.name for d in dtypes))
+        )
+    dtype = dtypes.pop() if dtypes else tf.float32
+    return _to(alpha, dtype) * _to(J_content, dtype) + _to(beta, dtype) * _to(J_style, dtype)

@@ -1,0 +1,166 @@
+"""Reading, resizing, normalizing and saving images, and the noise start.
+
+These are the course helper's image functions plus a reader that accepts
+the images people actually have (grayscale, RGBA, palette, 16-bit,
+EXIF-rotated photos of any size) and turns them into the course's 8-bit RGB.
+They work on NumPy arrays; nothing here runs inside the optimization.
+"""
+
+import os
+import tempfile
+
+import imageio.v3 as iio
+import numpy as np
+import tensorflow as tf
+
+from .config import CONFIG
+from .errors import ImageError
+from .vgg import MIN_IMAGE_SIZE
+
+
+def _to_uint8(pixels):
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == bool:
+        return pixels.astype(np.uint8) * 255
+    if pixels.dtype.kind in "ui":
+        # 16-bit images (and Pillow's 32-bit "I" mode holding 16-bit data):
+        # 65535 / 257 == 255 maps the full range onto 8 bits.
+        return np.round(np.clip(pixels, 0, 65535) / 257.0).astype(np.uint8)
+    if pixels.dtype.kind == "f":
+        scale = 255.0 if np.nanmax(pixels) <= 1.0 else 1.0
+        return np.round(np.clip(np.nan_to_num(pixels) * scale, 0, 255)).astype(np.uint8)
+    raise ImageError(f"unsupported pixel type {pixels.dtype}")
+
+
+def _over_white(colour, alpha):
+    alpha = alpha.astype(np.float32) / 255.0
+    blended = colour.astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.round(blended).astype(np.uint8)
+
+
+def _to_rgb(pixels):
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
+        raise ImageError(f"has pixel array of shape {pixels.shape}; expected height x width x 1-4 channels")
+    pixels = _to_uint8(pixels)
+    channels = pixels.shape[2]
+    if channels in (2, 4):
+        # Transparent pixels are shown over white, as image viewers do.
+        pixels = _over_white(pixels[:, :, :-1], pixels[:, :, -1:])
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels)
+
+
+def read_image(path):
+    """Reads an image file as 8-bit RGB, shape (height, width, 3), upright.
+
+    Grayscale is repeated over three channels, transparency is composited
+    over white, palette images are expanded, 16-bit samples are scaled to
+    8 bits, and an EXIF orientation tag is applied. Raises ``ImageError``
+    for a missing, empty or unreadable file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ImageError(f"{path}: image not found")
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a folder, not an image")
+    if os.path.getsize(path) == 0:
+        raise ImageError(f"{path}: file is empty")
+    try:
+        pixels = iio.imread(path, plugin="pillow", index=0, rotate=True)
+    except Exception as error:  # Pillow raises many types for files it cannot parse
+        raise ImageError(f"{path}: not a readable image ({type(error).__name__})") from error
+    try:
+        return _to_rgb(np.asarray(pixels))
+    except ImageError as error:
+        raise ImageError(f"{path}: {error}") from None
+
+
+def fit_image(image, width, height):
+    """Brings an (h, w, 3) uint8 image to exactly (height, width, 3).
+
+    The aspect ratio is kept: the largest centred region with the target's
+    aspect ratio is cut out, then scaled (bilinear, antialiased). An image
+    already of the target size is returned unchanged.
+    """
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    if min(h, w) < MIN_IMAGE_SIZE:
+        raise ImageError(
+            f"image is {w}x{h} pixels; VGG-19's five poolings need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
+        )
+    if w * height > h * width:
+        crop = round(h * width / height)
+        left = (w - crop) // 2
+        image = image[:, left : left + crop]
+    else:
+        crop = round(w * height / width)
+        top = (h - crop) // 2
+        image = image[top : top + crop]
+    resized = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
+    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT):
+    """``read_image`` then ``fit_image``: 8-bit RGB of shape (height, width, 3)."""
+    image = read_image(path)
+    try:
+        return fit_image(image, width, height)
+    except ImageError as error:
+        raise ImageError(f"{os.fspath(path)}: {error}") from None
+
+
+def reshape_and_normalize_image(image):
+    """Adds the batch axis and subtracts ``CONFIG.MEANS``: float32 (1, h, w, 3)."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError(f"image must have shape (height, width, 3); got {image.shape}")
+    return np.reshape(image, (1,) + image.shape) - CONFIG.MEANS
+
+
+def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=None):
+    """The course's starting image: uniform noise blended with the content.
+
+    ``noise * noise_ratio + content_image * (1 - noise_ratio)`` with noise
+    drawn uniformly from [-20, 20) in the content image's shape
+    (normalized, (1, h, w, 3)). Returns float32. ``seed`` makes it repeatable.
+    """
+    content_image = np.asarray(content_image, dtype=np.float32)
+    noise = np.random.default_rng(seed).uniform(-20, 20, content_image.shape).astype(np.float32)
+    return noise * np.float32(noise_ratio) + content_image * np.float32(1 - noise_ratio)
+
+
+def deprocess_image(image):
+    """Inverse of ``reshape_and_normalize_image``: uint8 (h, w, 3).
+
+    Adds ``CONFIG.MEANS``, clips to 0..255 and truncates to uint8, as the
+    course's ``save_image`` does.
+    """
+    image = np.asarray(image, dtype=np.float32) + CONFIG.MEANS
+    return np.clip(image[0], 0, 255).astype(np.uint8)
+
+
+def save_image(path, image):
+    """Writes a normalized (1, h, w, 3) image; the format follows the extension.
+
+    The folder is created. The file is written under a temporary name and
+    then renamed, so an interrupted save never leaves a truncated image.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    extension = os.path.splitext(path)[1]
+    pixels = deprocess_image(image)
+    handle, temporary = tempfile.mkstemp(prefix=".nst_tf-", suffix=extension, dir=folder)
+    os.close(handle)
+    try:
+        iio.imwrite(temporary, pixels, extension=extension)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

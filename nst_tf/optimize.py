@@ -1,0 +1,182 @@
+"""The optimization loop: the course's ``model_nn`` as a generator.
+
+``StyleTransfer`` computes the content activation and the style Gram matrices
+once, then optimizes a ``tf.Variable`` image with Adam. Its ``run()`` yields a
+``Progress`` after every reported iteration; it never prints or writes files.
+
+The steps between two reports run inside one ``tf.function`` loop (traced
+once, with the number of steps as a tensor argument), so the host talks to
+the device only when there is something to report.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from .config import StyleTransferConfig
+from .costs import compute_content_cost, layer_style_cost_from_gram, style_gram, total_cost
+from .errors import NSTError, NonFiniteCostError
+from .images import generate_noise_image
+
+#: TF1's AdamOptimizer, which the course used, defaults to epsilon 1e-8
+#: (Keras's Adam to 1e-7). Beta values are the same in both.
+ADAM_EPSILON = 1e-8
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One report of a run.
+
+    ``total_cost``, ``content_cost`` and ``style_cost`` are the costs of
+    ``image`` (normalized, shape (1, H, W, 3)), the image after the Adam
+    step of ``iteration`` (0-based), as the course prints them.
+    """
+
+    iteration: int
+    total_cost: float
+    content_cost: float
+    style_cost: float
+    image: np.ndarray
+
+
+def make_cost_function(model, content_layer, content_target, style_layers, style_grams, alpha, beta):
+    """Builds ``costs(image) -> (J, J_content, J_style)`` for one run.
+
+    Everything the function needs is passed in: the model, the content
+    activation, the style Gram matrices (layer name -> (n_C, n_C)) and
+    the weights, so it captures no globals and can be traced once.
+    """
+    layers = list(dict.fromkeys([content_layer] + [name for name, _ in style_layers]))
+
+    def costs(image):
+        activations = model(image, layers=layers)
+        J_content = compute_content_cost(content_target, activations[content_layer])
+        J_style = tf.zeros([], J_content.dtype)
+        for name, weight in style_layers:
+            J_style += weight * layer_style_cost_from_gram(style_grams[name], activations[name])
+        return total_cost(J_content, J_style, alpha, beta), J_content, J_style
+
+    return costs
+
+
+def make_train_loop(costs, image, optimizer, last_finite):
+    """Builds ``run_steps(n) -> steps_done``, a ``tf.function`` traced once.
+
+    Each step evaluates ``costs(image)`` and applies one optimizer update to
+    the ``image`` variable. Before each update the image is copied to
+    ``last_finite``; a step whose total cost or gradient is NaN or infinite
+    stops the loop without updating, so ``steps_done < n`` reports it.
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    def run_steps(n):
+        done = tf.constant(0)
+        for _ in tf.range(n):
+            with tf.GradientTape() as tape:
+                J, _, _ = costs(image)
+            gradient = tape.gradient(J, image)
+            if not (tf.math.is_finite(J) and tf.reduce_all(tf.math.is_finite(gradient))):
+                break
+            last_finite.assign(image)
+            optimizer.apply_gradients([(gradient, image)])
+            done += 1
+        return done
+
+    return run_steps
+
+
+class StyleTransfer:
+    """One style-transfer run: targets, the image variable, the optimizer.
+
+    Args:
+        model: a ``VGG19`` (or any callable with its ``(image, layers=...)``
+            interface).
+        content_image: normalized content image, shape (1, H, W, 3).
+        style_image: normalized style image, shape (1, h, w, 3); its size
+            may differ from the content's.
+        config: a ``StyleTransferConfig``.
+        initial_image: starting image, shape of ``content_image``; by
+            default ``generate_noise_image(content_image, config.noise_ratio,
+            config.seed)``.
+    """
+
+    def __init__(self, model, content_image, style_image, config=StyleTransferConfig(), initial_image=None):
+        self.config = config
+        content_image = _batch(content_image, "content_image")
+        style_image = _batch(style_image, "style_image")
+        if initial_image is None:
+            initial_image = generate_noise_image(content_image, config.noise_ratio, config.seed)
+        initial_image = _batch(initial_image, "initial_image")
+        if initial_image.shape != content_image.shape:
+            raise NSTError(
+                f"initial_image has shape {initial_image.shape}; expected the content's {content_image.shape}"
+            )
+        style_names = [name for name, _ in config.style_layers]
+        content_target = model(content_image, layers=[config.content_layer])[config.content_layer]
+        style_activations = model(style_image, layers=style_names)
+        style_grams = {name: style_gram(style_activations[name]) for name in style_names}
+
+        self.image = tf.Variable(initial_image, name="generated_image")
+        self._last_finite = tf.Variable(initial_image, trainable=False, name="last_finite_image")
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=config.learning_rate, epsilon=ADAM_EPSILON)
+        # Building the optimizer's slots now keeps variable creation out of
+        # the traced loop.
+        self.optimizer.build([self.image])
+        costs = make_cost_function(
+            model, config.content_layer, content_target, config.style_layers, style_grams,
+            config.alpha, config.beta,
+        )
+        self._costs = tf.function(lambda: costs(self.image))
+        self._run_steps = make_train_loop(costs, self.image, self.optimizer, self._last_finite)
+        self.iteration = 0
+
+    def current_image(self):
+        """The generated image now, normalized, shape (1, H, W, 3)."""
+        return self.image.numpy()
+
+    def costs(self):
+        """(total, content, style) costs of the current image, as floats."""
+        return tuple(float(c) for c in self._costs())
+
+    def run(self):
+        """Runs the remaining iterations, yielding a ``Progress`` at each report.
+
+        Reports come after iteration ``i`` when ``i % print_every == 0`` and
+        after the last iteration. Raises ``NonFiniteCostError`` when the
+        total cost becomes NaN or infinite; the image variable is then left
+        as it was and the error carries the last image of finite cost.
+        """
+        epochs, every = self.config.epochs, self.config.print_every
+        reports = sorted({i for i in range(0, epochs, every)} | {epochs - 1})
+        for report in reports:
+            if report < self.iteration:
+                continue
+            steps = report - self.iteration + 1
+            done = int(self._run_steps(tf.constant(steps, tf.int32)))
+            self.iteration += done
+            J, J_content, J_style = self.costs() if done == steps else (np.nan,) * 3
+            if done < steps or not np.isfinite(J):
+                self._non_finite(self.iteration if done < steps else report)
+            self._last_finite.assign(self.image)
+            yield Progress(report, J, J_content, J_style, self.current_image())
+
+    def _non_finite(self, iteration):
+        raise NonFiniteCostError(
+            f"total cost became NaN or infinite at iteration {iteration}; "
+            "try a smaller learning rate or smaller alpha/beta",
+            iteration=iteration,
+            last_finite_image=self._last_finite.numpy(),
+        )
+
+
+def _batch(image, name):
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
+        raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {image.shape}")
+    return image
+
+
+def stylize(model, content_image, style_image, config=StyleTransferConfig(), initial_image=None):
+    """Generator form of ``StyleTransfer(...).run()``: yields ``Progress`` reports."""
+    return StyleTransfer(model, content_image, style_image, config, initial_image).run()

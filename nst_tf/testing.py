@@ -1,0 +1,155 @@
+"""Synthetic VGG-19 weights in MatConvNet's exact file layouts.
+
+The real imagenet-vgg-verydeep-19.mat (about 510 MB) is on no package
+registry, so the tests, notebooks and benchmarks use files written here:
+random weights of the right shapes, all 43 layers including the
+fully-connected ones, the mean pixel and a class list, nested so that
+``scipy.io.loadmat`` returns what it returns for the real file (the course's
+indexing expression ``layers[0][i][0][0][2][0][0]`` works on the new layout).
+
+``width_divisor`` divides every channel width (64 ... 4096) to make small
+files for tests; 1 gives the real network's sizes.
+"""
+
+import os
+
+import numpy as np
+import scipy.io
+
+from .config import CONFIG
+from .errors import NSTError
+from .vgg import CONV_WIDTHS, MATCONVNET_LAYERS
+
+_LAYOUTS = ("new", "old")
+_CLASSES = 1000
+
+
+def _cell(items):
+    cell = np.empty((1, len(items)), dtype=object)
+    for i, item in enumerate(items):
+        cell[0, i] = item
+    return cell
+
+
+def _layer_shapes(width_divisor):
+    """name -> (kernel shape, bias length) for every layer that has weights."""
+    shapes = {}
+    in_channels = 3
+    for name in MATCONVNET_LAYERS:
+        if name.startswith("conv"):
+            out = CONV_WIDTHS[name] // width_divisor
+            shapes[name] = ((3, 3, in_channels, out), out)
+            in_channels = out
+    fc = 4096 // width_divisor
+    shapes["fc6"] = ((7, 7, in_channels, fc), fc)
+    shapes["fc7"] = ((1, 1, fc, fc), fc)
+    shapes["fc8"] = ((1, 1, fc, _CLASSES), _CLASSES)
+    return shapes
+
+
+def _weights(rng, kernel_shape, bias_length, bias_as_row):
+    fan_in = int(np.prod(kernel_shape[:3]))
+    kernel = rng.standard_normal(kernel_shape, dtype=np.float32)
+    kernel *= np.float32(np.sqrt(2.0 / fan_in))
+    bias = (0.01 * rng.standard_normal(bias_length)).astype(np.float32)
+    bias = bias.reshape((1, -1) if bias_as_row else (-1, 1))
+    return _cell([kernel, bias])
+
+
+def _new_layer(name, weights):
+    kind = "conv" if weights is not None else "softmax" if name == "prob" else name.rstrip("0123456789_")
+    layer = {"name": name, "type": kind, "weights": weights if weights is not None else _cell([])}
+    if kind == "conv":
+        shape = weights[0, 0].shape
+        layer.update(size=np.array(shape, dtype=float).reshape(1, 4), pad=np.zeros((1, 4)) + (shape[0] == 3),
+                     stride=np.ones((1, 2)), dilate=np.ones((1, 2)))
+    elif kind == "pool":
+        layer.update(method="max", pool=np.full((1, 2), 2.0),
+                     stride=np.full((1, 2), 2.0), pad=np.zeros((1, 4)))
+    elif kind == "relu":
+        layer.update(leak=np.zeros((1, 1)))
+    layer["precious"] = np.zeros((1, 1), dtype=bool)
+    return layer
+
+
+def _old_layer(name, weights):
+    kind = "conv" if weights is not None else "softmax" if name == "prob" else name.rstrip("0123456789_")
+    if kind == "conv":
+        shape = weights[0, 0].shape
+        return {"weights": weights, "pad": np.zeros((1, 4)) + (shape[0] == 3), "type": kind,
+                "name": name, "stride": np.ones((1, 2))}
+    if kind == "pool":
+        return {"name": name, "stride": np.full((1, 2), 2.0), "pad": np.zeros((1, 4)), "type": kind,
+                "method": "max", "pool": np.full((1, 2), 2.0)}
+    return {"type": kind, "name": name}
+
+
+def vgg19_mat_contents(layout="new", width_divisor=1, seed=0):
+    """The variables of a synthetic imagenet-vgg-verydeep-19.mat, for ``scipy.io.savemat``.
+
+    Layers are dicts inside a (1, 43) object array, so a test can alter one
+    (``contents["layers"][0, 2]["weights"][0, 0] = ...``) before saving.
+    """
+    if layout not in _LAYOUTS:
+        raise NSTError(f"layout must be one of {', '.join(_LAYOUTS)}; got {layout!r}")
+    if not isinstance(width_divisor, int) or width_divisor < 1 or 64 % width_divisor:
+        raise NSTError(f"width_divisor must be a divisor of 64 (1, 2, 4, ..., 64); got {width_divisor!r}")
+    rng = np.random.default_rng(seed)
+    shapes = _layer_shapes(width_divisor)
+    make_layer = _new_layer if layout == "new" else _old_layer
+    layers = _cell([
+        make_layer(name, _weights(rng, *shapes[name], bias_as_row=layout == "old") if name in shapes else None)
+        for name in MATCONVNET_LAYERS
+    ])
+    means = CONFIG.MEANS.reshape(3).astype(np.float64)
+    class_names = _cell([f"n{i:08d}" for i in range(_CLASSES)])
+    descriptions = _cell([f"synthetic class {i}" for i in range(_CLASSES)])
+    if layout == "new":
+        normalization = {
+            "imageSize": np.array([[224.0, 224.0, 3.0]]),
+            "averageImage": means.astype(np.float32).reshape(1, 1, 3),
+            "keepAspect": np.ones((1, 1), dtype=bool),
+            "border": np.array([[32.0, 32.0]]),
+            "cropSize": np.array([[0.875]]),
+            "interpolation": "bilinear",
+        }
+        meta = {
+            "inputs": {"name": "data", "size": np.array([[224.0, 224.0, 3.0, 10.0]])},
+            "classes": {"name": class_names, "description": descriptions},
+            "normalization": normalization,
+        }
+        return {"layers": layers, "meta": meta}
+    # The old layout stores a 224x224 mean image; its per-channel mean is the mean pixel.
+    ripple = rng.standard_normal((224, 224, 3))
+    ripple -= ripple.mean(axis=(0, 1))
+    average_image = (means + 5.0 * ripple).astype(np.float32)
+    return {
+        "layers": layers,
+        "classes": {"name": class_names, "description": descriptions},
+        "normalization": {"averageImage": average_image, "keepAspect": np.ones((1, 1)),
+                          "border": np.array([[32.0, 32.0]]), "imageSize": np.array([[224.0, 224.0, 3.0]]),
+                          "interpolation": "bilinear"},
+    }
+
+
+def write_vgg19_mat(path, layout="new", width_divisor=1, seed=0, compress=True, overwrite=False):
+    """Writes a synthetic imagenet-vgg-verydeep-19.mat to ``path`` and returns the path.
+
+    Args:
+        path: where to write; the folder is created. An existing file is
+            never replaced unless ``overwrite`` is true, so a real model
+            cannot be clobbered by mistake.
+        layout: "new" (MD5 106118b7...) or "old" (MD5 8ee32639...) layout.
+        width_divisor: divides every channel width; 1 is full size (about 575
+            MB of float32 before compression).
+        seed: seed of the random weights.
+        compress: zlib-compress the variables, as MATLAB's -v7 files are.
+        overwrite: replace an existing file.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise NSTError(f"{path} exists; pass overwrite=True to replace it")
+    contents = vgg19_mat_contents(layout, width_divisor, seed)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    scipy.io.savemat(path, contents, do_compression=compress, oned_as="row")
+    return path

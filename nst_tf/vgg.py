@@ -1,0 +1,264 @@
+"""VGG-19 from MatConvNet's imagenet-vgg-verydeep-19.mat, as a tf.Module.
+
+Two parts, kept apart so that the module never touches the disk:
+
+* ``read_vgg19_mat(path)`` reads the file with ``scipy.io.loadmat`` and
+  returns a ``VGGWeights`` holding only the 16 convolution kernels and biases
+  and the mean pixel. The fully-connected layers (about 470 MB of the 510 MB)
+  are dropped as soon as the file is parsed and never become tensors.
+* ``VGG19(weights)`` holds those weights and computes the course's graph:
+  3x3 convolutions (stride 1, SAME) plus bias and ReLU, and 2x2 average
+  pooling (stride 2, SAME) after each block.
+
+Both MatConvNet layouts of the file are understood. Struct fields are read
+by name, because the layouts order them differently (the "new" layout's
+structs begin name, type, weights; the "old" layout's conv structs begin
+weights, pad, type, name) and old-layout relu and pool structs carry other
+fields altogether.
+"""
+
+from dataclasses import dataclass
+import os
+
+import numpy as np
+import scipy.io
+import tensorflow as tf
+
+from .errors import NSTError, WeightsFileError
+
+#: The 43 layers of MatConvNet's VGG-19, by index in the file's ``layers`` cell.
+MATCONVNET_LAYERS = (
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
+    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
+    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
+    "fc6", "relu6", "fc7", "relu7", "fc8", "prob",
+)  # fmt: skip
+
+#: Index of each convolution in the file, as the course's ``_weights(i, name)`` uses it.
+CONV_INDEX = {name: i for i, name in enumerate(MATCONVNET_LAYERS) if name.startswith("conv")}
+
+#: Output channels of each convolution in the real network.
+CONV_WIDTHS = {name: 64 * 2 ** min(int(name[4]) - 1, 3) for name in CONV_INDEX}
+
+#: The course's ``graph`` keys after "input", in computation order.
+GRAPH_LAYERS = tuple(
+    name if name.startswith("conv") else "avg" + name
+    for name in MATCONVNET_LAYERS[:37]
+    if not name.startswith("relu")
+)
+
+#: Smallest height and width the network accepts: five 2x2 poolings.
+MIN_IMAGE_SIZE = 32
+
+DOWNLOAD_HINT = (
+    "download imagenet-vgg-verydeep-19.mat (about 510 MB, MatConvNet's pretrained models) "
+    "into pretrained-model/ with: python -m nst_tf.download (see pretrained-model/README.md)"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class VGGWeights:
+    """What the network needs from the .mat file, as NumPy arrays.
+
+    Attributes:
+        conv: layer name -> (kernel of shape (3, 3, in, out), bias of shape (out,)),
+            float32, in the order of ``CONV_INDEX``.
+        mean_pixel: the file's mean RGB pixel, shape (3,).
+        layout: "new" or "old" (see module docstring).
+        source: the path the weights were read from.
+    """
+
+    conv: dict
+    mean_pixel: np.ndarray
+    layout: str
+    source: str
+
+
+def _fail(path, problem):
+    raise WeightsFileError(f"{path}: {problem}")
+
+
+def _field(struct, name, path, where):
+    """Field ``name`` of a loadmat struct (a (1, 1) record array)."""
+    record = struct[0, 0] if isinstance(struct, np.ndarray) and struct.shape == (1, 1) else struct
+    names = getattr(getattr(record, "dtype", None), "names", None) or ()
+    if name not in names:
+        _fail(path, f"{where} has no field {name!r} (fields: {', '.join(names) or 'none'})")
+    return record[name]
+
+
+def _string(value):
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)
+        value = value[0] if value.size == 1 else "".join(map(str, value))
+    return str(value)
+
+
+def _mean_pixel(mat, layout, path):
+    if layout == "new":
+        meta = mat["meta"]
+        normalization = _field(meta, "normalization", path, "meta")
+    else:
+        normalization = mat["normalization"]
+    average = np.asarray(_field(normalization, "averageImage", path, "normalization"), dtype=np.float64)
+    if average.shape[-1] != 3 and average.size != 3:
+        _fail(path, f"averageImage has shape {average.shape}; expected 3 colour channels")
+    # The new layout stores the mean pixel itself (1x1x3); the old one a
+    # 224x224x3 mean image, whose mean over height and width is that pixel.
+    return average.reshape(-1, 3).mean(axis=0)
+
+
+def _read_mat(path):
+    try:
+        return scipy.io.loadmat(path, variable_names=("layers", "meta", "normalization"))
+    except MemoryError:
+        raise
+    except Exception as error:  # scipy raises many types (ValueError, OSError, zlib.error...) for damaged files
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        _fail(path, f"cannot be read as a MATLAB .mat file ({detail}); it may be truncated or not a .mat file")
+
+
+def read_vgg19_mat(path):
+    """Reads the convolution weights and mean pixel of imagenet-vgg-verydeep-19.mat.
+
+    Returns a ``VGGWeights``. Raises ``WeightsFileError`` (an ``NSTError``)
+    naming the file and the problem when the file is missing, unreadable,
+    another network, or holds kernels of the wrong shape or non-finite values.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        _fail(path, f"file not found; {DOWNLOAD_HINT}")
+    if os.path.isdir(path):
+        _fail(path, "is a folder, not the .mat file")
+    mat = _read_mat(path)
+    if "layers" not in mat:
+        _fail(path, "has no 'layers' variable; not a MatConvNet simplenn model")
+    layout = "new" if "meta" in mat else "old" if "normalization" in mat else None
+    if layout is None:
+        _fail(path, "has neither 'meta' (new layout) nor 'normalization' (old layout)")
+    layers = mat["layers"]
+    if layers.dtype != object or layers.ndim != 2:
+        _fail(path, f"'layers' is not a cell array (shape {layers.shape}, type {layers.dtype})")
+    layers = layers.reshape(-1)
+    if layers.size < 37:
+        _fail(path, f"'layers' holds {layers.size} layers; VGG-19 has 43")
+    for i, expected in enumerate(MATCONVNET_LAYERS[:37]):
+        name = _string(_field(layers[i], "name", path, f"layer {i}"))
+        if name != expected:
+            _fail(path, f"layer {i} is named {name!r}, expected {expected!r}; not MatConvNet's VGG-19")
+
+    conv = {}
+    in_channels = 3
+    for name, i in CONV_INDEX.items():
+        weights = _field(layers[i], "weights", path, f"layer {i} ({name})").reshape(-1)
+        if weights.size != 2:
+            _fail(path, f"{name} holds {weights.size} weight arrays; expected kernel and bias")
+        # Kernels are kept as stored, (height, width, in, out) in MATLAB's
+        # index order, which is tf.nn.conv2d's filter layout. MatConvNet, like
+        # tf.nn.conv2d, computes a correlation, so no flip either. (Some ports
+        # swap the first two axes because MatConvNet's images are width-major;
+        # the course does not, and for style transfer that is harmless: the
+        # network then sees every image transposed, and content and Gram
+        # costs are sums over positions, unchanged by transposition.)
+        kernel = np.asarray(weights[0])
+        bias = np.asarray(weights[1])
+        if kernel.ndim != 4 or kernel.shape[:3] != (3, 3, in_channels):
+            _fail(path, f"{name} kernel has shape {kernel.shape}; expected (3, 3, {in_channels}, out)")
+        out_channels = kernel.shape[3]
+        if bias.size != out_channels:
+            _fail(path, f"{name} bias has {bias.size} values; expected {out_channels}")
+        kernel = kernel.astype(np.float32, copy=False)
+        bias = bias.reshape(out_channels).astype(np.float32)
+        if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+            _fail(path, f"{name} weights contain NaN or infinite values")
+        conv[name] = (kernel, bias)
+        in_channels = out_channels
+    mean_pixel = _mean_pixel(mat, layout, path)
+    return VGGWeights(conv=conv, mean_pixel=mean_pixel, layout=layout, source=path)
+
+
+class VGG19(tf.Module):
+    """The course's VGG-19 graph (convolutions and average pooling) as a tf.Module.
+
+    Calling the module on a float batch of shape (1, H, W, 3), H and W at
+    least 32, returns a dict from layer name ("input", "conv1_1", ...,
+    "avgpool5") to activation: the course's ``graph`` dict. Passing
+    ``layers`` computes only up to the deepest requested layer and returns
+    just those.
+
+    The weights are non-trainable ``tf.Variable``s: TensorFlow then places them
+    on the GPU once, where a captured host constant would be copied to the
+    device at every call of a ``tf.function``.
+    """
+
+    def __init__(self, weights, name="vgg19"):
+        super().__init__(name=name)
+        with self.name_scope:
+            self._conv = {
+                layer: (
+                    tf.Variable(kernel, trainable=False, name=f"{layer}_kernel"),
+                    tf.Variable(bias, trainable=False, name=f"{layer}_bias"),
+                )
+                for layer, (kernel, bias) in weights.conv.items()
+            }
+        self.mean_pixel = np.array(weights.mean_pixel, dtype=np.float32)
+        self.mean_pixel.setflags(write=False)
+        self.source = weights.source
+
+    @property
+    def layer_names(self):
+        """The names this module can return, in computation order."""
+        return ("input",) + GRAPH_LAYERS
+
+    def _check_layers(self, layers):
+        unknown = [name for name in layers if name not in self.layer_names]
+        if unknown:
+            raise NSTError(
+                f"unknown VGG-19 layer {unknown[0]!r}; valid names: {', '.join(self.layer_names)}"
+            )
+
+    @staticmethod
+    def _check_image(image):
+        shape = image.shape
+        if shape.rank != 4 or shape[-1] != 3:
+            raise NSTError(f"image must have shape (1, height, width, 3); got {shape}")
+        small = [d for d in shape[1:3] if d is not None and d < MIN_IMAGE_SIZE]
+        if small:
+            raise NSTError(
+                f"image is {shape[2]}x{shape[1]} pixels; VGG-19's five poolings need at least "
+                f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
+            )
+
+    def __call__(self, image, layers=None):
+        """Runs the network on ``image``; see the class docstring."""
+        wanted = self.layer_names if layers is None else tuple(layers)
+        self._check_layers(wanted)
+        image = tf.convert_to_tensor(image)
+        self._check_image(image)
+        kernel_dtype = next(iter(self._conv.values()))[0].dtype
+        if image.dtype != kernel_dtype:
+            image = tf.cast(image, kernel_dtype)
+        outputs = {"input": image}
+        remaining = set(wanted) - {"input"}
+        x = image
+        for name in GRAPH_LAYERS:
+            if not remaining:
+                break
+            if name.startswith("conv"):
+                kernel, bias = self._conv[name]
+                x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
+            else:
+                x = tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="SAME")
+            outputs[name] = x
+            remaining.discard(name)
+        return {name: outputs[name] for name in wanted}
+
+
+def load_vgg_model(path):
+    """Reads imagenet-vgg-verydeep-19.mat and returns the ``VGG19`` module.
+
+    The course's name for this step. See ``read_vgg19_mat`` for the errors.
+    """
+    return VGG19(read_vgg19_mat(path))
