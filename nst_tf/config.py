@@ -43,6 +43,9 @@ class CourseConfig:
 
 CONFIG = CourseConfig()
 
+#: Names accepted for ``StyleTransferConfig.precision``.
+PRECISIONS = ("float32", "bf16", "fp16")
+
 
 @dataclass(frozen=True)
 class StyleTransferConfig:
@@ -59,6 +62,10 @@ class StyleTransferConfig:
         content_layer: layer whose activations define content.
         style_layers: (layer, weight) pairs for the style cost.
         seed: seed of the initial noise; None draws a fresh one.
+        precision: "float32" (the course's), or "bf16" / "fp16": the network
+            runs in bfloat16 / float16 while the image, Gram matrices and
+            costs stay float32.
+        jit_compile: compile the training loop with XLA.
     """
 
     epochs: int = 200
@@ -72,6 +79,8 @@ class StyleTransferConfig:
     content_layer: str = "conv4_2"
     style_layers: tuple = tuple(STYLE_LAYERS)
     seed: int | None = None
+    precision: str = "float32"
+    jit_compile: bool = False
 
     def __post_init__(self):
         for name in ("epochs", "print_every"):
@@ -96,6 +105,10 @@ class StyleTransferConfig:
         object.__setattr__(self, "style_layers", pairs)
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise NSTError(f"seed must be a non-negative whole number; got {self.seed!r}")
+        if self.precision not in PRECISIONS:
+            raise NSTError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if not isinstance(self.jit_compile, bool):
+            raise NSTError(f"jit_compile must be True or False; got {self.jit_compile!r}")
 
 
 def _check_number(name, value, positive=False):

@@ -19,6 +19,9 @@ from .costs import compute_content_cost, layer_style_cost_from_gram, style_gram,
 from .errors import NSTError, NonFiniteCostError
 from .images import generate_noise_image
 
+#: TensorFlow dtype the network runs in, for each ``StyleTransferConfig.precision``.
+COMPUTE_DTYPES = {"float32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
+
 #: TF1's AdamOptimizer, which the course used, defaults to epsilon 1e-8
 #: (Keras's Adam to 1e-7). Beta values are the same in both.
 ADAM_EPSILON = 1e-8
@@ -50,7 +53,9 @@ def make_cost_function(model, content_layer, content_target, style_layers, style
     layers = list(dict.fromkeys([content_layer] + [name for name, _ in style_layers]))
 
     def costs(image):
-        activations = model(image, layers=layers)
+        # Costs are computed in float32 whatever the network's dtype: Gram
+        # sums overflow float16 and lose digits in bfloat16.
+        activations = {name: tf.cast(a, tf.float32) for name, a in model(image, layers=layers).items()}
         J_content = compute_content_cost(content_target, activations[content_layer])
         J_style = tf.zeros([], J_content.dtype)
         for name, weight in style_layers:
@@ -60,7 +65,7 @@ def make_cost_function(model, content_layer, content_target, style_layers, style
     return costs
 
 
-def make_train_loop(costs, image, optimizer, last_finite):
+def make_train_loop(costs, image, optimizer, last_finite, jit_compile=False):
     """Builds ``run_steps(n) -> steps_done``, a ``tf.function`` traced once.
 
     Each step evaluates ``costs(image)`` and applies one optimizer update to
@@ -69,7 +74,7 @@ def make_train_loop(costs, image, optimizer, last_finite):
     stops the loop without updating, so ``steps_done < n`` reports it.
     """
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], jit_compile=jit_compile)
     def run_steps(n):
         done = tf.constant(0)
         for _ in tf.range(n):
@@ -112,10 +117,12 @@ class StyleTransfer:
             raise NSTError(
                 f"initial_image has shape {initial_image.shape}; expected the content's {content_image.shape}"
             )
+        if config.precision != "float32":
+            model = model.astype(COMPUTE_DTYPES[config.precision])
         style_names = [name for name, _ in config.style_layers]
-        content_target = model(content_image, layers=[config.content_layer])[config.content_layer]
+        content_target = tf.cast(model(content_image, layers=[config.content_layer])[config.content_layer], tf.float32)
         style_activations = model(style_image, layers=style_names)
-        style_grams = {name: style_gram(style_activations[name]) for name in style_names}
+        style_grams = {name: style_gram(tf.cast(style_activations[name], tf.float32)) for name in style_names}
 
         self.image = tf.Variable(initial_image, name="generated_image")
         self._last_finite = tf.Variable(initial_image, trainable=False, name="last_finite_image")
@@ -128,7 +135,9 @@ class StyleTransfer:
             config.alpha, config.beta,
         )
         self._costs = tf.function(lambda: costs(self.image))
-        self._run_steps = make_train_loop(costs, self.image, self.optimizer, self._last_finite)
+        self._run_steps = make_train_loop(
+            costs, self.image, self.optimizer, self._last_finite, jit_compile=config.jit_compile
+        )
         self.iteration = 0
 
     def current_image(self):
@@ -152,14 +161,23 @@ class StyleTransfer:
         for report in reports:
             if report < self.iteration:
                 continue
-            steps = report - self.iteration + 1
-            done = int(self._run_steps(tf.constant(steps, tf.int32)))
-            self.iteration += done
-            J, J_content, J_style = self.costs() if done == steps else (np.nan,) * 3
-            if done < steps or not np.isfinite(J):
-                self._non_finite(self.iteration if done < steps else report)
+            self.step(report - self.iteration + 1)
+            J, J_content, J_style = self.costs()
+            if not np.isfinite(J):
+                self._non_finite(report)
             self._last_finite.assign(self.image)
             yield Progress(report, J, J_content, J_style, self.current_image())
+
+    def step(self, n=1):
+        """Runs ``n`` iterations inside the traced loop, without reporting.
+
+        Raises ``NonFiniteCostError`` if a step meets a NaN or infinite cost
+        or gradient; the iterations before it are kept.
+        """
+        done = int(self._run_steps(tf.constant(n, tf.int32)))
+        self.iteration += done
+        if done < n:
+            self._non_finite(self.iteration)
 
     def _non_finite(self, iteration):
         raise NonFiniteCostError(

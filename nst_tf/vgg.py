@@ -18,7 +18,9 @@ fields altogether.
 """
 
 from dataclasses import dataclass
+import ctypes
 import os
+import sys
 
 import numpy as np
 import scipy.io
@@ -179,11 +181,16 @@ def read_vgg19_mat(path):
     return VGGWeights(conv=conv, mean_pixel=mean_pixel, layout=layout, source=path)
 
 
+def _as(array, dtype):
+    # A float32 array goes to tf.Variable directly: one copy, no temporary tensor.
+    return array if array.dtype == dtype.as_numpy_dtype else tf.cast(array, dtype)
+
+
 class VGG19(tf.Module):
     """The course's VGG-19 graph (convolutions and average pooling) as a tf.Module.
 
     Calling the module on a float batch of shape (1, H, W, 3), H and W at
-    least 32, returns a dict from layer name ("input", "conv1_1", ...,
+    least 32 (cast to the module's ``dtype``, float32 by default), returns a dict from layer name ("input", "conv1_1", ...,
     "avgpool5") to activation: the course's ``graph`` dict. Passing
     ``layers`` computes only up to the deepest requested layer and returns
     just those.
@@ -193,19 +200,31 @@ class VGG19(tf.Module):
     device at every call of a ``tf.function``.
     """
 
-    def __init__(self, weights, name="vgg19"):
+    def __init__(self, weights, name="vgg19", dtype=tf.float32):
         super().__init__(name=name)
+        self.dtype = tf.as_dtype(dtype)
+        if not self.dtype.is_floating:
+            raise NSTError(f"dtype must be a floating-point type; got {self.dtype.name}")
         with self.name_scope:
             self._conv = {
                 layer: (
-                    tf.Variable(kernel, trainable=False, name=f"{layer}_kernel"),
-                    tf.Variable(bias, trainable=False, name=f"{layer}_bias"),
+                    tf.Variable(_as(kernel, self.dtype), trainable=False, name=f"{layer}_kernel"),
+                    tf.Variable(_as(bias, self.dtype), trainable=False, name=f"{layer}_bias"),
                 )
                 for layer, (kernel, bias) in weights.conv.items()
             }
         self.mean_pixel = np.array(weights.mean_pixel, dtype=np.float32)
         self.mean_pixel.setflags(write=False)
         self.source = weights.source
+        self._layout = weights.layout
+
+    def astype(self, dtype):
+        """This network with its weights cast to ``dtype`` (self if already so)."""
+        if tf.as_dtype(dtype) == self.dtype:
+            return self
+        conv = {layer: (kernel.numpy(), bias.numpy()) for layer, (kernel, bias) in self._conv.items()}
+        weights = VGGWeights(conv=conv, mean_pixel=self.mean_pixel, layout=self._layout, source=self.source)
+        return VGG19(weights, name=self.name, dtype=dtype)
 
     @property
     def layer_names(self):
@@ -237,9 +256,8 @@ class VGG19(tf.Module):
         self._check_layers(wanted)
         image = tf.convert_to_tensor(image)
         self._check_image(image)
-        kernel_dtype = next(iter(self._conv.values()))[0].dtype
-        if image.dtype != kernel_dtype:
-            image = tf.cast(image, kernel_dtype)
+        if image.dtype != self.dtype:
+            image = tf.cast(image, self.dtype)
         outputs = {"input": image}
         remaining = set(wanted) - {"input"}
         x = image
@@ -256,9 +274,24 @@ class VGG19(tf.Module):
         return {name: outputs[name] for name in wanted}
 
 
-def load_vgg_model(path):
+def _release_freed_heap():
+    # Parsing the file frees about 450 MB of arrays; glibc keeps some 20 MB of
+    # that heap mapped (measured with benchmarks/bench.py --child-load: 106 MB
+    # retained without this, 81 MB with it). malloc_trim hands it back. Only
+    # glibc has it; elsewhere this does nothing.
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def load_vgg_model(path, dtype=tf.float32):
     """Reads imagenet-vgg-verydeep-19.mat and returns the ``VGG19`` module.
 
     The course's name for this step. See ``read_vgg19_mat`` for the errors.
     """
-    return VGG19(read_vgg19_mat(path))
+    model = VGG19(read_vgg19_mat(path), dtype=dtype)
+    _release_freed_heap()
+    return model

@@ -1,0 +1,470 @@
+"""Step time, memory and scaling of nst_tf, against a bare-TF ceiling and the Keras-model peer.
+
+    python benchmarks/bench.py            # everything; about 10 minutes on 2 CPU cores
+    python benchmarks/bench.py --quick    # fewer repetitions and sizes, a smoke run
+
+Uses full-size synthetic VGG-19 weights (written once to benchmarks/.cache/, about 530 MB),
+never the real file. Writes benchmarks/results/<device>-<date>.json and .md.
+
+Sections:
+  step       400x300 step time: nst_tf vs bare tf.nn (the ceiling) vs the Keras VGG19 peer,
+             timed interleaved, ratios taken pair by pair; tracing time apart.
+  variants   nst_tf in float32 / bf16 / fp16, with and without XLA; 200-step cost of bf16 vs float32.
+  scaling    step time and peak memory from 128x128 to 1024x1024 (GPU: to 1920x1080), each size
+             in a fresh process; fitted exponent of step time against pixel count.
+  load       peak and retained resident memory while loading the full-size .mat.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import nst_tf  # noqa: E402
+from nst_tf.optimize import ADAM_EPSILON  # noqa: E402
+from nst_tf.testing import write_vgg19_mat  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WEIGHTS = os.path.join(HERE, ".cache", "imagenet-vgg-verydeep-19-synthetic.mat")
+RESULTS = os.path.join(HERE, "results")
+CONTENT_LAYER = "conv4_2"
+STYLE_NAMES = [name for name, _ in nst_tf.STYLE_LAYERS]
+KERAS_NAMES = {f"conv{b}_{c}": f"block{b}_conv{c}" for b in range(1, 6) for c in range(1, 5)}
+
+
+# Helpers ------------------------------------------------------------------
+
+
+def ensure_weights():
+    if not os.path.exists(WEIGHTS):
+        print(f"writing full-size synthetic weights to {WEIGHTS} (about a minute)", file=sys.stderr)
+        write_vgg19_mat(WEIGHTS, width_divisor=1, seed=0)
+    return WEIGHTS
+
+
+def rss_bytes():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def peak_rss_bytes():
+    # VmHWM, not getrusage's ru_maxrss: a child started by subprocess inherits
+    # its parent's ru_maxrss across fork and exec.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def reset_peak_rss():
+    """Sets VmHWM to the current resident size (Linux 4.0+); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def gpu_name():
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+
+
+def device_label():
+    gpu = gpu_name()
+    return (gpu or "cpu").lower().replace(" ", "-")
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "gpu": gpu_name(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "nst_tf": nst_tf.__version__,
+    }
+
+
+def images(height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    content = rng.normal(0, 50, (1, height, width, 3)).astype(np.float32)
+    style = rng.normal(0, 50, (1, height, width, 3)).astype(np.float32)
+    return content, style
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# The three ways of writing one step ----------------------------------------
+
+
+class NstStep:
+    """nst_tf's own loop, one iteration per call (as a per-step comparison needs)."""
+
+    def __init__(self, model, content, style, precision="float32", jit_compile=False):
+        config = nst_tf.StyleTransferConfig(seed=0, precision=precision, jit_compile=jit_compile)
+        self.transfer = nst_tf.StyleTransfer(model, content, style, config)
+
+    def __call__(self, n=1):
+        self.transfer.step(n)
+
+
+class BareStep:
+    """The same work in plain tf.nn ops and a fused Adam kernel: the ceiling."""
+
+    def __init__(self, weights, content, style, compute_dtype=tf.float32):
+        self.dtype = compute_dtype
+        self.conv = {
+            name: (tf.Variable(tf.cast(k, compute_dtype), trainable=False), tf.Variable(tf.cast(b, compute_dtype), trainable=False))
+            for name, (k, b) in weights.conv.items()
+        }
+        self.image = tf.Variable(nst_tf.generate_noise_image(content, seed=0))
+        self.m = tf.Variable(tf.zeros_like(self.image))
+        self.v = tf.Variable(tf.zeros_like(self.image))
+        self.t = tf.Variable(0.0)
+        features = self.features(tf.constant(content))
+        self.content_target = features[CONTENT_LAYER]
+        style_features = self.features(tf.constant(style))
+        self.grams = {name: self.gram(style_features[name]) for name in STYLE_NAMES}
+        self.step = tf.function(self._step)
+
+    def features(self, image):
+        x = tf.cast(image, self.dtype)
+        out = {}
+        for block, convs in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 1)):  # through conv5_1
+            if block > 1:
+                x = tf.nn.avg_pool2d(x, 2, 2, "SAME")
+            for c in range(1, convs + 1):
+                name = f"conv{block}_{c}"
+                kernel, bias = self.conv[name]
+                x = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
+                if name == CONTENT_LAYER or name in STYLE_NAMES:
+                    out[name] = tf.cast(x, tf.float32)
+        return out
+
+    @staticmethod
+    def gram(a):
+        flat = tf.reshape(a, [-1, a.shape[-1]])
+        return tf.matmul(flat, flat, transpose_a=True)
+
+    def _step(self):
+        with tf.GradientTape() as tape:
+            f = self.features(self.image)
+            _, h, w, c = f[CONTENT_LAYER].shape
+            J_content = tf.reduce_sum(tf.square(self.content_target - f[CONTENT_LAYER])) / (4.0 * h * w * c)
+            J_style = 0.0
+            for name in STYLE_NAMES:
+                _, h, w, c = f[name].shape
+                J_style += 0.2 * tf.reduce_sum(tf.square(self.grams[name] - self.gram(f[name]))) / (4.0 * c * c * (h * w) ** 2)
+            J = 10.0 * J_content + 40.0 * J_style
+        gradient = tape.gradient(J, self.image)
+        self.t.assign_add(1.0)
+        tf.raw_ops.ResourceApplyAdam(
+            var=self.image.handle, m=self.m.handle, v=self.v.handle,
+            beta1_power=tf.pow(0.9, self.t), beta2_power=tf.pow(0.999, self.t),
+            lr=2.0, beta1=0.9, beta2=0.999, epsilon=ADAM_EPSILON, grad=gradient,
+        )
+        return J
+
+    def __call__(self, n=1):
+        for _ in range(n):
+            self.step().numpy()
+
+
+class KerasPeerStep:
+    """The TensorFlow tutorial's pipeline: keras.applications.VGG19 with several outputs.
+
+    The peer uses Keras's VGG19 graph as it is (max pooling), with our
+    synthetic weights copied in, the same costs and Adam(2.0).
+    """
+
+    def __init__(self, weights, content, style):
+        height, width = content.shape[1:3]
+        vgg = tf.keras.applications.VGG19(weights=None, include_top=False, input_shape=(height, width, 3))
+        for name, (kernel, bias) in weights.conv.items():
+            vgg.get_layer(KERAS_NAMES[name]).set_weights([kernel, bias])
+        vgg.trainable = False
+        names = [CONTENT_LAYER] + STYLE_NAMES
+        self.extractor = tf.keras.Model(vgg.input, [vgg.get_layer(KERAS_NAMES[n]).output for n in names])
+        self.names = names
+        self.image = tf.Variable(nst_tf.generate_noise_image(content, seed=0))
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=2.0, epsilon=ADAM_EPSILON)
+        content_out = dict(zip(names, self.extractor(content)))
+        style_out = dict(zip(names, self.extractor(style)))
+        self.content_target = content_out[CONTENT_LAYER]
+        self.grams = {n: nst_tf.style_gram(style_out[n]) for n in STYLE_NAMES}
+        self.step = tf.function(self._step)
+
+    def _step(self):
+        with tf.GradientTape() as tape:
+            out = dict(zip(self.names, self.extractor(self.image)))
+            J_content = nst_tf.compute_content_cost(self.content_target, out[CONTENT_LAYER])
+            J_style = tf.add_n([0.2 * nst_tf.layer_style_cost_from_gram(self.grams[n], out[n]) for n in STYLE_NAMES])
+            J = nst_tf.total_cost(J_content, J_style)
+        self.optimizer.apply_gradients([(tape.gradient(J, self.image), self.image)])
+        return J
+
+    def __call__(self, n=1):
+        for _ in range(n):
+            self.step().numpy()
+
+
+# Sections -------------------------------------------------------------------
+
+
+def section_step(model, weights, reps, size=(300, 400)):
+    content, style = images(*size)
+    runners = {
+        "nst_tf": NstStep(model, content, style),
+        "bare": BareStep(weights, content, style),
+        "peer": KerasPeerStep(weights, content, style),
+    }
+    trace = {name: timed(runner) for name, runner in runners.items()}  # first call: trace + run
+    for runner in runners.values():
+        runner()  # warm-up
+    times = {name: [] for name in runners}
+    for _ in range(reps):
+        for name, runner in runners.items():
+            times[name].append(timed(runner))
+    chunk = 20
+    chunked = timed(lambda: runners["nst_tf"](chunk)) / chunk
+    ratios = {
+        "nst_tf/bare": statistics.median(a / b for a, b in zip(times["nst_tf"], times["bare"])),
+        "nst_tf/peer": statistics.median(a / b for a, b in zip(times["nst_tf"], times["peer"])),
+    }
+    return {
+        "size": f"{size[1]}x{size[0]}",
+        "reps": reps,
+        "median_step_s": {name: statistics.median(t) for name, t in times.items()},
+        "first_call_s": trace,
+        "nst_tf_per_step_in_chunks_of_20_s": chunked,
+        "ratios": ratios,
+    }
+
+
+def section_variants(model, reps, long_run_steps, size=(300, 400)):
+    content, style = images(*size)
+    variants = [("float32", False), ("float32", True), ("bf16", False), ("bf16", True)]
+    if gpu_name():
+        variants += [("fp16", False), ("fp16", True)]
+    rows = []
+    for precision, jit in variants:
+        runner = NstStep(model, content, style, precision, jit)
+        first = timed(runner)
+        runner()
+        rows.append({
+            "precision": precision, "jit_compile": jit, "first_call_s": first,
+            "median_step_s": statistics.median(timed(runner) for _ in range(reps)),
+        })
+    long_run = {}
+    if long_run_steps:
+        for precision in ("float32", "bf16"):
+            config = nst_tf.StyleTransferConfig(epochs=long_run_steps, print_every=long_run_steps, seed=0, precision=precision)
+            transfer = nst_tf.StyleTransfer(model, content, style, config)
+            last = list(transfer.run())[-1]
+            long_run[precision] = last.total_cost
+        long_run["relative_difference"] = abs(long_run["bf16"] - long_run["float32"]) / long_run["float32"]
+        long_run["steps"] = long_run_steps
+    return {"size": f"{size[1]}x{size[0]}", "variants": rows, "long_run_total_cost": long_run}
+
+
+def child_scaling(height, width, reps, precision):
+    """Runs in a fresh process: step time and peak memory at one size."""
+    model = nst_tf.load_vgg_model(ensure_weights())
+    content, style = images(height, width)
+    if gpu_name():
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    baseline = rss_bytes()
+    reset_peak_rss()
+    runner = NstStep(model, content, style, precision)
+    first = timed(runner)
+    times = [timed(runner) for _ in range(reps)]
+    result = {
+        "size": f"{width}x{height}", "pixels": width * height, "precision": precision,
+        "first_call_s": first, "median_step_s": statistics.median(times),
+        "peak_rss_above_loaded_model_mb": (peak_rss_bytes() - baseline) / 1e6,
+    }
+    if gpu_name():
+        result["peak_gpu_memory_mb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 1e6
+    print(json.dumps(result))
+
+
+def section_scaling(sizes, reps, budget_s, precisions):
+    rows, stopped = [], []
+    for precision in precisions:
+        for height, width in sizes:
+            command = [sys.executable, __file__, "--child-scaling", f"{width}x{height}", "--reps", str(reps),
+                       "--precision", precision]
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=budget_s, check=True)
+            except subprocess.TimeoutExpired:
+                stopped.append(f"{precision} {width}x{height}: over {budget_s}s; larger sizes skipped")
+                break
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    fits = {}
+    for precision in precisions:
+        points = [(r["pixels"], r["median_step_s"]) for r in rows if r["precision"] == precision]
+        if len(points) >= 2:
+            x, y = np.log([p for p, _ in points]), np.log([t for _, t in points])
+            fits[precision] = float(np.polyfit(x, y, 1)[0])
+    return {"rows": rows, "stopped": stopped, "exponent_step_time_vs_pixels": fits}
+
+
+def child_load():
+    tf.constant(1.0) + 1.0  # start TensorFlow's runtime: that is the baseline
+    baseline = rss_bytes()
+    reset_peak_rss()
+    start = time.perf_counter()
+    model = nst_tf.load_vgg_model(WEIGHTS)
+    seconds = time.perf_counter() - start
+    import gc
+
+    gc.collect()
+    size = os.path.getsize(WEIGHTS)
+    print(json.dumps({
+        "file_mb": size / 1e6, "load_s": seconds, "tensorflow_baseline_rss_mb": baseline / 1e6,
+        "peak_rss_above_baseline_mb": (peak_rss_bytes() - baseline) / 1e6,
+        "peak_over_file_size": (peak_rss_bytes() - baseline) / size,
+        "retained_rss_above_baseline_mb": (rss_bytes() - baseline) / 1e6,
+        "conv_weights_mb": sum(v.numpy().nbytes for v in model.variables) / 1e6,
+    }))
+
+
+def section_load():
+    done = subprocess.run([sys.executable, __file__, "--child-load"], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# Report -----------------------------------------------------------------------
+
+
+def markdown(result, command):
+    m = result["machine"]
+    lines = [
+        f"# nst_tf benchmark, {result['date']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cpu_cores']} cores, {m['memory_gib']} GiB; GPU: {m['gpu'] or 'none'}; "
+        f"Python {m['python']}, TensorFlow {m['tensorflow']}, nst_tf {m['nst_tf']}.",
+        f"Command: `{command}`. Full-size synthetic VGG-19 weights.",
+        "",
+    ]
+    s = result["step"]
+    lines += [
+        f"## One optimization step at {s['size']} (median of {s['reps']}, after warm-up)",
+        "",
+        "| implementation | step (s) | first call, tracing included (s) |",
+        "|---|---|---|",
+    ]
+    for name in ("nst_tf", "bare", "peer"):
+        lines.append(f"| {name} | {s['median_step_s'][name]:.3f} | {s['first_call_s'][name]:.2f} |")
+    lines += [
+        "",
+        f"nst_tf/bare = **{s['ratios']['nst_tf/bare']:.3f}**, nst_tf/peer = **{s['ratios']['nst_tf/peer']:.3f}** "
+        "(medians of per-repetition ratios). nst_tf in its real use, 20 steps per traced call: "
+        f"{s['nst_tf_per_step_in_chunks_of_20_s']:.3f} s per step.",
+        "",
+        "bare: plain tf.nn ops and TensorFlow's fused Adam kernel; peer: `tf.keras.applications.VGG19(weights=None, "
+        "include_top=False)` with six outputs (max pooling, as Keras builds it), the same costs and Adam(2.0).",
+        "",
+    ]
+    v = result["variants"]
+    lines += [f"## Precision and XLA at {v['size']}", "", "| precision | XLA | step (s) | first call (s) |", "|---|---|---|---|"]
+    f32 = next(r["median_step_s"] for r in v["variants"] if r["precision"] == "float32" and not r["jit_compile"])
+    for r in v["variants"]:
+        lines.append(f"| {r['precision']} | {'yes' if r['jit_compile'] else 'no'} | {r['median_step_s']:.3f} "
+                     f"({f32 / r['median_step_s']:.2f}x float32) | {r['first_call_s']:.2f} |")
+    lr = v["long_run_total_cost"]
+    if lr:
+        lines += ["", f"After {lr['steps']} steps from the same start: total cost float32 {lr['float32']:.6g}, "
+                      f"bf16 {lr['bf16']:.6g}, relative difference {100 * lr['relative_difference']:.2f}%."]
+    sc = result["scaling"]
+    lines += ["", "## Scaling (each size in a fresh process)", "",
+              "| precision | size | step (s) | peak memory above the loaded model (MB) |", "|---|---|---|---|"]
+    for r in sc["rows"]:
+        memory = r.get("peak_gpu_memory_mb", r["peak_rss_above_loaded_model_mb"])
+        lines.append(f"| {r['precision']} | {r['size']} | {r['median_step_s']:.3f} | {memory:.0f} |")
+    for precision, exponent in sc["exponent_step_time_vs_pixels"].items():
+        lines.append(f"\nFitted exponent of step time against pixel count ({precision}): {exponent:.2f}.")
+    for note in sc["stopped"]:
+        lines.append(f"\nStopped: {note}.")
+    ld = result["load"]
+    lines += ["", "## Loading the .mat", "",
+              f"File {ld['file_mb']:.0f} MB, loaded in {ld['load_s']:.1f} s. Peak resident memory "
+              f"{ld['peak_rss_above_baseline_mb']:.0f} MB above TensorFlow's baseline ({ld['peak_over_file_size']:.2f}x the file); "
+              f"afterwards {ld['retained_rss_above_baseline_mb']:.0f} MB above it (conv weights: {ld['conv_weights_mb']:.0f} MB)."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--precision", default="float32")
+    parser.add_argument("--child-scaling", metavar="WxH")
+    parser.add_argument("--child-load", action="store_true")
+    args = parser.parse_args()
+    if args.child_scaling:
+        width, height = map(int, args.child_scaling.split("x"))
+        return child_scaling(height, width, args.reps or 5, args.precision)
+    if args.child_load:
+        return child_load()
+
+    reps = args.reps or (3 if args.quick else 10)
+    gpu = gpu_name()
+    sizes = [(128, 128), (256, 256), (300, 400), (512, 512), (1024, 1024)] + ([(1080, 1920)] if gpu else [])
+    if args.quick:
+        sizes = sizes[:3]
+    weights = nst_tf.read_vgg19_mat(ensure_weights())
+    model = nst_tf.VGG19(weights)
+    result = {"date": datetime.date.today().isoformat(), "machine": machine()}
+    print("step ...", file=sys.stderr)
+    result["step"] = section_step(model, weights, reps)
+    print("variants ...", file=sys.stderr)
+    result["variants"] = section_variants(model, reps, 0 if args.quick else 200)
+    print("scaling ...", file=sys.stderr)
+    result["scaling"] = section_scaling(sizes, 3 if args.quick else 5, budget_s=240, precisions=["float32", "bf16"])
+    print("load ...", file=sys.stderr)
+    result["load"] = section_load()
+
+    os.makedirs(RESULTS, exist_ok=True)
+    stem = os.path.join(RESULTS, f"{device_label()}-{result['date']}" + ("-quick" if args.quick else ""))
+    command = "python benchmarks/bench.py" + (" --quick" if args.quick else "")
+    with open(stem + ".json", "w") as handle:
+        json.dump(result, handle, indent=2)
+    report = markdown(result, command)
+    with open(stem + ".md", "w") as handle:
+        handle.write(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
