@@ -296,6 +296,24 @@ def section_variants(model, reps, long_run_steps, size=(300, 400)):
     return {"size": f"{size[1]}x{size[0]}", "variants": rows, "long_run_total_cost": long_run}
 
 
+def section_optimizers(model, steps, every=5, size=(300, 400)):
+    """Total cost against wall time for Adam(2.0) and L-BFGS from the same start."""
+    content, style = images(*size)
+    curves = {}
+    for optimizer in ("adam", "lbfgs"):
+        config = nst_tf.StyleTransferConfig(epochs=steps, print_every=every, seed=0, optimizer=optimizer)
+        transfer = nst_tf.StyleTransfer(model, content, style, config)
+        transfer.step(1)  # trace and warm up, then start again from the same image
+        transfer = nst_tf.StyleTransfer(model, content, style, config)
+        points = [{"iteration": "start", "seconds": 0.0, "total_cost": transfer.costs()[0]}]
+        start = time.perf_counter()
+        for progress in transfer.run():
+            points.append({"iteration": progress.iteration, "seconds": time.perf_counter() - start,
+                           "total_cost": progress.total_cost})
+        curves[optimizer] = points
+    return {"size": f"{size[1]}x{size[0]}", "curves": curves}
+
+
 def child_scaling(height, width, reps, precision):
     """Runs in a fresh process: step time and peak memory at one size."""
     model = nst_tf.load_vgg_model(ensure_weights())
@@ -405,6 +423,15 @@ def markdown(result, command):
     if lr:
         lines += ["", f"After {lr['steps']} steps from the same start: total cost float32 {lr['float32']:.6g}, "
                       f"bf16 {lr['bf16']:.6g}, relative difference {100 * lr['relative_difference']:.2f}%."]
+    op = result["optimizers"]
+    shown = [p["iteration"] for p in op["curves"]["adam"] if p["iteration"] == "start" or p["iteration"] % 10 == 0]
+    lines += ["", f"## Adam(2.0) and L-BFGS from the same start at {op['size']}", "",
+              "| optimizer | " + " | ".join(f"after iteration {i}" if i != "start" else "start" for i in shown) + " |",
+              "|---|" + "---|" * len(shown)]
+    for name, points in op["curves"].items():
+        cells = [f"{p['total_cost']:.3g} ({p['seconds']:.0f} s)" for p in points if p["iteration"] in shown]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("\nEach cell: total cost (wall time since the start; tracing excluded).")
     sc = result["scaling"]
     lines += ["", "## Scaling (each size in a fresh process)", "",
               "| precision | size | step (s) | peak memory above the loaded model (MB) |", "|---|---|---|---|"]
@@ -449,6 +476,8 @@ def main():
     result["step"] = section_step(model, weights, reps)
     print("variants ...", file=sys.stderr)
     result["variants"] = section_variants(model, reps, 0 if args.quick else 200)
+    print("optimizers ...", file=sys.stderr)
+    result["optimizers"] = section_optimizers(model, 20 if args.quick else 60)
     print("scaling ...", file=sys.stderr)
     result["scaling"] = section_scaling(sizes, 3 if args.quick else 5, budget_s=240, precisions=["float32", "bf16"])
     print("load ...", file=sys.stderr)

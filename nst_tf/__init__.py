@@ -4,7 +4,8 @@ The course's graded functions (``compute_content_cost``, ``gram_matrix``,
 ``compute_layer_style_cost``, ``compute_style_cost``, ``total_cost``), its
 helpers (``CONFIG``, ``reshape_and_normalize_image``,
 ``generate_noise_image``, ``save_image``, ``load_vgg_model``) and the
-optimization loop (``StyleTransfer``, ``stylize``).
+optimization loop (``StyleTransfer``, ``stylize``), plus what the course
+leaves out: total variation, L-BFGS, colour preservation, several styles.
 """
 
 from .config import CONFIG, CourseConfig, StyleTransferConfig
@@ -17,7 +18,9 @@ from .costs import (
     layer_style_cost_from_gram,
     style_gram,
     total_cost,
+    total_variation_cost,
 )
+from .colors import match_color_statistics, preserve_luminance
 from .errors import ImageError, NonFiniteCostError, NSTError, WeightsFileError
 from .images import (
     deprocess_image,
@@ -27,7 +30,9 @@ from .images import (
     read_image,
     reshape_and_normalize_image,
     save_image,
+    size_for,
 )
+from .lbfgs import LBFGS
 from .optimize import Progress, StyleTransfer, stylize
 from .vgg import GRAPH_LAYERS, VGG19, VGGWeights, load_vgg_model, read_vgg19_mat
 
@@ -38,6 +43,7 @@ __all__ = [
     "CourseConfig",
     "GRAPH_LAYERS",
     "ImageError",
+    "LBFGS",
     "NSTError",
     "NonFiniteCostError",
     "Progress",
@@ -57,11 +63,15 @@ __all__ = [
     "layer_style_cost_from_gram",
     "load_image",
     "load_vgg_model",
+    "match_color_statistics",
+    "preserve_luminance",
     "read_image",
     "read_vgg19_mat",
     "reshape_and_normalize_image",
     "save_image",
+    "size_for",
     "style_gram",
     "stylize",
     "total_cost",
+    "total_variation_cost",
 ]

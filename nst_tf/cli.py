@@ -8,6 +8,7 @@ with status 2; Ctrl-C saves the latest image and exits with 130.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -15,7 +16,8 @@ import time
 
 import tensorflow as tf
 
-from .config import CONFIG, StyleTransferConfig
+from .config import COLOR_MODES, CONFIG, OPTIMIZERS, PRECISIONS, StyleTransferConfig
+from .costs import TV_FORMS
 from .errors import NonFiniteCostError, NSTError
 from .images import load_image, reshape_and_normalize_image, save_image
 from .optimize import StyleTransfer
@@ -39,8 +41,10 @@ def build_parser():
     )
     parser.add_argument("--content_image_filename", default=CONFIG.CONTENT_IMAGE, metavar="FILE",
                         help=f"content image: a path, or a name under {IMAGES_DIR}/ (default: %(default)s)")
-    parser.add_argument("--style_image_filename", default=CONFIG.STYLE_IMAGE, metavar="FILE",
-                        help=f"style image: a path, or a name under {IMAGES_DIR}/ (default: %(default)s)")
+    parser.add_argument("--style_image_filename", default=[CONFIG.STYLE_IMAGE], metavar="FILE", nargs="+",
+                        help=f"style image(s): paths, or names under {IMAGES_DIR}/ (default: {CONFIG.STYLE_IMAGE})")
+    parser.add_argument("--style_blend_weights", type=float, nargs="+", default=defaults.style_blend_weights,
+                        metavar="W", help="one weight per style image, normalized to sum to 1 (default: equal)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs,
                         help="number of iterations (default: %(default)s)")
     parser.add_argument("--print_every", type=int, default=defaults.print_every,
@@ -63,9 +67,47 @@ def build_parser():
     parser.add_argument("--height", type=int, default=defaults.height,
                         help="height of the generated image in pixels (default: %(default)s); both "
                              "images are centre-cropped to this aspect ratio, then scaled")
+    parser.add_argument("--max_size", type=int, default=defaults.max_size, metavar="N",
+                        help="keep the content image's aspect ratio with this longer side, instead of "
+                             "--width x --height; the style image is brought to the same size")
     parser.add_argument("--noise_ratio", type=float, default=defaults.noise_ratio,
                         help="share of noise in the initial image (default: %(default)s)")
+    parser.add_argument("--content_layer", default=defaults.content_layer, metavar="LAYER",
+                        help="layer defining content (default: %(default)s)")
+    parser.add_argument("--style_layers", type=_style_layers, default=defaults.style_layers,
+                        metavar="NAME:W,...",
+                        help="style layers and weights (default: "
+                             + ",".join(f"{n}:{w:g}" for n, w in defaults.style_layers) + ")")
+    parser.add_argument("--tv_weight", type=float, default=defaults.tv_weight,
+                        help="weight of the total-variation regularizer (default: %(default)s, off)")
+    parser.add_argument("--tv_form", choices=TV_FORMS, default=defaults.tv_form,
+                        help="squared: sum of squared neighbour differences; power: sum (dx^2+dy^2)^1.25 "
+                             "(default: %(default)s)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
+                        help="adam (the course's; uses --learning_rate) or lbfgs (default: %(default)s)")
+    parser.add_argument("--lbfgs_history", type=int, default=defaults.lbfgs_history, metavar="N",
+                        help="curvature pairs L-BFGS keeps for the whole run (default: %(default)s)")
+    parser.add_argument("--preserve_colors", choices=COLOR_MODES, default=defaults.preserve_colors,
+                        help="keep the content's colours: luminance (YIQ chrominance of the content) or "
+                             "histogram (style recoloured to the content's colour statistics)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
+                        help="network precision; costs stay float32 (default: %(default)s)")
+    parser.add_argument("--jit_compile", action="store_true", default=defaults.jit_compile,
+                        help="compile the optimization loop with XLA")
     return parser
+
+
+def _style_layers(text):
+    pairs = []
+    for item in text.split(","):
+        name, sep, weight = item.strip().partition(":")
+        try:
+            pairs.append((name, float(weight)))
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"expected NAME:WEIGHT pairs separated by commas; got {text!r}")
+    return tuple(pairs)
 
 
 def _resolve_image(name, option):
@@ -135,18 +177,25 @@ def _report(progress, stream):
     stream.flush()
 
 
+def _config(args):
+    names = [f.name for f in dataclasses.fields(StyleTransferConfig)]
+    return StyleTransferConfig(**{name: getattr(args, name) for name in names})
+
+
 def _run(args, out, err):
-    config = StyleTransferConfig(
-        epochs=args.epochs, print_every=args.print_every, learning_rate=args.learning_rate,
-        alpha=args.alpha, beta=args.beta, noise_ratio=args.noise_ratio,
-        width=args.width, height=args.height, seed=args.seed,
-    )
+    config = _config(args)
     content_path = _resolve_image(args.content_image_filename, "content_image_filename")
-    style_path = _resolve_image(args.style_image_filename, "style_image_filename")
+    style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
+    if config.style_blend_weights is not None and len(config.style_blend_weights) != len(style_paths):
+        raise NSTError(
+            f"--style_blend_weights: {len(config.style_blend_weights)} weights for {len(style_paths)} style images"
+        )
     _prepare_output_dir(args.output_dir)
-    _refuse_overwriting_inputs(args.output_dir, _output_names(config), [content_path, style_path])
-    content = reshape_and_normalize_image(load_image(content_path, config.width, config.height))
-    style = reshape_and_normalize_image(load_image(style_path, config.width, config.height))
+    _refuse_overwriting_inputs(args.output_dir, _output_names(config), [content_path, *style_paths])
+    content = load_image(content_path, config.width, config.height, config.max_size)
+    height, width = content.shape[:2]
+    content = reshape_and_normalize_image(content)
+    styles = [reshape_and_normalize_image(load_image(path, width, height)) for path in style_paths]
     model = load_vgg_model(args.model)
     if config.seed is not None:
         # Same seed, same machine, same bytes: TensorFlow's multi-threaded
@@ -156,7 +205,7 @@ def _run(args, out, err):
     transfer = None
     final_path = os.path.join(args.output_dir, FINAL_IMAGE)
     try:
-        transfer = StyleTransfer(model, content, style, config)
+        transfer = StyleTransfer(model, content, styles, config)
         bar = _ProgressLine(config.epochs, err)
         for progress in transfer.run():
             if progress.iteration % config.print_every == 0:

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from .costs import STYLE_LAYERS
+from .costs import STYLE_LAYERS, TV_FORMS
 from .errors import NSTError
 from .vgg import GRAPH_LAYERS, MIN_IMAGE_SIZE
 
@@ -46,6 +46,12 @@ CONFIG = CourseConfig()
 #: Names accepted for ``StyleTransferConfig.precision``.
 PRECISIONS = ("float32", "bf16", "fp16")
 
+#: Names accepted for ``StyleTransferConfig.optimizer``.
+OPTIMIZERS = ("adam", "lbfgs")
+
+#: Names accepted for ``StyleTransferConfig.preserve_colors``.
+COLOR_MODES = ("luminance", "histogram")
+
 
 @dataclass(frozen=True)
 class StyleTransferConfig:
@@ -66,6 +72,20 @@ class StyleTransferConfig:
             runs in bfloat16 / float16 while the image, Gram matrices and
             costs stay float32.
         jit_compile: compile the training loop with XLA.
+        tv_weight: weight of the total-variation regularizer (0: off, the course).
+        tv_form: "squared" (sum of squared neighbour differences) or "power"
+            (the Keras variant's sum of (dx^2 + dy^2)^1.25).
+        optimizer: "adam" (the course's, with ``learning_rate``) or "lbfgs"
+            (one curvature history for the whole run, unit step).
+        lbfgs_history: number of curvature pairs L-BFGS keeps.
+        preserve_colors: None (the course), "luminance" (keep the content's
+            chrominance, YIQ) or "histogram" (recolour the style image to the
+            content's colour mean and covariance before optimizing).
+        style_blend_weights: one weight per style image (normalized to sum
+            to 1); None weighs several style images equally.
+        max_size: if set, images keep the content's aspect ratio with this
+            longer side, instead of ``width`` x ``height`` (used by ``load_image``
+            callers such as the command line).
     """
 
     epochs: int = 200
@@ -81,16 +101,19 @@ class StyleTransferConfig:
     seed: int | None = None
     precision: str = "float32"
     jit_compile: bool = False
+    tv_weight: float = 0.0
+    tv_form: str = "squared"
+    optimizer: str = "adam"
+    lbfgs_history: int = 100
+    preserve_colors: str | None = None
+    style_blend_weights: tuple | None = None
+    max_size: int | None = None
 
     def __post_init__(self):
-        for name in ("epochs", "print_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise NSTError(f"{name} must be a positive whole number; got {value!r}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < MIN_IMAGE_SIZE:
-                raise NSTError(f"{name} must be a whole number of at least {MIN_IMAGE_SIZE} pixels; got {value!r}")
+        _check_whole("epochs", self.epochs, 1)
+        _check_whole("print_every", self.print_every, 1)
+        _check_whole("width", self.width, MIN_IMAGE_SIZE)
+        _check_whole("height", self.height, MIN_IMAGE_SIZE)
         _check_number("learning_rate", self.learning_rate, positive=True)
         _check_number("alpha", self.alpha)
         _check_number("beta", self.beta)
@@ -105,10 +128,29 @@ class StyleTransferConfig:
         object.__setattr__(self, "style_layers", pairs)
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise NSTError(f"seed must be a non-negative whole number; got {self.seed!r}")
-        if self.precision not in PRECISIONS:
-            raise NSTError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        _check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.jit_compile, bool):
             raise NSTError(f"jit_compile must be True or False; got {self.jit_compile!r}")
+        _check_number("tv_weight", self.tv_weight)
+        _check_choice("tv_form", self.tv_form, TV_FORMS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("preserve_colors", self.preserve_colors, (None,) + COLOR_MODES)
+        _check_whole("lbfgs_history", self.lbfgs_history, 1)
+        if self.max_size is not None:
+            _check_whole("max_size", self.max_size, MIN_IMAGE_SIZE)
+        if self.style_blend_weights is not None:
+            weights = tuple(self.style_blend_weights)
+            for weight in weights:
+                _check_number("style blend weight", weight)
+            if not weights or sum(weights) <= 0:
+                raise NSTError(f"style_blend_weights must hold at least one positive weight; got {weights!r}")
+            object.__setattr__(self, "style_blend_weights", weights)
+
+
+def _check_whole(name, value, least):
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        what = "a positive whole number" if least == 1 else f"a whole number of at least {least}"
+        raise NSTError(f"{name} must be {what}; got {value!r}")
 
 
 def _check_number(name, value, positive=False):
@@ -116,6 +158,12 @@ def _check_number(name, value, positive=False):
         raise NSTError(f"{name} must be a finite number; got {value!r}")
     if value < 0 or (positive and value == 0):
         raise NSTError(f"{name} must be {'positive' if positive else 'zero or more'}; got {value!r}")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        shown = ", ".join("None" if c is None else c for c in choices)
+        raise NSTError(f"{name} must be one of {shown}; got {value!r}")
 
 
 def _check_layer(what, name):

@@ -98,25 +98,37 @@ def gram_matrix(A):
         A: matrix of shape (n_C, n_H*n_W), one row per channel.
 
     Returns:
-        ``A @ A^T``, shape (n_C, n_C).
+        ``A @ A^T``, shape (n_C, n_C), computed as the course writes it,
+        ``tf.matmul(A, tf.transpose(A))``, so its float32 values match the
+        course's printed ones to the last digit.
     """
     A = tf.convert_to_tensor(A)
     if A.shape.rank != 2:
         raise NSTError(f"A must have shape (n_C, n_H*n_W); got {_shape_text(A)}")
-    return tf.matmul(A, A, transpose_b=True)
+    return tf.matmul(A, tf.transpose(A))
+
+
+def _unroll(a):
+    """The course's unrolling: (1, n_H, n_W, n_C) -> (n_C, n_H*n_W)."""
+    return tf.transpose(tf.reshape(a, [-1, _dims(a)[2]]))
 
 
 def style_gram(a):
     """Gram matrix of a (1, n_H, n_W, n_C) activation, shape (n_C, n_C).
 
-    Equal to ``gram_matrix`` of the course's unrolled matrix
-    ``transpose(reshape(a, (n_H*n_W, n_C)))``; it multiplies the reshaped
-    matrix by itself with ``transpose_a`` instead of materialising the
-    transpose.
+    The same matrix as ``gram_matrix`` of the course's unrolled activation,
+    but computed as ``F^T F`` with ``F = reshape(a, (n_H*n_W, n_C))`` and
+    ``transpose_a``, which spares materializing the transpose in every
+    optimization step. The two can differ in the last bit of float32.
     """
     a = _activation(a, "a")
     unrolled = tf.reshape(a, [-1, _dims(a)[2]])
     return tf.matmul(unrolled, unrolled, transpose_a=True)
+
+
+def _gram_distance(gram_S, gram_G, a_G):
+    n_H, n_W, n_C = (_as_float(n, a_G.dtype) for n in _dims(a_G))
+    return tf.reduce_sum(tf.square(gram_S - gram_G)) / (4.0 * tf.square(n_C) * tf.square(n_H * n_W))
 
 
 def layer_style_cost_from_gram(gram_S, a_G):
@@ -127,7 +139,8 @@ def layer_style_cost_from_gram(gram_S, a_G):
         a_G: activation of the generated image, shape (1, n_H, n_W, n_C).
 
     Returns:
-        A scalar tensor ``sum((gram_S - G_G)**2) / (4 * n_C**2 * (n_H*n_W)**2)``.
+        A scalar tensor ``sum((gram_S - G_G)**2) / (4 * n_C**2 * (n_H*n_W)**2)``,
+        with ``G_G = style_gram(a_G)``.
     """
     a_G = _activation(a_G, "a_G")
     gram_S = tf.convert_to_tensor(gram_S)
@@ -141,9 +154,7 @@ def layer_style_cost_from_gram(gram_S, a_G):
         )
     if gram_S.dtype != a_G.dtype:
         raise NSTError(f"gram_S and a_G must have the same dtype; got {gram_S.dtype.name} and {a_G.dtype.name}")
-    n_H, n_W, n_C = (_as_float(n, a_G.dtype) for n in _dims(a_G))
-    gram_G = style_gram(a_G)
-    return tf.reduce_sum(tf.square(gram_S - gram_G)) / (4.0 * tf.square(n_C) * tf.square(n_H * n_W))
+    return _gram_distance(gram_S, style_gram(a_G), a_G)
 
 
 def compute_layer_style_cost(a_S, a_G):
@@ -151,7 +162,7 @@ def compute_layer_style_cost(a_S, a_G):
 
     Each activation is unrolled as the course does, reshaped to
     (n_H*n_W, n_C) and transposed to (n_C, n_H*n_W), and its Gram matrix
-    taken.
+    taken with ``gram_matrix``.
 
     Args:
         a_S: activation of the style image, shape (1, n_H, n_W, n_C).
@@ -163,7 +174,7 @@ def compute_layer_style_cost(a_S, a_G):
     a_S = _activation(a_S, "a_S")
     a_G = _activation(a_G, "a_G")
     _same_shape(a_S, a_G, "a_S", "a_G")
-    return layer_style_cost_from_gram(style_gram(a_S), a_G)
+    return _gram_distance(gram_matrix(_unroll(a_S)), gram_matrix(_unroll(a_G)), a_G)
 
 
 def compute_style_cost(style_activations, generated_activations, style_layers=STYLE_LAYERS):
@@ -218,3 +229,31 @@ def total_cost(J_content, J_style, alpha=10, beta=40):
         )
     dtype = dtypes.pop() if dtypes else tf.float32
     return _to(alpha, dtype) * _to(J_content, dtype) + _to(beta, dtype) * _to(J_style, dtype)
+
+
+#: The two total-variation forms ``total_variation_cost`` knows.
+TV_FORMS = ("squared", "power")
+
+
+def total_variation_cost(image, form="squared"):
+    """Total-variation regularizer of an image, shape (1, H, W, C).
+
+    ``form="squared"``: the sum of squared differences between every pair of
+    vertically or horizontally neighbouring pixels, over all channels,
+    ``sum (x[i+1, j] - x[i, j])**2 + sum (x[i, j+1] - x[i, j])**2``.
+
+    ``form="power"``: over the top-left (H-1) x (W-1) pixels,
+    ``sum ((x[i, j] - x[i+1, j])**2 + (x[i, j] - x[i, j+1])**2) ** 1.25``,
+    the form of the Keras L-BFGS variant.
+
+    Returns a scalar tensor in the image's dtype.
+    """
+    if form not in TV_FORMS:
+        raise NSTError(f"form must be one of {', '.join(TV_FORMS)}; got {form!r}")
+    x = _activation(image, "image")
+    if form == "squared":
+        return tf.reduce_sum(tf.square(x[:, 1:] - x[:, :-1])) + tf.reduce_sum(tf.square(x[:, :, 1:] - x[:, :, :-1]))
+    corner = x[:, :-1, :-1]
+    a = tf.square(corner - x[:, 1:, :-1])
+    b = tf.square(corner - x[:, :-1, 1:])
+    return tf.reduce_sum(tf.pow(a + b, 1.25))

@@ -87,12 +87,13 @@ def fit_image(image, width, height):
     already of the target size is returned unchanged.
     """
     h, w = image.shape[:2]
+    for what, (x, y) in (("image", (w, h)), ("target size", (width, height))):
+        if min(x, y) < MIN_IMAGE_SIZE:
+            raise ImageError(
+                f"{what} is {x}x{y} pixels; VGG-19's five poolings need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
+            )
     if (h, w) == (height, width):
         return image
-    if min(h, w) < MIN_IMAGE_SIZE:
-        raise ImageError(
-            f"image is {w}x{h} pixels; VGG-19's five poolings need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
-        )
     if w * height > h * width:
         crop = round(h * width / height)
         left = (w - crop) // 2
@@ -105,9 +106,22 @@ def fit_image(image, width, height):
     return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
 
 
-def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT):
-    """``read_image`` then ``fit_image``: 8-bit RGB of shape (height, width, 3)."""
+def size_for(height, width, max_size):
+    """(height, width) with the same aspect ratio and the longer side ``max_size``."""
+    scale = max_size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_size=None):
+    """``read_image`` then ``fit_image``: 8-bit RGB of shape (height, width, 3).
+
+    With ``max_size``, ``width`` and ``height`` are ignored: the image keeps
+    its own aspect ratio and is scaled so that its longer side is
+    ``max_size`` pixels.
+    """
     image = read_image(path)
+    if max_size is not None:
+        height, width = size_for(*image.shape[:2], max_size)
     try:
         return fit_image(image, width, height)
     except ImageError as error:

@@ -93,7 +93,7 @@ def expect_error(capsys, argv, message):
         (["--alpha", "-10"], "alpha must be zero or more; got -10.0"),
         (["--beta", "-40"], "beta must be zero or more; got -40.0"),
         (["--beta", "nan"], "beta must be a finite number; got nan"),
-        (["--width", "20"], "width must be a whole number of at least 32 pixels; got 20"),
+        (["--width", "20"], "width must be a whole number of at least 32; got 20"),
         (["--no_such_option"], "unrecognized arguments: --no_such_option"),
     ],
 )

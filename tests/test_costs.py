@@ -22,9 +22,17 @@ from reference import layer_style_cost as ref_layer_style_cost
 
 
 def assert_printed(value, printed):
-    """``value`` agrees with the course's printed decimal string to every printed digit."""
+    """``value`` agrees with the course's printed decimal string to every printed digit.
+
+    Up to one float32 unit in the last place: the course's own copies print
+    GA[0, 1] as -26.721275 and as -26.721277, and J_content 7.0568767 lies
+    within a hair of the midpoint between two float32 numbers, so the order
+    of a sum decides that last bit (the course itself asserts with np.isclose).
+    """
     decimals = len(printed.split(".")[1]) if "." in printed else 0
-    assert abs(float(value) - float(printed)) <= 0.5 * 10.0**-decimals + 1e-7 * abs(float(printed)), (value, printed)
+    tolerance = max(0.5 * 10.0**-decimals, float(np.spacing(np.float32(abs(float(printed))))))
+    assert abs(float(value) - float(printed)) <= tolerance, (value, printed)
+    assert np.isclose(value, float(printed))
 
 
 # First edition (TF1): graph seed 1, op seeds 3 and 9, as COURSE_FACTS.md explains.
@@ -152,7 +160,7 @@ def test_gram_matrix_agrees_with_numpy_reference(shape, dtype, rtol, rng):
     np.testing.assert_allclose(GA.numpy(), ref_gram(A), rtol=rtol, atol=rtol)
 
 
-def test_style_gram_equals_gram_of_the_course_unrolling(rng):
+def test_style_gram_equals_gram_of_the_course_unrolling_up_to_rounding(rng):
     a = rng.normal(size=(1, 6, 5, 4)).astype(np.float32)
     unrolled = tf.transpose(tf.reshape(a, [30, 4]))
     np.testing.assert_allclose(style_gram(a).numpy(), gram_matrix(unrolled).numpy(), rtol=1e-6)

@@ -94,7 +94,7 @@ def test_initial_image_is_used_when_given(model, images):
     content, style = images
     transfer = StyleTransfer(model, content, style, StyleTransferConfig(epochs=1), initial_image=content)
     np.testing.assert_array_equal(transfer.current_image(), content)
-    J, J_content, _ = transfer.costs()
+    J, J_content, _, _ = transfer.costs()
     assert J_content == 0
 
 
@@ -136,7 +136,7 @@ def test_non_finite_cost_midway_keeps_the_image_before_it(model, images):
         ({"alpha": -1.0}, "alpha must be zero or more; got -1.0"),
         ({"beta": float("nan")}, "beta must be a finite number; got nan"),
         ({"noise_ratio": 1.5}, "noise_ratio must be between 0 and 1"),
-        ({"width": 16}, "width must be a whole number of at least 32 pixels; got 16"),
+        ({"width": 16}, "width must be a whole number of at least 32; got 16"),
         ({"content_layer": "pool4"}, "content_layer 'pool4' is not a VGG-19 layer; valid names: conv1_1"),
         ({"style_layers": [("conv9_1", 1.0)]}, "style layer 'conv9_1' is not a VGG-19 layer"),
         ({"seed": -1}, "seed must be a non-negative whole number"),
