@@ -52,22 +52,22 @@ def ensure_weights():
     return WEIGHTS
 
 
-def rss_bytes():
+def _status_bytes(field):
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def rss_bytes():
+    return _status_bytes("VmRSS")
 
 
 def peak_rss_bytes():
     # VmHWM, not getrusage's ru_maxrss: a child started by subprocess inherits
     # its parent's ru_maxrss across fork and exec.
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return _status_bytes("VmHWM")
 
 
 def reset_peak_rss():

@@ -60,10 +60,13 @@ class LBFGS(tf.Module):
         y = g - self.previous_g
         ys = tf.tensordot(y, s, 1)
         if ys > CURVATURE_EPSILON:
-            slot = self.head
-            self.s.scatter_nd_update([[slot]], [s])
-            self.y.scatter_nd_update([[slot]], [y])
-            self.rho.scatter_nd_update([[slot]], [1.0 / ys])
+            slot = self.head.value()
+            # Row assignments update the history in place; a dense read of
+            # the (history_size, n) variables anywhere in the step would make
+            # TensorFlow copy them whole on the next write.
+            self.s[slot].assign(s)
+            self.y[slot].assign(y)
+            self.rho[slot].assign(1.0 / ys)
             self.head.assign((slot + 1) % self.history_size)
             self.count.assign(tf.minimum(self.count + 1, self.history_size))
 
@@ -73,24 +76,25 @@ class LBFGS(tf.Module):
         count = self.count.value()
         q = g
         alphas = tf.TensorArray(tf.float32, size=count)
+        head = self.head.value()
         for j in tf.range(count):  # newest to oldest
-            i = (self.head - 1 - j) % m
-            alpha = self.rho[i] * tf.tensordot(self.s[i], q, 1)
+            i = (head - 1 - j) % m
+            alpha = self.rho.sparse_read(i) * tf.tensordot(self.s.sparse_read(i), q, 1)
             alphas = alphas.write(j, alpha)
-            q -= alpha * self.y[i]
-        newest = (self.head - 1) % m
-        y_newest = self.y[newest]
+            q -= alpha * self.y.sparse_read(i)
+        newest = (head - 1) % m
+        s_newest, y_newest = self.s.sparse_read(newest), self.y.sparse_read(newest)
         gamma = tf.where(
             count > 0,
-            tf.tensordot(self.s[newest], y_newest, 1) / tf.maximum(tf.tensordot(y_newest, y_newest, 1), 1e-30),
+            tf.tensordot(s_newest, y_newest, 1) / tf.maximum(tf.tensordot(y_newest, y_newest, 1), 1e-30),
             1.0,
         )
         r = gamma * q
         for k in tf.range(count):  # oldest to newest
             j = count - 1 - k
-            i = (self.head - 1 - j) % m
-            beta = self.rho[i] * tf.tensordot(self.y[i], r, 1)
-            r += self.s[i] * (alphas.read(j) - beta)
+            i = (head - 1 - j) % m
+            beta = self.rho.sparse_read(i) * tf.tensordot(self.y.sparse_read(i), r, 1)
+            r += self.s.sparse_read(i) * (alphas.read(j) - beta)
         return -r
 
     def apply_gradients(self, grads_and_vars):
