@@ -140,8 +140,9 @@ class NstStep:
 class BareStep:
     """The same work in plain tf.nn ops and a fused Adam kernel: the ceiling."""
 
-    def __init__(self, weights, content, style, compute_dtype=tf.float32):
+    def __init__(self, weights, content, style, compute_dtype=tf.float32, pool=tf.nn.avg_pool2d):
         self.dtype = compute_dtype
+        self.pool = pool
         self.conv = {
             name: (tf.Variable(tf.cast(k, compute_dtype), trainable=False), tf.Variable(tf.cast(b, compute_dtype), trainable=False))
             for name, (k, b) in weights.conv.items()
@@ -161,7 +162,7 @@ class BareStep:
         out = {}
         for block, convs in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 1)):  # through conv5_1
             if block > 1:
-                x = tf.nn.avg_pool2d(x, 2, 2, "SAME")
+                x = self.pool(x, 2, 2, "SAME")
             for c in range(1, convs + 1):
                 name = f"conv{block}_{c}"
                 kernel, bias = self.conv[name]
@@ -246,6 +247,8 @@ def section_step(model, weights, reps, size=(300, 400)):
         "nst_tf": NstStep(model, content, style),
         "bare": BareStep(weights, content, style),
         "peer": KerasPeerStep(weights, content, style),
+        # The peer's network pools by maximum; this isolates what that alone changes.
+        "bare_maxpool": BareStep(weights, content, style, pool=tf.nn.max_pool2d),
     }
     trace = {name: timed(runner) for name, runner in runners.items()}  # first call: trace + run
     for runner in runners.values():
@@ -259,6 +262,7 @@ def section_step(model, weights, reps, size=(300, 400)):
     ratios = {
         "nst_tf/bare": statistics.median(a / b for a, b in zip(times["nst_tf"], times["bare"])),
         "nst_tf/peer": statistics.median(a / b for a, b in zip(times["nst_tf"], times["peer"])),
+        "bare/bare_maxpool": statistics.median(a / b for a, b in zip(times["bare"], times["bare_maxpool"])),
     }
     return {
         "size": f"{size[1]}x{size[0]}",
@@ -277,13 +281,20 @@ def section_variants(model, reps, long_run_steps, size=(300, 400)):
         variants += [("fp16", False), ("fp16", True)]
     rows = []
     for precision, jit in variants:
-        runner = NstStep(model, content, style, precision, jit)
-        first = timed(runner)
-        runner()
-        rows.append({
-            "precision": precision, "jit_compile": jit, "first_call_s": first,
-            "median_step_s": statistics.median(timed(runner) for _ in range(reps)),
-        })
+        # On a GPU, float32 runs twice: TF32 matrix units on (TensorFlow's
+        # default on Ampere and later) and off (strict float32).
+        for tf32 in ((True, False) if gpu_name() and precision == "float32" else (None,)):
+            if tf32 is not None:
+                tf.config.experimental.enable_tensor_float_32_execution(tf32)
+            runner = NstStep(model, content, style, precision, jit)
+            first = timed(runner)
+            runner()
+            rows.append({
+                "precision": precision if tf32 is None else ("tf32" if tf32 else "float32 (TF32 off)"),
+                "jit_compile": jit, "first_call_s": first,
+                "median_step_s": statistics.median(timed(runner) for _ in range(reps)),
+            })
+        tf.config.experimental.enable_tensor_float_32_execution(True)
     long_run = {}
     if long_run_steps:
         for precision in ("float32", "bf16"):
@@ -401,7 +412,7 @@ def markdown(result, command):
         "| implementation | step (s) | first call, tracing included (s) |",
         "|---|---|---|",
     ]
-    for name in ("nst_tf", "bare", "peer"):
+    for name in ("nst_tf", "bare", "peer", "bare_maxpool"):
         lines.append(f"| {name} | {s['median_step_s'][name]:.3f} | {s['first_call_s'][name]:.2f} |")
     lines += [
         "",
@@ -410,12 +421,14 @@ def markdown(result, command):
         f"{s['nst_tf_per_step_in_chunks_of_20_s']:.3f} s per step.",
         "",
         "bare: plain tf.nn ops and TensorFlow's fused Adam kernel; peer: `tf.keras.applications.VGG19(weights=None, "
-        "include_top=False)` with six outputs (max pooling, as Keras builds it), the same costs and Adam(2.0).",
+        "include_top=False)` with six outputs (max pooling, as Keras builds it), the same costs and Adam(2.0); "
+        "bare_maxpool: bare with the peer's max pooling instead of the course's average pooling "
+        f"(bare/bare_maxpool = {s['ratios']['bare/bare_maxpool']:.3f}: what the pooling alone costs).",
         "",
     ]
     v = result["variants"]
     lines += [f"## Precision and XLA at {v['size']}", "", "| precision | XLA | step (s) | first call (s) |", "|---|---|---|---|"]
-    f32 = next(r["median_step_s"] for r in v["variants"] if r["precision"] == "float32" and not r["jit_compile"])
+    f32 = next(r["median_step_s"] for r in v["variants"] if r["precision"].startswith("float32") and not r["jit_compile"])
     for r in v["variants"]:
         lines.append(f"| {r['precision']} | {'yes' if r['jit_compile'] else 'no'} | {r['median_step_s']:.3f} "
                      f"({f32 / r['median_step_s']:.2f}x float32) | {r['first_call_s']:.2f} |")
