@@ -10,6 +10,7 @@ the device only when there is something to report.
 """
 
 from dataclasses import dataclass
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -156,7 +157,7 @@ class StyleTransfer:
         # the traced loop.
         self.optimizer.build([self.image])
         costs = make_cost_function(model, config.content_layer, content_target, config.style_layers, style_targets, config)
-        self._costs = tf.function(lambda: costs(self.image))
+        self._costs = tf.function(functools.partial(costs, self.image))
         self._run_steps = make_train_loop(
             costs, self.image, self.optimizer, self._last_finite, jit_compile=config.jit_compile
         )
