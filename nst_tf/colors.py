@@ -15,6 +15,7 @@ import numpy as np
 
 from .config import CONFIG
 from .errors import NSTError
+from .images import normalized_batch
 
 # NTSC RGB -> YIQ (FCC 1953 coefficients); YIQ -> RGB is its exact inverse.
 _RGB_TO_YIQ = np.array([
@@ -26,10 +27,7 @@ _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 
 
 def _pixels(image, name):
-    image = np.asarray(image, dtype=np.float64)
-    if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
-        raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {image.shape}")
-    return image + CONFIG.MEANS
+    return normalized_batch(image, name).astype(np.float64) + CONFIG.MEANS
 
 
 def rgb_to_yiq(rgb):

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import CONFIG
-from .errors import ImageError
+from .errors import ImageError, NSTError
 from .vgg import MIN_IMAGE_SIZE
 
 
@@ -134,6 +134,14 @@ def reshape_and_normalize_image(image):
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"image must have shape (height, width, 3); got {image.shape}")
     return np.reshape(image, (1,) + image.shape) - CONFIG.MEANS
+
+
+def normalized_batch(image, name):
+    """``image`` as a float32 array of shape (1, height, width, 3), or ``NSTError`` naming it."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
+        raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {image.shape}")
+    return image
 
 
 def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=None):

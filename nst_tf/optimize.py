@@ -19,7 +19,7 @@ from .config import StyleTransferConfig
 from .colors import match_color_statistics, preserve_luminance
 from .costs import compute_content_cost, layer_style_cost_from_gram, style_gram, total_cost, total_variation_cost
 from .errors import NSTError, NonFiniteCostError
-from .images import generate_noise_image
+from .images import generate_noise_image, normalized_batch
 from .lbfgs import LBFGS
 
 #: TensorFlow dtype the network runs in, for each ``StyleTransferConfig.precision``.
@@ -123,16 +123,16 @@ class StyleTransfer:
 
     def __init__(self, model, content_image, style_image, config=StyleTransferConfig(), initial_image=None):
         self.config = config
-        content_image = _batch(content_image, "content_image")
+        content_image = normalized_batch(content_image, "content_image")
         styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
-        styles = [_batch(s, "style_image") for s in styles]
+        styles = [normalized_batch(s, "style_image") for s in styles]
         blend = _blend_weights(config.style_blend_weights, len(styles))
         if config.preserve_colors == "histogram":
             styles = [match_color_statistics(s, content_image) for s in styles]
         self._content_image = content_image
         if initial_image is None:
             initial_image = generate_noise_image(content_image, config.noise_ratio, config.seed)
-        initial_image = _batch(initial_image, "initial_image")
+        initial_image = normalized_batch(initial_image, "initial_image")
         if initial_image.shape != content_image.shape:
             raise NSTError(
                 f"initial_image has shape {initial_image.shape}; expected the content's {content_image.shape}"
@@ -225,13 +225,6 @@ def _blend_weights(weights, count):
     if len(weights) != count:
         raise NSTError(f"style_blend_weights has {len(weights)} weights for {count} style images")
     return [w / sum(weights) for w in weights]
-
-
-def _batch(image, name):
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
-        raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {image.shape}")
-    return image
 
 
 def stylize(model, content_image, style_image, config=StyleTransferConfig(), initial_image=None):

@@ -190,8 +190,9 @@ class VGG19(tf.Module):
     """The course's VGG-19 graph (convolutions and average pooling) as a tf.Module.
 
     Calling the module on a float batch of shape (1, H, W, 3), H and W at
-    least 32 (cast to the module's ``dtype``, float32 by default), returns a dict from layer name ("input", "conv1_1", ...,
-    "avgpool5") to activation: the course's ``graph`` dict. Passing
+    least 32 (cast to the module's ``dtype``, float32 by default), returns
+    a dict from layer name ("input", "conv1_1", ..., "avgpool5") to
+    activation: the course's ``graph`` dict. Passing
     ``layers`` computes only up to the deepest requested layer and returns
     just those.
 
