@@ -3,75 +3,73 @@
 The course's graded functions (``compute_content_cost``, ``gram_matrix``,
 ``compute_layer_style_cost``, ``compute_style_cost``, ``total_cost``), its
 helpers (``CONFIG``, ``reshape_and_normalize_image``,
-``generate_noise_image``, ``save_image``, ``load_vgg_model``) and the
-optimization loop (``StyleTransfer``, ``stylize``), plus what the course
-leaves out: total variation, L-BFGS, colour preservation, several styles.
+``generate_noise_image``, ``save_image``, ``load_vgg_model``), the objective
+(``StyleCost``) and the optimization loop (``StyleTransfer``, ``stylize``),
+plus what the course leaves out: total variation, L-BFGS, colour
+preservation, several styles.
+
+The names below are imported from their modules on first use, so that
+``python -m nst_tf -h`` and the command's input errors answer before
+TensorFlow (seconds to import) is loaded.
 """
 
-from .config import CONFIG, CourseConfig, StyleTransferConfig
-from .costs import (
-    STYLE_LAYERS,
-    compute_content_cost,
-    compute_layer_style_cost,
-    compute_style_cost,
-    gram_matrix,
-    layer_style_cost_from_gram,
-    style_gram,
-    total_cost,
-    total_variation_cost,
-)
-from .colors import match_color_statistics, preserve_luminance
-from .errors import ImageError, NonFiniteCostError, NSTError, WeightsFileError
-from .images import (
-    deprocess_image,
-    fit_image,
-    generate_noise_image,
-    load_image,
-    read_image,
-    reshape_and_normalize_image,
-    save_image,
-    size_for,
-)
-from .lbfgs import LBFGS
-from .optimize import Progress, StyleTransfer, stylize
-from .vgg import GRAPH_LAYERS, VGG19, VGGWeights, load_vgg_model, read_vgg19_mat
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CONFIG",
-    "CourseConfig",
-    "GRAPH_LAYERS",
-    "ImageError",
-    "LBFGS",
-    "NSTError",
-    "NonFiniteCostError",
-    "Progress",
-    "STYLE_LAYERS",
-    "StyleTransfer",
-    "StyleTransferConfig",
-    "VGG19",
-    "VGGWeights",
-    "WeightsFileError",
-    "compute_content_cost",
-    "compute_layer_style_cost",
-    "compute_style_cost",
-    "deprocess_image",
-    "fit_image",
-    "generate_noise_image",
-    "gram_matrix",
-    "layer_style_cost_from_gram",
-    "load_image",
-    "load_vgg_model",
-    "match_color_statistics",
-    "preserve_luminance",
-    "read_image",
-    "read_vgg19_mat",
-    "reshape_and_normalize_image",
-    "save_image",
-    "size_for",
-    "style_gram",
-    "stylize",
-    "total_cost",
-    "total_variation_cost",
-]
+#: Public name -> the module that defines it.
+_HOMES = {
+    "CONFIG": "config",
+    "CourseConfig": "config",
+    "STYLE_LAYERS": "config",
+    "StyleTransferConfig": "config",
+    "GRAPH_LAYERS": "layers",
+    "compute_content_cost": "costs",
+    "compute_layer_style_cost": "costs",
+    "compute_style_cost": "costs",
+    "gram_matrix": "costs",
+    "layer_style_cost_from_gram": "costs",
+    "style_gram": "costs",
+    "total_cost": "costs",
+    "total_variation_cost": "costs",
+    "weighted_style_cost": "costs",
+    "match_color_statistics": "colors",
+    "preserve_luminance": "colors",
+    "ImageError": "errors",
+    "NonFiniteCostError": "errors",
+    "NSTError": "errors",
+    "WeightsFileError": "errors",
+    "ImageSize": "images",
+    "deprocess_image": "images",
+    "fit_image": "images",
+    "generate_noise_image": "images",
+    "load_image": "images",
+    "read_image": "images",
+    "reshape_and_normalize_image": "images",
+    "save_image": "images",
+    "size_for": "images",
+    "LBFGS": "lbfgs",
+    "StyleCost": "objective",
+    "Progress": "optimize",
+    "StyleTransfer": "optimize",
+    "Tick": "optimize",
+    "stylize": "optimize",
+    "VGG19": "vgg",
+    "VGGWeights": "vgg",
+    "load_vgg_model": "vgg",
+    "read_vgg19_mat": "vgg",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'nst_tf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

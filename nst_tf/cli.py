@@ -1,31 +1,66 @@
 """``python -m nst_tf`` / ``nst-tf``: the course's style-transfer job from the command line.
 
 The options are those of the course's command-line port (content and style
-file names, epochs, print_every, learning_rate, alpha, beta) plus the model
-path, output folder, seed and image size. Defaults come from
-``StyleTransferConfig`` and ``CONFIG``. Bad input prints one line and exits
-with status 2; Ctrl-C saves the latest image and exits with 130.
+file names, epochs, print_every, learning_rate, alpha, beta), the files, the
+image size (``ImageSize``) and every field of ``StyleTransferConfig``; the
+help texts and defaults of the last two come from their dataclass fields.
+
+Everything the user gave is checked (options, image files, the weights
+file's structure, the output folder, the memory the run needs) before
+anything is created and before TensorFlow, which takes seconds to import, is
+loaded. Exit statuses are listed in ``EXIT_STATUSES``.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import re
+import signal
 import sys
 import tempfile
 import time
 
-import tensorflow as tf
-
-from .config import COLOR_MODES, CONFIG, OPTIMIZERS, PRECISIONS, StyleTransferConfig
-from .costs import TV_FORMS
+from .config import CONFIG, StyleTransferConfig
 from .errors import NonFiniteCostError, NSTError
-from .images import load_image, reshape_and_normalize_image, save_image
-from .optimize import StyleTransfer
-from .vgg import load_vgg_model
+from .images import ImageSize, read_image
+from .resources import check_fits
 
 PROG = "nst-tf"
 FINAL_IMAGE = "generated_image.jpg"
 IMAGES_DIR = "images"
+
+EXIT_OK = 0
+EXIT_NON_FINITE = 1
+EXIT_BAD_INPUT = 2
+EXIT_SAVE_FAILED = 3
+
+#: Every status the command exits with, and what it means (README lists the same).
+EXIT_STATUSES = {
+    EXIT_OK: "done",
+    EXIT_NON_FINITE: "the total cost became NaN or infinite; the last image of finite cost is saved",
+    EXIT_BAD_INPUT: "bad input: one line on standard error, nothing created or written",
+    EXIT_SAVE_FAILED: "an image could not be saved (disk full, ...): one line; the latest image is kept elsewhere",
+    128 + signal.SIGHUP: "SIGHUP (terminal closed): the latest image is saved",
+    128 + signal.SIGINT: "Ctrl-C (SIGINT): the latest image is saved",
+    128 + signal.SIGTERM: "SIGTERM (kill, timeout, batch schedulers): the latest image is saved",
+}
+
+#: The options that are not hyperparameters: the files.
+FILE_OPTIONS = {
+    "content_image_filename": dict(
+        default=CONFIG.CONTENT_IMAGE, metavar="FILE", help=f"content image: a path, or a name under {IMAGES_DIR}/"
+    ),
+    "style_image_filename": dict(
+        default=[CONFIG.STYLE_IMAGE], nargs="+", metavar="FILE",
+        help=f"style image(s): paths, or names under {IMAGES_DIR}/",
+    ),
+    "model": dict(default=CONFIG.VGG_MODEL, metavar="FILE", help="the VGG-19 weights: imagenet-vgg-verydeep-19.mat"),
+    "output_dir": dict(default=CONFIG.OUTPUT_DIR, metavar="DIR", help="folder for the images; created if missing"),
+}
+
+# Numbered report images, "<iteration>.png".
+_NUMBERED = re.compile(r"^(\d+)\.png$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,88 +68,106 @@ class _Parser(argparse.ArgumentParser):
         raise NSTError(message)
 
 
-def build_parser():
-    defaults = StyleTransferConfig()
-    parser = _Parser(
-        prog=PROG,
-        description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course.",
-    )
-    parser.add_argument("--content_image_filename", default=CONFIG.CONTENT_IMAGE, metavar="FILE",
-                        help=f"content image: a path, or a name under {IMAGES_DIR}/ (default: %(default)s)")
-    parser.add_argument("--style_image_filename", default=[CONFIG.STYLE_IMAGE], metavar="FILE", nargs="+",
-                        help=f"style image(s): paths, or names under {IMAGES_DIR}/ (default: {CONFIG.STYLE_IMAGE})")
-    parser.add_argument("--style_blend_weights", type=float, nargs="+", default=defaults.style_blend_weights,
-                        metavar="W", help="one weight per style image, normalized to sum to 1 (default: equal)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
-                        help="number of iterations (default: %(default)s)")
-    parser.add_argument("--print_every", type=int, default=defaults.print_every,
-                        help="print costs and save an image every this many iterations (default: %(default)s)")
-    parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate,
-                        help="Adam's learning rate (default: %(default)s)")
-    parser.add_argument("--alpha", type=float, default=defaults.alpha,
-                        help="weight of the content cost (default: %(default)s)")
-    parser.add_argument("--beta", type=float, default=defaults.beta,
-                        help="weight of the style cost (default: %(default)s)")
-    parser.add_argument("--model", default=CONFIG.VGG_MODEL, metavar="MAT",
-                        help="path to imagenet-vgg-verydeep-19.mat (default: %(default)s)")
-    parser.add_argument("--output_dir", default=CONFIG.OUTPUT_DIR, metavar="DIR",
-                        help="folder for the images (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
-                        help="seed of the initial noise; with it, a rerun on the same machine gives "
-                             "byte-identical images (default: a fresh seed)")
-    parser.add_argument("--width", type=int, default=defaults.width,
-                        help="width of the generated image in pixels (default: %(default)s)")
-    parser.add_argument("--height", type=int, default=defaults.height,
-                        help="height of the generated image in pixels (default: %(default)s); both "
-                             "images are centre-cropped to this aspect ratio, then scaled")
-    parser.add_argument("--max_size", type=int, default=defaults.max_size, metavar="N",
-                        help="keep the content image's aspect ratio with this longer side, instead of "
-                             "--width x --height; the style image is brought to the same size")
-    parser.add_argument("--noise_ratio", type=float, default=defaults.noise_ratio,
-                        help="share of noise in the initial image (default: %(default)s)")
-    parser.add_argument("--content_layer", default=defaults.content_layer, metavar="LAYER",
-                        help="layer defining content (default: %(default)s)")
-    parser.add_argument("--style_layers", type=_style_layers, default=defaults.style_layers,
-                        metavar="NAME:W,...",
-                        help="style layers and weights (default: "
-                             + ",".join(f"{n}:{w:g}" for n, w in defaults.style_layers) + ")")
-    parser.add_argument("--tv_weight", type=float, default=defaults.tv_weight,
-                        help="weight of the total-variation regularizer (default: %(default)s, off)")
-    parser.add_argument("--tv_form", choices=TV_FORMS, default=defaults.tv_form,
-                        help="squared: sum of squared neighbour differences; power: sum (dx^2+dy^2)^1.25 "
-                             "(default: %(default)s)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer,
-                        help="adam (the course's; uses --learning_rate) or lbfgs (default: %(default)s)")
-    parser.add_argument("--lbfgs_history", type=int, default=defaults.lbfgs_history, metavar="N",
-                        help="curvature pairs L-BFGS keeps for the whole run (default: %(default)s)")
-    parser.add_argument("--preserve_colors", choices=COLOR_MODES, default=defaults.preserve_colors,
-                        help="keep the content's colours: luminance (YIQ chrominance of the content) or "
-                             "histogram (style recoloured to the content's colour statistics)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                        help="network precision; costs stay float32 (default: %(default)s)")
-    parser.add_argument("--jit_compile", action="store_true", default=defaults.jit_compile,
-                        help="compile the optimization loop with XLA")
-    return parser
+class Stopped(BaseException):
+    """A signal asked the command to stop (SIGINT, SIGTERM or SIGHUP)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _style_layers(text):
-    pairs = []
-    for item in text.split(","):
-        name, sep, weight = item.strip().partition(":")
+def _typed(convert):
+    """An argparse type whose NSTError becomes argparse's own message."""
+
+    def parse(text):
         try:
-            pairs.append((name, float(weight)))
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise argparse.ArgumentTypeError(f"expected NAME:WEIGHT pairs separated by commas; got {text!r}")
-    return tuple(pairs)
+            return convert(text)
+        except NSTError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def _default_text(default):
+    if default is None or default is False:
+        return ""
+    if isinstance(default, tuple) and default and isinstance(default[0], tuple):
+        default = ",".join(f"{name}:{weight:g}" for name, weight in default)
+    elif isinstance(default, list):
+        default = " ".join(default)
+    return f" (default: {default})"
+
+
+def build_parser():
+    """The command's parser: the file options, then ``ImageSize``'s and ``StyleTransferConfig``'s fields."""
+    parser = _Parser(
+        prog=PROG, description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course."
+    )
+    files = parser.add_argument_group("files")
+    for name, spec in FILE_OPTIONS.items():
+        spec = dict(spec)
+        text = spec.pop("help") + _default_text(spec["default"])
+        files.add_argument(f"--{name}", help=text.replace("%", "%%"), **spec)
+    for title, cls in (("image size", ImageSize), ("hyperparameters", StyleTransferConfig)):
+        group = parser.add_argument_group(title)
+        defaults = cls()
+        for field in dataclasses.fields(cls):
+            spec = dict(field.metadata)
+            default = getattr(defaults, field.name)
+            text = spec.pop("help") + _default_text(default)
+            if "action" not in spec:
+                spec["type"] = _typed(spec.get("type") or (str if default is None else type(default)))
+            group.add_argument(f"--{field.name}", default=default, help=text.replace("%", "%%"), **spec)
+    return parser
 
 
 def _resolve_image(name, option):
     for candidate in (name, os.path.join(IMAGES_DIR, name)):
         if os.path.isfile(candidate):
             return candidate
-    raise NSTError(f"--{option}: image not found: {name} (looked as a path and under {IMAGES_DIR}/)")
+    raise NSTError(f"--{option}: image not found: {name!r} (looked as a path and under {IMAGES_DIR}/)")
+
+
+def _check_model_file(path):
+    """The weights file exists and is a regular file (a FIFO would block the reader forever)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise NSTError(f"--model: {path!r} is a symbolic link to {os.readlink(path)!r}, which does not exist")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise NSTError(f"--model: {path!r} is not a regular file")
+
+
+def _check_outputs(output_dir, config, inputs):
+    """Refuses, before anything is created, outputs that would fail or destroy an input.
+
+    Report images are ``<i>.png`` for every reported ``i`` divisible by
+    ``print_every``; they are checked against what is in the folder (never
+    listed one by one: the list grows with ``epochs``).
+    """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise NSTError(f"--output_dir: {output_dir!r} exists and is not a folder")
+    if not os.path.isdir(output_dir):
+        return
+    with os.scandir(output_dir) as entries:
+        found = list(entries)
+    for entry in found:
+        match = _NUMBERED.match(entry.name)
+        ours = entry.name == FINAL_IMAGE or (
+            match and int(match.group(1)) < config.epochs and int(match.group(1)) % config.print_every == 0
+        )
+        if not ours:
+            continue
+        if entry.is_dir():
+            raise NSTError(f"--output_dir: {entry.path!r} is a folder; this run would save an image under that name")
+        for source in inputs:
+            if os.path.samefile(entry.path, source):
+                raise NSTError(f"--output_dir: {entry.path!r} is the input image {source!r} and would be overwritten")
+
+
+def _earlier_numbered_images(output_dir):
+    if not os.path.isdir(output_dir):
+        return 0
+    return sum(1 for name in os.listdir(output_dir) if _NUMBERED.match(name))
 
 
 def _prepare_output_dir(path):
@@ -124,37 +177,32 @@ def _prepare_output_dir(path):
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as error:
-        raise NSTError(f"--output_dir: cannot write to {path}: {error.strerror or error}") from None
-
-
-def _output_names(config):
-    iterations = sorted(set(range(0, config.epochs, config.print_every)) | {config.epochs - 1})
-    return [f"{i}.png" for i in iterations] + [FINAL_IMAGE]
-
-
-def _refuse_overwriting_inputs(output_dir, names, inputs):
-    inputs = {os.path.realpath(p) for p in inputs}
-    for name in names:
-        target = os.path.realpath(os.path.join(output_dir, name))
-        if target in inputs:
-            raise NSTError(f"--output_dir: {target} is an input image and would be overwritten")
+        raise NSTError(f"--output_dir: cannot write to {path!r}: {error.strerror or error}") from None
 
 
 class _ProgressLine:
-    """A progress bar with ETA on stderr, redrawn in place on a terminal."""
+    """A progress bar with ETA on stderr, redrawn in place on a terminal.
+
+    The ETA is taken from iterations after the first, whose time includes
+    tracing the loop.
+    """
 
     def __init__(self, total, stream):
         self.total = total
         self.stream = stream
         self.start = time.monotonic()
+        self.first_done = None
         self.tty = stream.isatty()
 
     def update(self, done):
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / done * (self.total - done) if done else float("nan")
+        now = time.monotonic()
+        if self.first_done is None:
+            self.first_done = (now, done)
+        since, base = self.first_done
+        eta = (now - since) / (done - base) * (self.total - done) if done > base else float("nan")
         filled = int(30 * done / self.total)
         bar = "=" * filled + ">" * (filled < 30) + "." * (29 - filled)
-        text = f"[{bar}] {done}/{self.total}  {elapsed:.0f}s elapsed  ETA {_duration(eta)}"
+        text = f"[{bar}] {done}/{self.total}  {now - self.start:.0f}s elapsed  ETA {_duration(eta)}"
         self.stream.write(("\r" + text + ("\n" if done == self.total else "")) if self.tty else text + "\n")
         self.stream.flush()
 
@@ -178,67 +226,210 @@ def _report(progress, stream):
 
 
 def _config(args):
-    names = [f.name for f in dataclasses.fields(StyleTransferConfig)]
-    return StyleTransferConfig(**{name: getattr(args, name) for name in names})
+    return StyleTransferConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(StyleTransferConfig)})
+
+
+def _signal_raiser(signum, frame):
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _signals(handler):
+    """Runs the block with ``handler`` for SIGINT, SIGTERM and SIGHUP; restores the old handlers after it."""
+    names = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    try:
+        previous = {s: signal.signal(s, handler) for s in names}
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = {}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its start-up log lines (written to file descriptor 2) discarded.
+
+    TensorFlow's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL, so the
+    descriptor itself is pointed at a temporary file while it loads; if the
+    import fails, what it wrote is shown.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return tf
+
+
+class _Saver:
+    """Saves images into the output folder; a failure is kept, not raised, and the image rescued."""
+
+    def __init__(self, output_dir, err):
+        self.output_dir = output_dir
+        self.err = err
+        self.failed = False
+
+    def save(self, name, image):
+        from .images import save_image
+
+        path = os.path.join(self.output_dir, name)
+        try:
+            save_image(path, image)
+            return True
+        except (NSTError, OSError) as error:
+            rescued = self._rescue(name, image)
+            where = f"; the image was saved to {rescued!r} instead" if rescued else "; no other place could take it"
+            self.err.write(f"{PROG}: error: cannot save {path!r}: {_reason(error)}{where}\n")
+            self.failed = True
+            return False
+
+    @staticmethod
+    def _rescue(name, image):
+        from .images import save_image
+
+        stem, extension = os.path.splitext(name)
+        for folder in (tempfile.gettempdir(), os.path.expanduser("~")):
+            path = os.path.join(folder, f"nst_tf-{os.getpid()}-{stem}{extension}")
+            try:
+                save_image(path, image)
+                return path
+            except (NSTError, OSError):
+                continue
+        return None
+
+
+def _reason(error):
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _contain_determinism(tf, seed):
+    """Op determinism for a seeded run, undone afterwards so an in-process caller keeps its own setting."""
+    if seed is None:
+        return contextlib.nullcontext()
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+
+    @contextlib.contextmanager
+    def restore():
+        try:
+            yield
+        finally:
+            if not was:
+                tf_config.disable_op_determinism()
+
+    return restore()
 
 
 def _run(args, out, err):
+    # Everything the user gave is checked before anything is created or loaded.
     config = _config(args)
+    size = ImageSize(args.width, args.height, args.max_size)
     content_path = _resolve_image(args.content_image_filename, "content_image_filename")
     style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
-    if config.style_blend_weights is not None and len(config.style_blend_weights) != len(style_paths):
-        raise NSTError(
-            f"--style_blend_weights: {len(config.style_blend_weights)} weights for {len(style_paths)} style images"
-        )
-    _prepare_output_dir(args.output_dir)
-    _refuse_overwriting_inputs(args.output_dir, _output_names(config), [content_path, *style_paths])
-    content = load_image(content_path, config.width, config.height, config.max_size)
-    height, width = content.shape[:2]
-    content = reshape_and_normalize_image(content)
-    styles = [reshape_and_normalize_image(load_image(path, width, height)) for path in style_paths]
-    model = load_vgg_model(args.model)
-    if config.seed is not None:
-        # Same seed, same machine, same bytes: TensorFlow's multi-threaded
-        # kernels may otherwise sum in a different order from run to run.
-        tf.config.experimental.enable_op_determinism()
+    config.blend_weights(len(style_paths))
+    _check_model_file(args.model)
+    _check_outputs(args.output_dir, config, [content_path, *style_paths])
+    content_pixels = read_image(content_path)
+    style_pixels = [read_image(path) for path in style_paths]
+    height, width = size.of(content_pixels.shape[:2])
+    check_fits(height, width, config.optimizer, config.lbfgs_history)
 
+    earlier = _earlier_numbered_images(args.output_dir)
+    _prepare_output_dir(args.output_dir)
+    if earlier:
+        err.write(
+            f"{PROG}: note: {args.output_dir!r} already holds {earlier} numbered images; this run replaces those "
+            "of the iterations it reports and leaves the others\n"
+        )
+    tf = _import_tensorflow_quietly()
+    from .images import fit_image, reshape_and_normalize_image
+    from .objective import StyleCost
+    from .optimize import Progress, StyleTransfer
+    from .precision import compute_dtype, emulation_note, jit_note
+    from .vgg import load_vgg_model
+
+    for note in (emulation_note(config.precision), jit_note() if config.jit_compile else None):
+        if note:
+            err.write(f"{PROG}: warning: {note}\n")
+    model = load_vgg_model(args.model, dtype=compute_dtype(config.precision))
+    content = reshape_and_normalize_image(fit_image(content_pixels, width, height))
+    styles = [reshape_and_normalize_image(fit_image(pixels, width, height)) for pixels in style_pixels]
+
+    saver = _Saver(args.output_dir, err)
     transfer = None
+    status = EXIT_OK
+    reported = -1
+    with _contain_determinism(tf, config.seed):
+        try:
+            transfer = StyleTransfer(StyleCost(model, content, styles, config))
+            bar = _ProgressLine(config.epochs, err)
+            for progress in transfer.run(ticks=True):
+                if isinstance(progress, Progress):
+                    reported = progress.iteration
+                    if progress.iteration % config.print_every == 0:
+                        _report(progress, out)
+                        saver.save(f"{progress.iteration}.png", progress.image)
+                    bar.update(progress.iteration + 1)
+                else:
+                    bar.update(progress.iterations)
+        except (KeyboardInterrupt, Stopped) as stop:
+            status = 128 + getattr(stop, "signum", signal.SIGINT)
+        except NonFiniteCostError as error:
+            status = EXIT_NON_FINITE
+            with _signals(signal.SIG_IGN):
+                saver.save(FINAL_IMAGE, error.last_finite_image)
+            final_path = os.path.join(args.output_dir, FINAL_IMAGE)
+            err.write(f"{PROG}: error: {error}; saved the last finite image to {final_path!r}\n")
+            return EXIT_SAVE_FAILED if saver.failed else status
+
+    if transfer is None:
+        err.write(f"\n{PROG}: interrupted before the first iteration; nothing was saved\n")
+        return status
+    # Further signals are ignored while the last images are written, so a
+    # second Ctrl-C cannot leave them half done.
+    with _signals(signal.SIG_IGN):
+        done = transfer.iteration
+        due = done - 1
+        if status != EXIT_OK and due > reported and due >= 0 and due % config.print_every == 0:
+            saver.save(f"{due}.png", transfer.current_image())
+        final_saved = saver.save(FINAL_IMAGE, transfer.current_image())
     final_path = os.path.join(args.output_dir, FINAL_IMAGE)
-    try:
-        transfer = StyleTransfer(model, content, styles, config)
-        bar = _ProgressLine(config.epochs, err)
-        for progress in transfer.run():
-            if progress.iteration % config.print_every == 0:
-                _report(progress, out)
-                save_image(os.path.join(args.output_dir, f"{progress.iteration}.png"), progress.image)
-            bar.update(progress.iteration + 1)
-    except KeyboardInterrupt:
-        if transfer is not None:
-            save_image(final_path, transfer.current_image())
-            err.write(f"\n{PROG}: interrupted after {transfer.iteration} iterations; saved {final_path}\n")
-        else:
-            err.write(f"\n{PROG}: interrupted\n")
-        return 130
-    except NonFiniteCostError as error:
-        save_image(final_path, error.last_finite_image)
-        err.write(f"{PROG}: error: {error}; saved the last finite image to {final_path}\n")
-        return 1
-    save_image(final_path, transfer.current_image())
-    out.write(f"saved {final_path}\n")
-    return 0
+    if status != EXIT_OK:
+        what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
+            status - 128, "hung up (SIGHUP)"
+        )
+        saved = f"; saved {final_path!r}" if final_saved else ""
+        err.write(f"\n{PROG}: {what} after {done} of {config.epochs} iterations{saved}\n")
+    elif final_saved:
+        out.write(f"saved {final_path}\n")
+    return EXIT_SAVE_FAILED if saver.failed and status == EXIT_OK else status
 
 
 def main(argv=None):
     """Runs the command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-        return _run(args, sys.stdout, sys.stderr)
+        with _signals(_signal_raiser):
+            args = build_parser().parse_args(argv)
+            return _run(args, sys.stdout, sys.stderr)
     except NSTError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
-        return 2
+        return EXIT_BAD_INPUT
     except SystemExit as exit_:  # -h/--help
         return exit_.code or 0
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped) as stop:
         sys.stderr.write(f"\n{PROG}: interrupted\n")
-        return 130
+        return 128 + getattr(stop, "signum", signal.SIGINT)

@@ -13,7 +13,7 @@ subtracted), both in NumPy and outside the optimization:
 
 import numpy as np
 
-from .config import CONFIG
+from .config import COLOR_MODES, CONFIG
 from .errors import NSTError
 from .images import normalized_batch
 
@@ -76,3 +76,32 @@ def match_color_statistics(style, content):
     recoloured = (style_rgb - mu_s) @ (root_c @ inverse_root_s).T + mu_c
     recoloured = np.clip(recoloured, 0, 255).reshape(np.shape(style))
     return (recoloured - CONFIG.MEANS).astype(np.float32)
+
+
+def recolor_styles(mode, styles, content):
+    """The style images as the optimization sees them for ``preserve_colors=mode``.
+
+    "histogram" recolours each with ``match_color_statistics``; None and
+    "luminance" (which acts on the result instead) leave them as they are.
+    """
+    _check_mode(mode)
+    if mode == "histogram":
+        return [match_color_statistics(style, content) for style in styles]
+    return list(styles)
+
+
+def present(mode, image, content):
+    """The generated ``image`` as shown and saved for ``preserve_colors=mode``.
+
+    "luminance" gives it the content's chrominance (``preserve_luminance``);
+    None and "histogram" (which acted on the styles) leave it as it is.
+    """
+    _check_mode(mode)
+    if mode == "luminance":
+        return preserve_luminance(image, content)
+    return image
+
+
+def _check_mode(mode):
+    if mode is not None and mode not in COLOR_MODES:
+        raise NSTError(f"preserve_colors must be None or one of {', '.join(COLOR_MODES)}; got {mode!r}")

@@ -1,7 +1,9 @@
-"""The course's constants (``CONFIG``) and the run's hyperparameters.
+"""The course's constants (``CONFIG``) and the run's hyperparameters (``StyleTransferConfig``).
 
 ``StyleTransferConfig`` is the one place hyperparameters are defined: the
-library's defaults and the command line's defaults both come from it.
+library's defaults, the command line's defaults and the command line's help
+texts (each field's ``metadata["help"]``) all come from it. The module needs
+no TensorFlow, so the command can check its options before loading it.
 """
 
 from dataclasses import dataclass, field
@@ -10,9 +12,8 @@ import numbers
 
 import numpy as np
 
-from .costs import STYLE_LAYERS, TV_FORMS
 from .errors import NSTError
-from .vgg import GRAPH_LAYERS, MIN_IMAGE_SIZE
+from .layers import GRAPH_LAYERS
 
 
 def _read_only(array):
@@ -25,7 +26,9 @@ class CourseConfig:
     """The course helper's ``CONFIG`` class, as a frozen dataclass.
 
     MEANS is subtracted from RGB pixels (no BGR swap, as in the course) and
-    equals the mean pixel stored in imagenet-vgg-verydeep-19.mat.
+    equals the mean pixel stored in imagenet-vgg-verydeep-19.mat. It is
+    float64, as the course's NumPy array is, so a normalized image keeps the
+    course's float64 values until it enters the network.
     """
 
     IMAGE_WIDTH: int = 400
@@ -33,7 +36,7 @@ class CourseConfig:
     COLOR_CHANNELS: int = 3
     NOISE_RATIO: float = 0.6
     MEANS: np.ndarray = field(
-        default_factory=lambda: _read_only(np.array([123.68, 116.779, 103.939], dtype=np.float32).reshape(1, 1, 1, 3))
+        default_factory=lambda: _read_only(np.array([123.68, 116.779, 103.939]).reshape((1, 1, 1, 3)))
     )
     VGG_MODEL: str = "pretrained-model/imagenet-vgg-verydeep-19.mat"
     STYLE_IMAGE: str = "images/style.jpg"
@@ -43,77 +46,115 @@ class CourseConfig:
 
 CONFIG = CourseConfig()
 
-#: Names accepted for ``StyleTransferConfig.precision``.
-PRECISIONS = ("float32", "bf16", "fp16")
+#: The course's style layers and their weights (lambda^[l]), summing to 1.
+STYLE_LAYERS = [
+    ("conv1_1", 0.2),
+    ("conv2_1", 0.2),
+    ("conv3_1", 0.2),
+    ("conv4_1", 0.2),
+    ("conv5_1", 0.2),
+]
 
-#: Names accepted for ``StyleTransferConfig.optimizer``.
+# The choices of each option, in one table with their help below. The modules
+# that act on them (optimize.py, colors.py, costs.py, precision.py) import them
+# from here and test that they handle exactly these names.
+
+#: ``precision``: the network's dtype ("auto": what this machine runs natively).
+PRECISIONS = ("float32", "bf16", "fp16", "auto")
+
+#: ``optimizer``.
 OPTIMIZERS = ("adam", "lbfgs")
 
-#: Names accepted for ``StyleTransferConfig.preserve_colors``.
+#: ``preserve_colors`` (besides None).
 COLOR_MODES = ("luminance", "histogram")
+
+#: ``tv_form``.
+TV_FORMS = ("squared", "power")
+
+
+def parse_style_layers(text):
+    """``"conv1_1:0.5,conv2_1:0.5"`` -> (("conv1_1", 0.5), ("conv2_1", 0.5)); the command's form of ``style_layers``."""
+    pairs = []
+    for item in text.split(","):
+        name, sep, weight = item.strip().partition(":")
+        try:
+            pairs.append((name, float(weight)))
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise NSTError(f"expected NAME:WEIGHT pairs separated by commas; got {text!r}")
+    return tuple(pairs)
+
+
+def _option(default, help, **argparse):
+    """A field whose metadata carries its command-line help (and argparse extras)."""
+    return field(default=default, metadata={"help": help, **argparse})
 
 
 @dataclass(frozen=True)
 class StyleTransferConfig:
     """Hyperparameters of one style-transfer run; the defaults are the course's.
 
-    Attributes:
-        epochs: number of Adam iterations (the course's num_iterations).
-        print_every: report costs (and the CLI saves an image) when
-            ``iteration % print_every == 0``, and after the last iteration.
-        learning_rate: Adam's learning rate.
-        alpha, beta: weights of the content and style costs in the total.
-        noise_ratio: share of uniform noise in the initial image.
-        width, height: size the content and style images are brought to.
-        content_layer: layer whose activations define content.
-        style_layers: (layer, weight) pairs for the style cost.
-        seed: seed of the initial noise; None draws a fresh one.
-        precision: "float32" (the course's), or "bf16" / "fp16": the network
-            runs in bfloat16 / float16 while the image, Gram matrices and
-            costs stay float32.
-        jit_compile: compile the training loop with XLA.
-        tv_weight: weight of the total-variation regularizer (0: off, the course).
-        tv_form: "squared" (sum of squared neighbour differences) or "power"
-            (the Keras variant's sum of (dx^2 + dy^2)^1.25).
-        optimizer: "adam" (the course's, with ``learning_rate``) or "lbfgs"
-            (one curvature history for the whole run, unit step).
-        lbfgs_history: number of curvature pairs L-BFGS keeps.
-        preserve_colors: None (the course), "luminance" (keep the content's
-            chrominance, YIQ) or "histogram" (recolour the style image to the
-            content's colour mean and covariance before optimizing).
-        style_blend_weights: one weight per style image (normalized to sum
-            to 1); None weighs several style images equally.
-        max_size: if set, images keep the content's aspect ratio with this
-            longer side, instead of ``width`` x ``height`` (used by ``load_image``
-            callers such as the command line).
+    Each field's ``metadata["help"]`` says what it does (``python -m nst_tf -h``
+    prints the same text). The cost reads ``alpha``, ``beta``, the layers,
+    ``precision``, the total-variation and colour fields and
+    ``style_blend_weights``; the loop reads the others.
     """
 
-    epochs: int = 200
-    print_every: int = 20
-    learning_rate: float = 2.0
-    alpha: float = 10.0
-    beta: float = 40.0
-    noise_ratio: float = CONFIG.NOISE_RATIO
-    width: int = CONFIG.IMAGE_WIDTH
-    height: int = CONFIG.IMAGE_HEIGHT
-    content_layer: str = "conv4_2"
-    style_layers: tuple = tuple(STYLE_LAYERS)
-    seed: int | None = None
-    precision: str = "float32"
-    jit_compile: bool = False
-    tv_weight: float = 0.0
-    tv_form: str = "squared"
-    optimizer: str = "adam"
-    lbfgs_history: int = 100
-    preserve_colors: str | None = None
-    style_blend_weights: tuple | None = None
-    max_size: int | None = None
+    epochs: int = _option(200, "number of iterations (the course's num_iterations)", metavar="N")
+    print_every: int = _option(
+        20,
+        "report costs (the command prints them and saves <i>.png) after iteration i when i % N == 0, "
+        "and after the last iteration",
+        metavar="N",
+    )
+    learning_rate: float = _option(2.0, "Adam's learning rate", metavar="X")
+    alpha: float = _option(10.0, "weight of the content cost", metavar="X")
+    beta: float = _option(40.0, "weight of the style cost", metavar="X")
+    noise_ratio: float = _option(CONFIG.NOISE_RATIO, "share of uniform noise in the initial image", metavar="X")
+    content_layer: str = _option("conv4_2", "layer whose activations define content", metavar="LAYER")
+    style_layers: tuple = _option(
+        tuple(STYLE_LAYERS), "style layers and their weights", metavar="NAME:W,...", type=parse_style_layers
+    )
+    seed: int | None = _option(
+        None,
+        "seed of the initial noise; with it, a rerun on the same machine gives byte-identical images "
+        "(default: a fresh seed)",
+        metavar="N",
+        type=int,
+    )
+    precision: str = _option(
+        "float32",
+        "the network's precision: float32 (the course's), bf16, fp16, or auto (bf16 where this "
+        "machine runs it natively, else float32); images, Gram matrices and costs stay float32",
+        choices=PRECISIONS,
+    )
+    jit_compile: bool = _option(False, "compile the optimization loop with XLA", action="store_true")
+    tv_weight: float = _option(0.0, "weight of the total-variation regularizer (0: off, the course)", metavar="X")
+    tv_form: str = _option(
+        "squared",
+        "squared: sum of squared neighbour differences; power: sum of (dx^2+dy^2)^1.25 (the Keras variant)",
+        choices=TV_FORMS,
+    )
+    optimizer: str = _option(
+        "adam",
+        "adam (the course's, uses --learning_rate) or lbfgs (one curvature history for the whole run)",
+        choices=OPTIMIZERS,
+    )
+    lbfgs_history: int = _option(100, "curvature pairs L-BFGS keeps", metavar="N")
+    preserve_colors: str | None = _option(
+        None,
+        "keep the content's colours: luminance (its YIQ chrominance under the result's luminance) or "
+        "histogram (the style recoloured to the content's RGB mean and covariance before optimizing)",
+        choices=COLOR_MODES,
+    )
+    style_blend_weights: tuple | None = _option(
+        None, "one weight per style image, normalized to sum to 1 (default: equal)", metavar="W", type=float, nargs="+"
+    )
 
     def __post_init__(self):
         _check_whole("epochs", self.epochs, 1)
         _check_whole("print_every", self.print_every, 1)
-        _check_whole("width", self.width, MIN_IMAGE_SIZE)
-        _check_whole("height", self.height, MIN_IMAGE_SIZE)
         _check_number("learning_rate", self.learning_rate, positive=True)
         _check_number("alpha", self.alpha)
         _check_number("beta", self.beta)
@@ -121,13 +162,15 @@ class StyleTransferConfig:
         if self.noise_ratio > 1:
             raise NSTError(f"noise_ratio must be between 0 and 1; got {self.noise_ratio!r}")
         _check_layer("content_layer", self.content_layer)
-        pairs = tuple((name, weight) for name, weight in self.style_layers)
+        try:
+            pairs = tuple((name, weight) for name, weight in self.style_layers)
+        except (TypeError, ValueError):
+            raise NSTError(f"style_layers must be (layer name, weight) pairs; got {self.style_layers!r}") from None
         for name, weight in pairs:
             _check_layer("style layer", name)
             _check_number(f"weight of style layer {name}", weight)
         object.__setattr__(self, "style_layers", pairs)
-        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
-            raise NSTError(f"seed must be a non-negative whole number; got {self.seed!r}")
+        object.__setattr__(self, "seed", check_seed(self.seed))
         _check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.jit_compile, bool):
             raise NSTError(f"jit_compile must be True or False; got {self.jit_compile!r}")
@@ -136,36 +179,66 @@ class StyleTransferConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("preserve_colors", self.preserve_colors, (None,) + COLOR_MODES)
         _check_whole("lbfgs_history", self.lbfgs_history, 1)
-        if self.max_size is not None:
-            _check_whole("max_size", self.max_size, MIN_IMAGE_SIZE)
         if self.style_blend_weights is not None:
-            weights = tuple(self.style_blend_weights)
+            try:
+                weights = tuple(self.style_blend_weights)
+            except TypeError:
+                raise NSTError(
+                    f"style_blend_weights must be a sequence of numbers; got {self.style_blend_weights!r}"
+                ) from None
             for weight in weights:
                 _check_number("style blend weight", weight)
             if not weights or sum(weights) <= 0:
                 raise NSTError(f"style_blend_weights must hold at least one positive weight; got {weights!r}")
             object.__setattr__(self, "style_blend_weights", weights)
 
+    def is_report(self, iteration):
+        """Whether iteration ``iteration`` (0-based) is reported: every ``print_every``-th, and the last."""
+        return iteration % self.print_every == 0 or iteration == self.epochs - 1
+
+    def next_report(self, iteration):
+        """The first reported iteration at or after ``iteration`` (at most ``epochs - 1``)."""
+        every = self.print_every
+        return min(-(-iteration // every) * every, self.epochs - 1)
+
+    def blend_weights(self, count):
+        """The weight of each of ``count`` style images, summing to 1."""
+        if self.style_blend_weights is None:
+            return [1.0 / count] * count
+        weights = self.style_blend_weights
+        if len(weights) != count:
+            raise NSTError(f"style_blend_weights has {len(weights)} weights for {count} style images")
+        return [w / sum(weights) for w in weights]
+
+
+def check_seed(seed):
+    """``seed`` as a Python int (NumPy integers accepted), or None; NSTError otherwise."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise NSTError(f"seed must be a non-negative whole number; got {seed!r}")
+    return int(seed)
+
 
 def _check_whole(name, value, least):
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < least:
         what = "a positive whole number" if least == 1 else f"a whole number of at least {least}"
         raise NSTError(f"{name} must be {what}; got {value!r}")
 
 
 def _check_number(name, value, positive=False):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not math.isfinite(value):
         raise NSTError(f"{name} must be a finite number; got {value!r}")
     if value < 0 or (positive and value == 0):
         raise NSTError(f"{name} must be {'positive' if positive else 'zero or more'}; got {value!r}")
 
 
 def _check_choice(name, value, choices):
-    if value not in choices:
+    if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
         shown = ", ".join("None" if c is None else c for c in choices)
         raise NSTError(f"{name} must be one of {shown}; got {value!r}")
 
 
 def _check_layer(what, name):
-    if name not in GRAPH_LAYERS:
+    if not isinstance(name, str) or name not in GRAPH_LAYERS:
         raise NSTError(f"{what} {name!r} is not a VGG-19 layer; valid names: {', '.join(GRAPH_LAYERS)}")

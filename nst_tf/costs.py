@@ -17,16 +17,9 @@ float32 before calling these functions.
 
 import tensorflow as tf
 
+from .config import STYLE_LAYERS, TV_FORMS
 from .errors import NSTError
 
-#: The course's style layers and their weights (lambda^[l]), summing to 1.
-STYLE_LAYERS = [
-    ("conv1_1", 0.2),
-    ("conv2_1", 0.2),
-    ("conv3_1", 0.2),
-    ("conv4_1", 0.2),
-    ("conv5_1", 0.2),
-]
 
 
 def _activation(x, name):
@@ -177,6 +170,26 @@ def compute_layer_style_cost(a_S, a_G):
     return _gram_distance(gram_matrix(_unroll(a_S)), gram_matrix(_unroll(a_G)), a_G)
 
 
+def weighted_style_cost(style_layers, layer_cost):
+    """The weighted sum over layers that every style cost in nst_tf is.
+
+    Args:
+        style_layers: sequence of (layer name, weight) pairs.
+        layer_cost: function from a layer name to that layer's style cost
+            (a scalar tensor).
+
+    Returns:
+        A scalar tensor ``sum_l weight_l * layer_cost(l)``, in the layer
+        costs' dtype (float32 for no layers).
+    """
+    J_style = None
+    for layer_name, weight in style_layers:
+        J_layer = layer_cost(layer_name)
+        term = _to(weight, J_layer.dtype) * J_layer
+        J_style = term if J_style is None else J_style + term
+    return J_style if J_style is not None else tf.constant(0.0)
+
+
 def compute_style_cost(style_activations, generated_activations, style_layers=STYLE_LAYERS):
     """Weighted style cost over several layers.
 
@@ -190,15 +203,14 @@ def compute_style_cost(style_activations, generated_activations, style_layers=ST
     Returns:
         A scalar tensor ``sum_l weight_l * compute_layer_style_cost(S[l], G[l])``.
     """
-    J_style = None
-    for layer_name, weight in style_layers:
+
+    def layer_cost(layer_name):
         for mapping, which in ((style_activations, "style"), (generated_activations, "generated")):
             if layer_name not in mapping:
                 raise NSTError(f"{which} activations have no layer {layer_name!r}")
-        J_layer = compute_layer_style_cost(style_activations[layer_name], generated_activations[layer_name])
-        term = _to(weight, J_layer.dtype) * J_layer
-        J_style = term if J_style is None else J_style + term
-    return J_style if J_style is not None else tf.constant(0.0)
+        return compute_layer_style_cost(style_activations[layer_name], generated_activations[layer_name])
+
+    return weighted_style_cost(style_layers, layer_cost)
 
 
 def _to(x, dtype):
@@ -229,10 +241,6 @@ def total_cost(J_content, J_style, alpha=10, beta=40):
         )
     dtype = dtypes.pop() if dtypes else tf.float32
     return _to(alpha, dtype) * _to(J_content, dtype) + _to(beta, dtype) * _to(J_style, dtype)
-
-
-#: The two total-variation forms ``total_variation_cost`` knows.
-TV_FORMS = ("squared", "power")
 
 
 def total_variation_cost(image, form="squared"):

@@ -6,16 +6,16 @@ EXIF-rotated photos of any size) and turns them into the course's 8-bit RGB.
 They work on NumPy arrays; nothing here runs inside the optimization.
 """
 
+from dataclasses import dataclass, field
 import os
 import tempfile
 
 import imageio.v3 as iio
 import numpy as np
-import tensorflow as tf
 
 from .config import CONFIG
 from .errors import ImageError, NSTError
-from .vgg import MIN_IMAGE_SIZE
+from .layers import MIN_IMAGE_SIZE
 
 
 def _to_uint8(pixels):
@@ -102,6 +102,10 @@ def fit_image(image, width, height):
         crop = round(w * height / width)
         top = (h - crop) // 2
         image = image[top : top + crop]
+    # TensorFlow is imported here, not at the top: the command reads and
+    # checks images before it loads TensorFlow (seconds).
+    import tensorflow as tf
+
     resized = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
     return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
 
@@ -129,8 +133,12 @@ def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_s
 
 
 def reshape_and_normalize_image(image):
-    """Adds the batch axis and subtracts ``CONFIG.MEANS``: float32 (1, h, w, 3)."""
-    image = np.asarray(image, dtype=np.float32)
+    """Adds the batch axis and subtracts ``CONFIG.MEANS``: (1, h, w, 3), float64 as in the course.
+
+    The course subtracts its float64 MEANS from the uint8 image, so the
+    normalized image is float64 (exact) until it enters the network.
+    """
+    image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"image must have shape (height, width, 3); got {image.shape}")
     return np.reshape(image, (1,) + image.shape) - CONFIG.MEANS
@@ -147,13 +155,19 @@ def normalized_batch(image, name):
 def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=None):
     """The course's starting image: uniform noise blended with the content.
 
-    ``noise * noise_ratio + content_image * (1 - noise_ratio)`` with noise
-    drawn uniformly from [-20, 20) in the content image's shape
-    (normalized, (1, h, w, 3)). Returns float32. ``seed`` makes it repeatable.
+    ``noise * noise_ratio + content_image * (1 - noise_ratio)`` with float32
+    noise drawn uniformly from [-20, 20) in the content image's shape
+    (normalized, (1, h, w, 3)). Without ``seed`` the noise comes from NumPy's
+    global generator, as in the course, so ``np.random.seed`` makes it
+    repeatable; with ``seed``, from ``np.random.default_rng(seed)``. The
+    dtypes follow the course too: float64 for a float64 content image.
     """
-    content_image = np.asarray(content_image, dtype=np.float32)
-    noise = np.random.default_rng(seed).uniform(-20, 20, content_image.shape).astype(np.float32)
-    return noise * np.float32(noise_ratio) + content_image * np.float32(1 - noise_ratio)
+    content_image = np.asarray(content_image)
+    if seed is None:
+        noise = np.random.uniform(-20, 20, content_image.shape).astype(np.float32)
+    else:
+        noise = np.random.default_rng(seed).uniform(-20, 20, content_image.shape).astype(np.float32)
+    return noise * noise_ratio + content_image * (1 - noise_ratio)
 
 
 def deprocess_image(image):
@@ -162,7 +176,7 @@ def deprocess_image(image):
     Adds ``CONFIG.MEANS``, clips to 0..255 and truncates to uint8, as the
     course's ``save_image`` does.
     """
-    image = np.asarray(image, dtype=np.float32) + CONFIG.MEANS
+    image = np.asarray(image) + CONFIG.MEANS
     return np.clip(image[0], 0, 255).astype(np.uint8)
 
 
@@ -186,3 +200,40 @@ def save_image(path, image):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """The size the content and style images are brought to.
+
+    ``width`` x ``height`` (both images centre-cropped to that aspect ratio,
+    then scaled), or, with ``max_size``, the content image's own aspect ratio
+    with that longer side. Each field's ``metadata["help"]`` is its
+    command-line help.
+    """
+
+    width: int = field(
+        default=CONFIG.IMAGE_WIDTH, metadata={"help": "width of the generated image in pixels", "metavar": "N"}
+    )
+    height: int = field(
+        default=CONFIG.IMAGE_HEIGHT,
+        metadata={"help": "height of the generated image in pixels; both images are centre-cropped to "
+                  "width:height, then scaled", "metavar": "N"},
+    )
+    max_size: int | None = field(
+        default=None,
+        metadata={"help": "keep the content image's aspect ratio with this longer side, instead of "
+                  "--width x --height; the style images are brought to the same size", "metavar": "N", "type": int},
+    )
+
+    def __post_init__(self):
+        for name in ("width", "height") + (("max_size",) if self.max_size is not None else ()):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < MIN_IMAGE_SIZE:
+                raise NSTError(f"{name} must be a whole number of at least {MIN_IMAGE_SIZE}; got {value!r}")
+
+    def of(self, shape):
+        """(height, width) for a content image whose (height, width) is ``shape``."""
+        if self.max_size is None:
+            return self.height, self.width
+        return size_for(shape[0], shape[1], self.max_size)

@@ -18,7 +18,7 @@ import scipy.io
 
 from .config import CONFIG
 from .errors import NSTError
-from .vgg import CONV_WIDTHS, MATCONVNET_LAYERS
+from .layers import CONV_WIDTHS, MATCONVNET_LAYERS
 
 _LAYOUTS = ("new", "old")
 _CLASSES = 1000

@@ -27,32 +27,7 @@ import scipy.io
 import tensorflow as tf
 
 from .errors import NSTError, WeightsFileError
-
-#: The 43 layers of MatConvNet's VGG-19, by index in the file's ``layers`` cell.
-MATCONVNET_LAYERS = (
-    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
-    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
-    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
-    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
-    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
-    "fc6", "relu6", "fc7", "relu7", "fc8", "prob",
-)  # fmt: skip
-
-#: Index of each convolution in the file, as the course's ``_weights(i, name)`` uses it.
-CONV_INDEX = {name: i for i, name in enumerate(MATCONVNET_LAYERS) if name.startswith("conv")}
-
-#: Output channels of each convolution in the real network.
-CONV_WIDTHS = {name: 64 * 2 ** min(int(name[4]) - 1, 3) for name in CONV_INDEX}
-
-#: The course's ``graph`` keys after "input", in computation order.
-GRAPH_LAYERS = tuple(
-    name if name.startswith("conv") else "avg" + name
-    for name in MATCONVNET_LAYERS[:37]
-    if not name.startswith("relu")
-)
-
-#: Smallest height and width the network accepts: five 2x2 poolings.
-MIN_IMAGE_SIZE = 32
+from .layers import CONV_INDEX, GRAPH_LAYERS, MATCONVNET_LAYERS, MIN_IMAGE_SIZE
 
 DOWNLOAD_HINT = (
     "download imagenet-vgg-verydeep-19.mat (about 510 MB, MatConvNet's pretrained models) "
@@ -182,8 +157,26 @@ def read_vgg19_mat(path):
 
 
 def _as(array, dtype):
-    # A float32 array goes to tf.Variable directly: one copy, no temporary tensor.
+    # An array already in ``dtype`` goes to tf.Variable directly: one copy, no temporary tensor.
     return array if array.dtype == dtype.as_numpy_dtype else tf.cast(array, dtype)
+
+
+def _floating(dtype):
+    try:
+        dtype = tf.as_dtype(dtype)
+    except TypeError:
+        raise NSTError(f"dtype must be a floating-point type; got {dtype!r}") from None
+    if not dtype.is_floating:
+        raise NSTError(f"dtype must be a floating-point type; got {dtype.name}")
+    return dtype
+
+
+@dataclass(frozen=True)
+class _Converted:
+    """The part of ``VGGWeights`` that ``VGG19`` reads, for ``VGG19.astype``."""
+
+    conv: dict
+    source: str
 
 
 class VGG19(tf.Module):
@@ -203,9 +196,7 @@ class VGG19(tf.Module):
 
     def __init__(self, weights, name="vgg19", dtype=tf.float32):
         super().__init__(name=name)
-        self.dtype = tf.as_dtype(dtype)
-        if not self.dtype.is_floating:
-            raise NSTError(f"dtype must be a floating-point type; got {self.dtype.name}")
+        self.dtype = _floating(dtype)
         with self.name_scope:
             self._conv = {
                 layer: (
@@ -214,18 +205,20 @@ class VGG19(tf.Module):
                 )
                 for layer, (kernel, bias) in weights.conv.items()
             }
-        self.mean_pixel = np.array(weights.mean_pixel, dtype=np.float32)
-        self.mean_pixel.setflags(write=False)
         self.source = weights.source
-        self._layout = weights.layout
 
     def astype(self, dtype):
-        """This network with its weights cast to ``dtype`` (self if already so)."""
-        if tf.as_dtype(dtype) == self.dtype:
+        """This network with its weights cast to ``dtype`` (self if already so).
+
+        The copy is made tensor to tensor, never through NumPy. Prefer
+        building the network in the dtype it runs in
+        (``load_vgg_model(path, dtype=...)``): then only one copy exists.
+        """
+        dtype = _floating(dtype)
+        if dtype == self.dtype:
             return self
-        conv = {layer: (kernel.numpy(), bias.numpy()) for layer, (kernel, bias) in self._conv.items()}
-        weights = VGGWeights(conv=conv, mean_pixel=self.mean_pixel, layout=self._layout, source=self.source)
-        return VGG19(weights, name=self.name, dtype=dtype)
+        conv = {layer: (tf.cast(kernel, dtype), tf.cast(bias, dtype)) for layer, (kernel, bias) in self._conv.items()}
+        return VGG19(_Converted(conv, self.source), name=self.name, dtype=dtype)
 
     @property
     def layer_names(self):

@@ -1,13 +1,15 @@
 import os
 
-# Keep TensorFlow's C++ start-up chatter out of test output.
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_tf import CONFIG, load_vgg_model, read_vgg19_mat
+from nst_tf.testing import write_vgg19_mat
+
+# Keep TensorFlow's C++ start-up chatter out of test output; nst_tf imports
+# TensorFlow only when a test first uses it, after this line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from nst_tf import load_vgg_model, read_vgg19_mat  # noqa: E402
-from nst_tf.testing import write_vgg19_mat  # noqa: E402
 
 #: Tests use 1/16 of the real channel widths (4 ... 32 channels, 256 for fc).
 TEST_WIDTH_DIVISOR = 16
@@ -38,3 +40,40 @@ def weights(new_weights_file):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20151)
+
+
+@pytest.fixture
+def images(rng):
+    """A smooth normalized content image and a noisy style image, (1, 48, 64, 3) float32."""
+    y, x = np.mgrid[0:48, 0:64]
+    content = (np.stack([2 * x, 3 * y, x + y + 40], axis=2)[None] - CONFIG.MEANS).astype(np.float32)
+    style = rng.normal(0, 40, size=(1, 48, 64, 3)).astype(np.float32)
+    return content, style
+
+
+@pytest.fixture
+def workspace(tmp_path, rng):
+    """A folder with content.png (80x60), style.png (50x50) and style2.png (40x70)."""
+    y, x = np.mgrid[0:60, 0:80]
+    Image.fromarray(np.stack([x * 3, y * 4, (x + y) * 2], axis=2).astype(np.uint8)).save(tmp_path / "content.png")
+    Image.fromarray(rng.integers(0, 256, size=(50, 50, 3), dtype=np.uint8)).save(tmp_path / "style.png")
+    Image.fromarray(rng.integers(0, 256, size=(70, 40, 3), dtype=np.uint8)).save(tmp_path / "style2.png")
+    return tmp_path
+
+
+@pytest.fixture
+def cli_args(workspace, new_weights_file):
+    """``cli_args(*extra, epochs=5, print_every=2)``: a command line for the workspace's images at 64x48."""
+
+    def make(*extra, epochs=5, print_every=2):
+        return [
+            "--content_image_filename", str(workspace / "content.png"),
+            "--style_image_filename", str(workspace / "style.png"),
+            "--model", str(new_weights_file),
+            "--output_dir", str(workspace / "out"),
+            "--width", "64", "--height", "48",
+            "--epochs", str(epochs), "--print_every", str(print_every),
+            *extra,
+        ]  # fmt: skip  (option and value on one line)
+
+    return make

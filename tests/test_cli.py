@@ -9,39 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_tf import StyleTransferConfig, cli
+from nst_tf import StyleTransfer, StyleTransferConfig
 from nst_tf.cli import build_parser, main
 
 
-@pytest.fixture
-def workspace(tmp_path, new_weights_file, rng):
-    y, x = np.mgrid[0:60, 0:80]
-    content = np.stack([x * 3, y * 4, (x + y) * 2], axis=2).astype(np.uint8)
-    style = rng.integers(0, 256, size=(50, 50, 3), dtype=np.uint8)
-    Image.fromarray(content).save(tmp_path / "content.png")
-    Image.fromarray(style).save(tmp_path / "style.png")
-    return tmp_path
-
-
-def args_for(workspace, *extra, epochs=5, print_every=2):
-    return [
-        "--content_image_filename", str(workspace / "content.png"),
-        "--style_image_filename", str(workspace / "style.png"),
-        "--model", os.environ["NST_TF_TEST_WEIGHTS"],
-        "--output_dir", str(workspace / "out"),
-        "--width", "64", "--height", "48",
-        "--epochs", str(epochs), "--print_every", str(print_every),
-        *extra,
-    ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def weights_env(monkeypatch, new_weights_file):
-    monkeypatch.setenv("NST_TF_TEST_WEIGHTS", new_weights_file)
-
-
-def test_main_writes_the_course_files_and_prints_the_course_lines(workspace, capsys):
-    assert main(args_for(workspace, "--seed", "1")) == 0
+def test_main_writes_the_course_files_and_prints_the_course_lines(workspace, capsys, cli_args):
+    assert main(cli_args("--seed", "1")) == 0
     assert sorted(os.listdir(workspace / "out")) == ["0.png", "2.png", "4.png", "generated_image.jpg"]
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -54,20 +27,20 @@ def test_main_writes_the_course_files_and_prints_the_course_lines(workspace, cap
         assert image.size == (64, 48)
 
 
-def test_same_seed_gives_byte_identical_outputs(workspace):
+def test_same_seed_gives_byte_identical_outputs(workspace, cli_args):
     first, second = workspace / "a", workspace / "b"
     for folder in (first, second):
-        argv = args_for(workspace, "--seed", "11") + ["--output_dir", str(folder)]
+        argv = cli_args("--seed", "11") + ["--output_dir", str(folder)]
         assert main(argv) == 0
     for name in ("0.png", "4.png", "generated_image.jpg"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
-def test_images_are_found_by_name_under_images(workspace, monkeypatch):
+def test_images_are_found_by_name_under_images(workspace, monkeypatch, cli_args):
     monkeypatch.chdir(workspace)
     (workspace / "images").mkdir()
     os.replace(workspace / "content.png", workspace / "images" / "content.png")
-    argv = args_for(workspace, epochs=1)
+    argv = cli_args(epochs=1)
     argv[1] = "content.png"
     assert main(argv) == 0
 
@@ -97,8 +70,8 @@ def expect_error(capsys, argv, message):
         (["--no_such_option"], "unrecognized arguments: --no_such_option"),
     ],
 )
-def test_bad_options_print_one_line_and_exit_2(workspace, capsys, extra, message):
-    expect_error(capsys, args_for(workspace) + extra, message)
+def test_bad_options_print_one_line_and_exit_2(workspace, capsys, extra, message, cli_args):
+    expect_error(capsys, cli_args() + extra, message)
     assert not (workspace / "out").exists()
 
 
@@ -112,60 +85,60 @@ def test_bad_options_print_one_line_and_exit_2(workspace, capsys, extra, message
          "image is 16x16 pixels; VGG-19's five poolings need at least 32x32"),
     ],
 )
-def test_bad_images_print_one_line_and_exit_2(workspace, capsys, make, message):
+def test_bad_images_print_one_line_and_exit_2(workspace, capsys, make, message, cli_args):
     make(workspace / "content.png")
-    expect_error(capsys, args_for(workspace), message)
+    expect_error(capsys, cli_args(), message)
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16"])
-def test_other_image_modes_are_accepted(workspace, mode):
+def test_other_image_modes_are_accepted(workspace, mode, cli_args):
     with Image.open(workspace / "content.png") as image:
         converted = image.convert("L").convert("I;16") if mode == "I;16" else image.convert(mode)
         converted.save(workspace / "content.png")
-    assert main(args_for(workspace, epochs=1)) == 0
+    assert main(cli_args(epochs=1)) == 0
 
 
-def test_missing_weights_say_in_one_line_what_to_run(workspace, capsys):
-    argv = args_for(workspace) + ["--model", str(workspace / "nowhere" / "imagenet-vgg-verydeep-19.mat")]
+def test_missing_weights_say_in_one_line_what_to_run(workspace, capsys, cli_args):
+    argv = cli_args() + ["--model", str(workspace / "nowhere" / "imagenet-vgg-verydeep-19.mat")]
     expect_error(capsys, argv, "file not found; download imagenet-vgg-verydeep-19.mat")
 
 
-def test_missing_weights_message_names_the_download_command(workspace, capsys):
-    argv = args_for(workspace) + ["--model", str(workspace / "missing.mat")]
+def test_missing_weights_message_names_the_download_command(workspace, capsys, cli_args):
+    argv = cli_args() + ["--model", str(workspace / "missing.mat")]
     expect_error(capsys, argv, "python -m nst_tf.download")
 
 
-def test_unwritable_output_folder_is_reported_before_any_work(workspace, capsys, monkeypatch):
+def test_unwritable_output_folder_is_reported_before_any_work(workspace, capsys, monkeypatch, cli_args):
     (workspace / "a_file").write_text("not a folder")
-    monkeypatch.setattr(cli, "load_vgg_model", lambda path: pytest.fail("work started"))
-    argv = args_for(workspace) + ["--output_dir", str(workspace / "a_file" / "out")]
+    monkeypatch.setattr("nst_tf.vgg.load_vgg_model", lambda *a, **k: pytest.fail("work started"))
+    argv = cli_args() + ["--output_dir", str(workspace / "a_file" / "out")]
     expect_error(capsys, argv, "--output_dir: cannot write to")
 
 
-def test_input_images_are_never_overwritten(workspace, capsys):
+def test_input_images_are_never_overwritten(workspace, capsys, cli_args):
     os.replace(workspace / "content.png", workspace / "0.png")
     before = (workspace / "0.png").read_bytes()
-    argv = args_for(workspace) + ["--content_image_filename", str(workspace / "0.png"), "--output_dir", str(workspace)]
-    expect_error(capsys, argv, "0.png is an input image and would be overwritten")
+    argv = cli_args() + ["--content_image_filename", str(workspace / "0.png"), "--output_dir", str(workspace)]
+    expect_error(capsys, argv, "0.png' is the input image")
     assert (workspace / "0.png").read_bytes() == before
 
 
-def test_ctrl_c_saves_the_latest_image_and_exits_130(workspace, capsys, monkeypatch):
-    real_run = cli.StyleTransfer.run
+def test_ctrl_c_saves_the_latest_image_and_exits_130(workspace, capsys, monkeypatch, cli_args):
+    real_run = StyleTransfer.run
 
-    def interrupted_run(self):
-        for progress in real_run(self):
+    def interrupted_run(self, ticks=False):
+        for progress in real_run(self, ticks):
             yield progress
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.StyleTransfer, "run", interrupted_run)
-    assert main(args_for(workspace, epochs=50)) == 130
+    monkeypatch.setattr(StyleTransfer, "run", interrupted_run)
+    assert main(cli_args(epochs=50)) == 130
     assert (workspace / "out" / "generated_image.jpg").exists()
-    assert "interrupted after 1 iterations; saved" in capsys.readouterr().err
+    assert "interrupted after 1 of 50 iterations; saved" in capsys.readouterr().err
 
 
-def test_non_finite_cost_stops_with_a_message_and_keeps_the_last_finite_image(workspace, capsys):
-    assert main(args_for(workspace, "--alpha", "1e38", "--beta", "1e38")) == 1
+def test_non_finite_cost_stops_with_a_message_and_keeps_the_last_finite_image(workspace, capsys, cli_args):
+    assert main(cli_args("--alpha", "1e38", "--beta", "1e38")) == 1
     err = capsys.readouterr().err
     assert "total cost became NaN or infinite at iteration 0" in err and "Traceback" not in err
     assert (workspace / "out" / "generated_image.jpg").exists()
@@ -182,8 +155,9 @@ def test_help_lists_the_course_options(capsys):
 def test_option_defaults_come_from_the_config_dataclass():
     args = build_parser().parse_args([])
     config = StyleTransferConfig()
-    for name in ("epochs", "print_every", "learning_rate", "alpha", "beta", "seed", "width", "height", "noise_ratio"):
+    for name in ("epochs", "print_every", "learning_rate", "alpha", "beta", "seed", "noise_ratio"):
         assert getattr(args, name) == getattr(config, name), name
+    assert (args.width, args.height, args.max_size) == (400, 300, None)
     assert args.model == "pretrained-model/imagenet-vgg-verydeep-19.mat" and args.output_dir == "output/"
 
 
@@ -192,9 +166,9 @@ def test_console_script_is_declared():
     assert {(s.name, s.value) for s in scripts if s.name == "nst-tf"} == {("nst-tf", "nst_tf.cli:main")}
 
 
-def test_python_dash_m_runs_the_job(workspace):
+def test_python_dash_m_runs_the_job(workspace, cli_args):
     result = subprocess.run(
-        [sys.executable, "-m", "nst_tf", *args_for(workspace, "--seed", "0", epochs=3)],
+        [sys.executable, "-m", "nst_tf", *cli_args("--seed", "0", epochs=3)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -203,3 +177,34 @@ def test_python_dash_m_runs_the_job(workspace):
     bad = subprocess.run([sys.executable, "-m", "nst_tf", "--epochs", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "nst-tf: error: epochs must be a positive whole number" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_cli_runs_every_extra_option_together(workspace, cli_args):
+    argv = cli_args(
+        "--style_image_filename", str(workspace / "style.png"), str(workspace / "style2.png"),
+        "--style_blend_weights", "0.7", "0.3", "--max_size", "64", "--tv_weight", "0.5", "--tv_form", "power",
+        "--optimizer", "lbfgs", "--lbfgs_history", "4", "--preserve_colors", "luminance",
+        "--content_layer", "conv3_1", "--style_layers", "conv1_1:0.5,conv2_1:0.5", "--precision", "bf16",
+        "--seed", "0", epochs=3,
+    )  # fmt: skip  (option and value on one line)
+    assert main(argv) == 0
+    with Image.open(workspace / "out" / "generated_image.jpg") as image:
+        assert image.size == (64, 48)  # 80x60 content, longer side 64
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--style_layers", "conv1_1=0.5"], "argument --style_layers: expected NAME:WEIGHT pairs"),
+        (["--style_layers", "conv1_9:1"], "style layer 'conv1_9' is not a VGG-19 layer"),
+        (["--content_layer", "fc7"], "content_layer 'fc7' is not a VGG-19 layer"),
+        (["--style_blend_weights", "1", "2"], "style_blend_weights has 2 weights for 1 style images"),
+        (["--tv_form", "cubic"], "argument --tv_form: invalid choice: 'cubic'"),
+        (["--tv_weight", "-1"], "tv_weight must be zero or more"),
+        (["--max_size", "10"], "max_size must be a whole number of at least 32; got 10"),
+        (["--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
+    ],
+)
+def test_cli_rejects_bad_extra_options(workspace, capsys, extra, message, cli_args):
+    expect_error(capsys, cli_args(*extra), message)
+    assert not (workspace / "out").exists()

@@ -15,6 +15,7 @@ from nst_tf import (
     layer_style_cost_from_gram,
     style_gram,
     total_cost,
+    total_variation_cost,
 )
 from reference import content_cost as ref_content_cost
 from reference import gram as ref_gram
@@ -251,3 +252,31 @@ def test_project_error_is_a_value_error():
     assert issubclass(NSTError, ValueError)
     for name in ("WeightsFileError", "ImageError", "NonFiniteCostError"):
         assert issubclass(getattr(nst_tf, name), NSTError)
+
+
+# Total variation ------------------------------------------------------------
+
+
+def tv_reference(x, form):
+    x = np.float64(x[0])
+    if form == "squared":
+        return np.sum((x[1:] - x[:-1]) ** 2) + np.sum((x[:, 1:] - x[:, :-1]) ** 2)
+    a = (x[:-1, :-1] - x[1:, :-1]) ** 2
+    b = (x[:-1, :-1] - x[:-1, 1:]) ** 2
+    return np.sum((a + b) ** 1.25)
+
+
+@pytest.mark.parametrize("form", ["squared", "power"])
+@pytest.mark.parametrize("shape", [(1, 5, 7, 3), (1, 32, 20, 1)])
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_total_variation_agrees_with_numpy_reference(form, shape, dtype, rtol, rng):
+    x = rng.normal(0, 20, size=shape).astype(dtype)
+    value = total_variation_cost(x, form)
+    assert value.dtype == tf.as_dtype(dtype) and value.shape == ()
+    np.testing.assert_allclose(value.numpy(), tv_reference(x, form), rtol=rtol)
+    assert total_variation_cost(np.full(shape, 3.0, dtype), form).numpy() == 0
+
+
+def test_total_variation_rejects_unknown_forms():
+    with pytest.raises(NSTError, match="form must be one of squared, power; got 'cubic'"):
+        total_variation_cost(np.zeros((1, 4, 4, 3), np.float32), "cubic")

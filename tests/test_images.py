@@ -126,7 +126,7 @@ def test_load_image_gives_the_configured_size(tmp_path, photo):
 
 def test_normalize_subtracts_the_means_and_adds_a_batch_axis(photo):
     normalized = reshape_and_normalize_image(photo)
-    assert normalized.shape == (1, 40, 60, 3) and normalized.dtype == np.float32
+    assert normalized.shape == (1, 40, 60, 3) and normalized.dtype == np.float64  # the course's dtype
     np.testing.assert_allclose(normalized[0, 3, 4], photo[3, 4] - np.array([123.68, 116.779, 103.939]), atol=1e-4)
     np.testing.assert_array_equal(deprocess_image(normalized), photo)
 
@@ -144,7 +144,7 @@ def test_config_has_the_course_constants():
 def test_noise_image_blends_uniform_noise_with_the_content(photo):
     content = reshape_and_normalize_image(photo)
     noisy = generate_noise_image(content, noise_ratio=0.6, seed=7)
-    assert noisy.shape == content.shape and noisy.dtype == np.float32
+    assert noisy.shape == content.shape and noisy.dtype == np.float64  # float32 noise, float64 content
     noise = (noisy - 0.4 * content) / 0.6
     assert noise.min() >= -20 - 1e-3 and noise.max() <= 20 + 1e-3
     assert noise.min() < -19 and noise.max() > 19  # spans the whole range
@@ -167,3 +167,20 @@ def test_save_image_adds_means_clips_and_creates_folders(tmp_path, name):
     np.testing.assert_allclose(pixels[12:18], 0, atol=tolerance)
     np.testing.assert_allclose(pixels[22:], 77, atol=tolerance)
     assert sorted(os.listdir((tmp_path / name).parent)) == [os.path.basename(name)]  # no temporary left
+
+
+def test_noise_image_without_a_seed_follows_numpys_global_seed_as_the_course_does(photo):
+    content = reshape_and_normalize_image(photo)
+    np.random.seed(3)
+    first = generate_noise_image(content)
+    np.random.seed(3)
+    course = np.random.uniform(-20, 20, content.shape).astype("float32") * 0.6 + content * 0.4
+    np.testing.assert_array_equal(first, course)
+    np.random.seed(3)
+    np.testing.assert_array_equal(generate_noise_image(content), first)
+    assert not np.array_equal(generate_noise_image(content), first)  # the global generator moved on
+
+
+def test_normalized_image_keeps_the_courses_float64_values(photo):
+    normalized = reshape_and_normalize_image(photo)
+    np.testing.assert_array_equal(normalized[0], photo.astype(np.float64) - np.array([123.68, 116.779, 103.939]))

@@ -1,0 +1,125 @@
+"""The objective of a run as one object: ``StyleCost``.
+
+``StyleCost(model, content_image, style_image, config)`` owns everything that
+defines the cost: the network in the precision it runs in, the content
+target, one set of style Gram matrices per style image with its blend
+weight, the colour handling of the styles, and the total-variation term.
+Called on an image it returns ``(J, J_content, J_style, J_tv)``, so the
+course's costs of any image can be evaluated without an optimizer, and the
+optimization loop (``optimize.py``) needs to know nothing of what it
+minimizes.
+"""
+
+import tensorflow as tf
+
+from .colors import present, recolor_styles
+from .config import StyleTransferConfig
+from .costs import (
+    compute_content_cost,
+    layer_style_cost_from_gram,
+    style_gram,
+    total_cost,
+    total_variation_cost,
+    weighted_style_cost,
+)
+from .errors import NSTError
+from .images import normalized_batch
+from .precision import compute_dtype
+
+
+class StyleCost(tf.Module):
+    """The course's cost, ``alpha * J_content + beta * J_style``, plus total variation.
+
+    Args:
+        model: a ``VGG19``, or any callable ``model(image, layers=[...]) ->
+            {name: activation}`` with a ``dtype`` and, for a precision other
+            than its own, ``astype(dtype)``.
+        content_image: normalized content image, shape (1, H, W, 3).
+        style_image: normalized style image, shape (1, h, w, 3), or a list of
+            them blended with ``config.style_blend_weights``; sizes may differ
+            from the content's.
+        config: a ``StyleTransferConfig``; this object reads ``alpha``,
+            ``beta``, ``content_layer``, ``style_layers``, ``precision``,
+            ``tv_weight``, ``tv_form``, ``preserve_colors`` and
+            ``style_blend_weights``.
+
+    Calling it on an image of shape (1, H, W, 3) returns float32 scalars
+    ``(J, J_content, J_style, J_tv)`` with
+    ``J = alpha * J_content + beta * J_style + tv_weight * J_tv`` and
+    ``J_style = sum_s blend_s * sum_l weight_l * style cost of layer l``.
+    The network runs in ``config.precision``; activations are cast to
+    float32 before Gram matrices and costs (float16 Gram sums overflow,
+    bfloat16 ones lose three digits).
+    """
+
+    def __init__(self, model, content_image, style_image, config=StyleTransferConfig(), name="style_cost"):
+        super().__init__(name=name)
+        if not isinstance(config, StyleTransferConfig):
+            raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
+        self.config = config
+        self.model = _in_precision(model, config.precision)
+        self.content_image = normalized_batch(content_image, "content_image")
+        styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
+        if not styles:
+            raise NSTError("style_image: give at least one style image")
+        styles = [normalized_batch(style, "style_image") for style in styles]
+        self.blend_weights = config.blend_weights(len(styles))
+        styles = recolor_styles(config.preserve_colors, styles, self.content_image)
+
+        self.content_layer = config.content_layer
+        self.style_layers = config.style_layers
+        style_names = [name for name, _ in self.style_layers]
+        self._layers = list(dict.fromkeys([self.content_layer, *style_names]))
+        content_activation = self._float32(self.model(self.content_image, layers=[self.content_layer]))
+        with self.name_scope:
+            # Variables rather than captured constants: a traced loop then
+            # reads them where they live (on the GPU) instead of embedding
+            # copies in its graph.
+            self.content_target = tf.Variable(
+                content_activation[self.content_layer], trainable=False, name="content_target"
+            )
+            self.style_grams = []
+            for i, style in enumerate(styles):
+                activations = self._float32(self.model(style, layers=style_names))
+                self.style_grams.append({
+                    layer: tf.Variable(style_gram(activations[layer]), trainable=False, name=f"gram_{i}_{layer}")
+                    for layer in style_names
+                })
+
+    @staticmethod
+    def _float32(activations):
+        return {name: tf.cast(a, tf.float32) for name, a in activations.items()}
+
+    def __call__(self, image):
+        """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars."""
+        config = self.config
+        activations = self._float32(self.model(image, layers=self._layers))
+        J_content = compute_content_cost(self.content_target, activations[self.content_layer])
+        J_style = tf.add_n([
+            blend * weighted_style_cost(
+                self.style_layers, lambda layer, grams=grams: layer_style_cost_from_gram(grams[layer], activations[layer])
+            )
+            for blend, grams in zip(self.blend_weights, self.style_grams)
+        ])
+        J = total_cost(J_content, J_style, config.alpha, config.beta)
+        if config.tv_weight:
+            J_tv = total_variation_cost(image, config.tv_form)
+            J += config.tv_weight * J_tv
+        else:
+            J_tv = tf.zeros([], tf.float32)
+        return J, J_content, J_style, J_tv
+
+    def present(self, image):
+        """``image`` as it is shown and saved: with ``preserve_colors="luminance"``, in the content's colours."""
+        return present(self.config.preserve_colors, image, self.content_image)
+
+
+def _in_precision(model, precision):
+    if not callable(model):
+        raise NSTError(f"model must be a VGG19 (or a callable with its interface); got {type(model).__name__}")
+    dtype = compute_dtype(precision)
+    if getattr(model, "dtype", tf.float32) == dtype:
+        return model
+    if not hasattr(model, "astype"):
+        raise NSTError(f"precision {precision!r} needs a model with an astype(dtype) method")
+    return model.astype(dtype)
