@@ -16,6 +16,7 @@ Sections:
 """
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -31,14 +32,20 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import nst_tf  # noqa: E402
+from nst_tf.precision import cpu_flags  # noqa: E402
 from nst_tf.optimize import ADAM_EPSILON  # noqa: E402
 from nst_tf.testing import write_vgg19_mat  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, ".cache", "imagenet-vgg-verydeep-19-synthetic.mat")
 RESULTS = os.path.join(HERE, "results")
-CONTENT_LAYER = "conv4_2"
-STYLE_NAMES = [name for name, _ in nst_tf.STYLE_LAYERS]
+# Every runner takes its hyperparameters from here, so a changed default cannot
+# make them compare different work (section_step also checks their first costs).
+DEFAULTS = nst_tf.StyleTransferConfig(seed=0)
+CONTENT_LAYER = DEFAULTS.content_layer
+STYLE_NAMES = [name for name, _ in DEFAULTS.style_layers]
+#: CPU features that decide speed: vector width, FMA, and native reduced precision.
+SPEED_FLAGS = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16"})
 KERAS_NAMES = {f"conv{b}_{c}": f"block{b}_conv{c}" for b in range(1, 6) for c in range(1, 5)}
 
 
@@ -99,8 +106,11 @@ def machine():
             cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    flags = sorted(cpu_flags() & SPEED_FLAGS)
     return {
         "cpu": cpu,
+        "cpu_flags": flags,
+        "onednn": {name: os.environ[name] for name in ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS") if name in os.environ},
         "cpu_cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "gpu": gpu_name(),
@@ -130,8 +140,11 @@ class NstStep:
     """nst_tf's own loop, one iteration per call (as a per-step comparison needs)."""
 
     def __init__(self, model, content, style, precision="float32", jit_compile=False):
-        config = nst_tf.StyleTransferConfig(seed=0, precision=precision, jit_compile=jit_compile)
-        self.transfer = nst_tf.StyleTransfer(model, content, style, config)
+        config = dataclasses.replace(DEFAULTS, precision=precision, jit_compile=jit_compile)
+        self.transfer = nst_tf.StyleTransfer(nst_tf.StyleCost(model, content, style, config))
+
+    def first_cost(self):
+        return self.transfer.costs()[0]
 
     def __call__(self, n=1):
         self.transfer.step(n)
@@ -157,6 +170,9 @@ class BareStep:
         self.grams = {name: self.gram(style_features[name]) for name in STYLE_NAMES}
         self.step = tf.function(self._step)
 
+    def first_cost(self):
+        return float(self.cost(self.image))
+
     def features(self, image):
         x = tf.cast(image, self.dtype)
         out = {}
@@ -176,22 +192,27 @@ class BareStep:
         flat = tf.reshape(a, [-1, a.shape[-1]])
         return tf.matmul(flat, flat, transpose_a=True)
 
+    def cost(self, image):
+        f = self.features(image)
+        _, h, w, c = f[CONTENT_LAYER].shape
+        J_content = tf.reduce_sum(tf.square(self.content_target - f[CONTENT_LAYER])) / (4.0 * h * w * c)
+
+        def layer_cost(name):
+            _, h, w, c = f[name].shape
+            return tf.reduce_sum(tf.square(self.grams[name] - self.gram(f[name]))) / (4.0 * c * c * (h * w) ** 2)
+
+        J_style = nst_tf.weighted_style_cost(DEFAULTS.style_layers, layer_cost)
+        return DEFAULTS.alpha * J_content + DEFAULTS.beta * J_style
+
     def _step(self):
         with tf.GradientTape() as tape:
-            f = self.features(self.image)
-            _, h, w, c = f[CONTENT_LAYER].shape
-            J_content = tf.reduce_sum(tf.square(self.content_target - f[CONTENT_LAYER])) / (4.0 * h * w * c)
-            J_style = 0.0
-            for name in STYLE_NAMES:
-                _, h, w, c = f[name].shape
-                J_style += 0.2 * tf.reduce_sum(tf.square(self.grams[name] - self.gram(f[name]))) / (4.0 * c * c * (h * w) ** 2)
-            J = 10.0 * J_content + 40.0 * J_style
+            J = self.cost(self.image)
         gradient = tape.gradient(J, self.image)
         self.t.assign_add(1.0)
         tf.raw_ops.ResourceApplyAdam(
             var=self.image.handle, m=self.m.handle, v=self.v.handle,
             beta1_power=tf.pow(0.9, self.t), beta2_power=tf.pow(0.999, self.t),
-            lr=2.0, beta1=0.9, beta2=0.999, epsilon=ADAM_EPSILON, grad=gradient,
+            lr=DEFAULTS.learning_rate, beta1=0.9, beta2=0.999, epsilon=ADAM_EPSILON, grad=gradient,
         )
         return J
 
@@ -217,19 +238,27 @@ class KerasPeerStep:
         self.extractor = tf.keras.Model(vgg.input, [vgg.get_layer(KERAS_NAMES[n]).output for n in names])
         self.names = names
         self.image = tf.Variable(nst_tf.generate_noise_image(content, seed=0))
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate=2.0, epsilon=ADAM_EPSILON)
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=DEFAULTS.learning_rate, epsilon=ADAM_EPSILON)
         content_out = dict(zip(names, self.extractor(content)))
         style_out = dict(zip(names, self.extractor(style)))
         self.content_target = content_out[CONTENT_LAYER]
         self.grams = {n: nst_tf.style_gram(style_out[n]) for n in STYLE_NAMES}
         self.step = tf.function(self._step)
 
+    def cost(self, image):
+        out = dict(zip(self.names, self.extractor(image)))
+        J_content = nst_tf.compute_content_cost(self.content_target, out[CONTENT_LAYER])
+        J_style = nst_tf.weighted_style_cost(
+            DEFAULTS.style_layers, lambda n: nst_tf.layer_style_cost_from_gram(self.grams[n], out[n])
+        )
+        return nst_tf.total_cost(J_content, J_style, DEFAULTS.alpha, DEFAULTS.beta)
+
+    def first_cost(self):
+        return float(self.cost(self.image))
+
     def _step(self):
         with tf.GradientTape() as tape:
-            out = dict(zip(self.names, self.extractor(self.image)))
-            J_content = nst_tf.compute_content_cost(self.content_target, out[CONTENT_LAYER])
-            J_style = tf.add_n([0.2 * nst_tf.layer_style_cost_from_gram(self.grams[n], out[n]) for n in STYLE_NAMES])
-            J = nst_tf.total_cost(J_content, J_style)
+            J = self.cost(self.image)
         self.optimizer.apply_gradients([(tape.gradient(J, self.image), self.image)])
         return J
 
@@ -250,6 +279,11 @@ def section_step(model, weights, reps, size=(300, 400)):
         # The peer's network pools by maximum; this isolates what that alone changes.
         "bare_maxpool": BareStep(weights, content, style, pool=tf.nn.max_pool2d),
     }
+    first_costs = {name: runner.first_cost() for name, runner in runners.items()}
+    # Same work: the course's network against the bare ceiling, and the max-pooling
+    # peer against the bare ceiling with max pooling.
+    for a, b in (("nst_tf", "bare"), ("peer", "bare_maxpool")):
+        assert np.isclose(first_costs[a], first_costs[b], rtol=1e-4), (a, b, first_costs)
     trace = {name: timed(runner) for name, runner in runners.items()}  # first call: trace + run
     for runner in runners.values():
         runner()  # warm-up
@@ -269,6 +303,7 @@ def section_step(model, weights, reps, size=(300, 400)):
         "reps": reps,
         "median_step_s": {name: statistics.median(t) for name, t in times.items()},
         "first_call_s": trace,
+        "first_costs": first_costs,
         "nst_tf_per_step_in_chunks_of_20_s": chunked,
         "ratios": ratios,
     }
@@ -298,8 +333,8 @@ def section_variants(model, reps, long_run_steps, size=(300, 400)):
     long_run = {}
     if long_run_steps:
         for precision in ("float32", "bf16"):
-            config = nst_tf.StyleTransferConfig(epochs=long_run_steps, print_every=long_run_steps, seed=0, precision=precision)
-            transfer = nst_tf.StyleTransfer(model, content, style, config)
+            config = dataclasses.replace(DEFAULTS, epochs=long_run_steps, print_every=long_run_steps, precision=precision)
+            transfer = nst_tf.StyleTransfer(nst_tf.StyleCost(model, content, style, config))
             last = list(transfer.run())[-1]
             long_run[precision] = last.total_cost
         long_run["relative_difference"] = abs(long_run["bf16"] - long_run["float32"]) / long_run["float32"]
@@ -312,10 +347,11 @@ def section_optimizers(model, steps, every=5, size=(300, 400)):
     content, style = images(*size)
     curves = {}
     for optimizer in ("adam", "lbfgs"):
-        config = nst_tf.StyleTransferConfig(epochs=steps, print_every=every, seed=0, optimizer=optimizer)
-        transfer = nst_tf.StyleTransfer(model, content, style, config)
+        config = dataclasses.replace(DEFAULTS, epochs=steps, print_every=every, optimizer=optimizer)
+        cost = nst_tf.StyleCost(model, content, style, config)
+        transfer = nst_tf.StyleTransfer(cost)
         transfer.step(1)  # trace and warm up, then start again from the same image
-        transfer = nst_tf.StyleTransfer(model, content, style, config)
+        transfer = nst_tf.StyleTransfer(cost)
         points = [{"iteration": "start", "seconds": 0.0, "total_cost": transfer.costs()[0]}]
         start = time.perf_counter()
         for progress in transfer.run():
@@ -400,7 +436,9 @@ def markdown(result, command):
     lines = [
         f"# nst_tf benchmark, {result['date']}",
         "",
-        f"Machine: {m['cpu']}, {m['cpu_cores']} cores, {m['memory_gib']} GiB; GPU: {m['gpu'] or 'none'}; "
+        f"Machine: {m['cpu']} (flags: {', '.join(m.get('cpu_flags', [])) or 'unknown'}"
+        + "".join(f"; {k}={v}" for k, v in m.get("onednn", {}).items())
+        + f"), {m['cpu_cores']} cores, {m['memory_gib']} GiB; GPU: {m['gpu'] or 'none'}; "
         f"Python {m['python']}, TensorFlow {m['tensorflow']}, nst_tf {m['nst_tf']}.",
         f"Command: `{command}`. Full-size synthetic VGG-19 weights.",
         "",
