@@ -22,8 +22,8 @@ import tempfile
 import time
 
 from .config import CONFIG, StyleTransferConfig
-from .errors import NonFiniteCostError, NSTError
-from .images import ImageSize, read_image
+from .errors import ImageError, NonFiniteCostError, NSTError
+from .images import ImageSize, fit_image, read_image, reshape_and_normalize_image
 from .resources import check_fits
 
 PROG = "nst-tf"
@@ -127,6 +127,13 @@ def _resolve_image(name, option):
         if os.path.isfile(candidate):
             return candidate
     raise NSTError(f"--{option}: image not found: {name!r} (looked as a path and under {IMAGES_DIR}/)")
+
+
+def _fitted(pixels, width, height, path):
+    try:
+        return fit_image(pixels, width, height)
+    except ImageError as error:
+        raise ImageError(f"{path!r}: {error}") from None
 
 
 def _check_model_file(path):
@@ -249,11 +256,12 @@ def _signals(handler):
 
 
 def _import_tensorflow_quietly():
-    """Imports TensorFlow with its start-up log lines (written to file descriptor 2) discarded.
+    """Imports TensorFlow and starts its runtime with their log lines (file descriptor 2) discarded.
 
-    TensorFlow's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL, so the
-    descriptor itself is pointed at a temporary file while it loads; if the
-    import fails, what it wrote is shown.
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore
+    TF_CPP_MIN_LOG_LEVEL and come at import and at the first operation, so
+    the descriptor itself is pointed at a temporary file while both happen;
+    if that fails, what TensorFlow wrote is shown.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
@@ -262,6 +270,8 @@ def _import_tensorflow_quietly():
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow as tf
+
+            tf.constant(0.0).numpy()
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -344,9 +354,10 @@ def _run(args, out, err):
     _check_model_file(args.model)
     _check_outputs(args.output_dir, config, [content_path, *style_paths])
     content_pixels = read_image(content_path)
-    style_pixels = [read_image(path) for path in style_paths]
     height, width = size.of(content_pixels.shape[:2])
     check_fits(height, width, config.optimizer, config.lbfgs_history)
+    content = reshape_and_normalize_image(_fitted(content_pixels, width, height, content_path))
+    styles = [reshape_and_normalize_image(_fitted(read_image(path), width, height, path)) for path in style_paths]
 
     earlier = _earlier_numbered_images(args.output_dir)
     _prepare_output_dir(args.output_dir)
@@ -356,7 +367,6 @@ def _run(args, out, err):
             "of the iterations it reports and leaves the others\n"
         )
     tf = _import_tensorflow_quietly()
-    from .images import fit_image, reshape_and_normalize_image
     from .objective import StyleCost
     from .optimize import Progress, StyleTransfer
     from .precision import compute_dtype, emulation_note, jit_note
@@ -366,8 +376,6 @@ def _run(args, out, err):
         if note:
             err.write(f"{PROG}: warning: {note}\n")
     model = load_vgg_model(args.model, dtype=compute_dtype(config.precision))
-    content = reshape_and_normalize_image(fit_image(content_pixels, width, height))
-    styles = [reshape_and_normalize_image(fit_image(pixels, width, height)) for pixels in style_pixels]
 
     saver = _Saver(args.output_dir, err)
     transfer = None

@@ -12,6 +12,7 @@ import tempfile
 
 import imageio.v3 as iio
 import numpy as np
+import PIL.Image
 
 from .config import CONFIG
 from .errors import ImageError, NSTError
@@ -83,8 +84,9 @@ def fit_image(image, width, height):
     """Brings an (h, w, 3) uint8 image to exactly (height, width, 3).
 
     The aspect ratio is kept: the largest centred region with the target's
-    aspect ratio is cut out, then scaled (bilinear, antialiased). An image
-    already of the target size is returned unchanged.
+    aspect ratio is cut out, then scaled (Pillow's bilinear filter,
+    antialiased when shrinking). An image already of the target size is
+    returned unchanged.
     """
     h, w = image.shape[:2]
     for what, (x, y) in (("image", (w, h)), ("target size", (width, height))):
@@ -102,12 +104,12 @@ def fit_image(image, width, height):
         crop = round(w * height / width)
         top = (h - crop) // 2
         image = image[top : top + crop]
-    # TensorFlow is imported here, not at the top: the command reads and
-    # checks images before it loads TensorFlow (seconds).
-    import tensorflow as tf
-
-    resized = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
-    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+    if min(image.shape[:2]) < 1:
+        raise ImageError(f"a {w}x{h} image cannot be cropped to {width}x{height}: that aspect ratio leaves no pixels")
+    # Pillow's bilinear filter widens with the scale factor when shrinking,
+    # so downscaling is antialiased (as tf.image.resize(..., antialias=True)).
+    resized = PIL.Image.fromarray(np.ascontiguousarray(image)).resize((width, height), PIL.Image.Resampling.BILINEAR)
+    return np.asarray(resized)
 
 
 def size_for(height, width, max_size):

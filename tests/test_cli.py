@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_tf import StyleTransfer, StyleTransferConfig
+from nst_tf import StyleTransfer, StyleTransferConfig, cli
 from nst_tf.cli import build_parser, main
 
 
@@ -174,6 +174,8 @@ def test_python_dash_m_runs_the_job(workspace, cli_args):
     assert result.returncode == 0, result.stderr
     assert "Iteration 0 :" in result.stdout and "Iteration 2 :" in result.stdout
     assert sorted(os.listdir(workspace / "out")) == ["0.png", "2.png", "generated_image.jpg"]
+    # TensorFlow's start-up log lines are kept off the terminal: only the progress bar is there.
+    assert all(line.startswith("[") for line in result.stderr.splitlines()), result.stderr
     bad = subprocess.run([sys.executable, "-m", "nst_tf", "--epochs", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "nst-tf: error: epochs must be a positive whole number" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -208,3 +210,158 @@ def test_cli_runs_every_extra_option_together(workspace, cli_args):
 def test_cli_rejects_bad_extra_options(workspace, capsys, extra, message, cli_args):
     expect_error(capsys, cli_args(*extra), message)
     assert not (workspace / "out").exists()
+
+
+# What the hostile-user review found ---------------------------------------------------------------
+
+
+def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(workspace, capsys, monkeypatch, cli_args):
+    monkeypatch.setattr("nst_tf.vgg.load_vgg_model", lambda *a, **k: pytest.fail("work started"))
+    for taken in ("2.png", "generated_image.jpg"):
+        (workspace / "out" / taken).mkdir(parents=True)
+        expect_error(capsys, cli_args(), f"{taken}' is a folder; this run would save an image under that name")
+        (workspace / "out" / taken).rmdir()
+
+
+def test_an_aspect_ratio_the_image_cannot_give_is_refused(workspace, capsys, cli_args):
+    expect_error(capsys, cli_args("--width", "100000"), "cannot be cropped to 100000x48")
+
+
+def test_an_input_reached_through_another_name_is_never_overwritten(workspace, capsys, cli_args):
+    # A hard link is another view of the same file, as a bind mount or a
+    # case-insensitive file system gives; paths differ, the file is one.
+    (workspace / "out").mkdir()
+    os.link(workspace / "content.png", workspace / "out" / "4.png")
+    before = (workspace / "content.png").read_bytes()
+    expect_error(capsys, cli_args(), "4.png' is the input image")
+    assert (workspace / "content.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("bad", [["--epochs", "0"], ["--style_image_filename", "nowhere.png"]])
+def test_bad_input_creates_nothing(workspace, capsys, cli_args, bad):
+    expect_error(capsys, cli_args(*bad), "")
+    assert not (workspace / "out").exists()
+
+
+def test_a_rerun_into_a_used_folder_says_so(workspace, capsys, cli_args):
+    (workspace / "out").mkdir()
+    (workspace / "out" / "180.png").write_bytes(b"an earlier run's image")
+    assert main(cli_args(epochs=1)) == 0
+    err = capsys.readouterr().err
+    assert "already holds 1 numbered images" in err
+    assert (workspace / "out" / "180.png").read_bytes() == b"an earlier run's image"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--width", "100000", "--height", "100000"], "a run at 100000x100000 needs about"),
+        (["--max_size", "100000"], "a run at 100000x75000 needs about"),
+        (["--optimizer", "lbfgs", "--lbfgs_history", "1000000"], "with an L-BFGS history of 1000000 needs about"),
+    ],
+)
+def test_runs_that_cannot_fit_in_memory_are_refused_with_the_estimate(workspace, capsys, cli_args, extra, message):
+    expect_error(capsys, cli_args(*extra), message)
+    assert not (workspace / "out").exists()
+
+
+def test_start_up_does_not_grow_with_the_number_of_iterations(workspace, monkeypatch, cli_args):
+    import tracemalloc
+
+    def one_step_then_interrupt(self, ticks=False):
+        self.step(1)
+        raise KeyboardInterrupt
+        yield  # a generator, as run() is
+
+    monkeypatch.setattr(StyleTransfer, "run", one_step_then_interrupt)
+    tracemalloc.start()
+    try:
+        assert main(cli_args(epochs=10**9, print_every=1)) == 130
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Listing one name per report up front took gigabytes at this count.
+    assert peak < 64 * 2**20, peak
+
+
+def test_an_interrupt_right_after_a_due_report_still_saves_its_image(workspace, capsys, monkeypatch, cli_args):
+    def three_steps_then_interrupt(self, ticks=False):
+        self.step(3)  # iterations 0, 1, 2: 0 and 2 are due, neither reported yet
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(StyleTransfer, "run", three_steps_then_interrupt)
+    assert main(cli_args(epochs=50)) == 130
+    assert (workspace / "out" / "2.png").exists()
+    assert "interrupted after 3 of 50 iterations" in capsys.readouterr().err
+
+
+def test_a_second_interrupt_during_the_final_save_is_ignored(workspace, capsys, monkeypatch, cli_args):
+    import signal
+
+    from nst_tf import images
+
+    real_save = images.save_image
+
+    def save_with_interrupt(path, image):
+        if str(path).endswith("generated_image.jpg"):
+            os.kill(os.getpid(), signal.SIGINT)
+        real_save(path, image)
+
+    def one_step_then_interrupt(self, ticks=False):
+        self.step(1)
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(images, "save_image", save_with_interrupt)
+    monkeypatch.setattr(StyleTransfer, "run", one_step_then_interrupt)
+    assert main(cli_args(epochs=50)) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "saved" in err.splitlines()[-1]
+    with Image.open(workspace / "out" / "generated_image.jpg") as image:
+        assert image.size == (64, 48)
+
+
+def test_a_failed_final_save_names_the_path_and_keeps_the_image_elsewhere(workspace, capsys, monkeypatch, cli_args):
+    import errno
+
+    from nst_tf import images
+
+    real_save = images.save_image
+    monkeypatch.setenv("TMPDIR", str(workspace / "rescue"))
+    (workspace / "rescue").mkdir()
+    monkeypatch.setattr("tempfile.tempdir", None)
+
+    def full_disk(path, image):
+        if str(path).startswith(str(workspace / "out")):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(path, image)
+
+    monkeypatch.setattr(images, "save_image", full_disk)
+    assert main(cli_args(epochs=1)) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    failed = [line for line in err if "generated_image.jpg" in line]
+    assert len(failed) == 1 and "No space left on device" in failed[0], err
+    rescued = failed[0].split("instead")[0].split("saved to ")[1].strip(" ;'")
+    assert os.path.dirname(rescued) == str(workspace / "rescue") and os.path.getsize(rescued) > 0
+
+
+def test_progress_eta_leaves_out_the_first_iteration_which_traces(monkeypatch):
+    import io
+
+    clock = iter([0.0, 100.0, 101.0])
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    bar = cli._ProgressLine(11, stream)
+    bar.update(1)  # after tracing: 100 s for one iteration
+    bar.update(2)  # one more iteration in 1 s: 9 left, 9 s
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("ETA ?") and second.endswith("ETA 0:00:09")
+
+
+def test_every_exit_status_is_in_the_readme():
+    with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as handle:
+        readme = handle.read()
+    section = readme.split("Exit status")[1].split("\n## ")[0]
+    for status in cli.EXIT_STATUSES:
+        assert f"`{status}`" in section, status
