@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from nst_tf import (
     NSTError,
@@ -64,3 +65,99 @@ def test_blend_weights_must_match_the_style_images(model, images):
     content, style = images
     with pytest.raises(NSTError, match="style_blend_weights has 3 weights for 2 style images"):
         StyleTransfer(StyleCost(model, content, [style, style], StyleTransferConfig(style_blend_weights=(1, 1, 1))))
+
+
+# The objective alone, and its parts -------------------------------------------------------
+
+
+def test_the_costs_of_any_image_need_no_optimizer(model, images, rng):
+    content, style = images
+    image = (content + rng.normal(0, 20, content.shape)).astype(np.float32)
+    J, J_content, J_style, J_tv = StyleCost(model, content, style, StyleTransferConfig(tv_weight=0.5))(image)
+    names = [name for name, _ in StyleTransferConfig().style_layers]
+    G = model(image, layers=["conv4_2", *names])
+    expected_content = compute_content_cost(model(content, layers=["conv4_2"])["conv4_2"], G["conv4_2"])
+    expected_style = compute_style_cost(model(style, layers=names), G)
+    np.testing.assert_allclose(float(J_content), float(expected_content), rtol=1e-5)
+    np.testing.assert_allclose(float(J_style), float(expected_style), rtol=1e-4)
+    np.testing.assert_allclose(float(J_tv), float(total_variation_cost(image)), rtol=1e-5)
+    np.testing.assert_allclose(float(J), 10 * float(J_content) + 40 * float(J_style) + 0.5 * float(J_tv), rtol=1e-5)
+
+
+def test_xla_gives_the_costs_eager_execution_gives(model, images, rng):
+    content, style = images
+    image = tf.constant((content + rng.normal(0, 20, content.shape)).astype(np.float32))
+    cost = StyleCost(model, content, style, StyleTransferConfig())
+    eager = cost(image)
+    compiled = tf.function(cost, jit_compile=True)(image)
+    for a, b in zip(compiled, eager):
+        np.testing.assert_allclose(float(a), float(b), rtol=1e-4)
+
+
+def test_astype_round_trips(model):
+    there_and_back = model.astype(tf.float64).astype(tf.float32)
+    assert model.astype(tf.float32) is model
+    for a, b in zip(there_and_back.variables, model.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    bf16 = model.astype(tf.bfloat16)
+    assert bf16.dtype == tf.bfloat16 and all(v.dtype == tf.bfloat16 for v in bf16.variables)
+    for a, b in zip(bf16.variables, model.variables):
+        np.testing.assert_array_equal(a.numpy(), tf.cast(b, tf.bfloat16).numpy())
+    with pytest.raises(NSTError, match="dtype must be a floating-point type; got int32"):
+        model.astype(tf.int32)
+
+
+def test_a_precision_other_than_the_models_leaves_the_callers_model_alone(model, images):
+    cost = StyleCost(model, *images, StyleTransferConfig(precision="bf16"))
+    assert cost.model.dtype == tf.bfloat16 and model.dtype == tf.float32
+
+
+def test_every_choice_list_is_exactly_what_its_dispatch_handles(images):
+    from nst_tf import colors
+    from nst_tf.config import COLOR_MODES, OPTIMIZERS, TV_FORMS
+    from nst_tf.optimize import make_optimizer
+
+    for name in OPTIMIZERS:
+        assert make_optimizer(StyleTransferConfig(optimizer=name)) is not None
+    content, style = images
+    for mode in COLOR_MODES + (None,):
+        assert colors.present(mode, content, content).shape == content.shape
+        assert colors.recolor_styles(mode, [style], content)[0].shape == style.shape
+    with pytest.raises(NSTError, match="preserve_colors must be None or one of luminance, histogram"):
+        colors.present("sepia", content, content)
+    for form in TV_FORMS:
+        assert float(total_variation_cost(content, form)) > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((3, "content", "style"), "model must be a VGG19"),
+        (("model", None, "style"), "content_image must be a normalized image"),
+        (("model", "content", []), "style_image: give at least one style image"),
+        (("model", "content", "style", {"alpha": 1}), "config must be a StyleTransferConfig; got dict"),
+    ],
+)
+def test_wrong_arguments_raise_nst_errors_naming_them(model, images, args, message):
+    content, style = images
+    values = {"model": model, "content": content, "style": style}
+    with pytest.raises(NSTError, match=message):
+        StyleCost(*[values.get(a, a) if isinstance(a, str) else a for a in args])
+
+
+def test_the_loop_takes_only_an_objective(model, images):
+    with pytest.raises(NSTError, match="objective must be a StyleCost"):
+        StyleTransfer(model)
+    with pytest.raises(NSTError, match="config must be a StyleTransferConfig"):
+        StyleTransfer(StyleCost(model, *images), config="fast")
+
+
+@pytest.mark.parametrize("seed", [3, np.int64(3), np.uint8(3)])
+def test_numpy_integer_seeds_are_accepted(seed):
+    assert StyleTransferConfig(seed=seed).seed == 3 and type(StyleTransferConfig(seed=seed).seed) is int
+
+
+@pytest.mark.parametrize("seed", [True, -1, 2.5, "3"])
+def test_other_seeds_are_refused(seed):
+    with pytest.raises(NSTError, match="seed must be a non-negative whole number"):
+        StyleTransferConfig(seed=seed)
