@@ -21,19 +21,28 @@ from reference import content_cost as ref_content_cost
 from reference import gram as ref_gram
 from reference import layer_style_cost as ref_layer_style_cost
 
+# Run again by .ci/run with oneDNN held to other instruction sets and with oneDNN off.
+pytestmark = pytest.mark.numeric
 
-def assert_printed(value, printed):
-    """``value`` agrees with the course's printed decimal string to every printed digit.
 
-    Up to one float32 unit in the last place: the course's own copies print
-    GA[0, 1] as -26.721275 and as -26.721277, and J_content 7.0568767 lies
-    within a hair of the midpoint between two float32 numbers, so the order
-    of a sum decides that last bit (the course itself asserts with np.isclose).
+#: How far a float32 graded value may lie from the float64 evaluation of the same inputs, in float32
+#: units in the last place. A float32 sum of the same numbers rounds differently with the CPU's vector
+#: width, FMA and oneDNN's kernel choice: J_style_layer of the second edition is 14.017804 here and
+#: 14.017808 with ONEDNN_MAX_CPU_ISA=AVX2 (as on an AMD EPYC), 1.6 and 2.4 ulps from 14.0178057.
+GRADED_ULPS = 4
+
+
+def assert_graded(value, printed, exact):
+    """``value`` passes the course's own check and lies within ``GRADED_ULPS`` of the exact value.
+
+    The course checks with ``np.isclose`` (rtol 1e-5, atol 1e-8) against its
+    printed value; ``exact`` is the same formula evaluated in float64 by
+    tests/reference.py on the same float32 inputs.
     """
-    decimals = len(printed.split(".")[1]) if "." in printed else 0
-    tolerance = max(0.5 * 10.0**-decimals, float(np.spacing(np.float32(abs(float(printed))))))
-    assert abs(float(value) - float(printed)) <= tolerance, (value, printed)
-    assert np.isclose(value, float(printed))
+    value = float(value)
+    assert np.isclose(value, float(printed)), (value, printed)
+    ulp = float(np.spacing(np.float32(abs(exact))))
+    assert abs(value - exact) <= GRADED_ULPS * ulp, (value, exact, (value - exact) / ulp)
 
 
 # First edition (TF1): graph seed 1, op seeds 3 and 9, as COURSE_FACTS.md explains.
@@ -53,7 +62,7 @@ def second_edition_pair():
 
 def test_content_cost_matches_first_edition_graded_value():
     a_C, a_G = first_edition_pair([1, 4, 4, 3])
-    assert_printed(compute_content_cost(a_C, a_G), "6.76559")
+    assert_graded(compute_content_cost(a_C, a_G), "6.76559", ref_content_cost(a_C.numpy(), a_G.numpy()))
 
 
 def test_gram_matrix_matches_first_edition_graded_value():
@@ -63,15 +72,15 @@ def test_gram_matrix_matches_first_edition_graded_value():
         ["-4.42912197", "19.46583748", "19.56387138"],
         ["-2.09668207", "19.56387138", "20.6864624"],
     ]
-    GA = gram_matrix(A).numpy()
-    for row, expected_row in zip(GA, expected):
-        for value, printed in zip(row, expected_row):
-            assert abs(value - float(printed)) <= 2e-6 * max(1, abs(float(printed)))
+    GA, exact = gram_matrix(A).numpy(), ref_gram(A.numpy())
+    for i, expected_row in enumerate(expected):
+        for j, printed in enumerate(expected_row):
+            assert_graded(GA[i, j], printed, exact[i, j])
 
 
 def test_layer_style_cost_matches_first_edition_graded_value():
     a_S, a_G = first_edition_pair([1, 4, 4, 3])
-    assert_printed(compute_layer_style_cost(a_S, a_G), "9.19028")
+    assert_graded(compute_layer_style_cost(a_S, a_G), "9.19028", ref_layer_style_cost(a_S.numpy(), a_G.numpy()))
 
 
 def test_total_cost_matches_first_edition_graded_value():
@@ -92,7 +101,7 @@ def test_total_cost_is_exact_in_float64():
 
 def test_content_cost_matches_second_edition_graded_value():
     a_C, a_G = second_edition_pair()
-    assert_printed(compute_content_cost(a_C, a_G), "7.0568767")
+    assert_graded(compute_content_cost(a_C, a_G), "7.0568767", ref_content_cost(a_C.numpy(), a_G.numpy()))
 
 
 def test_gram_matrix_matches_second_edition_graded_value():
@@ -103,15 +112,15 @@ def test_gram_matrix_matches_second_edition_graded_value():
         ["-26.721277", "12.767579", "-2.5158246"],
         ["-7.7320204", "-2.5158246", "23.752384"],
     ]
-    GA = gram_matrix(A).numpy()
-    for row, expected_row in zip(GA, expected):
-        for value, printed in zip(row, expected_row):
-            assert_printed(value, printed)
+    GA, exact = gram_matrix(A).numpy(), ref_gram(A.numpy())
+    for i, expected_row in enumerate(expected):
+        for j, printed in enumerate(expected_row):
+            assert_graded(GA[i, j], printed, exact[i, j])
 
 
 def test_layer_style_cost_matches_second_edition_graded_value():
     a_S, a_G = second_edition_pair()
-    assert_printed(compute_layer_style_cost(a_S, a_G), "14.017804")
+    assert_graded(compute_layer_style_cost(a_S, a_G), "14.017804", ref_layer_style_cost(a_S.numpy(), a_G.numpy()))
     assert compute_layer_style_cost(a_S, a_S).numpy() == 0
     assert compute_layer_style_cost(a_S, a_G).numpy() > 0
 

@@ -6,6 +6,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+# Run again by .ci/run with oneDNN held to other instruction sets and with oneDNN off.
+pytestmark = pytest.mark.numeric
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = ["Art_Generation_with_Neural_Style_Transfer.ipynb", "Your_own_images.ipynb"]
 

@@ -12,6 +12,9 @@ from nst_tf.testing import vgg19_mat_contents, write_vgg19_mat
 from nst_tf.vgg import CONV_INDEX
 from reference import vgg_forward
 
+# Run again by .ci/run with oneDNN held to other instruction sets and with oneDNN off.
+pytestmark = pytest.mark.numeric
+
 COURSE_SHAPES_300x400 = {
     "conv1_1": (1, 300, 400), "conv1_2": (1, 300, 400), "avgpool1": (1, 150, 200),
     "conv2_1": (1, 150, 200), "avgpool2": (1, 75, 100), "conv3_1": (1, 75, 100), "avgpool3": (1, 38, 50),
