@@ -3,7 +3,8 @@
 The course's graded functions (``compute_content_cost``, ``gram_matrix``,
 ``compute_layer_style_cost``, ``compute_style_cost``, ``total_cost``), its
 helpers (``CONFIG``, ``reshape_and_normalize_image``,
-``generate_noise_image``, ``save_image``, ``load_vgg_model``) and the
+``generate_noise_image``, ``save_image``, ``load_vgg_model``, which reads
+MatConvNet's .mat or Keras' .h5 VGG-19 weights) and the
 optimization loop (``StyleTransfer``, ``stylize``), plus what the course
 leaves out: total variation, L-BFGS, colour preservation, several styles.
 """
@@ -32,6 +33,7 @@ from .images import (
     save_image,
     size_for,
 )
+from .keras_weights import read_vgg19_h5
 from .lbfgs import LBFGS
 from .optimize import Progress, StyleTransfer, stylize
 from .vgg import GRAPH_LAYERS, VGG19, VGGWeights, load_vgg_model, read_vgg19_mat
@@ -66,6 +68,7 @@ __all__ = [
     "match_color_statistics",
     "preserve_luminance",
     "read_image",
+    "read_vgg19_h5",
     "read_vgg19_mat",
     "reshape_and_normalize_image",
     "save_image",
