@@ -58,6 +58,8 @@ _HOMES = {
     "VGGWeights": "vgg",
     "load_vgg_model": "vgg",
     "read_vgg19_mat": "vgg",
+    "read_vgg19_h5": "keras_weights",
+    "weights_file_kind": "vgg",
 }
 
 __all__ = sorted(_HOMES)

@@ -27,3 +27,6 @@ GRAPH_LAYERS = tuple(
 
 #: Smallest height and width the network accepts: five 2x2 poolings.
 MIN_IMAGE_SIZE = 32
+
+#: Pooling after each block: the course's average pooling, or Keras' (and the Keras L-BFGS variant's) max.
+POOLINGS = ("avg", "max")

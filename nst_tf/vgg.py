@@ -8,7 +8,11 @@ Two parts, kept apart so that the module never touches the disk:
   are dropped as soon as the file is parsed and never become tensors.
 * ``VGG19(weights)`` holds those weights and computes the course's graph:
   3x3 convolutions (stride 1, SAME) plus bias and ReLU, and 2x2 average
-  pooling (stride 2, SAME) after each block.
+  pooling (stride 2, SAME) after each block; ``pooling="max"`` gives Keras'
+  max pooling instead.
+
+``load_vgg_model(path)`` also reads Keras' VGG19 weight files
+(``nst_tf.keras_weights``), telling the two kinds apart by their content.
 
 Both MatConvNet layouts of the file are understood. Struct fields are read
 by name, because the layouts order them differently (the "new" layout's
@@ -27,7 +31,7 @@ import scipy.io
 import tensorflow as tf
 
 from .errors import NSTError, WeightsFileError
-from .layers import CONV_INDEX, GRAPH_LAYERS, MATCONVNET_LAYERS, MIN_IMAGE_SIZE
+from .layers import CONV_INDEX, GRAPH_LAYERS, MATCONVNET_LAYERS, MIN_IMAGE_SIZE, POOLINGS
 
 DOWNLOAD_HINT = (
     "download imagenet-vgg-verydeep-19.mat (about 510 MB, MatConvNet's pretrained models) "
@@ -179,6 +183,11 @@ class _Converted:
     source: str
 
 
+def _check_pooling(pooling):
+    if not isinstance(pooling, str) or pooling not in POOLINGS:
+        raise NSTError(f"pooling must be one of {', '.join(map(repr, POOLINGS))}; got {pooling!r}")
+
+
 class VGG19(tf.Module):
     """The course's VGG-19 graph (convolutions and average pooling) as a tf.Module.
 
@@ -189,13 +198,24 @@ class VGG19(tf.Module):
     ``layers`` computes only up to the deepest requested layer and returns
     just those.
 
+    ``pooling`` is "avg" (the course's: 2x2 average pooling, stride 2, SAME:
+    an odd row or column is averaged alone) or "max" (Keras' VGG19 and the
+    Keras L-BFGS variant: ``MaxPooling2D((2, 2))``, stride 2, VALID: an odd
+    last row or column is dropped, so 75 rows become 37, not 38). The
+    pooling outputs keep the course's names "avgpool1" ... "avgpool5" in both
+    cases: one set of names serves every layer choice (style layers, content
+    layer, the command line's options), and a name that changed with the
+    pooling would make a layer list valid for one network and not the other.
+
     The weights are non-trainable ``tf.Variable``s: TensorFlow then places them
     on the GPU once, where a captured host constant would be copied to the
     device at every call of a ``tf.function``.
     """
 
-    def __init__(self, weights, name="vgg19", dtype=tf.float32):
+    def __init__(self, weights, name="vgg19", dtype=tf.float32, pooling="avg"):
         super().__init__(name=name)
+        _check_pooling(pooling)
+        self.pooling = pooling
         self.dtype = _floating(dtype)
         with self.name_scope:
             self._conv = {
@@ -218,7 +238,7 @@ class VGG19(tf.Module):
         if dtype == self.dtype:
             return self
         conv = {layer: (tf.cast(kernel, dtype), tf.cast(bias, dtype)) for layer, (kernel, bias) in self._conv.items()}
-        return VGG19(_Converted(conv, self.source), name=self.name, dtype=dtype)
+        return VGG19(_Converted(conv, self.source), name=self.name, dtype=dtype, pooling=self.pooling)
 
     @property
     def layer_names(self):
@@ -261,8 +281,10 @@ class VGG19(tf.Module):
             if name.startswith("conv"):
                 kernel, bias = self._conv[name]
                 x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
-            else:
+            elif self.pooling == "avg":
                 x = tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="SAME")
+            else:
+                x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
             outputs[name] = x
             remaining.discard(name)
         return {name: outputs[name] for name in wanted}
@@ -281,11 +303,20 @@ def _release_freed_heap():
         pass
 
 
-def load_vgg_model(path, dtype=tf.float32):
-    """Reads imagenet-vgg-verydeep-19.mat and returns the ``VGG19`` module.
+def load_vgg_model(path, dtype=tf.float32, pooling="avg"):
+    """Reads a VGG-19 weights file and returns the ``VGG19`` module.
 
-    The course's name for this step. See ``read_vgg19_mat`` for the errors.
+    The course's name for this step. The file is MatConvNet's
+    imagenet-vgg-verydeep-19.mat (``read_vgg19_mat``) or Keras'
+    vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5 (``read_vgg19_h5``),
+    told apart by its first bytes (``weights_file_kind``), not its name.
+    ``pooling``: see ``VGG19``. Raises ``WeightsFileError`` as those do.
     """
-    model = VGG19(read_vgg19_mat(path), dtype=dtype)
+    # keras_weights imports this module, so it is imported on first use.
+    from .keras_weights import read_vgg19_h5, weights_file_kind
+
+    _check_pooling(pooling)  # before reading a file of hundreds of MB
+    read = read_vgg19_h5 if weights_file_kind(path) == "h5" else read_vgg19_mat
+    model = VGG19(read(path), dtype=dtype, pooling=pooling)
     _release_freed_heap()
     return model

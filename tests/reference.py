@@ -40,8 +40,22 @@ def avg_pool(x):
     return out
 
 
-def vgg_forward(image, conv):
-    """Every conv and avgpool activation of VGG-19 for image (H, W, 3), from {name: (kernel, bias)}."""
+def max_pool(x):
+    """2x2 max pooling, stride 2, VALID (Keras' MaxPooling2D((2, 2))): an odd last row or column is dropped."""
+    h, w, c = x.shape
+    out = np.zeros((h // 2, w // 2, c))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = x[2 * i:2 * i + 2, 2 * j:2 * j + 2].max(axis=(0, 1))
+    return out
+
+
+def vgg_forward(image, conv, pooling="avg"):
+    """Every conv and pooling activation of VGG-19 for image (H, W, 3), from {name: (kernel, bias)}.
+
+    Pooling outputs are named "avgpool1" ... "avgpool5" whatever ``pooling`` ("avg" or "max") is.
+    """
+    pool = {"avg": avg_pool, "max": max_pool}[pooling]
     x = np.float64(image)
     out = {}
     for block, convs in enumerate((2, 2, 4, 4, 4), start=1):
@@ -49,6 +63,6 @@ def vgg_forward(image, conv):
             name = f"conv{block}_{k}"
             x = conv_relu(x, *conv[name])
             out[name] = x
-        x = avg_pool(x)
+        x = pool(x)
         out[f"avgpool{block}"] = x
     return out
