@@ -109,6 +109,17 @@ class StyleCost(tf.Module):
             J_tv = tf.zeros([], tf.float32)
         return J, J_content, J_style, J_tv
 
+    def value_and_gradient(self, image):
+        """``((J, J_content, J_style, J_tv), dJ/dimage)``: what one optimizer step needs.
+
+        The loop calls only this, so an objective that computes the gradient
+        another way (in tiles, say) plugs in by overriding it.
+        """
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            costs = self(image)
+        return costs, tape.gradient(costs[0], image)
+
     def present(self, image):
         """``image`` as it is shown and saved: with ``preserve_colors="luminance"``, in the content's colours."""
         return present(self.config.preserve_colors, image, self.content_image)

@@ -68,8 +68,8 @@ def make_optimizer(config):
 def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False):
     """Builds ``run_steps(n) -> steps_done_now``, a ``tf.function`` traced once.
 
-    Each step evaluates ``objective(image)[0]`` and applies one optimizer
-    update to the ``image`` variable, counting it in the ``steps_done``
+    Each step evaluates ``objective.value_and_gradient(image)`` and applies
+    one optimizer update to the ``image`` variable, counting it in the ``steps_done``
     variable. Before each update the image is copied to ``last_finite``; a
     step whose total cost or gradient is NaN or infinite stops the loop
     without updating, so a return value below ``n`` reports it.
@@ -79,9 +79,8 @@ def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_co
     def run_steps(n):
         done = tf.constant(0)
         for _ in tf.range(n):
-            with tf.GradientTape() as tape:
-                J = objective(image)[0]
-            gradient = tape.gradient(J, image)
+            costs, gradient = objective.value_and_gradient(image)
+            J = costs[0]
             if not (tf.math.is_finite(J) and tf.reduce_all(tf.math.is_finite(gradient))):
                 break
             last_finite.assign(image)
@@ -97,9 +96,10 @@ class StyleTransfer:
     """One style-transfer run: the image variable, the optimizer, the loop.
 
     Args:
-        objective: a ``StyleCost`` (or a callable ``objective(image) -> (J,
-            J_content, J_style, J_tv)`` with ``content_image``, ``config``
-            and ``present(image)``).
+        objective: a ``StyleCost`` (or an object with its interface:
+            ``objective(image) -> (J, J_content, J_style, J_tv)``,
+            ``value_and_gradient(image)``, ``content_image``, ``config`` and
+            ``present(image)``).
         config: a ``StyleTransferConfig`` for the loop (``epochs``,
             ``print_every``, ``optimizer``, ``learning_rate``,
             ``lbfgs_history``, ``noise_ratio``, ``seed``, ``jit_compile``);
