@@ -22,6 +22,8 @@ import tempfile
 import time
 
 from .config import CONFIG, StyleTransferConfig
+from .layers import POOLINGS
+from .presets import PRESETS, Preset
 from .errors import ImageError, NonFiniteCostError, NSTError
 from .images import ImageSize, fit_image, read_image, reshape_and_normalize_image
 from .resources import check_fits
@@ -46,8 +48,13 @@ EXIT_STATUSES = {
     128 + signal.SIGTERM: "SIGTERM (kill, timeout, batch schedulers): the latest image is saved",
 }
 
-#: The options that are not hyperparameters: the files.
+#: The options that are not hyperparameters: the files and the network.
 FILE_OPTIONS = {
+    "preset": dict(
+        default=None, choices=tuple(PRESETS),
+        help="start from a whole pipeline's settings; options given as well override them: "
+        + "; ".join(f"{name}: {p.summary}" for name, p in PRESETS.items()),
+    ),
     "content_image_filename": dict(
         default=CONFIG.CONTENT_IMAGE, metavar="FILE", help=f"content image: a path, or a name under {IMAGES_DIR}/"
     ),
@@ -55,12 +62,18 @@ FILE_OPTIONS = {
         default=[CONFIG.STYLE_IMAGE], nargs="+", metavar="FILE",
         help=f"style image(s): paths, or names under {IMAGES_DIR}/",
     ),
-    "model": dict(default=CONFIG.VGG_MODEL, metavar="FILE", help="the VGG-19 weights: imagenet-vgg-verydeep-19.mat"),
+    "model": dict(
+        default=CONFIG.VGG_MODEL, metavar="FILE",
+        help="the VGG-19 weights: MatConvNet's imagenet-vgg-verydeep-19.mat or Keras' "
+        "vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5, told apart by their content",
+    ),
+    "pooling": dict(default="avg", choices=POOLINGS, help="pooling after each block: avg (the course) or max (Keras)"),
     "output_dir": dict(default=CONFIG.OUTPUT_DIR, metavar="DIR", help="folder for the images; created if missing"),
 }
 
-# Numbered report images, "<iteration>.png".
-_NUMBERED = re.compile(r"^(\d+)\.png$")
+def _numbered(template):
+    """A pattern matching the report images of ``template`` (e.g. "{i}.png"), the iteration as group 1."""
+    return re.compile("^" + re.escape(template).replace(re.escape("{i}"), r"(\d+)") + "$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,19 +112,24 @@ def _default_text(default):
     return f" (default: {default})"
 
 
-def build_parser():
-    """The command's parser: the file options, then ``ImageSize``'s and ``StyleTransferConfig``'s fields."""
+def build_parser(preset=None):
+    """The command's parser: the file options, then ``ImageSize``'s and ``StyleTransferConfig``'s fields.
+
+    Defaults are ``preset``'s (a ``Preset``; by default the first edition's).
+    """
+    preset = preset or PRESETS["first_edition"]
+    values = {"model": preset.model, "pooling": preset.pooling, "preset": preset.name}
     parser = _Parser(
         prog=PROG, description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course."
     )
     files = parser.add_argument_group("files")
     for name, spec in FILE_OPTIONS.items():
-        spec = dict(spec)
+        spec = dict(spec, default=values.get(name, spec["default"]))
         text = spec.pop("help") + _default_text(spec["default"])
         files.add_argument(f"--{name}", help=text.replace("%", "%%"), **spec)
-    for title, cls in (("image size", ImageSize), ("hyperparameters", StyleTransferConfig)):
+    for title, defaults in (("image size", preset.size), ("hyperparameters", preset.config)):
+        cls = type(defaults)
         group = parser.add_argument_group(title)
-        defaults = cls()
         for field in dataclasses.fields(cls):
             spec = dict(field.metadata)
             default = getattr(defaults, field.name)
@@ -129,9 +147,9 @@ def _resolve_image(name, option):
     raise NSTError(f"--{option}: image not found: {name!r} (looked as a path and under {IMAGES_DIR}/)")
 
 
-def _fitted(pixels, width, height, path):
+def _fitted(pixels, width, height, fit, path):
     try:
-        return fit_image(pixels, width, height)
+        return fit_image(pixels, width, height, fit)
     except ImageError as error:
         raise ImageError(f"{path!r}: {error}") from None
 
@@ -144,10 +162,10 @@ def _check_model_file(path):
         raise NSTError(f"--model: {path!r} is not a regular file")
 
 
-def _check_outputs(output_dir, config, inputs):
+def _check_outputs(output_dir, config, numbered, inputs):
     """Refuses, before anything is created, outputs that would fail or destroy an input.
 
-    Report images are ``<i>.png`` for every reported ``i`` divisible by
+    Report images match ``numbered`` for every reported ``i`` divisible by
     ``print_every``; they are checked against what is in the folder (never
     listed one by one: the list grows with ``epochs``).
     """
@@ -158,7 +176,7 @@ def _check_outputs(output_dir, config, inputs):
     with os.scandir(output_dir) as entries:
         found = list(entries)
     for entry in found:
-        match = _NUMBERED.match(entry.name)
+        match = numbered.match(entry.name)
         ours = entry.name == FINAL_IMAGE or (
             match and int(match.group(1)) < config.epochs and int(match.group(1)) % config.print_every == 0
         )
@@ -171,10 +189,10 @@ def _check_outputs(output_dir, config, inputs):
                 raise NSTError(f"--output_dir: {entry.path!r} is the input image {source!r} and would be overwritten")
 
 
-def _earlier_numbered_images(output_dir):
+def _earlier_numbered_images(output_dir, numbered):
     if not os.path.isdir(output_dir):
         return 0
-    return sum(1 for name in os.listdir(output_dir) if _NUMBERED.match(name))
+    return sum(1 for name in os.listdir(output_dir) if numbered.match(name))
 
 
 def _prepare_output_dir(path):
@@ -222,12 +240,11 @@ def _duration(seconds):
     return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
-def _report(progress, stream):
+def _report(preset, progress, stream):
     stream.write(
-        f"Iteration {progress.iteration} :\n"
-        f"total cost = {progress.total_cost:g}\n"
-        f"content cost = {progress.content_cost:g}\n"
-        f"style cost = {progress.style_cost:g}\n"
+        preset.report_line.format(
+            i=progress.iteration, total=progress.total_cost, content=progress.content_cost, style=progress.style_cost
+        )
     )
     stream.flush()
 
@@ -286,8 +303,9 @@ def _import_tensorflow_quietly():
 class _Saver:
     """Saves images into the output folder; a failure is kept, not raised, and the image rescued."""
 
-    def __init__(self, output_dir, err):
+    def __init__(self, output_dir, normalization, err):
         self.output_dir = output_dir
+        self.normalization = normalization
         self.err = err
         self.failed = False
 
@@ -296,7 +314,7 @@ class _Saver:
 
         path = os.path.join(self.output_dir, name)
         try:
-            save_image(path, image)
+            save_image(path, image, self.normalization)
             return True
         except (NSTError, OSError) as error:
             rescued = self._rescue(name, image)
@@ -305,15 +323,14 @@ class _Saver:
             self.failed = True
             return False
 
-    @staticmethod
-    def _rescue(name, image):
+    def _rescue(self, name, image):
         from .images import save_image
 
         stem, extension = os.path.splitext(name)
         for folder in (tempfile.gettempdir(), os.path.expanduser("~")):
             path = os.path.join(folder, f"nst_tf-{os.getpid()}-{stem}{extension}")
             try:
-                save_image(path, image)
+                save_image(path, image, self.normalization)
                 return path
             except (NSTError, OSError):
                 continue
@@ -344,26 +361,48 @@ def _contain_determinism(tf, seed):
     return restore()
 
 
-def _run(args, out, err):
-    # Everything the user gave is checked before anything is created or loaded.
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What a validated command line asks for: nothing in it is created or loaded yet."""
+
+    config: StyleTransferConfig
+    preset: Preset
+    content: object
+    styles: list
+    model: str
+    pooling: str
+    output_dir: str
+
+
+def _validated(args, preset):
+    """Checks everything the user gave, before anything is created or TensorFlow is loaded."""
     config = _config(args)
-    size = ImageSize(args.width, args.height, args.max_size)
+    size = ImageSize(args.width, args.height, args.max_size, args.fit)
     content_path = _resolve_image(args.content_image_filename, "content_image_filename")
     style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
     config.blend_weights(len(style_paths))
     _check_model_file(args.model)
-    _check_outputs(args.output_dir, config, [content_path, *style_paths])
+    numbered = _numbered(preset.report_image)
+    _check_outputs(args.output_dir, config, numbered, [content_path, *style_paths])
     content_pixels = read_image(content_path)
     height, width = size.of(content_pixels.shape[:2])
     check_fits(height, width, config.optimizer, config.lbfgs_history)
-    content = reshape_and_normalize_image(_fitted(content_pixels, width, height, content_path))
-    styles = [reshape_and_normalize_image(_fitted(read_image(path), width, height, path)) for path in style_paths]
 
-    earlier = _earlier_numbered_images(args.output_dir)
-    _prepare_output_dir(args.output_dir)
+    def normalized(pixels, path):
+        return reshape_and_normalize_image(_fitted(pixels, width, height, size.fit, path), config.normalization)
+
+    content = normalized(content_pixels, content_path)
+    styles = [normalized(read_image(path), path) for path in style_paths]
+    return _Job(config, preset, content, styles, args.model, args.pooling, args.output_dir)
+
+
+def _run(job, out, err):
+    config, output_dir = job.config, job.output_dir
+    earlier = _earlier_numbered_images(output_dir, _numbered(job.preset.report_image))
+    _prepare_output_dir(output_dir)
     if earlier:
         err.write(
-            f"{PROG}: note: {args.output_dir!r} already holds {earlier} numbered images; this run replaces those "
+            f"{PROG}: note: {output_dir!r} already holds {earlier} numbered images; this run replaces those "
             "of the iterations it reports and leaves the others\n"
         )
     tf = _import_tensorflow_quietly()
@@ -375,34 +414,33 @@ def _run(args, out, err):
     for note in (emulation_note(config.precision), jit_note() if config.jit_compile else None):
         if note:
             err.write(f"{PROG}: warning: {note}\n")
-    model = load_vgg_model(args.model, dtype=compute_dtype(config.precision))
+    model = load_vgg_model(job.model, dtype=compute_dtype(config.precision), pooling=job.pooling)
 
-    saver = _Saver(args.output_dir, err)
+    saver = _Saver(output_dir, config.normalization, err)
     transfer = None
     status = EXIT_OK
     reported = -1
     with _contain_determinism(tf, config.seed):
         try:
-            transfer = StyleTransfer(StyleCost(model, content, styles, config))
+            transfer = StyleTransfer(StyleCost(model, job.content, job.styles, config))
             bar = _ProgressLine(config.epochs, err)
             for progress in transfer.run(ticks=True):
                 if isinstance(progress, Progress):
                     reported = progress.iteration
                     if progress.iteration % config.print_every == 0:
-                        _report(progress, out)
-                        saver.save(f"{progress.iteration}.png", progress.image)
+                        _report(job.preset, progress, out)
+                        saver.save(job.preset.report_image.format(i=progress.iteration), progress.image)
                     bar.update(progress.iteration + 1)
                 else:
                     bar.update(progress.iterations)
         except (KeyboardInterrupt, Stopped) as stop:
             status = 128 + getattr(stop, "signum", signal.SIGINT)
         except NonFiniteCostError as error:
-            status = EXIT_NON_FINITE
             with _signals(signal.SIG_IGN):
                 saver.save(FINAL_IMAGE, error.last_finite_image)
-            final_path = os.path.join(args.output_dir, FINAL_IMAGE)
+            final_path = os.path.join(output_dir, FINAL_IMAGE)
             err.write(f"{PROG}: error: {error}; saved the last finite image to {final_path!r}\n")
-            return EXIT_SAVE_FAILED if saver.failed else status
+            return EXIT_SAVE_FAILED if saver.failed else EXIT_NON_FINITE
 
     if transfer is None:
         err.write(f"\n{PROG}: interrupted before the first iteration; nothing was saved\n")
@@ -413,9 +451,9 @@ def _run(args, out, err):
         done = transfer.iteration
         due = done - 1
         if status != EXIT_OK and due > reported and due >= 0 and due % config.print_every == 0:
-            saver.save(f"{due}.png", transfer.current_image())
+            saver.save(job.preset.report_image.format(i=due), transfer.current_image())
         final_saved = saver.save(FINAL_IMAGE, transfer.current_image())
-    final_path = os.path.join(args.output_dir, FINAL_IMAGE)
+    final_path = os.path.join(output_dir, FINAL_IMAGE)
     if status != EXIT_OK:
         what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
             status - 128, "hung up (SIGHUP)"
@@ -427,12 +465,21 @@ def _run(args, out, err):
     return EXIT_SAVE_FAILED if saver.failed and status == EXIT_OK else status
 
 
+def _chosen_preset(argv):
+    """The ``Preset`` named by ``--preset`` in ``argv`` (the first edition's without one)."""
+    parser = _Parser(add_help=False)
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="first_edition")
+    return PRESETS[parser.parse_known_args(argv)[0].preset]
+
+
 def main(argv=None):
     """Runs the command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         with _signals(_signal_raiser):
-            args = build_parser().parse_args(argv)
-            return _run(args, sys.stdout, sys.stderr)
+            preset = _chosen_preset(argv)
+            args = build_parser(preset).parse_args(argv)
+            return _run(_validated(args, preset), sys.stdout, sys.stderr)
     except NSTError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return EXIT_BAD_INPUT

@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import COLOR_MODES, CONFIG
 from .errors import NSTError
-from .images import normalized_batch
+from .images import checked_float32_batch
 
 # NTSC RGB -> YIQ (FCC 1953 coefficients); YIQ -> RGB is its exact inverse.
 _RGB_TO_YIQ = np.array([
@@ -27,7 +27,7 @@ _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 
 
 def _pixels(image, name):
-    return normalized_batch(image, name).astype(np.float64) + CONFIG.MEANS
+    return checked_float32_batch(image, name).astype(np.float64) + CONFIG.MEANS
 
 
 def rgb_to_yiq(rgb):

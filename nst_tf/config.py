@@ -71,6 +71,17 @@ COLOR_MODES = ("luminance", "histogram")
 #: ``tv_form``.
 TV_FORMS = ("squared", "power")
 
+#: ``normalization``: "means" feeds RGB minus ``CONFIG.MEANS`` (the first edition, and the
+#: Caffe convention nst_tf's Keras weights are converted to); "unit" feeds RGB in [0, 1] with no
+#: mean subtraction (the second edition's choice, kept as the course made it).
+NORMALIZATIONS = ("means", "unit")
+
+#: ``start``: the initial image.
+STARTS = ("course", "additive")
+
+#: ``style_normalizer``: what each layer's squared Gram difference is divided by.
+STYLE_NORMALIZERS = ("layer", "image")
+
 
 def parse_style_layers(text):
     """``"conv1_1:0.5,conv2_1:0.5"`` -> (("conv1_1", 0.5), ("conv2_1", 0.5)); the command's form of ``style_layers``."""
@@ -152,6 +163,29 @@ class StyleTransferConfig:
         None, "one weight per style image, normalized to sum to 1 (default: equal)", metavar="W", type=float, nargs="+"
     )
 
+    normalization: str = _option(
+        "means",
+        "what the network is fed: means (RGB minus the ImageNet means, the first edition) or unit "
+        "(RGB in [0, 1], no mean subtraction, the second edition)",
+        choices=NORMALIZATIONS,
+    )
+    start: str = _option(
+        "course",
+        "initial image: course (uniform noise in [-20, 20) blended with the content by noise_ratio) or "
+        "additive (the content plus uniform noise in [-noise_ratio, noise_ratio), clipped to the pixel range, "
+        "the second edition's start)",
+        choices=STARTS,
+    )
+    clip: bool = _option(
+        False, "clip the image to the valid pixel range after every step (the second edition)", action="store_true"
+    )
+    style_normalizer: str = _option(
+        "layer",
+        "layer: each style layer's cost is divided by 4 n_C^2 (n_H n_W)^2 of that layer (the course); "
+        "image: by 4 * 3^2 * (H W)^2 of the image (the Keras L-BFGS variant)",
+        choices=STYLE_NORMALIZERS,
+    )
+
     def __post_init__(self):
         _check_whole("epochs", self.epochs, 1)
         _check_whole("print_every", self.print_every, 1)
@@ -179,6 +213,15 @@ class StyleTransferConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("preserve_colors", self.preserve_colors, (None,) + COLOR_MODES)
         _check_whole("lbfgs_history", self.lbfgs_history, 1)
+        _check_choice("normalization", self.normalization, NORMALIZATIONS)
+        _check_choice("start", self.start, STARTS)
+        if not isinstance(self.clip, bool):
+            raise NSTError(f"clip must be True or False; got {self.clip!r}")
+        _check_choice("style_normalizer", self.style_normalizer, STYLE_NORMALIZERS)
+        if self.preserve_colors is not None and self.normalization != "means":
+            raise NSTError(
+                "preserve_colors needs normalization 'means' (its colour spaces are defined on 0..255 pixels)"
+            )
         if self.style_blend_weights is not None:
             try:
                 weights = tuple(self.style_blend_weights)

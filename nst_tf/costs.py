@@ -24,7 +24,7 @@ from .errors import NSTError
 
 def _activation(x, name):
     """Converts ``x`` to a floating tensor of static rank 4 with batch size 1."""
-    x = tf.convert_to_tensor(x)
+    x = _tensor(x, name)
     if not x.dtype.is_floating:
         raise NSTError(f"{name} must be a floating-point tensor; got dtype {x.dtype.name}")
     shape = x.shape
@@ -35,6 +35,18 @@ def _activation(x, name):
     if shape.rank is None:
         raise NSTError(f"{name} must have shape (1, n_H, n_W, n_C); got unknown rank")
     return x
+
+
+def _tensor(x, name):
+    try:
+        return tf.convert_to_tensor(x)
+    except (TypeError, ValueError):
+        raise NSTError(f"{name} must be a tensor or array; got {type(x).__name__}") from None
+
+
+def _outputs(value):
+    """Whether ``value`` is the second edition's list of a Keras model's outputs."""
+    return isinstance(value, (list, tuple))
 
 
 def _shape_text(x):
@@ -74,9 +86,17 @@ def compute_content_cost(a_C, a_G):
         a_C: activations of the content image, shape (1, n_H, n_W, n_C).
         a_G: activations of the generated image, same shape and dtype.
 
+    The second edition's call, ``compute_content_cost(content_output,
+    generated_output)`` with the lists of a Keras model's outputs, is
+    accepted too: as there, the last output of each is the content layer's.
+
     Returns:
         A scalar tensor ``sum((a_C - a_G)**2) / (4 * n_H * n_W * n_C)``.
     """
+    if _outputs(a_C) or _outputs(a_G):
+        if not (_outputs(a_C) and _outputs(a_G) and a_C and a_G):
+            raise NSTError("content_output and generated_output must both be non-empty lists of layer outputs")
+        a_C, a_G = a_C[-1], a_G[-1]
     a_C = _activation(a_C, "a_C")
     a_G = _activation(a_G, "a_G")
     _same_shape(a_C, a_G, "a_C", "a_G")
@@ -95,7 +115,7 @@ def gram_matrix(A):
         ``tf.matmul(A, tf.transpose(A))``, so its float32 values match the
         course's printed ones to the last digit.
     """
-    A = tf.convert_to_tensor(A)
+    A = _tensor(A, "A")
     if A.shape.rank != 2:
         raise NSTError(f"A must have shape (n_C, n_H*n_W); got {_shape_text(A)}")
     return tf.matmul(A, tf.transpose(A))
@@ -119,21 +139,28 @@ def style_gram(a):
     return tf.matmul(unrolled, unrolled, transpose_a=True)
 
 
+def _layer_normalizer(a):
+    """The course's 4 * n_C^2 * (n_H * n_W)^2 of a (1, n_H, n_W, n_C) activation, in its dtype."""
+    n_H, n_W, n_C = (_as_float(n, a.dtype) for n in _dims(a))
+    return 4.0 * tf.square(n_C) * tf.square(n_H * n_W)
+
+
 def _gram_distance(gram_S, gram_G, a_G):
-    n_H, n_W, n_C = (_as_float(n, a_G.dtype) for n in _dims(a_G))
-    return tf.reduce_sum(tf.square(gram_S - gram_G)) / (4.0 * tf.square(n_C) * tf.square(n_H * n_W))
+    return tf.reduce_sum(tf.square(gram_S - gram_G)) / _layer_normalizer(a_G)
 
 
-def layer_style_cost_from_gram(gram_S, a_G):
+def layer_style_cost_from_gram(gram_S, a_G, normalizer=None):
     """Style cost of one layer against a precomputed style Gram matrix.
 
     Args:
         gram_S: Gram matrix of the style image's activation, shape (n_C, n_C).
         a_G: activation of the generated image, shape (1, n_H, n_W, n_C).
+        normalizer: what the squared difference is divided by; by default
+            the course's ``4 * n_C**2 * (n_H*n_W)**2`` of ``a_G``.
 
     Returns:
-        A scalar tensor ``sum((gram_S - G_G)**2) / (4 * n_C**2 * (n_H*n_W)**2)``,
-        with ``G_G = style_gram(a_G)``.
+        A scalar tensor ``sum((gram_S - G_G)**2) / normalizer``, with
+        ``G_G = style_gram(a_G)``.
     """
     a_G = _activation(a_G, "a_G")
     gram_S = tf.convert_to_tensor(gram_S)
@@ -147,7 +174,9 @@ def layer_style_cost_from_gram(gram_S, a_G):
         )
     if gram_S.dtype != a_G.dtype:
         raise NSTError(f"gram_S and a_G must have the same dtype; got {gram_S.dtype.name} and {a_G.dtype.name}")
-    return _gram_distance(gram_S, style_gram(a_G), a_G)
+    if normalizer is None:
+        return _gram_distance(gram_S, style_gram(a_G), a_G)
+    return tf.reduce_sum(tf.square(gram_S - style_gram(a_G))) / tf.cast(normalizer, a_G.dtype)
 
 
 def compute_layer_style_cost(a_S, a_G):
@@ -200,9 +229,28 @@ def compute_style_cost(style_activations, generated_activations, style_layers=ST
             image's activation, same shapes.
         style_layers: sequence of (layer name, weight) pairs.
 
+    The second edition's call, ``compute_style_cost(style_image_output,
+    generated_image_output, STYLE_LAYERS)`` with the lists of a Keras
+    model's outputs, is accepted too: as there, every output but the last
+    (the content layer's) is a style layer, paired with ``style_layers`` by
+    position (their counts must agree). The first edition's
+    ``compute_style_cost(model, STYLE_LAYERS)`` ran the style image through a
+    TF1 session and has no TF2 form; its equivalent is
+    ``compute_style_cost(model(style, layers=names), model(generated, layers=names))``.
+
     Returns:
         A scalar tensor ``sum_l weight_l * compute_layer_style_cost(S[l], G[l])``.
     """
+    if _is_style_layers(generated_activations):
+        raise NSTError(
+            "compute_style_cost(model, STYLE_LAYERS) is the first edition's TF1 call, which needs a session; "
+            "in nst_tf call compute_style_cost(model(style_image, layers=names), model(generated, layers=names))"
+        )
+    if _outputs(style_activations) or _outputs(generated_activations):
+        return _second_edition_style_cost(style_activations, generated_activations, style_layers)
+    for mapping, which in ((style_activations, "style_activations"), (generated_activations, "generated_activations")):
+        if not hasattr(mapping, "keys"):
+            raise NSTError(f"{which} must map layer names to activations; got {type(mapping).__name__}")
 
     def layer_cost(layer_name):
         for mapping, which in ((style_activations, "style"), (generated_activations, "generated")):
@@ -211,6 +259,27 @@ def compute_style_cost(style_activations, generated_activations, style_layers=ST
         return compute_layer_style_cost(style_activations[layer_name], generated_activations[layer_name])
 
     return weighted_style_cost(style_layers, layer_cost)
+
+
+def _is_style_layers(value):
+    return (
+        isinstance(value, (list, tuple))
+        and bool(value)
+        and all(isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) for p in value)
+    )
+
+
+def _second_edition_style_cost(style_outputs, generated_outputs, style_layers):
+    if not (_outputs(style_outputs) and _outputs(generated_outputs)):
+        raise NSTError("style_image_output and generated_image_output must both be lists of layer outputs")
+    a_S, a_G = list(style_outputs[:-1]), list(generated_outputs[:-1])
+    if not len(a_S) == len(a_G) == len(style_layers):
+        raise NSTError(
+            f"{len(a_S)} style outputs (all but the last), {len(a_G)} generated outputs and "
+            f"{len(style_layers)} STYLE_LAYERS entries; they must agree"
+        )
+    by_position = [(str(i), weight) for i, (_, weight) in enumerate(style_layers)]
+    return weighted_style_cost(by_position, lambda i: compute_layer_style_cost(a_S[int(i)], a_G[int(i)]))
 
 
 def _to(x, dtype):

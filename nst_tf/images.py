@@ -14,7 +14,7 @@ import imageio.v3 as iio
 import numpy as np
 import PIL.Image
 
-from .config import CONFIG
+from .config import CONFIG, NORMALIZATIONS
 from .errors import ImageError, NSTError
 from .layers import MIN_IMAGE_SIZE
 
@@ -80,12 +80,14 @@ def read_image(path):
         raise ImageError(f"{path}: {error}") from None
 
 
-def fit_image(image, width, height):
+def fit_image(image, width, height, fit="crop"):
     """Brings an (h, w, 3) uint8 image to exactly (height, width, 3).
 
-    The aspect ratio is kept: the largest centred region with the target's
-    aspect ratio is cut out, then scaled (Pillow's bilinear filter,
-    antialiased when shrinking). An image already of the target size is
+    With ``fit="crop"`` the aspect ratio is kept: the largest centred region
+    with the target's aspect ratio is cut out, then scaled. With
+    ``fit="stretch"`` the whole image is scaled to the target size (the
+    second edition's ``Image.resize``). Scaling uses Pillow's bilinear filter,
+    antialiased when shrinking. An image already of the target size is
     returned unchanged.
     """
     h, w = image.shape[:2]
@@ -94,8 +96,21 @@ def fit_image(image, width, height):
             raise ImageError(
                 f"{what} is {x}x{y} pixels; VGG-19's five poolings need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
             )
+    if fit not in FITS:
+        raise NSTError(f"fit must be one of {', '.join(FITS)}; got {fit!r}")
     if (h, w) == (height, width):
         return image
+    if fit == "crop":
+        image = _centre_crop(image, width, height)
+    # Pillow's bilinear filter widens with the scale factor when shrinking,
+    # so downscaling is antialiased (as tf.image.resize(..., antialias=True)).
+    resized = PIL.Image.fromarray(np.ascontiguousarray(image)).resize((width, height), PIL.Image.Resampling.BILINEAR)
+    return np.asarray(resized)
+
+
+def _centre_crop(image, width, height):
+    """The largest centred region of ``image`` with the aspect ratio width:height."""
+    h, w = image.shape[:2]
     if w * height > h * width:
         crop = round(h * width / height)
         left = (w - crop) // 2
@@ -106,10 +121,11 @@ def fit_image(image, width, height):
         image = image[top : top + crop]
     if min(image.shape[:2]) < 1:
         raise ImageError(f"a {w}x{h} image cannot be cropped to {width}x{height}: that aspect ratio leaves no pixels")
-    # Pillow's bilinear filter widens with the scale factor when shrinking,
-    # so downscaling is antialiased (as tf.image.resize(..., antialias=True)).
-    resized = PIL.Image.fromarray(np.ascontiguousarray(image)).resize((width, height), PIL.Image.Resampling.BILINEAR)
-    return np.asarray(resized)
+    return image
+
+
+#: How ``fit_image`` brings an image to another aspect ratio.
+FITS = ("crop", "stretch")
 
 
 def size_for(height, width, max_size):
@@ -118,7 +134,7 @@ def size_for(height, width, max_size):
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_size=None):
+def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_size=None, fit="crop"):
     """``read_image`` then ``fit_image``: 8-bit RGB of shape (height, width, 3).
 
     With ``max_size``, ``width`` and ``height`` are ignored: the image keeps
@@ -129,28 +145,52 @@ def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_s
     if max_size is not None:
         height, width = size_for(*image.shape[:2], max_size)
     try:
-        return fit_image(image, width, height)
+        return fit_image(image, width, height, fit)
     except ImageError as error:
         raise ImageError(f"{os.fspath(path)}: {error}") from None
 
 
-def reshape_and_normalize_image(image):
-    """Adds the batch axis and subtracts ``CONFIG.MEANS``: (1, h, w, 3), float64 as in the course.
+def reshape_and_normalize_image(image, normalization="means"):
+    """Adds the batch axis and normalizes: (1, h, w, 3).
 
-    The course subtracts its float64 MEANS from the uint8 image, so the
-    normalized image is float64 (exact) until it enters the network.
+    ``"means"`` (the course's first edition) subtracts ``CONFIG.MEANS``; the
+    course subtracts its float64 MEANS from the uint8 image, so the result is
+    float64 (exact) until it enters the network. ``"unit"`` (the second
+    edition) divides by 255, as ``tf.image.convert_image_dtype`` does, in
+    float32.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"image must have shape (height, width, 3); got {image.shape}")
-    return np.reshape(image, (1,) + image.shape) - CONFIG.MEANS
+    batch = np.reshape(image, (1,) + image.shape)
+    if _normalization(normalization) == "unit":
+        return batch.astype(np.float32) / np.float32(255)
+    return batch - CONFIG.MEANS
 
 
-def normalized_batch(image, name):
-    """``image`` as a float32 array of shape (1, height, width, 3), or ``NSTError`` naming it."""
-    image = np.asarray(image, dtype=np.float32)
+def pixel_range(normalization="means"):
+    """(lowest, highest) normalized pixel values, each of shape (1, 1, 1, 3)."""
+    if _normalization(normalization) == "unit":
+        return np.zeros((1, 1, 1, 3)), np.ones((1, 1, 1, 3))
+    return 0 - CONFIG.MEANS, 255 - CONFIG.MEANS
+
+
+def _normalization(normalization):
+    if normalization not in NORMALIZATIONS:
+        raise NSTError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}")
+    return normalization
+
+
+def checked_float32_batch(image, name):
+    """``image`` checked to be a finite (1, height, width, 3) image and cast to float32; NSTError naming it."""
+    try:
+        image = np.asarray(image, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {type(image).__name__}") from None
     if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
         raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {image.shape}")
+    if not np.isfinite(image).all():
+        raise NSTError(f"{name} holds NaN or infinite values")
     return image
 
 
@@ -172,17 +212,39 @@ def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=Non
     return noise * noise_ratio + content_image * (1 - noise_ratio)
 
 
-def deprocess_image(image):
+def start_image(content_image, config):
+    """The initial image ``config.start`` names, for a normalized content image.
+
+    ``"course"``: ``generate_noise_image(content, config.noise_ratio, config.seed)``.
+    ``"additive"``: the content plus float32 noise uniform in
+    [-noise_ratio, noise_ratio), clipped to the pixel range of
+    ``config.normalization`` (the second edition's start with 0.25).
+    """
+    if config.start == "course":
+        return generate_noise_image(content_image, config.noise_ratio, config.seed)
+    content_image = np.asarray(content_image)
+    ratio = config.noise_ratio
+    draw = np.random.uniform if config.seed is None else np.random.default_rng(config.seed).uniform
+    noise = draw(-ratio, ratio, content_image.shape).astype(np.float32)
+    return np.clip(content_image + noise, *pixel_range(config.normalization))
+
+
+def deprocess_image(image, normalization="means"):
     """Inverse of ``reshape_and_normalize_image``: uint8 (h, w, 3).
 
-    Adds ``CONFIG.MEANS``, clips to 0..255 and truncates to uint8, as the
-    course's ``save_image`` does.
+    ``"means"``: adds ``CONFIG.MEANS``, clips to 0..255 and truncates to
+    uint8, as the course's ``save_image`` does. ``"unit"``: multiplies by 255
+    and truncates, as the second edition's ``tensor_to_image`` does (after
+    clipping to 0..255, which that edition's clipped images never need).
     """
-    image = np.asarray(image) + CONFIG.MEANS
+    image = np.asarray(image)
+    if _normalization(normalization) == "unit":
+        return np.clip(image[0] * 255, 0, 255).astype(np.uint8)
+    image = image + CONFIG.MEANS
     return np.clip(image[0], 0, 255).astype(np.uint8)
 
 
-def save_image(path, image):
+def save_image(path, image, normalization="means"):
     """Writes a normalized (1, h, w, 3) image; the format follows the extension.
 
     The folder is created. The file is written under a temporary name and
@@ -192,7 +254,7 @@ def save_image(path, image):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     extension = os.path.splitext(path)[1]
-    pixels = deprocess_image(image)
+    pixels = deprocess_image(image, normalization)
     handle, temporary = tempfile.mkstemp(prefix=".nst_tf-", suffix=extension, dir=folder)
     os.close(handle)
     try:
@@ -208,9 +270,9 @@ def save_image(path, image):
 class ImageSize:
     """The size the content and style images are brought to.
 
-    ``width`` x ``height`` (both images centre-cropped to that aspect ratio,
-    then scaled), or, with ``max_size``, the content image's own aspect ratio
-    with that longer side. Each field's ``metadata["help"]`` is its
+    ``width`` x ``height`` (both images centre-cropped to that aspect ratio
+    and scaled, or with ``fit="stretch"`` scaled whole), or, with
+    ``max_size``, the content image's own aspect ratio with that longer side. Each field's ``metadata["help"]`` is its
     command-line help.
     """
 
@@ -219,16 +281,22 @@ class ImageSize:
     )
     height: int = field(
         default=CONFIG.IMAGE_HEIGHT,
-        metadata={"help": "height of the generated image in pixels; both images are centre-cropped to "
-                  "width:height, then scaled", "metavar": "N"},
+        metadata={"help": "height of the generated image in pixels", "metavar": "N"},
     )
     max_size: int | None = field(
         default=None,
         metadata={"help": "keep the content image's aspect ratio with this longer side, instead of "
                   "--width x --height; the style images are brought to the same size", "metavar": "N", "type": int},
     )
+    fit: str = field(
+        default="crop",
+        metadata={"help": "crop: centre-crop to width:height, then scale (nothing is stretched); stretch: scale "
+                  "the whole image to width x height (the second edition)", "choices": FITS},
+    )
 
     def __post_init__(self):
+        if self.fit not in FITS:
+            raise NSTError(f"fit must be one of {', '.join(FITS)}; got {self.fit!r}")
         for name in ("width", "height") + (("max_size",) if self.max_size is not None else ()):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < MIN_IMAGE_SIZE:

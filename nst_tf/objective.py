@@ -23,7 +23,7 @@ from .costs import (
     weighted_style_cost,
 )
 from .errors import NSTError
-from .images import normalized_batch
+from .images import deprocess_image, checked_float32_batch, pixel_range
 from .precision import compute_dtype
 
 
@@ -58,14 +58,15 @@ class StyleCost(tf.Module):
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
         self.config = config
         self.model = _in_precision(model, config.precision)
-        self.content_image = normalized_batch(content_image, "content_image")
+        self.content_image = checked_float32_batch(content_image, "content_image")
         styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
         if not styles:
             raise NSTError("style_image: give at least one style image")
-        styles = [normalized_batch(style, "style_image") for style in styles]
+        styles = [checked_float32_batch(style, "style_image") for style in styles]
         self.blend_weights = config.blend_weights(len(styles))
         styles = recolor_styles(config.preserve_colors, styles, self.content_image)
 
+        self._pixel_range = [tf.constant(bound, tf.float32) for bound in pixel_range(config.normalization)]
         self.content_layer = config.content_layer
         self.style_layers = config.style_layers
         style_names = [name for name, _ in self.style_layers]
@@ -95,9 +96,11 @@ class StyleCost(tf.Module):
         config = self.config
         activations = self._float32(self.model(image, layers=self._layers))
         J_content = compute_content_cost(self.content_target, activations[self.content_layer])
+        normalizer = self._style_normalizer(image)
         J_style = tf.add_n([
             blend * weighted_style_cost(
-                self.style_layers, lambda layer, grams=grams: layer_style_cost_from_gram(grams[layer], activations[layer])
+                self.style_layers,
+                lambda layer, grams=grams: layer_style_cost_from_gram(grams[layer], activations[layer], normalizer),
             )
             for blend, grams in zip(self.blend_weights, self.style_grams)
         ])
@@ -108,6 +111,18 @@ class StyleCost(tf.Module):
         else:
             J_tv = tf.zeros([], tf.float32)
         return J, J_content, J_style, J_tv
+
+    def _style_normalizer(self, image):
+        """None (each layer's own, the course's) or the Keras variant's 4 * 3^2 * (H W)^2 of the image."""
+        if self.config.style_normalizer == "layer":
+            return None
+        pixels = tf.cast(tf.shape(image)[1] * tf.shape(image)[2], tf.float32)
+        return 4.0 * 3.0**2 * tf.square(pixels)
+
+    def constrain(self, image):
+        """After each optimizer step: with ``config.clip``, clips the ``image`` variable to the pixel range."""
+        if self.config.clip:
+            image.assign(tf.clip_by_value(image, *self._pixel_range))
 
     def value_and_gradient(self, image):
         """``((J, J_content, J_style, J_tv), dJ/dimage)``: what one optimizer step needs.
@@ -123,6 +138,10 @@ class StyleCost(tf.Module):
     def present(self, image):
         """``image`` as it is shown and saved: with ``preserve_colors="luminance"``, in the content's colours."""
         return present(self.config.preserve_colors, image, self.content_image)
+
+    def deprocess(self, image):
+        """``image`` as uint8 pixels (h, w, 3), for the objective's normalization."""
+        return deprocess_image(self.present(image), self.config.normalization)
 
 
 def _in_precision(model, precision):

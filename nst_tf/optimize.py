@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from .config import OPTIMIZERS, StyleTransferConfig
 from .errors import NSTError, NonFiniteCostError
-from .images import generate_noise_image, normalized_batch
+from .images import checked_float32_batch, start_image
 from .lbfgs import LBFGS
 from .objective import StyleCost
 
@@ -68,8 +68,9 @@ def make_optimizer(config):
 def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False):
     """Builds ``run_steps(n) -> steps_done_now``, a ``tf.function`` traced once.
 
-    Each step evaluates ``objective.value_and_gradient(image)`` and applies
-    one optimizer update to the ``image`` variable, counting it in the ``steps_done``
+    Each step evaluates ``objective.value_and_gradient(image)``, applies one
+    optimizer update to the ``image`` variable, lets ``objective.constrain``
+    act on it (clipping, where the objective asks for it), and counts it in the ``steps_done``
     variable. Before each update the image is copied to ``last_finite``; a
     step whose total cost or gradient is NaN or infinite stops the loop
     without updating, so a return value below ``n`` reports it.
@@ -85,6 +86,7 @@ def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_co
                 break
             last_finite.assign(image)
             optimizer.apply_gradients([(gradient, image)])
+            objective.constrain(image)
             steps_done.assign_add(1)
             done += 1
         return done
@@ -105,7 +107,8 @@ class StyleTransfer:
             ``lbfgs_history``, ``noise_ratio``, ``seed``, ``jit_compile``);
             by default the objective's.
         initial_image: starting image, the content's shape; by default
-            ``generate_noise_image(content_image, config.noise_ratio, config.seed)``.
+            ``start_image(content_image, config)`` (the course's noise image
+            unless ``config.start`` says otherwise).
 
     ``slice_seconds`` bounds the wall time of one traced call (see the
     module docstring).
@@ -126,8 +129,8 @@ class StyleTransfer:
         self.config = config
         content = objective.content_image
         if initial_image is None:
-            initial_image = generate_noise_image(content, config.noise_ratio, config.seed)
-        initial_image = normalized_batch(initial_image, "initial_image")
+            initial_image = start_image(content, config)
+        initial_image = checked_float32_batch(initial_image, "initial_image")
         if initial_image.shape != content.shape:
             raise NSTError(f"initial_image has shape {initial_image.shape}; expected the content's {content.shape}")
 

@@ -303,10 +303,10 @@ def test_a_second_interrupt_during_the_final_save_is_ignored(workspace, capsys, 
 
     real_save = images.save_image
 
-    def save_with_interrupt(path, image):
+    def save_with_interrupt(path, image, *normalization):
         if str(path).endswith("generated_image.jpg"):
             os.kill(os.getpid(), signal.SIGINT)
-        real_save(path, image)
+        real_save(path, image, *normalization)
 
     def one_step_then_interrupt(self, ticks=False):
         self.step(1)
@@ -332,10 +332,10 @@ def test_a_failed_final_save_names_the_path_and_keeps_the_image_elsewhere(worksp
     (workspace / "rescue").mkdir()
     monkeypatch.setattr("tempfile.tempdir", None)
 
-    def full_disk(path, image):
+    def full_disk(path, image, *normalization):
         if str(path).startswith(str(workspace / "out")):
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_save(path, image)
+        real_save(path, image, *normalization)
 
     monkeypatch.setattr(images, "save_image", full_disk)
     assert main(cli_args(epochs=1)) == 3
