@@ -73,7 +73,8 @@ TV_FORMS = ("squared", "power")
 
 #: ``normalization``: "means" feeds RGB minus ``CONFIG.MEANS`` (the first edition, and the
 #: Caffe convention nst_tf's Keras weights are converted to); "unit" feeds RGB in [0, 1] with no
-#: mean subtraction (the second edition's choice, kept as the course made it).
+#: mean subtraction and no swap to the BGR order VGG-19 was trained in (the second edition's
+#: choice, kept as the course made it).
 NORMALIZATIONS = ("means", "unit")
 
 #: ``start``: the initial image.
@@ -120,6 +121,9 @@ class StyleTransferConfig:
         metavar="N",
     )
     learning_rate: float = _option(2.0, "Adam's learning rate", metavar="X")
+    adam_epsilon: float = _option(
+        1e-8, "Adam's epsilon: 1e-8 is TF1's AdamOptimizer (the first edition), 1e-7 Keras' (the second)", metavar="X"
+    )
     alpha: float = _option(10.0, "weight of the content cost", metavar="X")
     beta: float = _option(40.0, "weight of the style cost", metavar="X")
     noise_ratio: float = _option(CONFIG.NOISE_RATIO, "share of uniform noise in the initial image", metavar="X")
@@ -166,7 +170,7 @@ class StyleTransferConfig:
     normalization: str = _option(
         "means",
         "what the network is fed: means (RGB minus the ImageNet means, the first edition) or unit "
-        "(RGB in [0, 1], no mean subtraction, the second edition)",
+        "(RGB in [0, 1] with no mean subtraction and no swap to BGR, the second edition)",
         choices=NORMALIZATIONS,
     )
     start: str = _option(
@@ -190,6 +194,7 @@ class StyleTransferConfig:
         _check_whole("epochs", self.epochs, 1)
         _check_whole("print_every", self.print_every, 1)
         _check_number("learning_rate", self.learning_rate, positive=True)
+        _check_number("adam_epsilon", self.adam_epsilon, positive=True)
         _check_number("alpha", self.alpha)
         _check_number("beta", self.beta)
         _check_number("noise_ratio", self.noise_ratio)

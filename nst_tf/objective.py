@@ -71,7 +71,7 @@ class StyleCost(tf.Module):
         self.style_layers = config.style_layers
         style_names = [name for name, _ in self.style_layers]
         self._layers = list(dict.fromkeys([self.content_layer, *style_names]))
-        content_activation = self._float32(self.model(self.content_image, layers=[self.content_layer]))
+        content_activation = self._float32(self._network(self.content_image, [self.content_layer]))
         with self.name_scope:
             # Variables rather than captured constants: a traced loop then
             # reads them where they live (on the GPU) instead of embedding
@@ -81,11 +81,20 @@ class StyleCost(tf.Module):
             )
             self.style_grams = []
             for i, style in enumerate(styles):
-                activations = self._float32(self.model(style, layers=style_names))
+                activations = self._float32(self._network(style, style_names))
                 self.style_grams.append({
                     layer: tf.Variable(style_gram(activations[layer]), trainable=False, name=f"gram_{i}_{layer}")
                     for layer in style_names
                 })
+
+    def _network(self, image, layers):
+        # nst_tf's networks take RGB (the .mat's order; Keras' BGR first layer
+        # is reversed on reading). The second edition feeds its RGB [0, 1]
+        # pixels to Keras' BGR layer as they are, so "unit" reverses them
+        # here to give that edition's activations.
+        if self.config.normalization == "unit":
+            image = tf.reverse(image, axis=[-1])
+        return self.model(image, layers=layers)
 
     @staticmethod
     def _float32(activations):
@@ -94,7 +103,7 @@ class StyleCost(tf.Module):
     def __call__(self, image):
         """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars."""
         config = self.config
-        activations = self._float32(self.model(image, layers=self._layers))
+        activations = self._float32(self._network(image, self._layers))
         J_content = compute_content_cost(self.content_target, activations[self.content_layer])
         normalizer = self._style_normalizer(image)
         J_style = tf.add_n([

@@ -24,9 +24,9 @@ from .images import checked_float32_batch, start_image
 from .lbfgs import LBFGS
 from .objective import StyleCost
 
-#: TF1's AdamOptimizer, which the course used, defaults to epsilon 1e-8
-#: (Keras's Adam to 1e-7). Beta values are the same in both.
-ADAM_EPSILON = 1e-8
+#: TF1's AdamOptimizer, which the course's first edition used, defaults to
+#: epsilon 1e-8 (Keras's Adam to 1e-7). Beta values are the same in both.
+ADAM_EPSILON = StyleTransferConfig().adam_epsilon
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Tick:
 def make_optimizer(config):
     """The optimizer ``config.optimizer`` names, with the config's settings."""
     makers = {
-        "adam": lambda: tf.keras.optimizers.Adam(learning_rate=config.learning_rate, epsilon=ADAM_EPSILON),
+        "adam": lambda: tf.keras.optimizers.Adam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon),
         "lbfgs": lambda: LBFGS(history_size=config.lbfgs_history),
     }
     if config.optimizer not in makers:

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from nst_tf import CONFIG, load_vgg_model, read_vgg19_mat
-from nst_tf.testing import write_vgg19_mat
+from nst_tf.testing import write_vgg19_h5, write_vgg19_mat
 
 # Keep TensorFlow's C++ start-up chatter out of test output; nst_tf imports
 # TensorFlow only when a test first uses it, after this line.
@@ -25,6 +25,19 @@ def weights_file(request, tmp_path_factory):
 def new_weights_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "vgg19.mat"
     return write_vgg19_mat(path, layout="new", width_divisor=TEST_WIDTH_DIVISOR, seed=3)
+
+
+@pytest.fixture(scope="session")
+def keras_weights_file(tmp_path_factory):
+    """Full-width synthetic Keras notop weights (about 80 MB), as tf.keras.applications.VGG19 needs them."""
+    path = tmp_path_factory.mktemp("keras") / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    return write_vgg19_h5(path, width_divisor=1, seed=3)
+
+
+@pytest.fixture(scope="session")
+def small_keras_weights_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("keras") / "vgg19_small.h5"
+    return write_vgg19_h5(path, width_divisor=TEST_WIDTH_DIVISOR, seed=3)
 
 
 @pytest.fixture(scope="session")
