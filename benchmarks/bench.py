@@ -95,8 +95,18 @@ def gpu_name():
 
 
 def device_label():
+    """The GPU's name, or the CPU's kind: vendor, native bfloat16 or not, and any oneDNN setting."""
     gpu = gpu_name()
-    return (gpu or "cpu").lower().replace(" ", "-")
+    if gpu:
+        return gpu.lower().replace(" ", "-")
+    cpu = machine()["cpu"]
+    vendor = "intel" if "Intel" in cpu else "amd" if "AMD" in cpu else "cpu"
+    label = f"cpu-{vendor}-" + ("bf16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "nobf16")
+    if "ONEDNN_MAX_CPU_ISA" in os.environ:
+        label += "-onednn-" + os.environ["ONEDNN_MAX_CPU_ISA"].lower()
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        label += "-onednn-off"
+    return label
 
 
 def machine():
@@ -443,8 +453,21 @@ def markdown(result, command):
         f"Command: `{command}`. Full-size synthetic VGG-19 weights.",
         "",
     ]
-    s = result["step"]
-    lines += [
+    if "step" in result:
+        lines += _step_lines(result["step"])
+    if "variants" in result:
+        lines += _variant_lines(result["variants"])
+    if "optimizers" in result:
+        lines += _optimizer_lines(result["optimizers"])
+    if "scaling" in result:
+        lines += _scaling_lines(result["scaling"])
+    if "load" in result:
+        lines += _load_lines(result["load"])
+    return "\n".join(lines) + "\n"
+
+
+def _step_lines(s):
+    lines = [
         f"## One optimization step at {s['size']} (median of {s['reps']}, after warm-up)",
         "",
         "| implementation | step (s) | first call, tracing included (s) |",
@@ -464,8 +487,11 @@ def markdown(result, command):
         f"(bare/bare_maxpool = {s['ratios']['bare/bare_maxpool']:.3f}: what the pooling alone costs).",
         "",
     ]
-    v = result["variants"]
-    lines += [f"## Precision and XLA at {v['size']}", "", "| precision | XLA | step (s) | first call (s) |", "|---|---|---|---|"]
+    return lines
+
+
+def _variant_lines(v):
+    lines = [f"## Precision and XLA at {v['size']}", "", "| precision | XLA | step (s) | first call (s) |", "|---|---|---|---|"]
     f32 = next(r["median_step_s"] for r in v["variants"] if r["precision"].startswith("float32") and not r["jit_compile"])
     for r in v["variants"]:
         lines.append(f"| {r['precision']} | {'yes' if r['jit_compile'] else 'no'} | {r['median_step_s']:.3f} "
@@ -474,17 +500,23 @@ def markdown(result, command):
     if lr:
         lines += ["", f"After {lr['steps']} steps from the same start: total cost float32 {lr['float32']:.6g}, "
                       f"bf16 {lr['bf16']:.6g}, relative difference {100 * lr['relative_difference']:.2f}%."]
-    op = result["optimizers"]
+    return lines
+
+
+def _optimizer_lines(op):
     shown = [p["iteration"] for p in op["curves"]["adam"] if p["iteration"] == "start" or p["iteration"] % 10 == 0]
-    lines += ["", f"## Adam(2.0) and L-BFGS from the same start at {op['size']}", "",
+    lines = ["", f"## Adam(2.0) and L-BFGS from the same start at {op['size']}", "",
               "| optimizer | " + " | ".join(f"after iteration {i}" if i != "start" else "start" for i in shown) + " |",
               "|---|" + "---|" * len(shown)]
     for name, points in op["curves"].items():
         cells = [f"{p['total_cost']:.3g} ({p['seconds']:.0f} s)" for p in points if p["iteration"] in shown]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("\nEach cell: total cost (wall time since the start; tracing excluded).")
-    sc = result["scaling"]
-    lines += ["", "## Scaling (each size in a fresh process)", "",
+    return lines
+
+
+def _scaling_lines(sc):
+    lines = ["", "## Scaling (each size in a fresh process)", "",
               "| precision | size | step (s) | peak memory above the loaded model (MB) |", "|---|---|---|---|"]
     for r in sc["rows"]:
         memory = r.get("peak_gpu_memory_mb", r["peak_rss_above_loaded_model_mb"])
@@ -493,12 +525,17 @@ def markdown(result, command):
         lines.append(f"\nFitted exponent of step time against pixel count ({precision}): {exponent:.2f}.")
     for note in sc["stopped"]:
         lines.append(f"\nStopped: {note}.")
-    ld = result["load"]
-    lines += ["", "## Loading the .mat", "",
+    return lines
+
+
+def _load_lines(ld):
+    return ["", "## Loading the .mat", "",
               f"File {ld['file_mb']:.0f} MB, loaded in {ld['load_s']:.1f} s. Peak resident memory "
               f"{ld['peak_rss_above_baseline_mb']:.0f} MB above TensorFlow's baseline ({ld['peak_over_file_size']:.2f}x the file); "
               f"afterwards {ld['retained_rss_above_baseline_mb']:.0f} MB above it (conv weights: {ld['conv_weights_mb']:.0f} MB)."]
-    return "\n".join(lines) + "\n"
+
+
+SECTIONS = ("step", "variants", "optimizers", "scaling", "load")
 
 
 def main():
@@ -508,6 +545,7 @@ def main():
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--child-scaling", metavar="WxH")
     parser.add_argument("--child-load", action="store_true")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
     args = parser.parse_args()
     if args.child_scaling:
         width, height = map(int, args.child_scaling.split("x"))
@@ -523,20 +561,28 @@ def main():
     weights = nst_tf.read_vgg19_mat(ensure_weights())
     model = nst_tf.VGG19(weights)
     result = {"date": datetime.date.today().isoformat(), "machine": machine()}
-    print("step ...", file=sys.stderr)
-    result["step"] = section_step(model, weights, reps)
-    print("variants ...", file=sys.stderr)
-    result["variants"] = section_variants(model, reps, 0 if args.quick else 200)
-    print("optimizers ...", file=sys.stderr)
-    result["optimizers"] = section_optimizers(model, 20 if args.quick else 60)
-    print("scaling ...", file=sys.stderr)
-    result["scaling"] = section_scaling(sizes, 3 if args.quick else 5, budget_s=240, precisions=["float32", "bf16"])
-    print("load ...", file=sys.stderr)
-    result["load"] = section_load()
+    runs = {
+        "step": lambda: section_step(model, weights, reps),
+        "variants": lambda: section_variants(model, reps, 0 if args.quick else 200),
+        "optimizers": lambda: section_optimizers(model, 20 if args.quick else 60),
+        "scaling": lambda: section_scaling(
+            sizes, 3 if args.quick else 5, budget_s=240, precisions=["float32", "bf16"]
+        ),
+        "load": section_load,
+    }
+    chosen = [name for name in SECTIONS if name in args.sections.split(",")]
+    for name in chosen:
+        print(f"{name} ...", file=sys.stderr)
+        result[name] = runs[name]()
 
     os.makedirs(RESULTS, exist_ok=True)
-    stem = os.path.join(RESULTS, f"{device_label()}-{result['date']}" + ("-quick" if args.quick else ""))
-    command = "python benchmarks/bench.py" + (" --quick" if args.quick else "")
+    partial = "" if len(chosen) == len(SECTIONS) else "-" + "-".join(chosen)
+    stem = os.path.join(RESULTS, f"{device_label()}-{result['date']}" + ("-quick" if args.quick else "") + partial)
+    command = "python benchmarks/bench.py" + (" --quick" if args.quick else "") + (
+        f" --sections {','.join(chosen)}" if partial else ""
+    )
+    env = " ".join(f"{k}={v}" for k, v in result["machine"]["onednn"].items())
+    command = f"{env} {command}".strip()
     with open(stem + ".json", "w") as handle:
         json.dump(result, handle, indent=2)
     report = markdown(result, command)
