@@ -365,3 +365,14 @@ def test_every_exit_status_is_in_the_readme():
     section = readme.split("Exit status")[1].split("\n## ")[0]
     for status in cli.EXIT_STATUSES:
         assert f"`{status}`" in section, status
+
+
+def test_the_readme_option_tables_list_exactly_the_commands_options():
+    import re
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as handle:
+        rows = [line for line in handle if line.startswith("| `--")]
+    first_cells = [re.split(r"(?<!\\)\|", row)[1] for row in rows]  # "\|" inside a cell is not a column
+    documented = {name for cell in first_cells for name in re.findall(r"`--([a-z_]+)", cell)}
+    options = {option.lstrip("-") for action in build_parser()._actions for option in action.option_strings}
+    assert documented == options - {"help", "h"}
