@@ -268,7 +268,10 @@ class VGG19(tf.Module):
         """Runs the network on ``image``; see the class docstring."""
         wanted = self.layer_names if layers is None else tuple(layers)
         self._check_layers(wanted)
-        image = tf.convert_to_tensor(image)
+        try:
+            image = tf.convert_to_tensor(image)
+        except (TypeError, ValueError):
+            raise NSTError(f"image must be an array or tensor of shape (1, height, width, 3); got {type(image).__name__}") from None
         self._check_image(image)
         if image.dtype != self.dtype:
             image = tf.cast(image, self.dtype)
