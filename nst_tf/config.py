@@ -46,6 +46,9 @@ class CourseConfig:
 
 CONFIG = CourseConfig()
 
+#: Where the second edition keeps Keras' VGG19 weights (``python -m nst_tf.download --weights keras`` puts them there).
+KERAS_VGG_MODEL = "pretrained-model/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
 #: The course's style layers and their weights (lambda^[l]), summing to 1.
 STYLE_LAYERS = [
     ("conv1_1", 0.2),

@@ -40,14 +40,6 @@ KERAS_KNOWN_MD5 = {"253f8cb515780f3b799900260a226db6": "Keras VGG19 without the 
 CHUNK = 1 << 20
 
 
-def md5sum(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _progress(done, total, start, stream):
     elapsed = max(time.monotonic() - start, 1e-9)
     rate = done / elapsed

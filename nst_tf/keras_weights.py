@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from .config import KERAS_VGG_MODEL
 from .errors import WeightsFileError
 from .vgg import DOWNLOAD_HINT, VGGWeights
 
@@ -45,10 +46,8 @@ KERAS_TOP_LAYERS = ("fc1", "fc2", "predictions")
 #: subtracts, listed there as B, G, R = 103.939, 116.779, 123.68.
 CAFFE_MEAN_RGB = np.array([123.68, 116.779, 103.939])
 
-KERAS_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
-
-#: Where ``python -m nst_tf.download --weights keras`` saves the file.
-KERAS_VGG_MODEL = "pretrained-model/" + KERAS_WEIGHTS_FILE
+# Re-exported names: the file's name and place are facts of the course (config.py).
+KERAS_WEIGHTS_FILE = os.path.basename(KERAS_VGG_MODEL)
 
 KERAS_DOWNLOAD_HINT = (
     f"download {KERAS_WEIGHTS_FILE} (about 80 MB, Keras' VGG19 ImageNet weights) into pretrained-model/ "

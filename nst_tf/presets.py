@@ -16,15 +16,10 @@ Where nst_tf deliberately differs from a pipeline, its ``differences`` say so.
 """
 
 from dataclasses import dataclass, field
-import os
 
-from .config import CONFIG, StyleTransferConfig
+from .config import CONFIG, KERAS_VGG_MODEL, StyleTransferConfig
 from .errors import NSTError
 from .images import ImageSize, load_image, reshape_and_normalize_image
-
-#: Where ``python -m nst_tf.download --weights keras`` puts Keras' file.
-KERAS_WEIGHTS = os.path.join(os.path.dirname(CONFIG.VGG_MODEL), "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -93,7 +88,7 @@ PRESETS = {
                 normalization="unit",
             ),
             size=ImageSize(400, 400, fit="stretch"),
-            model=KERAS_WEIGHTS,
+            model=KERAS_VGG_MODEL,
             pooling="max",
             report_line="Epoch {i} \n",
             report_image="image_{i}.jpg",
@@ -122,7 +117,7 @@ PRESETS = {
                 style_normalizer="image",
             ),
             size=ImageSize(670, 670, fit="stretch"),
-            model=KERAS_WEIGHTS,
+            model=KERAS_VGG_MODEL,
             pooling="max",
             differences=(
                 "The variant subtracts the blue mean from red and the red mean from blue before swapping to BGR "

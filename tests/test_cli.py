@@ -376,3 +376,11 @@ def test_the_readme_option_tables_list_exactly_the_commands_options():
     documented = {name for cell in first_cells for name in re.findall(r"`--([a-z_]+)", cell)}
     options = {option.lstrip("-") for action in build_parser()._actions for option in action.option_strings}
     assert documented == options - {"help", "h"}
+
+
+def test_a_seeded_run_leaves_op_determinism_as_it_found_it(cli_args):
+    from tensorflow.python.framework import config as tf_config
+
+    assert not tf_config.is_op_determinism_enabled()
+    assert main(cli_args("--seed", "3", epochs=1)) == 0
+    assert not tf_config.is_op_determinism_enabled()
