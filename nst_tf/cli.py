@@ -162,6 +162,15 @@ def _check_model_file(path):
         raise NSTError(f"--model: {path!r} is not a regular file")
 
 
+def _saves_image(iteration, config):
+    """Whether the command prints the costs of ``iteration`` and saves its image: every ``print_every``-th.
+
+    The last iteration is reported too (``config.is_report``) but saved only
+    as the final image, as the course does.
+    """
+    return 0 <= iteration < config.epochs and iteration % config.print_every == 0
+
+
 def _check_outputs(output_dir, config, numbered, inputs):
     """Refuses, before anything is created, outputs that would fail or destroy an input.
 
@@ -178,7 +187,7 @@ def _check_outputs(output_dir, config, numbered, inputs):
     for entry in found:
         match = numbered.match(entry.name)
         ours = entry.name == FINAL_IMAGE or (
-            match and int(match.group(1)) < config.epochs and int(match.group(1)) % config.print_every == 0
+            match and _saves_image(int(match.group(1)), config)
         )
         if not ours:
             continue
@@ -427,7 +436,7 @@ def _run(job, out, err):
             for progress in transfer.run(ticks=True):
                 if isinstance(progress, Progress):
                     reported = progress.iteration
-                    if progress.iteration % config.print_every == 0:
+                    if _saves_image(progress.iteration, config):
                         _report(job.preset, progress, out)
                         saver.save(job.preset.report_image.format(i=progress.iteration), progress.image)
                     bar.update(progress.iteration + 1)
@@ -450,7 +459,7 @@ def _run(job, out, err):
     with _signals(signal.SIG_IGN):
         done = transfer.iteration
         due = done - 1
-        if status != EXIT_OK and due > reported and due >= 0 and due % config.print_every == 0:
+        if status != EXIT_OK and due > reported and _saves_image(due, config):
             saver.save(job.preset.report_image.format(i=due), transfer.current_image())
         final_saved = saver.save(FINAL_IMAGE, transfer.current_image())
     final_path = os.path.join(output_dir, FINAL_IMAGE)
