@@ -1,83 +1,363 @@
 """Reading, resizing, normalizing and saving images, and the noise start.
 
 These are the course helper's image functions plus a reader that accepts
-the images people actually have (grayscale, RGBA, palette, 16-bit,
-EXIF-rotated photos of any size) and turns them into the course's 8-bit RGB.
-They work on NumPy arrays; nothing here runs inside the optimization.
+the images people actually have (grayscale, RGBA, palette, CMYK, YCbCr,
+LAB, 16-bit, float, EXIF-rotated photos of any size) and turns them into the
+course's 8-bit RGB. They work on NumPy arrays; nothing here runs inside the
+optimization. Every failure is an ``ImageError`` or ``NSTError`` naming the
+file or argument; a file name that holds control characters is quoted.
 """
 
+import contextlib
 from dataclasses import dataclass, field
+import errno
+import numbers
 import os
-import tempfile
+import re
+import secrets
+import stat
+import warnings
 
-import imageio.v3 as iio
 import numpy as np
 import PIL.Image
 
-from .config import CONFIG, NORMALIZATIONS
+from .config import CONFIG, NORMALIZATIONS, check_seed
 from .errors import ImageError, NSTError
 from .layers import MIN_IMAGE_SIZE
 
+#: Reduced decoding keeps an image at least this many times larger, each
+#: way, than what fitting it keeps, so the final antialiased scaling still
+#: does the filtering (as Pillow's ``thumbnail(reducing_gap=2.0)``).
+REDUCING_GAP = 2
 
-def _to_uint8(pixels):
-    if pixels.dtype == np.uint8:
-        return pixels
-    if pixels.dtype == bool:
-        return pixels.astype(np.uint8) * 255
-    if pixels.dtype.kind in "ui":
+#: Extensions ``save_image`` writes, and the Pillow format of each.
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".ppm": "PPM",
+}
+
+# EXIF orientation (TIFF tag 274) -> the transposition that shows the image upright.
+_ORIENTATION_TAG = 0x0112
+_UPRIGHT = {
+    2: PIL.Image.Transpose.FLIP_LEFT_RIGHT,
+    3: PIL.Image.Transpose.ROTATE_180,
+    4: PIL.Image.Transpose.FLIP_TOP_BOTTOM,
+    5: PIL.Image.Transpose.TRANSPOSE,
+    6: PIL.Image.Transpose.ROTATE_270,
+    7: PIL.Image.Transpose.TRANSVERSE,
+    8: PIL.Image.Transpose.ROTATE_90,
+}
+
+
+def _quoted(path):
+    """``path`` for a message: as it is when it reads safely, else as Python's repr of the text.
+
+    A path of printable characters without leading or trailing spaces is
+    shown unchanged, so ordinary messages read naturally (``photo.jpg: file
+    is empty``). Anything else (newlines, terminal escape codes, other
+    invisible characters, undecodable bytes, an empty name) is shown quoted
+    with backslash escapes, so it can neither break the one-line message nor
+    reach the terminal raw. Bytes paths are shown as text, not as ``b'...'``.
+    """
+    text = os.fsdecode(path) if isinstance(path, bytes) else str(path)
+    if text and text.isprintable() and text == text.strip():
+        return text
+    return repr(text)
+
+
+def _path_argument(path, name="path"):
+    """``path`` as str (bytes decoded as the OS does, reversibly), or ``ImageError`` naming the argument."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        try:
+            path = os.fspath(path)
+        except TypeError:  # an os.PathLike whose __fspath__ returns neither str nor bytes
+            path = None
+        if isinstance(path, (str, bytes)):
+            if ("\0" if isinstance(path, str) else b"\0") in path:
+                raise ImageError(f"{name} {_quoted(path)} contains a NUL character, which no file name can hold")
+            return os.fsdecode(path)
+    raise ImageError(f"{name} must be a file path (str, bytes or os.PathLike); got {type(path).__name__}")
+
+
+def _reason(error):
+    """One line saying why ``error`` happened, without the file name the OS may have added."""
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return " ".join(str(text).split())
+
+
+def _check_image_file(path, quoted):
+    """ImageError unless ``path`` names a non-empty regular file (a FIFO would block the reader forever)."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageError(f"{quoted}: image not found") from None
+    except OSError as error:
+        raise ImageError(f"{quoted}: cannot be read: {_reason(error)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{quoted}: is a folder, not an image")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"{quoted}: is not a regular file (a device, FIFO or socket), not an image")
+    if info.st_size == 0:
+        raise ImageError(f"{quoted}: file is empty")
+
+
+@contextlib.contextmanager
+def _opened(path):
+    """``PIL.Image.open(path)`` whose every failure, while open too, becomes an ``ImageError`` naming the file.
+
+    Pillow warns (``DecompressionBombWarning``) above
+    ``PIL.Image.MAX_IMAGE_PIXELS`` pixels and refuses above twice that.
+    Images between the two are read without the warning line: their size
+    is known to the caller, and with a target size they are decoded
+    reduced. Those above the hard limit are refused, naming their pixel
+    count. Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left as it is
+    (False unless the program changed it), so a truncated file is refused.
+    """
+    quoted = _quoted(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(path) as image:
+                yield image
+    except ImageError as error:
+        raise ImageError(f"{quoted}: {error}") from None
+    except NSTError:  # a wrong argument, not a property of the file
+        raise
+    except PIL.Image.DecompressionBombError as error:
+        count = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(count.group(1)):,} pixels" if count else "more pixels than that"
+        raise ImageError(
+            f"{quoted}: has {size}, over Pillow's limit for one image ({_bomb_limit()}); "
+            "refused as a possible decompression bomb"
+        ) from None
+    except MemoryError:
+        raise ImageError(f"{quoted}: too large to decode in the memory available") from None
+    except OSError as error:
+        if "truncated" in str(error).lower():
+            raise ImageError(f"{quoted}: image file is truncated (it ends before its pixel data does)") from None
+        if error.errno is not None:
+            raise ImageError(f"{quoted}: cannot be read: {_reason(error)}") from None
+        raise ImageError(f"{quoted}: not a readable image ({type(error).__name__})") from error
+    except Exception as error:  # Pillow raises many types for files it cannot parse
+        raise ImageError(f"{quoted}: not a readable image ({type(error).__name__})") from error
+
+
+def _bomb_limit():
+    limit = PIL.Image.MAX_IMAGE_PIXELS
+    return "none set" if limit is None else f"{2 * limit:,} pixels, twice PIL.Image.MAX_IMAGE_PIXELS"
+
+
+def _orientation(image, decoded):
+    """The EXIF orientation, 1 (as stored) to 8; 1 when absent, unreadable or out of range.
+
+    A PNG's eXIf chunk may follow the pixel data: before decoding, only one
+    that precedes it is seen (Pillow would otherwise decode the whole image).
+    """
+    if not decoded and image.format == "PNG" and "exif" not in image.info:
+        return 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data": the pixels are fine, the tag unknown
+            value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a damaged EXIF block says nothing reliable about the orientation
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def _upright_size(size, orientation):
+    """(width, height) after applying EXIF ``orientation`` to an image of stored ``size``."""
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else tuple(size)
+
+
+def _reduction(size, target):
+    """The largest whole factor an image of ``size`` may shrink by before being fitted to ``target``.
+
+    Fitting (either way) scales by at most ``max(W / w, H / h)`` on each
+    axis, so after shrinking by ``k`` the image stays at least
+    ``REDUCING_GAP`` times larger than needed as long as ``w / k >= 2 W``
+    and ``h / k >= 2 H``.
+    """
+    (w, h), (target_w, target_h) = size, target
+    return max(1, min(w // (REDUCING_GAP * target_w), h // (REDUCING_GAP * target_h)))
+
+
+def _to_uint8(values):
+    """8-bit samples from one channel of 1-, 16-, 32-bit or float samples."""
+    if values.dtype == np.uint8:
+        return values
+    if values.dtype == bool:
+        return values.astype(np.uint8) * 255
+    if values.dtype.kind in "ui":
         # 16-bit images (and Pillow's 32-bit "I" mode holding 16-bit data):
         # 65535 / 257 == 255 maps the full range onto 8 bits.
-        return np.round(np.clip(pixels, 0, 65535) / 257.0).astype(np.uint8)
-    if pixels.dtype.kind == "f":
-        scale = 255.0 if np.nanmax(pixels) <= 1.0 else 1.0
-        return np.round(np.clip(np.nan_to_num(pixels) * scale, 0, 255)).astype(np.uint8)
-    raise ImageError(f"unsupported pixel type {pixels.dtype}")
+        return np.round(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            raise ImageError(f"has {np.count_nonzero(~np.isfinite(values)):,} NaN or infinite pixel values")
+        scale = 255.0 if values.size == 0 or values.max() <= 1.0 else 1.0
+        return np.round(np.clip(values * scale, 0, 255)).astype(np.uint8)
+    raise ImageError(f"has unsupported pixel type {values.dtype}")
 
 
-def _over_white(colour, alpha):
-    alpha = alpha.astype(np.float32) / 255.0
-    blended = colour.astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-    return np.round(blended).astype(np.uint8)
+def _eight_bit(image):
+    """``image`` (loaded) as an 8-bit L, LA, RGB or RGBA Pillow image; transparency becomes alpha.
+
+    Pillow converts the colour modes (CMYK, YCbCr, LAB, HSV, palette, ...).
+    16-bit, 32-bit integer and float images are scaled here instead, since
+    Pillow would clip them to 8 bits; a float image with NaN or infinite
+    values is refused.
+    """
+    mode, transparency = image.mode, image.info.get("transparency")
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        values = np.asarray(image)
+        gray = _to_uint8(values)
+        if isinstance(transparency, numbers.Integral):
+            alpha = np.where(values == transparency, 0, 255).astype(np.uint8)
+            return PIL.Image.fromarray(np.ascontiguousarray(np.stack([gray, alpha], axis=2)))
+        return PIL.Image.fromarray(gray)
+    if mode in ("L", "RGB", "LA", "RGBA") and transparency is None:
+        return image
+    if mode == "1" and transparency is None:
+        return image.convert("L")
+    try:
+        if transparency is not None or mode in ("LA", "La", "PA", "RGBa"):
+            return image.convert("RGBA")
+        return image.convert("RGB")
+    except (ValueError, KeyError):
+        raise ImageError(f"has colour mode {mode!r}, which Pillow cannot convert to RGB") from None
 
 
 def _to_rgb(pixels):
+    """(h, w, 3) uint8 from 8-bit gray, gray+alpha, RGB or RGBA pixels; transparent pixels shown over white."""
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
-        raise ImageError(f"has pixel array of shape {pixels.shape}; expected height x width x 1-4 channels")
-    pixels = _to_uint8(pixels)
-    channels = pixels.shape[2]
-    if channels in (2, 4):
-        # Transparent pixels are shown over white, as image viewers do.
-        pixels = _over_white(pixels[:, :, :-1], pixels[:, :, -1:])
+    if pixels.shape[2] in (2, 4):
+        alpha = pixels[:, :, -1:].astype(np.float32) / 255.0
+        blended = pixels[:, :, :-1].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        pixels = np.round(blended).astype(np.uint8)
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     return np.ascontiguousarray(pixels)
 
 
-def read_image(path):
+def _decode(path, target_of=None):
+    """(pixels, target): the image at ``path`` as upright (h, w, 3) uint8, and the size it is meant for.
+
+    ``target_of`` maps the image's full upright (width, height) to the
+    (width, height) the caller will fit it to, or is None (full size). With
+    a target, the image is decoded reduced where that keeps it at least
+    ``REDUCING_GAP`` times the needed size: JPEG by DCT scaling while
+    decoding (``Image.draft``: 1/2, 1/4 or 1/8), any format by averaging
+    whole blocks of pixels after decoding (``Image.reduce``).
+    """
+    path = _path_argument(path)
+    quoted = _quoted(path)
+    _check_image_file(path, quoted)
+    with _opened(path) as image:
+        full_size = image.size
+        target = None
+        if target_of is not None:
+            upright = _upright_size(full_size, _orientation(image, decoded=False))
+            factor = _reduction(upright, target_of(upright))
+            if factor > 1:
+                # Asks for at least size / factor; the JPEG decoder picks the largest
+                # of 1/8, 1/4, 1/2 that gives it. Other formats ignore drafts.
+                image.draft(None, (-(-full_size[0] // factor), -(-full_size[1] // factor)))
+        image.load()
+        orientation = _orientation(image, decoded=True)
+        if target_of is not None:
+            target = target_of(_upright_size(full_size, orientation))
+        working = _eight_bit(image)
+        if target is not None:
+            factor = _reduction(_upright_size(working.size, orientation), target)
+            if factor > 1:
+                working = working.reduce(factor)
+        if orientation in _UPRIGHT:
+            working = working.transpose(_UPRIGHT[orientation])
+        pixels = np.asarray(working)
+    return _to_rgb(pixels), target
+
+
+def _whole(name, value):
+    """``value`` as an int, or ``NSTError`` naming it (NumPy integers accepted, bools refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise NSTError(f"{name} must be a whole number of pixels; got {value!r}")
+    return int(value)
+
+
+def _positive(name, value):
+    value = _whole(name, value)
+    if value < 1:
+        raise NSTError(f"{name} must be a positive number of pixels; got {value!r}")
+    return value
+
+
+def _target_argument(target):
+    try:
+        width, height = target
+    except (TypeError, ValueError):
+        raise NSTError(f"target must be a (width, height) pair or None; got {target!r}") from None
+    return _positive("target width", width), _positive("target height", height)
+
+
+def read_image(path, target=None):
     """Reads an image file as 8-bit RGB, shape (height, width, 3), upright.
 
-    Grayscale is repeated over three channels, transparency is composited
-    over white, palette images are expanded, 16-bit samples are scaled to
-    8 bits, and an EXIF orientation tag is applied. Raises ``ImageError``
-    for a missing, empty or unreadable file.
+    Pillow converts colour modes (CMYK, YCbCr, LAB, palette, ...) to RGB;
+    grayscale is repeated over three channels, transparency is composited
+    over white, 16-bit samples are scaled to 8 bits (65535 -> 255), float
+    samples are taken as 0..1 when none exceeds 1 (else as 0..255), and an
+    EXIF orientation tag is applied.
+
+    Without ``target`` the image keeps its full size. ``target``, the
+    (width, height) the image will be fitted to (``fit_image``, either fit),
+    lets a large image be decoded at a reduced size, by a whole factor that
+    keeps it at least twice as large as the fit needs on each axis; the
+    fitted result then differs from a full decode by a few levels at most.
+
+    Raises ``ImageError`` for a missing, empty, truncated or unreadable
+    file, a float image with NaN or infinite values, and an image over
+    Pillow's decompression-bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``).
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ImageError(f"{path}: image not found")
-    if os.path.isdir(path):
-        raise ImageError(f"{path}: is a folder, not an image")
-    if os.path.getsize(path) == 0:
-        raise ImageError(f"{path}: file is empty")
+    if target is not None:
+        target = _target_argument(target)
+    return _decode(path, None if target is None else (lambda size: target))[0]
+
+
+def image_size(path):
+    """(width, height) of the image at ``path`` as ``read_image`` returns it, from the file's header.
+
+    Nothing is decoded, so this is cheap for images of any size; the EXIF
+    orientation is applied (except from a PNG eXIf chunk placed after the
+    pixel data, which only decoding reaches). Raises ``ImageError`` as
+    ``read_image`` does for files it cannot open.
+    """
+    path = _path_argument(path)
+    _check_image_file(path, _quoted(path))
+    with _opened(path) as image:
+        return _upright_size(image.size, _orientation(image, decoded=False))
+
+
+def _checked_pixels(image, name="image"):
+    """``image`` as an (h, w, 3) uint8 array, or ``ImageError`` naming it."""
     try:
-        pixels = iio.imread(path, plugin="pillow", index=0, rotate=True)
-    except Exception as error:  # Pillow raises many types for files it cannot parse
-        raise ImageError(f"{path}: not a readable image ({type(error).__name__})") from error
-    try:
-        return _to_rgb(np.asarray(pixels))
-    except ImageError as error:
-        raise ImageError(f"{path}: {error}") from None
+        pixels = np.asarray(image)
+    except Exception:  # any object NumPy cannot take is a wrong argument
+        pixels = None
+    if pixels is None or pixels.dtype == object:
+        raise ImageError(f"{name} must be an array of 8-bit RGB pixels (height, width, 3); got {type(image).__name__}")
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ImageError(f"{name} must have shape (height, width, 3); got {pixels.shape}")
+    if pixels.dtype != np.uint8:
+        raise ImageError(f"{name} must hold 8-bit pixels (uint8, as read_image returns); got {pixels.dtype}")
+    return pixels
 
 
 def fit_image(image, width, height, fit="crop"):
@@ -90,12 +370,11 @@ def fit_image(image, width, height, fit="crop"):
     antialiased when shrinking. An image already of the target size is
     returned unchanged.
     """
+    image = _checked_pixels(image)
+    width, height = _whole("width", width), _whole("height", height)
     h, w = image.shape[:2]
-    for what, (x, y) in (("image", (w, h)), ("target size", (width, height))):
-        if min(x, y) < MIN_IMAGE_SIZE:
-            raise ImageError(
-                f"{what} is {x}x{y} pixels; VGG-19's five poolings need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
-            )
+    _check_network_size("image", w, h)
+    _check_network_size("target size", width, height)
     if fit not in FITS:
         raise NSTError(f"fit must be one of {', '.join(FITS)}; got {fit!r}")
     if (h, w) == (height, width):
@@ -104,8 +383,20 @@ def fit_image(image, width, height, fit="crop"):
         image = _centre_crop(image, width, height)
     # Pillow's bilinear filter widens with the scale factor when shrinking,
     # so downscaling is antialiased (as tf.image.resize(..., antialias=True)).
-    resized = PIL.Image.fromarray(np.ascontiguousarray(image)).resize((width, height), PIL.Image.Resampling.BILINEAR)
+    try:
+        resized = PIL.Image.fromarray(np.ascontiguousarray(image)).resize(
+            (width, height), PIL.Image.Resampling.BILINEAR
+        )
+    except (MemoryError, ValueError, OverflowError) as error:
+        raise ImageError(f"cannot be scaled to {width}x{height} pixels: {_reason(error)}") from None
     return np.asarray(resized)
+
+
+def _check_network_size(what, width, height):
+    if min(width, height) < MIN_IMAGE_SIZE:
+        raise ImageError(
+            f"{what} is {width}x{height} pixels; VGG-19's five poolings need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
+        )
 
 
 def _centre_crop(image, width, height):
@@ -130,6 +421,8 @@ FITS = ("crop", "stretch")
 
 def size_for(height, width, max_size):
     """(height, width) with the same aspect ratio and the longer side ``max_size``."""
+    height, width = _positive("height", height), _positive("width", width)
+    max_size = _positive("max_size", max_size)
     scale = max_size / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
 
@@ -139,15 +432,50 @@ def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_s
 
     With ``max_size``, ``width`` and ``height`` are ignored: the image keeps
     its own aspect ratio and is scaled so that its longer side is
-    ``max_size`` pixels.
+    ``max_size`` pixels. A large image is decoded reduced (see
+    ``read_image``'s ``target``), so a 12000x12000 photo fitted to 400x300
+    never occupies its full size in memory when it is a JPEG; ``image_size``
+    tells beforehand how large the file is.
     """
-    image = read_image(path)
-    if max_size is not None:
-        height, width = size_for(*image.shape[:2], max_size)
+    path = _path_argument(path)
+    if max_size is None:
+        target = (_whole("width", width), _whole("height", height))
+        _check_network_size("target size", *target)
+    else:
+        max_size = _positive("max_size", max_size)
+    if fit not in FITS:
+        raise NSTError(f"fit must be one of {', '.join(FITS)}; got {fit!r}")
+
+    def target_of(size):
+        if max_size is None:
+            return target
+        h, w = size_for(size[1], size[0], max_size)
+        _check_network_size("target size", w, h)  # before decoding reduced by a factor chosen for it
+        return w, h
+
+    image, (width, height) = _decode(path, target_of)
     try:
         return fit_image(image, width, height, fit)
     except ImageError as error:
-        raise ImageError(f"{os.fspath(path)}: {error}") from None
+        raise ImageError(f"{_quoted(path)}: {error}") from None
+
+
+def _numeric_array(image, name):
+    """``np.asarray(image)`` when it holds real numbers, else ``ImageError`` naming it."""
+    try:
+        array = np.asarray(image)
+    except Exception:  # any object NumPy cannot take is a wrong argument
+        array = None
+    if array is None or array.dtype.kind not in "uif":
+        what = type(image).__name__ if array is None else f"{type(image).__name__} of {array.dtype}"
+        raise ImageError(f"{name} must be an array of real numbers; got {what}")
+    return array
+
+
+def _finite(array, name):
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ImageError(f"{name} holds {np.count_nonzero(~np.isfinite(array)):,} NaN or infinite values")
+    return array
 
 
 def reshape_and_normalize_image(image, normalization="means"):
@@ -159,7 +487,7 @@ def reshape_and_normalize_image(image, normalization="means"):
     edition) divides by 255, as ``tf.image.convert_image_dtype`` does, in
     float32.
     """
-    image = np.asarray(image)
+    image = _finite(_numeric_array(image, "image"), "image")
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"image must have shape (height, width, 3); got {image.shape}")
     batch = np.reshape(image, (1,) + image.shape)
@@ -186,7 +514,9 @@ def checked_float32_batch(image, name):
     try:
         image = np.asarray(image, dtype=np.float32)
     except (TypeError, ValueError):
-        raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {type(image).__name__}") from None
+        raise NSTError(
+            f"{name} must be a normalized image of shape (1, height, width, 3); got {type(image).__name__}"
+        ) from None
     if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
         raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {image.shape}")
     if not np.isfinite(image).all():
@@ -204,7 +534,16 @@ def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=Non
     repeatable; with ``seed``, from ``np.random.default_rng(seed)``. The
     dtypes follow the course too: float64 for a float64 content image.
     """
-    content_image = np.asarray(content_image)
+    content_image = _finite(_numeric_array(content_image, "content_image"), "content_image")
+    if (
+        isinstance(noise_ratio, (bool, np.bool_))
+        or not isinstance(noise_ratio, numbers.Real)
+        or not 0 <= noise_ratio <= 1  # also False for NaN
+    ):
+        raise NSTError(f"noise_ratio must be a number between 0 and 1; got {noise_ratio!r}")
+    if not isinstance(noise_ratio, (int, float, np.integer, np.floating)):
+        noise_ratio = float(noise_ratio)  # a Fraction, say, would turn the arrays into Python objects
+    seed = check_seed(seed)
     if seed is None:
         noise = np.random.uniform(-20, 20, content_image.shape).astype(np.float32)
     else:
@@ -237,7 +576,9 @@ def deprocess_image(image, normalization="means"):
     and truncates, as the second edition's ``tensor_to_image`` does (after
     clipping to 0..255, which that edition's clipped images never need).
     """
-    image = np.asarray(image)
+    image = _finite(_numeric_array(image, "image"), "image")
+    if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
+        raise ImageError(f"image must be a normalized image of shape (1, height, width, 3); got {image.shape}")
     if _normalization(normalization) == "unit":
         return np.clip(image[0] * 255, 0, 255).astype(np.uint8)
     image = image + CONFIG.MEANS
@@ -245,25 +586,88 @@ def deprocess_image(image, normalization="means"):
 
 
 def save_image(path, image, normalization="means"):
-    """Writes a normalized (1, h, w, 3) image; the format follows the extension.
+    """Writes a normalized (1, h, w, 3) image; the format follows the extension (``SAVE_FORMATS``).
 
-    The folder is created. The file is written under a temporary name and
-    then renamed, so an interrupted save never leaves a truncated image.
+    The folder is created. The file is written under a temporary name in
+    the same folder, flushed to disk and then renamed over ``path``, so a
+    failed or interrupted save leaves neither a truncated image nor a
+    temporary file, and an existing file at ``path`` stays as it was until
+    the new one is complete. The new file gets the permissions a plain
+    ``open()`` would give it: those of the file it replaces, else
+    ``0o666`` less the umask. A symbolic link at ``path`` is written
+    through, as ``open()`` does. Raises ``ImageError`` naming the path and
+    the reason (a folder at ``path``, no or an unknown extension, a full
+    disk, ...).
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    extension = os.path.splitext(path)[1]
+    path = _path_argument(path)
+    quoted = _quoted(path)
     pixels = deprocess_image(image, normalization)
-    handle, temporary = tempfile.mkstemp(prefix=".nst_tf-", suffix=extension, dir=folder)
-    os.close(handle)
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    if os.path.isdir(target):
+        raise ImageError(f"{quoted}: is a folder; give a file name, such as {_quoted(os.path.join(path, 'out.png'))}")
+    extension = os.path.splitext(path)[1]
+    image_format = SAVE_FORMATS.get(extension.lower())
+    if image_format is None:
+        what = (
+            f"the extension {_quoted(extension)} names no format" if extension else "has no extension to name a format"
+        )
+        raise ImageError(f"{quoted}: {what}; save_image writes {', '.join(SAVE_FORMATS)}")
+    folder = os.path.dirname(os.path.abspath(target))
     try:
-        iio.imwrite(temporary, pixels, extension=extension)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise ImageError(f"{quoted}: cannot create its folder {_quoted(folder)}: {_reason(error)}") from None
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = None
+    try:
+        handle, temporary = _new_file(folder, extension)
+    except OSError as error:
+        raise ImageError(f"{quoted}: cannot be saved: {_reason(error)}") from None
+    try:
+        with os.fdopen(handle, "wb") as file:
+            PIL.Image.fromarray(pixels).save(file, format=image_format)
+            file.flush()
+            _sync(file)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException as error:
+        try:
             os.remove(temporary)
+        except OSError:
+            pass
+        if isinstance(error, Exception):
+            raise ImageError(f"{quoted}: cannot be saved: {_reason(error)}") from error
         raise
+
+
+def _sync(file):
+    """Forces ``file``'s data to disk, so the rename never publishes an empty file after a crash."""
+    try:
+        os.fsync(file.fileno())
+    except OSError as error:
+        # Some file systems (and pipes) cannot sync at all; a full disk still raises here.
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+
+
+def _new_file(folder, extension):
+    """(descriptor, path) of a new, empty, hidden file in ``folder``, created as ``open()`` creates files.
+
+    Created with mode 0o666, so the umask (and any default ACL of the
+    folder) applies exactly as for a plain ``open(path, "w")``; reading the
+    umask would need ``os.umask``, which changes it for every thread.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temporary = os.path.join(folder, f".nst_tf-{secrets.token_hex(8)}{extension}")
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", folder)
 
 
 @dataclass(frozen=True)
@@ -285,13 +689,20 @@ class ImageSize:
     )
     max_size: int | None = field(
         default=None,
-        metadata={"help": "keep the content image's aspect ratio with this longer side, instead of "
-                  "--width x --height; the style images are brought to the same size", "metavar": "N", "type": int},
+        metadata={
+            "help": "keep the content image's aspect ratio with this longer side, instead of "
+            "--width x --height; the style images are brought to the same size",
+            "metavar": "N",
+            "type": int,
+        },
     )
     fit: str = field(
         default="crop",
-        metadata={"help": "crop: centre-crop to width:height, then scale (nothing is stretched); stretch: scale "
-                  "the whole image to width x height (the second edition)", "choices": FITS},
+        metadata={
+            "help": "crop: centre-crop to width:height, then scale (nothing is stretched); stretch: scale "
+            "the whole image to width x height (the second edition)",
+            "choices": FITS,
+        },
     )
 
     def __post_init__(self):
