@@ -42,6 +42,7 @@ _HOMES = {
     "ImageSize": "images",
     "deprocess_image": "images",
     "fit_image": "images",
+    "image_size": "images",
     "generate_noise_image": "images",
     "load_image": "images",
     "read_image": "images",

@@ -24,8 +24,8 @@ import time
 from .config import CONFIG, StyleTransferConfig
 from .layers import POOLINGS
 from .presets import PRESETS, Preset
-from .errors import ImageError, NonFiniteCostError, NSTError
-from .images import ImageSize, fit_image, read_image, reshape_and_normalize_image
+from .errors import NonFiniteCostError, NSTError, quoted
+from .images import ImageSize, image_size, load_image, reshape_and_normalize_image
 from .resources import check_fits
 
 PROG = "nst-tf"
@@ -144,22 +144,27 @@ def _resolve_image(name, option):
     for candidate in (name, os.path.join(IMAGES_DIR, name)):
         if os.path.isfile(candidate):
             return candidate
-    raise NSTError(f"--{option}: image not found: {name!r} (looked as a path and under {IMAGES_DIR}/)")
+    raise NSTError(f"--{option}: image not found: {quoted(name)} (looked as a path and under {IMAGES_DIR}/)")
 
 
-def _fitted(pixels, width, height, fit, path):
-    try:
-        return fit_image(pixels, width, height, fit)
-    except ImageError as error:
-        raise ImageError(f"{path!r}: {error}") from None
+#: Shrinking an image by more than this on its longer side earns a note: most of its detail is lost.
+LARGE_SHRINK = 4
+
+
+def _shrink_note(path, width, height):
+    original = image_size(path)
+    factor = min(original[0] / width, original[1] / height)
+    if factor <= LARGE_SHRINK:
+        return None
+    return f"{quoted(path)} is {original[0]}x{original[1]}; it is scaled down {factor:.0f}x to {width}x{height}"
 
 
 def _check_model_file(path):
     """The weights file exists and is a regular file (a FIFO would block the reader forever)."""
     if os.path.islink(path) and not os.path.exists(path):
-        raise NSTError(f"--model: {path!r} is a symbolic link to {os.readlink(path)!r}, which does not exist")
+        raise NSTError(f"--model: {quoted(path)} is a symbolic link to {quoted(os.readlink(path))}, which does not exist")
     if os.path.exists(path) and not os.path.isfile(path):
-        raise NSTError(f"--model: {path!r} is not a regular file")
+        raise NSTError(f"--model: {quoted(path)} is not a regular file")
 
 
 def _saves_image(iteration, config):
@@ -179,7 +184,7 @@ def _check_outputs(output_dir, config, numbered, inputs):
     listed one by one: the list grows with ``epochs``).
     """
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise NSTError(f"--output_dir: {output_dir!r} exists and is not a folder")
+        raise NSTError(f"--output_dir: {quoted(output_dir)} exists and is not a folder")
     if not os.path.isdir(output_dir):
         return
     with os.scandir(output_dir) as entries:
@@ -192,10 +197,10 @@ def _check_outputs(output_dir, config, numbered, inputs):
         if not ours:
             continue
         if entry.is_dir():
-            raise NSTError(f"--output_dir: {entry.path!r} is a folder; this run would save an image under that name")
+            raise NSTError(f"--output_dir: {quoted(entry.path)} is a folder; this run would save an image under that name")
         for source in inputs:
             if os.path.samefile(entry.path, source):
-                raise NSTError(f"--output_dir: {entry.path!r} is the input image {source!r} and would be overwritten")
+                raise NSTError(f"--output_dir: {quoted(entry.path)} is the input image {quoted(source)} and would be overwritten")
 
 
 def _earlier_numbered_images(output_dir, numbered):
@@ -211,7 +216,7 @@ def _prepare_output_dir(path):
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as error:
-        raise NSTError(f"--output_dir: cannot write to {path!r}: {error.strerror or error}") from None
+        raise NSTError(f"--output_dir: cannot write to {quoted(path)}: {error.strerror or error}") from None
 
 
 class _ProgressLine:
@@ -327,8 +332,9 @@ class _Saver:
             return True
         except (NSTError, OSError) as error:
             rescued = self._rescue(name, image)
-            where = f"; the image was saved to {rescued!r} instead" if rescued else "; no other place could take it"
-            self.err.write(f"{PROG}: error: cannot save {path!r}: {_reason(error)}{where}\n")
+            where = f"; the image was saved to {quoted(rescued)} instead" if rescued else "; no other place could take it"
+            detail = str(error) if isinstance(error, NSTError) else f"{quoted(path)}: {_reason(error)}"
+            self.err.write(f"{PROG}: error: cannot save {detail}{where}\n")
             self.failed = True
             return False
 
@@ -381,6 +387,7 @@ class _Job:
     model: str
     pooling: str
     output_dir: str
+    notes: list
 
 
 def _validated(args, preset):
@@ -393,25 +400,29 @@ def _validated(args, preset):
     _check_model_file(args.model)
     numbered = _numbered(preset.report_image)
     _check_outputs(args.output_dir, config, numbered, [content_path, *style_paths])
-    content_pixels = read_image(content_path)
-    height, width = size.of(content_pixels.shape[:2])
+    content_width, content_height = image_size(content_path)
+    height, width = size.of((content_height, content_width))
     check_fits(height, width, config.optimizer, config.lbfgs_history)
 
-    def normalized(pixels, path):
-        return reshape_and_normalize_image(_fitted(pixels, width, height, size.fit, path), config.normalization)
+    def normalized(path):
+        pixels = load_image(path, width, height, fit=size.fit)  # decoded reduced when the file is large
+        return reshape_and_normalize_image(pixels, config.normalization)
 
-    content = normalized(content_pixels, content_path)
-    styles = [normalized(read_image(path), path) for path in style_paths]
-    return _Job(config, preset, content, styles, args.model, args.pooling, args.output_dir)
+    content = normalized(content_path)
+    styles = [normalized(path) for path in style_paths]
+    notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
+    return _Job(config, preset, content, styles, args.model, args.pooling, args.output_dir, [n for n in notes if n])
 
 
 def _run(job, out, err):
     config, output_dir = job.config, job.output_dir
+    for note in job.notes:
+        err.write(f"{PROG}: note: {note}\n")
     earlier = _earlier_numbered_images(output_dir, _numbered(job.preset.report_image))
     _prepare_output_dir(output_dir)
     if earlier:
         err.write(
-            f"{PROG}: note: {output_dir!r} already holds {earlier} numbered images; this run replaces those "
+            f"{PROG}: note: {quoted(output_dir)} already holds {earlier} numbered images; this run replaces those "
             "of the iterations it reports and leaves the others\n"
         )
     tf = _import_tensorflow_quietly()
@@ -448,7 +459,7 @@ def _run(job, out, err):
             with _signals(signal.SIG_IGN):
                 saver.save(FINAL_IMAGE, error.last_finite_image)
             final_path = os.path.join(output_dir, FINAL_IMAGE)
-            err.write(f"{PROG}: error: {error}; saved the last finite image to {final_path!r}\n")
+            err.write(f"{PROG}: error: {error}; saved the last finite image to {quoted(final_path)}\n")
             return EXIT_SAVE_FAILED if saver.failed else EXIT_NON_FINITE
 
     if transfer is None:
@@ -467,7 +478,7 @@ def _run(job, out, err):
         what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
             status - 128, "hung up (SIGHUP)"
         )
-        saved = f"; saved {final_path!r}" if final_saved else ""
+        saved = f"; saved {quoted(final_path)}" if final_saved else ""
         err.write(f"\n{PROG}: {what} after {done} of {config.epochs} iterations{saved}\n")
     elif final_saved:
         out.write(f"saved {final_path}\n")

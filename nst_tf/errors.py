@@ -1,4 +1,6 @@
-"""The project's one error type and its few specialisations."""
+"""The project's one error type, its few specialisations, and how messages show file names."""
+
+import os
 
 
 class NSTError(ValueError):
@@ -29,3 +31,19 @@ class NonFiniteCostError(NSTError):
         super().__init__(message)
         self.iteration = iteration
         self.last_finite_image = last_finite_image
+
+
+def quoted(path):
+    """``path`` for a message: as it is when it reads safely, else as Python's repr of the text.
+
+    A path of printable characters without leading or trailing spaces is
+    shown unchanged, so ordinary messages read naturally (``photo.jpg: file
+    is empty``). Anything else (newlines, terminal escape codes, other
+    invisible characters, undecodable bytes, an empty name) is shown quoted
+    with backslash escapes, so it can neither break the one-line message nor
+    reach the terminal raw. Bytes paths are shown as text, not as ``b'...'``.
+    """
+    text = os.fsdecode(path) if isinstance(path, bytes) else str(path)
+    if text and text.isprintable() and text == text.strip():
+        return text
+    return repr(text)

@@ -22,7 +22,7 @@ import numpy as np
 import PIL.Image
 
 from .config import CONFIG, NORMALIZATIONS, check_seed
-from .errors import ImageError, NSTError
+from .errors import ImageError, NSTError, quoted
 from .layers import MIN_IMAGE_SIZE
 
 #: Reduced decoding keeps an image at least this many times larger, each
@@ -56,22 +56,6 @@ _UPRIGHT = {
 }
 
 
-def _quoted(path):
-    """``path`` for a message: as it is when it reads safely, else as Python's repr of the text.
-
-    A path of printable characters without leading or trailing spaces is
-    shown unchanged, so ordinary messages read naturally (``photo.jpg: file
-    is empty``). Anything else (newlines, terminal escape codes, other
-    invisible characters, undecodable bytes, an empty name) is shown quoted
-    with backslash escapes, so it can neither break the one-line message nor
-    reach the terminal raw. Bytes paths are shown as text, not as ``b'...'``.
-    """
-    text = os.fsdecode(path) if isinstance(path, bytes) else str(path)
-    if text and text.isprintable() and text == text.strip():
-        return text
-    return repr(text)
-
-
 def _path_argument(path, name="path"):
     """``path`` as str (bytes decoded as the OS does, reversibly), or ``ImageError`` naming the argument."""
     if isinstance(path, (str, bytes, os.PathLike)):
@@ -81,7 +65,7 @@ def _path_argument(path, name="path"):
             path = None
         if isinstance(path, (str, bytes)):
             if ("\0" if isinstance(path, str) else b"\0") in path:
-                raise ImageError(f"{name} {_quoted(path)} contains a NUL character, which no file name can hold")
+                raise ImageError(f"{name} {quoted(path)} contains a NUL character, which no file name can hold")
             return os.fsdecode(path)
     raise ImageError(f"{name} must be a file path (str, bytes or os.PathLike); got {type(path).__name__}")
 
@@ -120,33 +104,33 @@ def _opened(path):
     count. Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left as it is
     (False unless the program changed it), so a truncated file is refused.
     """
-    quoted = _quoted(path)
+    shown = quoted(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
             with PIL.Image.open(path) as image:
                 yield image
     except ImageError as error:
-        raise ImageError(f"{quoted}: {error}") from None
+        raise ImageError(f"{shown}: {error}") from None
     except NSTError:  # a wrong argument, not a property of the file
         raise
     except PIL.Image.DecompressionBombError as error:
         count = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(count.group(1)):,} pixels" if count else "more pixels than that"
         raise ImageError(
-            f"{quoted}: has {size}, over Pillow's limit for one image ({_bomb_limit()}); "
+            f"{shown}: has {size}, over Pillow's limit for one image ({_bomb_limit()}); "
             "refused as a possible decompression bomb"
         ) from None
     except MemoryError:
-        raise ImageError(f"{quoted}: too large to decode in the memory available") from None
+        raise ImageError(f"{shown}: too large to decode in the memory available") from None
     except OSError as error:
         if "truncated" in str(error).lower():
-            raise ImageError(f"{quoted}: image file is truncated (it ends before its pixel data does)") from None
+            raise ImageError(f"{shown}: image file is truncated (it ends before its pixel data does)") from None
         if error.errno is not None:
-            raise ImageError(f"{quoted}: cannot be read: {_reason(error)}") from None
-        raise ImageError(f"{quoted}: not a readable image ({type(error).__name__})") from error
+            raise ImageError(f"{shown}: cannot be read: {_reason(error)}") from None
+        raise ImageError(f"{shown}: not a readable image ({type(error).__name__})") from error
     except Exception as error:  # Pillow raises many types for files it cannot parse
-        raise ImageError(f"{quoted}: not a readable image ({type(error).__name__})") from error
+        raise ImageError(f"{shown}: not a readable image ({type(error).__name__})") from error
 
 
 def _bomb_limit():
@@ -258,8 +242,8 @@ def _decode(path, target_of=None):
     whole blocks of pixels after decoding (``Image.reduce``).
     """
     path = _path_argument(path)
-    quoted = _quoted(path)
-    _check_image_file(path, quoted)
+    shown = quoted(path)
+    _check_image_file(path, shown)
     with _opened(path) as image:
         full_size = image.size
         target = None
@@ -340,7 +324,7 @@ def image_size(path):
     ``read_image`` does for files it cannot open.
     """
     path = _path_argument(path)
-    _check_image_file(path, _quoted(path))
+    _check_image_file(path, quoted(path))
     with _opened(path) as image:
         return _upright_size(image.size, _orientation(image, decoded=False))
 
@@ -457,7 +441,7 @@ def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_s
     try:
         return fit_image(image, width, height, fit)
     except ImageError as error:
-        raise ImageError(f"{_quoted(path)}: {error}") from None
+        raise ImageError(f"{quoted(path)}: {error}") from None
 
 
 def _numeric_array(image, name):
@@ -600,23 +584,23 @@ def save_image(path, image, normalization="means"):
     disk, ...).
     """
     path = _path_argument(path)
-    quoted = _quoted(path)
+    shown = quoted(path)
     pixels = deprocess_image(image, normalization)
     target = os.path.realpath(path) if os.path.islink(path) else path
     if os.path.isdir(target):
-        raise ImageError(f"{quoted}: is a folder; give a file name, such as {_quoted(os.path.join(path, 'out.png'))}")
+        raise ImageError(f"{shown}: is a folder; give a file name, such as {quoted(os.path.join(path, 'out.png'))}")
     extension = os.path.splitext(path)[1]
     image_format = SAVE_FORMATS.get(extension.lower())
     if image_format is None:
         what = (
-            f"the extension {_quoted(extension)} names no format" if extension else "has no extension to name a format"
+            f"the extension {quoted(extension)} names no format" if extension else "has no extension to name a format"
         )
-        raise ImageError(f"{quoted}: {what}; save_image writes {', '.join(SAVE_FORMATS)}")
+        raise ImageError(f"{shown}: {what}; save_image writes {', '.join(SAVE_FORMATS)}")
     folder = os.path.dirname(os.path.abspath(target))
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
-        raise ImageError(f"{quoted}: cannot create its folder {_quoted(folder)}: {_reason(error)}") from None
+        raise ImageError(f"{shown}: cannot create its folder {quoted(folder)}: {_reason(error)}") from None
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
@@ -624,7 +608,7 @@ def save_image(path, image, normalization="means"):
     try:
         handle, temporary = _new_file(folder, extension)
     except OSError as error:
-        raise ImageError(f"{quoted}: cannot be saved: {_reason(error)}") from None
+        raise ImageError(f"{shown}: cannot be saved: {_reason(error)}") from None
     try:
         with os.fdopen(handle, "wb") as file:
             PIL.Image.fromarray(pixels).save(file, format=image_format)
@@ -639,7 +623,7 @@ def save_image(path, image, normalization="means"):
         except OSError:
             pass
         if isinstance(error, Exception):
-            raise ImageError(f"{quoted}: cannot be saved: {_reason(error)}") from error
+            raise ImageError(f"{shown}: cannot be saved: {_reason(error)}") from error
         raise
 
 

@@ -119,7 +119,7 @@ def test_input_images_are_never_overwritten(workspace, capsys, cli_args):
     os.replace(workspace / "content.png", workspace / "0.png")
     before = (workspace / "0.png").read_bytes()
     argv = cli_args() + ["--content_image_filename", str(workspace / "0.png"), "--output_dir", str(workspace)]
-    expect_error(capsys, argv, "0.png' is the input image")
+    expect_error(capsys, argv, "0.png is the input image")
     assert (workspace / "0.png").read_bytes() == before
 
 
@@ -219,7 +219,7 @@ def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(workspace, 
     monkeypatch.setattr("nst_tf.vgg.load_vgg_model", lambda *a, **k: pytest.fail("work started"))
     for taken in ("2.png", "generated_image.jpg"):
         (workspace / "out" / taken).mkdir(parents=True)
-        expect_error(capsys, cli_args(), f"{taken}' is a folder; this run would save an image under that name")
+        expect_error(capsys, cli_args(), f"{taken} is a folder; this run would save an image under that name")
         (workspace / "out" / taken).rmdir()
 
 
@@ -233,7 +233,7 @@ def test_an_input_reached_through_another_name_is_never_overwritten(workspace, c
     (workspace / "out").mkdir()
     os.link(workspace / "content.png", workspace / "out" / "4.png")
     before = (workspace / "content.png").read_bytes()
-    expect_error(capsys, cli_args(), "4.png' is the input image")
+    expect_error(capsys, cli_args(), "4.png is the input image")
     assert (workspace / "content.png").read_bytes() == before
 
 
@@ -342,7 +342,7 @@ def test_a_failed_final_save_names_the_path_and_keeps_the_image_elsewhere(worksp
     err = capsys.readouterr().err.strip().splitlines()
     failed = [line for line in err if "generated_image.jpg" in line]
     assert len(failed) == 1 and "No space left on device" in failed[0], err
-    rescued = failed[0].split("instead")[0].split("saved to ")[1].strip(" ;'")
+    rescued = failed[0].split(" instead")[0].split("saved to ")[1]
     assert os.path.dirname(rescued) == str(workspace / "rescue") and os.path.getsize(rescued) > 0
 
 
@@ -384,3 +384,11 @@ def test_a_seeded_run_leaves_op_determinism_as_it_found_it(cli_args):
     assert not tf_config.is_op_determinism_enabled()
     assert main(cli_args("--seed", "3", epochs=1)) == 0
     assert not tf_config.is_op_determinism_enabled()
+
+
+def test_an_image_scaled_down_a_lot_is_noted_in_one_line(workspace, capsys, cli_args):
+    big = np.random.default_rng(0).integers(0, 256, (750, 1000, 3), dtype=np.uint8)
+    Image.fromarray(big).save(workspace / "big.jpg")
+    assert main(cli_args("--content_image_filename", str(workspace / "big.jpg"), epochs=1)) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "scaled down" in line]
+    assert notes == [f"nst-tf: note: {workspace / 'big.jpg'} is 1000x750; it is scaled down 16x to 64x48"]
