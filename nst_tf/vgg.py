@@ -2,10 +2,12 @@
 
 Two parts, kept apart so that the module never touches the disk:
 
-* ``read_vgg19_mat(path)`` reads the file with ``scipy.io.loadmat`` and
-  returns a ``VGGWeights`` holding only the 16 convolution kernels and biases
-  and the mean pixel. The fully-connected layers (about 470 MB of the 510 MB)
-  are dropped as soon as the file is parsed and never become tensors.
+* ``read_vgg19_mat(path)`` checks the file's structure (``nst_tf.matfile``:
+  loadmat can crash or exhaust memory on a damaged file), reads it with
+  ``scipy.io.loadmat`` and returns a ``VGGWeights`` holding only the 16
+  convolution kernels and biases and the mean pixel. The fully-connected
+  layers (about 470 MB of the 510 MB) are dropped as soon as the file is
+  parsed and never become tensors.
 * ``VGG19(weights)`` holds those weights and computes the course's graph:
   3x3 convolutions (stride 1, SAME) plus bias and ReLU, and 2x2 average
   pooling (stride 2, SAME) after each block; ``pooling="max"`` gives Keras'
@@ -21,10 +23,11 @@ weights, pad, type, name) and old-layout relu and pool structs carry other
 fields altogether.
 """
 
-from dataclasses import dataclass
 import ctypes
 import os
 import sys
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.io
@@ -32,6 +35,7 @@ import tensorflow as tf
 
 from .errors import NSTError, WeightsFileError
 from .layers import CONV_INDEX, GRAPH_LAYERS, MATCONVNET_LAYERS, MIN_IMAGE_SIZE, POOLINGS
+from .matfile import check_open_mat_file, display_path, open_regular_file
 
 DOWNLOAD_HINT = (
     "download imagenet-vgg-verydeep-19.mat (about 510 MB, MatConvNet's pretrained models) "
@@ -58,7 +62,7 @@ class VGGWeights:
 
 
 def _fail(path, problem):
-    raise WeightsFileError(f"{path}: {problem}")
+    raise WeightsFileError(f"{display_path(path)}: {problem}")
 
 
 def _field(struct, name, path, where):
@@ -77,42 +81,67 @@ def _string(value):
     return str(value)
 
 
+def _numeric(value, path, what):
+    """``value`` as a real numeric array; cell arrays, text, complex values and booleans are refused."""
+    array = np.asarray(value)
+    if array.dtype.kind == "c":
+        _fail(path, f"{what} is complex; expected real numbers")
+    if array.dtype.kind not in "fiu":
+        kind = {"O": "a cell array", "U": "text", "S": "text", "b": "a logical array", "V": "a struct"}
+        _fail(path, f"{what} is {kind.get(array.dtype.kind, f'of type {array.dtype}')}; expected a numeric array")
+    return array
+
+
 def _mean_pixel(mat, layout, path):
     if layout == "new":
         meta = mat["meta"]
         normalization = _field(meta, "normalization", path, "meta")
     else:
         normalization = mat["normalization"]
-    average = np.asarray(_field(normalization, "averageImage", path, "normalization"), dtype=np.float64)
-    if average.shape[-1] != 3 and average.size != 3:
+    average = _numeric(_field(normalization, "averageImage", path, "normalization"), path, "averageImage")
+    if average.size == 0 or (average.shape[-1] != 3 and average.size != 3):
         _fail(path, f"averageImage has shape {average.shape}; expected 3 colour channels")
     # The new layout stores the mean pixel itself (1x1x3); the old one a
     # 224x224x3 mean image, whose mean over height and width is that pixel.
-    return average.reshape(-1, 3).mean(axis=0)
+    # (A signalling NaN warns when cast, a huge image overflows its sum:
+    # both end as non-finite values, refused below.)
+    with np.errstate(over="ignore", invalid="ignore"):
+        average = average.astype(np.float64)
+        mean_pixel = average.reshape(-1, 3).mean(axis=0)
+    if not (np.isfinite(average).all() and np.isfinite(mean_pixel).all()):
+        _fail(path, "averageImage contains NaN or infinite values")
+    return mean_pixel
 
 
 def _read_mat(path):
-    try:
-        return scipy.io.loadmat(path, variable_names=("layers", "meta", "normalization"))
-    except MemoryError:
-        raise
-    except Exception as error:  # scipy raises many types (ValueError, OSError, zlib.error...) for damaged files
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        _fail(path, f"cannot be read as a MATLAB .mat file ({detail}); it may be truncated or not a .mat file")
+    # One open file for the check and for loadmat, so loadmat reads the file
+    # that was checked. The check makes loadmat safe: see nst_tf.matfile.
+    with open_regular_file(path, missing_hint=DOWNLOAD_HINT, folder_problem="is a folder, not the .mat file") as file:
+        check_open_mat_file(file, path)
+        try:
+            with warnings.catch_warnings():
+                # loadmat warns, rather than fails, on some inconsistencies.
+                warnings.simplefilter("error", scipy.io.matlab.MatReadWarning)
+                return scipy.io.loadmat(file, variable_names=("layers", "meta", "normalization"))
+        except MemoryError:
+            raise
+        # scipy raises many types (ValueError, OSError, zlib.error...) for damaged files.
+        except Exception as error:  # noqa: BLE001
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            _fail(path, f"cannot be read as a MATLAB .mat file ({detail}); it may be truncated or damaged")
 
 
 def read_vgg19_mat(path):
     """Reads the convolution weights and mean pixel of imagenet-vgg-verydeep-19.mat.
 
-    Returns a ``VGGWeights``. Raises ``WeightsFileError`` (an ``NSTError``)
-    naming the file and the problem when the file is missing, unreadable,
-    another network, or holds kernels of the wrong shape or non-finite values.
+    Returns a ``VGGWeights``. Raises ``WeightsFileError`` (an ``NSTError``),
+    one line naming the file and the problem, when the path is missing, a
+    dangling or looping link, unreadable, or not a regular file (a pipe or a
+    device is refused before anything is read); when the file is damaged or
+    not a .mat file; or when it is another network or holds kernels, biases
+    or a mean image that are not real finite numbers of the right shapes.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        _fail(path, f"file not found; {DOWNLOAD_HINT}")
-    if os.path.isdir(path):
-        _fail(path, "is a folder, not the .mat file")
     mat = _read_mat(path)
     if "layers" not in mat:
         _fail(path, "has no 'layers' variable; not a MatConvNet simplenn model")
@@ -143,15 +172,17 @@ def read_vgg19_mat(path):
         # the course does not, and for style transfer that is harmless: the
         # network then sees every image transposed, and content and Gram
         # costs are sums over positions, unchanged by transposition.)
-        kernel = np.asarray(weights[0])
-        bias = np.asarray(weights[1])
+        kernel = _numeric(weights[0], path, f"{name} kernel")
+        bias = _numeric(weights[1], path, f"{name} bias")
         if kernel.ndim != 4 or kernel.shape[:3] != (3, 3, in_channels):
             _fail(path, f"{name} kernel has shape {kernel.shape}; expected (3, 3, {in_channels}, out)")
         out_channels = kernel.shape[3]
         if bias.size != out_channels:
             _fail(path, f"{name} bias has {bias.size} values; expected {out_channels}")
-        kernel = kernel.astype(np.float32, copy=False)
-        bias = bias.reshape(out_channels).astype(np.float32)
+        # Values beyond float32 become inf and signalling NaNs warn when cast; both are refused below.
+        with np.errstate(over="ignore", invalid="ignore"):
+            kernel = kernel.astype(np.float32, copy=False)
+            bias = bias.reshape(out_channels).astype(np.float32)
         if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
             _fail(path, f"{name} weights contain NaN or infinite values")
         conv[name] = (kernel, bias)
