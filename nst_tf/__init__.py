@@ -56,11 +56,12 @@ _HOMES = {
     "Tick": "optimize",
     "stylize": "optimize",
     "VGG19": "vgg",
-    "VGGWeights": "vgg",
+    "VGGWeights": "layers",
     "load_vgg_model": "vgg",
-    "read_vgg19_mat": "vgg",
+    "read_vgg19_mat": "matconvnet",
     "read_vgg19_h5": "keras_weights",
-    "weights_file_kind": "vgg",
+    "read_weights": "weights",
+    "weights_file_kind": "weights",
 }
 
 __all__ = sorted(_HOMES)

@@ -22,11 +22,12 @@ import tempfile
 import time
 
 from .config import CONFIG, StyleTransferConfig
-from .layers import POOLINGS
+from .layers import POOLINGS, VGGWeights
 from .presets import PRESETS, Preset
 from .errors import NonFiniteCostError, NSTError, quoted
 from .images import ImageSize, image_size, load_image, reshape_and_normalize_image
 from .resources import check_fits
+from .weights import read_weights
 
 PROG = "nst-tf"
 FINAL_IMAGE = "generated_image.jpg"
@@ -157,14 +158,6 @@ def _shrink_note(path, width, height):
     if factor <= LARGE_SHRINK:
         return None
     return f"{quoted(path)} is {original[0]}x{original[1]}; it is scaled down {factor:.0f}x to {width}x{height}"
-
-
-def _check_model_file(path):
-    """The weights file exists and is a regular file (a FIFO would block the reader forever)."""
-    if os.path.islink(path) and not os.path.exists(path):
-        raise NSTError(f"--model: {quoted(path)} is a symbolic link to {quoted(os.readlink(path))}, which does not exist")
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise NSTError(f"--model: {quoted(path)} is not a regular file")
 
 
 def _saves_image(iteration, config):
@@ -384,7 +377,7 @@ class _Job:
     preset: Preset
     content: object
     styles: list
-    model: str
+    weights: VGGWeights
     pooling: str
     output_dir: str
     notes: list
@@ -397,7 +390,6 @@ def _validated(args, preset):
     content_path = _resolve_image(args.content_image_filename, "content_image_filename")
     style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
     config.blend_weights(len(style_paths))
-    _check_model_file(args.model)
     numbered = _numbered(preset.report_image)
     _check_outputs(args.output_dir, config, numbered, [content_path, *style_paths])
     content_width, content_height = image_size(content_path)
@@ -411,7 +403,8 @@ def _validated(args, preset):
     content = normalized(content_path)
     styles = [normalized(path) for path in style_paths]
     notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
-    return _Job(config, preset, content, styles, args.model, args.pooling, args.output_dir, [n for n in notes if n])
+    weights = read_weights(args.model)  # last: the slowest check, a file of up to 510 MB
+    return _Job(config, preset, content, styles, weights, args.pooling, args.output_dir, [n for n in notes if n])
 
 
 def _run(job, out, err):
@@ -429,12 +422,12 @@ def _run(job, out, err):
     from .objective import StyleCost
     from .optimize import Progress, StyleTransfer
     from .precision import compute_dtype, emulation_note, jit_note
-    from .vgg import load_vgg_model
+    from .vgg import VGG19
 
     for note in (emulation_note(config.precision), jit_note() if config.jit_compile else None):
         if note:
             err.write(f"{PROG}: warning: {note}\n")
-    model = load_vgg_model(job.model, dtype=compute_dtype(config.precision), pooling=job.pooling)
+    model = VGG19(job.weights, dtype=compute_dtype(config.precision), pooling=job.pooling)
 
     saver = _Saver(output_dir, config.normalization, err)
     transfer = None

@@ -29,8 +29,9 @@ import os
 import numpy as np
 
 from .config import KERAS_VGG_MODEL
-from .errors import WeightsFileError
-from .vgg import DOWNLOAD_HINT, VGGWeights
+from .errors import WeightsFileError, quoted
+from .layers import VGGWeights
+from .matfile import MAT_HEADERS, open_regular_file
 
 #: Keras' layer names for the convolutions -> the course's names, in computation order.
 KERAS_CONV_LAYERS = {
@@ -54,21 +55,23 @@ KERAS_DOWNLOAD_HINT = (
     "with: python -m nst_tf.download --weights keras (see pretrained-model/README.md)"
 )
 
-MAT_HEADERS = (b"MATLAB 5.0 MAT-file", b"MATLAB 7.3 MAT-file")
+def _fail(path, problem):
+    raise WeightsFileError(f"{quoted(path)}: {problem}")
+
+
+
+
+
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
-_EXPECTED_KINDS = (
+EXPECTED_KINDS = (
     "expected MatConvNet's imagenet-vgg-verydeep-19.mat (a MATLAB 5.0 MAT-file) "
     f"or Keras' {KERAS_WEIGHTS_FILE} (an HDF5 file)"
 )
 
 
-def _fail(path, problem):
-    raise WeightsFileError(f"{path!r}: {problem}")
-
-
-def weights_file_kind(path):
-    """The kind of weights file at ``path``, "mat" or "h5", found from its first bytes, not its name.
+def file_kind(handle, path):
+    """"mat" or "h5" for the open file ``handle`` (of ``path``), from its first bytes; ``WeightsFileError`` else.
 
     A MATLAB file opens with a 128-byte text header beginning
     "MATLAB 5.0 MAT-file" (MatConvNet's files). A MATLAB v7.3 file
@@ -76,31 +79,21 @@ def weights_file_kind(path):
     called "mat" as well, so that the .mat reader, not the Keras reader,
     reports that it cannot read it. An HDF5 file carries the 8-byte
     signature ``\\x89HDF\\r\\n\\x1a\\n`` at offset 0, or after a user block
-    at 512, 1024, 2048, ... Raises ``WeightsFileError`` naming both expected
-    kinds for a missing, empty or other file.
+    at 512, 1024, 2048, ...
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        # The file is absent, so only its name can suggest which download was meant.
-        hint = KERAS_DOWNLOAD_HINT if path.lower().endswith((".h5", ".hdf5")) else DOWNLOAD_HINT
-        _fail(path, f"file not found; {hint}")
-    if os.path.isdir(path):
-        _fail(path, f"is a folder; {_EXPECTED_KINDS}")
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if handle.read(len(MAT_HEADERS[0])) in MAT_HEADERS:
-                return "mat"
-            offset = 0
-            while offset + len(HDF5_SIGNATURE) <= size:
-                handle.seek(offset)
-                if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                    return "h5"
-                offset = 512 if offset == 0 else 2 * offset
-    except OSError as error:
-        _fail(path, f"cannot be opened ({error.strerror or error})")
+    size = os.fstat(handle.fileno()).st_size
+    handle.seek(0)
+    if handle.read(len(MAT_HEADERS[0])) in MAT_HEADERS:
+        return "mat"
+    offset = 0
+    while offset + len(HDF5_SIGNATURE) <= size:
+        handle.seek(offset)
+        if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+            handle.seek(0)
+            return "h5"
+        offset = 512 if offset == 0 else 2 * offset
     what = "is empty" if size == 0 else "is neither a MATLAB 5.0 MAT-file nor an HDF5 file"
-    _fail(path, f"{what}; {_EXPECTED_KINDS}")
+    _fail(path, f"{what}; {EXPECTED_KINDS}")
 
 
 def _attribute_list(node, name):
@@ -199,13 +192,19 @@ def read_vgg19_h5(path):
     holds kernels of the wrong shape or non-finite values.
     """
     path = os.fspath(path)
-    if weights_file_kind(path) == "mat":
-        _fail(path, "is a MATLAB .mat file, not Keras' HDF5 weights; read it with read_vgg19_mat or load_vgg_model")
     # h5py comes with Keras; imported here so that the .mat route never needs it.
     import h5py
 
+    # h5py reads the file opened here, so a pipe or a device is refused before any read.
+    with open_regular_file(path, missing_hint=KERAS_DOWNLOAD_HINT) as file:
+        if file_kind(file, path) == "mat":
+            _fail(path, "is a MATLAB .mat file, not Keras' HDF5 weights; read it with read_vgg19_mat or load_vgg_model")
+        return _read_h5(h5py, file, path)
+
+
+def _read_h5(h5py, file, path):
     try:
-        with h5py.File(path, "r") as root:
+        with h5py.File(file, "r") as root:
             if "layer_names" not in root.attrs and isinstance(root.get("model_weights"), h5py.Group):
                 # A whole model saved by Keras keeps its weights in this group, in the same layout.
                 root = root["model_weights"]

@@ -1,8 +1,11 @@
-"""VGG-19's layer vocabulary: names, indices and widths, as facts of the network.
+"""VGG-19's vocabulary: layer names, indices and widths, and what a weights file gives the network.
 
 Kept free of TensorFlow so that the command can check its options (layer
 names, image sizes) before TensorFlow is imported, which takes seconds.
 """
+from dataclasses import dataclass
+
+import numpy as np
 
 #: The 43 layers of MatConvNet's VGG-19, by index in the file's ``layers`` cell.
 MATCONVNET_LAYERS = (
@@ -30,3 +33,26 @@ MIN_IMAGE_SIZE = 32
 
 #: Pooling after each block: the course's average pooling, or Keras' (and the Keras L-BFGS variant's) max.
 POOLINGS = ("avg", "max")
+
+DOWNLOAD_HINT = (
+    "download imagenet-vgg-verydeep-19.mat (about 510 MB, MatConvNet's pretrained models) "
+    "into pretrained-model/ with: python -m nst_tf.download (see pretrained-model/README.md)"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class VGGWeights:
+    """What the network needs from a weights file, as NumPy arrays (no TensorFlow).
+
+    Attributes:
+        conv: layer name -> (kernel of shape (3, 3, in, out), bias of shape (out,)),
+            float32, in the order of ``CONV_INDEX``, for RGB input.
+        mean_pixel: the file's mean RGB pixel, shape (3,).
+        layout: "new" or "old" (MatConvNet's two layouts) or "keras".
+        source: the path the weights were read from.
+    """
+
+    conv: dict
+    mean_pixel: np.ndarray
+    layout: str
+    source: str

@@ -41,7 +41,7 @@ import stat
 import struct
 import zlib
 
-from .errors import WeightsFileError
+from .errors import WeightsFileError, quoted
 
 #: Most bytes of variable data one file may hold, after inflation. loadmat
 #: allocates about this much; the full-size synthetic VGG-19 file of
@@ -63,6 +63,9 @@ MAX_DEPTH = 16
 
 HEADER_BYTES = 128
 _HEADER_TEXT = b"MATLAB 5.0 MAT-file"
+
+#: How MATLAB files begin: version 5 (MatConvNet's) and 7.3 (HDF5 inside, which loadmat cannot read).
+MAT_HEADERS = (_HEADER_TEXT, b"MATLAB 7.3 MAT-file")
 
 # MATLAB's data types ("miINT8" ...), as codes in element tags.
 MI_INT8, MI_UINT8, MI_INT16, MI_UINT16, MI_INT32, MI_UINT32 = 1, 2, 3, 4, 5, 6
@@ -123,14 +126,8 @@ class _Refused(Exception):
         self.damaged = damaged
 
 
-def display_path(path):
-    """``path`` for a one-line message: as is when printable, else as ``repr`` shows it."""
-    text = os.fsdecode(path)
-    return text if text.isprintable() else repr(text)
-
-
 def _refuse_path(path, problem):
-    raise WeightsFileError(f"{display_path(path)}: {problem}")
+    raise WeightsFileError(f"{quoted(path)}: {problem}")
 
 
 def _file_kind(mode):
@@ -162,10 +159,10 @@ def _stat_failure(path, error, missing_hint):
             if os.path.lexists(os.path.join(os.path.dirname(path), target)):
                 # The target is itself a link that leads nowhere.
                 return (
-                    f"is a symbolic link to {display_path(target)}, which leads to "
-                    f"{display_path(os.path.realpath(path))}, which does not exist"
+                    f"is a symbolic link to {quoted(target)}, which leads to "
+                    f"{quoted(os.path.realpath(path))}, which does not exist"
                 )
-            return f"is a symbolic link to {display_path(target)}, which does not exist"
+            return f"is a symbolic link to {quoted(target)}, which does not exist"
         return "file not found" + (f"; {missing_hint}" if missing_hint else "")
     if isinstance(error, NotADirectoryError):
         return "a folder in the path is a file"

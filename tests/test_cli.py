@@ -110,7 +110,7 @@ def test_missing_weights_message_names_the_download_command(workspace, capsys, c
 
 def test_unwritable_output_folder_is_reported_before_any_work(workspace, capsys, monkeypatch, cli_args):
     (workspace / "a_file").write_text("not a folder")
-    monkeypatch.setattr("nst_tf.vgg.load_vgg_model", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("nst_tf.vgg.VGG19", lambda *a, **k: pytest.fail("work started"))
     argv = cli_args() + ["--output_dir", str(workspace / "a_file" / "out")]
     expect_error(capsys, argv, "--output_dir: cannot write to")
 
@@ -216,7 +216,7 @@ def test_cli_rejects_bad_extra_options(workspace, capsys, extra, message, cli_ar
 
 
 def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(workspace, capsys, monkeypatch, cli_args):
-    monkeypatch.setattr("nst_tf.vgg.load_vgg_model", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("nst_tf.vgg.VGG19", lambda *a, **k: pytest.fail("work started"))
     for taken in ("2.png", "generated_image.jpg"):
         (workspace / "out" / taken).mkdir(parents=True)
         expect_error(capsys, cli_args(), f"{taken} is a folder; this run would save an image under that name")
@@ -392,3 +392,11 @@ def test_an_image_scaled_down_a_lot_is_noted_in_one_line(workspace, capsys, cli_
     assert main(cli_args("--content_image_filename", str(workspace / "big.jpg"), epochs=1)) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if "scaled down" in line]
     assert notes == [f"nst-tf: note: {workspace / 'big.jpg'} is 1000x750; it is scaled down 16x to 64x48"]
+
+
+@pytest.mark.parametrize("make", [os.mkfifo, lambda path: os.symlink(path + ".gone", path)])
+def test_a_weights_path_that_is_no_file_is_refused_before_anything_is_created(workspace, capsys, cli_args, make):
+    path = str(workspace / "weights.mat")
+    make(path)
+    expect_error(capsys, cli_args("--model", path), "weights.mat")
+    assert not (workspace / "out").exists()

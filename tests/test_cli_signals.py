@@ -67,7 +67,9 @@ def test_errors_need_no_tensorflow_and_print_only_their_line(cli_args, workspace
         "print('tensorflow' in sys.modules)\n"
         "sys.exit(status)\n"
     )
-    for extra in (["--epochs", "0"], ["--style_image_filename", "missing.png"], ["-h"]):
+    (workspace / "damaged.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
+    bad_inputs = (["--epochs", "0"], ["--style_image_filename", "missing.png"], ["--model", "damaged.mat"], ["-h"])
+    for extra in bad_inputs:
         done = subprocess.run(
             [sys.executable, "-c", code, *cli_args(*extra)], cwd=workspace, capture_output=True, text=True, timeout=60
         )

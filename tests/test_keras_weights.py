@@ -22,7 +22,7 @@ from nst_tf import (
     read_vgg19_mat,
     reshape_and_normalize_image,
 )
-from nst_tf.keras_weights import weights_file_kind
+from nst_tf.weights import weights_file_kind
 from nst_tf.testing import write_vgg19_h5, write_vgg19_mat
 
 WIDTH_DIVISOR = 16
@@ -368,7 +368,7 @@ EXPECTED_KINDS = (
 def test_a_file_of_neither_kind_names_both_kinds(tmp_path, load, content, message):
     path = tmp_path / "weights.h5"
     path.write_bytes(content)
-    with pytest.raises(WeightsFileError, match=r"^'.*weights\.h5': " + re.escape(message) + EXPECTED_KINDS + "$"):
+    with pytest.raises(WeightsFileError, match=r"^.*weights\.h5: " + re.escape(message) + EXPECTED_KINDS + "$"):
         load(path)
 
 
@@ -377,11 +377,11 @@ def test_a_file_of_neither_kind_names_both_kinds(tmp_path, load, content, messag
     [
         (
             "missing.h5",
-            r"h5': file not found; download vgg19_weights_tf.*_notop\.h5 .*nst_tf\.download --weights keras",
+            r"h5: file not found; download vgg19_weights_tf.*_notop\.h5 .*nst_tf\.download --weights keras",
         ),
         (
             "missing.mat",
-            r"mat': file not found; download imagenet-vgg-verydeep-19\.mat .*python -m nst_tf\.download \(",
+            r"mat: file not found; download imagenet-vgg-verydeep-19\.mat .*python -m nst_tf\.download \(",
         ),
     ],
 )
@@ -391,7 +391,7 @@ def test_a_missing_file_says_which_download_to_run(tmp_path, name, message):
 
 
 def test_a_folder_is_not_a_weights_file(tmp_path):
-    with pytest.raises(WeightsFileError, match=r"': is a folder; expected MatConvNet's"):
+    with pytest.raises(WeightsFileError, match=r": is a folder; expected MatConvNet's"):
         load_vgg_model(tmp_path)
 
 
@@ -405,7 +405,7 @@ def test_a_truncated_h5_file_raises(tmp_path, small_h5, keep):
     data = Path(small_h5()).read_bytes()
     path = tmp_path / "truncated.h5"
     path.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(WeightsFileError, match=r"truncated\.h5': cannot be read as an HDF5 file \(.*\); it may be"):
+    with pytest.raises(WeightsFileError, match=r"truncated\.h5: cannot be read as an HDF5 file \(.*\); it may be"):
         load_vgg_model(path)
 
 
@@ -477,7 +477,7 @@ def nan_at(layer):
 )  # fmt: skip
 def test_an_h5_file_of_another_network_names_the_problem(tmp_path, small_h5, change, message):
     path = altered(tmp_path, small_h5(), change)
-    with pytest.raises(WeightsFileError, match=r"^'.*altered\.h5': " + message):
+    with pytest.raises(WeightsFileError, match=r"^.*altered\.h5: " + message):
         read_vgg19_h5(path)
     with pytest.raises(WeightsFileError, match=message):
         load_vgg_model(path)
