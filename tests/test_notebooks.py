@@ -16,7 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = [
     "Art_Generation_with_Neural_Style_Transfer.ipynb",
+    "Second_edition_with_nst_tf.ipynb",
     "Your_own_images.ipynb",
+]
+# What the second edition's notebook needs to check the course's train_step values.
+SECOND_EDITION_FILES = [
+    "pretrained-model/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "images/louvre_small.jpg",
+    "images/monet.jpg",
 ]
 
 
@@ -63,3 +70,12 @@ def test_notebook_runs_without_errors(name, monkeypatch):
             assert line in text
         assert "'0.png', '20.png'" in text and "'180.png', 'generated_image.jpg']" in text
         assert "course 5.05035e+09" in text
+    if name.startswith("Second"):
+        assert "J_content (second edition)" in text and "course 7.0568767" in text
+        assert "J_style_layer (second edition)" in text and "course 14.017804" in text
+        assert "Epoch 0 \n" in text and "'image_0.jpg'" in text
+        assert "train_step (course's code):" in text
+        if all((ROOT / path).exists() for path in SECOND_EDITION_FILES):
+            assert "Branch: real weights" in text and "The course's train_step check passed" in text
+        else:
+            assert "Branch: synthetic weights" in text and "Skipped the course's train_step values" in text
