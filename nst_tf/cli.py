@@ -24,7 +24,8 @@ import time
 from .config import CONFIG, StyleTransferConfig
 from .errors import ImageError, NonFiniteCostError, NSTError
 from .images import ImageSize, fit_image, read_image, reshape_and_normalize_image
-from .resources import check_fits
+from .large import LargeImageOptions, scale_sizes, style_size
+from .resources import plan_tiles
 
 PROG = "nst-tf"
 FINAL_IMAGE = "generated_image.jpg"
@@ -100,7 +101,7 @@ def _default_text(default):
 
 
 def build_parser():
-    """The command's parser: the file options, then ``ImageSize``'s and ``StyleTransferConfig``'s fields."""
+    """The command's parser: the file options, then the fields of each options dataclass."""
     parser = _Parser(
         prog=PROG, description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course."
     )
@@ -109,7 +110,11 @@ def build_parser():
         spec = dict(spec)
         text = spec.pop("help") + _default_text(spec["default"])
         files.add_argument(f"--{name}", help=text.replace("%", "%%"), **spec)
-    for title, cls in (("image size", ImageSize), ("hyperparameters", StyleTransferConfig)):
+    for title, cls in (
+        ("image size", ImageSize),
+        ("hyperparameters", StyleTransferConfig),
+        ("large images", LargeImageOptions),
+    ):
         group = parser.add_argument_group(title)
         defaults = cls()
         for field in dataclasses.fields(cls):
@@ -144,12 +149,13 @@ def _check_model_file(path):
         raise NSTError(f"--model: {path!r} is not a regular file")
 
 
-def _check_outputs(output_dir, config, inputs):
+def _check_outputs(output_dir, config, inputs, other_names=()):
     """Refuses, before anything is created, outputs that would fail or destroy an input.
 
     Report images are ``<i>.png`` for every reported ``i`` divisible by
     ``print_every``; they are checked against what is in the folder (never
-    listed one by one: the list grows with ``epochs``).
+    listed one by one: the list grows with ``epochs``). ``other_names``: the
+    run's other image names (each earlier scale's result).
     """
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise NSTError(f"--output_dir: {output_dir!r} exists and is not a folder")
@@ -159,7 +165,7 @@ def _check_outputs(output_dir, config, inputs):
         found = list(entries)
     for entry in found:
         match = _NUMBERED.match(entry.name)
-        ours = entry.name == FINAL_IMAGE or (
+        ours = entry.name == FINAL_IMAGE or entry.name in other_names or (
             match and int(match.group(1)) < config.epochs and int(match.group(1)) % config.print_every == 0
         )
         if not ours:
@@ -234,6 +240,16 @@ def _report(progress, stream):
 
 def _config(args):
     return StyleTransferConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(StyleTransferConfig)})
+
+
+def _large_options(args):
+    fields = dataclasses.fields(LargeImageOptions)
+    return LargeImageOptions(**{field.name: getattr(args, field.name) for field in fields})
+
+
+def _scale_image(scale):
+    """File name of the result of scale ``scale`` (1-based) before the last."""
+    return f"scale{scale}.png"
 
 
 def _signal_raiser(signum, frame):
@@ -348,16 +364,31 @@ def _run(args, out, err):
     # Everything the user gave is checked before anything is created or loaded.
     config = _config(args)
     size = ImageSize(args.width, args.height, args.max_size)
+    large = _large_options(args)
     content_path = _resolve_image(args.content_image_filename, "content_image_filename")
     style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
     config.blend_weights(len(style_paths))
     _check_model_file(args.model)
-    _check_outputs(args.output_dir, config, [content_path, *style_paths])
+    scale_images = [_scale_image(scale) for scale in range(1, large.scales)]
+    _check_outputs(args.output_dir, config, [content_path, *style_paths], scale_images)
     content_pixels = read_image(content_path)
     height, width = size.of(content_pixels.shape[:2])
-    check_fits(height, width, config.optimizer, config.lbfgs_history)
-    content = reshape_and_normalize_image(_fitted(content_pixels, width, height, content_path))
-    styles = [reshape_and_normalize_image(_fitted(read_image(path), width, height, path)) for path in style_paths]
+    sizes = scale_sizes(height, width, large.scales)
+    layers = [config.content_layer, *(name for name, _ in config.style_layers)]
+    tile_sizes = {
+        size: plan_tiles(*size, layers, config.optimizer, config.lbfgs_history, large.max_memory, large.tile_size)
+        for size in sizes
+    }
+    style_pixels = [read_image(path) for path in style_paths]
+    # Fitted to the first size here, so that an image that cannot be fitted
+    # fails before TensorFlow loads; with one scale these are the images used.
+    first_height, first_width = sizes[0]
+    style_height, style_width = style_size(first_height, first_width, large.style_scale)
+    content = reshape_and_normalize_image(_fitted(content_pixels, first_width, first_height, content_path))
+    styles = [
+        reshape_and_normalize_image(_fitted(pixels, style_width, style_height, path))
+        for pixels, path in zip(style_pixels, style_paths)
+    ]
 
     earlier = _earlier_numbered_images(args.output_dir)
     _prepare_output_dir(args.output_dir)
@@ -367,9 +398,10 @@ def _run(args, out, err):
             "of the iterations it reports and leaves the others\n"
         )
     tf = _import_tensorflow_quietly()
-    from .objective import StyleCost
+    from .multiscale import CoarseToFine, ScaleProgress
     from .optimize import Progress, StyleTransfer
     from .precision import compute_dtype, emulation_note, jit_note
+    from .tiling import make_style_cost
     from .vgg import load_vgg_model
 
     for note in (emulation_note(config.precision), jit_note() if config.jit_compile else None):
@@ -377,23 +409,42 @@ def _run(args, out, err):
             err.write(f"{PROG}: warning: {note}\n")
     model = load_vgg_model(args.model, dtype=compute_dtype(config.precision))
 
+    def objective(model, content, styles, config):
+        return make_style_cost(model, content, styles, config, tile_sizes[tuple(content.shape[1:3])])
+
     saver = _Saver(args.output_dir, err)
     transfer = None
     status = EXIT_OK
     reported = -1
     with _contain_determinism(tf, config.seed):
         try:
-            transfer = StyleTransfer(StyleCost(model, content, styles, config))
-            bar = _ProgressLine(config.epochs, err)
+            if large.scales == 1:
+                transfer = StyleTransfer(objective(model, content, styles, config))
+            else:
+                transfer = CoarseToFine(
+                    model, content_pixels, style_pixels, config, sizes, large.scale_epochs, large.style_scale, objective
+                )
+            del content, styles
+            bar = _ProgressLine(getattr(transfer, "total_iterations", config.epochs), err)
+            scale = None
             for progress in transfer.run(ticks=True):
+                last_scale = True
+                if isinstance(progress, ScaleProgress):
+                    if progress.scale != scale:
+                        scale = progress.scale
+                        out.write(f"Scale {scale}/{progress.scales}: {progress.width}x{progress.height}\n")
+                    last_scale = progress.scale == progress.scales
+                    progress = progress.item
                 if isinstance(progress, Progress):
-                    reported = progress.iteration
+                    if last_scale:
+                        reported = progress.iteration
                     if progress.iteration % config.print_every == 0:
                         _report(progress, out)
-                        saver.save(f"{progress.iteration}.png", progress.image)
-                    bar.update(progress.iteration + 1)
-                else:
-                    bar.update(progress.iterations)
+                        if last_scale:
+                            saver.save(f"{progress.iteration}.png", progress.image)
+                    if not last_scale and progress.iteration == transfer.epochs[scale - 1] - 1:
+                        saver.save(_scale_image(scale), progress.image)
+                bar.update(transfer.iteration)
         except (KeyboardInterrupt, Stopped) as stop:
             status = 128 + getattr(stop, "signum", signal.SIGINT)
         except NonFiniteCostError as error:
@@ -404,14 +455,16 @@ def _run(args, out, err):
             err.write(f"{PROG}: error: {error}; saved the last finite image to {final_path!r}\n")
             return EXIT_SAVE_FAILED if saver.failed else status
 
-    if transfer is None:
+    if transfer is None or transfer.current_image() is None:
         err.write(f"\n{PROG}: interrupted before the first iteration; nothing was saved\n")
         return status
     # Further signals are ignored while the last images are written, so a
     # second Ctrl-C cannot leave them half done.
     with _signals(signal.SIG_IGN):
         done = transfer.iteration
-        due = done - 1
+        # Numbered images are the last scale's, numbered within it.
+        last = transfer if large.scales == 1 else transfer.transfer if transfer.scale == large.scales else None
+        due = last.iteration - 1 if last is not None else -1
         if status != EXIT_OK and due > reported and due >= 0 and due % config.print_every == 0:
             saver.save(f"{due}.png", transfer.current_image())
         final_saved = saver.save(FINAL_IMAGE, transfer.current_image())
@@ -421,7 +474,8 @@ def _run(args, out, err):
             status - 128, "hung up (SIGHUP)"
         )
         saved = f"; saved {final_path!r}" if final_saved else ""
-        err.write(f"\n{PROG}: {what} after {done} of {config.epochs} iterations{saved}\n")
+        total = getattr(transfer, "total_iterations", config.epochs)
+        err.write(f"\n{PROG}: {what} after {done} of {total} iterations{saved}\n")
     elif final_saved:
         out.write(f"saved {final_path}\n")
     return EXIT_SAVE_FAILED if saver.failed and status == EXIT_OK else status

@@ -84,8 +84,7 @@ class TiledStyleCost(StyleCost):
                 f"margin must be a whole number of at least {need} pixels, what {deepest} needs to be exact "
                 f"in tiles; got {margin!r}"
             )
-        if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
-            raise NSTError(f"tile_size must be a positive whole number of pixels; got {tile_size!r}")
+        _check_tile_size(tile_size)
         # Read by the target hooks, which StyleCost.__init__ calls.
         self._pooling = pooling
         self._align = align
@@ -291,6 +290,28 @@ class TiledStyleCost(StyleCost):
         return costs, gradient
 
 
+def _check_tile_size(tile_size):
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
+        raise NSTError(f"tile_size must be a positive whole number of pixels; got {tile_size!r}")
+
+
 def _gram(core):
     flat = tf.reshape(core, [-1, core.shape[-1]])
     return tf.matmul(flat, flat, transpose_a=True)
+
+
+def make_style_cost(model, content_image, style_image, config=None, tile_size=None):
+    """A ``StyleCost``, or a ``TiledStyleCost`` when ``tile_size`` is given and the image needs several tiles.
+
+    ``resources.plan_tiles`` gives the ``tile_size`` a memory budget allows
+    (None where the whole image fits).
+    """
+    config = StyleTransferConfig() if config is None else config
+    if tile_size is not None and isinstance(config, StyleTransferConfig):
+        _check_tile_size(tile_size)
+        layers = [config.content_layer, *(layer for layer, _ in config.style_layers)]
+        align = tile_alignment(layers)
+        height, width = np.shape(content_image)[1:3]
+        if len(tile_grid(height, width, round_tile(tile_size, align), required_margin(layers), align)) > 1:
+            return TiledStyleCost(model, content_image, style_image, config, tile_size=tile_size)
+    return StyleCost(model, content_image, style_image, config)
