@@ -164,8 +164,12 @@ class Tile:
 
 
 def tile_grid(height, width, tile, margin, align):
-    """The tiles of a ``height`` x ``width`` image, row by row; see ``spans``."""
-    return [Tile(r, c) for r in spans(height, tile, margin, align) for c in spans(width, tile, margin, align)]
+    """The tiles of a ``height`` x ``width`` image, row by row; see ``spans``.
+
+    ``tile``: the core's side, or its (rows, columns).
+    """
+    rows, cols = tile if isinstance(tile, tuple) else (tile, tile)
+    return [Tile(r, c) for r in spans(height, rows, margin, align) for c in spans(width, cols, margin, align)]
 
 
 def round_tile(tile, align):

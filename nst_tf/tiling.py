@@ -46,7 +46,8 @@ class TiledStyleCost(StyleCost):
             (``config`` by default ``StyleTransferConfig()``);
             ``model`` must be a ``VGG19`` (its ``pooling`` decides the
             tile geometry).
-        tile_size: side of a tile's core in pixels, rounded up to the
+        tile_size: side of a tile's core in pixels, or its (rows, columns)
+            (full-width strips have margins on two sides only), rounded up to the
             pooling grid (16 pixels through conv5_1, 32 with avgpool5).
         margin: pixels a tile extends beyond its core on inner sides;
             by default the least that keeps every layer used exact
@@ -84,12 +85,12 @@ class TiledStyleCost(StyleCost):
                 f"margin must be a whole number of at least {need} pixels, what {deepest} needs to be exact "
                 f"in tiles; got {margin!r}"
             )
-        _check_tile_size(tile_size)
+        _tile_sides(tile_size)
         # Read by the target hooks, which StyleCost.__init__ calls.
         self._pooling = pooling
         self._align = align
         self.margin = round_tile(margin, align)
-        self.tile_size = round_tile(tile_size, align)
+        self.tile_size = tuple(round_tile(side, align) for side in _tile_sides(tile_size))
         super().__init__(model, content_image, style_image, config, name=name)
         height, width = self.content_image.shape[1:3]
         self.tiles = tile_grid(height, width, self.tile_size, self.margin, self._align)
@@ -290,9 +291,14 @@ class TiledStyleCost(StyleCost):
         return costs, gradient
 
 
-def _check_tile_size(tile_size):
-    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
-        raise NSTError(f"tile_size must be a positive whole number of pixels; got {tile_size!r}")
+def _tile_sides(tile_size):
+    """(rows, columns) of a tile's core from a side or a pair; NSTError for anything else."""
+    sides = tuple(tile_size) if isinstance(tile_size, (tuple, list)) else (tile_size, tile_size)
+    if len(sides) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):
+        raise NSTError(
+            f"tile_size must be a positive whole number of pixels or a (rows, columns) pair; got {tile_size!r}"
+        )
+    return sides
 
 
 def _gram(core):
@@ -308,10 +314,11 @@ def make_style_cost(model, content_image, style_image, config=None, tile_size=No
     """
     config = StyleTransferConfig() if config is None else config
     if tile_size is not None and isinstance(config, StyleTransferConfig):
-        _check_tile_size(tile_size)
+        sides = _tile_sides(tile_size)
         layers = [config.content_layer, *(layer for layer, _ in config.style_layers)]
         align = tile_alignment(layers)
         height, width = np.shape(content_image)[1:3]
-        if len(tile_grid(height, width, round_tile(tile_size, align), required_margin(layers), align)) > 1:
+        tile = tuple(round_tile(side, align) for side in sides)
+        if len(tile_grid(height, width, tile, required_margin(layers), align)) > 1:
             return TiledStyleCost(model, content_image, style_image, config, tile_size=tile_size)
     return StyleCost(model, content_image, style_image, config)

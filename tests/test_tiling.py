@@ -113,9 +113,9 @@ def test_a_margin_below_what_the_deepest_layer_needs_is_refused(model, images):
 
 def test_tile_size_and_margin_are_rounded_up_to_the_pooling_grid(model, images):
     tiled = TiledStyleCost(model, *images, StyleTransferConfig(), tile_size=33, margin=81)
-    assert (tiled.tile_size, tiled.margin) == (48, 96)
-    tiled = TiledStyleCost(model, *images, _config("block5"), tile_size=33)
-    assert (tiled.tile_size, tiled.margin) == (64, 128)
+    assert (tiled.tile_size, tiled.margin) == ((48, 48), 96)
+    tiled = TiledStyleCost(model, *images, _config("block5"), tile_size=(33, 64))
+    assert (tiled.tile_size, tiled.margin) == ((64, 64), 128)
 
 
 # Geometry -------------------------------------------------------------------------------------
@@ -176,6 +176,8 @@ def test_tiles_partition_the_image_and_extend_by_the_margin_on_the_grid(length, 
 def test_tile_grid_lists_rows_then_columns():
     grid = tile_grid(100, 140, 48, 80, 16)
     assert [(t.rows.start, t.cols.start) for t in grid] == [(r, c) for r in (0, 48, 96) for c in (0, 48, 96)]
+    strips = tile_grid(100, 140, (32, 144), 80, 16)
+    assert [(t.rows.start, t.cols.start, t.cols.stop) for t in strips] == [(r, 0, 140) for r in (0, 32, 64, 96)]
 
 
 def test_spans_refuse_a_tile_off_the_pooling_grid():
@@ -189,9 +191,9 @@ def test_spans_refuse_a_tile_off_the_pooling_grid():
 def test_a_traced_adam_run_in_tiles_follows_the_untiled_run(model, images):
     config = _config("block2", epochs=3, print_every=1, seed=0, tv_weight=0.2)
     untiled = list(StyleTransfer(StyleCost(model, *images, config)).run())
-    tiled_cost = TiledStyleCost(model, *images, config, tile_size=24)
+    tiled_cost = TiledStyleCost(model, *images, config, tile_size=(24, 32))
     tiled = list(StyleTransfer(tiled_cost).run())
-    assert len(tiled_cost.tiles) == 6
+    assert len(tiled_cost.tiles) == 4
     for a, b in zip(untiled, tiled):
         assert b.total_cost == pytest.approx(a.total_cost, rel=1e-5)
         np.testing.assert_allclose(b.image, a.image, atol=1e-3)
@@ -214,6 +216,12 @@ def test_tiling_needs_a_model_that_names_its_pooling(model, images):
 
     with pytest.raises(NSTError, match="tiling needs a VGG19 model"):
         TiledStyleCost(bare, *images)
+
+
+@pytest.mark.parametrize("tile_size", [0, 2.5, (16,), (16, 0), True])
+def test_a_tile_size_that_is_not_one_or_two_positive_whole_numbers_is_refused(model, images, tile_size):
+    with pytest.raises(NSTError, match="tile_size must be a positive whole number of pixels or a"):
+        TiledStyleCost(model, *images, tile_size=tile_size)
 
 
 def test_a_tiled_cost_refuses_an_image_of_another_size(model, images, rng):
