@@ -172,6 +172,37 @@ def tile_grid(height, width, tile, margin, align):
     return [Tile(r, c) for r in spans(height, rows, margin, align) for c in spans(width, cols, margin, align)]
 
 
+def best_tile_shape(height, width, margin, align, max_extent_pixels):
+    """The (rows, columns) of tile cores whose extents all stay within ``max_extent_pixels``.
+
+    Of all shapes on the ``align`` grid, the one computing the fewest pixels
+    in all (extents overlap by the margins, and each is computed twice), then
+    the one with the fewest tiles: square-ish tiles for a small budget,
+    full-width strips (margins on two sides only) when a strip fits. None
+    when not even the smallest tile fits.
+    """
+    best = None
+    for rows in range(align, round_tile(height, align) + 1, align):
+        row_spans = spans(height, rows, margin, align)
+        tallest = max(s.last - s.first for s in row_spans)
+        if tallest > max_extent_pixels:
+            continue
+        # The widest columns whose extents fit beside the tallest rows.
+        cols = None
+        for candidate in range(round_tile(width, align), 0, -align):
+            col_spans = spans(width, candidate, margin, align)
+            if tallest * max(s.last - s.first for s in col_spans) <= max_extent_pixels:
+                cols = candidate
+                break
+        if cols is None:
+            continue
+        total = sum(r.last - r.first for r in row_spans) * sum(c.last - c.first for c in col_spans)
+        key = (total, len(row_spans) * len(col_spans))
+        if best is None or key < best[0]:
+            best = (key, (rows, cols))
+    return None if best is None else best[1]
+
+
 def round_tile(tile, align):
     """``tile`` rounded up to a multiple of ``align``."""
     return -(-tile // align) * align

@@ -16,10 +16,8 @@ measured 171 bytes per pixel of the image (``benchmarks/large.py``, tiles of
 512 pixels at 1536x1536 and 2048x2048, 2026-11-23).
 """
 
-import math
-
 from .errors import NSTError
-from .large import required_margin, round_tile, tile_alignment
+from .large import best_tile_shape, required_margin, round_tile, tile_alignment, tile_grid
 
 PER_PIXEL_BYTES = 2200
 BASE_BYTES = 150 * 2**20
@@ -40,51 +38,61 @@ def estimate_bytes(height, width, optimizer="adam", lbfgs_history=100):
     return total
 
 
-def tiled_estimate_bytes(height, width, tile_size, margin, optimizer="adam", lbfgs_history=100):
-    """Estimated peak resident memory of a run in tiles of ``tile_size`` with ``margin`` (``tiling.py``)."""
-    side = tile_size + 2 * margin
+def _fixed_tiled_bytes(height, width, optimizer, lbfgs_history):
+    """What a tiled run needs whatever its tiles: the model, the base and the image-sized state."""
     total = MODEL_BYTES + BASE_BYTES + TILED_IMAGE_PIXEL_BYTES * height * width
-    total += PER_PIXEL_BYTES * min(side, height) * min(side, width)
     if optimizer == "lbfgs":
         total += lbfgs_bytes(height, width, lbfgs_history)
     return total
 
 
+def tiled_estimate_bytes(height, width, tile, margin, optimizer="adam", lbfgs_history=100, align=1):
+    """Estimated peak resident memory of a run in tiles (``tiling.py``).
+
+    ``tile``: the cores' side or (rows, columns); ``margin`` and ``align`` as
+    ``large.tile_grid`` takes them. The network's share follows the largest
+    tile's extent.
+    """
+    largest = max(tile.extent_pixels for tile in tile_grid(height, width, tile, margin, align))
+    return _fixed_tiled_bytes(height, width, optimizer, lbfgs_history) + PER_PIXEL_BYTES * largest
+
+
 def plan_tiles(height, width, layers, optimizer="adam", lbfgs_history=100, max_memory=None, tile_size=None):
-    """The tile size for a run at ``height`` x ``width``, or None when it runs whole.
+    """The tiles' (rows, columns) for a run at ``height`` x ``width``, or None when it runs whole.
 
     ``layers``: the content and style layers (they set the margin and the
     pooling grid). ``max_memory``: the budget in bytes, by default the memory
     available now (unknown: no limit). With ``tile_size`` the run is tiled
-    at that size (rounded up to the grid); without it, only when the whole
-    image would not fit, in the largest tiles that do. Raises ``NSTError``
-    when not even tiles fit, naming what takes the memory.
+    in squares of that side (rounded up to the grid); without it, only when
+    the whole image would not fit, in the tiles that fit and compute the
+    fewest pixels (``large.best_tile_shape``). Raises ``NSTError`` when not
+    even tiles fit, naming what takes the memory.
     """
     budget = available_bytes() if max_memory is None else max_memory
     margin, align = required_margin(layers), tile_alignment(layers)
     if tile_size is None:
         if budget is None or estimate_bytes(height, width, optimizer, lbfgs_history) <= budget:
             return None
-        fixed = tiled_estimate_bytes(height, width, 0, 0, optimizer, lbfgs_history)
-        side = math.isqrt(max(0, budget - fixed) // PER_PIXEL_BYTES)
-        tile = (side - 2 * margin) // align * align
-        if tile >= max(height, width):
-            return None
-    else:
-        tile = round_tile(tile_size, align)
-    if tile < align or (
-        budget is not None and tiled_estimate_bytes(height, width, tile, margin, optimizer, lbfgs_history) > budget
+        room = (budget - _fixed_tiled_bytes(height, width, optimizer, lbfgs_history)) // PER_PIXEL_BYTES
+        tile = best_tile_shape(height, width, margin, align, room) if room > 0 else None
+        if tile is None:
+            _refuse(height, width, (align, align), margin, align, optimizer, lbfgs_history, budget, max_memory is None)
+        return tile
+    tile = (round_tile(tile_size, align),) * 2
+    if (
+        budget is not None
+        and tiled_estimate_bytes(height, width, tile, margin, optimizer, lbfgs_history, align) > budget
     ):
-        _refuse(height, width, max(tile, align), margin, optimizer, lbfgs_history, budget, max_memory is None)
+        _refuse(height, width, tile, margin, align, optimizer, lbfgs_history, budget, max_memory is None)
     return tile
 
 
-def _refuse(height, width, tile, margin, optimizer, lbfgs_history, budget, available):
+def _refuse(height, width, tile, margin, align, optimizer, lbfgs_history, budget, available):
     whole = estimate_bytes(height, width, optimizer, lbfgs_history)
-    tiled = tiled_estimate_bytes(height, width, tile, margin, optimizer, lbfgs_history)
+    tiled = tiled_estimate_bytes(height, width, tile, margin, optimizer, lbfgs_history, align)
     needed = min(whole, tiled)
     what = f"{width}x{height}" + (f" with an L-BFGS history of {lbfgs_history}" if optimizer == "lbfgs" else "")
-    even = f" even in tiles of {tile} pixels" if tiled < whole else ""
+    even = f" even in tiles of {tile[1]}x{tile[0]} pixels" if tiled < whole else ""
     limit = f"{_gib(budget)} is available" if available else f"the budget (--max_memory) is {_gib(budget)}"
     hint = "use a smaller --width/--height/--max_size" + ("" if available else " or a larger --max_memory")
     if optimizer == "lbfgs":

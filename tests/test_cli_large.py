@@ -9,7 +9,7 @@ from PIL import Image
 
 import nst_tf.tiling
 from nst_tf.cli import main
-from nst_tf.large import required_margin, tile_alignment
+from nst_tf.large import best_tile_shape, required_margin, tile_alignment, tile_grid
 from nst_tf.resources import plan_tiles, tiled_estimate_bytes
 
 GiB = 2**30
@@ -102,16 +102,37 @@ def test_a_run_that_fits_whole_is_not_tiled():
     assert plan_tiles(1024, 1024, COURSE_LAYERS, max_memory=20 * GiB) is None
 
 
-def test_a_run_too_large_to_fit_whole_gets_the_largest_tiles_that_fit():
+def test_a_run_too_large_to_fit_whole_gets_tiles_that_fit():
     budget = 6 * GiB
     tile = plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=budget)
     margin, align = required_margin(COURSE_LAYERS), tile_alignment(COURSE_LAYERS)
-    assert tile % align == 0
-    assert (
-        tiled_estimate_bytes(4096, 4096, tile, margin)
-        <= budget
-        < tiled_estimate_bytes(4096, 4096, tile + align, margin)
-    )
+    assert tile[0] % align == 0 and tile[1] % align == 0
+    assert tiled_estimate_bytes(4096, 4096, tile, margin, align=align) <= budget
+
+
+def test_full_width_strips_are_chosen_where_one_fits():
+    # Two strips of 512 rows compute 1184 of 1024 rows; 2x2 squares of 512 compute 1184x1184.
+    assert plan_tiles(1024, 1024, COURSE_LAYERS, max_memory=int(1.8 * GiB)) == (512, 1024)
+
+
+def _computed_pixels(height, width, tile, margin, align):
+    grid = tile_grid(height, width, tile, margin, align)
+    return sum(t.extent_pixels for t in grid), max(t.extent_pixels for t in grid), len(grid)
+
+
+@pytest.mark.parametrize("height, width, room", [(200, 300, 30000), (333, 150, 20000), (100, 100, 9000)])
+def test_the_tile_shape_chosen_computes_the_fewest_pixels_of_all_that_fit(height, width, room):
+    margin, align = 12, 4
+    shapes = [(r, c) for r in range(align, height + align, align) for c in range(align, width + align, align)]
+    fitting = [s for s in shapes if _computed_pixels(height, width, s, margin, align)[1] <= room]
+    best = min(_computed_pixels(height, width, s, margin, align)[::2] for s in fitting)
+    chosen = best_tile_shape(height, width, margin, align, room)
+    assert _computed_pixels(height, width, chosen, margin, align)[1] <= room
+    assert _computed_pixels(height, width, chosen, margin, align)[::2] == best
+
+
+def test_no_tile_shape_fits_a_room_smaller_than_the_smallest_tile():
+    assert best_tile_shape(200, 300, 12, 4, 20 * 20) is None
 
 
 def test_an_lbfgs_history_that_cannot_fit_is_refused_with_one_that_would():
@@ -122,5 +143,5 @@ def test_an_lbfgs_history_that_cannot_fit_is_refused_with_one_that_would():
 
 
 def test_a_given_tile_size_over_the_budget_is_refused():
-    with pytest.raises(nst_tf.NSTError, match="a run at 4096x4096 needs about .* even in tiles of 2048 pixels"):
+    with pytest.raises(nst_tf.NSTError, match="a run at 4096x4096 needs about .* even in tiles of 2048x2048 pixels"):
         plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=6 * GiB, tile_size=2048)
