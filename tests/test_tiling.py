@@ -35,6 +35,15 @@ def pooled_model(request, new_weights_file):
     return load_vgg_model(new_weights_file, pooling=request.param)
 
 
+@pytest.fixture
+def strict_float32():
+    """TF32 off while a test compares sums at float32 rounding level (GPUs from Ampere on default to TF32)."""
+    was = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    yield
+    tf.config.experimental.enable_tensor_float_32_execution(was)
+
+
 def _config(choice, **extra):
     content_layer, style_layers = LAYER_CHOICES[choice]
     if style_layers is not None:
@@ -78,7 +87,7 @@ def _compare(model, config, content, styles, image, tile_size):
     [((96, 128), 32), ((100, 140), 48)],
     ids=["tiles-divide-the-image", "tiles-do-not-divide-the-image"],
 )
-def test_tiled_costs_and_gradient_equal_the_untiled_ones(pooled_model, rng, choice, shape, tile_size):
+def test_tiled_costs_and_gradient_equal_the_untiled_ones(pooled_model, rng, strict_float32, choice, shape, tile_size):
     config = _config(choice, tv_weight=0.3, style_blend_weights=(0.7, 0.3))
     content, styles, image = _images(rng, *shape)
     tiled, cost_errors, gradient_error, called = _compare(pooled_model, config, content, styles, image, tile_size)
@@ -93,7 +102,7 @@ def test_tiled_costs_and_gradient_equal_the_untiled_ones(pooled_model, rng, choi
 
 @pytest.mark.numeric
 @pytest.mark.parametrize("choice", ["block3", "course"])
-def test_a_margin_one_grid_step_short_gives_wrong_gradients(model, rng, monkeypatch, choice):
+def test_a_margin_one_grid_step_short_gives_wrong_gradients(model, rng, monkeypatch, strict_float32, choice):
     # The test above could not tell a margin that is too small if tiles never
     # cut where it matters; here one grid step less shows the damage.
     config = _config(choice)
@@ -104,6 +113,21 @@ def test_a_margin_one_grid_step_short_gives_wrong_gradients(model, rng, monkeypa
     tiled, _, gradient_error, _ = _compare(model, config, content, styles, image, 48)
     assert tiled.margin == short
     assert gradient_error > 1e-4
+
+
+@pytest.mark.numeric
+def test_in_bf16_tiles_differ_from_the_whole_image_far_less_than_bf16_from_float32(model, rng):
+    # bf16 convolutions round differently for other spatial sizes, so tiles
+    # cannot match to float32 rounding; they stay well inside bf16's own error.
+    content, styles, image = _images(rng, 100, 140)
+    gradients = {}
+    for precision in ("float32", "bf16"):
+        config = StyleTransferConfig(precision=precision)
+        for cost in (StyleCost(model, content, styles, config), TiledStyleCost(model, content, styles, config, 48)):
+            gradients[precision, type(cost).__name__] = cost.value_and_gradient(tf.constant(image))[1]
+    tiling_error = _relative_error(gradients["bf16", "TiledStyleCost"], gradients["bf16", "StyleCost"])
+    bf16_error = _relative_error(gradients["bf16", "StyleCost"], gradients["float32", "StyleCost"])
+    assert tiling_error < 0.3 * bf16_error
 
 
 def test_a_margin_below_what_the_deepest_layer_needs_is_refused(model, images):
