@@ -6,7 +6,8 @@ helpers (``CONFIG``, ``reshape_and_normalize_image``,
 ``generate_noise_image``, ``save_image``, ``load_vgg_model``), the objective
 (``StyleCost``) and the optimization loop (``StyleTransfer``, ``stylize``),
 plus what the course leaves out: total variation, L-BFGS, colour
-preservation, several styles.
+preservation, several styles, and large images (``TiledStyleCost``: the
+same costs and gradients in tiles; ``CoarseToFine``: several sizes).
 
 The names below are imported from their modules on first use, so that
 ``python -m nst_tf -h`` and the command's input errors answer before
@@ -50,6 +51,12 @@ _HOMES = {
     "save_image": "images",
     "size_for": "images",
     "LBFGS": "lbfgs",
+    "LargeImageOptions": "large",
+    "scale_sizes": "large",
+    "CoarseToFine": "multiscale",
+    "ScaleProgress": "multiscale",
+    "TiledStyleCost": "tiling",
+    "make_style_cost": "tiling",
     "StyleCost": "objective",
     "Progress": "optimize",
     "StyleTransfer": "optimize",

@@ -25,8 +25,9 @@ from .config import CONFIG, StyleTransferConfig
 from .layers import POOLINGS, VGGWeights
 from .presets import PRESETS, Preset
 from .errors import NonFiniteCostError, NSTError, quoted
-from .images import ImageSize, image_size, load_image, reshape_and_normalize_image
-from .resources import check_fits
+from .images import ImageSize, fit_image, image_size, read_image
+from .large import LargeImageOptions, scale_sizes, style_size
+from .resources import plan_tiles
 from .weights import read_weights
 
 PROG = "nst-tf"
@@ -128,7 +129,11 @@ def build_parser(preset=None):
         spec = dict(spec, default=values.get(name, spec["default"]))
         text = spec.pop("help") + _default_text(spec["default"])
         files.add_argument(f"--{name}", help=text.replace("%", "%%"), **spec)
-    for title, defaults in (("image size", preset.size), ("hyperparameters", preset.config)):
+    for title, defaults in (
+        ("image size", preset.size),
+        ("hyperparameters", preset.config),
+        ("large images", LargeImageOptions()),
+    ):
         cls = type(defaults)
         group = parser.add_argument_group(title)
         for field in dataclasses.fields(cls):
@@ -152,6 +157,13 @@ def _resolve_image(name, option):
 LARGE_SHRINK = 4
 
 
+def _fitted(pixels, width, height, fit, path):
+    try:
+        return fit_image(pixels, width, height, fit)
+    except NSTError as error:
+        raise NSTError(f"{quoted(path)}: {error}") from None
+
+
 def _shrink_note(path, width, height):
     original = image_size(path)
     factor = min(original[0] / width, original[1] / height)
@@ -169,12 +181,13 @@ def _saves_image(iteration, config):
     return 0 <= iteration < config.epochs and iteration % config.print_every == 0
 
 
-def _check_outputs(output_dir, config, numbered, inputs):
+def _check_outputs(output_dir, config, numbered, inputs, other_names=()):
     """Refuses, before anything is created, outputs that would fail or destroy an input.
 
     Report images match ``numbered`` for every reported ``i`` divisible by
     ``print_every``; they are checked against what is in the folder (never
-    listed one by one: the list grows with ``epochs``).
+    listed one by one: the list grows with ``epochs``). ``other_names``: the
+    run's other image names (each earlier scale's result).
     """
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise NSTError(f"--output_dir: {quoted(output_dir)} exists and is not a folder")
@@ -184,7 +197,7 @@ def _check_outputs(output_dir, config, numbered, inputs):
         found = list(entries)
     for entry in found:
         match = numbered.match(entry.name)
-        ours = entry.name == FINAL_IMAGE or (
+        ours = entry.name == FINAL_IMAGE or entry.name in other_names or (
             match and _saves_image(int(match.group(1)), config)
         )
         if not ours:
@@ -375,6 +388,10 @@ class _Job:
 
     config: StyleTransferConfig
     preset: Preset
+    large: LargeImageOptions
+    fit: str
+    sizes: list
+    tiles: dict
     content: object
     styles: list
     weights: VGGWeights
@@ -387,24 +404,42 @@ def _validated(args, preset):
     """Checks everything the user gave, before anything is created or TensorFlow is loaded."""
     config = _config(args)
     size = ImageSize(args.width, args.height, args.max_size, args.fit)
+    large = LargeImageOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(LargeImageOptions)})
     content_path = _resolve_image(args.content_image_filename, "content_image_filename")
     style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
     config.blend_weights(len(style_paths))
     numbered = _numbered(preset.report_image)
-    _check_outputs(args.output_dir, config, numbered, [content_path, *style_paths])
+    _check_outputs(args.output_dir, config, numbered, [content_path, *style_paths], _scale_images(large))
     content_width, content_height = image_size(content_path)
     height, width = size.of((content_height, content_width))
-    check_fits(height, width, config.optimizer, config.lbfgs_history)
-
-    def normalized(path):
-        pixels = load_image(path, width, height, fit=size.fit)  # decoded reduced when the file is large
-        return reshape_and_normalize_image(pixels, config.normalization)
-
-    content = normalized(content_path)
-    styles = [normalized(path) for path in style_paths]
+    sizes = scale_sizes(height, width, large.scales)
+    layers = [config.content_layer, *(name for name, _ in config.style_layers)]
+    tiles = {
+        size: plan_tiles(*size, layers, config.optimizer, config.lbfgs_history, large.max_memory, large.tile_size)
+        for size in sizes
+    }
+    style_height, style_width = style_size(height, width, large.style_scale)
+    # Decoded reduced when the files are large; fitted here to the first and last sizes so that an image
+    # that cannot be fitted fails before anything is created.
+    content = read_image(content_path, target=(width, height))
+    styles = [read_image(path, target=(style_width, style_height)) for path in style_paths]
+    for (h, w), path, pixels in [(s, content_path, content) for s in (sizes[0], sizes[-1])] + [
+        (style_size(*s, large.style_scale), path, pixels)
+        for s in (sizes[0], sizes[-1])
+        for path, pixels in zip(style_paths, styles)
+    ]:
+        _fitted(pixels, w, h, size.fit, path)
     notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
     weights = read_weights(args.model)  # last: the slowest check, a file of up to 510 MB
-    return _Job(config, preset, content, styles, weights, args.pooling, args.output_dir, [n for n in notes if n])
+    return _Job(
+        config, preset, large, size.fit, sizes, tiles, content, styles, weights, args.pooling, args.output_dir,
+        [note for note in notes if note],
+    )
+
+
+def _scale_images(large):
+    """The file names of each earlier scale's result, "scale1.png" ..."""
+    return [f"scale{scale}.png" for scale in range(1, large.scales)]
 
 
 def _run(job, out, err):
@@ -419,9 +454,10 @@ def _run(job, out, err):
             "of the iterations it reports and leaves the others\n"
         )
     tf = _import_tensorflow_quietly()
-    from .objective import StyleCost
-    from .optimize import Progress, StyleTransfer
+    from .multiscale import CoarseToFine
+    from .optimize import Progress
     from .precision import compute_dtype, emulation_note, jit_note
+    from .tiling import make_style_cost
     from .vgg import VGG19
 
     for note in (emulation_note(config.precision), jit_note() if config.jit_compile else None):
@@ -429,23 +465,35 @@ def _run(job, out, err):
             err.write(f"{PROG}: warning: {note}\n")
     model = VGG19(job.weights, dtype=compute_dtype(config.precision), pooling=job.pooling)
 
+    def objective(model, content, styles, config):
+        return make_style_cost(model, content, styles, config, job.tiles[tuple(content.shape[1:3])])
+
     saver = _Saver(output_dir, config.normalization, err)
     transfer = None
     status = EXIT_OK
     reported = -1
+    scales = len(job.sizes)
     with _contain_determinism(tf, config.seed):
         try:
-            transfer = StyleTransfer(StyleCost(model, job.content, job.styles, config))
-            bar = _ProgressLine(config.epochs, err)
-            for progress in transfer.run(ticks=True):
-                if isinstance(progress, Progress):
+            # One size is a coarse-to-fine run of one scale: the same loop either way.
+            transfer = CoarseToFine(
+                model, job.content, job.styles, config, job.sizes, job.large.scale_epochs, job.large.style_scale,
+                objective, job.fit,
+            )
+            bar = _ProgressLine(transfer.total_iterations, err)
+            scale = 0
+            for item in transfer.run(ticks=True):
+                if scales > 1 and item.scale != scale:
+                    out.write(f"Scale {item.scale}/{scales}: {item.width}x{item.height}\n")
+                scale, progress, last_scale = item.scale, item.item, item.scale == scales
+                if isinstance(progress, Progress) and last_scale:
                     reported = progress.iteration
                     if _saves_image(progress.iteration, config):
                         _report(job.preset, progress, out)
                         saver.save(job.preset.report_image.format(i=progress.iteration), progress.image)
-                    bar.update(progress.iteration + 1)
-                else:
-                    bar.update(progress.iterations)
+                elif isinstance(progress, Progress) and progress.iteration == transfer.epochs[scale - 1] - 1:
+                    saver.save(_scale_images(job.large)[scale - 1], progress.image)
+                bar.update(transfer.iteration)
         except (KeyboardInterrupt, Stopped) as stop:
             status = 128 + getattr(stop, "signum", signal.SIGINT)
         except NonFiniteCostError as error:
@@ -455,14 +503,15 @@ def _run(job, out, err):
             err.write(f"{PROG}: error: {error}; saved the last finite image to {quoted(final_path)}\n")
             return EXIT_SAVE_FAILED if saver.failed else EXIT_NON_FINITE
 
-    if transfer is None:
+    if transfer is None or transfer.current_image() is None:
         err.write(f"\n{PROG}: interrupted before the first iteration; nothing was saved\n")
         return status
     # Further signals are ignored while the last images are written, so a
     # second Ctrl-C cannot leave them half done.
     with _signals(signal.SIG_IGN):
         done = transfer.iteration
-        due = done - 1
+        # Numbered images are the last scale's, numbered within it.
+        due = transfer.transfer.iteration - 1 if transfer.scale == scales else -1
         if status != EXIT_OK and due > reported and _saves_image(due, config):
             saver.save(job.preset.report_image.format(i=due), transfer.current_image())
         final_saved = saver.save(FINAL_IMAGE, transfer.current_image())
@@ -472,7 +521,7 @@ def _run(job, out, err):
             status - 128, "hung up (SIGHUP)"
         )
         saved = f"; saved {quoted(final_path)}" if final_saved else ""
-        err.write(f"\n{PROG}: {what} after {done} of {config.epochs} iterations{saved}\n")
+        err.write(f"\n{PROG}: {what} after {done} of {transfer.total_iterations} iterations{saved}\n")
     elif final_saved:
         out.write(f"saved {final_path}\n")
     return EXIT_SAVE_FAILED if saver.failed and status == EXIT_OK else status

@@ -71,20 +71,18 @@ class StyleCost(tf.Module):
         self.style_layers = config.style_layers
         style_names = [name for name, _ in self.style_layers]
         self._layers = list(dict.fromkeys([self.content_layer, *style_names]))
-        content_activation = self._float32(self._network(self.content_image, [self.content_layer]))
         with self.name_scope:
             # Variables rather than captured constants: a traced loop then
             # reads them where they live (on the GPU) instead of embedding
             # copies in its graph.
             self.content_target = tf.Variable(
-                content_activation[self.content_layer], trainable=False, name="content_target"
+                self._content_activation(self.content_image), trainable=False, name="content_target"
             )
             self.style_grams = []
             for i, style in enumerate(styles):
-                activations = self._float32(self._network(style, style_names))
+                grams = self._style_grams(style, style_names)
                 self.style_grams.append({
-                    layer: tf.Variable(style_gram(activations[layer]), trainable=False, name=f"gram_{i}_{layer}")
-                    for layer in style_names
+                    layer: tf.Variable(grams[layer], trainable=False, name=f"gram_{i}_{layer}") for layer in style_names
                 })
 
     def _network(self, image, layers):
@@ -99,6 +97,19 @@ class StyleCost(tf.Module):
     @staticmethod
     def _float32(activations):
         return {name: tf.cast(a, tf.float32) for name, a in activations.items()}
+
+    def _content_activation(self, image):
+        """float32 activation of ``image`` at the content layer: the content target.
+
+        With ``_style_grams``, the one place the targets are computed, so a
+        subclass (``TiledStyleCost``) can compute them another way.
+        """
+        return self._float32(self._network(image, [self.content_layer]))[self.content_layer]
+
+    def _style_grams(self, image, layers):
+        """``{layer: style_gram of image's float32 activation}`` for ``layers``."""
+        activations = self._float32(self._network(image, layers))
+        return {layer: style_gram(activations[layer]) for layer in layers}
 
     def __call__(self, image):
         """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars."""

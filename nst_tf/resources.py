@@ -7,22 +7,101 @@ on top of about 150 MB. Reduced-precision networks measured the same within
 10%, since the image, its gradient, the Gram matrices and the optimizer
 state stay float32. L-BFGS adds its history: two float32 rows of
 3 * height * width values per kept pair, plus four more image-sized vectors.
+
+In tiles (``tiling.py``) the network's share follows the largest tile's
+extent instead of the image, at the same 2.2 kB per pixel, and what stays
+image-sized (the image, its last finite copy, the gradient and its
+accumulator, Adam's two moments, the content target, Adam's temporaries)
+measured 171 bytes per pixel of the image (``benchmarks/large.py``, tiles of
+512 pixels at 1536x1536 and 2048x2048, 2026-11-23).
 """
 
 from .errors import NSTError
+from .large import best_tile_shape, required_margin, round_tile, tile_alignment, tile_grid
 
 PER_PIXEL_BYTES = 2200
 BASE_BYTES = 150 * 2**20
 MODEL_BYTES = 80 * 2**20
+TILED_IMAGE_PIXEL_BYTES = 180
+
+
+def lbfgs_bytes(height, width, lbfgs_history):
+    """Memory of L-BFGS's state at ``height`` x ``width``: ``2 * history + 4`` float32 image-sized rows."""
+    return (2 * lbfgs_history + 4) * 3 * height * width * 4
 
 
 def estimate_bytes(height, width, optimizer="adam", lbfgs_history=100):
     """Estimated peak resident memory, in bytes, of a run at ``height`` x ``width``."""
-    pixels = height * width
-    total = MODEL_BYTES + BASE_BYTES + PER_PIXEL_BYTES * pixels
+    total = MODEL_BYTES + BASE_BYTES + PER_PIXEL_BYTES * height * width
     if optimizer == "lbfgs":
-        total += (2 * lbfgs_history + 4) * 3 * pixels * 4
+        total += lbfgs_bytes(height, width, lbfgs_history)
     return total
+
+
+def _fixed_tiled_bytes(height, width, optimizer, lbfgs_history):
+    """What a tiled run needs whatever its tiles: the model, the base and the image-sized state."""
+    total = MODEL_BYTES + BASE_BYTES + TILED_IMAGE_PIXEL_BYTES * height * width
+    if optimizer == "lbfgs":
+        total += lbfgs_bytes(height, width, lbfgs_history)
+    return total
+
+
+def tiled_estimate_bytes(height, width, tile, margin, optimizer="adam", lbfgs_history=100, align=1):
+    """Estimated peak resident memory of a run in tiles (``tiling.py``).
+
+    ``tile``: the cores' side or (rows, columns); ``margin`` and ``align`` as
+    ``large.tile_grid`` takes them. The network's share follows the largest
+    tile's extent.
+    """
+    largest = max(tile.extent_pixels for tile in tile_grid(height, width, tile, margin, align))
+    return _fixed_tiled_bytes(height, width, optimizer, lbfgs_history) + PER_PIXEL_BYTES * largest
+
+
+def plan_tiles(height, width, layers, optimizer="adam", lbfgs_history=100, max_memory=None, tile_size=None):
+    """The tiles' (rows, columns) for a run at ``height`` x ``width``, or None when it runs whole.
+
+    ``layers``: the content and style layers (they set the margin and the
+    pooling grid). ``max_memory``: the budget in bytes, by default the memory
+    available now (unknown: no limit). With ``tile_size`` the run is tiled
+    in squares of that side (rounded up to the grid); without it, only when
+    the whole image would not fit, in the tiles that fit and compute the
+    fewest pixels (``large.best_tile_shape``). Raises ``NSTError`` when not
+    even tiles fit, naming what takes the memory.
+    """
+    budget = available_bytes() if max_memory is None else max_memory
+    margin, align = required_margin(layers), tile_alignment(layers)
+    if tile_size is None:
+        if budget is None or estimate_bytes(height, width, optimizer, lbfgs_history) <= budget:
+            return None
+        room = (budget - _fixed_tiled_bytes(height, width, optimizer, lbfgs_history)) // PER_PIXEL_BYTES
+        tile = best_tile_shape(height, width, margin, align, room) if room > 0 else None
+        if tile is None:
+            _refuse(height, width, (align, align), margin, align, optimizer, lbfgs_history, budget, max_memory is None)
+        return tile
+    tile = (round_tile(tile_size, align),) * 2
+    if (
+        budget is not None
+        and tiled_estimate_bytes(height, width, tile, margin, optimizer, lbfgs_history, align) > budget
+    ):
+        _refuse(height, width, tile, margin, align, optimizer, lbfgs_history, budget, max_memory is None)
+    return tile
+
+
+def _refuse(height, width, tile, margin, align, optimizer, lbfgs_history, budget, available):
+    whole = estimate_bytes(height, width, optimizer, lbfgs_history)
+    tiled = tiled_estimate_bytes(height, width, tile, margin, optimizer, lbfgs_history, align)
+    needed = min(whole, tiled)
+    what = f"{width}x{height}" + (f" with an L-BFGS history of {lbfgs_history}" if optimizer == "lbfgs" else "")
+    even = f" even in tiles of {tile[1]}x{tile[0]} pixels" if tiled < whole else ""
+    limit = f"{_gib(budget)} is available" if available else f"the budget (--max_memory) is {_gib(budget)}"
+    hint = "use a smaller --width/--height/--max_size" + ("" if available else " or a larger --max_memory")
+    if optimizer == "lbfgs":
+        history = lbfgs_bytes(height, width, lbfgs_history)
+        fits = max(0, (budget - (needed - history)) // (2 * 3 * height * width * 4) - 2)
+        hint += f"; the history alone takes {_gib(history)}: " + (
+            f"--lbfgs_history {fits} or less would fit" if fits else "use --optimizer adam"
+        )
+    raise NSTError(f"a run at {what} needs about {_gib(needed)} of memory{even}; {limit} ({hint})")
 
 
 def available_bytes(path="/proc/meminfo"):

@@ -1,0 +1,150 @@
+"""Coarse to fine: optimize a small image first, then each larger size from the last result upsampled.
+
+Most of what style transfer does to an image (where strokes and colours go)
+is settled at a small size, where a step is cheap; the larger sizes then
+only add detail. ``CoarseToFine`` runs one ``StyleTransfer`` per size, the
+content and style images fitted anew from their original pixels at each
+size (the style images at ``style_scale`` times it), each run starting from
+the previous run's image upsampled (bilinear). The optimization loop itself
+knows nothing of scales.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import tensorflow as tf
+
+from .config import StyleTransferConfig
+from .errors import NSTError
+from .images import fit_image, reshape_and_normalize_image
+from .large import style_size
+from .objective import StyleCost
+from .optimize import Progress, StyleTransfer, Tick
+
+
+@dataclass(frozen=True)
+class ScaleProgress:
+    """A ``Progress`` or ``Tick`` of the run at scale ``scale`` (1-based) of ``scales``, of ``height`` x ``width``."""
+
+    scale: int
+    scales: int
+    height: int
+    width: int
+    item: Progress | Tick
+
+
+def upsample(image, height, width):
+    """A normalized (1, h, w, 3) image resized to (1, height, width, 3) (bilinear), float32."""
+    image = tf.convert_to_tensor(image, tf.float32)
+    return tf.image.resize(image, (height, width), method="bilinear").numpy()
+
+
+def _pixels(image, name):
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise NSTError(f"{name} must be an 8-bit RGB image of shape (height, width, 3) (read_image gives one)")
+    return image
+
+
+class CoarseToFine:
+    """A run at several sizes, smallest first; ``run()`` yields a ``ScaleProgress`` per report (or tick).
+
+    Args:
+        model: a ``VGG19``.
+        content_pixels: the content image as 8-bit RGB, shape (h, w, 3)
+            (``read_image``'s result), fitted to each size with ``fit_image``.
+        style_pixels: one such style image or a list of them.
+        config: a ``StyleTransferConfig``; ``epochs`` is the number of
+            iterations at the last size.
+        sizes: (height, width) of each scale, smallest first
+            (``large.scale_sizes`` gives a doubling sequence).
+        scale_epochs: iterations at each size but the last (default ``config.epochs``).
+        style_scale: the style images are fitted to this fraction of each size.
+        make_objective: ``make_objective(model, content, styles, config)``
+            builds each size's objective (default ``StyleCost``; give one that
+            returns a ``TiledStyleCost`` for large sizes).
+        fit: how images are brought to each size (``fit_image``'s ``fit``).
+
+    The first size starts from the course's noise image (``config.seed``),
+    every later one from the previous size's optimized image, upsampled.
+    """
+
+    def __init__(
+        self,
+        model,
+        content_pixels,
+        style_pixels,
+        config=None,
+        sizes=(),
+        scale_epochs=None,
+        style_scale=1.0,
+        make_objective=StyleCost,
+        fit="crop",
+    ):
+        self.model = model
+        self.config = StyleTransferConfig() if config is None else config
+        if not isinstance(self.config, StyleTransferConfig):
+            raise NSTError(f"config must be a StyleTransferConfig; got {type(self.config).__name__}")
+        self.content_pixels = _pixels(content_pixels, "content_pixels")
+        styles = style_pixels if isinstance(style_pixels, (list, tuple)) else [style_pixels]
+        if not styles:
+            raise NSTError("style_pixels: give at least one style image")
+        self.style_pixels = [_pixels(style, "style_pixels") for style in styles]
+        self.sizes = [tuple(size) for size in sizes]
+        if not self.sizes:
+            raise NSTError("sizes: give at least one (height, width)")
+        for size in self.sizes:
+            style_size(*size, style_scale)  # raises for a style size the network cannot take
+        early = self.config.epochs if scale_epochs is None else scale_epochs
+        self.epochs = [early] * (len(self.sizes) - 1) + [self.config.epochs]
+        self._configs = [replace(self.config, epochs=epochs) for epochs in self.epochs]
+        self.style_scale = style_scale
+        self.make_objective = make_objective
+        self.fit = fit
+        self.transfer = None
+        self.scale = 0
+        self._done_before = 0
+        self._finished_image = None
+
+    @property
+    def total_iterations(self):
+        """Iterations over all sizes."""
+        return sum(self.epochs)
+
+    @property
+    def iteration(self):
+        """Iterations done so far, over all sizes."""
+        return self._done_before + (self.transfer.iteration if self.transfer is not None else 0)
+
+    def current_image(self):
+        """The latest image, at its size, as the objective presents it (None before the first size starts)."""
+        return self._finished_image if self.transfer is None else self.transfer.current_image()
+
+    def images_at(self, height, width):
+        """The normalized content image and style images for an output of ``height`` x ``width``."""
+        normalization = self.config.normalization
+        content = reshape_and_normalize_image(fit_image(self.content_pixels, width, height, self.fit), normalization)
+        style_height, style_width = style_size(height, width, self.style_scale)
+        styles = [
+            reshape_and_normalize_image(fit_image(style, style_width, style_height, self.fit), normalization)
+            for style in self.style_pixels
+        ]
+        return content, styles
+
+    def run(self, ticks=False):
+        """Runs every size in turn, yielding ``ScaleProgress``; see ``StyleTransfer.run`` for ``ticks`` and errors."""
+        previous = None
+        for index, ((height, width), config) in enumerate(zip(self.sizes, self._configs)):
+            if self.transfer is not None:
+                self._done_before += self.transfer.iteration
+                previous = self.transfer.image.numpy()
+                self._finished_image = self.transfer.current_image()
+                # The finished size's network state is dropped before the next is built.
+                self.transfer = None
+            content, styles = self.images_at(height, width)
+            objective = self.make_objective(self.model, content, styles, config)
+            initial = None if previous is None else upsample(previous, height, width)
+            self.scale = index + 1
+            self.transfer = StyleTransfer(objective, config, initial)
+            for item in self.transfer.run(ticks=ticks):
+                yield ScaleProgress(self.scale, len(self.sizes), height, width, item)
