@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 
+# TensorFlow reads this when it is imported, so it is set before the imports below (hence their noqa: E402).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -120,7 +121,9 @@ def machine():
     return {
         "cpu": cpu,
         "cpu_flags": flags,
-        "onednn": {name: os.environ[name] for name in ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS") if name in os.environ},
+        "onednn": {
+            name: os.environ[name] for name in ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS") if name in os.environ
+        },
         "cpu_cores": os.cpu_count(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "gpu": gpu_name(),
@@ -172,7 +175,10 @@ class BareStep:
         self.dtype = compute_dtype
         self.pool = pool
         self.conv = {
-            name: (tf.Variable(tf.cast(k, compute_dtype), trainable=False), tf.Variable(tf.cast(b, compute_dtype), trainable=False))
+            name: (
+                tf.Variable(tf.cast(k, compute_dtype), trainable=False),
+                tf.Variable(tf.cast(b, compute_dtype), trainable=False),
+            )
             for name, (k, b) in weights.conv.items()
         }
         self.image = tf.Variable(nst_tf.generate_noise_image(content, seed=0))
@@ -225,9 +231,16 @@ class BareStep:
         gradient = tape.gradient(J, self.image)
         self.t.assign_add(1.0)
         tf.raw_ops.ResourceApplyAdam(
-            var=self.image.handle, m=self.m.handle, v=self.v.handle,
-            beta1_power=tf.pow(0.9, self.t), beta2_power=tf.pow(0.999, self.t),
-            lr=DEFAULTS.learning_rate, beta1=0.9, beta2=0.999, epsilon=ADAM_EPSILON, grad=gradient,
+            var=self.image.handle,
+            m=self.m.handle,
+            v=self.v.handle,
+            beta1_power=tf.pow(0.9, self.t),
+            beta2_power=tf.pow(0.999, self.t),
+            lr=DEFAULTS.learning_rate,
+            beta1=0.9,
+            beta2=0.999,
+            epsilon=ADAM_EPSILON,
+            grad=gradient,
         )
         return J
 
@@ -336,22 +349,27 @@ def section_variants(model, reps, long_run_steps, size=(300, 400)):
     for precision, jit in variants:
         # On a GPU, float32 runs twice: TF32 matrix units on (TensorFlow's
         # default on Ampere and later) and off (strict float32).
-        for tf32 in ((True, False) if gpu_name() and precision == "float32" else (None,)):
+        for tf32 in (True, False) if gpu_name() and precision == "float32" else (None,):
             if tf32 is not None:
                 tf.config.experimental.enable_tensor_float_32_execution(tf32)
             runner = NstStep(model, content, style, precision, jit)
             first = timed(runner)
             runner()
-            rows.append({
-                "precision": precision if tf32 is None else ("tf32" if tf32 else "float32 (TF32 off)"),
-                "jit_compile": jit, "first_call_s": first,
-                "median_step_s": statistics.median(timed(runner) for _ in range(reps)),
-            })
+            rows.append(
+                {
+                    "precision": precision if tf32 is None else ("tf32" if tf32 else "float32 (TF32 off)"),
+                    "jit_compile": jit,
+                    "first_call_s": first,
+                    "median_step_s": statistics.median(timed(runner) for _ in range(reps)),
+                }
+            )
         tf.config.experimental.enable_tensor_float_32_execution(True)
     long_run = {}
     if long_run_steps:
         for precision in ("float32", "bf16"):
-            config = dataclasses.replace(DEFAULTS, epochs=long_run_steps, print_every=long_run_steps, precision=precision)
+            config = dataclasses.replace(
+                DEFAULTS, epochs=long_run_steps, print_every=long_run_steps, precision=precision
+            )
             transfer = nst_tf.StyleTransfer(nst_tf.StyleCost(model, content, style, config))
             last = list(transfer.run())[-1]
             long_run[precision] = last.total_cost
@@ -373,8 +391,13 @@ def section_optimizers(model, steps, every=5, size=(300, 400)):
         points = [{"iteration": "start", "seconds": 0.0, "total_cost": transfer.costs()[0]}]
         start = time.perf_counter()
         for progress in transfer.run():
-            points.append({"iteration": progress.iteration, "seconds": time.perf_counter() - start,
-                           "total_cost": progress.total_cost})
+            points.append(
+                {
+                    "iteration": progress.iteration,
+                    "seconds": time.perf_counter() - start,
+                    "total_cost": progress.total_cost,
+                }
+            )
         curves[optimizer] = points
     return {"size": f"{size[1]}x{size[0]}", "curves": curves}
 
@@ -391,8 +414,11 @@ def child_scaling(height, width, reps, precision):
     first = timed(runner)
     times = [timed(runner) for _ in range(reps)]
     result = {
-        "size": f"{width}x{height}", "pixels": width * height, "precision": precision,
-        "first_call_s": first, "median_step_s": statistics.median(times),
+        "size": f"{width}x{height}",
+        "pixels": width * height,
+        "precision": precision,
+        "first_call_s": first,
+        "median_step_s": statistics.median(times),
         "peak_rss_above_loaded_model_mb": (peak_rss_bytes() - baseline) / 1e6,
     }
     if gpu_name():
@@ -404,8 +430,16 @@ def section_scaling(sizes, reps, budget_s, precisions):
     rows, stopped = [], []
     for precision in precisions:
         for height, width in sizes:
-            command = [sys.executable, __file__, "--child-scaling", f"{width}x{height}", "--reps", str(reps),
-                       "--precision", precision]
+            command = [
+                sys.executable,
+                __file__,
+                "--child-scaling",
+                f"{width}x{height}",
+                "--reps",
+                str(reps),
+                "--precision",
+                precision,
+            ]
             try:
                 done = subprocess.run(command, capture_output=True, text=True, timeout=budget_s, check=True)
             except subprocess.TimeoutExpired:
@@ -432,13 +466,19 @@ def child_load():
 
     gc.collect()
     size = os.path.getsize(WEIGHTS)
-    print(json.dumps({
-        "file_mb": size / 1e6, "load_s": seconds, "tensorflow_baseline_rss_mb": baseline / 1e6,
-        "peak_rss_above_baseline_mb": (peak_rss_bytes() - baseline) / 1e6,
-        "peak_over_file_size": (peak_rss_bytes() - baseline) / size,
-        "retained_rss_above_baseline_mb": (rss_bytes() - baseline) / 1e6,
-        "conv_weights_mb": sum(v.numpy().nbytes for v in model.variables) / 1e6,
-    }))
+    print(
+        json.dumps(
+            {
+                "file_mb": size / 1e6,
+                "load_s": seconds,
+                "tensorflow_baseline_rss_mb": baseline / 1e6,
+                "peak_rss_above_baseline_mb": (peak_rss_bytes() - baseline) / 1e6,
+                "peak_over_file_size": (peak_rss_bytes() - baseline) / size,
+                "retained_rss_above_baseline_mb": (rss_bytes() - baseline) / 1e6,
+                "conv_weights_mb": sum(v.numpy().nbytes for v in model.variables) / 1e6,
+            }
+        )
+    )
 
 
 def section_load():
@@ -500,23 +540,39 @@ def _step_lines(s):
 
 
 def _variant_lines(v):
-    lines = [f"## Precision and XLA at {v['size']}", "", "| precision | XLA | step (s) | first call (s) |", "|---|---|---|---|"]
-    f32 = next(r["median_step_s"] for r in v["variants"] if r["precision"].startswith("float32") and not r["jit_compile"])
+    lines = [
+        f"## Precision and XLA at {v['size']}",
+        "",
+        "| precision | XLA | step (s) | first call (s) |",
+        "|---|---|---|---|",
+    ]
+    f32 = next(
+        r["median_step_s"] for r in v["variants"] if r["precision"].startswith("float32") and not r["jit_compile"]
+    )
     for r in v["variants"]:
-        lines.append(f"| {r['precision']} | {'yes' if r['jit_compile'] else 'no'} | {r['median_step_s']:.3f} "
-                     f"({f32 / r['median_step_s']:.2f}x float32) | {r['first_call_s']:.2f} |")
+        lines.append(
+            f"| {r['precision']} | {'yes' if r['jit_compile'] else 'no'} | {r['median_step_s']:.3f} "
+            f"({f32 / r['median_step_s']:.2f}x float32) | {r['first_call_s']:.2f} |"
+        )
     lr = v["long_run_total_cost"]
     if lr:
-        lines += ["", f"After {lr['steps']} steps from the same start: total cost float32 {lr['float32']:.6g}, "
-                      f"bf16 {lr['bf16']:.6g}, relative difference {100 * lr['relative_difference']:.2f}%."]
+        lines += [
+            "",
+            f"After {lr['steps']} steps from the same start: total cost float32 {lr['float32']:.6g}, "
+            f"bf16 {lr['bf16']:.6g}, relative difference {100 * lr['relative_difference']:.2f}%.",
+        ]
     return lines
 
 
 def _optimizer_lines(op):
     shown = [p["iteration"] for p in op["curves"]["adam"] if p["iteration"] == "start" or p["iteration"] % 10 == 0]
-    lines = ["", f"## Adam(2.0) and L-BFGS from the same start at {op['size']}", "",
-              "| optimizer | " + " | ".join(f"after iteration {i}" if i != "start" else "start" for i in shown) + " |",
-              "|---|" + "---|" * len(shown)]
+    lines = [
+        "",
+        f"## Adam(2.0) and L-BFGS from the same start at {op['size']}",
+        "",
+        "| optimizer | " + " | ".join(f"after iteration {i}" if i != "start" else "start" for i in shown) + " |",
+        "|---|" + "---|" * len(shown),
+    ]
     for name, points in op["curves"].items():
         cells = [f"{p['total_cost']:.3g} ({p['seconds']:.0f} s)" for p in points if p["iteration"] in shown]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -525,8 +581,13 @@ def _optimizer_lines(op):
 
 
 def _scaling_lines(sc):
-    lines = ["", "## Scaling (each size in a fresh process)", "",
-              "| precision | size | step (s) | peak memory above the loaded model (MB) |", "|---|---|---|---|"]
+    lines = [
+        "",
+        "## Scaling (each size in a fresh process)",
+        "",
+        "| precision | size | step (s) | peak memory above the loaded model (MB) |",
+        "|---|---|---|---|",
+    ]
     for r in sc["rows"]:
         memory = r.get("peak_gpu_memory_mb", r["peak_rss_above_loaded_model_mb"])
         lines.append(f"| {r['precision']} | {r['size']} | {r['median_step_s']:.3f} | {memory:.0f} |")
@@ -538,10 +599,15 @@ def _scaling_lines(sc):
 
 
 def _load_lines(ld):
-    return ["", "## Loading the .mat", "",
-              f"File {ld['file_mb']:.0f} MB, loaded in {ld['load_s']:.1f} s. Peak resident memory "
-              f"{ld['peak_rss_above_baseline_mb']:.0f} MB above TensorFlow's baseline ({ld['peak_over_file_size']:.2f}x the file); "
-              f"afterwards {ld['retained_rss_above_baseline_mb']:.0f} MB above it (conv weights: {ld['conv_weights_mb']:.0f} MB)."]
+    return [
+        "",
+        "## Loading the .mat",
+        "",
+        f"File {ld['file_mb']:.0f} MB, loaded in {ld['load_s']:.1f} s. Peak resident memory "
+        f"{ld['peak_rss_above_baseline_mb']:.0f} MB above TensorFlow's baseline "
+        f"({ld['peak_over_file_size']:.2f}x the file); afterwards {ld['retained_rss_above_baseline_mb']:.0f} MB "
+        f"above it (conv weights: {ld['conv_weights_mb']:.0f} MB).",
+    ]
 
 
 SECTIONS = ("step", "variants", "optimizers", "scaling", "load")
@@ -554,7 +620,9 @@ def main():
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--child-scaling", metavar="WxH")
     parser.add_argument("--child-load", action="store_true")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS)
+    )
     args = parser.parse_args()
     if args.child_scaling:
         width, height = map(int, args.child_scaling.split("x"))
@@ -574,9 +642,7 @@ def main():
         "step": lambda: section_step(model, weights, reps),
         "variants": lambda: section_variants(model, reps, 0 if args.quick else 200),
         "optimizers": lambda: section_optimizers(model, 20 if args.quick else 60),
-        "scaling": lambda: section_scaling(
-            sizes, 3 if args.quick else 5, budget_s=240, precisions=["float32", "bf16"]
-        ),
+        "scaling": lambda: section_scaling(sizes, 3 if args.quick else 5, budget_s=240, precisions=["float32", "bf16"]),
         "load": section_load,
     }
     chosen = [name for name in SECTIONS if name in args.sections.split(",")]
@@ -587,8 +653,10 @@ def main():
     os.makedirs(RESULTS, exist_ok=True)
     partial = "" if len(chosen) == len(SECTIONS) else "-" + "-".join(chosen)
     stem = os.path.join(RESULTS, f"{device_label()}-{result['date']}" + ("-quick" if args.quick else "") + partial)
-    command = "python benchmarks/bench.py" + (" --quick" if args.quick else "") + (
-        f" --sections {','.join(chosen)}" if partial else ""
+    command = (
+        "python benchmarks/bench.py"
+        + (" --quick" if args.quick else "")
+        + (f" --sections {','.join(chosen)}" if partial else "")
     )
     env = " ".join(f"{k}={v}" for k, v in result["machine"]["onednn"].items())
     command = f"{env} {command}".strip()

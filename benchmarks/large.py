@@ -81,19 +81,23 @@ def child_step(height, width, tile, reps):
     trace = timed(transfer._run_steps.get_concrete_function)
     first = timed(transfer.step)
     steps = [timed(transfer.step) for _ in range(reps)]
-    print(json.dumps({
-        "size": f"{width}x{height}",
-        "tile": None if tile is None else list(objective.tile_size),
-        "tiles": len(getattr(objective, "tiles", [None])),
-        "margin": getattr(objective, "margin", None),
-        "build_s": build,
-        "trace_s": trace,
-        "first_step_s": first,
-        "steps_s": steps,
-        "build_peak_above_loaded_model_mb": build_peak / 1e6,
-        "step_peak_above_loaded_model_mb": (peak_rss_bytes() - baseline) / 1e6,
-        "loaded_model_rss_mb": baseline / 1e6,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "size": f"{width}x{height}",
+                "tile": None if tile is None else list(objective.tile_size),
+                "tiles": len(getattr(objective, "tiles", [None])),
+                "margin": getattr(objective, "margin", None),
+                "build_s": build,
+                "trace_s": trace,
+                "first_step_s": first,
+                "steps_s": steps,
+                "build_peak_above_loaded_model_mb": build_peak / 1e6,
+                "step_peak_above_loaded_model_mb": (peak_rss_bytes() - baseline) / 1e6,
+                "loaded_model_rss_mb": baseline / 1e6,
+            }
+        )
+    )
 
 
 def run_child(args, timeout):
@@ -122,15 +126,20 @@ def section_tiling(size, tiles, rounds, reps):
     rows = []
     for key, found in runs.items():
         steps = [t for run in found for t in run["steps_s"]]
-        rows.append({
-            "tile": key, "tiles": found[0]["tiles"], "margin": found[0]["margin"],
-            "median_step_s": statistics.median(steps), "steps_s": steps,
-            "step_peak_above_loaded_model_mb": max(r["step_peak_above_loaded_model_mb"] for r in found),
-            "build_peak_above_loaded_model_mb": max(r["build_peak_above_loaded_model_mb"] for r in found),
-            "build_s": statistics.median(r["build_s"] for r in found),
-            "trace_s": statistics.median(r["trace_s"] for r in found),
-            "first_step_s": statistics.median(r["first_step_s"] for r in found),
-        })  # fmt: skip
+        rows.append(
+            {
+                "tile": key,
+                "tiles": found[0]["tiles"],
+                "margin": found[0]["margin"],
+                "median_step_s": statistics.median(steps),
+                "steps_s": steps,
+                "step_peak_above_loaded_model_mb": max(r["step_peak_above_loaded_model_mb"] for r in found),
+                "build_peak_above_loaded_model_mb": max(r["build_peak_above_loaded_model_mb"] for r in found),
+                "build_s": statistics.median(r["build_s"] for r in found),
+                "trace_s": statistics.median(r["trace_s"] for r in found),
+                "first_step_s": statistics.median(r["first_step_s"] for r in found),
+            }
+        )
     whole = rows[0]["median_step_s"]
     for row in rows:
         row["step_time_over_whole"] = row["median_step_s"] / whole
@@ -171,10 +180,15 @@ def section_multiscale(size, epochs, scales, scale_epochs, final_epochs, every):
     run = CoarseToFine(model, content_pixels, style_pixels, final, sizes, scale_epochs=scale_epochs)
     c2f = []
     for p in run.run():
-        c2f.append({
-            "seconds": time.perf_counter() - start, "scale": p.scale, "size": f"{p.width}x{p.height}",
-            "iteration": p.item.iteration, "total_cost": p.item.total_cost,
-        })  # fmt: skip
+        c2f.append(
+            {
+                "seconds": time.perf_counter() - start,
+                "scale": p.scale,
+                "size": f"{p.width}x{p.height}",
+                "iteration": p.item.iteration,
+                "total_cost": p.item.total_cost,
+            }
+        )
     reached = next((p for p in c2f if p["scale"] == scales and p["total_cost"] <= target), None)
     return {
         "size": f"{width}x{height}",
@@ -219,7 +233,8 @@ def markdown(result, command):
                 f"{t['reps']} timed steps in each)"
             ),
             "",
-            "| tiles (core) | count | margin | step (s) | x whole | peak while stepping (MB) | peak while building (MB) |",
+            "| tiles (core) | count | margin | step (s) | x whole | peak while stepping (MB) "
+            "| peak while building (MB) |",
             "|---|---|---|---|---|---|---|",
         ]
         for r in t["rows"]:

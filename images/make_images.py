@@ -16,9 +16,17 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 WIDTH, HEIGHT = 400, 300
 
-PALETTE = np.array([
-    [18, 32, 84], [38, 84, 160], [96, 150, 204], [236, 208, 104], [214, 132, 40], [250, 240, 196],
-], dtype=np.float64)
+PALETTE = np.array(
+    [
+        [18, 32, 84],
+        [38, 84, 160],
+        [96, 150, 204],
+        [236, 208, 104],
+        [214, 132, 40],
+        [250, 240, 196],
+    ],
+    dtype=np.float64,
+)
 
 
 def content():
@@ -26,7 +34,7 @@ def content():
 
     photo = data.chelsea()  # 300x451
     left = (photo.shape[1] - WIDTH) // 2
-    return photo[:HEIGHT, left:left + WIDTH]
+    return photo[:HEIGHT, left : left + WIDTH]
 
 
 def style(seed=1889):
@@ -36,8 +44,10 @@ def style(seed=1889):
     for _ in range(5):  # domain warping gives the swirls
         frequency = rng.uniform(1.5, 4.0)
         phase = rng.uniform(0, 2 * np.pi, 2)
-        u, v = (u + 0.07 * np.sin(2 * np.pi * frequency * v + phase[0]),
-                v + 0.07 * np.sin(2 * np.pi * frequency * u + phase[1]))
+        u, v = (
+            u + 0.07 * np.sin(2 * np.pi * frequency * v + phase[0]),
+            v + 0.07 * np.sin(2 * np.pi * frequency * u + phase[1]),
+        )
     field = 0.5 + 0.5 * np.sin(9 * u + 3 * np.sin(5 * v)) * np.cos(4 * v - 2 * u)
     # Brush streaks: noise smeared along the local swirl direction.
     streaks = rng.standard_normal((HEIGHT, WIDTH))

@@ -53,7 +53,8 @@ EXIT_STATUSES = {
 #: The options that are not hyperparameters: the files and the network.
 FILE_OPTIONS = {
     "preset": dict(
-        default=None, choices=tuple(PRESETS),
+        default=None,
+        choices=tuple(PRESETS),
         help="start from a whole pipeline's settings; options given as well override them: "
         + "; ".join(f"{name}: {p.summary}" for name, p in PRESETS.items()),
     ),
@@ -61,17 +62,21 @@ FILE_OPTIONS = {
         default=CONFIG.CONTENT_IMAGE, metavar="FILE", help=f"content image: a path, or a name under {IMAGES_DIR}/"
     ),
     "style_image_filename": dict(
-        default=[CONFIG.STYLE_IMAGE], nargs="+", metavar="FILE",
+        default=[CONFIG.STYLE_IMAGE],
+        nargs="+",
+        metavar="FILE",
         help=f"style image(s): paths, or names under {IMAGES_DIR}/",
     ),
     "model": dict(
-        default=CONFIG.VGG_MODEL, metavar="FILE",
+        default=CONFIG.VGG_MODEL,
+        metavar="FILE",
         help="the VGG-19 weights: MatConvNet's imagenet-vgg-verydeep-19.mat or Keras' "
         "vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5, told apart by their content",
     ),
     "pooling": dict(default="avg", choices=POOLINGS, help="pooling after each block: avg (the course) or max (Keras)"),
     "output_dir": dict(default=CONFIG.OUTPUT_DIR, metavar="DIR", help="folder for the images; created if missing"),
 }
+
 
 def _numbered(template):
     """A pattern matching the report images of ``template`` (e.g. "{i}.png"), the iteration as group 1."""
@@ -122,7 +127,8 @@ def build_parser(preset=None):
     preset = preset or PRESETS["first_edition"]
     values = {"model": preset.model, "pooling": preset.pooling, "preset": preset.name}
     parser = _Parser(
-        prog=PROG, description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course."
+        prog=PROG,
+        description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course.",
     )
     files = parser.add_argument_group("files")
     for name, spec in FILE_OPTIONS.items():
@@ -197,16 +203,22 @@ def _check_outputs(output_dir, config, numbered, inputs, other_names=()):
         found = list(entries)
     for entry in found:
         match = numbered.match(entry.name)
-        ours = entry.name == FINAL_IMAGE or entry.name in other_names or (
-            match and _saves_image(int(match.group(1)), config)
+        ours = (
+            entry.name == FINAL_IMAGE
+            or entry.name in other_names
+            or (match and _saves_image(int(match.group(1)), config))
         )
         if not ours:
             continue
         if entry.is_dir():
-            raise NSTError(f"--output_dir: {quoted(entry.path)} is a folder; this run would save an image under that name")
+            raise NSTError(
+                f"--output_dir: {quoted(entry.path)} is a folder; this run would save an image under that name"
+            )
         for source in inputs:
             if os.path.samefile(entry.path, source):
-                raise NSTError(f"--output_dir: {quoted(entry.path)} is the input image {quoted(source)} and would be overwritten")
+                raise NSTError(
+                    f"--output_dir: {quoted(entry.path)} is the input image {quoted(source)} and would be overwritten"
+                )
 
 
 def _earlier_numbered_images(output_dir, numbered):
@@ -270,7 +282,9 @@ def _report(preset, progress, stream):
 
 
 def _config(args):
-    return StyleTransferConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(StyleTransferConfig)})
+    return StyleTransferConfig(
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(StyleTransferConfig)}
+    )
 
 
 def _signal_raiser(signum, frame):
@@ -338,7 +352,9 @@ class _Saver:
             return True
         except (NSTError, OSError) as error:
             rescued = self._rescue(name, image)
-            where = f"; the image was saved to {quoted(rescued)} instead" if rescued else "; no other place could take it"
+            where = (
+                f"; the image was saved to {quoted(rescued)} instead" if rescued else "; no other place could take it"
+            )
             detail = str(error) if isinstance(error, NSTError) else f"{quoted(path)}: {_reason(error)}"
             self.err.write(f"{PROG}: error: cannot save {detail}{where}\n")
             self.failed = True
@@ -404,7 +420,9 @@ def _validated(args, preset):
     """Checks everything the user gave, before anything is created or TensorFlow is loaded."""
     config = _config(args)
     size = ImageSize(args.width, args.height, args.max_size, args.fit)
-    large = LargeImageOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(LargeImageOptions)})
+    large = LargeImageOptions(
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(LargeImageOptions)}
+    )
     content_path = _resolve_image(args.content_image_filename, "content_image_filename")
     style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
     config.blend_weights(len(style_paths))
@@ -432,7 +450,17 @@ def _validated(args, preset):
     notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
     weights = read_weights(args.model)  # last: the slowest check, a file of up to 510 MB
     return _Job(
-        config, preset, large, size.fit, sizes, tiles, content, styles, weights, args.pooling, args.output_dir,
+        config,
+        preset,
+        large,
+        size.fit,
+        sizes,
+        tiles,
+        content,
+        styles,
+        weights,
+        args.pooling,
+        args.output_dir,
         [note for note in notes if note],
     )
 
@@ -477,8 +505,15 @@ def _run(job, out, err):
         try:
             # One size is a coarse-to-fine run of one scale: the same loop either way.
             transfer = CoarseToFine(
-                model, job.content, job.styles, config, job.sizes, job.large.scale_epochs, job.large.style_scale,
-                objective, job.fit,
+                model,
+                job.content,
+                job.styles,
+                config,
+                job.sizes,
+                job.large.scale_epochs,
+                job.large.style_scale,
+                objective,
+                job.fit,
             )
             bar = _ProgressLine(transfer.total_iterations, err)
             scale = 0

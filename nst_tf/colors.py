@@ -18,11 +18,13 @@ from .errors import NSTError
 from .images import checked_float32_batch
 
 # NTSC RGB -> YIQ (FCC 1953 coefficients); YIQ -> RGB is its exact inverse.
-_RGB_TO_YIQ = np.array([
-    [0.299, 0.587, 0.114],
-    [0.595716, -0.274453, -0.321263],
-    [0.211456, -0.522591, 0.311135],
-])
+_RGB_TO_YIQ = np.array(
+    [
+        [0.299, 0.587, 0.114],
+        [0.595716, -0.274453, -0.321263],
+        [0.211456, -0.522591, 0.311135],
+    ]
+)
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 
 
@@ -48,7 +50,9 @@ def preserve_luminance(generated, content):
     generated_rgb = _pixels(generated, "generated")
     content_rgb = _pixels(content, "content")
     if generated_rgb.shape != content_rgb.shape:
-        raise NSTError(f"generated and content must have the same shape; got {generated_rgb.shape} and {content_rgb.shape}")
+        raise NSTError(
+            f"generated and content must have the same shape; got {generated_rgb.shape} and {content_rgb.shape}"
+        )
     yiq = rgb_to_yiq(content_rgb)
     yiq[..., 0] = rgb_to_yiq(generated_rgb)[..., 0]
     return (yiq_to_rgb(yiq) - CONFIG.MEANS).astype(np.float32)

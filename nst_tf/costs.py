@@ -21,7 +21,6 @@ from .config import STYLE_LAYERS, TV_FORMS
 from .errors import NSTError
 
 
-
 def _activation(x, name):
     """Converts ``x`` to a floating tensor of static rank 4 with batch size 1."""
     x = _tensor(x, name)
@@ -29,9 +28,7 @@ def _activation(x, name):
         raise NSTError(f"{name} must be a floating-point tensor; got dtype {x.dtype.name}")
     shape = x.shape
     if shape.rank is not None and (shape.rank != 4 or shape[0] not in (None, 1)):
-        raise NSTError(
-            f"{name} must have shape (1, n_H, n_W, n_C); got {_shape_text(x)}"
-        )
+        raise NSTError(f"{name} must have shape (1, n_H, n_W, n_C); got {_shape_text(x)}")
     if shape.rank is None:
         raise NSTError(f"{name} must have shape (1, n_H, n_W, n_C); got unknown rank")
     return x
@@ -57,13 +54,9 @@ def _shape_text(x):
 
 def _same_shape(a, b, name_a, name_b):
     if not a.shape.is_compatible_with(b.shape):
-        raise NSTError(
-            f"{name_a} and {name_b} must have the same shape; got {_shape_text(a)} and {_shape_text(b)}"
-        )
+        raise NSTError(f"{name_a} and {name_b} must have the same shape; got {_shape_text(a)} and {_shape_text(b)}")
     if a.dtype != b.dtype:
-        raise NSTError(
-            f"{name_a} and {name_b} must have the same dtype; got {a.dtype.name} and {b.dtype.name}"
-        )
+        raise NSTError(f"{name_a} and {name_b} must have the same dtype; got {a.dtype.name} and {b.dtype.name}")
 
 
 def _dims(x):
@@ -170,10 +163,7 @@ def layer_style_cost_from_gram(gram_S, a_G, normalizer=None):
     if gram_S.shape.rank != 2 or (
         n_C_static is not None and not gram_S.shape.is_compatible_with([n_C_static, n_C_static])
     ):
-        raise NSTError(
-            f"gram_S must have shape (n_C, n_C) = ({n_C_static}, {n_C_static}); "
-            f"got {_shape_text(gram_S)}"
-        )
+        raise NSTError(f"gram_S must have shape (n_C, n_C) = ({n_C_static}, {n_C_static}); got {_shape_text(gram_S)}")
     if gram_S.dtype != a_G.dtype:
         raise NSTError(f"gram_S and a_G must have the same dtype; got {gram_S.dtype.name} and {a_G.dtype.name}")
     if normalizer is None:
@@ -307,8 +297,7 @@ def total_cost(J_content, J_style, alpha=10, beta=40):
     dtypes = {d for d in (_float_dtype(J_content), _float_dtype(J_style)) if d is not None}
     if len(dtypes) > 1:
         raise NSTError(
-            "J_content and J_style must have the same dtype; got "
-            + " and ".join(sorted(d.name for d in dtypes))
+            "J_content and J_style must have the same dtype; got " + " and ".join(sorted(d.name for d in dtypes))
         )
     dtype = dtypes.pop() if dtypes else tf.float32
     return _to(alpha, dtype) * _to(J_content, dtype) + _to(beta, dtype) * _to(J_style, dtype)

@@ -55,11 +55,9 @@ KERAS_DOWNLOAD_HINT = (
     "with: python -m nst_tf.download --weights keras (see pretrained-model/README.md)"
 )
 
+
 def _fail(path, problem):
     raise WeightsFileError(f"{quoted(path)}: {problem}")
-
-
-
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -71,7 +69,7 @@ EXPECTED_KINDS = (
 
 
 def file_kind(handle, path):
-    """"mat" or "h5" for the open file ``handle`` (of ``path``), from its first bytes; ``WeightsFileError`` else.
+    """ "mat" or "h5" for the open file ``handle`` (of ``path``), from its first bytes; ``WeightsFileError`` else.
 
     A MATLAB file opens with a 128-byte text header beginning
     "MATLAB 5.0 MAT-file" (MatConvNet's files). A MATLAB v7.3 file

@@ -90,7 +90,7 @@ def _read_mat(path):
         except MemoryError:
             raise
         # scipy raises many types (ValueError, OSError, zlib.error...) for damaged files.
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             detail = str(error).splitlines()[0] if str(error) else type(error).__name__
             _fail(path, f"cannot be read as a MATLAB .mat file ({detail}); it may be truncated or damaged")
 

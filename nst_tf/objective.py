@@ -81,9 +81,12 @@ class StyleCost(tf.Module):
             self.style_grams = []
             for i, style in enumerate(styles):
                 grams = self._style_grams(style, style_names)
-                self.style_grams.append({
-                    layer: tf.Variable(grams[layer], trainable=False, name=f"gram_{i}_{layer}") for layer in style_names
-                })
+                self.style_grams.append(
+                    {
+                        layer: tf.Variable(grams[layer], trainable=False, name=f"gram_{i}_{layer}")
+                        for layer in style_names
+                    }
+                )
 
     def _network(self, image, layers):
         # nst_tf's networks take RGB (the .mat's order; Keras' BGR first layer
@@ -117,13 +120,16 @@ class StyleCost(tf.Module):
         activations = self._float32(self._network(image, self._layers))
         J_content = compute_content_cost(self.content_target, activations[self.content_layer])
         normalizer = self._style_normalizer(image)
-        J_style = tf.add_n([
-            blend * weighted_style_cost(
-                self.style_layers,
-                lambda layer, grams=grams: layer_style_cost_from_gram(grams[layer], activations[layer], normalizer),
-            )
-            for blend, grams in zip(self.blend_weights, self.style_grams)
-        ])
+        J_style = tf.add_n(
+            [
+                blend
+                * weighted_style_cost(
+                    self.style_layers,
+                    lambda layer, grams=grams: layer_style_cost_from_gram(grams[layer], activations[layer], normalizer),
+                )
+                for blend, grams in zip(self.blend_weights, self.style_grams)
+            ]
+        )
         J = total_cost(J_content, J_style, config.alpha, config.beta)
         if config.tv_weight:
             J_tv = total_variation_cost(image, config.tv_form)

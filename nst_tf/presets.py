@@ -21,6 +21,7 @@ from .config import CONFIG, KERAS_VGG_MODEL, StyleTransferConfig
 from .errors import NSTError
 from .images import ImageSize, load_image, reshape_and_normalize_image
 
+
 @dataclass(frozen=True)
 class Preset:
     """One named pipeline; see the module docstring.

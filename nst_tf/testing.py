@@ -83,11 +83,14 @@ def _new_layer(name, weights):
     layer = {"name": name, "type": kind, "weights": weights if weights is not None else _cell([])}
     if kind == "conv":
         shape = weights[0, 0].shape
-        layer.update(size=np.array(shape, dtype=float).reshape(1, 4), pad=np.zeros((1, 4)) + (shape[0] == 3),
-                     stride=np.ones((1, 2)), dilate=np.ones((1, 2)))
+        layer.update(
+            size=np.array(shape, dtype=float).reshape(1, 4),
+            pad=np.zeros((1, 4)) + (shape[0] == 3),
+            stride=np.ones((1, 2)),
+            dilate=np.ones((1, 2)),
+        )
     elif kind == "pool":
-        layer.update(method="max", pool=np.full((1, 2), 2.0),
-                     stride=np.full((1, 2), 2.0), pad=np.zeros((1, 4)))
+        layer.update(method="max", pool=np.full((1, 2), 2.0), stride=np.full((1, 2), 2.0), pad=np.zeros((1, 4)))
     elif kind == "relu":
         layer.update(leak=np.zeros((1, 1)))
     layer["precious"] = np.zeros((1, 1), dtype=bool)
@@ -98,11 +101,22 @@ def _old_layer(name, weights):
     kind = "conv" if weights is not None else "softmax" if name == "prob" else name.rstrip("0123456789_")
     if kind == "conv":
         shape = weights[0, 0].shape
-        return {"weights": weights, "pad": np.zeros((1, 4)) + (shape[0] == 3), "type": kind,
-                "name": name, "stride": np.ones((1, 2))}
+        return {
+            "weights": weights,
+            "pad": np.zeros((1, 4)) + (shape[0] == 3),
+            "type": kind,
+            "name": name,
+            "stride": np.ones((1, 2)),
+        }
     if kind == "pool":
-        return {"name": name, "stride": np.full((1, 2), 2.0), "pad": np.zeros((1, 4)), "type": kind,
-                "method": "max", "pool": np.full((1, 2), 2.0)}
+        return {
+            "name": name,
+            "stride": np.full((1, 2), 2.0),
+            "pad": np.zeros((1, 4)),
+            "type": kind,
+            "method": "max",
+            "pool": np.full((1, 2), 2.0),
+        }
     return {"type": kind, "name": name}
 
 
@@ -119,10 +133,14 @@ def vgg19_mat_contents(layout="new", width_divisor=1, seed=0):
     weights = _random_weights(rng, width_divisor, include_top=True)
     bias_shape = (1, -1) if layout == "old" else (-1, 1)
     make_layer = _new_layer if layout == "new" else _old_layer
-    layers = _cell([
-        make_layer(name, _cell([weights[name][0], weights[name][1].reshape(bias_shape)]) if name in weights else None)
-        for name in MATCONVNET_LAYERS
-    ])
+    layers = _cell(
+        [
+            make_layer(
+                name, _cell([weights[name][0], weights[name][1].reshape(bias_shape)]) if name in weights else None
+            )
+            for name in MATCONVNET_LAYERS
+        ]
+    )
     means = CONFIG.MEANS.reshape(3).astype(np.float64)
     class_names = _cell([f"n{i:08d}" for i in range(_CLASSES)])
     descriptions = _cell([f"synthetic class {i}" for i in range(_CLASSES)])
@@ -148,9 +166,13 @@ def vgg19_mat_contents(layout="new", width_divisor=1, seed=0):
     return {
         "layers": layers,
         "classes": {"name": class_names, "description": descriptions},
-        "normalization": {"averageImage": average_image, "keepAspect": np.ones((1, 1)),
-                          "border": np.array([[32.0, 32.0]]), "imageSize": np.array([[224.0, 224.0, 3.0]]),
-                          "interpolation": "bilinear"},
+        "normalization": {
+            "averageImage": average_image,
+            "keepAspect": np.ones((1, 1)),
+            "border": np.array([[32.0, 32.0]]),
+            "imageSize": np.array([[224.0, 224.0, 3.0]]),
+            "interpolation": "bilinear",
+        },
     }
 
 

@@ -106,9 +106,7 @@ class VGG19(tf.Module):
     def _check_layers(self, layers):
         unknown = [name for name in layers if name not in self.layer_names]
         if unknown:
-            raise NSTError(
-                f"unknown VGG-19 layer {unknown[0]!r}; valid names: {', '.join(self.layer_names)}"
-            )
+            raise NSTError(f"unknown VGG-19 layer {unknown[0]!r}; valid names: {', '.join(self.layer_names)}")
 
     @staticmethod
     def _check_image(image):
@@ -129,7 +127,9 @@ class VGG19(tf.Module):
         try:
             image = tf.convert_to_tensor(image)
         except (TypeError, ValueError):
-            raise NSTError(f"image must be an array or tensor of shape (1, height, width, 3); got {type(image).__name__}") from None
+            raise NSTError(
+                f"image must be an array or tensor of shape (1, height, width, 3); got {type(image).__name__}"
+            ) from None
         self._check_image(image)
         if image.dtype != self.dtype:
             image = tf.cast(image, self.dtype)

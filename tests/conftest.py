@@ -80,12 +80,22 @@ def cli_args(workspace, new_weights_file):
 
     def make(*extra, epochs=5, print_every=2):
         return [
-            "--content_image_filename", str(workspace / "content.png"),
-            "--style_image_filename", str(workspace / "style.png"),
-            "--model", str(new_weights_file),
-            "--output_dir", str(workspace / "out"),
-            "--width", "64", "--height", "48",
-            "--epochs", str(epochs), "--print_every", str(print_every),
+            "--content_image_filename",
+            str(workspace / "content.png"),
+            "--style_image_filename",
+            str(workspace / "style.png"),
+            "--model",
+            str(new_weights_file),
+            "--output_dir",
+            str(workspace / "out"),
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--epochs",
+            str(epochs),
+            "--print_every",
+            str(print_every),
             *extra,
         ]  # fmt: skip  (option and value on one line)
 

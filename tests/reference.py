@@ -15,7 +15,10 @@ def gram(A):
 
 def layer_style_cost(a_S, a_G):
     _, n_H, n_W, n_C = a_G.shape
-    unroll = lambda a: np.float64(a).reshape(n_H * n_W, n_C).T  # noqa: E731
+
+    def unroll(a):
+        return np.float64(a).reshape(n_H * n_W, n_C).T
+
     return np.sum((gram(unroll(a_S)) - gram(unroll(a_G))) ** 2) / (4 * n_C**2 * (n_H * n_W) ** 2)
 
 
@@ -26,7 +29,7 @@ def conv_relu(x, kernel, bias):
     out = np.zeros((h, w, kernel.shape[3]))
     for dy in range(3):
         for dx in range(3):
-            out += padded[dy:dy + h, dx:dx + w, :] @ kernel[dy, dx]
+            out += padded[dy : dy + h, dx : dx + w, :] @ kernel[dy, dx]
     return np.maximum(out + bias, 0)
 
 
@@ -36,7 +39,7 @@ def avg_pool(x):
     out = np.zeros(((h + 1) // 2, (w + 1) // 2, c))
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
-            out[i, j] = x[2 * i:2 * i + 2, 2 * j:2 * j + 2].mean(axis=(0, 1))
+            out[i, j] = x[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].mean(axis=(0, 1))
     return out
 
 
@@ -46,7 +49,7 @@ def max_pool(x):
     out = np.zeros((h // 2, w // 2, c))
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
-            out[i, j] = x[2 * i:2 * i + 2, 2 * j:2 * j + 2].max(axis=(0, 1))
+            out[i, j] = x[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].max(axis=(0, 1))
     return out
 
 

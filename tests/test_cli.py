@@ -21,7 +21,11 @@ def test_main_writes_the_course_files_and_prints_the_course_lines(workspace, cap
     assert lines[:4][0] == "Iteration 0 :"
     assert lines[1].startswith("total cost = ") and lines[2].startswith("content cost = ")
     assert lines[3].startswith("style cost = ")
-    assert [line for line in lines if line.startswith("Iteration")] == ["Iteration 0 :", "Iteration 2 :", "Iteration 4 :"]
+    assert [line for line in lines if line.startswith("Iteration")] == [
+        "Iteration 0 :",
+        "Iteration 2 :",
+        "Iteration 4 :",
+    ]
     assert "5/5" in err and "ETA" in err
     with Image.open(workspace / "out" / "generated_image.jpg") as image:
         assert image.size == (64, 48)
@@ -81,8 +85,10 @@ def test_bad_options_print_one_line_and_exit_2(workspace, capsys, extra, message
         (lambda p: p.unlink(), "image not found"),
         (lambda p: p.write_text("I am a text file, not a JPEG\n"), "not a readable image"),
         (lambda p: p.write_bytes(b""), "file is empty"),
-        (lambda p: Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(p, format="PNG"),
-         "image is 16x16 pixels; VGG-19's five poolings need at least 32x32"),
+        (
+            lambda p: Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(p, format="PNG"),
+            "image is 16x16 pixels; VGG-19's five poolings need at least 32x32",
+        ),
     ],
 )
 def test_bad_images_print_one_line_and_exit_2(workspace, capsys, make, message, cli_args):
@@ -147,8 +153,20 @@ def test_non_finite_cost_stops_with_a_message_and_keeps_the_last_finite_image(wo
 def test_help_lists_the_course_options(capsys):
     assert main(["-h"]) == 0
     out = capsys.readouterr().out
-    for option in ("--content_image_filename", "--style_image_filename", "--epochs", "--print_every",
-                   "--learning_rate", "--alpha", "--beta", "--model", "--output_dir", "--seed", "--width", "--height"):
+    for option in (
+        "--content_image_filename",
+        "--style_image_filename",
+        "--epochs",
+        "--print_every",
+        "--learning_rate",
+        "--alpha",
+        "--beta",
+        "--model",
+        "--output_dir",
+        "--seed",
+        "--width",
+        "--height",
+    ):
         assert option in out
 
 
@@ -169,7 +187,9 @@ def test_console_script_is_declared():
 def test_python_dash_m_runs_the_job(workspace, cli_args):
     result = subprocess.run(
         [sys.executable, "-m", "nst_tf", *cli_args("--seed", "0", epochs=3)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "Iteration 0 :" in result.stdout and "Iteration 2 :" in result.stdout
@@ -183,11 +203,33 @@ def test_python_dash_m_runs_the_job(workspace, cli_args):
 
 def test_cli_runs_every_extra_option_together(workspace, cli_args):
     argv = cli_args(
-        "--style_image_filename", str(workspace / "style.png"), str(workspace / "style2.png"),
-        "--style_blend_weights", "0.7", "0.3", "--max_size", "64", "--tv_weight", "0.5", "--tv_form", "power",
-        "--optimizer", "lbfgs", "--lbfgs_history", "4", "--preserve_colors", "luminance",
-        "--content_layer", "conv3_1", "--style_layers", "conv1_1:0.5,conv2_1:0.5", "--precision", "bf16",
-        "--seed", "0", epochs=3,
+        "--style_image_filename",
+        str(workspace / "style.png"),
+        str(workspace / "style2.png"),
+        "--style_blend_weights",
+        "0.7",
+        "0.3",
+        "--max_size",
+        "64",
+        "--tv_weight",
+        "0.5",
+        "--tv_form",
+        "power",
+        "--optimizer",
+        "lbfgs",
+        "--lbfgs_history",
+        "4",
+        "--preserve_colors",
+        "luminance",
+        "--content_layer",
+        "conv3_1",
+        "--style_layers",
+        "conv1_1:0.5,conv2_1:0.5",
+        "--precision",
+        "bf16",
+        "--seed",
+        "0",
+        epochs=3,
     )  # fmt: skip  (option and value on one line)
     assert main(argv) == 0
     with Image.open(workspace / "out" / "generated_image.jpg") as image:

@@ -14,7 +14,11 @@ def start(cli_args, workspace, *extra):
     # signal must still be honoured between time-bounded calls.
     argv = cli_args(*extra, epochs=100000, print_every=100000)
     return subprocess.Popen(
-        [sys.executable, "-m", "nst_tf", *argv], cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "nst_tf", *argv],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -35,7 +35,10 @@ def test_histogram_matching_gives_the_style_the_contents_colour_statistics(rng):
     style = (rng.normal([150, 60, 90], [20, 10, 15], size=(1, 40, 40, 3)) - CONFIG.MEANS).astype(np.float32)
     matched = match_color_statistics(style, content)
     assert matched.shape == style.shape
-    pixels = lambda image: np.float64(image).reshape(-1, 3) + CONFIG.MEANS.reshape(3)  # noqa: E731
+
+    def pixels(image):
+        return np.float64(image).reshape(-1, 3) + CONFIG.MEANS.reshape(3)
+
     np.testing.assert_allclose(pixels(matched).mean(axis=0), pixels(content).mean(axis=0), atol=0.05)
     np.testing.assert_allclose(np.cov(pixels(matched), rowvar=False), np.cov(pixels(content), rowvar=False), atol=0.5)
 

@@ -233,21 +233,35 @@ def test_costs_work_on_symbolic_keras_tensors(rng):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: compute_content_cost(np.zeros((4, 4, 3)), np.zeros((4, 4, 3))),
-         r"a_C must have shape \(1, n_H, n_W, n_C\); got \(4, 4, 3\)"),
-        (lambda: compute_content_cost(np.zeros((2, 4, 4, 3)), np.zeros((2, 4, 4, 3))),
-         r"a_C must have shape \(1, n_H, n_W, n_C\); got \(2, 4, 4, 3\)"),
-        (lambda: compute_content_cost(np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 5, 3))),
-         r"a_C and a_G must have the same shape; got \(1, 4, 4, 3\) and \(1, 4, 5, 3\)"),
-        (lambda: compute_layer_style_cost(np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 2))),
-         r"a_S and a_G must have the same shape"),
-        (lambda: compute_layer_style_cost(np.zeros((1, 4, 4, 3), np.float32), np.zeros((1, 4, 4, 3))),
-         r"same dtype; got float32 and float64"),
-        (lambda: compute_content_cost(np.zeros((1, 4, 4, 3), np.int32), np.zeros((1, 4, 4, 3), np.int32)),
-         r"a_C must be a floating-point tensor"),
+        (
+            lambda: compute_content_cost(np.zeros((4, 4, 3)), np.zeros((4, 4, 3))),
+            r"a_C must have shape \(1, n_H, n_W, n_C\); got \(4, 4, 3\)",
+        ),
+        (
+            lambda: compute_content_cost(np.zeros((2, 4, 4, 3)), np.zeros((2, 4, 4, 3))),
+            r"a_C must have shape \(1, n_H, n_W, n_C\); got \(2, 4, 4, 3\)",
+        ),
+        (
+            lambda: compute_content_cost(np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 5, 3))),
+            r"a_C and a_G must have the same shape; got \(1, 4, 4, 3\) and \(1, 4, 5, 3\)",
+        ),
+        (
+            lambda: compute_layer_style_cost(np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 2))),
+            r"a_S and a_G must have the same shape",
+        ),
+        (
+            lambda: compute_layer_style_cost(np.zeros((1, 4, 4, 3), np.float32), np.zeros((1, 4, 4, 3))),
+            r"same dtype; got float32 and float64",
+        ),
+        (
+            lambda: compute_content_cost(np.zeros((1, 4, 4, 3), np.int32), np.zeros((1, 4, 4, 3), np.int32)),
+            r"a_C must be a floating-point tensor",
+        ),
         (lambda: gram_matrix(np.zeros(3)), r"A must have shape \(n_C, n_H\*n_W\); got \(3\)"),
-        (lambda: layer_style_cost_from_gram(np.zeros((3, 3)), np.zeros((1, 4, 4, 4))),
-         r"gram_S must have shape \(n_C, n_C\) = \(4, 4\); got \(3, 3\)"),
+        (
+            lambda: layer_style_cost_from_gram(np.zeros((3, 3)), np.zeros((1, 4, 4, 4))),
+            r"gram_S must have shape \(n_C, n_C\) = \(4, 4\); got \(3, 3\)",
+        ),
         (lambda: compute_style_cost({}, {}, [("conv1_1", 1.0)]), r"style activations have no layer 'conv1_1'"),
         (lambda: total_cost(np.float32(1), np.float64(1)), r"same dtype; got float32 and float64"),
     ],

@@ -198,10 +198,14 @@ def test_keras_own_loader_reads_the_written_files(mat_file, small_h5, keras_vers
     "keras_version, kernel_path, bias_path, root_attributes",
     [
         (1, "block1_conv1/block1_conv1_W_1:0", "block1_conv1/block1_conv1_b_1:0", {"layer_names"}),
-        (2, "block1_conv1/block1_conv1/kernel:0", "block1_conv1/block1_conv1/bias:0",
-         {"layer_names", "backend", "keras_version"}),
+        (
+            2,
+            "block1_conv1/block1_conv1/kernel:0",
+            "block1_conv1/block1_conv1/bias:0",
+            {"layer_names", "backend", "keras_version"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_writer_spells_datasets_as_keras_1_or_2(small_h5, keras_version, kernel_path, bias_path, root_attributes):
     with h5py.File(small_h5(keras_version, include_top=True), "r") as root:
         assert set(root.attrs) == root_attributes
@@ -452,29 +456,57 @@ def nan_at(layer):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda root: root.attrs.__delitem__("layer_names"),
-         r"HDF5 file without a 'layer_names' attribute; not Keras' weights file \(vgg19_weights_tf_dim_.*_notop\.h5\)"),
-        (drop_layer("block5_conv4"),
-         r"has no weights for layer 'block5_conv4' \(1 of Keras' 16 VGG19 convolutions missing\); not Keras' VGG19"),
+        (
+            lambda root: root.attrs.__delitem__("layer_names"),
+            r"HDF5 file without a 'layer_names' attribute; "
+            r"not Keras' weights file \(vgg19_weights_tf_dim_.*_notop\.h5\)",
+        ),
+        (
+            drop_layer("block5_conv4"),
+            r"has no weights for layer 'block5_conv4' \(1 of Keras' 16 VGG19 convolutions missing\); not Keras' VGG19",
+        ),
         (lambda root: root.__delitem__("block3_conv3"), r"lists layer 'block3_conv3' but has no group of that name"),
         (add_layer, r"has weights for layer 'block6_conv1', which Keras' VGG19 does not have; not VGG19 weights"),
-        (replace_weight("block2_conv1", 0, np.ones((3, 3, 5, 8), np.float32)),
-         r"block2_conv1 \(conv2_1\) kernel has shape \(3, 3, 5, 8\); expected \(3, 3, 4, out\)"),
-        (replace_weight("block1_conv1", 0, np.ones((5, 5, 3, 4), np.float32)),
-         r"block1_conv1 \(conv1_1\) kernel has shape \(5, 5, 3, 4\); expected \(3, 3, 3, out\)"),
-        (replace_weight("block4_conv3", 1, np.ones(7, np.float32)),
-         r"block4_conv3 \(conv4_3\) bias has shape \(7,\); expected \(32,\)"),
-        (replace_weight("block1_conv2", 0, np.ones((3, 3, 4, 4), np.int32)),
-         r"weight 'block1_conv2/kernel:0' of layer 'block1_conv2' has type int32; expected floating-point"),
+        (
+            replace_weight("block2_conv1", 0, np.ones((3, 3, 5, 8), np.float32)),
+            r"block2_conv1 \(conv2_1\) kernel has shape \(3, 3, 5, 8\); expected \(3, 3, 4, out\)",
+        ),
+        (
+            replace_weight("block1_conv1", 0, np.ones((5, 5, 3, 4), np.float32)),
+            r"block1_conv1 \(conv1_1\) kernel has shape \(5, 5, 3, 4\); expected \(3, 3, 3, out\)",
+        ),
+        (
+            replace_weight("block4_conv3", 1, np.ones(7, np.float32)),
+            r"block4_conv3 \(conv4_3\) bias has shape \(7,\); expected \(32,\)",
+        ),
+        (
+            replace_weight("block1_conv2", 0, np.ones((3, 3, 4, 4), np.int32)),
+            r"weight 'block1_conv2/kernel:0' of layer 'block1_conv2' has type int32; expected floating-point",
+        ),
         (nan_at("block4_conv2"), r"block4_conv2 \(conv4_2\) weights contain NaN or infinite values"),
-        (set_attribute("block3_conv1", ["block3_conv1/bias:0"]),
-         r"layer 'block3_conv1' holds 1 weights; expected kernel and bias"),
-        (set_attribute("block3_conv1", ["block3_conv1/kernel:0", "block3_conv1/beta:0"]),
-         r"layer 'block3_conv1' lists weight 'block3_conv1/beta:0', which is not a dataset in the file"),
+        (
+            set_attribute("block3_conv1", ["block3_conv1/bias:0"]),
+            r"layer 'block3_conv1' holds 1 weights; expected kernel and bias",
+        ),
+        (
+            set_attribute("block3_conv1", ["block3_conv1/kernel:0", "block3_conv1/beta:0"]),
+            r"layer 'block3_conv1' lists weight 'block3_conv1/beta:0', which is not a dataset in the file",
+        ),
     ],
-    ids=["no-layer-names", "vgg16-like", "no-group", "extra-layer", "kernel-channels", "kernel-size", "bias",
-         "integers", "nan", "one-weight", "missing-dataset"],
-)  # fmt: skip
+    ids=[
+        "no-layer-names",
+        "vgg16-like",
+        "no-group",
+        "extra-layer",
+        "kernel-channels",
+        "kernel-size",
+        "bias",
+        "integers",
+        "nan",
+        "one-weight",
+        "missing-dataset",
+    ],
+)
 def test_an_h5_file_of_another_network_names_the_problem(tmp_path, small_h5, change, message):
     path = altered(tmp_path, small_h5(), change)
     with pytest.raises(WeightsFileError, match=r"^.*altered\.h5: " + message):

@@ -54,7 +54,9 @@ def test_blending_two_styles_weighs_their_costs(model, images, rng):
     np.testing.assert_array_equal(first([style_a, style_b], (1.0, 0.0)).image, alone_a.image)
     mixed = first([style_a, style_b], (0.7, 0.3))
     only_b = first([style_b, style_a], (1.0, 0.0))
-    initial = StyleTransfer(StyleCost(model, content, [style_a, style_b], StyleTransferConfig(seed=0, style_blend_weights=(7, 3))))
+    initial = StyleTransfer(
+        StyleCost(model, content, [style_a, style_b], StyleTransferConfig(seed=0, style_blend_weights=(7, 3)))
+    )
     start_a = StyleTransfer(StyleCost(model, content, style_a, StyleTransferConfig(seed=0))).costs()[2]
     start_b = StyleTransfer(StyleCost(model, content, style_b, StyleTransferConfig(seed=0))).costs()[2]
     assert initial.costs()[2] == pytest.approx(0.7 * start_a + 0.3 * start_b, rel=1e-5)

@@ -151,7 +151,13 @@ def test_config_rejects_bad_values(kwargs, message):
 
 def test_config_defaults_are_the_course_values():
     config = StyleTransferConfig()
-    assert (config.epochs, config.print_every, config.learning_rate, config.alpha, config.beta) == (200, 20, 2.0, 10, 40)
+    assert (config.epochs, config.print_every, config.learning_rate, config.alpha, config.beta) == (
+        200,
+        20,
+        2.0,
+        10,
+        40,
+    )
     assert (config.noise_ratio, config.content_layer) == (0.6, "conv4_2")
     assert config.style_layers == tuple((f"conv{i}_1", 0.2) for i in range(1, 6))
 

@@ -129,7 +129,8 @@ def test_second_edition_gradient_is_the_courses(keras_weights_file, keras_vgg, u
         tape.watch(image)
         a_G = outputs(image)
         J_course = nst_tf.total_cost(
-            compute_content_cost(outputs(content), a_G), compute_style_cost(outputs(style), a_G, SECOND_EDITION_STYLE_LAYERS)
+            compute_content_cost(outputs(content), a_G),
+            compute_style_cost(outputs(style), a_G, SECOND_EDITION_STYLE_LAYERS),
         )
     expected = tape.gradient(J_course, image).numpy()
     np.testing.assert_allclose(float(J), float(J_course), rtol=1e-5)
@@ -149,14 +150,34 @@ def test_second_edition_preset_loads_images_as_the_course_does(tmp_path):
 
 def test_second_edition_preset_from_the_command_line(workspace, small_keras_weights_file, capsys):
     argv = [
-        "--preset", "second_edition", "--model", str(small_keras_weights_file),
-        "--content_image_filename", str(workspace / "content.png"),
-        "--style_image_filename", str(workspace / "style.png"), "--output_dir", str(workspace / "out"),
-        "--width", "48", "--height", "40", "--epochs", "3", "--print_every", "2", "--seed", "0",
+        "--preset",
+        "second_edition",
+        "--model",
+        str(small_keras_weights_file),
+        "--content_image_filename",
+        str(workspace / "content.png"),
+        "--style_image_filename",
+        str(workspace / "style.png"),
+        "--output_dir",
+        str(workspace / "out"),
+        "--width",
+        "48",
+        "--height",
+        "40",
+        "--epochs",
+        "3",
+        "--print_every",
+        "2",
+        "--seed",
+        "0",
     ]  # fmt: skip  (option and value on one line)
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines()[:2] == ["Epoch 0 ", "Epoch 2 "]
-    assert sorted(p.name for p in (workspace / "out").iterdir()) == ["generated_image.jpg", "image_0.jpg", "image_2.jpg"]
+    assert sorted(p.name for p in (workspace / "out").iterdir()) == [
+        "generated_image.jpg",
+        "image_0.jpg",
+        "image_2.jpg",
+    ]
     with Image.open(workspace / "out" / "image_2.jpg") as saved:
         assert saved.size == (48, 40) and np.asarray(saved).mean() > 20  # [0, 1] pixels saved as 0..255
 
@@ -166,7 +187,13 @@ def test_preset_defaults_show_in_help_and_options_override_them(capsys):
 
     second = _chosen_preset(["--preset", "second_edition", "--epochs", "7"])
     args = build_parser(second).parse_args(["--preset", "second_edition", "--epochs", "7"])
-    assert (args.epochs, args.learning_rate, args.content_layer, args.pooling, args.fit) == (7, 0.01, "conv5_4", "max", "stretch")
+    assert (args.epochs, args.learning_rate, args.content_layer, args.pooling, args.fit) == (
+        7,
+        0.01,
+        "conv5_4",
+        "max",
+        "stretch",
+    )
     assert args.model.endswith("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
     assert main(["--preset", "second_edition", "-h"]) == 0
     assert "(default: 2501)" in capsys.readouterr().out

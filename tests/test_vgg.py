@@ -16,19 +16,40 @@ from reference import vgg_forward
 pytestmark = pytest.mark.numeric
 
 COURSE_SHAPES_300x400 = {
-    "conv1_1": (1, 300, 400), "conv1_2": (1, 300, 400), "avgpool1": (1, 150, 200),
-    "conv2_1": (1, 150, 200), "avgpool2": (1, 75, 100), "conv3_1": (1, 75, 100), "avgpool3": (1, 38, 50),
-    "conv4_1": (1, 38, 50), "conv4_2": (1, 38, 50), "avgpool4": (1, 19, 25), "conv5_1": (1, 19, 25),
+    "conv1_1": (1, 300, 400),
+    "conv1_2": (1, 300, 400),
+    "avgpool1": (1, 150, 200),
+    "conv2_1": (1, 150, 200),
+    "avgpool2": (1, 75, 100),
+    "conv3_1": (1, 75, 100),
+    "avgpool3": (1, 38, 50),
+    "conv4_1": (1, 38, 50),
+    "conv4_2": (1, 38, 50),
+    "avgpool4": (1, 19, 25),
+    "conv5_1": (1, 19, 25),
     "avgpool5": (1, 10, 13),
-}  # fmt: skip
+}
 
 
 def test_indices_are_the_course_indices():
     assert CONV_INDEX == {
-        "conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7, "conv3_1": 10, "conv3_2": 12, "conv3_3": 14,
-        "conv3_4": 16, "conv4_1": 19, "conv4_2": 21, "conv4_3": 23, "conv4_4": 25, "conv5_1": 28, "conv5_2": 30,
-        "conv5_3": 32, "conv5_4": 34,
-    }  # fmt: skip
+        "conv1_1": 0,
+        "conv1_2": 2,
+        "conv2_1": 5,
+        "conv2_2": 7,
+        "conv3_1": 10,
+        "conv3_2": 12,
+        "conv3_3": 14,
+        "conv3_4": 16,
+        "conv4_1": 19,
+        "conv4_2": 21,
+        "conv4_3": 23,
+        "conv4_4": 25,
+        "conv5_1": 28,
+        "conv5_2": 30,
+        "conv5_3": 32,
+        "conv5_4": 34,
+    }
 
 
 def test_synthetic_new_layout_supports_the_course_indexing_expression(new_weights_file):
@@ -83,7 +104,9 @@ def test_untransposed_kernels_only_transpose_what_the_network_sees(weights, rng)
     # and Gram costs sum over positions, so they do not change.
     transposed = type(weights)(
         conv={n: (np.ascontiguousarray(k.transpose(1, 0, 2, 3)), b) for n, (k, b) in weights.conv.items()},
-        mean_pixel=weights.mean_pixel, layout=weights.layout, source=weights.source,
+        mean_pixel=weights.mean_pixel,
+        layout=weights.layout,
+        source=weights.source,
     )
     image = rng.normal(0, 50, size=(1, 37, 45, 3)).astype(np.float32)
     as_stored = VGG19(weights)(image)
@@ -172,7 +195,10 @@ def save(tmp_path, contents, name="bad.mat"):
 
 
 def test_missing_file_says_where_the_weights_come_from(tmp_path):
-    with pytest.raises(WeightsFileError, match=r"missing\.mat: file not found; download imagenet-vgg-verydeep-19\.mat.*pretrained-model/"):
+    with pytest.raises(
+        WeightsFileError,
+        match=r"missing\.mat: file not found; download imagenet-vgg-verydeep-19\.mat.*pretrained-model/",
+    ):
         read_vgg19_mat(tmp_path / "missing.mat")
 
 
@@ -251,8 +277,13 @@ def test_writer_refuses_to_replace_an_existing_file(tmp_path):
     assert precious.read_bytes() == b"the real weights"
 
 
-@pytest.mark.parametrize("kwargs, message", [({"layout": "newest"}, "layout must be one of new, old"),
-                                             ({"width_divisor": 3}, "width_divisor must be a divisor of 64")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"layout": "newest"}, "layout must be one of new, old"),
+        ({"width_divisor": 3}, "width_divisor must be a divisor of 64"),
+    ],
+)
 def test_writer_rejects_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(NSTError, match=message):
         write_vgg19_mat(tmp_path / "x.mat", **kwargs)
