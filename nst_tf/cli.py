@@ -287,8 +287,25 @@ def _config(args):
     )
 
 
-def _signal_raiser(signum, frame):
-    raise Stopped(signum)
+class _StopRequest:
+    """The handler of SIGINT, SIGTERM and SIGHUP.
+
+    Before the optimization starts it raises ``Stopped`` at once. During the
+    optimization it only records the signal (``deferred``): an exception
+    raised while TensorFlow is inside a call can leave its runtime
+    inconsistent (a segmentation fault was seen), so the loop checks
+    ``signum`` after each traced call, about once a second, and stops there.
+    """
+
+    def __init__(self):
+        self.signum = None
+        self.deferred = False
+
+    def __call__(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+        if not self.deferred:
+            raise Stopped(signum)
 
 
 @contextlib.contextmanager
@@ -470,7 +487,7 @@ def _scale_images(large):
     return [f"scale{scale}.png" for scale in range(1, large.scales)]
 
 
-def _run(job, out, err):
+def _run(job, out, err, stop):
     config, output_dir = job.config, job.output_dir
     for note in job.notes:
         err.write(f"{PROG}: note: {note}\n")
@@ -517,7 +534,10 @@ def _run(job, out, err):
             )
             bar = _ProgressLine(transfer.total_iterations, err)
             scale = 0
+            stop.deferred = True
             for item in transfer.run(ticks=True):
+                if stop.signum is not None:
+                    raise Stopped(stop.signum)
                 if scales > 1 and item.scale != scale:
                     out.write(f"Scale {item.scale}/{scales}: {item.width}x{item.height}\n")
                 scale, progress, last_scale = item.scale, item.item, item.scale == scales
@@ -572,16 +592,17 @@ def _chosen_preset(argv):
 def main(argv=None):
     """Runs the command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    stop = _StopRequest()
     try:
-        with _signals(_signal_raiser):
+        with _signals(stop):
             preset = _chosen_preset(argv)
             args = build_parser(preset).parse_args(argv)
-            return _run(_validated(args, preset), sys.stdout, sys.stderr)
+            return _run(_validated(args, preset), sys.stdout, sys.stderr, stop)
     except NSTError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return EXIT_BAD_INPUT
     except SystemExit as exit_:  # -h/--help
         return exit_.code or 0
-    except (KeyboardInterrupt, Stopped) as stop:
+    except (KeyboardInterrupt, Stopped) as stopped:
         sys.stderr.write(f"\n{PROG}: interrupted\n")
-        return 128 + getattr(stop, "signum", signal.SIGINT)
+        return 128 + getattr(stopped, "signum", signal.SIGINT)

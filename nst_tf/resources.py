@@ -70,6 +70,11 @@ def plan_tiles(height, width, layers, optimizer="adam", lbfgs_history=100, max_m
     """
     budget = available_bytes() if max_memory is None else max_memory
     margin, align = required_margin(layers), tile_alignment(layers)
+    fixed = _fixed_tiled_bytes(height, width, optimizer, lbfgs_history)
+    if budget is not None and fixed > budget:
+        # The image-sized state alone does not fit: no tile shape can help, and a grid of the smallest
+        # tiles over such an image would itself take memory and time to list.
+        _refuse_needing(height, width, fixed, " even in tiles", optimizer, lbfgs_history, budget, max_memory is None)
     if tile_size is None:
         if budget is None or estimate_bytes(height, width, optimizer, lbfgs_history) <= budget:
             return None
@@ -90,9 +95,12 @@ def plan_tiles(height, width, layers, optimizer="adam", lbfgs_history=100, max_m
 def _refuse(height, width, tile, margin, align, optimizer, lbfgs_history, budget, available):
     whole = estimate_bytes(height, width, optimizer, lbfgs_history)
     tiled = tiled_estimate_bytes(height, width, tile, margin, optimizer, lbfgs_history, align)
-    needed = min(whole, tiled)
-    what = f"{width}x{height}" + (f" with an L-BFGS history of {lbfgs_history}" if optimizer == "lbfgs" else "")
     even = f" even in tiles of {tile[1]}x{tile[0]} pixels" if tiled < whole else ""
+    _refuse_needing(height, width, min(whole, tiled), even, optimizer, lbfgs_history, budget, available)
+
+
+def _refuse_needing(height, width, needed, even, optimizer, lbfgs_history, budget, available):
+    what = f"{width}x{height}" + (f" with an L-BFGS history of {lbfgs_history}" if optimizer == "lbfgs" else "")
     limit = f"{_gib(budget)} is available" if available else f"the budget (--max_memory) is {_gib(budget)}"
     hint = "use a smaller --width/--height/--max_size" + ("" if available else " or a larger --max_memory")
     if optimizer == "lbfgs":
