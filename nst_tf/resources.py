@@ -75,8 +75,9 @@ def plan_tiles(height, width, layers, optimizer="adam", lbfgs_history=100, max_m
         # The image-sized state alone does not fit: no tile shape can help, and a grid of the smallest
         # tiles over such an image would itself take memory and time to list.
         whole = estimate_bytes(height, width, optimizer, lbfgs_history)
-        even = " even in tiles" if fixed < whole else ""
-        _refuse_needing(height, width, min(fixed, whole), even, optimizer, lbfgs_history, budget, max_memory is None)
+        smallest = fixed + PER_PIXEL_BYTES * min((align + 2 * margin) ** 2, height * width)
+        even = f" even in tiles of {align}x{align} pixels" if smallest < whole else ""
+        _refuse_needing(height, width, min(smallest, whole), even, optimizer, lbfgs_history, budget, max_memory is None)
     if tile_size is None:
         if budget is None or estimate_bytes(height, width, optimizer, lbfgs_history) <= budget:
             return None
