@@ -12,6 +12,7 @@ only where the hardware has it.
 """
 
 import functools
+import os
 
 from .config import PRECISIONS
 from .errors import NSTError
@@ -74,7 +75,18 @@ def is_native(precision, gpus=None, flags=None):
     if gpus:
         return all(capability >= _NATIVE_GPU_CAPABILITY[precision] for capability in gpus)
     flags = cpu_flags() if flags is None else flags
-    return any(flag in flags for flag in _NATIVE_CPU_FLAGS[precision])
+    return any(flag in flags for flag in _NATIVE_CPU_FLAGS[precision]) and _onednn_allows(precision)
+
+
+def _onednn_allows(precision):
+    """False when ONEDNN_MAX_CPU_ISA holds oneDNN below the instructions ``precision`` needs.
+
+    Held so (say ``AVX2`` on an AVX512-BF16 Xeon), oneDNN cannot build
+    bfloat16 convolutions at all; "auto" must then choose float32.
+    """
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "DEFAULT").upper()
+    needs = {"bf16": ("BF16", "AMX", "FP16", "AVX10"), "fp16": ("FP16", "AMX_FP16", "AVX10")}[precision]
+    return cap in ("DEFAULT", "ALL") or any(part in cap for part in needs)
 
 
 def resolve(precision, gpus=None, flags=None):

@@ -8,6 +8,12 @@ from nst_tf import NSTError, StyleCost, StyleTransferConfig, precision
 from nst_tf.cli import main
 from nst_tf.config import PRECISIONS
 
+@pytest.fixture(autouse=True)
+def onednn_uncapped(monkeypatch):
+    """These tests describe the hardware by its flags; a oneDNN cap in the environment is part of it too."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+
+
 INTEL_AMX = frozenset({"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16"})
 AMD_AVX2 = frozenset({"avx2", "fma"})
 
@@ -105,3 +111,11 @@ def test_reduced_precision_networks_keep_float32_costs_close(model, images, name
         assert a.dtype == tf.float32
         # bfloat16 keeps 8 mantissa bits and float16 11: a few per cent and a few per mille of a cost.
         np.testing.assert_allclose(float(a), float(b), rtol=rtol)
+
+
+def test_auto_keeps_float32_where_onednn_is_held_below_bfloat16(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert precision.resolve("auto", gpus=[], flags=INTEL_AMX) == "float32"
+    assert precision.emulation_note("bf16", gpus=[], flags=INTEL_AMX) is not None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert precision.resolve("auto", gpus=[], flags=INTEL_AMX) == "bf16"
