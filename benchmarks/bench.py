@@ -352,8 +352,13 @@ def section_variants(model, reps, long_run_steps, size=(300, 400)):
         for tf32 in (True, False) if gpu_name() and precision == "float32" else (None,):
             if tf32 is not None:
                 tf.config.experimental.enable_tensor_float_32_execution(tf32)
-            runner = NstStep(model, content, style, precision, jit)
-            first = timed(runner)
+            try:
+                runner = NstStep(model, content, style, precision, jit)
+                first = timed(runner)
+            except tf.errors.AbortedError as error:
+                # oneDNN held below the CPU's instruction set (ONEDNN_MAX_CPU_ISA) cannot build bf16 kernels.
+                print(f"{precision} (XLA {jit}) cannot run here: {str(error).splitlines()[0][:120]}", file=sys.stderr)
+                continue
             runner()
             rows.append(
                 {
@@ -554,6 +559,10 @@ def _variant_lines(v):
             f"| {r['precision']} | {'yes' if r['jit_compile'] else 'no'} | {r['median_step_s']:.3f} "
             f"({f32 / r['median_step_s']:.2f}x float32) | {r['first_call_s']:.2f} |"
         )
+    shown = {(r["precision"], r["jit_compile"]) for r in v["variants"]}
+    missing = [f"{p} {'with' if j else 'without'} XLA" for p in ("bf16",) for j in (False, True) if (p, j) not in shown]
+    if missing:
+        lines += ["", f"Not runnable on this machine: {', '.join(missing)} (oneDNN cannot build bf16 kernels here)."]
     lr = v["long_run_total_cost"]
     if lr:
         lines += [
