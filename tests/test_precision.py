@@ -8,6 +8,7 @@ from nst_tf import NSTError, StyleCost, StyleTransferConfig, precision
 from nst_tf.cli import main
 from nst_tf.config import PRECISIONS
 
+
 @pytest.fixture(autouse=True)
 def onednn_uncapped(monkeypatch):
     """These tests describe the hardware by its flags; a oneDNN cap in the environment is part of it too."""
