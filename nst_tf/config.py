@@ -144,7 +144,7 @@ class StyleTransferConfig:
     precision: str = _option(
         "float32",
         "the network's precision: float32 (the course's), bf16, fp16, or auto (bf16 where this "
-        "machine runs it natively, else float32); images, Gram matrices and costs stay float32",
+        "machine runs it faster, else float32); images, Gram matrices and costs stay float32",
         choices=PRECISIONS,
     )
     jit_compile: bool = _option(False, "compile the optimization loop with XLA", action="store_true")

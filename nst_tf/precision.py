@@ -6,9 +6,9 @@ the one place that turns a name into a TensorFlow dtype and decides what
 float32 (``costs.py`` explains why), whatever the network runs in.
 
 Measured on 2026-11-23 (``benchmarks/bench.py``, 400x300 step): bf16 is 3.9x
-faster than float32 on an Intel Xeon with AVX512-BF16/AMX, and 9.4x slower on
-an AMD EPYC with AVX2 only, where bfloat16 is emulated. So bf16 is chosen
-only where the hardware has it.
+faster than float32 on an Intel Xeon with AMX, 1.5x slower on one with
+AVX512_BF16 but no AMX, and 9.4x slower on an AMD EPYC with AVX2 only, where
+bfloat16 is emulated. So "auto" chooses bf16 only where it is faster.
 """
 
 import functools
@@ -20,11 +20,13 @@ from .errors import NSTError
 #: TensorFlow dtype name of each precision other than "auto".
 DTYPE_NAMES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
-# CPU flags (as Linux's /proc/cpuinfo spells them) with which oneDNN runs
-# each reduced precision natively; without them it converts in software.
+# CPU flags (as Linux's /proc/cpuinfo spells them) with which reduced precision is faster than
+# float32 here. Measured at 400x300 (benchmarks/bench.py --quick --sections variants): a Xeon with
+# AMX ran bf16 3.9x faster than float32; a Xeon with AVX512_BF16 but no AMX ran it 1.5x slower
+# (1.15 s against 0.77 s a step); an AVX2-only EPYC 9.4x slower. So only AMX counts.
 _NATIVE_CPU_FLAGS = {
-    "bf16": ("avx512_bf16", "amx_bf16"),
-    "fp16": ("avx512_fp16", "amx_fp16"),
+    "bf16": ("amx_bf16",),
+    "fp16": ("amx_fp16",),
 }
 
 # NVIDIA compute capability from which each reduced precision has tensor-core
@@ -106,11 +108,13 @@ def emulation_note(precision, gpus=None, flags=None):
     gpus = _gpu_capabilities() if gpus is None else gpus
     if gpus:
         need = ".".join(map(str, _NATIVE_GPU_CAPABILITY[precision]))
-        return f"{precision} is emulated on this GPU (compute capability below {need}) and likely slower than float32"
+        return (
+            f"{precision} is not accelerated on this GPU (compute capability below {need}); likely slower than float32"
+        )
     names = " or ".join(flag.upper() for flag in _NATIVE_CPU_FLAGS[precision])
     return (
-        f"{precision} is emulated on this CPU (no {names}) and can be several times slower than float32 "
-        "(9x measured on an AVX2-only AMD EPYC)"
+        f"{precision} is not accelerated on this CPU (no {names}) and is slower than float32 "
+        "(1.5x measured with AVX512_BF16 alone, 9x on an AVX2-only AMD EPYC)"
     )
 
 
