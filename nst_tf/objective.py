@@ -116,17 +116,26 @@ class StyleCost(tf.Module):
 
     def __call__(self, image):
         """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars."""
-        config = self.config
         activations = self._float32(self._network(image, self._layers))
         J_content = compute_content_cost(self.content_target, activations[self.content_layer])
         normalizer = self._style_normalizer(image)
+
+        def layer_cost(style_grams, layer):
+            return layer_style_cost_from_gram(style_grams[layer], activations[layer], normalizer)
+
+        return self._combined(image, J_content, layer_cost)
+
+    def _combined(self, image, J_content, layer_cost):
+        """``(J, J_content, J_style, J_tv)`` from the content cost and ``layer_cost(style_grams, layer)``.
+
+        ``J_style = sum_s blend_s * sum_l weight_l * layer_cost(grams_s, l)``;
+        ``J = alpha * J_content + beta * J_style + tv_weight * J_tv``. Shared
+        with ``TiledStyleCost``, which finds the layer costs in tiles.
+        """
+        config = self.config
         J_style = tf.add_n(
             [
-                blend
-                * weighted_style_cost(
-                    self.style_layers,
-                    lambda layer, grams=grams: layer_style_cost_from_gram(grams[layer], activations[layer], normalizer),
-                )
+                blend * weighted_style_cost(self.style_layers, lambda layer, grams=grams: layer_cost(grams, layer))
                 for blend, grams in zip(self.blend_weights, self.style_grams)
             ]
         )

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import StyleTransferConfig
-from .costs import total_cost, total_variation_cost, weighted_style_cost
+from .costs import total_variation_cost
 from .errors import NSTError
 from .large import layer_length, layer_stride, required_margin, round_tile, tile_alignment, tile_grid
 from .layers import GRAPH_LAYERS, POOLINGS
@@ -201,7 +201,6 @@ class TiledStyleCost(StyleCost):
         return self.content_target[:, r : r + rows, c : c + cols, :]
 
     def _costs(self, image, grams, content_sum):
-        config = self.config
         height, width = self.content_image.shape[1:3]
         n_H, n_W = self._layer_size(self.content_layer, height, width)
         n_C = self.content_target.shape[-1]
@@ -210,19 +209,7 @@ class TiledStyleCost(StyleCost):
         def layer_cost(style_grams, layer):
             return tf.reduce_sum(tf.square(style_grams[layer] - grams[layer])) / self._normalizer(layer, grams)
 
-        J_style = tf.add_n(
-            [
-                blend * weighted_style_cost(self.style_layers, lambda layer, s=style_grams: layer_cost(s, layer))
-                for blend, style_grams in zip(self.blend_weights, self.style_grams)
-            ]
-        )
-        J = total_cost(J_content, J_style, config.alpha, config.beta)
-        if config.tv_weight:
-            J_tv = total_variation_cost(image, config.tv_form)
-            J += config.tv_weight * J_tv
-        else:
-            J_tv = tf.zeros([], tf.float32)
-        return J, J_content, J_style, J_tv
+        return self._combined(image, J_content, layer_cost)
 
     def _normalizer(self, layer, grams):
         """What ``layer``'s squared Gram difference is divided by (``config.style_normalizer``), a float."""
