@@ -1,14 +1,15 @@
 """Large images: tiles against the whole image, a 4096x4096 step in tiles, coarse to fine against one size.
 
-    nice -n 10 python benchmarks/large.py           # everything; about 45 minutes on 2 CPU cores
+    nice -n 10 python benchmarks/large.py           # everything; about 50 minutes on 2 CPU cores
     python benchmarks/large.py --quick              # smaller sizes, a smoke run of every section
 
 Uses the full-size synthetic VGG-19 weights of bench.py (benchmarks/.cache/). Writes
 benchmarks/results/large-<device>-<date>.json and .md.
 
 Sections:
-  tiling      1024x1024, each run in a fresh process, the three alternately, twice: one Adam step's time
-              and peak resident memory for the whole image, tiles of 512x512 (2x2) and strips of 512x1024 (2).
+  tiling      1024x1024: one Adam step for the whole image, tiles of 512x512 (2x2) and strips of 512x1024 (2),
+              each with its forward passes run again and kept (keep_forward). Step times: five steps of each,
+              taken in turn in one process; peak resident memory: each in a fresh process.
   huge        4096x4096 in the tiles plan_tiles picks for a 5 GiB budget, in a fresh process: time to build
               the cost (targets in tiles), to trace, the first and the second step; peak memory while
               building and while stepping.
@@ -61,6 +62,12 @@ def timed(fn):
 # Children: one run each, in a fresh process ----------------------------------------------------
 
 
+def _objective(model, content, style, tile):
+    if tile is None:
+        return nst_tf.StyleCost(model, content, style, DEFAULTS)
+    return TiledStyleCost(model, content, style, DEFAULTS, tile_size=tile[:2], keep_forward=tile[2])
+
+
 def child_step(height, width, tile, reps):
     """One size and tiling: build, trace, ``reps`` + 1 steps; prints one JSON line."""
     model = nst_tf.load_vgg_model(ensure_weights())
@@ -68,11 +75,7 @@ def child_step(height, width, tile, reps):
     baseline = rss_bytes()
     reset_peak_rss()
     start = time.perf_counter()
-    objective = (
-        nst_tf.StyleCost(model, content, style, DEFAULTS)
-        if tile is None
-        else TiledStyleCost(model, content, style, DEFAULTS, tile_size=tile)
-    )
+    objective = _objective(model, content, style, tile)
     transfer = nst_tf.StyleTransfer(objective)
     build = time.perf_counter() - start
     del content, style
@@ -86,6 +89,7 @@ def child_step(height, width, tile, reps):
             {
                 "size": f"{width}x{height}",
                 "tile": None if tile is None else list(objective.tile_size),
+                "keep_forward": getattr(objective, "keep_forward", None),
                 "tiles": len(getattr(objective, "tiles", [None])),
                 "margin": getattr(objective, "margin", None),
                 "build_s": build,
@@ -100,6 +104,24 @@ def child_step(height, width, tile, reps):
     )
 
 
+def child_interleaved(height, width, tiles, rounds):
+    """Every tiling in one process, one step of each in turn, ``rounds`` times; prints one JSON line.
+
+    Steps taken in turn see the same machine: on a shared 2-core machine,
+    fresh processes one after another measured the same step 1.6x apart.
+    """
+    model = nst_tf.load_vgg_model(ensure_weights())
+    content, style = random_images(height, width)
+    transfers = {_tile_arg(tile): nst_tf.StyleTransfer(_objective(model, content, style, tile)) for tile in tiles}
+    for transfer in transfers.values():
+        transfer.step()
+    times = {key: [] for key in transfers}
+    for _ in range(rounds):
+        for key, transfer in transfers.items():
+            times[key].append(timed(transfer.step))
+    print(json.dumps(times))
+
+
 def run_child(args, timeout):
     command = [sys.executable, __file__, *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
@@ -109,46 +131,53 @@ def run_child(args, timeout):
 
 
 def _tile_arg(tile):
-    return "none" if tile is None else "x".join(map(str, tile))
+    """ "none", "RxC", or "RxC+keep" for a ``(rows, columns, keep_forward)`` tile."""
+    if tile is None:
+        return "none"
+    return "x".join(map(str, tile[:2])) + ("+keep" if tile[2] else "")
+
+
+def _parse_tile(text):
+    sides, _, keep = text.partition("+")
+    return None if sides == "none" else (*map(int, sides.split("x")), keep == "keep")
 
 
 # Sections -------------------------------------------------------------------------------------
 
 
-def section_tiling(size, tiles, rounds, reps):
+def section_tiling(size, tiles, rounds):
     height, width = size
-    runs = {_tile_arg(tile): [] for tile in tiles}
-    for _ in range(rounds):
-        for tile in tiles:
-            print(f"  tiling {width}x{height} tile {_tile_arg(tile)} ...", file=sys.stderr)
-            args = ["--child-step", f"{width}x{height}", "--tile", _tile_arg(tile), "--reps", str(reps)]
-            runs[_tile_arg(tile)].append(run_child(args, timeout=1800))
+    keys = [_tile_arg(tile) for tile in tiles]
+    print(f"  tiling {width}x{height}: steps in turn, {rounds} rounds ...", file=sys.stderr)
+    args = ["--child-interleaved", f"{width}x{height}", "--tile", ",".join(keys), "--reps", str(rounds)]
+    times = run_child(args, timeout=3600)
     rows = []
-    for key, found in runs.items():
-        steps = [t for run in found for t in run["steps_s"]]
+    for key in keys:
+        print(f"  tiling {width}x{height} tile {key}: memory in a fresh process ...", file=sys.stderr)
+        found = run_child(["--child-step", f"{width}x{height}", "--tile", key, "--reps", "1"], timeout=1800)
         rows.append(
             {
                 "tile": key,
-                "tiles": found[0]["tiles"],
-                "margin": found[0]["margin"],
-                "median_step_s": statistics.median(steps),
-                "steps_s": steps,
-                "step_peak_above_loaded_model_mb": max(r["step_peak_above_loaded_model_mb"] for r in found),
-                "build_peak_above_loaded_model_mb": max(r["build_peak_above_loaded_model_mb"] for r in found),
-                "build_s": statistics.median(r["build_s"] for r in found),
-                "trace_s": statistics.median(r["trace_s"] for r in found),
-                "first_step_s": statistics.median(r["first_step_s"] for r in found),
+                "keep_forward": found["keep_forward"],
+                "tiles": found["tiles"],
+                "margin": found["margin"],
+                "median_step_s": statistics.median(times[key]),
+                "steps_s": times[key],
+                "fresh_process_steps_s": found["steps_s"],
+                "step_peak_above_loaded_model_mb": found["step_peak_above_loaded_model_mb"],
+                "build_peak_above_loaded_model_mb": found["build_peak_above_loaded_model_mb"],
             }
         )
     whole = rows[0]["median_step_s"]
     for row in rows:
         row["step_time_over_whole"] = row["median_step_s"] / whole
-    return {"size": f"{width}x{height}", "rounds": rounds, "reps": reps, "rows": rows}
+    return {"size": f"{width}x{height}", "rounds": rounds, "rows": rows}
 
 
 def section_huge(size, budget, reps):
     height, width = size
-    tile = plan_tiles(height, width, LAYERS, max_memory=budget) or (512, 512)
+    plan = plan_tiles(height, width, LAYERS, max_memory=budget)
+    tile = (*plan.tile_size, plan.keep_forward)
     print(f"  {width}x{height} in tiles of {_tile_arg(tile)} ...", file=sys.stderr)
     args = ["--child-step", f"{width}x{height}", "--tile", _tile_arg(tile), "--reps", str(reps)]
     result = run_child(args, timeout=3 * 3600)
@@ -228,20 +257,24 @@ def markdown(result, command):
     t = result.get("tiling")
     if t:
         lines += [
+            f"## Whole image against tiles at {t['size']}",
+            "",
             (
-                f"## Whole image against tiles at {t['size']} ({t['rounds']} fresh processes each, alternately; "
-                f"{t['reps']} timed steps in each)"
+                f"Step time: the median of {t['rounds']} steps of each, taken in turn in one process (after one "
+                "untimed step each). Memory: one fresh process each. keep_forward: every tile's forward pass kept "
+                "for the backward one (otherwise run again)."
             ),
             "",
-            "| tiles (core) | count | margin | step (s) | x whole | peak while stepping (MB) "
+            "| tiles (core) | count | margin | keep_forward | step (s) | x whole | peak while stepping (MB) "
             "| peak while building (MB) |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in t["rows"]:
+            keep = "-" if r["keep_forward"] is None else ("yes" if r["keep_forward"] else "no")
             lines.append(
-                f"| {r['tile']} | {r['tiles']} | {r['margin'] or '-'} | {r['median_step_s']:.2f} | "
-                f"{r['step_time_over_whole']:.2f} | {r['step_peak_above_loaded_model_mb']:.0f} | "
-                f"{r['build_peak_above_loaded_model_mb']:.0f} |"
+                f"| {r['tile'].split('+')[0]} | {r['tiles']} | {r['margin'] or '-'} | {keep} | "
+                f"{r['median_step_s']:.2f} | {r['step_time_over_whole']:.2f} | "
+                f"{r['step_peak_above_loaded_model_mb']:.0f} | {r['build_peak_above_loaded_model_mb']:.0f} |"
             )
         lines.append("")
     h = result.get("huge")
@@ -308,23 +341,28 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every section")
     parser.add_argument("--sections", default="tiling,huge,multiscale")
     parser.add_argument("--child-step", metavar="WxH")
-    parser.add_argument("--tile", default="none", help="none, N or RxC (child only)")
+    parser.add_argument("--child-interleaved", metavar="WxH")
+    parser.add_argument(
+        "--tile", default="none", help="none, RxC or RxC+keep (keep_forward); comma-separated for --child-interleaved"
+    )
     parser.add_argument("--reps", type=int, default=2)
     args = parser.parse_args()
     if args.child_step:
         width, height = map(int, args.child_step.split("x"))
-        tile = None if args.tile == "none" else tuple(map(int, args.tile.split("x")))
-        return child_step(height, width, tile if tile is None or len(tile) == 2 else tile[0], args.reps)
+        return child_step(height, width, _parse_tile(args.tile), args.reps)
+    if args.child_interleaved:
+        width, height = map(int, args.child_interleaved.split("x"))
+        return child_interleaved(height, width, [_parse_tile(t) for t in args.tile.split(",")], args.reps)
 
     quick = args.quick
     sections = args.sections.split(",")
     result = {"date": datetime.date.today().isoformat(), "machine": machine()}
     if "tiling" in sections:
         print("tiling ...", file=sys.stderr)
-        size, tiles = (
-            ((256, 256), [None, (128, 128), (128, 256)]) if quick else ((1024, 1024), [None, (512, 512), (512, 1024)])
-        )
-        result["tiling"] = section_tiling(size, tiles, rounds=1 if quick else 2, reps=1 if quick else 2)
+        size, tiles = ((256, 256), [128, 256]) if quick else ((1024, 1024), [512, 1024])
+        rows = tiles[0]
+        tiles = [None] + [(rows, cols, keep) for keep in (False, True) for cols in tiles]
+        result["tiling"] = section_tiling(size, tiles, rounds=2 if quick else 5)
     if "huge" in sections:
         print("huge ...", file=sys.stderr)
         result["huge"] = (
@@ -341,6 +379,8 @@ def main():
     gpu = result["machine"]["gpu"]
     stem = os.path.join(RESULTS, f"large-{(gpu or 'cpu').lower().replace(' ', '-')}-{result['date']}")
     stem += "-quick" if quick else ""
+    if args.sections != parser.get_default("sections"):
+        stem += "-" + args.sections.replace(",", "-")
     command = "nice -n 10 python benchmarks/large.py" + (" --quick" if quick else "")
     if args.sections != parser.get_default("sections"):
         command += f" --sections {args.sections}"

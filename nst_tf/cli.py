@@ -511,7 +511,7 @@ def _run(job, out, err, stop):
     model = VGG19(job.weights, dtype=compute_dtype(config.precision), pooling=job.pooling)
 
     def objective(model, content, styles, config):
-        return make_style_cost(model, content, styles, config, job.tiles[tuple(content.shape[1:3])])
+        return make_style_cost(model, content, styles, config, *(job.tiles[tuple(content.shape[1:3])] or ()))
 
     saver = _Saver(output_dir, config.normalization, err)
     transfer = None

@@ -88,14 +88,14 @@ class StyleCost(tf.Module):
                     }
                 )
 
-    def _network(self, image, layers):
+    def _network(self, image, layers, **options):
         # nst_tf's networks take RGB (the .mat's order; Keras' BGR first layer
         # is reversed on reading). The second edition feeds its RGB [0, 1]
         # pixels to Keras' BGR layer as they are, so "unit" reverses them
         # here to give that edition's activations.
         if self.config.normalization == "unit":
             image = tf.reverse(image, axis=[-1])
-        return self.model(image, layers=layers)
+        return self.model(image, layers=layers, **options)
 
     @staticmethod
     def _float32(activations):

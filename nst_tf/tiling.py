@@ -13,19 +13,30 @@ core plus a margin, ``large.py`` explains why that is exact) at a time:
        dJ/dF_l = F_l A_l,  A_l = beta * sum_s blend_s * w_l * (G_l - S_{s,l}) / (n_C**2 * (n_H n_W)**2)
 
    (plus ``alpha * (F - a_C) / (2 n_H n_W n_C)`` at the content layer),
-   so each tile's forward pass is run again under a tape and backpropagated
-   from these upstream gradients right away; the tiles' input gradients,
-   which overlap in the margins, are added into one image-sized variable.
+   so each tile's forward pass is backpropagated from these upstream
+   gradients; the tiles' input gradients, which overlap in the margins, are
+   added into one image-sized variable.
 
-The last tile of pass 1 is kept under a tape and is the first of pass 2, so
-it runs forward once. Each tile's reads wait (control dependencies) for the
-previous tile's results, so a traced step holds one tile's activations at a
-time, however many tiles there are. Total variation is computed on the
-whole image (it needs no network). The optimizer, L-BFGS's history and
-colour preservation see the whole image variable as before.
+Pass 2 needs each tile's forward pass. By default it runs it again, one
+tile at a time, so that a traced step holds one tile's activations at a
+time however many tiles there are (each tile's reads wait, by control
+dependencies, for the previous tile's results); the last tile of pass 1 is
+kept under its tape and is the first of pass 2. With ``keep_forward`` every
+tile's forward pass is kept from pass 1 in the lean form that ``VGG19``'s
+``lean_gradient`` gives (ReLU signs as booleans) with the activations of the
+cost's layers, which the upstream gradients are made of (conv1_1's, the
+largest, is computed again instead): a step then takes about 1.1 times the
+whole image's time instead of 1.4 to 1.6 times, and memory grows with the
+image again, at about a fifth of the whole image's rate
+(``resources.KEPT_PIXEL_BYTES``; ``benchmarks/results``).
+
+Total variation is computed on the whole image (it needs no network). The
+optimizer, L-BFGS's history and colour preservation see the whole image
+variable as before.
 """
 
 import contextlib
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -53,6 +64,13 @@ class TiledStyleCost(StyleCost):
             by default the least that keeps every layer used exact
             (``large.required_margin``). A smaller one raises ``NSTError``;
             a larger one is rounded up to the pooling grid.
+        keep_forward: keep every tile's forward pass from pass 1 to pass 2
+            (what its gradient needs of it: ``VGG19``'s lean gradient), so
+            that no tile runs forward twice; faster, and it takes about
+            ``resources.KEPT_PIXEL_BYTES`` per pixel of every tile's extent.
+            False: one tile's forward pass at a time, run again in pass 2
+            (the last tile of pass 1 excepted).
+            ``resources.plan_tiles`` keeps them where the budget allows.
 
     The content target and the style Gram matrices are computed in tiles
     too, each image with its own grid. ``tiles``: the content image's tiles.
@@ -66,6 +84,7 @@ class TiledStyleCost(StyleCost):
         config=None,
         tile_size=512,
         margin=None,
+        keep_forward=False,
         name="tiled_style_cost",
     ):
         config = StyleTransferConfig() if config is None else config
@@ -86,6 +105,9 @@ class TiledStyleCost(StyleCost):
                 f"in tiles; got {margin!r}"
             )
         _tile_sides(tile_size)
+        if not isinstance(keep_forward, bool):
+            raise NSTError(f"keep_forward must be True or False; got {keep_forward!r}")
+        self.keep_forward = keep_forward
         # Read by the target hooks, which StyleCost.__init__ calls.
         self._pooling = pooling
         self._align = align
@@ -111,18 +133,30 @@ class TiledStyleCost(StyleCost):
         """((row offset, rows), (col offset, cols)) of ``tile``'s core in its ``layer`` activation."""
         return tile.rows.core_at(layer, height, self._pooling), tile.cols.core_at(layer, width, self._pooling)
 
-    def _cores(self, x, tile, layers, height, width):
-        """``{layer: float32 activation of the core}`` of the tile ``x`` (empty cores left out)."""
-        activations = self._float32(self._network(x, layers))
-        cores = {}
+    def _run_tile(self, x, tile, size, taped=False, layers=None):
+        """The network on the tile ``x`` of an image of ``size`` (height, width): a ``_TileRun``.
+
+        ``layers``: by default the cost's. ``taped``: under a tape watching
+        ``x``, with the network's lean gradient when ``keep_forward``.
+        """
+        height, width = size
+        layers = self._layers if layers is None else layers
+        tape = tf.GradientTape() if taped else contextlib.nullcontext()
+        with tape:
+            if taped:
+                tape.watch(x)
+            options = {"lean_gradient": True} if taped and self.keep_forward else {}
+            activations = self._float32(self._network(x, layers, **options))
+        cores, boxes = {}, {}
         for layer in layers:
-            (r, rows), (c, cols) = self._core_box(tile, layer, height, width)
+            (r, rows), (c, cols) = box = self._core_box(tile, layer, height, width)
             a = activations[layer]
             if r + rows > a.shape[1] or c + cols > a.shape[2]:
                 raise AssertionError(f"tile core {(r, rows, c, cols)} outside {layer} activation {a.shape}")
             if rows and cols:
-                cores[layer] = a[:, r : r + rows, c : c + cols, :]
-        return cores
+                cores[layer] = _crop(a, box)
+                boxes[layer] = box
+        return _TileRun(tile, x, tape if taped else None, activations, cores, boxes)
 
     def _layer_size(self, layer, height, width):
         return layer_length(height, layer, self._pooling), layer_length(width, layer, self._pooling)
@@ -135,7 +169,7 @@ class TiledStyleCost(StyleCost):
         stride = layer_stride(layer)
         target = None
         for tile in self._grid(image):
-            cores = self._cores(tf.constant(self._slice(image, tile)), tile, [layer], height, width)
+            cores = self._run_tile(tf.constant(self._slice(image, tile)), tile, (height, width), layers=[layer]).cores
             if layer not in cores:
                 continue
             core = cores[layer].numpy()
@@ -150,7 +184,7 @@ class TiledStyleCost(StyleCost):
         height, width = image.shape[1:3]
         grams = {}
         for tile in self._grid(image):
-            cores = self._cores(tf.constant(self._slice(image, tile)), tile, layers, height, width)
+            cores = self._run_tile(tf.constant(self._slice(image, tile)), tile, (height, width), layers=layers).cores
             for layer, core in cores.items():
                 gram = _gram(core)
                 grams[layer] = gram if layer not in grams else grams[layer] + gram
@@ -165,32 +199,32 @@ class TiledStyleCost(StyleCost):
             raise NSTError(f"image has shape {image.shape}; this TiledStyleCost is for {self.content_image.shape}")
         return image
 
-    def _forward_pass(self, image, keep_last):
-        """Pass 1: ``(grams, content sum of squares, kept)``, ``kept`` the last tile's (tile, x, tape, cores)."""
-        height, width = self.content_image.shape[1:3]
+    def _forward_pass(self, image, taped):
+        """Pass 1: ``(grams, content sum of squares, kept)``.
+
+        ``kept``: the ``_TileRun``s run under a tape for pass 2 (none unless
+        ``taped``; then every tile with ``keep_forward``, else the last).
+        """
+        size = self.content_image.shape[1:3]
         style_names = list(dict.fromkeys(layer for layer, _ in self.style_layers))
-        grams, content_sum, kept, after = {}, tf.zeros([]), None, []
+        grams, content_sum, kept, after = {}, tf.zeros([]), {}, []
         for i, tile in enumerate(self.tiles):
-            keep = keep_last and i == len(self.tiles) - 1
+            keep = taped and (self.keep_forward or i == len(self.tiles) - 1)
             # Reading the tile only after the previous tile's sums exist keeps
             # a traced step from running the tiles side by side.
             with tf.control_dependencies(after):
                 x = self._slice(image, tile)
-            tape = tf.GradientTape() if keep else contextlib.nullcontext()
-            with tape:
-                if keep:
-                    tape.watch(x)
-                cores = self._cores(x, tile, self._layers, height, width)
+            run = self._run_tile(x, tile, size, keep)
             for layer in style_names:
-                if layer in cores:
-                    gram = _gram(cores[layer])
+                if layer in run.cores:
+                    gram = _gram(run.cores[layer])
                     grams[layer] = gram if layer not in grams else grams[layer] + gram
-            if self.content_layer in cores:
-                difference = self._content_core(tile) - cores[self.content_layer]
+            if self.content_layer in run.cores:
+                difference = self._content_core(tile) - run.cores[self.content_layer]
                 content_sum = content_sum + tf.reduce_sum(tf.square(difference))
             after = [content_sum, *grams.values()]
             if keep:
-                kept = (tile, x, tape, cores)
+                kept[i] = run
         return grams, content_sum, kept
 
     def _content_core(self, tile):
@@ -247,29 +281,43 @@ class TiledStyleCost(StyleCost):
     def __call__(self, image):
         """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars, in tiles."""
         image = self._check(image)
-        grams, content_sum, _ = self._forward_pass(image, keep_last=False)
+        grams, content_sum, _ = self._forward_pass(image, taped=False)
         return self._costs(image, grams, content_sum)
 
     def value_and_gradient(self, image):
         """``((J, J_content, J_style, J_tv), dJ/dimage)``, both passes in tiles; see the module docstring."""
         image = self._check(image)
-        grams, content_sum, kept = self._forward_pass(image, keep_last=True)
+        grams, content_sum, kept = self._forward_pass(image, taped=True)
         costs = self._costs(image, grams, content_sum)
         factors = self._upstream_factors(grams)
         after = [self._gradient.assign(tf.zeros_like(self._gradient))]
-        height, width = self.content_image.shape[1:3]
-        for tile in reversed(self.tiles):
-            if tile is kept[0]:
-                _, x, tape, cores = kept
-            else:
-                with tf.control_dependencies(after):
-                    x = self._slice(image, tile)
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    cores = self._cores(x, tile, self._layers, height, width)
-            layers = list(cores)
-            upstream = [self._upstream(layer, cores[layer], tile, factors) for layer in layers]
-            tile_gradient = tape.gradient([cores[layer] for layer in layers], x, output_gradients=upstream)
+        for i in reversed(range(len(self.tiles))):
+            tile = self.tiles[i]
+            with tf.control_dependencies(after):
+                if i in kept:
+                    run = kept[i]
+                else:
+                    run = self._run_tile(self._slice(image, tile), tile, self.content_image.shape[1:3], taped=True)
+                values = run.activations
+                if self.keep_forward and i in kept:
+                    again = [layer for layer in _COMPUTED_AGAIN if layer in run.boxes]
+                    if again:
+                        values = {**values, **self._float32(self._network(run.x, again))}
+                # The cores are cut again from the activations, so that pass 1's
+                # copies need not live until pass 2. The upstream gradients are
+                # padded to the whole activation: the gradient of the core's
+                # slice (StridedSliceGrad) took a fifth of a step.
+                upstream = {
+                    layer: _pad_to(
+                        self._upstream(layer, _crop(values[layer], box), tile, factors),
+                        box,
+                        run.activations[layer].shape,
+                    )
+                    for layer, box in run.boxes.items()
+                }
+                tile_gradient = run.tape.gradient(
+                    [run.activations[layer] for layer in upstream], run.x, output_gradients=list(upstream.values())
+                )
             rows, cols = slice(tile.rows.first, tile.rows.last), slice(tile.cols.first, tile.cols.last)
             region = self._gradient[:, rows, cols, :]
             after = [self._gradient[:, rows, cols, :].assign(region + tile_gradient)]
@@ -283,6 +331,26 @@ class TiledStyleCost(StyleCost):
         return costs, gradient
 
 
+# Of the activations a kept forward pass would hold until pass 2, conv1_1's
+# is the largest (64 channels at full resolution, a third of what a tile
+# keeps) and the cheapest to compute again (from 3 channels: 2% of a
+# forward pass). Its values are computed again in pass 2; the tape keeps
+# only its ReLU signs.
+_COMPUTED_AGAIN = ("conv1_1",)
+
+
+class _TileRun(NamedTuple):
+    """One tile through the network: the tile, its input ``x``, the tape (or None), ``{layer: activation}``,
+    ``{layer: the core's activation}`` and ``{layer: the core's box in the activation}``."""
+
+    tile: object
+    x: tf.Tensor
+    tape: object
+    activations: dict
+    cores: dict
+    boxes: dict
+
+
 def _tile_sides(tile_size):
     """(rows, columns) of a tile's core from a side or a pair; NSTError for anything else."""
     sides = tuple(tile_size) if isinstance(tile_size, (tuple, list)) else (tile_size, tile_size)
@@ -293,16 +361,28 @@ def _tile_sides(tile_size):
     return sides
 
 
+def _crop(activation, box):
+    """The part of ``activation`` (1, h, w, c) at ``box`` ((row, rows), (col, cols))."""
+    (r, rows), (c, cols) = box
+    return activation[:, r : r + rows, c : c + cols, :]
+
+
+def _pad_to(core, box, shape):
+    """``core`` placed at ``box`` ((row, rows), (col, cols)) in zeros of ``shape`` (1, h, w, c)."""
+    (r, rows), (c, cols) = box
+    return tf.pad(core, [[0, 0], [r, shape[1] - r - rows], [c, shape[2] - c - cols], [0, 0]])
+
+
 def _gram(core):
     flat = tf.reshape(core, [-1, core.shape[-1]])
     return tf.matmul(flat, flat, transpose_a=True)
 
 
-def make_style_cost(model, content_image, style_image, config=None, tile_size=None):
+def make_style_cost(model, content_image, style_image, config=None, tile_size=None, keep_forward=False):
     """A ``StyleCost``, or a ``TiledStyleCost`` when ``tile_size`` is given and the image needs several tiles.
 
-    ``resources.plan_tiles`` gives the ``tile_size`` a memory budget allows
-    (None where the whole image fits).
+    ``resources.plan_tiles`` gives the ``tile_size`` and ``keep_forward`` a
+    memory budget allows (None where the whole image fits).
     """
     config = StyleTransferConfig() if config is None else config
     if tile_size is not None and isinstance(config, StyleTransferConfig):
@@ -312,5 +392,7 @@ def make_style_cost(model, content_image, style_image, config=None, tile_size=No
         height, width = np.shape(content_image)[1:3]
         tile = tuple(round_tile(side, align) for side in sides)
         if len(tile_grid(height, width, tile, required_margin(layers), align)) > 1:
-            return TiledStyleCost(model, content_image, style_image, config, tile_size=tile_size)
+            return TiledStyleCost(
+                model, content_image, style_image, config, tile_size=tile_size, keep_forward=keep_forward
+            )
     return StyleCost(model, content_image, style_image, config)

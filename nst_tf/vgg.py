@@ -120,8 +120,17 @@ class VGG19(tf.Module):
                 f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
             )
 
-    def __call__(self, image, layers=None):
-        """Runs the network on ``image``; see the class docstring."""
+    def __call__(self, image, layers=None, lean_gradient=False):
+        """Runs the network on ``image``; see the class docstring.
+
+        ``lean_gradient=True`` gives the same activations and the same
+        gradients, but a ``tf.GradientTape`` then keeps, of the forward pass,
+        only what the gradient with respect to the input needs: each
+        convolution layer's ReLU signs as booleans (1 byte per value instead
+        of the activation's 4) and, with max pooling, where each maximum was.
+        ``TiledStyleCost`` keeps every tile's forward pass between its two
+        passes this way.
+        """
         wanted = self.layer_names if layers is None else tuple(layers)
         self._check_layers(wanted)
         try:
@@ -141,14 +150,77 @@ class VGG19(tf.Module):
                 break
             if name.startswith("conv"):
                 kernel, bias = self._conv[name]
-                x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
+                if lean_gradient:
+                    x = _lean_conv_relu(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+                else:
+                    x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
             elif self.pooling == "avg":
-                x = tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="SAME")
+                x = (_lean_avg_pool if lean_gradient else _avg_pool)(x)
             else:
-                x = tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+                x = (_lean_max_pool if lean_gradient else _max_pool)(x)
             outputs[name] = x
             remaining.discard(name)
         return {name: outputs[name] for name in wanted}
+
+
+def _avg_pool(x):
+    return tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="SAME")
+
+
+def _max_pool(x):
+    return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+
+
+# The lean layers' gradients are the ops TensorFlow's own gradients of these
+# layers run (Conv2DBackpropInput, ReLU's mask, AvgPoolGrad, max pooling's
+# argmax), fed from a boolean mask or the argmax instead of the activations.
+# The weights are arguments, not captured variables, so that the gradient
+# function owes them nothing (they are constants here: None).
+
+
+@tf.custom_gradient
+def _lean_conv_relu(x, kernel, bias):
+    y = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
+    positive = y > 0
+    shape = tf.shape(x)
+
+    def gradient(upstream):
+        # A scalar zero: tf.zeros_like(upstream) would allocate a third
+        # activation-sized buffer at the peak of the backward pass.
+        upstream = tf.where(positive, upstream, tf.zeros([], upstream.dtype))
+        return (
+            tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=shape, filter=kernel, out_backprop=upstream, strides=[1, 1, 1, 1], padding="SAME"
+            ),
+            None,
+            None,
+        )
+
+    return y, gradient
+
+
+@tf.custom_gradient
+def _lean_avg_pool(x):
+    shape = tf.shape(x)
+
+    def gradient(upstream):
+        return tf.raw_ops.AvgPoolGrad(
+            orig_input_shape=shape, grad=upstream, ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1], padding="SAME"
+        )
+
+    return _avg_pool(x), gradient
+
+
+@tf.custom_gradient
+def _lean_max_pool(x):
+    y, argmax = tf.nn.max_pool_with_argmax(x, ksize=2, strides=2, padding="VALID", include_batch_in_index=True)
+    shape = tf.shape(x, out_type=tf.int64)
+
+    def gradient(upstream):
+        flat = tf.scatter_nd(tf.reshape(argmax, [-1, 1]), tf.reshape(upstream, [-1]), [tf.reduce_prod(shape)])
+        return tf.reshape(flat, shape)
+
+    return y, gradient
 
 
 def load_vgg_model(path, dtype=tf.float32, pooling="avg"):

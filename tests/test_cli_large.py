@@ -7,6 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
+import nst_tf.resources
 import nst_tf.tiling
 from nst_tf.cli import main
 from nst_tf.large import best_tile_shape, required_margin, tile_alignment, tile_grid
@@ -45,18 +46,24 @@ def test_style_scale_fits_the_style_images_to_that_fraction_of_the_output(worksp
     assert seen == [((1, 48, 64, 3), [(1, 72, 96, 3)])]
 
 
-def test_tile_size_computes_the_run_in_tiles(workspace, monkeypatch, cli_args):
+@pytest.mark.parametrize(
+    "budget, keep_forward",
+    [(["--max_memory", "2G"], True), ([], False)],
+    ids=["room-to-keep-forward-passes", "memory-unknown"],
+)
+def test_tile_size_computes_the_run_in_tiles(workspace, monkeypatch, cli_args, budget, keep_forward):
     built = []
 
     class Recording(nst_tf.tiling.TiledStyleCost):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            built.append(len(self.tiles))
+            built.append((len(self.tiles), self.keep_forward))
 
     monkeypatch.setattr(nst_tf.tiling, "TiledStyleCost", Recording)
+    monkeypatch.setattr(nst_tf.resources, "available_bytes", lambda: None)
     shallow = ["--content_layer", "conv2_2", "--style_layers", "conv1_1:0.5,conv2_1:0.5"]
-    assert main(cli_args("--tile_size", "32", *shallow, epochs=2)) == 0
-    assert built == [4]
+    assert main(cli_args("--tile_size", "32", *shallow, *budget, epochs=2)) == 0
+    assert built == [(4, keep_forward)]
     with Image.open(workspace / "out" / "generated_image.jpg") as image:
         assert image.size == (64, 48)
 
@@ -104,15 +111,33 @@ def test_a_run_that_fits_whole_is_not_tiled():
 
 def test_a_run_too_large_to_fit_whole_gets_tiles_that_fit():
     budget = 6 * GiB
-    tile = plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=budget)
+    plan = plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=budget)
     margin, align = required_margin(COURSE_LAYERS), tile_alignment(COURSE_LAYERS)
-    assert tile[0] % align == 0 and tile[1] % align == 0
-    assert tiled_estimate_bytes(4096, 4096, tile, margin, align=align) <= budget
+    assert plan.tile_size[0] % align == 0 and plan.tile_size[1] % align == 0
+    # Kept forward passes of 16 MP would need more than the budget.
+    assert not plan.keep_forward
+    assert tiled_estimate_bytes(4096, 4096, plan.tile_size, margin, align=align) <= budget
+    assert tiled_estimate_bytes(4096, 4096, plan.tile_size, margin, align=align, keep_forward=True) > budget
+
+
+def test_forward_passes_are_kept_where_the_budget_allows_it():
+    budget = 20 * GiB
+    plan = plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=budget)
+    margin, align = required_margin(COURSE_LAYERS), tile_alignment(COURSE_LAYERS)
+    assert plan.keep_forward
+    assert tiled_estimate_bytes(4096, 4096, plan.tile_size, margin, align=align, keep_forward=True) <= budget
+    assert plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=budget, keep_forward=False).keep_forward is False
+
+
+def test_kept_forward_passes_that_cannot_fit_are_refused():
+    message = r"needs about .* even in tiles of \d+x\d+ pixels keeping their forward passes"
+    with pytest.raises(nst_tf.NSTError, match=message):
+        plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=6 * GiB, keep_forward=True)
 
 
 def test_full_width_strips_are_chosen_where_one_fits():
     # Two strips of 512 rows compute 1184 of 1024 rows; 2x2 squares of 512 compute 1184x1184.
-    assert plan_tiles(1024, 1024, COURSE_LAYERS, max_memory=int(1.8 * GiB)) == (512, 1024)
+    assert plan_tiles(1024, 1024, COURSE_LAYERS, max_memory=int(1.8 * GiB), keep_forward=False) == ((512, 1024), False)
 
 
 def _computed_pixels(height, width, tile, margin, align):

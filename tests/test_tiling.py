@@ -67,9 +67,9 @@ def _relative_error(a, b):
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
-def _compare(model, config, content, styles, image, tile_size):
+def _compare(model, config, content, styles, image, tile_size, keep_forward=False):
     untiled = StyleCost(model, content, styles, config)
-    tiled = TiledStyleCost(model, content, styles, config, tile_size=tile_size)
+    tiled = TiledStyleCost(model, content, styles, config, tile_size=tile_size, keep_forward=keep_forward)
     (costs, gradient), (tiled_costs, tiled_gradient) = (
         cost.value_and_gradient(tf.constant(image)) for cost in (untiled, tiled)
     )
@@ -81,16 +81,21 @@ def _compare(model, config, content, styles, image, tile_size):
 
 
 @pytest.mark.numeric
+@pytest.mark.parametrize("keep_forward", [False, True], ids=["forward-run-again", "forward-kept"])
 @pytest.mark.parametrize("choice", list(LAYER_CHOICES))
 @pytest.mark.parametrize(
     "shape, tile_size",
     [((96, 128), 32), ((100, 140), 48)],
     ids=["tiles-divide-the-image", "tiles-do-not-divide-the-image"],
 )
-def test_tiled_costs_and_gradient_equal_the_untiled_ones(pooled_model, rng, strict_float32, choice, shape, tile_size):
+def test_tiled_costs_and_gradient_equal_the_untiled_ones(
+    pooled_model, rng, strict_float32, choice, shape, tile_size, keep_forward
+):
     config = _config(choice, tv_weight=0.3, style_blend_weights=(0.7, 0.3))
     content, styles, image = _images(rng, *shape)
-    tiled, cost_errors, gradient_error, called = _compare(pooled_model, config, content, styles, image, tile_size)
+    tiled, cost_errors, gradient_error, called = _compare(
+        pooled_model, config, content, styles, image, tile_size, keep_forward
+    )
     assert len(tiled.tiles) >= 4
     # Sums in another order: float32 rounding (about 1e-7 measured), far
     # below what a margin one grid step short gives (1e-4 and more, next test).
@@ -129,6 +134,13 @@ def test_in_bf16_tiles_differ_from_the_whole_image_far_less_than_bf16_from_float
     tiling_error = _relative_error(gradients["bf16", "TiledStyleCost"], gradients["bf16", "StyleCost"])
     bf16_error = _relative_error(gradients["bf16", "StyleCost"], gradients["float32", "StyleCost"])
     assert tiling_error < 0.3 * bf16_error
+
+
+@pytest.mark.parametrize("keep_forward", [1, None, "yes"])
+def test_keep_forward_must_be_true_or_false(model, images, keep_forward):
+    content, style = images
+    with pytest.raises(NSTError, match=f"keep_forward must be True or False; got {keep_forward!r}"):
+        TiledStyleCost(model, content, style, tile_size=16, keep_forward=keep_forward)
 
 
 def test_a_margin_below_what_the_deepest_layer_needs_is_refused(model, images):
@@ -213,12 +225,19 @@ def test_spans_refuse_a_tile_off_the_pooling_grid():
 # In the loop ----------------------------------------------------------------------------------
 
 
-def test_a_traced_adam_run_in_tiles_follows_the_untiled_run(model, images):
+@pytest.mark.parametrize(
+    "tile_size, keep_forward, count",
+    [((24, 32), False, 4), ((24, 32), True, 4), ((16, 64), True, 3)],
+    ids=["tiles", "tiles-forward-kept", "strips-forward-kept"],
+)
+def test_a_traced_adam_run_in_tiles_follows_the_untiled_run(model, images, tile_size, keep_forward, count):
+    # Traced as StyleTransfer traces its steps: with keep_forward, the kept
+    # forward passes join pass 1 and pass 2 in one graph.
     config = _config("block2", epochs=3, print_every=1, seed=0, tv_weight=0.2)
     untiled = list(StyleTransfer(StyleCost(model, *images, config)).run())
-    tiled_cost = TiledStyleCost(model, *images, config, tile_size=(24, 32))
+    tiled_cost = TiledStyleCost(model, *images, config, tile_size=tile_size, keep_forward=keep_forward)
     tiled = list(StyleTransfer(tiled_cost).run())
-    assert len(tiled_cost.tiles) == 4
+    assert len(tiled_cost.tiles) == count
     for a, b in zip(untiled, tiled):
         assert b.total_cost == pytest.approx(a.total_cost, rel=1e-5)
         np.testing.assert_allclose(b.image, a.image, atol=1e-3)

@@ -287,3 +287,28 @@ def test_writer_refuses_to_replace_an_existing_file(tmp_path):
 def test_writer_rejects_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(NSTError, match=message):
         write_vgg19_mat(tmp_path / "x.mat", **kwargs)
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+@pytest.mark.parametrize("flat", [False, True], ids=["noise", "flat-regions"])
+def test_lean_gradient_gives_the_same_activations_and_input_gradient(new_weights_file, rng, pooling, flat):
+    # Flat regions give ReLU zeros and ties inside max pooling windows, where
+    # a mask or an argmax that differed from TensorFlow's own gradients would show.
+    model = load_vgg_model(new_weights_file, pooling=pooling)
+    image = rng.normal(0, 60, size=(1, 45, 67, 3)).astype(np.float32)
+    if flat:
+        image[:, 8:40, 16:48] = -200.0
+    image = tf.constant(image)
+    layers = ["conv1_1", "conv2_2", "avgpool3", "conv4_2", "conv5_1"]  # pool names stay with max pooling
+    results = []
+    for lean in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            outputs = model(image, layers=layers, lean_gradient=lean)
+            cost = tf.add_n([tf.reduce_sum(tf.square(a)) * (i + 1) for i, a in enumerate(outputs.values())])
+        results.append((outputs, tape.gradient(cost, image)))
+    (standard, gradient), (lean, lean_gradient) = results
+    for name in layers:
+        np.testing.assert_array_equal(lean[name].numpy(), standard[name].numpy(), err_msg=name)
+    assert np.abs(gradient.numpy()).max() > 0
+    np.testing.assert_allclose(lean_gradient.numpy(), gradient.numpy(), rtol=1e-5, atol=1e-6 * np.abs(gradient).max())
