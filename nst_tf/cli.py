@@ -502,7 +502,7 @@ def _run(job, out, err, stop):
     from .multiscale import CoarseToFine
     from .optimize import Progress
     from .precision import compute_dtype, emulation_note, jit_note
-    from .tiling import make_style_cost
+    from .tiling import TiledStyleCost, make_style_cost
     from .vgg import VGG19
 
     for note in (emulation_note(config.precision), jit_note() if config.jit_compile else None):
@@ -511,7 +511,15 @@ def _run(job, out, err, stop):
     model = VGG19(job.weights, dtype=compute_dtype(config.precision), pooling=job.pooling)
 
     def objective(model, content, styles, config):
-        return make_style_cost(model, content, styles, config, *(job.tiles[tuple(content.shape[1:3])] or ()))
+        cost = make_style_cost(model, content, styles, config, *(job.tiles[tuple(content.shape[1:3])] or ()))
+        if isinstance(cost, TiledStyleCost):
+            (rows, cols), height, width = cost.tile_size, *content.shape[1:3]
+            passes = "kept for the backward ones" if cost.keep_forward else "run again for the backward ones"
+            err.write(
+                f"{PROG}: note: {width}x{height} is computed in {len(cost.tiles)} tiles of {cols}x{rows} pixels "
+                f"plus a {cost.margin}-pixel margin; forward passes {passes}\n"
+            )
+        return cost
 
     saver = _Saver(output_dir, config.normalization, err)
     transfer = None

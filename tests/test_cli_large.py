@@ -51,7 +51,7 @@ def test_style_scale_fits_the_style_images_to_that_fraction_of_the_output(worksp
     [(["--max_memory", "2G"], True), ([], False)],
     ids=["room-to-keep-forward-passes", "memory-unknown"],
 )
-def test_tile_size_computes_the_run_in_tiles(workspace, monkeypatch, cli_args, budget, keep_forward):
+def test_tile_size_computes_the_run_in_tiles(workspace, monkeypatch, capsys, cli_args, budget, keep_forward):
     built = []
 
     class Recording(nst_tf.tiling.TiledStyleCost):
@@ -64,6 +64,9 @@ def test_tile_size_computes_the_run_in_tiles(workspace, monkeypatch, cli_args, b
     shallow = ["--content_layer", "conv2_2", "--style_layers", "conv1_1:0.5,conv2_1:0.5"]
     assert main(cli_args("--tile_size", "32", *shallow, *budget, epochs=2)) == 0
     assert built == [(4, keep_forward)]
+    passes = "kept for" if keep_forward else "run again for"
+    note = f"nst-tf: note: 64x48 is computed in 4 tiles of 32x32 pixels plus a 6-pixel margin; forward passes {passes}"
+    assert note in capsys.readouterr().err
     with Image.open(workspace / "out" / "generated_image.jpg") as image:
         assert image.size == (64, 48)
 
