@@ -25,10 +25,11 @@ kept under its tape and is the first of pass 2. With ``keep_forward`` every
 tile's forward pass is kept from pass 1 in the lean form that ``VGG19``'s
 ``lean_gradient`` gives (ReLU signs as booleans) with the activations of the
 cost's layers, which the upstream gradients are made of (conv1_1's, the
-largest, is computed again instead): a step then takes about 1.1 times the
-whole image's time instead of 1.4 to 1.6 times, and memory grows with the
-image again, at about a fifth of the whole image's rate
-(``resources.KEPT_PIXEL_BYTES``; ``benchmarks/results``).
+largest, is computed again instead). At 1024x1024 a step then took 1.16
+times the whole image's time in two strips instead of 1.42 (1.35 instead
+of 1.82 in four tiles), and memory grows with the image again, at about a
+fifth of the whole image's rate (``resources.KEPT_PIXEL_BYTES``;
+``benchmarks/results/large-cpu-2026-11-29-tiling.md``).
 
 Total variation is computed on the whole image (it needs no network). The
 optimizer, L-BFGS's history and colour preservation see the whole image
@@ -156,7 +157,7 @@ class TiledStyleCost(StyleCost):
             if rows and cols:
                 cores[layer] = _crop(a, box)
                 boxes[layer] = box
-        return _TileRun(tile, x, tape if taped else None, activations, cores, boxes)
+        return _TileRun(x, tape if taped else None, activations, cores, boxes)
 
     def _layer_size(self, layer, height, width):
         return layer_length(height, layer, self._pooling), layer_length(width, layer, self._pooling)
@@ -333,17 +334,16 @@ class TiledStyleCost(StyleCost):
 
 # Of the activations a kept forward pass would hold until pass 2, conv1_1's
 # is the largest (64 channels at full resolution, a third of what a tile
-# keeps) and the cheapest to compute again (from 3 channels: 2% of a
-# forward pass). Its values are computed again in pass 2; the tape keeps
+# keeps) and the cheapest to compute again (from 3 channels: under 1% of
+# a forward pass's multiply-adds). Its values are computed again in pass 2; the tape keeps
 # only its ReLU signs.
 _COMPUTED_AGAIN = ("conv1_1",)
 
 
 class _TileRun(NamedTuple):
-    """One tile through the network: the tile, its input ``x``, the tape (or None), ``{layer: activation}``,
+    """One tile through the network: its input ``x``, the tape (or None), ``{layer: activation}``,
     ``{layer: the core's activation}`` and ``{layer: the core's box in the activation}``."""
 
-    tile: object
     x: tf.Tensor
     tape: object
     activations: dict
