@@ -379,10 +379,9 @@ def main():
     gpu = result["machine"]["gpu"]
     stem = os.path.join(RESULTS, f"large-{(gpu or 'cpu').lower().replace(' ', '-')}-{result['date']}")
     stem += "-quick" if quick else ""
-    if args.sections != parser.get_default("sections"):
-        stem += "-" + args.sections.replace(",", "-")
     command = "nice -n 10 python benchmarks/large.py" + (" --quick" if quick else "")
     if args.sections != parser.get_default("sections"):
+        stem += "-" + args.sections.replace(",", "-")
         command += f" --sections {args.sections}"
     with open(stem + ".json", "w") as handle:
         json.dump(result, handle, indent=2)

@@ -300,7 +300,7 @@ class TiledStyleCost(StyleCost):
                 else:
                     run = self._run_tile(self._slice(image, tile), tile, self.content_image.shape[1:3], taped=True)
                 values = run.activations
-                if self.keep_forward and i in kept:
+                if self.keep_forward:
                     again = [layer for layer in _COMPUTED_AGAIN if layer in run.boxes]
                     if again:
                         values = {**values, **self._float32(self._network(run.x, again))}

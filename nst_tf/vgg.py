@@ -144,23 +144,23 @@ class VGG19(tf.Module):
             image = tf.cast(image, self.dtype)
         outputs = {"input": image}
         remaining = set(wanted) - {"input"}
+        conv, pool = _LEAN[self.pooling] if lean_gradient else _LAYERS[self.pooling]
         x = image
         for name in GRAPH_LAYERS:
             if not remaining:
                 break
             if name.startswith("conv"):
                 kernel, bias = self._conv[name]
-                if lean_gradient:
-                    x = _lean_conv_relu(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
-                else:
-                    x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
-            elif self.pooling == "avg":
-                x = (_lean_avg_pool if lean_gradient else _avg_pool)(x)
+                x = conv(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
             else:
-                x = (_lean_max_pool if lean_gradient else _max_pool)(x)
+                x = pool(x)
             outputs[name] = x
             remaining.discard(name)
         return {name: outputs[name] for name in wanted}
+
+
+def _conv_relu(x, kernel, bias):
+    return tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
 
 
 def _avg_pool(x):
@@ -180,7 +180,7 @@ def _max_pool(x):
 
 @tf.custom_gradient
 def _lean_conv_relu(x, kernel, bias):
-    y = tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
+    y = _conv_relu(x, kernel, bias)
     positive = y > 0
     shape = tf.shape(x)
 
@@ -221,6 +221,11 @@ def _lean_max_pool(x):
         return tf.reshape(flat, shape)
 
     return y, gradient
+
+
+# {pooling: (convolution with ReLU, pooling)}, as computed and with the lean gradient.
+_LAYERS = {"avg": (_conv_relu, _avg_pool), "max": (_conv_relu, _max_pool)}
+_LEAN = {"avg": (_lean_conv_relu, _lean_avg_pool), "max": (_lean_conv_relu, _lean_max_pool)}
 
 
 def load_vgg_model(path, dtype=tf.float32, pooling="avg"):
