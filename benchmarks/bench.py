@@ -34,7 +34,6 @@ import tensorflow as tf  # noqa: E402
 
 import nst_tf  # noqa: E402
 from nst_tf.precision import cpu_flags  # noqa: E402
-from nst_tf.optimize import ADAM_EPSILON  # noqa: E402
 from nst_tf.testing import write_vgg19_mat  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -239,7 +238,7 @@ class BareStep:
             lr=DEFAULTS.learning_rate,
             beta1=0.9,
             beta2=0.999,
-            epsilon=ADAM_EPSILON,
+            epsilon=DEFAULTS.adam_epsilon,
             grad=gradient,
         )
         return J
@@ -266,7 +265,7 @@ class KerasPeerStep:
         self.extractor = tf.keras.Model(vgg.input, [vgg.get_layer(KERAS_NAMES[n]).output for n in names])
         self.names = names
         self.image = tf.Variable(nst_tf.generate_noise_image(content, seed=0))
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate=DEFAULTS.learning_rate, epsilon=ADAM_EPSILON)
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=DEFAULTS.learning_rate, epsilon=DEFAULTS.adam_epsilon)
         content_out = dict(zip(names, self.extractor(content)))
         style_out = dict(zip(names, self.extractor(style)))
         self.content_target = content_out[CONTENT_LAYER]

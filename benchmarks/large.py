@@ -35,10 +35,10 @@ import numpy as np
 from bench import ensure_weights, machine, peak_rss_bytes, reset_peak_rss, rss_bytes
 
 import nst_tf
-from nst_tf.large import scale_sizes
-from nst_tf.multiscale import CoarseToFine
-from nst_tf.resources import plan_tiles
-from nst_tf.tiling import TiledStyleCost
+from nst_tf.large.options import scale_sizes
+from nst_tf.large.multiscale import CoarseToFine
+from nst_tf.large.memory import plan_tiles
+from nst_tf.objective.tiled import TiledStyleCost
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

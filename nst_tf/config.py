@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from .errors import NSTError
-from .layers import GRAPH_LAYERS
+from .networks import NETWORKS, get_network
 
 
 def _read_only(array):
@@ -49,14 +49,8 @@ CONFIG = CourseConfig()
 #: Where the second edition keeps Keras' VGG19 weights (``python -m nst_tf.download --weights keras`` puts them there).
 KERAS_VGG_MODEL = "pretrained-model/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
-#: The course's style layers and their weights (lambda^[l]), summing to 1.
-STYLE_LAYERS = [
-    ("conv1_1", 0.2),
-    ("conv2_1", 0.2),
-    ("conv3_1", 0.2),
-    ("conv4_1", 0.2),
-    ("conv5_1", 0.2),
-]
+#: The course's style layers and their weights (lambda^[l]), summing to 1 (VGG-19's defaults).
+STYLE_LAYERS = list(NETWORKS["vgg19"].style_layers)
 
 # The choices of each option, in one table with their help below. The modules
 # that act on them (optimize.py, colors.py, costs.py, precision.py) import them
@@ -130,7 +124,9 @@ class StyleTransferConfig:
     alpha: float = _option(10.0, "weight of the content cost", metavar="X")
     beta: float = _option(40.0, "weight of the style cost", metavar="X")
     noise_ratio: float = _option(CONFIG.NOISE_RATIO, "share of uniform noise in the initial image", metavar="X")
-    content_layer: str = _option("conv4_2", "layer whose activations define content", metavar="LAYER")
+    content_layer: str = _option(
+        NETWORKS["vgg19"].content_layer, "layer whose activations define content", metavar="LAYER"
+    )
     style_layers: tuple = _option(
         tuple(STYLE_LAYERS), "style layers and their weights", metavar="NAME:W,...", type=parse_style_layers
     )
@@ -193,6 +189,10 @@ class StyleTransferConfig:
         choices=STYLE_NORMALIZERS,
     )
 
+    network: str = _option(
+        "vgg19", "the network whose layers the costs read (its weights file: --model)", choices=tuple(NETWORKS)
+    )
+
     def __post_init__(self):
         _check_whole("epochs", self.epochs, 1)
         _check_whole("print_every", self.print_every, 1)
@@ -203,13 +203,15 @@ class StyleTransferConfig:
         _check_number("noise_ratio", self.noise_ratio)
         if self.noise_ratio > 1:
             raise NSTError(f"noise_ratio must be between 0 and 1; got {self.noise_ratio!r}")
-        _check_layer("content_layer", self.content_layer)
+        _check_choice("network", self.network, tuple(NETWORKS))
+        network = get_network(self.network)
+        network.check_layer("content_layer", self.content_layer)
         try:
             pairs = tuple((name, weight) for name, weight in self.style_layers)
         except (TypeError, ValueError):
             raise NSTError(f"style_layers must be (layer name, weight) pairs; got {self.style_layers!r}") from None
         for name, weight in pairs:
-            _check_layer("style layer", name)
+            network.check_layer("style layer", name)
             _check_number(f"weight of style layer {name}", weight)
         object.__setattr__(self, "style_layers", pairs)
         object.__setattr__(self, "seed", check_seed(self.seed))
@@ -288,8 +290,3 @@ def _check_choice(name, value, choices):
     if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
         shown = ", ".join("None" if c is None else c for c in choices)
         raise NSTError(f"{name} must be one of {shown}; got {value!r}")
-
-
-def _check_layer(what, name):
-    if not isinstance(name, str) or name not in GRAPH_LAYERS:
-        raise NSTError(f"{what} {name!r} is not a VGG-19 layer; valid names: {', '.join(GRAPH_LAYERS)}")

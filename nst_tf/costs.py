@@ -93,8 +93,21 @@ def compute_content_cost(a_C, a_G):
     a_C = _activation(a_C, "a_C")
     a_G = _activation(a_G, "a_G")
     _same_shape(a_C, a_G, "a_C", "a_G")
-    n_H, n_W, n_C = (_as_float(n, a_G.dtype) for n in _dims(a_G))
-    return tf.reduce_sum(tf.square(a_C - a_G)) / (4.0 * n_H * n_W * n_C)
+    return content_cost_from_sum(tf.reduce_sum(tf.square(a_C - a_G)), *_dims(a_G))
+
+
+def content_cost_from_sum(squares, n_H, n_W, n_C):
+    """The content cost from its sum of squares: ``squares / (4 * n_H * n_W * n_C)``.
+
+    Args:
+        squares: ``sum((a_C - a_G)**2)``, a floating scalar tensor.
+        n_H, n_W, n_C: the layer's sizes (Python ints or integer scalars).
+
+    Returns:
+        A scalar tensor in ``squares``' dtype.
+    """
+    n_H, n_W, n_C = (_as_float(n, squares.dtype) for n in (n_H, n_W, n_C))
+    return squares / (4.0 * n_H * n_W * n_C)
 
 
 def gram_matrix(A):
@@ -135,13 +148,37 @@ def style_gram(a):
 
 
 def _layer_normalizer(a):
-    """The course's 4 * n_C^2 * (n_H * n_W)^2 of a (1, n_H, n_W, n_C) activation, in its dtype."""
-    n_H, n_W, n_C = (_as_float(n, a.dtype) for n in _dims(a))
+    """The course's normalizer of a (1, n_H, n_W, n_C) activation, in its dtype."""
+    return style_normalizer(*_dims(a), dtype=a.dtype)
+
+
+def style_normalizer(n_H, n_W, n_C, dtype=tf.float32):
+    """``4 * n_C**2 * (n_H * n_W)**2``: what the course divides a layer's squared Gram difference by.
+
+    The Keras L-BFGS variant divides by the image's ``4 * 3**2 * (H W)**2``:
+    ``style_normalizer(H, W, 3)``. Sizes are Python ints or integer scalars;
+    the result is a scalar tensor of ``dtype``.
+    """
+    n_H, n_W, n_C = (_as_float(n, dtype) for n in (n_H, n_W, n_C))
     return 4.0 * tf.square(n_C) * tf.square(n_H * n_W)
 
 
+def gram_distance(gram_S, gram_G, normalizer):
+    """``sum((gram_S - gram_G)**2) / normalizer``: one layer's style cost from its Gram matrices.
+
+    Args:
+        gram_S, gram_G: Gram matrices, shape (n_C, n_C), one dtype.
+        normalizer: what the squared difference is divided by (the course's
+            ``4 * n_C**2 * (n_H*n_W)**2``), cast to their dtype.
+
+    Returns:
+        A scalar tensor.
+    """
+    return tf.reduce_sum(tf.square(gram_S - gram_G)) / tf.cast(normalizer, gram_G.dtype)
+
+
 def _gram_distance(gram_S, gram_G, a_G):
-    return tf.reduce_sum(tf.square(gram_S - gram_G)) / _layer_normalizer(a_G)
+    return gram_distance(gram_S, gram_G, _layer_normalizer(a_G))
 
 
 def layer_style_cost_from_gram(gram_S, a_G, normalizer=None):
@@ -166,9 +203,7 @@ def layer_style_cost_from_gram(gram_S, a_G, normalizer=None):
         raise NSTError(f"gram_S must have shape (n_C, n_C) = ({n_C_static}, {n_C_static}); got {_shape_text(gram_S)}")
     if gram_S.dtype != a_G.dtype:
         raise NSTError(f"gram_S and a_G must have the same dtype; got {gram_S.dtype.name} and {a_G.dtype.name}")
-    if normalizer is None:
-        return _gram_distance(gram_S, style_gram(a_G), a_G)
-    return tf.reduce_sum(tf.square(gram_S - style_gram(a_G))) / tf.cast(normalizer, a_G.dtype)
+    return gram_distance(gram_S, style_gram(a_G), _layer_normalizer(a_G) if normalizer is None else normalizer)
 
 
 def compute_layer_style_cost(a_S, a_G):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .config import CONFIG
 from .errors import NSTError
-from .keras_weights import KERAS_VGG_MODEL, KERAS_WEIGHTS_FILE
+from .weights.keras import KERAS_VGG_MODEL, KERAS_WEIGHTS_FILE
 
 URL = "https://www.vlfeat.org/matconvnet/models/imagenet-vgg-verydeep-19.mat"
 

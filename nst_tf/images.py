@@ -23,7 +23,7 @@ import PIL.Image
 
 from .config import CONFIG, NORMALIZATIONS, check_seed
 from .errors import ImageError, NSTError, quoted
-from .layers import MIN_IMAGE_SIZE
+from .networks.vgg19 import MIN_IMAGE_SIZE
 
 #: Reduced decoding keeps an image at least this many times larger, each
 #: way, than what fitting it keeps, so the final antialiased scaling still

@@ -44,7 +44,7 @@ class Preset:
     def load_model(self, path=None, dtype=None):
         """The ``VGG19`` of ``path`` (default: this preset's weights file) with this preset's pooling."""
         from .precision import compute_dtype
-        from .vgg import load_vgg_model
+        from .networks.vgg19_module import load_vgg_model
 
         dtype = compute_dtype(self.config.precision) if dtype is None else dtype
         return load_vgg_model(self.model if path is None else path, dtype=dtype, pooling=self.pooling)

@@ -24,8 +24,8 @@ import scipy.io
 
 from .config import CONFIG
 from .errors import NSTError
-from .keras_weights import KERAS_CONV_LAYERS
-from .layers import CONV_WIDTHS, MATCONVNET_LAYERS
+from .weights.keras import KERAS_CONV_LAYERS
+from .networks.vgg19 import CONV_WIDTHS, MATCONVNET_LAYERS
 
 _LAYOUTS = ("new", "old")
 _CLASSES = 1000
@@ -213,6 +213,39 @@ def _keras_layers(include_top):
     return layers
 
 
+def _keras_weights(rng, width_divisor, include_top):
+    """``write_vgg19_mat``'s numbers in Keras' layout: conv1_1 for BGR input, dense kernels flattened."""
+    weights = _random_weights(rng, width_divisor, include_top=include_top)
+    kernel, bias = weights["conv1_1"]
+    weights["conv1_1"] = (np.ascontiguousarray(kernel[:, :, ::-1, :]), bias)
+    for name in ("fc6", "fc7", "fc8"):
+        if name in weights:
+            kernel, bias = weights[name]
+            weights[name] = (kernel.reshape(-1, kernel.shape[3]), bias)
+    return weights
+
+
+def _write_keras_layers(root, weights, layers, keras_version):
+    """Keras' legacy HDF5 layout into the open file ``root``: attributes, one group per layer."""
+    root.attrs["layer_names"] = np.array([layer.encode("utf8") for layer, _ in layers])
+    if keras_version == 2:
+        root.attrs["backend"] = b"tensorflow"
+        root.attrs["keras_version"] = b"2.2.4"
+    for layer, name in layers:
+        group = root.create_group(layer)
+        if name is None:
+            # What Keras stores for an empty list: a float64 array of length 0.
+            group.attrs["weight_names"] = np.array([])
+            continue
+        if keras_version == 2:
+            names = [f"{layer}/kernel:0", f"{layer}/bias:0"]
+        else:
+            names = [f"{layer}_W_1:0", f"{layer}_b_1:0"]
+        group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
+        for weight_name, value in zip(names, weights[name]):
+            group.create_dataset(weight_name, data=value)
+
+
 def write_vgg19_h5(path, width_divisor=1, seed=0, include_top=False, keras_version=2, overwrite=False):
     """Writes a synthetic Keras VGG19 weights file to ``path`` and returns the path.
 
@@ -248,31 +281,8 @@ def write_vgg19_h5(path, width_divisor=1, seed=0, include_top=False, keras_versi
         raise NSTError(f"keras_version must be 1 or 2; got {keras_version!r}")
     import h5py
 
-    weights = _random_weights(np.random.default_rng(seed), width_divisor, include_top=include_top)
-    kernel, bias = weights["conv1_1"]
-    weights["conv1_1"] = (np.ascontiguousarray(kernel[:, :, ::-1, :]), bias)
-    for name in ("fc6", "fc7", "fc8"):
-        if name in weights:
-            kernel, bias = weights[name]
-            weights[name] = (kernel.reshape(-1, kernel.shape[3]), bias)
-    layers = _keras_layers(include_top)
+    weights = _keras_weights(np.random.default_rng(seed), width_divisor, include_top)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with h5py.File(path, "w") as root:
-        root.attrs["layer_names"] = np.array([layer.encode("utf8") for layer, _ in layers])
-        if keras_version == 2:
-            root.attrs["backend"] = b"tensorflow"
-            root.attrs["keras_version"] = b"2.2.4"
-        for layer, name in layers:
-            group = root.create_group(layer)
-            if name is None:
-                # What Keras stores for an empty list: a float64 array of length 0.
-                group.attrs["weight_names"] = np.array([])
-                continue
-            if keras_version == 2:
-                names = [f"{layer}/kernel:0", f"{layer}/bias:0"]
-            else:
-                names = [f"{layer}_W_1:0", f"{layer}_b_1:0"]
-            group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
-            for weight_name, value in zip(names, weights[name]):
-                group.create_dataset(weight_name, data=value)
+        _write_keras_layers(root, weights, _keras_layers(include_top), keras_version)
     return path

@@ -7,11 +7,11 @@ import sys
 import pytest
 from PIL import Image
 
-import nst_tf.resources
-import nst_tf.tiling
+import nst_tf.large.memory
+import nst_tf.objective.tiled
 from nst_tf.cli import main
-from nst_tf.large import best_tile_shape, required_margin, tile_alignment, tile_grid
-from nst_tf.resources import plan_tiles, tiled_estimate_bytes
+from nst_tf.large.memory import MemoryModel, plan_tiles
+from nst_tf.large.tiles import TilePlan, best_tile_shape, tile_grid
 
 GiB = 2**30
 COURSE_LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
@@ -36,12 +36,12 @@ def test_scales_run_coarse_to_fine_and_save_each_earlier_scales_result(workspace
 def test_style_scale_fits_the_style_images_to_that_fraction_of_the_output(workspace, monkeypatch, cli_args):
     seen = []
 
-    class Recording(nst_tf.tiling.StyleCost):
+    class Recording(nst_tf.objective.tiled.StyleCost):
         def __init__(self, model, content, styles, config):
             seen.append((content.shape, [style.shape for style in styles]))
             super().__init__(model, content, styles, config)
 
-    monkeypatch.setattr(nst_tf.tiling, "StyleCost", Recording)
+    monkeypatch.setattr(nst_tf.objective.tiled, "StyleCost", Recording)
     assert main(cli_args("--style_scale", "1.5", epochs=1)) == 0
     assert seen == [((1, 48, 64, 3), [(1, 72, 96, 3)])]
 
@@ -54,13 +54,13 @@ def test_style_scale_fits_the_style_images_to_that_fraction_of_the_output(worksp
 def test_tile_size_computes_the_run_in_tiles(workspace, monkeypatch, capsys, cli_args, budget, keep_forward):
     built = []
 
-    class Recording(nst_tf.tiling.TiledStyleCost):
+    class Recording(nst_tf.objective.tiled.TiledStyleCost):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             built.append((len(self.tiles), self.keep_forward))
 
-    monkeypatch.setattr(nst_tf.tiling, "TiledStyleCost", Recording)
-    monkeypatch.setattr(nst_tf.resources, "available_bytes", lambda: None)
+    monkeypatch.setattr(nst_tf.objective.tiled, "TiledStyleCost", Recording)
+    monkeypatch.setattr(nst_tf.large.memory, "available_bytes", lambda: None)
     shallow = ["--content_layer", "conv2_2", "--style_layers", "conv1_1:0.5,conv2_1:0.5"]
     assert main(cli_args("--tile_size", "32", *shallow, *budget, epochs=2)) == 0
     assert built == [(4, keep_forward)]
@@ -115,20 +115,20 @@ def test_a_run_that_fits_whole_is_not_tiled():
 def test_a_run_too_large_to_fit_whole_gets_tiles_that_fit():
     budget = 6 * GiB
     plan = plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=budget)
-    margin, align = required_margin(COURSE_LAYERS), tile_alignment(COURSE_LAYERS)
-    assert plan.tile_size[0] % align == 0 and plan.tile_size[1] % align == 0
+    assert plan.tile_size[0] % plan.align == 0 and plan.tile_size[1] % plan.align == 0
+    assert plan.margin == 80 and plan.align == 16
     # Kept forward passes of 16 MP would need more than the budget.
     assert not plan.keep_forward
-    assert tiled_estimate_bytes(4096, 4096, plan.tile_size, margin, align=align) <= budget
-    assert tiled_estimate_bytes(4096, 4096, plan.tile_size, margin, align=align, keep_forward=True) > budget
+    memory = MemoryModel()
+    assert memory.tiled(4096, 4096, plan) <= budget
+    assert memory.tiled(4096, 4096, _kept(plan)) > budget
 
 
 def test_forward_passes_are_kept_where_the_budget_allows_it():
     budget = 20 * GiB
     plan = plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=budget)
-    margin, align = required_margin(COURSE_LAYERS), tile_alignment(COURSE_LAYERS)
     assert plan.keep_forward
-    assert tiled_estimate_bytes(4096, 4096, plan.tile_size, margin, align=align, keep_forward=True) <= budget
+    assert MemoryModel().tiled(4096, 4096, plan) <= budget
     assert plan_tiles(4096, 4096, COURSE_LAYERS, max_memory=budget, keep_forward=False).keep_forward is False
 
 
@@ -140,7 +140,12 @@ def test_kept_forward_passes_that_cannot_fit_are_refused():
 
 def test_full_width_strips_are_chosen_where_one_fits():
     # Two strips of 512 rows compute 1184 of 1024 rows; 2x2 squares of 512 compute 1184x1184.
-    assert plan_tiles(1024, 1024, COURSE_LAYERS, max_memory=int(1.8 * GiB), keep_forward=False) == ((512, 1024), False)
+    plan = plan_tiles(1024, 1024, COURSE_LAYERS, max_memory=int(1.8 * GiB), keep_forward=False)
+    assert (plan.tile_size, plan.keep_forward) == ((512, 1024), False)
+
+
+def _kept(plan):
+    return TilePlan(plan.network, plan.layers, plan.tile_size, plan.margin, True, plan.pooling)
 
 
 def _computed_pixels(height, width, tile, margin, align):

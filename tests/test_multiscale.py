@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from nst_tf import NSTError, StyleCost, StyleTransferConfig
-from nst_tf.large import LargeImageOptions, parse_bytes, scale_sizes, style_size
-from nst_tf.multiscale import CoarseToFine, ScaleProgress, upsample
+from nst_tf.large.options import LargeImageOptions, parse_bytes, scale_sizes, style_size
+from nst_tf.large.multiscale import CoarseToFine, ScaleProgress, upsample
 from nst_tf.optimize import Progress, Tick
-from nst_tf.tiling import TiledStyleCost
+from nst_tf.objective.tiled import TiledStyleCost
 
 
 @pytest.fixture

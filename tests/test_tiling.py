@@ -1,22 +1,25 @@
-"""Costs and gradients in tiles (nst_tf/tiling.py) and their geometry (nst_tf/large.py)."""
+"""Costs and gradients in tiles (nst_tf/objective/tiled.py) and their geometry (large/tiles.py, the network's)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import nst_tf.tiling
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, load_vgg_model
-from nst_tf.large import (
-    edge_reach,
-    layer_length,
-    layer_stride,
-    required_margin,
-    spans,
-    tile_alignment,
-    tile_grid,
+from nst_tf.large.tiles import TilePlan, spans, tile_grid
+from nst_tf.networks.vgg19 import GRAPH_LAYERS, VGG19_NETWORK
+from nst_tf.objective.tiled import TiledStyleCost
+
+layer_stride, edge_reach, required_margin, tile_alignment = (
+    VGG19_NETWORK.stride,
+    VGG19_NETWORK.reach,
+    VGG19_NETWORK.margin,
+    VGG19_NETWORK.alignment,
 )
-from nst_tf.layers import GRAPH_LAYERS
-from nst_tf.tiling import TiledStyleCost
+
+
+def layer_length(length, layer, pooling):
+    return VGG19_NETWORK.length(length, layer, pooling)
+
 
 # (content layer, style layers): the deepest layer used at every depth of the
 # network, a content layer that is also a (twice listed) style layer, pooled
@@ -67,9 +70,9 @@ def _relative_error(a, b):
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
-def _compare(model, config, content, styles, image, tile_size, keep_forward=False):
+def _compare(model, config, content, styles, image, tile_size, keep_forward=False, plan=None):
     untiled = StyleCost(model, content, styles, config)
-    tiled = TiledStyleCost(model, content, styles, config, tile_size=tile_size, keep_forward=keep_forward)
+    tiled = TiledStyleCost(model, content, styles, config, tile_size=tile_size, keep_forward=keep_forward, plan=plan)
     (costs, gradient), (tiled_costs, tiled_gradient) = (
         cost.value_and_gradient(tf.constant(image)) for cost in (untiled, tiled)
     )
@@ -113,9 +116,10 @@ def test_a_margin_one_grid_step_short_gives_wrong_gradients(model, rng, monkeypa
     config = _config(choice)
     layers = [config.content_layer, *(name for name, _ in config.style_layers)]
     short = required_margin(layers) - tile_alignment(layers)
-    monkeypatch.setattr(nst_tf.tiling, "required_margin", lambda layers: short)
+    # TilePlan.of refuses such a margin; the plan is made by hand.
+    plan = TilePlan(VGG19_NETWORK, tuple(layers), (48, 48), short, False, "avg")
     content, styles, image = _images(rng, 100, 140)
-    tiled, _, gradient_error, _ = _compare(model, config, content, styles, image, 48)
+    tiled, _, gradient_error, _ = _compare(model, config, content, styles, image, 48, plan=plan)
     assert tiled.margin == short
     assert gradient_error > 1e-4
 

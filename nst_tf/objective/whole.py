@@ -12,51 +12,54 @@ minimizes.
 
 import tensorflow as tf
 
-from .colors import present, recolor_styles
-from .config import StyleTransferConfig
-from .costs import (
-    compute_content_cost,
-    layer_style_cost_from_gram,
-    style_gram,
-    total_cost,
-    total_variation_cost,
-    weighted_style_cost,
-)
-from .errors import NSTError
-from .images import deprocess_image, checked_float32_batch, pixel_range
-from .precision import compute_dtype
+from ..colors import present, recolor_styles
+from ..config import StyleTransferConfig
+from ..costs import style_gram
+from ..errors import NSTError
+from ..images import deprocess_image, checked_float32_batch, pixel_range
+from ..precision import compute_dtype
+from .terms import ContentTerm, Shapes, StyleTerm, TotalVariationTerm, Window
 
 
 class StyleCost(tf.Module):
-    """The course's cost, ``alpha * J_content + beta * J_style``, plus total variation.
+    """The course's cost, ``alpha * J_content + beta * J_style``, plus total variation: a sum of terms.
 
     Args:
-        model: a ``VGG19``, or any callable ``model(image, layers=[...]) ->
-            {name: activation}`` with a ``dtype`` and, for a precision other
-            than its own, ``astype(dtype)``.
+        model: a network module (``VGG19``), or any callable
+            ``model(image, layers=[...]) -> {name: activation}`` with a
+            ``dtype`` and, for a precision other than its own,
+            ``astype(dtype)``.
         content_image: normalized content image, shape (1, H, W, 3).
         style_image: normalized style image, shape (1, h, w, 3), or a list of
             them blended with ``config.style_blend_weights``; sizes may differ
             from the content's.
         config: a ``StyleTransferConfig``; this object reads ``alpha``,
             ``beta``, ``content_layer``, ``style_layers``, ``precision``,
-            ``tv_weight``, ``tv_form``, ``preserve_colors`` and
-            ``style_blend_weights``.
+            ``tv_weight``, ``tv_form``, ``preserve_colors``,
+            ``style_blend_weights``, ``normalization``, ``style_normalizer``
+            and ``clip``.
 
     Calling it on an image of shape (1, H, W, 3) returns float32 scalars
     ``(J, J_content, J_style, J_tv)`` with
     ``J = alpha * J_content + beta * J_style + tv_weight * J_tv`` and
     ``J_style = sum_s blend_s * sum_l weight_l * style cost of layer l``.
-    The network runs in ``config.precision``; activations are cast to
-    float32 before Gram matrices and costs (float16 Gram sums overflow,
-    bfloat16 ones lose three digits).
+    ``terms`` holds the terms (``terms.py``) in that order. The network runs
+    in ``config.precision``; activations are cast to float32 before Gram
+    matrices and costs (float16 Gram sums overflow, bfloat16 ones lose three
+    digits).
+
+    Raises:
+        NSTError: for a config that is not a ``StyleTransferConfig``, a model
+            that is not callable, images of the wrong shape or values, no
+            style image, or a blend weight count that does not match.
     """
 
-    def __init__(self, model, content_image, style_image, config=StyleTransferConfig(), name="style_cost"):
+    def __init__(self, model, content_image, style_image, config=StyleTransferConfig(), name="style_cost", plan=None):
         super().__init__(name=name)
         if not isinstance(config, StyleTransferConfig):
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
         self.config = config
+        self.plan = plan
         self.model = _in_precision(model, config.precision)
         self.content_image = checked_float32_batch(content_image, "content_image")
         styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
@@ -87,6 +90,17 @@ class StyleCost(tf.Module):
                         for layer in style_names
                     }
                 )
+        self.terms = self._make_terms()
+
+    def _make_terms(self):
+        config = self.config
+        terms = [
+            ContentTerm(self.content_layer, self.content_target, config.alpha),
+            StyleTerm(self.style_layers, self.style_grams, self.blend_weights, config.style_normalizer, config.beta),
+        ]
+        if config.tv_weight:
+            terms.append(TotalVariationTerm(config.tv_form, config.tv_weight))
+        return terms
 
     def _network(self, image, layers, **options):
         # nst_tf's networks take RGB (the .mat's order; Keras' BGR first layer
@@ -114,45 +128,32 @@ class StyleCost(tf.Module):
         activations = self._float32(self._network(image, layers))
         return {layer: style_gram(activations[layer]) for layer in layers}
 
+    def _network_terms(self):
+        return [term for term in self.terms if term.layers]
+
     def __call__(self, image):
         """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars."""
         activations = self._float32(self._network(image, self._layers))
-        J_content = compute_content_cost(self.content_target, activations[self.content_layer])
-        normalizer = self._style_normalizer(image)
+        sums = [term.sums(activations, Window()) for term in self._network_terms()]
+        shapes = Shapes(_spatial(image), lambda layer: _spatial(activations[layer]))
+        return self._combined(image, sums, shapes)
 
-        def layer_cost(style_grams, layer):
-            return layer_style_cost_from_gram(style_grams[layer], activations[layer], normalizer)
+    def _combined(self, image, sums, shapes):
+        """``(J, J_content, J_style, J_tv)`` from each network term's ``sums`` (in ``terms`` order).
 
-        return self._combined(image, J_content, layer_cost)
-
-    def _combined(self, image, J_content, layer_cost):
-        """``(J, J_content, J_style, J_tv)`` from the content cost and ``layer_cost(style_grams, layer)``.
-
-        ``J_style = sum_s blend_s * sum_l weight_l * layer_cost(grams_s, l)``;
-        ``J = alpha * J_content + beta * J_style + tv_weight * J_tv``. Shared
-        with ``TiledStyleCost``, which finds the layer costs in tiles.
+        Each term's value is its ``cost`` of its sums (an image term's, of
+        the image); ``J = sum weight * value``. Shared with
+        ``TiledStyleCost``, which sums the terms' ``sums`` over tiles.
         """
-        config = self.config
-        J_style = tf.add_n(
-            [
-                blend * weighted_style_cost(self.style_layers, lambda layer, grams=grams: layer_cost(grams, layer))
-                for blend, grams in zip(self.blend_weights, self.style_grams)
-            ]
-        )
-        J = total_cost(J_content, J_style, config.alpha, config.beta)
-        if config.tv_weight:
-            J_tv = total_variation_cost(image, config.tv_form)
-            J += config.tv_weight * J_tv
-        else:
-            J_tv = tf.zeros([], tf.float32)
-        return J, J_content, J_style, J_tv
-
-    def _style_normalizer(self, image):
-        """None (each layer's own, the course's) or the Keras variant's 4 * 3^2 * (H W)^2 of the image."""
-        if self.config.style_normalizer == "layer":
-            return None
-        pixels = tf.cast(tf.shape(image)[1] * tf.shape(image)[2], tf.float32)
-        return 4.0 * 3.0**2 * tf.square(pixels)
+        values, J = {}, None
+        sums = iter(sums)
+        for term in self.terms:
+            value = term.cost(next(sums), shapes) if term.layers else term.image_cost(image)
+            values[term.name] = value
+            weighted = _weighted(term.weight, value)
+            J = weighted if J is None else J + weighted
+        zero = tf.zeros([], tf.float32)
+        return J, values.get("content", zero), values.get("style", zero), values.get("tv", zero)
 
     def constrain(self, image):
         """After each optimizer step: with ``config.clip``, clips the ``image`` variable to the pixel range."""
@@ -177,6 +178,17 @@ class StyleCost(tf.Module):
     def deprocess(self, image):
         """``image`` as uint8 pixels (h, w, 3), for the objective's normalization."""
         return deprocess_image(self.present(image), self.config.normalization)
+
+
+def _weighted(weight, value):
+    # As costs.total_cost multiplies: the weight converted at the value's dtype.
+    return tf.cast(tf.convert_to_tensor(weight, dtype_hint=value.dtype), value.dtype) * value
+
+
+def _spatial(tensor):
+    """(rows, columns) of a (1, rows, columns, channels) tensor, static where known."""
+    static = tensor.shape[1:3]
+    return tuple(s if s is not None else tf.shape(tensor)[1 + i] for i, s in enumerate(static))
 
 
 def _in_precision(model, precision):

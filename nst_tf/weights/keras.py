@@ -28,9 +28,9 @@ import os
 
 import numpy as np
 
-from .config import KERAS_VGG_MODEL
-from .errors import WeightsFileError, quoted
-from .layers import VGGWeights
+from ..config import KERAS_VGG_MODEL
+from ..errors import WeightsFileError, quoted
+from ..networks.vgg19 import VGGWeights
 from .matfile import MAT_HEADERS, open_regular_file
 
 #: Keras' layer names for the convolutions -> the course's names, in computation order.

@@ -1,12 +1,16 @@
-"""VGG-19's vocabulary: layer names, indices and widths, and what a weights file gives the network.
+"""VGG-19's description (``VGG19_NETWORK``): layer names, indices and widths, geometry, and its weights.
 
 Kept free of TensorFlow so that the command can check its options (layer
-names, image sizes) before TensorFlow is imported, which takes seconds.
+names, image sizes) before TensorFlow is imported, which takes seconds. The
+module computing it is ``vgg19_module.VGG19``; its readers are in
+``nst_tf.weights``.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from .base import Network
 
 #: The 43 layers of MatConvNet's VGG-19, by index in the file's ``layers`` cell.
 MATCONVNET_LAYERS = (
@@ -94,3 +98,21 @@ class VGGWeights:
     mean_pixel: np.ndarray
     layout: str
     source: str
+
+
+#: VGG-19 as nst_tf computes it: the course's graph, its default layers, its memory and its tile geometry.
+VGG19_NETWORK = Network(
+    name="vgg19",
+    title="VGG-19",
+    layers=GRAPH_LAYERS,
+    kinds=tuple("conv" if name.startswith("conv") else "pool" for name in GRAPH_LAYERS),
+    poolings=POOLINGS,
+    content_layer="conv4_2",
+    style_layers=(("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2)),
+    min_image_size=MIN_IMAGE_SIZE,
+    module="nst_tf.networks.vgg19_module:VGG19",
+    reader="nst_tf.weights:read_weights",
+    # Measured: benchmarks/results/cpu-2026-11-23.md (scaling) and large-cpu-2026-11-29-tiling.md.
+    pixel_bytes=2200,
+    kept_pixel_bytes=500,
+)

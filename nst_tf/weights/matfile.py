@@ -41,7 +41,7 @@ import stat
 import struct
 import zlib
 
-from .errors import WeightsFileError, quoted
+from ..errors import WeightsFileError, quoted
 
 #: Most bytes of variable data one file may hold, after inflation. loadmat
 #: allocates about this much; the full-size synthetic VGG-19 file of
@@ -509,12 +509,29 @@ class _Walker:
         self._array(source, source.pos + length, depth, label)
 
     def _array(self, source, end, depth, label, top=False):
-        """Walks an miMATRIX's content, which must end exactly at ``end``."""
+        """Walks an miMATRIX's content (flags, dimensions, name, values), which must end exactly at ``end``."""
         start = source.pos
         if start == end:
             return ""  # an empty array
         if depth > MAX_DEPTH:
             self._bad(source, start, f"{_label(label)} is nested more than {MAX_DEPTH} cells or structs deep")
+        klass, flags = self._array_flags(source, end, label)
+        dims = self._dimensions(source, end, label)
+        name = self._name(source, end, label)
+        if top:
+            label = f"variable {name!r}"
+        self._content(source, end, depth, label, (klass, flags, dims, start))
+        if source.pos != end:
+            self._bad(
+                source,
+                source.pos,
+                f"{_label(label)} ({_shape(dims)}) ends {end - source.pos} bytes before its declared size",
+            )
+        return name
+
+    def _array_flags(self, source, end, label):
+        """(class, flags) from an array's 16-byte flags element; refuses classes this reader does not read."""
+        start = source.pos
         if end - start < 16:
             self._bad(
                 source, start, f"array flags of {_label(label)} are missing: its array ends {end - start} bytes later"
@@ -530,7 +547,10 @@ class _Walker:
             raise _Refused(problem, damaged=False)
         if klass not in MX_NUMERIC and klass not in (MX_CELL, MX_STRUCT, MX_CHAR):
             self._bad(source, start, f"{_label(label)} has array class {klass}, which MATLAB does not define")
+        return klass, flags
 
+    def _dimensions(self, source, end, label):
+        """An array's dimensions: 2 to ``_MAX_DIMS`` non-negative int32 values."""
         at = source.pos
         data_type, length, small = self._element(source, end, "dimensions of ", label)
         if (
@@ -548,8 +568,10 @@ class _Walker:
         dims = struct.unpack(f"{self.endian}{length // 4}i", self._payload(source, length, small))
         if min(dims) < 0:
             self._bad(source, at, f"{_label(label)} has a negative dimension: {_shape(dims)}")
-        count = math.prod(dims)
+        return dims
 
+    def _name(self, source, end, label):
+        """An array's name: at most ``_MAX_NAME`` bytes of printable ASCII."""
         at = source.pos
         data_type, length, small = self._element(source, end, "name of ", label)
         if data_type not in (MI_INT8, MI_UTF8) or length > _MAX_NAME:
@@ -562,10 +584,12 @@ class _Walker:
         name = self._payload(source, length, small) if length else b""
         if name and not (name.isascii() and name.decode().isprintable()):
             self._bad(source, at, f"name of {_label(label)} holds bytes that are not printable ASCII: {name!r}")
-        name = name.decode()
-        if top:
-            label = f"variable {name!r}"
+        return name.decode()
 
+    def _content(self, source, end, depth, label, header):
+        """An array's values by its class: numbers, characters, cells or struct fields."""
+        klass, flags, dims, start = header
+        count = math.prod(dims)
         if klass in MX_NUMERIC:
             self._numeric(source, end, count, "", label, dims, klass)
             if flags & _COMPLEX_FLAG:
@@ -587,13 +611,6 @@ class _Walker:
                 self._matrix(source, end, depth + 1, (label, "{", i + 1))
         else:
             self._struct(source, end, depth, label, count, dims, start)
-        if source.pos != end:
-            self._bad(
-                source,
-                source.pos,
-                f"{_label(label)} ({_shape(dims)}) ends {end - source.pos} bytes before its declared size",
-            )
-        return name
 
     def _count_values(self, source, position, count, label, dims, kind):
         self.values += count

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from .errors import NSTError
-from .layers import GRAPH_LAYERS, MIN_IMAGE_SIZE, POOLINGS
-from .weights import read_weights
+from ..errors import NSTError
+from .vgg19 import GRAPH_LAYERS, MIN_IMAGE_SIZE, POOLINGS, VGG19_NETWORK
+from ..weights import read_weights
 
 
 def _as(array, dtype):
@@ -69,6 +69,9 @@ class VGG19(tf.Module):
     on the GPU once, where a captured host constant would be copied to the
     device at every call of a ``tf.function``.
     """
+
+    #: Its description: vocabulary and tile geometry (``nst_tf.networks.vgg19``).
+    network = VGG19_NETWORK
 
     def __init__(self, weights, name="vgg19", dtype=tf.float32, pooling="avg"):
         super().__init__(name=name)

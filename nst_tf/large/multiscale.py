@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from .config import StyleTransferConfig
-from .errors import NSTError
-from .images import fit_image, reshape_and_normalize_image
-from .large import style_size
-from .objective import StyleCost
-from .optimize import Progress, StyleTransfer, Tick
+from ..config import StyleTransferConfig
+from ..errors import NSTError
+from ..images import fit_image, reshape_and_normalize_image
+from .options import style_size
+from ..objective.whole import StyleCost
+from ..optimize import Progress, StyleTransfer, Tick
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """MatConvNet's imagenet-vgg-verydeep-19.mat: the reader, free of TensorFlow.
 
-``read_vgg19_mat(path)`` checks the file's structure first (``nst_tf.matfile``:
+``read_vgg19_mat(path)`` checks the file's structure first (``nst_tf.weights.matfile``:
 scipy's loadmat can crash or exhaust memory on a damaged file), reads it with
 ``scipy.io.loadmat`` and returns a ``VGGWeights`` holding only the 16
 convolution kernels and biases and the mean pixel. The fully-connected layers
@@ -20,8 +20,8 @@ import warnings
 import numpy as np
 import scipy.io
 
-from .errors import WeightsFileError, quoted
-from .layers import CONV_INDEX, DOWNLOAD_HINT, MATCONVNET_LAYERS, VGGWeights
+from ..errors import WeightsFileError, quoted
+from ..networks.vgg19 import CONV_INDEX, DOWNLOAD_HINT, MATCONVNET_LAYERS, VGGWeights
 from .matfile import check_open_mat_file, open_regular_file
 
 
@@ -79,7 +79,7 @@ def _mean_pixel(mat, layout, path):
 
 def _read_mat(path):
     # One open file for the check and for loadmat, so loadmat reads the file
-    # that was checked. The check makes loadmat safe: see nst_tf.matfile.
+    # that was checked. The check makes loadmat safe: see nst_tf.weights.matfile.
     with open_regular_file(path, missing_hint=DOWNLOAD_HINT, folder_problem="is a folder, not the .mat file") as file:
         check_open_mat_file(file, path)
         try:

@@ -2,8 +2,8 @@
 
 ``read_weights(path)`` finds the kind of the file from its first bytes
 (``weights_file_kind``: MatConvNet's .mat or Keras' .h5), reads it with the
-matching reader (``nst_tf.matconvnet.read_vgg19_mat`` or
-``nst_tf.keras_weights.read_vgg19_h5``) and returns a ``VGGWeights``. Nothing
+matching reader (``nst_tf.weights.matconvnet.read_vgg19_mat`` or
+``nst_tf.weights.keras.read_vgg19_h5``) and returns a ``VGGWeights``. Nothing
 here needs TensorFlow, so the command reads and checks the weights before it
 loads TensorFlow, and before it creates anything.
 """
@@ -12,8 +12,8 @@ import ctypes
 import os
 import sys
 
-from .keras_weights import EXPECTED_KINDS, KERAS_DOWNLOAD_HINT, file_kind, read_vgg19_h5
-from .layers import DOWNLOAD_HINT
+from .keras import EXPECTED_KINDS, KERAS_DOWNLOAD_HINT, file_kind, read_vgg19_h5
+from ..networks.vgg19 import DOWNLOAD_HINT
 from .matconvnet import read_vgg19_mat
 from .matfile import open_regular_file
 
@@ -21,7 +21,7 @@ from .matfile import open_regular_file
 def weights_file_kind(path):
     """The kind of weights file at ``path``, "mat" or "h5", from its first bytes, not its name.
 
-    See ``nst_tf.keras_weights.file_kind``. Raises ``WeightsFileError``
+    See ``nst_tf.weights.keras.file_kind``. Raises ``WeightsFileError``
     naming both expected kinds for a missing, empty or other file, and for
     anything that is not a regular file.
     """

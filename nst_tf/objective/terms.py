@@ -1,0 +1,146 @@
+"""The terms an objective sums: content, style, total variation; a new term is a new class here.
+
+Two kinds of term:
+
+- A *network term* (``ContentTerm``, ``StyleTerm``) reads activations. It
+  reduces them to ``sums``: tensors that add up over any partition of the
+  image's positions (the content's sum of squared differences, the style's
+  Gram matrices), and its ``cost`` is a function of those sums only. So the
+  whole image's cost is ``cost(sums(whole activations))``, and in tiles it is
+  ``cost(sum over tiles of sums(core activations))``: the same numbers,
+  whatever the tiles. The tiled objective differentiates ``cost`` with
+  respect to the sums and pushes that through ``sums`` of each tile by
+  automatic differentiation: no term has a hand-written gradient.
+- An *image term* (``TotalVariationTerm``) reads the image itself; the
+  objectives compute it on the whole image.
+
+Each term has a ``name`` (how the objective reports its value) and a
+``weight``; the objective's ``J`` is ``sum weight * cost``.
+"""
+
+import tensorflow as tf
+
+from ..costs import (
+    content_cost_from_sum,
+    gram_distance,
+    style_gram,
+    style_normalizer,
+    total_variation_cost,
+    weighted_style_cost,
+)
+
+
+class Shapes:
+    """The whole image's sizes a term's cost needs: ``image`` (H, W) and ``layer(name)`` (n_H, n_W)."""
+
+    def __init__(self, image, layer_size):
+        self.image = image
+        self._layer_size = layer_size
+
+    def layer(self, name):
+        return self._layer_size(name)
+
+
+class Window:
+    """Where a piece of an image lies in the whole image's activations: ``crop(tensor, layer)`` cuts it out.
+
+    The whole image is ``Window()``; a tile's core gives its offsets and
+    sizes per layer (``Window(boxes)``, boxes: {layer: ((row, rows), (col,
+    cols))}).
+    """
+
+    def __init__(self, boxes=None):
+        self._boxes = boxes
+
+    def crop(self, tensor, layer):
+        if self._boxes is None:
+            return tensor
+        (r, rows), (c, cols) = self._boxes[layer]
+        return tensor[:, r : r + rows, c : c + cols, :]
+
+
+class ContentTerm:
+    """The course's content cost at ``layer`` against ``target``, the content image's activation there.
+
+    ``sums``: ``{"squares": sum((target - a_G)**2)}`` over the window;
+    ``cost``: ``squares / (4 n_H n_W n_C)`` of the whole layer
+    (``compute_content_cost``).
+    """
+
+    name = "content"
+
+    def __init__(self, layer, target, weight):
+        self.layer = layer
+        self.layers = (layer,)
+        self.target = target
+        self.weight = weight
+
+    def sums(self, activations, window):
+        if self.layer not in activations:  # a tile whose core is empty at this layer
+            return {}
+        difference = window.crop(self.target, self.layer) - activations[self.layer]
+        return {"squares": tf.reduce_sum(tf.square(difference))}
+
+    def cost(self, sums, shapes):
+        n_H, n_W = shapes.layer(self.layer)
+        return content_cost_from_sum(sums["squares"], n_H, n_W, self.target.shape[-1])
+
+
+class StyleTerm:
+    """The style cost: ``sum_s blend_s * sum_l w_l * ||S_{s,l} - G_l||^2 / normalizer_l``.
+
+    Args:
+        style_layers: (layer, weight) pairs.
+        targets: per style image, ``{layer: its Gram matrix S}``.
+        blend_weights: one per style image, summing to 1.
+        normalizer: "layer" (the course's ``4 n_C^2 (n_H n_W)^2`` of each
+            layer) or "image" (``4 * 3^2 * (H W)^2`` of the image).
+        weight: beta.
+
+    ``sums``: each layer's Gram matrix ``G_l`` of the window's activations
+    (a layer missing from them, an empty tile core, is left out).
+    """
+
+    name = "style"
+
+    def __init__(self, style_layers, targets, blend_weights, normalizer, weight):
+        self.style_layers = tuple(style_layers)
+        self.layers = tuple(dict.fromkeys(layer for layer, _ in self.style_layers))
+        self.targets = targets
+        self.blend_weights = blend_weights
+        self.normalizer = normalizer
+        self.weight = weight
+
+    def sums(self, activations, window=None):
+        return {layer: style_gram(activations[layer]) for layer in self.layers if layer in activations}
+
+    def cost(self, sums, shapes):
+        def layer_cost(grams, layer):
+            normalizer = self._normalizer(layer, sums[layer].shape[-1], shapes)
+            return gram_distance(grams[layer], sums[layer], normalizer)
+
+        return tf.add_n(
+            [
+                blend * weighted_style_cost(self.style_layers, lambda layer, grams=grams: layer_cost(grams, layer))
+                for blend, grams in zip(self.blend_weights, self.targets)
+            ]
+        )
+
+    def _normalizer(self, layer, n_C, shapes):
+        if self.normalizer == "image":
+            return style_normalizer(*shapes.image, 3)
+        return style_normalizer(*shapes.layer(layer), n_C)
+
+
+class TotalVariationTerm:
+    """Total variation of the image (``total_variation_cost`` in ``form``), weighted by ``weight``."""
+
+    name = "tv"
+    layers = ()
+
+    def __init__(self, form, weight):
+        self.form = form
+        self.weight = weight
+
+    def image_cost(self, image):
+        return total_variation_cost(image, self.form)

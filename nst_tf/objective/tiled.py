@@ -1,0 +1,350 @@
+"""The objective and its gradient for images too large for memory, exactly, in tiles.
+
+``TiledStyleCost`` is a ``StyleCost`` whose ``__call__`` and
+``value_and_gradient`` never run the network on more than one tile (its
+core plus a margin; ``nst_tf.large.tiles`` explains why that is exact) at a
+time:
+
+1. Forward, tile by tile: every network term's ``sums`` (``terms.py``: the
+   style's Gram matrices, the content's sum of squares) of the whole image
+   are added up from the tiles' cores. The terms' ``cost`` of those sums
+   are the costs.
+2. Backward, tile by tile: the gradient of ``J`` with respect to the summed
+   statistics, ``dJ/dsums``, is found by automatic differentiation of the
+   terms' ``cost``; since ``sums`` adds over tiles, each tile's part of
+   ``dJ/dimage`` is ``dJ/dsums`` pushed back through that tile's ``sums``
+   (automatic differentiation again) and its forward pass. The tiles' input
+   gradients, which overlap in the margins, are added into one image-sized
+   variable. No term has a hand-written gradient.
+
+Pass 2 needs each tile's forward pass. By default it runs it again, one
+tile at a time, so that a traced step holds one tile's activations at a
+time however many tiles there are (each tile's reads wait, by control
+dependencies, for the previous tile's results); the last tile of pass 1 is
+kept under its tape and is the first of pass 2. With ``keep_forward`` every
+tile's forward pass is kept from pass 1 in the lean form that ``VGG19``'s
+``lean_gradient`` gives (ReLU signs as booleans) with the activations of the
+cost's layers (conv1_1's, the largest, is computed again instead): faster,
+and memory grows with the image again, at about a fifth of the whole
+image's rate (``Network.kept_pixel_bytes``; step times in
+``benchmarks/results``).
+
+Image terms (total variation) are computed on the whole image. The
+optimizer, L-BFGS's history and colour preservation see the whole image
+variable as before.
+"""
+
+import contextlib
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from ..config import StyleTransferConfig
+from ..costs import style_gram
+from ..errors import NSTError
+from ..large.tiles import TilePlan
+from .terms import Shapes, Window
+from .whole import StyleCost
+
+
+class TiledStyleCost(StyleCost):
+    """``StyleCost`` computed in tiles: the same costs and gradients, memory bounded by the tile.
+
+    Args:
+        model, content_image, style_image, config: as for ``StyleCost``
+            (``config`` by default ``StyleTransferConfig()``); ``model`` must
+            carry its ``network`` (a ``Network``) and ``pooling``, which
+            decide the tile geometry.
+        tile_size: side of a tile's core in pixels, or its (rows, columns)
+            (full-width strips have margins on two sides only), rounded up to
+            the pooling grid (16 pixels through conv5_1, 32 with avgpool5).
+        margin: pixels a tile extends beyond its core on inner sides; by
+            default the least that keeps every layer used exact
+            (``Network.margin``). A larger one is rounded up to the grid.
+        keep_forward: keep every tile's forward pass from pass 1 to pass 2
+            (what its gradient needs of it: ``VGG19``'s lean gradient), so
+            that no tile runs forward twice; faster, and it takes about
+            ``Network.kept_pixel_bytes`` per pixel of every tile's extent.
+            False: one tile's forward pass at a time, run again in pass 2
+            (the last tile of pass 1 excepted). ``MemoryModel.plan`` keeps
+            them where the budget allows.
+        plan: a ``TilePlan`` instead of ``tile_size``, ``margin`` and
+            ``keep_forward`` (what ``make_style_cost`` passes).
+
+    The content target and the style Gram matrices are computed in tiles
+    too, each image with its own grid. ``tiles``: the content image's tiles.
+
+    Raises:
+        NSTError: as ``StyleCost``, and for a model without a network's
+            geometry, a margin below what the layers need, or a tile size or
+            ``keep_forward`` of the wrong kind.
+    """
+
+    def __init__(
+        self,
+        model,
+        content_image,
+        style_image,
+        config=None,
+        tile_size=512,
+        margin=None,
+        keep_forward=False,
+        name="tiled_style_cost",
+        plan=None,
+    ):
+        config = StyleTransferConfig() if config is None else config
+        if not isinstance(config, StyleTransferConfig):
+            raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
+        network, pooling = getattr(model, "network", None), getattr(model, "pooling", None)
+        if network is None or pooling is None:
+            raise NSTError(
+                f"tiling needs a VGG19 model or another nst_tf network (its geometry decides the tiles); got "
+                f"{type(model).__name__}"
+            )
+        if plan is None:
+            layers = [config.content_layer, *(layer for layer, _ in config.style_layers)]
+            plan = TilePlan.of(layers, tile_size, margin, keep_forward, network, pooling)
+        plan = plan.with_pooling(pooling)
+        super().__init__(model, content_image, style_image, config, name=name, plan=plan)
+        self.tiles = plan.grid(*self.content_image.shape[1:3])
+        with self.name_scope:
+            self._gradient = tf.Variable(tf.zeros(self.content_image.shape), trainable=False, name="gradient")
+
+    @property
+    def tile_size(self):
+        return self.plan.tile_size
+
+    @property
+    def margin(self):
+        return self.plan.margin
+
+    @property
+    def keep_forward(self):
+        return self.plan.keep_forward
+
+    # One tile ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _slice(image, tile):
+        return image[:, tile.rows.first : tile.rows.last, tile.cols.first : tile.cols.last, :]
+
+    def _run_tile(self, x, tile, size, taped=False, layers=None):
+        """The network on the tile ``x`` of an image of ``size`` (height, width): a ``_TileRun``.
+
+        ``layers``: by default the cost's. ``taped``: under a tape watching
+        ``x``, with the network's lean gradient when ``keep_forward``.
+        """
+        layers = self._layers if layers is None else layers
+        tape = tf.GradientTape() if taped else contextlib.nullcontext()
+        with tape:
+            if taped:
+                tape.watch(x)
+            options = {"lean_gradient": True} if taped and self.keep_forward else {}
+            activations = self._float32(self._network(x, layers, **options))
+        cores, boxes = {}, {}
+        for layer in layers:
+            (r, rows), (c, cols) = box = self.plan.core_box(tile, layer, *size)
+            a = activations[layer]
+            if r + rows > a.shape[1] or c + cols > a.shape[2]:
+                raise AssertionError(f"tile core {(r, rows, c, cols)} outside {layer} activation {a.shape}")
+            if rows and cols:
+                cores[layer] = _crop(a, box)
+                boxes[layer] = box
+        return _TileRun(x, tape if taped else None, activations, cores, boxes, self._window(tile, boxes))
+
+    def _window(self, tile, boxes):
+        """Where ``tile``'s cores lie in the whole image's activations (``boxes``: in the tile's own)."""
+        whole = {}
+        for layer, ((_, rows), (_, cols)) in boxes.items():
+            r, c = self.plan.core_offset(tile, layer)
+            whole[layer] = ((r, rows), (c, cols))
+        return Window(whole)
+
+    # Targets, in tiles (eager, at construction) ---------------------------------------------
+
+    def _content_activation(self, image):
+        layer = self.content_layer
+        height, width = image.shape[1:3]
+        target = None
+        for tile in self.plan.grid(height, width):
+            run = self._run_tile(tf.constant(self._slice(image, tile)), tile, (height, width), layers=[layer])
+            if layer not in run.cores:
+                continue
+            core = run.cores[layer].numpy()
+            if target is None:
+                n_H, n_W = self.plan.layer_size(layer, height, width)
+                target = np.empty((1, n_H, n_W, core.shape[-1]), np.float32)
+            r, c = self.plan.core_offset(tile, layer)
+            target[:, r : r + core.shape[1], c : c + core.shape[2]] = core
+        return target
+
+    def _style_grams(self, image, layers):
+        height, width = image.shape[1:3]
+        grams = {}
+        for tile in self.plan.grid(height, width):
+            cores = self._run_tile(tf.constant(self._slice(image, tile)), tile, (height, width), layers=layers).cores
+            for layer, core in cores.items():
+                gram = style_gram(core)
+                grams[layer] = gram if layer not in grams else grams[layer] + gram
+        return grams
+
+    # The generated image -------------------------------------------------------------------
+
+    def _check(self, image):
+        if not isinstance(image, tf.Variable):
+            image = tf.convert_to_tensor(image, tf.float32)
+        if image.shape != self.content_image.shape:
+            raise NSTError(f"image has shape {image.shape}; this TiledStyleCost is for {self.content_image.shape}")
+        return image
+
+    def _shapes(self):
+        height, width = self.content_image.shape[1:3]
+        return Shapes((height, width), lambda layer: self.plan.layer_size(layer, height, width))
+
+    def _tile_sums(self, cores, window):
+        """Each network term's ``sums`` of one tile's ``cores`` (a layer whose core is empty adds nothing)."""
+        return [term.sums(cores, window) for term in self._network_terms()]
+
+    def _forward_pass(self, image, taped):
+        """Pass 1: ``(sums, kept)``: every network term's sums over all tiles, and the taped tile runs.
+
+        ``kept``: the ``_TileRun``s run under a tape for pass 2 (none unless
+        ``taped``; then every tile with ``keep_forward``, else the last).
+        """
+        size = self.content_image.shape[1:3]
+        total, kept, after = None, {}, []
+        for i, tile in enumerate(self.tiles):
+            keep = taped and (self.keep_forward or i == len(self.tiles) - 1)
+            # Reading the tile only after the previous tile's sums exist keeps
+            # a traced step from running the tiles side by side.
+            with tf.control_dependencies(after):
+                x = self._slice(image, tile)
+            run = self._run_tile(x, tile, size, keep)
+            total = _add_sums(total, self._tile_sums(run.cores, run.window))
+            after = tf.nest.flatten(total)
+            if keep:
+                kept[i] = run
+        return total, kept
+
+    def __call__(self, image):
+        """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars, in tiles."""
+        image = self._check(image)
+        sums, _ = self._forward_pass(image, taped=False)
+        return self._combined(image, sums, self._shapes())
+
+    def value_and_gradient(self, image):
+        """``((J, J_content, J_style, J_tv), dJ/dimage)``, both passes in tiles; see the module docstring."""
+        image = self._check(image)
+        sums, kept = self._forward_pass(image, taped=True)
+        flat = tf.nest.flatten(sums)
+        with tf.GradientTape() as tape:
+            tape.watch(flat)
+            costs = self._combined(image, tf.nest.pack_sequence_as(sums, flat), self._shapes())
+        upstream = tf.nest.pack_sequence_as(sums, tape.gradient(costs[0], flat))
+        after = [self._gradient.assign(tf.zeros_like(self._gradient))]
+        for i in reversed(range(len(self.tiles))):
+            tile = self.tiles[i]
+            with tf.control_dependencies(after):
+                run = kept[i] if i in kept else self._run_tile(self._slice(image, tile), tile, image.shape[1:3], True)
+                tile_gradient = self._backward(run, upstream)
+            rows, cols = slice(tile.rows.first, tile.rows.last), slice(tile.cols.first, tile.cols.last)
+            region = self._gradient[:, rows, cols, :]
+            after = [self._gradient[:, rows, cols, :].assign(region + tile_gradient)]
+        with tf.control_dependencies(after):
+            gradient = self._gradient.read_value()
+        return costs, gradient + self._image_terms_gradient(image)
+
+    def _backward(self, run, upstream):
+        """``dJ/dx`` of one tile's input: ``upstream`` (dJ/dsums) through the tile's sums and forward pass."""
+        values = run.activations
+        if self.keep_forward:
+            again = [layer for layer in _COMPUTED_AGAIN if layer in run.boxes]
+            if again:
+                values = {**values, **self._float32(self._network(run.x, again))}
+        # The cores are cut again from the activations, so that pass 1's
+        # copies need not live until pass 2.
+        layers = list(run.boxes)
+        cores = [_crop(values[layer], run.boxes[layer]) for layer in layers]
+        with tf.GradientTape() as tape:
+            tape.watch(cores)
+            tile_sums = self._tile_sums(dict(zip(layers, cores)), run.window)
+        wanted = _matching(tile_sums, upstream)
+        core_gradients = tape.gradient(
+            tf.nest.flatten(tile_sums),
+            cores,
+            output_gradients=tf.nest.flatten(wanted),
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        # The upstream gradients are padded to the whole activation: the
+        # gradient of the core's slice (StridedSliceGrad) took a fifth of a step.
+        padded = [
+            _pad_to(g, run.boxes[layer], run.activations[layer].shape) for layer, g in zip(layers, core_gradients)
+        ]
+        return run.tape.gradient([run.activations[layer] for layer in layers], run.x, output_gradients=padded)
+
+    def _image_terms_gradient(self, image):
+        image_terms = [term for term in self.terms if not term.layers]
+        if not image_terms:
+            return tf.zeros([], tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            J = tf.add_n([term.weight * term.image_cost(image) for term in image_terms])
+        return tape.gradient(J, image)
+
+
+# Of the activations a kept forward pass would hold until pass 2, conv1_1's
+# is the largest (64 channels at full resolution, a third of what a tile
+# keeps) and the cheapest to compute again (from 3 channels: under 1% of
+# a forward pass's multiply-adds). Its values are computed again in pass 2; the tape keeps
+# only its ReLU signs.
+_COMPUTED_AGAIN = ("conv1_1",)
+
+
+class _TileRun(NamedTuple):
+    """One tile through the network: its input ``x``, the tape (or None), ``{layer: activation}``,
+    ``{layer: the core's activation}``, ``{layer: the core's box in the activation}`` and the
+    ``Window`` of its cores in the whole image's activations."""
+
+    x: tf.Tensor
+    tape: object
+    activations: dict
+    cores: dict
+    boxes: dict
+    window: Window
+
+
+def _add_sums(total, sums):
+    """Adds one tile's list of ``{key: tensor}`` sums into ``total`` (None at first); a missing key adds 0."""
+    if total is None:
+        return [dict(s) for s in sums]
+    return [{**t, **{k: t[k] + v if k in t else v for k, v in s.items()}} for t, s in zip(total, sums)]
+
+
+def _matching(tile_sums, upstream):
+    """``upstream`` (dJ/dsums of the whole image) restricted to the keys one tile's sums have."""
+    return [{key: up[key] for key in s} for s, up in zip(tile_sums, upstream)]
+
+
+def _crop(activation, box):
+    """The part of ``activation`` (1, h, w, c) at ``box`` ((row, rows), (col, cols))."""
+    (r, rows), (c, cols) = box
+    return activation[:, r : r + rows, c : c + cols, :]
+
+
+def _pad_to(core, box, shape):
+    """``core`` placed at ``box`` ((row, rows), (col, cols)) in zeros of ``shape`` (1, h, w, c)."""
+    (r, rows), (c, cols) = box
+    return tf.pad(core, [[0, 0], [r, shape[1] - r - rows], [c, shape[2] - c - cols], [0, 0]])
+
+
+def make_style_cost(model, content_image, style_image, config=None, plan=None):
+    """A ``StyleCost``, or a ``TiledStyleCost`` when ``plan`` (a ``TilePlan``) splits the image.
+
+    ``MemoryModel.plan`` gives the plan a memory budget allows (None where
+    the whole image fits).
+    """
+    config = StyleTransferConfig() if config is None else config
+    if plan is not None and plan.splits(*np.shape(content_image)[1:3]):
+        return TiledStyleCost(model, content_image, style_image, config, plan=plan)
+    return StyleCost(model, content_image, style_image, config)
