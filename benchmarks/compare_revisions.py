@@ -11,7 +11,7 @@ times: steps taken in turn see the same machine, so the ratio new/old is taken r
 its median reported. Writes benchmarks/results/compare-<device>-<date>.json and .md.
 
 Variants: the 400x300 whole-image Adam step (bench.py's "step"), and 1024x1024 in two strips with
-forward passes kept and in four 512x512 tiles with forward passes run again (large.py's "tiling").
+forward passes kept and in four 512x512 tiles with forward passes run again (benchmarks/large.py's "tiling").
 """
 
 import argparse

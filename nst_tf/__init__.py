@@ -9,12 +9,13 @@ plus what the course leaves out: total variation, L-BFGS, colour
 preservation, several styles, and large images (``TiledStyleCost``: the
 same costs and gradients in tiles; ``CoarseToFine``: several sizes).
 
-The names below are imported from their modules on first use, so that
-``python -m nst_tf -h`` and the command's input errors answer before
-TensorFlow (seconds to import) is loaded.
+The names below, and the submodules (``nst_tf.presets.PRESETS``), are
+imported on first use, so that ``python -m nst_tf -h`` and the command's
+input errors answer before TensorFlow (seconds to import) is loaded.
 """
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -24,7 +25,7 @@ _HOMES = {
     "CourseConfig": "config",
     "STYLE_LAYERS": "config",
     "StyleTransferConfig": "config",
-    "GRAPH_LAYERS": "layers",
+    "GRAPH_LAYERS": "networks.vgg19",
     "compute_content_cost": "costs",
     "compute_layer_style_cost": "costs",
     "compute_style_cost": "costs",
@@ -51,22 +52,22 @@ _HOMES = {
     "save_image": "images",
     "size_for": "images",
     "LBFGS": "lbfgs",
-    "LargeImageOptions": "large",
-    "scale_sizes": "large",
-    "CoarseToFine": "multiscale",
-    "ScaleProgress": "multiscale",
-    "TiledStyleCost": "tiling",
-    "make_style_cost": "tiling",
-    "StyleCost": "objective",
+    "LargeImageOptions": "large.options",
+    "scale_sizes": "large.options",
+    "CoarseToFine": "large.multiscale",
+    "ScaleProgress": "large.multiscale",
+    "TiledStyleCost": "objective.tiled",
+    "make_style_cost": "objective.tiled",
+    "StyleCost": "objective.whole",
     "Progress": "optimize",
     "StyleTransfer": "optimize",
     "Tick": "optimize",
     "stylize": "optimize",
-    "VGG19": "vgg",
-    "VGGWeights": "layers",
-    "load_vgg_model": "vgg",
-    "read_vgg19_mat": "matconvnet",
-    "read_vgg19_h5": "keras_weights",
+    "VGG19": "networks.vgg19_module",
+    "VGGWeights": "networks.vgg19",
+    "load_vgg_model": "networks.vgg19_module",
+    "read_vgg19_mat": "weights.matconvnet",
+    "read_vgg19_h5": "weights.keras",
     "read_weights": "weights",
     "weights_file_kind": "weights",
 }
@@ -75,9 +76,12 @@ __all__ = sorted(_HOMES)
 
 
 def __getattr__(name):
-    if name not in _HOMES:
+    if name in _HOMES:
+        value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)  # a submodule: nst_tf.presets.PRESETS
+    else:
         raise AttributeError(f"module 'nst_tf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
     globals()[name] = value
     return value
 

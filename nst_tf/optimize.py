@@ -2,7 +2,7 @@
 
 ``StyleTransfer(objective)`` holds the image ``tf.Variable``, the optimizer
 and the loop; what is minimized is the objective's business (a ``StyleCost``
-from ``objective.py``, or any callable with its interface). ``run()`` yields
+from ``nst_tf.objective``, or any callable with its interface). ``run()`` yields
 a ``Progress`` after every reported iteration; it never prints or writes.
 
 Steps run inside one ``tf.function`` loop, traced once with the number of
@@ -22,11 +22,7 @@ from .config import OPTIMIZERS, StyleTransferConfig
 from .errors import NSTError, NonFiniteCostError
 from .images import checked_float32_batch, start_image
 from .lbfgs import LBFGS
-from .objective import StyleCost
-
-#: TF1's AdamOptimizer, which the course's first edition used, defaults to
-#: epsilon 1e-8 (Keras's Adam to 1e-7). Beta values are the same in both.
-ADAM_EPSILON = StyleTransferConfig().adam_epsilon
+from .objective.whole import StyleCost
 
 
 @dataclass(frozen=True)

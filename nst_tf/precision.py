@@ -5,10 +5,11 @@ the one place that turns a name into a TensorFlow dtype and decides what
 "auto" means on the machine at hand. Gram matrices and costs are always
 float32 (``costs.py`` explains why), whatever the network runs in.
 
-Measured on 2026-11-23 (``benchmarks/bench.py``, 400x300 step): bf16 is 3.9x
-faster than float32 on an Intel Xeon with AMX, 1.5x slower on one with
-AVX512_BF16 but no AMX, and 9.4x slower on an AMD EPYC with AVX2 only, where
-bfloat16 is emulated. So "auto" chooses bf16 only where it is faster.
+"auto" chooses bf16 on CPUs with AMX, the only CPUs where it was measured
+faster than float32 (without AMX, even with AVX512_BF16, it was slower), and
+on GPUs with bfloat16 tensor cores (not measured: no GPU was at hand). The
+measurements (``benchmarks/bench.py --sections variants``) are in
+``benchmarks/results/cpu-*.md`` and README.md's Benchmarks section.
 """
 
 import functools
@@ -20,10 +21,7 @@ from .errors import NSTError
 #: TensorFlow dtype name of each precision other than "auto".
 DTYPE_NAMES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
-# CPU flags (as Linux's /proc/cpuinfo spells them) with which reduced precision is faster than
-# float32 here. Measured at 400x300 (benchmarks/bench.py --quick --sections variants): a Xeon with
-# AMX ran bf16 3.9x faster than float32; a Xeon with AVX512_BF16 but no AMX ran it 1.5x slower
-# (1.15 s against 0.77 s a step); an AVX2-only EPYC 9.4x slower. So only AMX counts.
+# CPU flags (as Linux's /proc/cpuinfo spells them) with which each reduced precision is native.
 _NATIVE_CPU_FLAGS = {
     "bf16": ("amx_bf16",),
     "fp16": ("amx_fp16",),

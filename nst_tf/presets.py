@@ -6,10 +6,10 @@ pooling, how images are sized and normalized, the hyperparameters
 its numbered image names). ``python -m nst_tf --preset NAME`` starts from a
 preset's values, and any option given as well overrides them; in the library::
 
-    preset = nst_tf.PRESETS["second_edition"]
+    preset = nst_tf.presets.PRESETS["second_edition"]
     model = preset.load_model()                      # Keras' notop .h5, max pooling
-    content = preset.load_image("images/louvre_small.jpg")
-    style = preset.load_image("images/monet.jpg")
+    content = preset.load_image("images/content.jpg")
+    style = preset.load_image("images/style.jpg")
     for progress in preset.stylize(model, content, style): ...
 
 Where nst_tf deliberately differs from a pipeline, its ``differences`` say so.

@@ -116,7 +116,7 @@ def test_missing_weights_message_names_the_download_command(workspace, capsys, c
 
 def test_unwritable_output_folder_is_reported_before_any_work(workspace, capsys, monkeypatch, cli_args):
     (workspace / "a_file").write_text("not a folder")
-    monkeypatch.setattr("nst_tf.vgg.VGG19", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("nst_tf.networks.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
     argv = cli_args() + ["--output_dir", str(workspace / "a_file" / "out")]
     expect_error(capsys, argv, "--output_dir: cannot write to")
 
@@ -258,7 +258,7 @@ def test_cli_rejects_bad_extra_options(workspace, capsys, extra, message, cli_ar
 
 
 def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(workspace, capsys, monkeypatch, cli_args):
-    monkeypatch.setattr("nst_tf.vgg.VGG19", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("nst_tf.networks.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
     for taken in ("2.png", "generated_image.jpg"):
         (workspace / "out" / taken).mkdir(parents=True)
         expect_error(capsys, cli_args(), f"{taken} is a folder; this run would save an image under that name")
@@ -391,10 +391,12 @@ def test_a_failed_final_save_names_the_path_and_keeps_the_image_elsewhere(worksp
 def test_progress_eta_leaves_out_the_first_iteration_which_traces(monkeypatch):
     import io
 
+    from nst_tf.jobs import drive
+
     clock = iter([0.0, 100.0, 101.0])
-    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(drive.time, "monotonic", lambda: next(clock))
     stream = io.StringIO()
-    bar = cli._ProgressLine(11, stream)
+    bar = drive.ProgressLine(11, stream)
     bar.update(1)  # after tracing: 100 s for one iteration
     bar.update(2)  # one more iteration in 1 s: 9 left, 9 s
     first, second = stream.getvalue().splitlines()

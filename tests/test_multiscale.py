@@ -1,4 +1,4 @@
-"""Coarse to fine (nst_tf/multiscale.py), scale sizes and style scale (nst_tf/large.py)."""
+"""Coarse to fine (nst_tf/large/multiscale.py), scale sizes and style scale (nst_tf/large/options.py)."""
 
 import numpy as np
 import pytest
@@ -26,7 +26,8 @@ class Recorder:
         self.make = make
         self.calls, self.objectives = [], []
 
-    def __call__(self, model, content, styles, config):
+    def __call__(self, model, content, styles, config, size):
+        assert tuple(size) == content.shape[1:3]
         self.calls.append((content.shape, [style.shape for style in styles], config.epochs))
         self.objectives.append(self.make(model, content, styles, config))
         return self.objectives[-1]

@@ -1,4 +1,4 @@
-"""StyleCost: the objective of a run, alone and as the loop uses it (nst_tf/objective.py)."""
+"""StyleCost: the objective of a run, alone and as the loop uses it (nst_tf/objective/whole.py)."""
 
 import numpy as np
 import pytest

@@ -16,7 +16,6 @@ from nst_tf import (
     stylize,
     total_cost,
 )
-from nst_tf.optimize import ADAM_EPSILON
 
 
 @pytest.fixture
@@ -72,7 +71,7 @@ def test_first_step_is_one_adam_step_of_the_course_cost(model, images):
     g = tape.gradient(J, image).numpy().astype(np.float64)
     # Adam's first step: m = 0.1 g, v = 0.001 g^2, lr_t = 2.0 * sqrt(0.001) / 0.1.
     m, v = 0.1 * g, 0.001 * g**2
-    expected = start - 2.0 * np.sqrt(1 - 0.999) / (1 - 0.9) * m / (np.sqrt(v) + ADAM_EPSILON)
+    expected = start - 2.0 * np.sqrt(1 - 0.999) / (1 - 0.9) * m / (np.sqrt(v) + config.adam_epsilon)
     (progress,) = stylize(model, content, style, config)
     np.testing.assert_allclose(progress.image, expected, rtol=1e-5, atol=1e-3)
 

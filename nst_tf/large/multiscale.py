@@ -39,6 +39,11 @@ def upsample(image, height, width):
     return tf.image.resize(image, (height, width), method="bilinear").numpy()
 
 
+def _whole(model, content, styles, config, size):
+    """The default objective of every size: the whole image's ``StyleCost``."""
+    return StyleCost(model, content, styles, config)
+
+
 def _pixels(image, name):
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -60,9 +65,10 @@ class CoarseToFine:
             (``large.scale_sizes`` gives a doubling sequence).
         scale_epochs: iterations at each size but the last (default ``config.epochs``).
         style_scale: the style images are fitted to this fraction of each size.
-        make_objective: ``make_objective(model, content, styles, config)``
-            builds each size's objective (default ``StyleCost``; give one that
-            returns a ``TiledStyleCost`` for large sizes).
+        make_objective: ``make_objective(model, content, styles, config,
+            size=(height, width))`` builds each size's objective (default: a
+            ``StyleCost``; give one that returns a ``TiledStyleCost`` for
+            large sizes, e.g. from a ``TilePlan`` per size).
         fit: how images are brought to each size (``fit_image``'s ``fit``).
 
     The first size starts from the course's noise image (``config.seed``),
@@ -78,7 +84,7 @@ class CoarseToFine:
         sizes=(),
         scale_epochs=None,
         style_scale=1.0,
-        make_objective=StyleCost,
+        make_objective=None,
         fit="crop",
     ):
         self.model = model
@@ -99,7 +105,7 @@ class CoarseToFine:
         self.epochs = [early] * (len(self.sizes) - 1) + [self.config.epochs]
         self._configs = [replace(self.config, epochs=epochs) for epochs in self.epochs]
         self.style_scale = style_scale
-        self.make_objective = make_objective
+        self.make_objective = _whole if make_objective is None else make_objective
         self.fit = fit
         self.transfer = None
         self.scale = 0
@@ -114,7 +120,12 @@ class CoarseToFine:
     @property
     def iteration(self):
         """Iterations done so far, over all sizes."""
-        return self._done_before + (self.transfer.iteration if self.transfer is not None else 0)
+        return self._done_before + self.scale_iteration
+
+    @property
+    def scale_iteration(self):
+        """Iterations done so far at the current size (``scale``); 0 before the first size starts."""
+        return self.transfer.iteration if self.transfer is not None else 0
 
     def current_image(self):
         """The latest image, at its size, as the objective presents it (None before the first size starts)."""
@@ -142,7 +153,7 @@ class CoarseToFine:
                 # The finished size's network state is dropped before the next is built.
                 self.transfer = None
             content, styles = self.images_at(height, width)
-            objective = self.make_objective(self.model, content, styles, config)
+            objective = self.make_objective(self.model, content, styles, config, size=(height, width))
             initial = None if previous is None else upsample(previous, height, width)
             self.scale = index + 1
             self.transfer = StyleTransfer(objective, config, initial)

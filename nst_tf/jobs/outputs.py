@@ -1,0 +1,197 @@
+"""What a run saves, when and under which names; the output folder's checks; saving with a rescue.
+
+A run saves, in its output folder, a report image every ``print_every``
+iterations of its last scale (named by the preset's ``report_image``, e.g.
+``"{i}.png"``), each earlier scale's result (``scale1.png`` ...) and the final
+image, ``generated_image.jpg``.
+"""
+
+import dataclasses
+import os
+import re
+import tempfile
+
+from ..config import StyleTransferConfig
+from ..errors import NSTError, quoted
+from .statuses import PROG
+
+FINAL_IMAGE = "generated_image.jpg"
+
+
+def numbered(template):
+    """A pattern matching the names ``template`` gives report images.
+
+    Args:
+        template: a file name with ``{i}`` for the iteration, e.g. ``"{i}.png"``.
+
+    Returns:
+        A compiled ``re`` pattern whose group 1 is the iteration.
+    """
+    return re.compile("^" + re.escape(template).replace(re.escape("{i}"), r"(\d+)") + "$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """The images one run saves in ``folder``.
+
+    Attributes:
+        folder: the output folder (created by ``prepare`` if missing).
+        config: the run's ``StyleTransferConfig`` (``epochs``, ``print_every``
+            and the ``normalization`` images are saved with).
+        report_image: the report images' name, with ``{i}`` for the iteration.
+        scales: how many sizes the run has; each but the last saves its result.
+    """
+
+    folder: str
+    config: StyleTransferConfig
+    report_image: str
+    scales: int = 1
+
+    @property
+    def final_path(self):
+        """The final image's path."""
+        return os.path.join(self.folder, FINAL_IMAGE)
+
+    @property
+    def scale_images(self):
+        """The file names of each earlier scale's result: ``["scale1.png", ...]``."""
+        return [f"scale{scale}.png" for scale in range(1, self.scales)]
+
+    def report_name(self, iteration):
+        """The report image's file name for ``iteration``."""
+        return self.report_image.format(i=iteration)
+
+    def reports(self, iteration):
+        """Whether ``iteration`` of the last scale has its costs printed and its image saved.
+
+        Every ``print_every``-th iteration does. The last iteration is
+        reported too (``config.is_report``) but saved only as the final
+        image, as the course does.
+
+        Args:
+            iteration: an iteration of the last scale, from 0.
+
+        Returns:
+            True for a reported iteration.
+        """
+        return 0 <= iteration < self.config.epochs and iteration % self.config.print_every == 0
+
+    def _ours(self, name, pattern):
+        """Whether this run would save an image named ``name`` (``pattern``: the report images')."""
+        match = pattern.match(name)
+        return name == FINAL_IMAGE or name in self.scale_images or bool(match and self.reports(int(match.group(1))))
+
+    def check(self, inputs):
+        """Refuses, before anything is created, outputs that would fail or destroy an input.
+
+        Report images are checked against what is in the folder, never
+        listed one by one: the list grows with ``epochs``.
+
+        Args:
+            inputs: the paths of the run's input images.
+
+        Raises:
+            NSTError: ``folder`` is not a folder, or an image would be saved
+                over a folder or over one of ``inputs``.
+        """
+        if os.path.exists(self.folder) and not os.path.isdir(self.folder):
+            raise NSTError(f"--output_dir: {quoted(self.folder)} exists and is not a folder")
+        if not os.path.isdir(self.folder):
+            return
+        pattern = numbered(self.report_image)
+        with os.scandir(self.folder) as entries:
+            found = [entry for entry in entries if self._ours(entry.name, pattern)]
+        for entry in found:
+            if entry.is_dir():
+                raise NSTError(
+                    f"--output_dir: {quoted(entry.path)} is a folder; this run would save an image under that name"
+                )
+            for source in inputs:
+                if os.path.samefile(entry.path, source):
+                    raise NSTError(
+                        f"--output_dir: {quoted(entry.path)} is the input image {quoted(source)} and would be "
+                        "overwritten"
+                    )
+
+    def earlier_reports(self):
+        """How many files in the folder have a report image's name, whatever their iteration."""
+        if not os.path.isdir(self.folder):
+            return 0
+        pattern = numbered(self.report_image)
+        return sum(1 for name in os.listdir(self.folder) if pattern.match(name))
+
+    def prepare(self):
+        """Creates the folder and proves it writable, before any work starts.
+
+        Raises:
+            NSTError: the folder cannot be created or written to.
+        """
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.folder):
+                pass
+        except OSError as error:
+            raise NSTError(f"--output_dir: cannot write to {quoted(self.folder)}: {error.strerror or error}") from None
+
+    def saver(self, err):
+        """A ``Saver`` into this folder that writes its failures to ``err``."""
+        return Saver(self.folder, self.config.normalization, err)
+
+
+class Saver:
+    """Saves images into a folder; a failure is written to ``err`` and kept, not raised, and the image rescued.
+
+    Attributes:
+        failed: whether any save failed.
+    """
+
+    def __init__(self, folder, normalization, err):
+        self.folder = folder
+        self.normalization = normalization
+        self.err = err
+        self.failed = False
+
+    def save(self, name, image):
+        """Saves ``image`` as ``name``; on failure, writes one line and saves it in $TMPDIR or ~ instead.
+
+        Args:
+            name: the file name in the folder.
+            image: a normalized image, as ``save_image`` takes it.
+
+        Returns:
+            True when the image was saved where asked.
+        """
+        from ..images import save_image
+
+        path = os.path.join(self.folder, name)
+        try:
+            save_image(path, image, self.normalization)
+            return True
+        except (NSTError, OSError) as error:
+            rescued = self._rescue(name, image)
+            where = (
+                f"; the image was saved to {quoted(rescued)} instead" if rescued else "; no other place could take it"
+            )
+            detail = str(error) if isinstance(error, NSTError) else f"{quoted(path)}: {_reason(error)}"
+            self.err.write(f"{PROG}: error: cannot save {detail}{where}\n")
+            self.failed = True
+            return False
+
+    def _rescue(self, name, image):
+        """Saves ``image`` in the temporary folder or else the home folder; returns the path, or None."""
+        from ..images import save_image
+
+        stem, extension = os.path.splitext(name)
+        for folder in (tempfile.gettempdir(), os.path.expanduser("~")):
+            path = os.path.join(folder, f"nst_tf-{os.getpid()}-{stem}{extension}")
+            try:
+                save_image(path, image, self.normalization)
+                return path
+            except (NSTError, OSError):
+                continue
+        return None
+
+
+def _reason(error):
+    """An ``OSError``'s reason without its errno and path."""
+    return getattr(error, "strerror", None) or str(error)

@@ -1,0 +1,110 @@
+"""The one-image job: one content image styled, coarse to fine, its images saved in one folder."""
+
+import dataclasses
+
+from ..config import StyleTransferConfig
+from ..errors import quoted
+from ..large.options import LargeImageOptions
+from ..presets import Preset
+from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
+from .drive import drive
+from .outputs import Outputs
+from .statuses import PROG
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What a validated command line asks for: nothing in it is created or loaded yet.
+
+    Attributes:
+        config: the hyperparameters.
+        preset: the ``Preset`` (report line and image names).
+        large: the large-image options.
+        fit: how images are brought to each size (``fit_image``'s ``fit``).
+        sizes: (height, width) of each scale, smallest first.
+        tiles: the ``TilePlan`` (or None) of each size, keyed by (height, width).
+        content: the content image's pixels, 8-bit RGB.
+        styles: the style images' pixels, 8-bit RGB.
+        weights: the network's weights, as ``read_weights`` gave them.
+        pooling: the pooling after each block.
+        outputs: what the run saves, and where.
+        notes: lines for standard error before the run starts.
+    """
+
+    config: StyleTransferConfig
+    preset: Preset
+    large: LargeImageOptions
+    fit: str
+    sizes: list
+    tiles: dict
+    content: object
+    styles: list
+    weights: object
+    pooling: str
+    outputs: Outputs
+    notes: list
+
+
+def _start(job, err):
+    """Writes the job's notes and prepares its output folder, noting report images already there."""
+    for note in job.notes:
+        err.write(f"{PROG}: note: {note}\n")
+    outputs = job.outputs
+    earlier = outputs.earlier_reports()
+    outputs.prepare()
+    if earlier:
+        err.write(
+            f"{PROG}: note: {quoted(outputs.folder)} already holds {earlier} numbered images; this run replaces those "
+            "of the iterations it reports and leaves the others\n"
+        )
+
+
+def run_single(job, out, err, stop):
+    """Runs ``job``: builds the network, styles the image, saves the images.
+
+    Args:
+        job: a validated ``Job``.
+        out: the stream for report lines, scale headers and the final path.
+        err: the stream for notes, warnings, the progress line and errors.
+        stop: the ``StopRequest`` handling SIGINT, SIGTERM and SIGHUP.
+
+    Returns:
+        The exit status (see ``statuses.EXIT_STATUSES``).
+
+    Raises:
+        NSTError: the output folder cannot be written to.
+        Stopped: a signal came before the optimization started.
+    """
+    config = job.config
+    _start(job, err)
+    tf = import_tensorflow_quietly(err)
+    from ..large.multiscale import CoarseToFine
+
+    warn_about_precision(config, err)
+    model = build_model(config, job.weights, job.pooling)
+    objective = objective_factory(job.tiles, err)
+
+    def start():
+        """The run: one size is a coarse-to-fine run of one scale, the same loop either way."""
+        return CoarseToFine(
+            model=model,
+            content_pixels=job.content,
+            style_pixels=job.styles,
+            config=config,
+            sizes=job.sizes,
+            scale_epochs=job.large.scale_epochs,
+            style_scale=job.large.style_scale,
+            make_objective=objective,
+            fit=job.fit,
+        )
+
+    return drive(
+        start,
+        outputs=job.outputs,
+        saver=job.outputs.saver(err),
+        report_line=job.preset.report_line,
+        out=out,
+        err=err,
+        stop=stop,
+        context=contain_determinism(tf, config.seed),
+    )

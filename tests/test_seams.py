@@ -1,0 +1,192 @@
+"""The seams: a new network is a description plus a module; a new cost term is a class the objectives sum.
+
+A toy network and a toy term are defined here, as a user's own files would
+define them, and go through the same code as VGG-19 and the course's terms:
+config validation, the memory model, whole and tiled objectives (tiled ==
+whole for values and gradients, with no gradient written for the term).
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import nst_tf.networks
+from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, TiledStyleCost
+from nst_tf.large.memory import MemoryModel
+from nst_tf.large.tiles import TilePlan
+from nst_tf.networks import Network, get_network
+
+TOY_LAYERS = ("c1", "p1", "c2", "p2", "c3")
+TOY = Network(
+    name="toynet",
+    title="ToyNet",
+    layers=TOY_LAYERS,
+    kinds=("conv", "pool", "conv", "pool", "conv"),
+    poolings=("avg",),
+    content_layer="c2",
+    style_layers=(("c1", 0.5), ("c3", 0.5)),
+    min_image_size=4,
+    module="test_seams:ToyNet",
+    reader="test_seams:read_toy_weights",
+    pixel_bytes=100,
+    kept_pixel_bytes=20,
+)
+WIDTHS = {"c1": (3, 4), "c2": (4, 6), "c3": (6, 8)}
+
+
+def read_toy_weights(path):
+    rng = np.random.default_rng(int(path))
+    return {
+        name: (rng.normal(0, 0.3, (3, 3, cin, cout)).astype(np.float32), rng.normal(0, 0.1, cout).astype(np.float32))
+        for name, (cin, cout) in WIDTHS.items()
+    }
+
+
+class ToyNet(tf.Module):
+    """3x3 SAME convolutions with ReLU and 2x2 SAME average pooling: the geometry ``Network`` assumes."""
+
+    network = TOY
+    dtype = tf.float32
+
+    def __init__(self, weights, dtype=tf.float32, pooling="avg"):
+        super().__init__(name="toynet")
+        self.pooling = pooling
+        self._weights = {name: (tf.constant(k), tf.constant(b)) for name, (k, b) in weights.items()}
+
+    def __call__(self, image, layers=None, lean_gradient=False):
+        wanted = TOY_LAYERS if layers is None else tuple(layers)
+        x, outputs = tf.convert_to_tensor(image, tf.float32), {}
+        for name in TOY_LAYERS[: 1 + max(TOY_LAYERS.index(layer) for layer in wanted)]:
+            if name.startswith("c"):
+                kernel, bias = self._weights[name]
+                x = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
+            else:
+                x = tf.nn.avg_pool2d(x, 2, 2, "SAME")
+            outputs[name] = x
+        return {name: outputs[name] for name in wanted}
+
+
+@pytest.fixture
+def toynet(monkeypatch):
+    monkeypatch.setitem(nst_tf.networks.NETWORKS, "toynet", TOY)
+    return TOY.build(TOY.read_weights("7"))
+
+
+def _toy_config(**extra):
+    return StyleTransferConfig(
+        network="toynet", content_layer="c2", style_layers=(("c1", 0.5), ("c3", 0.5)), tv_weight=0.01, **extra
+    )
+
+
+def _toy_images(rng, height=40, width=52):
+    return [rng.normal(0, 1, (1, height, width, 3)).astype(np.float32) for _ in range(3)]
+
+
+def _relative_error(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+# A new network ----------------------------------------------------------------------------------
+
+
+def test_a_registered_network_validates_the_configs_layer_names(toynet):
+    assert _toy_config().network == "toynet"
+    with pytest.raises(NSTError, match="content_layer 'conv4_2' is not a ToyNet layer; valid names: c1, p1"):
+        StyleTransferConfig(network="toynet", style_layers=(("c1", 1.0),))
+
+
+def test_an_unknown_network_is_refused_naming_the_known_ones():
+    with pytest.raises(NSTError, match="network must be one of vgg19; got 'resnet'"):
+        StyleTransferConfig(network="resnet")
+    with pytest.raises(NSTError, match="network must be one of vgg19"):
+        get_network(None)
+
+
+def test_the_networks_geometry_is_what_tiles_and_memory_estimates_use(toynet):
+    assert (TOY.stride("c3"), TOY.reach("c3"), TOY.margin(["c3", "c1"]), TOY.alignment(["c2"])) == (4, 2, 8, 2)
+    assert TOY.length(41, "c3", "avg") == 11
+    plan = TilePlan.of(["c2", "c3"], 16, network="toynet")
+    assert (plan.margin, plan.align, len(plan.grid(40, 52))) == (8, 4, 12)
+    whole = MemoryModel("toynet").whole(40, 52)
+    assert whole - MemoryModel("toynet").whole(40, 51) == 40 * TOY.pixel_bytes
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize("keep_forward", [False, True])
+def test_a_new_network_runs_in_tiles_with_the_whole_images_costs_and_gradient(toynet, rng, keep_forward):
+    content, style, image = _toy_images(rng)
+    config = _toy_config()
+    whole = StyleCost(toynet, content, style, config)
+    tiled = TiledStyleCost(toynet, content, style, config, tile_size=16, keep_forward=keep_forward)
+    assert len(tiled.tiles) == 12
+    image = tf.constant(image)
+    (costs, gradient), (tiled_costs, tiled_gradient) = (c.value_and_gradient(image) for c in (whole, tiled))
+    np.testing.assert_allclose([float(c) for c in tiled_costs], [float(c) for c in costs], rtol=1e-5)
+    assert _relative_error(tiled_gradient, gradient) < 1e-5
+
+
+def test_a_new_network_is_optimized_by_the_same_loop(toynet, rng):
+    content, style, _ = _toy_images(rng)
+    transfer = StyleTransfer(StyleCost(toynet, content, style, _toy_config(epochs=6, print_every=5, seed=2)))
+    reports = list(transfer.run())
+    assert [r.iteration for r in reports] == [0, 5]
+    assert reports[-1].total_cost < reports[0].total_cost
+
+
+# A new cost term --------------------------------------------------------------------------------
+
+
+class MeanActivationTerm:
+    """``(mean of a layer's activation - goal)**2``: a term nonlinear in its sums, with no gradient written."""
+
+    name = "mean"
+
+    def __init__(self, layer, goal, weight):
+        self.layer, self.layers, self.goal, self.weight = layer, (layer,), goal, weight
+
+    def sums(self, activations, window):
+        if self.layer not in activations:
+            return {}
+        return {"total": tf.reduce_sum(activations[self.layer])}
+
+    def cost(self, sums, shapes):
+        n_H, n_W = shapes.layer(self.layer)
+        return tf.square(sums["total"] / float(n_H * n_W) - self.goal)
+
+
+def _with_mean_term(objective_class):
+    class WithMean(objective_class):
+        def _make_terms(self):
+            return super()._make_terms() + [MeanActivationTerm("conv2_1", 3.0, 50.0)]
+
+    return WithMean
+
+
+def test_a_new_term_adds_its_weighted_cost_to_J(model, images, rng):
+    content, style = images
+    image = tf.constant(rng.normal(0, 40, content.shape).astype(np.float32))
+    plain = StyleCost(model, content, style)
+    extended = _with_mean_term(StyleCost)(model, content, style)
+    activation = model(image, layers=["conv2_1"])["conv2_1"].numpy().astype(np.float64)
+    n_H, n_W = activation.shape[1:3]
+    expected = 50.0 * (activation.sum() / (n_H * n_W) - 3.0) ** 2
+    J_plain, J = float(plain(image)[0]), float(extended(image)[0])
+    assert J - J_plain == pytest.approx(expected, rel=1e-4)
+    assert [term.name for term in extended.terms] == ["content", "style", "mean"]
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize("keep_forward", [False, True])
+def test_a_new_term_is_exact_in_tiles_without_a_written_gradient(model, images, rng, keep_forward):
+    content, style = images
+    image = tf.constant(rng.normal(0, 40, content.shape).astype(np.float32))
+    whole = _with_mean_term(StyleCost)(model, content, style)
+    tiled = _with_mean_term(TiledStyleCost)(model, content, style, tile_size=32, keep_forward=keep_forward)
+    assert len(tiled.tiles) == 4
+    (costs, gradient), (tiled_costs, tiled_gradient) = (c.value_and_gradient(image) for c in (whole, tiled))
+    np.testing.assert_allclose([float(c) for c in tiled_costs], [float(c) for c in costs], rtol=1e-5)
+    assert _relative_error(tiled_gradient, gradient) < 1e-5
+    # The term moves the gradient: without it the gradient is another one.
+    without = StyleCost(model, content, style).value_and_gradient(image)[1]
+    assert _relative_error(without, gradient) > 1e-3
