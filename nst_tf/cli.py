@@ -14,6 +14,7 @@ loaded. Exit statuses are listed in ``EXIT_STATUSES``.
 import argparse
 import dataclasses
 import os
+import re
 import signal
 import sys
 
@@ -22,11 +23,12 @@ from .networks import NETWORKS, get_network
 from .presets import PRESETS
 from .errors import NSTError, quoted
 from .images import ImageSize, fit_image, image_size, read_image
-from .jobs.drive import StopRequest, Stopped, handling_signals
+from .jobs.signals import StopRequest, Stopped
 from .jobs.outputs import FINAL_IMAGE, Outputs
 from .jobs.single import Job, run_single
 from .jobs.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
-from .large.options import LargeImageOptions, scale_sizes, style_size
+from .large.options import MAX_ITERATIONS, LargeImageOptions, scale_sizes, style_size
+from .large.tiles import MAX_SIDE, short_repr
 from .large.memory import MemoryModel
 
 __all__ = [
@@ -76,7 +78,22 @@ FILE_OPTIONS = {
 }
 
 
+#: The largest whole number an option takes, but ``--seed`` (NumPy takes any): the loop counts its steps,
+#: and TensorFlow sizes images, in 32-bit integers.
+MAX_WHOLE = min(MAX_ITERATIONS, MAX_SIDE)
+
+#: Whole-number options without that bound.
+_UNBOUNDED = {"seed"}
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A value written like a negative number (-1G, -inf, -nan, -1e5) is a value, as argparse already
+        # takes -1 and -0.5, so that it reaches the option's own check: "--max_memory -1G" is refused for
+        # being negative, not for a missing argument. No option of the command starts with "-<digit>".
+        self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
     def error(self, message):
         """Raises the message as an ``NSTError``: ``main`` writes it as one line and exits 2."""
         raise NSTError(message)
@@ -93,6 +110,17 @@ def _typed(convert):
 
     parse.__name__ = getattr(convert, "__name__", "value")
     return parse
+
+
+def _bounded_int(text):
+    """``int(text)``, refused above ``MAX_WHOLE``."""
+    value = int(text)
+    if value > MAX_WHOLE:
+        raise NSTError(f"must be at most {MAX_WHOLE}; got {short_repr(value)}")
+    return value
+
+
+_bounded_int.__name__ = "int"  # argparse names the type in "invalid int value: 'many'"
 
 
 def _default_text(default):
@@ -134,7 +162,9 @@ def build_parser(preset=None):
             default = getattr(defaults, field.name)
             text = spec.pop("help") + _default_text(default)
             if "action" not in spec:
-                spec["type"] = _typed(spec.get("type") or (str if default is None else type(default)))
+                convert = spec.get("type") or (str if default is None else type(default))
+                bounded = convert is int and field.name not in _UNBOUNDED
+                spec["type"] = _typed(_bounded_int if bounded else convert)
             group.add_argument(f"--{field.name}", default=default, help=text.replace("%", "%%"), **spec)
     return parser
 
@@ -204,7 +234,10 @@ def _validated(args, preset):
     layers = [config.content_layer, *(name for name, _ in config.style_layers)]
     get_network(config.network).check_pooling(args.pooling)
     memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
-    tiles = {size: memory.plan(*size, layers, large.max_memory, large.tile_size) for size in sizes}
+    tiles = {
+        size: memory.plan(*size, layers, large.max_memory, large.tile_size, style=style_size(*size, large.style_scale))
+        for size in sizes
+    }
     content, styles = _read_images(content_path, style_paths, sizes, large.style_scale, size.fit)
     notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
     weights = get_network(config.network).read_weights(args.model)  # last: the slowest check, up to 510 MB
@@ -264,9 +297,9 @@ def main(argv=None):
         The exit status (see ``EXIT_STATUSES``).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    stop = StopRequest()
+    stop = StopRequest(sys.stderr)
     try:
-        with handling_signals(stop):
+        with stop.watching():
             preset = _chosen_preset(argv)
             args = build_parser(preset).parse_args(argv)
             return run_single(_validated(args, preset), sys.stdout, sys.stderr, stop)
@@ -276,5 +309,6 @@ def main(argv=None):
     except SystemExit as exit_:  # -h/--help
         return exit_.code or 0
     except (KeyboardInterrupt, Stopped) as stopped:
+        stop.claim()
         sys.stderr.write(f"\n{PROG}: interrupted\n")
         return 128 + getattr(stopped, "signum", signal.SIGINT)

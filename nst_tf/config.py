@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from .errors import NSTError
+from .large.tiles import check_whole
 from .networks import NETWORKS, get_network
 
 
@@ -241,6 +242,11 @@ class StyleTransferConfig:
                 ) from None
             for weight in weights:
                 _check_number("style blend weight", weight)
+            if weights and sum(weights) == math.inf:
+                # 1e308 + 1e308 is inf, and each weight divided by it 0: the styles would silently vanish.
+                raise NSTError(
+                    "style_blend_weights: their sum is too large to compute; give the same ratios in smaller weights"
+                )
             if not weights or sum(weights) <= 0:
                 raise NSTError(f"style_blend_weights must hold at least one positive weight; got {weights!r}")
             object.__setattr__(self, "style_blend_weights", weights)
@@ -274,9 +280,8 @@ def check_seed(seed):
 
 
 def _check_whole(name, value, least):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < least:
-        what = "a positive whole number" if least == 1 else f"a whole number of at least {least}"
-        raise NSTError(f"{name} must be {what}; got {value!r}")
+    # Iterations and history sizes are counted in 32-bit integers inside the traced loop.
+    check_whole(name, value, least, most=2**31 - 1)
 
 
 def _check_number(name, value, positive=False):

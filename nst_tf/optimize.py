@@ -139,7 +139,7 @@ class StyleTransfer:
         # Building the optimizer's state now keeps variable creation out of
         # the traced loop.
         self.optimizer.build([self.image])
-        self._costs = tf.function(lambda: objective(self.image))
+        self._costs = None  # traced on the first costs() call
         self._run_steps = make_train_loop(
             objective, self.image, self.optimizer, self._last_finite, self._steps_done, config.jit_compile
         )
@@ -156,6 +156,9 @@ class StyleTransfer:
 
     def costs(self):
         """(total, content, style, total variation) costs of the current image, as floats."""
+        if self._costs is None:
+            # Traced once per run, explicitly (see step()).
+            self._costs = tf.function(lambda: self.objective(self.image)).get_concrete_function()
         return tuple(float(c) for c in self._costs())
 
     def run(self, ticks=False):
@@ -193,9 +196,14 @@ class StyleTransfer:
         or gradient; the iterations before it are kept.
         """
         first = self._run_steps.experimental_get_tracing_count() == 0
+        if first:
+            # Each run traces its loop once, for its own image and objective. Traced by a call, every
+            # run's first call would count as a retrace of the same Python code, and TensorFlow warns of
+            # "frequent retracing" after five in a row of short runs (the sizes of a CoarseToFine run).
+            self._run_steps.get_concrete_function()
         start = time.perf_counter()
         done = int(self._run_steps(tf.constant(n, tf.int32)))
-        # The first call traces, so its time says nothing about a step.
+        # The first call sets the traced loop up, so its time says nothing about a step.
         if done and not first:
             self._step_seconds = max((time.perf_counter() - start) / done, 1e-6)
         if done < n:

@@ -181,7 +181,8 @@ def test_option_defaults_come_from_the_config_dataclass():
 
 def test_console_script_is_declared():
     scripts = importlib.metadata.entry_points(group="console_scripts")
-    assert {(s.name, s.value) for s in scripts if s.name == "nst-tf"} == {("nst-tf", "nst_tf.cli:main")}
+    # nst_tf.__main__.run: signal handlers first, then nst_tf.cli.main.
+    assert {(s.name, s.value) for s in scripts if s.name == "nst-tf"} == {("nst-tf", "nst_tf.__main__:run")}
 
 
 def test_python_dash_m_runs_the_job(workspace, cli_args):
@@ -444,3 +445,115 @@ def test_a_weights_path_that_is_no_file_is_refused_before_anything_is_created(wo
     make(path)
     expect_error(capsys, cli_args("--model", path), "weights.mat")
     assert not (workspace / "out").exists()
+
+
+# Absurd numbers and links: the second hostile sweep ----------------------------------------------------
+
+NINES = "9" * 400
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--epochs", NINES], "argument --epochs: must be at most 2147483647; got 99999999999999999999...99999999"),
+        (["--epochs", "2147483648"], "argument --epochs: must be at most 2147483647; got 2147483648"),
+        (["--epochs", "9" * 5000], "argument --epochs: invalid int value"),
+        (["--print_every", NINES], "argument --print_every: must be at most 2147483647"),
+        (["--width", NINES], "argument --width: must be at most 2147483647"),
+        (["--height", "100000000000000000000"], "argument --height: must be at most 2147483647"),
+        (["--max_size", NINES], "argument --max_size: must be at most 2147483647"),
+        (["--width", "2147483647"], "a run at 2147483647x48 needs about"),
+        (["--max_size", "2147483647"], "a run at 2147483647x1610612735 needs about"),
+        (["--lbfgs_history", NINES], "argument --lbfgs_history: must be at most 2147483647"),
+        (["--optimizer", "lbfgs", "--lbfgs_history", "2147483647"], "with an L-BFGS history of 2147483647 needs"),
+        (["--learning_rate", "1e400"], "learning_rate must be a finite number; got inf"),
+        (["--learning_rate", NINES], "learning_rate must be a finite number; got inf"),
+        (["--learning_rate", "-inf"], "learning_rate must be a finite number; got -inf"),
+        (["--alpha", "inf"], "alpha must be a finite number; got inf"),
+        (["--alpha", "-nan"], "alpha must be a finite number; got nan"),
+        (["--beta", "-inf"], "beta must be a finite number; got -inf"),
+        (["--beta", "-1e5"], "beta must be zero or more; got -100000.0"),
+        (["--adam_epsilon", "1e400"], "adam_epsilon must be a finite number; got inf"),
+        (["--noise_ratio", "nan"], "noise_ratio must be a finite number; got nan"),
+        (["--tv_weight", "1e400"], "tv_weight must be a finite number; got inf"),
+        (["--seed", "-1"], "seed must be a non-negative whole number; got -1"),
+        (["--seed", "1e3"], "argument --seed: invalid int value: '1e3'"),
+        (["--style_layers", "conv1_1:1e400"], "weight of style layer conv1_1 must be a finite number; got inf"),
+        (["--style_blend_weights", "-inf"], "style blend weight must be a finite number; got -inf"),
+        (["--style_blend_weights", "nan"], "style blend weight must be a finite number; got nan"),
+    ],
+)
+def test_absurd_numbers_are_refused_in_one_line_before_anything_is_created(workspace, capsys, cli_args, extra, message):
+    expect_error(capsys, cli_args(*extra), message)
+    assert not (workspace / "out").exists()
+
+
+def test_style_blend_weights_whose_sum_overflows_are_refused(workspace, capsys, cli_args):
+    # 1e308 + 1e308 is inf, and each weight divided by it 0: the style would silently vanish.
+    argv = cli_args("--style_image_filename", str(workspace / "style.png"), str(workspace / "style2.png"))
+    expect_error(capsys, argv + ["--style_blend_weights", "1e308", "1e308"], "style_blend_weights: their sum is too")
+    assert not (workspace / "out").exists()
+
+
+def test_the_largest_numbers_taken_are_validated_without_overflow(monkeypatch, cli_args):
+    seen = []
+    monkeypatch.setattr(cli, "run_single", lambda job, *rest: seen.append(job) or 0)
+    argv = cli_args("--print_every", "2147483647", "--seed", NINES, "--alpha", "1e308", epochs=2147483647)
+    assert main(argv) == 0
+    config = seen[0].config
+    assert (config.epochs, config.print_every, config.seed, config.alpha) == (2**31 - 1, 2**31 - 1, int(NINES), 1e308)
+
+
+def test_a_huge_seed_seeds_a_run(workspace, cli_args):
+    assert main(cli_args("--seed", NINES, epochs=1)) == 0
+    assert (workspace / "out" / "generated_image.jpg").exists()
+
+
+def _link_to_a_file_elsewhere(path, name):
+    """A relative link at ``path`` to a new file ``name`` in the folder above its folder."""
+    (path.parent.parent / name).write_bytes(b"kept")
+    os.symlink(os.path.join("..", name), path)
+
+
+@pytest.mark.parametrize("name", ["generated_image.jpg", "0.png", "4.png"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: os.symlink(path.parent / "gone.jpg", path),
+        lambda path: os.symlink(path, path),
+        lambda path: _link_to_a_file_elsewhere(path, "kept.jpg"),
+    ],
+    ids=["dangling", "self-looping", "to-a-file-elsewhere"],
+)
+def test_an_output_name_held_by_a_link_is_refused_before_any_work(workspace, capsys, monkeypatch, cli_args, name, make):
+    # Dangling and looping links gave FileNotFoundError and ELOOP tracebacks; a run never writes through a link.
+    monkeypatch.setattr("nst_tf.networks.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
+    (workspace / "out").mkdir()
+    make(workspace / "out" / name)
+    expect_error(capsys, cli_args(), f"{workspace / 'out' / name} is a symbolic link; this run would save an image")
+    assert os.listdir(workspace / "out") == [name]
+    assert not (workspace / "gone.jpg").exists()
+    assert not (workspace / "kept.jpg").exists() or (workspace / "kept.jpg").read_bytes() == b"kept"
+
+
+def test_links_under_names_this_run_does_not_save_are_left_alone(workspace, cli_args):
+    (workspace / "out").mkdir()
+    for name in ("1.png", "scale1.png", "notes.txt"):  # iteration 1 is not reported; one scale saves no scale image
+        os.symlink(workspace / "gone.png", workspace / "out" / name)
+    assert main(cli_args(epochs=1)) == 0
+    assert all(os.path.islink(workspace / "out" / name) for name in ("1.png", "scale1.png", "notes.txt"))
+
+
+def test_an_output_folder_that_cannot_be_listed_is_refused_in_one_line(workspace, capsys, monkeypatch, cli_args):
+    import errno
+
+    (workspace / "out").mkdir()
+    scandir = os.scandir
+
+    def unreadable(path="."):  # a folder of mode 0o300: root would list it anyway
+        if os.fspath(path) == str(workspace / "out"):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", unreadable)
+    expect_error(capsys, cli_args(), f"--output_dir: cannot read {workspace / 'out'}: Permission denied")

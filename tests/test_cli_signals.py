@@ -81,3 +81,52 @@ def test_errors_need_no_tensorflow_and_print_only_their_line(cli_args, workspace
         if extra != ["-h"]:
             assert done.returncode == 2
             assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def _run_and_signal(argv, cwd, signum, when):
+    """Starts the command, sends ``signum`` once ``when(process)`` returns, and waits; ``(status, stderr, waited)``."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nst_tf", *argv], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        seen = when(process)
+        process.send_signal(signum)
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode, "".join(seen or []) + err, time.monotonic() - sent
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.5])
+def test_a_signal_while_the_commands_modules_load_ends_it_with_one_line(cli_args, workspace, delay):
+    status, err, waited = _run_and_signal(
+        cli_args(epochs=100000, print_every=100000), workspace, signal.SIGINT, lambda process: time.sleep(delay)
+    )
+    assert status == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "nst-tf: interrupted", err
+    assert waited < 10, waited
+    assert not (workspace / "out").exists() or os.listdir(workspace / "out") == []
+
+
+def test_a_signal_while_a_tiled_step_is_traced_is_honoured_within_seconds(cli_args, workspace):
+    # Tracing a step of 12 tiles takes many seconds, in one call of the main thread: the watcher thread
+    # saves the latest image and ends the process when the main thread cannot.
+    def after_the_tile_note(process):
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "tiles of" in line:
+                time.sleep(1.0)
+                return seen
+        pytest.fail("no tile note:\n" + "".join(seen))
+
+    argv = cli_args("--tile_size", "32", "--width", "128", "--height", "96", epochs=100000, print_every=100000)
+    status, err, waited = _run_and_signal(argv, workspace, signal.SIGTERM, after_the_tile_note)
+    assert status == 143, err
+    # The watcher gives the main thread 1.5 s, then saves: generous for a loaded 2-core machine.
+    assert waited < 15, waited
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nst-tf: terminated (SIGTERM) after ") and "saved" in last, err
+    assert (workspace / "out" / "generated_image.jpg").stat().st_size > 0
+    assert "Traceback" not in err

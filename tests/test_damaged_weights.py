@@ -1,4 +1,4 @@
-"""Damaged and hostile weight files: each gives one WeightsFileError line, never a crash, hang or huge allocation.
+"""Damaged and hostile weight files (.mat, .h5): one WeightsFileError line each, never a crash, hang or huge allocation.
 
 Files that could crash or exhaust the process without the checks (scipy.io.loadmat
 segfaults on some single-byte changes) are read in one child process, so that a
@@ -8,6 +8,7 @@ crash shows as a failing test rather than killing pytest.
 import io
 import json
 import os
+import queue
 import random
 import re
 import socket
@@ -18,17 +19,20 @@ import threading
 import zlib
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import scipy.io
 
 from nst_tf import WeightsFileError, read_vgg19_mat
-from nst_tf.testing import vgg19_mat_contents, write_vgg19_mat
+from nst_tf.testing import vgg19_mat_contents, write_vgg19_h5, write_vgg19_mat
+from nst_tf.weights.keras import KERAS_CONV_LAYERS
 
 REPO = Path(__file__).resolve().parents[1]
 FLIPS_UNCOMPRESSED = 200  # per layout
 FLIPS_COMPRESSED = 60  # per layout
 MiMATRIX, MiCOMPRESSED, MiINT8, MiUINT32, MiINT32 = 14, 15, 1, 6, 5
+KERAS_CONVS = list(KERAS_CONV_LAYERS)
 
 # Reads each case in turn and prints one JSON line before ("start") and after
 # it. A case is a file path, or a pristine file plus one byte to change and
@@ -432,3 +436,266 @@ def test_complex_weights_are_refused(tmp_path, layout, part, name):
     weights[0, part] = weights[0, part] + 0.5j * np.ones_like(weights[0, part])
     with pytest.raises(WeightsFileError, match=rf"bad\.mat: {name} is complex; expected real numbers$"):
         read_vgg19_mat(save(tmp_path, contents))
+
+
+# Keras .h5 files: changed bytes and declared sizes, read in one child process ----------------
+
+H5_FLIPS = 100
+H5_CASE_SECONDS = 20  # longer without a result, and the case counts as hung
+H5_MEMORY_MARGIN_MB = 300  # most the child's peak memory may grow over reading a good file
+
+# Reads each case in turn, as CHILD does for .mat files, and reports the
+# process's peak memory after each: VmHWM where Linux has it, since Linux's
+# ru_maxrss keeps the peak of the process before exec, here pytest's.
+H5_CHILD = r"""
+import json, resource, sys
+import numpy as np
+from nst_tf import WeightsFileError, read_vgg19_h5
+
+def peak_mb():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1 << 20 if sys.platform == "darwin" else 1 << 10)
+
+with open(sys.argv[1]) as listing:
+    cases = json.load(listing)
+scratch = sys.argv[2]
+bases = {}
+for case in cases:
+    path = case.get("path")
+    if path is None:
+        if case["base"] not in bases:
+            with open(case["base"], "rb") as file:
+                bases[case["base"]] = file.read()
+        data = bytearray(bases[case["base"]])
+        data[case["offset"]] = case["value"]
+        with open(scratch, "wb") as file:
+            file.write(data)
+        path = scratch
+    print(json.dumps({"start": case["id"]}), flush=True)
+    result = {"id": case["id"], "path": path}
+    try:
+        weights = read_vgg19_h5(path)
+    except WeightsFileError as error:
+        result.update(outcome="WeightsFileError", exact=type(error) is WeightsFileError, message=str(error))
+    except BaseException as error:
+        result.update(outcome=type(error).__name__, message=str(error)[:500])
+    else:
+        arrays = [a for pair in weights.conv.values() for a in pair]
+        result.update(outcome="ok", layers=len(weights.conv), finite=all(bool(np.isfinite(a).all()) for a in arrays))
+    result["peak_mb"] = peak_mb()
+    print(json.dumps(result), flush=True)
+"""
+
+
+def _run_h5_child(cases, workdir):
+    """Outcomes of ``cases`` read by H5_CHILD; a case without a result within H5_CASE_SECONDS stops the child."""
+    listing = workdir / "h5_cases.json"
+    listing.write_text(json.dumps(cases))
+    with open(workdir / "h5_stderr.txt", "w+") as stderr:
+        with subprocess.Popen(
+            [sys.executable, "-c", H5_CHILD, str(listing), str(workdir / "scratch.h5")],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        ) as process:
+            lines = queue.Queue()
+            reader = threading.Thread(target=lambda: [*map(lines.put, process.stdout), lines.put(None)], daemon=True)
+            reader.start()
+            results, started = _collect(lines, process)
+            reader.join()
+        if process.returncode != 0:
+            results.setdefault(started, {"id": started, "outcome": f"child exited with status {process.returncode}"})
+        for case in cases:
+            results.setdefault(case["id"], {"id": case["id"], "outcome": "not run: the child stopped before it"})
+        stderr.seek(0)
+        return results, stderr.read()[-3000:]
+
+
+def _collect(lines, process):
+    """Results by case id from the child's output ``lines``, and the last case started; kills a hung child."""
+    results, started = {}, None
+    while True:
+        try:
+            line = lines.get(timeout=H5_CASE_SECONDS)
+        except queue.Empty:
+            process.kill()
+            results[started] = {"id": started, "outcome": f"child hung for {H5_CASE_SECONDS} s"}
+            return results, started
+        if line is None:
+            return results, started
+        if line.startswith("{"):
+            record = json.loads(line)
+            if "start" in record:
+                started = record["start"]
+            else:
+                results[record["id"]] = record
+
+
+def _deflate_bomb(mib):
+    """A zlib stream of ``mib`` MiB of zeros, about 1 KB per MiB, made in milliseconds."""
+    zeros, packer = bytes(1 << 20), zlib.compressobj(9)
+    first = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    # After a full flush the compressor forgets what came before, so every further MiB packs the same.
+    middle = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    adler = ((mib << 20) % 65521) << 16 | 1  # Adler-32 of that many zeros
+    return first + middle * (mib - 1) + b"\x03\x00" + struct.pack(">I", adler)  # an empty last block, checksum
+
+
+def _h5_with(path, source, create):
+    """A copy of the .h5 file ``source`` whose conv1_1 kernel and bias are made by ``create(group, kernel, bias)``."""
+    path.write_bytes(source.read_bytes())
+    with h5py.File(path, "r+") as root:
+        group = root["block1_conv1"]
+        kernel, bias = (name.decode() for name in group.attrs["weight_names"])
+        del group[kernel], group[bias]
+        create(group, kernel, bias)
+    return path
+
+
+def _declared(width):
+    """conv1_1 declared ``width`` channels wide, gzip-compressed, no chunk written: HDF5 would fill it all."""
+
+    def create(group, kernel, bias):
+        group.create_dataset(kernel, (3, 3, 3, width), "f4", chunks=(3, 3, 3, 1 << 14), compression="gzip")
+        group.create_dataset(bias, (width,), "f4", chunks=(1 << 14,), compression="gzip")
+
+    return create
+
+
+def _chunked(kernel_chunks, bomb_mib):
+    """conv1_1 of its real shape in chunks of ``kernel_chunks``, its one chunk inflating to ``bomb_mib`` MiB."""
+
+    def create(group, kernel, bias):
+        width = group.file["block1_conv2"][group.file["block1_conv2"].attrs["weight_names"][1].decode()].shape[0]
+        chunked = group.create_dataset(
+            kernel, (3, 3, 3, width), "f4", maxshape=(3, 3, 3, None), chunks=kernel_chunks, compression="gzip"
+        )
+        chunked.id.write_direct_chunk((0, 0, 0, 0), _deflate_bomb(bomb_mib))
+        group.create_dataset(bias, data=np.zeros(width, "f4"))
+
+    return create
+
+
+H5_HOSTILE = {
+    # 371 KB, as the issue's: 3.6 GB of numbers declared; before the fix the reader peaked at 4.5 GB.
+    "declared_2_25": (
+        _declared(2**25),
+        r"kernel has shape \(3, 3, 3, 33554432\); expected \(3, 3, 3, out\), out from 1 to 64$",
+    ),
+    "declared_2_40": (_declared(2**40), r"kernel has shape \(3, 3, 3, 1099511627776\); expected \(3, 3, 3, out\)"),
+    "deflate_bomb": (
+        # Chunks may exceed a weight by up to 1 MiB; 800 MiB of zeros pack into less than that.
+        _chunked((3, 3, 3, 8192), 800),
+        r"weight 'block1_conv1/kernel:0' of layer 'block1_conv1' has a compressed chunk that inflates to more than "
+        r"its 884736 bytes$",
+    ),
+    "huge_chunks": (
+        _chunked((3, 3, 3, 1 << 22), 432),
+        r"weight 'block1_conv1/kernel:0' of layer 'block1_conv1' of \d+ bytes is stored in chunks of shape "
+        r"\(3, 3, 3, 4194304\), 452984832 bytes each$",
+    ),
+}
+
+
+def _packed_h5(path, source):
+    """A copy of the .h5 file ``source`` with every weight in gzip-compressed, shuffled, checksummed chunks.
+
+    Returns:
+        The path, and the offsets of the bytes of its stored chunks.
+    """
+    path.write_bytes(source.read_bytes())
+    offsets = []
+    with h5py.File(path, "r+") as root:
+        for layer in KERAS_CONVS:
+            for name in [name.decode() for name in root[layer].attrs["weight_names"]]:
+                value = root[layer][name][()]
+                del root[layer][name]
+                dataset = root[layer].create_dataset(
+                    name, data=value, chunks=True, compression="gzip", shuffle=True, fletcher32=True
+                )
+                dataset.id.chunk_iter(
+                    lambda info: offsets.extend(range(info.byte_offset, info.byte_offset + info.size))
+                )
+    return path, offsets
+
+
+def _h5_flip_cases(workdir, rng):
+    """Single-byte changes of a small .h5 file and of its compressed copy (see H5_FLIPS).
+
+    Returns:
+        The cases, and the unchanged file.
+    """
+    one = Path(write_vgg19_h5(workdir / "flip_3.h5", width_divisor=64, seed=3))
+    two = Path(write_vgg19_h5(workdir / "flip_4.h5", width_divisor=64, seed=4))
+    a, b = one.read_bytes(), two.read_bytes()
+    same = [i for i in range(len(a)) if a[i] == b[i]]
+    different = [i for i in range(len(a)) if a[i] != b[i]]
+    packed, chunk_bytes = _packed_h5(workdir / "flip_packed.h5", one)
+    # 60 in the structure (bytes two seeds share), 15 in the numbers, 25 in compressed chunks.
+    chosen = [
+        (one, a, offset) for offset in rng.sample(same, H5_FLIPS * 3 // 5) + rng.sample(different, H5_FLIPS * 3 // 20)
+    ]
+    packed_data = packed.read_bytes()
+    chosen += [(packed, packed_data, offset) for offset in rng.sample(chunk_bytes, H5_FLIPS // 4)]
+    cases = []
+    for path, content, offset in chosen:
+        value = rng.choice([v for v in range(256) if v != content[offset]])
+        case_id = f"h5-{path.stem}-{offset}-{value}"
+        cases.append({"id": case_id, "base": str(path), "offset": offset, "value": value})
+    return cases, one
+
+
+@pytest.fixture(scope="module")
+def h5_child(tmp_path_factory):
+    """Outcomes of reading a good .h5 file, then the hostile ones, then the changed ones, in one child process."""
+    workdir = tmp_path_factory.mktemp("damaged_h5")
+    flips, pristine = _h5_flip_cases(workdir, random.Random(5))
+    cases = [{"id": "h5-pristine", "path": str(pristine)}]
+    for name, (create, _) in H5_HOSTILE.items():
+        cases.append({"id": name, "path": str(_h5_with(workdir / f"{name}.h5", pristine, create))})
+    results, stderr = _run_h5_child(cases + flips, workdir)
+    return flips, results, stderr
+
+
+def _h5_outcome(h5_child, case_id):
+    _, results, stderr = h5_child
+    result = results[case_id]
+    assert not result["outcome"].startswith(("child", "not run")), f"{case_id}: {result['outcome']}\n{stderr}"
+    return result
+
+
+def test_a_good_h5_file_loads_in_the_child(h5_child):
+    result = _h5_outcome(h5_child, "h5-pristine")
+    assert result["outcome"] == "ok" and result["layers"] == 16 and result["finite"], result
+
+
+@pytest.mark.parametrize("case", list(H5_HOSTILE))
+def test_declared_sizes_are_refused_in_bounded_memory(h5_child, case):
+    result = _h5_outcome(h5_child, case)
+    assert result["outcome"] == "WeightsFileError" and result["exact"], result
+    assert "\n" not in result["message"] and result["message"].startswith(result["path"] + ": "), result
+    assert re.search(H5_HOSTILE[case][1], result["message"]), result["message"]
+    grown = result["peak_mb"] - _h5_outcome(h5_child, "h5-pristine")["peak_mb"]
+    assert grown < H5_MEMORY_MARGIN_MB, f"{case}: peak memory grew by {grown:.0f} MB"
+
+
+def test_single_byte_changes_of_an_h5_file_load_or_give_one_weights_file_error_line(h5_child):
+    flips, results, _ = h5_child
+    refused = 0
+    for case in flips:
+        result = _h5_outcome(h5_child, case["id"])
+        if result["outcome"] == "ok":
+            # A changed number or padding byte can leave a valid file; what loads is still usable.
+            assert result["layers"] == 16 and result["finite"], case
+            continue
+        assert result["outcome"] == "WeightsFileError" and result["exact"], result
+        assert "\n" not in result["message"] and result["message"].startswith(result["path"] + ": "), result
+        refused += 1
+    assert refused >= len(flips) // 10, f"only {refused} of {len(flips)} changed files were refused"
+    peak = max(results[case["id"]]["peak_mb"] for case in flips)
+    assert peak - results["h5-pristine"]["peak_mb"] < H5_MEMORY_MARGIN_MB

@@ -1,7 +1,9 @@
 """Keras' VGG19 weights (.h5): the reader, the writer, finding a file's kind, max pooling, Keras as referee."""
 
+import os
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import h5py
@@ -22,6 +24,7 @@ from nst_tf import (
     read_vgg19_mat,
     reshape_and_normalize_image,
 )
+from nst_tf.weights import keras as keras_weights
 from nst_tf.weights import weights_file_kind
 from nst_tf.testing import write_vgg19_h5, write_vgg19_mat
 
@@ -524,6 +527,262 @@ def test_infinite_biases_raise(tmp_path, small_h5, bad):
     path = altered(tmp_path, small_h5(keras_version=1), change)
     with pytest.raises(WeightsFileError, match=r"block5_conv1 \(conv5_1\) weights contain NaN or infinite values"):
         read_vgg19_h5(path)
+
+
+# Hostile files: nothing outside the file is touched, nothing is read before its size is checked ------------
+
+
+def replace_with(layer, index, create):
+    """A change for ``altered``: weight ``index`` of ``layer`` replaced by what ``create(group, name)`` makes."""
+
+    def change(root):
+        group = root[layer]
+        name = group.attrs["weight_names"][index].decode()
+        del group[name]
+        create(group, name)
+
+    return change
+
+
+def external_storage(target, shape):
+    def create(group, name):
+        size = int(np.prod(shape)) * 4
+        group.create_dataset(name, shape=shape, dtype="f4", external=[(str(target), 0, size)])
+
+    return create
+
+
+def virtual_dataset(source, unlimited=False):
+    def create(group, name):
+        maxshape = (3, 3, 3, None) if unlimited else None
+        layout = h5py.VirtualLayout(shape=(3, 3, 3, 4), dtype="f4", maxshape=maxshape)
+        origin = h5py.VirtualSource(str(source), "data", shape=(3, 3, 3, 4), maxshape=maxshape)
+        if unlimited:
+            layout[:, :, :, 0 : h5py.h5s.UNLIMITED] = origin[:, :, :, 0 : h5py.h5s.UNLIMITED]
+        else:
+            layout[...] = origin
+        group.create_virtual_dataset(name, layout)
+
+    return create
+
+
+def link_to(make_link):
+    def create(group, name):
+        group[name] = make_link(name)
+
+    return create
+
+
+def replace_attribute(owner, name, value, dtype=None):
+    def change(root):
+        node = root if owner is None else root[owner]
+        del node.attrs[name]
+        node.attrs.create(name, value, dtype=dtype)
+
+    return change
+
+
+def corrupt_chunk(group, name):
+    dataset = group.create_dataset(name, shape=(3, 3, 3, 4), dtype="f4", chunks=(3, 3, 3, 4), compression="gzip")
+    dataset.id.write_direct_chunk((0, 0, 0, 0), b"this is not a deflate stream", filter_mask=0)
+
+
+def hostile_change(case, tmp_path, source):
+    """What ``altered`` applies to make hostile file ``case``; ``source`` is a good file to link to."""
+    fifo, outside = tmp_path / "weights.fifo", str(source)
+    texts = list(KERAS_CONVS)
+    names = [name.encode() for name in texts]
+    changes = {
+        "external-fifo": replace_with("block1_conv1", 0, external_storage(fifo, (3, 3, 3, 4))),
+        "external-dev-zero": replace_with("block5_conv4", 0, external_storage("/dev/zero", (3, 3, 32, 32))),
+        "virtual-missing": replace_with("block1_conv1", 0, virtual_dataset(tmp_path / "missing.h5")),
+        "virtual-fifo": replace_with("block1_conv1", 0, virtual_dataset(fifo, unlimited=True)),
+        "external-link-layer": lambda root: (
+            root.__delitem__("block2_conv1"),
+            root.__setitem__("block2_conv1", h5py.ExternalLink(outside, "/block2_conv1")),
+        ),
+        "external-link-weight": replace_with(
+            "block3_conv1", 1, link_to(lambda name: h5py.ExternalLink(outside, f"/block3_conv1/{name}"))
+        ),
+        "external-link-subgroup": lambda root: (
+            root["block1_conv2"].__delitem__("block1_conv2"),
+            root["block1_conv2"].__setitem__("block1_conv2", h5py.ExternalLink(outside, "/block1_conv2/block1_conv2")),
+        ),
+        "soft-link": replace_with("block3_conv2", 1, link_to(lambda name: h5py.SoftLink("/block3_conv3/" + name))),
+        "too-wide": replace_with("block1_conv1", 0, lambda g, n: g.create_dataset(n, data=np.ones((3, 3, 3, 128)))),
+        "zero-wide": replace_with("block1_conv1", 0, lambda g, n: g.create_dataset(n, shape=(3, 3, 3, 0))),
+        "float128": replace_with(
+            "block2_conv2", 0, lambda g, n: g.create_dataset(n, data=np.ones((3, 3, 8, 8), np.longdouble))
+        ),
+        "lzf": replace_with(
+            "block1_conv2", 0, lambda g, n: g.create_dataset(n, data=np.ones((3, 3, 4, 4), "f4"), compression="lzf")
+        ),
+        "corrupt-chunk": replace_with("block1_conv1", 0, corrupt_chunk),
+        "integer-names": replace_attribute(None, "layer_names", np.arange(30)),
+        "reference-names": lambda root: replace_attribute(None, "layer_names", [root.ref] * 30, h5py.ref_dtype)(root),
+        "2d-names": replace_attribute(None, "layer_names", np.array(names).reshape(4, 4)),
+        "many-names": replace_attribute(None, "layer_names", np.array(names * 100)),
+        "long-name": replace_attribute("block1_conv1", "weight_names", np.array([b"k" * 5000, b"b"])),
+        "variable-length-names": replace_attribute(None, "layer_names", texts * 60, h5py.string_dtype()),
+    }
+    return changes[case]
+
+
+HOSTILE_H5 = [
+    (
+        "external-fifo",
+        r"weight 'block1_conv1/kernel:0' of layer 'block1_conv1' keeps its numbers in another file, "
+        r"\S*weights\.fifo \(HDF5 external storage\); this reader reads nothing outside the weights file$",
+    ),
+    ("external-dev-zero", r"'block5_conv4' keeps its numbers in another file, /dev/zero \(HDF5 external storage\)"),
+    (
+        "virtual-missing",
+        r"weight 'block1_conv1/kernel:0' of layer 'block1_conv1' is an HDF5 virtual dataset, "
+        r"whose numbers lie in other files; this reader reads nothing outside the weights file$",
+    ),
+    ("virtual-fifo", r"of layer 'block1_conv1' is an HDF5 virtual dataset, whose numbers lie in other files"),
+    (
+        "external-link-layer",
+        r"layer 'block2_conv1' is an HDF5 external link \(to another file\); this reader follows no links$",
+    ),
+    (
+        "external-link-weight",
+        r"weight 'block3_conv1/bias:0' of layer 'block3_conv1' is an HDF5 external link \(to another file\)",
+    ),
+    (
+        "external-link-subgroup",
+        r"weight 'block1_conv2/kernel:0' of layer 'block1_conv2' goes through "
+        r"an HDF5 external link \(to another file\), 'block1_conv2'; this reader follows no links$",
+    ),
+    (
+        "soft-link",
+        r"weight 'block3_conv2/bias:0' of layer 'block3_conv2' is an HDF5 soft link; this reader follows",
+    ),
+    (
+        "too-wide",
+        r"block1_conv1 \(conv1_1\) kernel has shape \(3, 3, 3, 128\); expected \(3, 3, 3, out\), out from 1 to 64$",
+    ),
+    (
+        "zero-wide",
+        r"block1_conv1 \(conv1_1\) kernel has shape \(3, 3, 3, 0\); expected \(3, 3, 3, out\), out from 1",
+    ),
+    (
+        "float128",
+        r"'block2_conv2' has type float128; expected floating-point numbers \(float16, float32 or float64\)$",
+    ),
+    (
+        "lzf",
+        r"weight 'block1_conv2/kernel:0' of layer 'block1_conv2' is stored through HDF5 filters 32000 \('lzf'\); "
+        r"this reader accepts deflate \(gzip\), shuffle and fletcher32",
+    ),
+    ("corrupt-chunk", r"'block1_conv1' has a compressed chunk that is corrupt \(.*\); the file is damaged$"),
+    ("integer-names", r"attribute 'layer_names' of the root holds int64 values; expected names \(strings\)$"),
+    ("reference-names", r"attribute 'layer_names' of the root holds object values; expected names \(strings\)$"),
+    ("2d-names", r"attribute 'layer_names' of the root has shape \(4, 4\); expected a list of names$"),
+    ("many-names", r"attribute 'layer_names' of the root brings the list to more than 1024 names; not Keras'"),
+    ("long-name", r"attribute 'weight_names' of layer 'block1_conv1' holds names of 5000 bytes; expected at most"),
+    (
+        "variable-length-names",
+        r"attribute 'layer_names' of the root holds 960 variable-length strings, each up to the file's \d+ bytes, "
+        r"more than the 268435456 bytes this reader accepts; Keras writes fixed-length names$",
+    ),
+]
+
+
+@pytest.mark.parametrize("case, message", HOSTILE_H5, ids=[case for case, _ in HOSTILE_H5])
+def test_a_hostile_h5_file_is_refused_before_anything_is_read(tmp_path, small_h5, case, message):
+    if case == "float128" and np.dtype(np.longdouble).itemsize != 16:
+        pytest.skip("no 128-bit long double here")
+    fifo = tmp_path / "weights.fifo"
+    os.mkfifo(fifo)
+    path = altered(tmp_path, small_h5(), hostile_change(case, tmp_path, small_h5()))
+    done = threading.Event()
+
+    def unblock():
+        # Were the reader blocked opening the pipe, this writer would release
+        # it (the test would then fail on the message rather than hang).
+        if not done.wait(20):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    guard = threading.Thread(target=unblock, daemon=True)
+    guard.start()
+    try:
+        with pytest.raises(WeightsFileError) as raised:
+            read_vgg19_h5(path)
+    finally:
+        done.set()
+        guard.join()
+    assert "\n" not in str(raised.value) and str(raised.value).startswith(f"{path}: "), str(raised.value)
+    assert re.search(message, str(raised.value)), str(raised.value)
+
+
+@pytest.mark.parametrize("case", ["virtual-missing", "external-link-layer", "external-dev-zero", "too-wide"])
+def test_the_command_refuses_a_hostile_h5_file_in_one_line(tmp_path, small_h5, workspace, capsys, cli_args, case):
+    from nst_tf.cli import main
+
+    path = altered(tmp_path, small_h5(), hostile_change(case, tmp_path, small_h5()))
+    assert main(cli_args("--model", str(path))) == 2
+    _, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nst-tf: error: {path}: "), err
+    assert re.search(dict(HOSTILE_H5)[case], lines[0]), lines[0]
+    assert not (workspace / "out").exists()
+
+
+def test_the_weights_of_a_saved_model_are_not_followed_into_another_file(tmp_path, small_h5):
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as saved:
+        saved["model_weights"] = h5py.ExternalLink(str(small_h5()), "/")
+    with pytest.raises(WeightsFileError, match=r"model\.h5: group 'model_weights' is an HDF5 external link"):
+        read_vgg19_h5(path)
+
+
+def test_too_many_chunks_are_refused(tmp_path, small_h5, monkeypatch):
+    monkeypatch.setattr(keras_weights, "MAX_CHUNKS", 100)
+    create = lambda g, n: g.create_dataset(n, data=np.ones((3, 3, 3, 4), "f4"), chunks=(1, 1, 1, 1))  # noqa: E731
+    path = altered(tmp_path, small_h5(), replace_with("block1_conv1", 0, create))
+    with pytest.raises(
+        WeightsFileError, match=r"'block1_conv1' is stored in 108 chunks of shape \(1, 1, 1, 1\); expected"
+    ):
+        read_vgg19_h5(path)
+
+
+def test_compressed_chunked_float16_and_float64_weights_load(tmp_path, small_h5):
+    def recreate(root):
+        for layer, dtype in (("block1_conv1", "f2"), ("block4_conv2", "f8"), ("block5_conv3", ">f4")):
+            for index in (0, 1):
+                name = root[layer].attrs["weight_names"][index].decode()
+                value = root[layer][name][()]
+                del root[layer][name]
+                root[layer].create_dataset(
+                    name, data=value.astype(dtype), chunks=True, compression="gzip", shuffle=True, fletcher32=True
+                )
+
+    source = small_h5()
+    got, expected = read_vgg19_h5(altered(tmp_path, source, recreate)), read_vgg19_h5(source)
+    for name in expected.conv:
+        for mine, theirs in zip(got.conv[name], expected.conv[name]):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-3 if name == "conv1_1" else 1e-7, atol=0)
+
+
+def test_a_keras_file_after_a_user_block_loads(tmp_path, small_h5):
+    path = tmp_path / "with_user_block.h5"
+    with h5py.File(small_h5(), "r") as original, h5py.File(path, "w", userblock_size=4096) as copy:
+        for key, value in original.attrs.items():
+            copy.attrs[key] = value
+        for key in original:
+            original.copy(original[key], copy)
+    with open(path, "r+b") as handle:
+        handle.write(b"a user block: whatever the writer wants, skipped by HDF5".ljust(64))
+    assert_same_weights(read_vgg19_h5(path), read_vgg19_h5(small_h5()))
+
+
+def test_a_link_to_dev_zero_is_refused(tmp_path):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero on this system")
+    (tmp_path / "weights.h5").symlink_to("/dev/zero")
+    with pytest.raises(WeightsFileError, match=r"weights\.h5: is a character device, not a regular file$"):
+        read_vgg19_h5(tmp_path / "weights.h5")
 
 
 # Pooling ------------------------------------------------------------------------------

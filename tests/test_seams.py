@@ -28,7 +28,9 @@ TOY = Network(
     min_image_size=4,
     module="test_seams:ToyNet",
     reader="test_seams:read_toy_weights",
+    weights_bytes=1000,
     pixel_bytes=100,
+    forward_pixel_bytes=60,
     kept_pixel_bytes=20,
 )
 WIDTHS = {"c1": (3, 4), "c2": (4, 6), "c3": (6, 8)}
@@ -190,3 +192,47 @@ def test_a_new_term_is_exact_in_tiles_without_a_written_gradient(model, images, 
     # The term moves the gradient: without it the gradient is another one.
     without = StyleCost(model, content, style).value_and_gradient(image)[1]
     assert _relative_error(without, gradient) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda n: n.deepest(None), "layers must be a list of layer names; got None"),
+        (lambda n: n.margin("conv1_1"), "layers must be a list of layer names"),
+        (lambda n: n.deepest([]), "layers: give at least one layer"),
+        (lambda n: n.stride("fc6"), "layer 'fc6' is not a VGG-19 layer"),
+        (lambda n: n.length("10", "conv1_1", "avg"), "length must be a whole number of pixels; got '10'"),
+        (lambda n: n.length(10, "conv1_1", "median"), "pooling must be one of 'avg', 'max'; got 'median'"),
+    ],
+)
+def test_a_networks_description_refuses_wrong_arguments_naming_them(call, message):
+    with pytest.raises(NSTError, match=message):
+        call(get_network("vgg19"))
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        (("a", 3), {}, "height must be a positive whole number; got 'a'"),
+        ((0, 3), {}, "height must be a positive whole number; got 0"),
+        ((10, 10), {"max_memory": -1}, "max_memory must be a positive whole number; got -1"),
+        ((10, 10), {"style": 7}, r"style must be a \(height, width\) pair; got 7"),
+        ((10, 10), {"style": (0, 4)}, "style height must be a positive whole number; got 0"),
+    ],
+)
+def test_the_memory_plan_refuses_wrong_arguments_naming_them(args, kwargs, message):
+    with pytest.raises(NSTError, match=message):
+        MemoryModel().plan(*args, ["conv1_1"], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 2**40}, "epochs must be at most 2147483647"),
+        ({"lbfgs_history": 2**31}, "lbfgs_history must be at most 2147483647"),
+        ({"style_blend_weights": (1e308, 1e308)}, "style_blend_weights: their sum is too large to compute"),
+    ],
+)
+def test_the_config_refuses_numbers_the_traced_loop_cannot_count(kwargs, message):
+    with pytest.raises(NSTError, match=message):
+        StyleTransferConfig(**kwargs)

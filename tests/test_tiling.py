@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, load_vgg_model
 from nst_tf.large.tiles import TilePlan, spans, tile_grid
+from nst_tf.networks import get_network
 from nst_tf.networks.vgg19 import GRAPH_LAYERS, VGG19_NETWORK
 from nst_tf.objective.tiled import TiledStyleCost
 
@@ -229,6 +230,116 @@ def test_tile_grid_lists_rows_then_columns():
 def test_spans_refuse_a_tile_off_the_pooling_grid():
     with pytest.raises(NSTError, match="multiples of the pooling grid, 16 pixels"):
         spans(100, 40, 80, 16)
+
+
+def test_an_image_too_small_to_tile_is_named_by_its_size_not_by_an_axis():
+    # It read "an axis of 3 pixels" for a tile of 32: the 3 was the image's height.
+    with pytest.raises(NSTError, match=r"a 64x3 image is below the network's smallest input \(32x32\), tiled or not"):
+        TilePlan.of(["conv1_1"], 32).grid(3, 64)
+    with pytest.raises(NSTError, match=r"length 3 \(the image's side\) is below the network's smallest input, 32"):
+        spans(3, 32, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("100", 48, 80, 16), "length must be a positive whole number; got '100'"),
+        ((100, 48.0, 80, 16), "tile must be a positive whole number; got 48.0"),
+        ((100, 48, -16, 16), "margin must be a whole number of at least 0; got -16"),
+        ((100, 48, 80, 0), "align must be a positive whole number; got 0"),
+        ((100, 48, 80, 16, None), "min_size must be a positive whole number; got None"),
+        ((2**31 - 1, 1, 0, 1), r"2147483647 pixels in tiles of 1 pixels makes 2147483647 tiles, more than 16777216"),
+    ],
+)
+def test_spans_name_the_argument_they_cannot_use(args, message):
+    with pytest.raises(NSTError, match=message):
+        spans(*args)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((100, 140, (16, 16, 16), 0, 16), r"tile must be a side or a \(rows, columns\) pair; got \(16, 16, 16\)"),
+        ((100, 140, (16, "16"), 0, 16), "tile must be a positive whole number; got '16'"),
+        ((100.0, 140, 16, 0, 16), "height must be a positive whole number; got 100.0"),
+        ((100, 10**400, 16, 0, 16), "width must be at most 2147483647"),
+        ((2**31 - 1, 2**31 - 1, 16, 0, 16), r"a 2147483647x2147483647 image in tiles of 16x16 pixels makes \d+ tiles"),
+    ],
+)
+def test_tile_grids_name_the_argument_they_cannot_use_and_never_list_absurd_grids(args, message):
+    with pytest.raises(NSTError, match=message):
+        tile_grid(*args)
+
+
+COURSE = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+
+
+@pytest.mark.parametrize(
+    "args, options, message",
+    [
+        (([], 32), {}, "layers: give at least one layer"),
+        ((["conv9_9"], 32), {}, "layer 'conv9_9' is not a VGG-19 layer"),
+        ((None, 32), {}, "layers must be a list of layer names; got None"),
+        (("conv1_1", 32), {}, "layers must be a list of layer names; got 'conv1_1'"),
+        (([1, 2], 32), {}, r"layers must be a list of layer names; got \(1, 2\)"),
+        (
+            (COURSE, 0),
+            {},
+            "tile_size must be a positive whole number of pixels or a .* each at most 2147483647; got 0$",
+        ),
+        ((COURSE, -1), {}, "tile_size must be a positive whole number of pixels .*; got -1$"),
+        (
+            (COURSE, 10**30),
+            {},
+            "tile_size must be a positive whole number of pixels .*; got 1000000000000000000000000000000",
+        ),
+        ((COURSE, 32.0), {}, "tile_size must be a positive whole number of pixels .*; got 32.0"),
+        ((COURSE, "32"), {}, "tile_size must be a positive whole number of pixels .*; got '32'"),
+        ((COURSE, (32, 0)), {}, r"tile_size must be .*; got \(32, 0\)"),
+        (
+            (COURSE, 32),
+            {"margin": -1},
+            "margin must be a whole number of at least 80 pixels, what conv5_1 needs .*; got -1",
+        ),
+        ((COURSE, 32), {"margin": 80.0}, "margin must be a whole number of at least 80 pixels.*; got 80.0"),
+        ((COURSE, 32), {"margin": 10**30}, "margin must be at most 2147483647"),
+        ((COURSE, 32), {"network": "resnet"}, "network must be one of vgg19; got 'resnet'"),
+        ((COURSE, 32), {"network": None}, "network must be one of vgg19; got None"),
+        ((COURSE, 32), {"pooling": "median"}, "pooling must be one of 'avg', 'max'; got 'median'"),
+        ((COURSE, 32), {"keep_forward": "yes"}, "keep_forward must be True or False; got 'yes'"),
+    ],
+)
+def test_a_tile_plan_names_the_argument_it_cannot_use(args, options, message):
+    with pytest.raises(NSTError, match=message):
+        TilePlan.of(*args, **options)
+
+
+def test_a_tile_plan_takes_numpy_whole_numbers_and_any_sequence_of_layers():
+    plan = TilePlan.of(iter(COURSE), np.int64(33), margin=np.int32(81))
+    assert (plan.tile_size, plan.margin, plan.layers) == ((48, 48), 96, tuple(COURSE))
+    assert TilePlan.of(COURSE, 2**31 - 1).grid(64, 64)[0].rows == TilePlan.of(COURSE, 64).grid(64, 64)[0].rows
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: get_network("resnet"), "network must be one of vgg19; got 'resnet'"),
+        (lambda: get_network(None), "network must be one of vgg19; got None"),
+        (lambda: get_network(["vgg19"]), r"network must be one of vgg19; got \['vgg19'\]"),
+        (lambda: VGG19_NETWORK.stride("conv9_9"), "layer 'conv9_9' is not a VGG-19 layer"),
+        (lambda: VGG19_NETWORK.reach("fc7"), "layer 'fc7' is not a VGG-19 layer"),
+        (lambda: VGG19_NETWORK.length(64, "pool1", "avg"), "layer 'pool1' is not a VGG-19 layer"),
+        (lambda: VGG19_NETWORK.length(64, "conv1_1", "median"), "pooling must be one of 'avg', 'max'; got 'median'"),
+        (lambda: VGG19_NETWORK.alignment(["conv1_1", "conv6_1"]), "layer 'conv6_1' is not a VGG-19 layer"),
+        (lambda: VGG19_NETWORK.margin(["conv5_5"]), "layer 'conv5_5' is not a VGG-19 layer"),
+        (lambda: VGG19_NETWORK.margin([]), "layers: give at least one layer"),
+        (lambda: VGG19_NETWORK.deepest([None]), "layer None is not a VGG-19 layer"),
+        (lambda: VGG19_NETWORK.check_layer("content_layer", 4), "content_layer 4 is not a VGG-19 layer"),
+    ],
+)
+def test_networks_name_an_unknown_network_or_layer(call, message):
+    with pytest.raises(NSTError, match=message):
+        call()
 
 
 # In the loop ----------------------------------------------------------------------------------

@@ -6,7 +6,9 @@
 * ``build``: TensorFlow imported quietly, the network, op determinism for
   seeded runs and the objective factory (with its note on tiled sizes).
 * ``drive``: ``drive()``, the loop that follows a run's progress, with
-  signals, the progress line, NaN and interruption handling and the final save.
+  the progress line, NaN and interruption handling and the final save.
+* ``signals``: ``StopRequest``, SIGINT, SIGTERM and SIGHUP honoured within
+  seconds at any moment, by a watcher thread where the main thread is busy.
 * ``single``: ``Job``, a validated one-image command, and ``run_single()``.
 
 Nothing here imports TensorFlow until a job runs, so that bad input is

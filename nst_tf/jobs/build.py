@@ -19,7 +19,8 @@ def import_tensorflow_quietly(err):
     TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore
     TF_CPP_MIN_LOG_LEVEL and come at import and at the first operation, so
     the descriptor itself is pointed at a temporary file while both happen;
-    if that fails, what TensorFlow wrote is written to ``err``.
+    if that fails, what TensorFlow wrote is written to ``err`` (not when a
+    signal interrupts it: then the job stops with its own line).
 
     Args:
         err: the stream for TensorFlow's lines when the import fails.
@@ -36,7 +37,7 @@ def import_tensorflow_quietly(err):
             import tensorflow as tf
 
             tf.constant(0.0).numpy()
-        except BaseException:
+        except Exception:
             os.dup2(saved, 2)
             captured.seek(0)
             err.write(captured.read().decode(errors="replace"))

@@ -3,7 +3,7 @@
 ``drive()`` consumes a ``CoarseToFine`` run's progress items: it prints each
 scale's header and the preset's report lines, saves what ``Outputs`` says is
 due, draws a progress line with an ETA, turns SIGINT, SIGTERM and SIGHUP into
-a prompt stop between traced calls, saves the last finite image when the cost
+a prompt stop between traced calls (``signals.py``), saves the last finite image when the cost
 becomes NaN, and saves the final image however the run ended.
 """
 
@@ -13,65 +13,8 @@ import time
 
 from ..errors import NonFiniteCostError, quoted
 from .outputs import FINAL_IMAGE
+from .signals import Stopped, handling_signals
 from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
-
-
-class Stopped(BaseException):
-    """A signal asked the command to stop (SIGINT, SIGTERM or SIGHUP).
-
-    Attributes:
-        signum: the signal's number.
-    """
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
-
-
-class StopRequest:
-    """The handler of SIGINT, SIGTERM and SIGHUP.
-
-    Before the optimization starts it raises ``Stopped`` at once. During the
-    optimization it only records the signal (``deferred``): an exception
-    raised while TensorFlow is inside a call can leave its runtime
-    inconsistent (a segmentation fault was seen), so the loop checks
-    ``signum`` after each traced call, about once a second, and stops there.
-
-    Attributes:
-        signum: the first signal received, or None.
-        deferred: whether a signal is only recorded rather than raised.
-    """
-
-    def __init__(self):
-        self.signum = None
-        self.deferred = False
-
-    def __call__(self, signum, frame):
-        if self.signum is None:
-            self.signum = signum
-        if not self.deferred:
-            raise Stopped(signum)
-
-
-@contextlib.contextmanager
-def handling_signals(handler):
-    """Runs the block with ``handler`` for SIGINT, SIGTERM and SIGHUP; restores the old handlers after it.
-
-    Outside the main thread the signals stay as they are.
-
-    Args:
-        handler: a signal handler, or ``signal.SIG_IGN``.
-    """
-    names = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    try:
-        previous = {s: signal.signal(s, handler) for s in names}
-    except ValueError:  # not the main thread: signals stay as they are
-        previous = {}
-    try:
-        yield
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
 
 
 class ProgressLine:
@@ -140,7 +83,9 @@ def drive(start, outputs, saver, report_line, out, err, stop, context=None):
         except (KeyboardInterrupt, Stopped) as stopped:
             status = 128 + getattr(stopped, "signum", signal.SIGINT)
         except NonFiniteCostError as error:
+            stop.claim()
             return followed.non_finite(error)
+    stop.claim()
     return followed.finish(status)
 
 
@@ -163,11 +108,12 @@ class _Followed:
     def follow(self, start, stop):
         """Starts the run and takes its items until it ends; raises ``Stopped`` at the first item after a signal."""
         self.transfer = start()
+        # From here on a stop saves the latest image, whichever thread carries it out.
+        stop.finisher = self.finish
         bar = ProgressLine(self.transfer.total_iterations, self.err)
-        stop.deferred = True
+        stop.defer()
         for item in self.transfer.run(ticks=True):
-            if stop.signum is not None:
-                raise Stopped(stop.signum)
+            stop.check()
             self.take(item)
             bar.update(self.transfer.iteration)
 

@@ -17,6 +17,9 @@ from .statuses import PROG
 
 FINAL_IMAGE = "generated_image.jpg"
 
+#: The names of earlier scales' results: ``scale1.png``, ``scale2.png``, ...
+_SCALE_IMAGE = re.compile(r"^scale([1-9][0-9]*)\.png$")
+
 
 def numbered(template):
     """A pattern matching the names ``template`` gives report images.
@@ -76,32 +79,52 @@ class Outputs:
         """
         return 0 <= iteration < self.config.epochs and iteration % self.config.print_every == 0
 
+    def _is_scale_image(self, name):
+        """Whether ``name`` is one of ``scale_images``, without listing them (``scales`` may be absurd)."""
+        match = _SCALE_IMAGE.match(name)
+        return bool(match) and int(match.group(1)) < self.scales
+
     def _ours(self, name, pattern):
         """Whether this run would save an image named ``name`` (``pattern``: the report images')."""
         match = pattern.match(name)
-        return name == FINAL_IMAGE or name in self.scale_images or bool(match and self.reports(int(match.group(1))))
+        return name == FINAL_IMAGE or self._is_scale_image(name) or bool(match and self.reports(int(match.group(1))))
+
+    def _entries(self):
+        """The folder's entries; ``NSTError`` when it cannot be listed."""
+        try:
+            with os.scandir(self.folder) as entries:
+                return list(entries)
+        except OSError as error:
+            raise NSTError(f"--output_dir: cannot read {quoted(self.folder)}: {_reason(error)}") from None
 
     def check(self, inputs):
         """Refuses, before anything is created, outputs that would fail or destroy an input.
 
-        Report images are checked against what is in the folder, never
-        listed one by one: the list grows with ``epochs``.
+        Report and scale images are checked against what is in the folder,
+        never listed one by one: the lists grow with ``epochs`` and
+        ``scales``. An output name held by a symbolic link (dangling, looping
+        or not) is refused: saving would write through it to wherever it
+        points.
 
         Args:
             inputs: the paths of the run's input images.
 
         Raises:
-            NSTError: ``folder`` is not a folder, or an image would be saved
-                over a folder or over one of ``inputs``.
+            NSTError: ``folder`` is not a folder or cannot be listed, or an
+                image would be saved over a link, a folder or one of ``inputs``.
         """
         if os.path.exists(self.folder) and not os.path.isdir(self.folder):
             raise NSTError(f"--output_dir: {quoted(self.folder)} exists and is not a folder")
         if not os.path.isdir(self.folder):
             return
         pattern = numbered(self.report_image)
-        with os.scandir(self.folder) as entries:
-            found = [entry for entry in entries if self._ours(entry.name, pattern)]
+        found = [entry for entry in self._entries() if self._ours(entry.name, pattern)]
         for entry in found:
+            if entry.is_symlink():
+                raise NSTError(
+                    f"--output_dir: {quoted(entry.path)} is a symbolic link; this run would save an image under that "
+                    "name and never writes through a link (remove it or choose another folder)"
+                )
             if entry.is_dir():
                 raise NSTError(
                     f"--output_dir: {quoted(entry.path)} is a folder; this run would save an image under that name"
@@ -119,6 +142,13 @@ class Outputs:
             return 0
         pattern = numbered(self.report_image)
         return sum(1 for name in os.listdir(self.folder) if pattern.match(name))
+
+    def earlier_scale_images(self):
+        """The names of this run's ``scale_images`` already in the folder, in scale order."""
+        if not os.path.isdir(self.folder):
+            return []
+        found = [entry.name for entry in self._entries() if self._is_scale_image(entry.name)]
+        return sorted(found, key=lambda name: int(_SCALE_IMAGE.match(name).group(1)))
 
     def prepare(self):
         """Creates the folder and proves it writable, before any work starts.

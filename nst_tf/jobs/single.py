@@ -46,16 +46,21 @@ class Job:
 
 
 def _start(job, err):
-    """Writes the job's notes and prepares its output folder, noting report images already there."""
+    """Writes the job's notes and prepares its output folder, noting report and scale images already there."""
     for note in job.notes:
         err.write(f"{PROG}: note: {note}\n")
     outputs = job.outputs
-    earlier = outputs.earlier_reports()
+    earlier, scales = outputs.earlier_reports(), outputs.earlier_scale_images()
     outputs.prepare()
     if earlier:
         err.write(
             f"{PROG}: note: {quoted(outputs.folder)} already holds {earlier} numbered images; this run replaces those "
             "of the iterations it reports and leaves the others\n"
+        )
+    if scales:
+        err.write(
+            f"{PROG}: note: {quoted(outputs.folder)} already holds {', '.join(scales)}; this run replaces "
+            f"{'it' if len(scales) == 1 else 'them'} with its earlier scales' results\n"
         )
 
 
@@ -66,22 +71,25 @@ def run_single(job, out, err, stop):
         job: a validated ``Job``.
         out: the stream for report lines, scale headers and the final path.
         err: the stream for notes, warnings, the progress line and errors.
-        stop: the ``StopRequest`` handling SIGINT, SIGTERM and SIGHUP.
+        stop: the ``StopRequest`` handling SIGINT, SIGTERM and SIGHUP (``signals.py``).
 
     Returns:
         The exit status (see ``statuses.EXIT_STATUSES``).
 
     Raises:
         NSTError: the output folder cannot be written to.
-        Stopped: a signal came before the optimization started.
+        Stopped: a signal came before the run started.
     """
     config = job.config
     _start(job, err)
     tf = import_tensorflow_quietly(err)
     from ..large.multiscale import CoarseToFine
 
+    # TensorFlow runs from here on: a signal is recorded and honoured where the job can stop (signals.py).
+    stop.defer()
     warn_about_precision(config, err)
     model = build_model(config, job.weights, job.pooling)
+    stop.check()
     objective = objective_factory(job.tiles, err)
 
     def start():

@@ -2,31 +2,39 @@
 
 ``MemoryModel(network, optimizer, lbfgs_history)`` estimates a run's peak
 resident memory whole (``whole``) or in tiles (``tiled``) and plans its
-tiles for a budget (``plan``). The per-pixel figures are the network's
-(``Network.pixel_bytes``, ``Network.kept_pixel_bytes``); the others are
-below. Each was measured on a CPU in float32 (reduced precisions measured
-the same within 10%: the image, its gradient, the Gram matrices and the
-optimizer state stay float32); the runs are in ``benchmarks/results``
-(cpu-2026-11-23, large-cpu-2026-11-23, large-cpu-2026-11-29-tiling).
+tiles for a budget (``plan``). The estimate is of the whole process: Python
+and TensorFlow's runtime, the network's weights, and the larger of the two
+phases of a run at one size: the targets (a forward pass of each style
+image and of the content image) and the optimization steps. The per-pixel
+figures are the network's (``Network.pixel_bytes``,
+``Network.forward_pixel_bytes``, ``Network.kept_pixel_bytes``); the others
+are below. Each was measured on a CPU in float32 (reduced precisions
+measured the same within 10%: the image, its gradient, the Gram matrices and
+the optimizer state stay float32); the runs are in ``benchmarks/results``
+(cpu-2026-11-23, large-cpu-2026-11-23, large-cpu-2026-11-29-tiling,
+budget-*). Reading the weights file comes before TensorFlow starts and
+peaks lower (1.08 times the file, 578 MB for the full .mat).
 """
 
 from dataclasses import dataclass
 
 from ..errors import NSTError
 from ..networks import get_network
-from .tiles import TilePlan, best_tile_shape
+from ..config import OPTIMIZERS
+from .tiles import TilePlan, best_tile_shape, check_whole
 
-#: Peak memory of a run above its network and image-sized state (TensorFlow's runtime, Python).
+#: Python, NumPy, SciPy and TensorFlow's runtime once started, before any network: measured 604 MB
+#: (Xeon, TensorFlow 2.21; benchmarks/budget.py), with room for other builds of TensorFlow.
+PROCESS_BYTES = 640 * 2**20
+#: Peak memory of a run's steps above the loaded network and the image-sized state.
 BASE_BYTES = 150 * 2**20
-#: The loaded network's weights.
-MODEL_BYTES = 80 * 2**20
 #: What stays image-sized in tiles: the image, its last finite copy, the gradient and its accumulator,
 #: Adam's two moments, the content target, Adam's temporaries (measured 171).
 TILED_IMAGE_PIXEL_BYTES = 180
 
-# Tile shapes tried for keep_forward, as fractions of the largest tile that
-# fits without it: smaller tiles leave more room for the kept passes.
-_KEPT_ROOM_FRACTIONS = (1.0, 0.7, 0.5, 0.35, 0.25)
+# Tile shapes tried, as fractions of the largest tile whose steps fit: smaller tiles leave room for
+# kept forward passes, and for the style images' forward passes.
+_ROOM_FRACTIONS = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,9 @@ class MemoryModel:
 
     def __post_init__(self):
         object.__setattr__(self, "network", get_network(self.network))
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+            raise NSTError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        object.__setattr__(self, "lbfgs_history", check_whole("lbfgs_history", self.lbfgs_history))
 
     def optimizer_bytes(self, height, width):
         """L-BFGS's state, ``2 * history + 4`` float32 image-sized rows; 0 for Adam (in the image-sized figures)."""
@@ -46,29 +57,41 @@ class MemoryModel:
             return 0
         return (2 * self.lbfgs_history + 4) * 3 * height * width * 4
 
-    def whole(self, height, width):
-        """Estimated peak resident memory, in bytes, of a run at ``height`` x ``width`` in one piece."""
-        pixels = height * width
-        return MODEL_BYTES + BASE_BYTES + self.network.pixel_bytes * pixels + self.optimizer_bytes(height, width)
+    def runtime(self):
+        """What the process takes before any image: Python, TensorFlow's runtime, the network's weights."""
+        return PROCESS_BYTES + self.network.weights_bytes + BASE_BYTES
+
+    def whole(self, height, width, style=None):
+        """Estimated peak resident memory, in bytes, of a run at ``height`` x ``width`` in one piece.
+
+        ``style``: the (height, width) of the largest style image, whose
+        forward pass (the style targets) can outweigh the steps.
+        """
+        step = self.network.pixel_bytes * height * width + self.optimizer_bytes(height, width)
+        targets = self.network.forward_pixel_bytes * max(height * width, _pixels(style))
+        return self.runtime() + max(step, targets)
 
     def fixed_tiled(self, height, width):
-        """What a tiled run needs whatever its tiles: the model, the base and the image-sized state."""
-        return MODEL_BYTES + BASE_BYTES + TILED_IMAGE_PIXEL_BYTES * height * width + self.optimizer_bytes(height, width)
+        """What a tiled run needs whatever its tiles: the process, the network and the image-sized state."""
+        return self.runtime() + TILED_IMAGE_PIXEL_BYTES * height * width + self.optimizer_bytes(height, width)
 
-    def tiled(self, height, width, plan):
+    def tiled(self, height, width, plan, style=None):
         """Estimated peak resident memory of a run in the tiles of ``plan`` (a ``TilePlan``).
 
-        The network's share follows the largest tile's extent; with
+        The steps' share follows the largest tile's extent; with
         ``plan.keep_forward``, every other tile's extent adds
-        ``Network.kept_pixel_bytes`` per pixel.
+        ``Network.kept_pixel_bytes`` per pixel. The targets' share follows
+        the largest tile of the content and of the ``style`` image.
         """
         extents = [t.extent_pixels for t in plan.grid(height, width)]
-        total = self.fixed_tiled(height, width) + self.network.pixel_bytes * max(extents)
+        step = self.network.pixel_bytes * max(extents)
         if plan.keep_forward:
-            total += self.network.kept_pixel_bytes * (sum(extents) - max(extents))
-        return total
+            step += self.network.kept_pixel_bytes * (sum(extents) - max(extents))
+        style_extents = [t.extent_pixels for t in plan.grid(*style)] if style else [0]
+        targets = self.network.forward_pixel_bytes * max(max(extents), *style_extents)
+        return self.fixed_tiled(height, width) + max(step, targets)
 
-    def plan(self, height, width, layers, max_memory=None, tile_size=None, keep_forward=None):
+    def plan(self, height, width, layers, max_memory=None, tile_size=None, keep_forward=None, style=None):
         """How a run at ``height`` x ``width`` is tiled: a ``TilePlan``, or None when it runs whole.
 
         ``layers``: the content and style layers (they set the margin and the
@@ -79,13 +102,20 @@ class MemoryModel:
         compute the fewest pixels (``tiles.best_tile_shape``).
         ``keep_forward`` (by default: wherever the budget allows it, and
         never with an unknown budget) keeps every tile's forward pass for the
-        backward one, in the largest tiles that fit with it.
+        backward one, in the largest tiles that fit with it. ``style``: the
+        (height, width) of the largest style image (tiled too where its
+        forward pass would not fit).
 
         Raises:
             NSTError: when not even tiles fit, naming what takes the memory.
         """
+        height, width = check_whole("height", height), check_whole("width", width)
+        if style is not None:
+            style = _size("style", style)
+        if max_memory is not None:
+            max_memory = check_whole("max_memory", max_memory, most=2**60)
         budget = available_bytes() if max_memory is None else max_memory
-        refuse = _Refusal(self, height, width, budget, max_memory is None)
+        refuse = _Refusal(self, (height, width), style, budget, max_memory is None)
         base = TilePlan.of(layers, 1, network=self.network)
         if budget is not None and self.fixed_tiled(height, width) > budget:
             # The image-sized state alone does not fit: no tile shape can help, and a grid of the smallest
@@ -93,35 +123,37 @@ class MemoryModel:
             refuse.smallest_tiles(base)
         if tile_size is not None:
             return self._plan_squares(base, tile_size, keep_forward, budget, refuse)
-        if budget is None or self.whole(height, width) <= budget:
+        if budget is None or self.whole(height, width, style) <= budget:
             return None
         return self._plan_to_fit(base, keep_forward, budget, refuse)
 
     def _plan_squares(self, base, tile_size, keep_forward, budget, refuse):
         plan = TilePlan.of(base.layers, tile_size, network=self.network, keep_forward=bool(keep_forward))
-        if budget is not None and self.tiled(*refuse.size, plan) > budget:
+        if budget is not None and self.tiled(*refuse.size, plan, style=refuse.style) > budget:
             refuse.tiles(plan)
         if keep_forward is None:
             kept = _replace(plan, keep_forward=True)
-            keep_forward = budget is not None and self.tiled(*refuse.size, kept) <= budget
+            keep_forward = budget is not None and self.tiled(*refuse.size, kept, style=refuse.style) <= budget
         return _replace(plan, keep_forward=bool(keep_forward))
 
     def _plan_to_fit(self, base, keep_forward, budget, refuse):
         height, width = refuse.size
         room = (budget - self.fixed_tiled(height, width)) // self.network.pixel_bytes
 
-        def shaped(extent_pixels, keep):
-            shape = best_tile_shape(height, width, base.margin, base.align, extent_pixels, base.network.min_image_size)
-            return None if shape is None else _replace(base, tile_size=shape, keep_forward=keep)
+        def shaped(fraction, keep):
+            extent = int(room * fraction)
+            shape = best_tile_shape(height, width, base.margin, base.align, extent, base.network.min_image_size)
+            plan = None if shape is None else _replace(base, tile_size=shape, keep_forward=keep)
+            return plan if plan is not None and self.tiled(height, width, plan, refuse.style) <= budget else None
 
-        plan = shaped(room, False) if room > 0 else None
+        plans = [shaped(fraction, False) for fraction in _ROOM_FRACTIONS] if room > 0 else []
+        plan = next((plan for plan in plans if plan is not None), None)
         if plan is None:
             refuse.tiles(_replace(base, tile_size=(base.align, base.align)))
         if keep_forward is not False:
-            for fraction in _KEPT_ROOM_FRACTIONS:
-                kept = shaped(int(room * fraction), True)
-                if kept is not None and self.tiled(height, width, kept) <= budget:
-                    return kept
+            kept = next((p for p in map(lambda f: shaped(f, True), _ROOM_FRACTIONS) if p is not None), None)
+            if kept is not None:
+                return kept
             if keep_forward:
                 refuse.tiles(_replace(plan, keep_forward=True))
         return plan
@@ -133,14 +165,14 @@ def _replace(plan, **changes):
 
 
 class _Refusal:
-    """Raises the one-line ``NSTError`` of a run at ``height`` x ``width`` that cannot fit ``budget``."""
+    """Raises the one-line ``NSTError`` of a run at ``size`` (with a ``style`` image) that cannot fit ``budget``."""
 
-    def __init__(self, memory, height, width, budget, available):
-        self.memory, self.size, self.budget, self.available = memory, (height, width), budget, available
+    def __init__(self, memory, size, style, budget, available):
+        self.memory, self.size, self.style, self.budget, self.available = memory, size, style, budget, available
 
     def smallest_tiles(self, base):
         height, width = self.size
-        whole = self.memory.whole(height, width)
+        whole = self.memory.whole(height, width, self.style)
         side = base.align + 2 * base.margin
         pixels = self.memory.network.pixel_bytes * min(side * side, height * width)
         smallest = self.memory.fixed_tiled(height, width) + pixels
@@ -148,8 +180,8 @@ class _Refusal:
         self.needing(min(smallest, whole), even)
 
     def tiles(self, plan):
-        whole = self.memory.whole(*self.size)
-        tiled = self.memory.tiled(*self.size, plan)
+        whole = self.memory.whole(*self.size, self.style)
+        tiled = self.memory.tiled(*self.size, plan, self.style)
         rows, cols = plan.tile_size
         even = f" even in tiles of {cols}x{rows} pixels" if tiled < whole else ""
         even += " keeping their forward passes" if plan.keep_forward and even else ""
@@ -162,7 +194,13 @@ class _Refusal:
         what = f"{width}x{height}" + (f" with an L-BFGS history of {memory.lbfgs_history}" if lbfgs else "")
         limit = f"{_gib(budget)} is available" if self.available else f"the budget (--max_memory) is {_gib(budget)}"
         hint = "use a smaller --width/--height/--max_size" + ("" if self.available else " or a larger --max_memory")
-        if lbfgs:
+        if budget < memory.runtime():
+            hint = f"Python, TensorFlow and {memory.network.title} alone take about {_gib(memory.runtime())}" + (
+                "" if self.available else ": use a larger --max_memory"
+            )
+        elif self.style and memory.network.forward_pixel_bytes * _pixels(self.style) > budget - memory.runtime():
+            hint += " or a smaller --style_scale"
+        if lbfgs and budget >= memory.runtime():
             history = memory.optimizer_bytes(height, width)
             fits = max(0, (budget - (needed - history)) // (2 * 3 * height * width * 4) - 2)
             hint += f"; the history alone takes {_gib(history)}: " + (
@@ -175,6 +213,20 @@ def plan_tiles(height, width, layers, optimizer="adam", lbfgs_history=100, max_m
     """``MemoryModel(network, optimizer, lbfgs_history).plan(...)``; ``options``: ``keep_forward``, ``network``."""
     memory = MemoryModel(options.pop("network", "vgg19"), optimizer, lbfgs_history)
     return memory.plan(height, width, layers, max_memory, tile_size, **options)
+
+
+def _size(name, size):
+    """A (height, width) pair of positive whole numbers; ``NSTError`` naming ``name`` otherwise."""
+    try:
+        height, width = size
+    except (TypeError, ValueError):
+        raise NSTError(f"{name} must be a (height, width) pair; got {size!r:.80}") from None
+    return check_whole(f"{name} height", height), check_whole(f"{name} width", width)
+
+
+def _pixels(size):
+    """Pixels of a (height, width), 0 for None."""
+    return 0 if size is None else size[0] * size[1]
 
 
 def available_bytes(path="/proc/meminfo"):
@@ -190,4 +242,14 @@ def available_bytes(path="/proc/meminfo"):
 
 
 def _gib(n):
-    return f"{n / 2**30:.1f} GiB"
+    """``n`` bytes to three significant digits, in the largest binary unit it reaches (B to TiB, then TiB)."""
+    n = int(n)
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            break
+    else:
+        return f"{n} bytes"
+    if abs(n) >= 1000 * 2**40:
+        return f"{n // size:,} {unit}"
+    value = n / size
+    return f"{value:.{0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2}f} {unit}"

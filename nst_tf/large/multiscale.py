@@ -16,8 +16,9 @@ import tensorflow as tf
 
 from ..config import StyleTransferConfig
 from ..errors import NSTError
-from ..images import fit_image, reshape_and_normalize_image
-from .options import style_size
+from ..images import FITS, fit_image, reshape_and_normalize_image
+from .options import MAX_ITERATIONS, check_style_scale, style_size
+from .tiles import check_whole, short_repr
 from ..objective.whole import StyleCost
 from ..optimize import Progress, StyleTransfer, Tick
 
@@ -31,6 +32,14 @@ class ScaleProgress:
     height: int
     width: int
     item: Progress | Tick
+
+    def __post_init__(self):
+        for name in ("scales", "scale", "height", "width"):
+            object.__setattr__(self, name, check_whole(name, getattr(self, name)))
+        if self.scale > self.scales:
+            raise NSTError(f"scale must be at most scales ({self.scales}); got {self.scale}")
+        if not isinstance(self.item, (Progress, Tick)):
+            raise NSTError(f"item must be a Progress or a Tick; got {type(self.item).__name__}")
 
 
 def upsample(image, height, width):
@@ -49,6 +58,21 @@ def _pixels(image, name):
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise NSTError(f"{name} must be an 8-bit RGB image of shape (height, width, 3) (read_image gives one)")
     return image
+
+
+def _sizes(sizes):
+    """``sizes`` as a list of (height, width) pairs of whole numbers; ``NSTError`` naming ``sizes`` otherwise."""
+    wrong = f"sizes must be a list of (height, width) pairs of whole numbers; got {short_repr(sizes)}"
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise NSTError(wrong)
+    pairs = []
+    for size in sizes:
+        if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+            raise NSTError(wrong)
+        pairs.append(tuple(check_whole(f"sizes[{len(pairs)}] {name}", n) for name, n in zip(("height", "width"), size)))
+    if not pairs:
+        raise NSTError("sizes: give at least one (height, width)")
+    return pairs
 
 
 class CoarseToFine:
@@ -96,16 +120,23 @@ class CoarseToFine:
         if not styles:
             raise NSTError("style_pixels: give at least one style image")
         self.style_pixels = [_pixels(style, "style_pixels") for style in styles]
-        self.sizes = [tuple(size) for size in sizes]
-        if not self.sizes:
-            raise NSTError("sizes: give at least one (height, width)")
+        self.sizes = _sizes(sizes)
+        self.style_scale = check_style_scale(style_scale)
         for size in self.sizes:
-            style_size(*size, style_scale)  # raises for a style size the network cannot take
-        early = self.config.epochs if scale_epochs is None else scale_epochs
+            style_size(*size, self.style_scale)  # raises for a style size the network cannot take
+        early = (
+            self.config.epochs if scale_epochs is None else check_whole("scale_epochs", scale_epochs, 1, MAX_ITERATIONS)
+        )
         self.epochs = [early] * (len(self.sizes) - 1) + [self.config.epochs]
         self._configs = [replace(self.config, epochs=epochs) for epochs in self.epochs]
-        self.style_scale = style_scale
         self.make_objective = _whole if make_objective is None else make_objective
+        if not callable(self.make_objective):
+            raise NSTError(
+                "make_objective must be callable as make_objective(model, content, styles, config, size=...); "
+                f"got {type(make_objective).__name__}"
+            )
+        if not isinstance(fit, str) or fit not in FITS:
+            raise NSTError(f"fit must be one of {', '.join(FITS)}; got {short_repr(fit)}")
         self.fit = fit
         self.transfer = None
         self.scale = 0

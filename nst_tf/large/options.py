@@ -6,12 +6,17 @@ large-image options and size scales before TensorFlow is imported.
 runs the scales.
 """
 
+from fractions import Fraction
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 
 from ..errors import NSTError
-from .tiles import DEFAULT_MIN_SIZE
+from .tiles import DEFAULT_MIN_SIZE, MAX_SIDE, check_whole, short_repr
+
+#: The most iterations a scale may run: the loop counts its steps in a 32-bit integer.
+MAX_ITERATIONS = 2**31 - 1
 
 # Scales -------------------------------------------------------------------------------------
 
@@ -20,28 +25,64 @@ def scale_sizes(height, width, scales, factor=2.0, min_size=DEFAULT_MIN_SIZE):
     """(height, width) of each of ``scales`` sizes, smallest first, each ``factor`` times the one before.
 
     The last is (height, width). Raises ``NSTError`` when the smallest would
-    be below the network's smallest input (``min_size`` pixels a side).
+    be below the network's smallest input (``min_size`` pixels a side),
+    before listing any size, however many ``scales``.
     """
-    if isinstance(scales, bool) or not isinstance(scales, int) or scales < 1:
-        raise NSTError(f"scales must be a positive whole number; got {scales!r}")
-    if not (isinstance(factor, (int, float)) and factor > 1):
-        raise NSTError(f"scale factor must be a number above 1; got {factor!r}")
-    sizes = []
-    for k in range(scales - 1, -1, -1):
-        shrink = factor**k
-        sizes.append((max(1, round(height / shrink)), max(1, round(width / shrink))))
-    h, w = sizes[0]
+    height, width = check_whole("height", height), check_whole("width", width)
+    scales, min_size = check_whole("scales", scales), check_whole("min_size", min_size)
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 1 < factor < math.inf:
+        raise NSTError(f"scale factor must be a finite number above 1; got {short_repr(factor)}")
+    factor = float(factor)
+    h, w = _shrunk(height, factor, scales - 1), _shrunk(width, factor, scales - 1)
     if min(h, w) < min_size:
+        most = _most_scales(height, width, factor, min_size)
+        fix = f"use at most {most} scale{'s' if most > 1 else ''} at {width}x{height}" if most else "it is too small"
         raise NSTError(
             f"with {scales} scales the first is {w}x{h} pixels, below the network's smallest input "
-            f"({min_size}x{min_size}); use fewer scales"
+            f"({min_size}x{min_size}); {fix}"
         )
-    return sizes
+    return [(_shrunk(height, factor, k), _shrunk(width, factor, k)) for k in range(scales - 1, -1, -1)]
+
+
+def _shrunk(length, factor, times):
+    """``length`` divided ``times`` times by ``factor``, rounded, at least 1 (no overflow for any ``times``)."""
+    try:
+        return max(1, round(length / factor**times))
+    except OverflowError:
+        return 1
+
+
+def _most_scales(height, width, factor, min_size):
+    """The most scales whose first size is at least ``min_size`` pixels a side (0 when none is)."""
+    shorter = min(height, width)
+    if shorter < min_size:
+        return 0
+    k = max(0, int(math.log(shorter / min_size) / math.log(factor)) - 1)
+    while min(_shrunk(height, factor, k + 1), _shrunk(width, factor, k + 1)) >= min_size:
+        k += 1
+    return k + 1
+
+
+def check_style_scale(style_scale):
+    """``style_scale`` as a float when it is a positive finite number; ``NSTError`` naming it otherwise."""
+    if isinstance(style_scale, bool) or not isinstance(style_scale, numbers.Real):
+        raise NSTError(f"style_scale must be a positive number; got {short_repr(style_scale)}")
+    if not 0 < style_scale < math.inf:
+        raise NSTError(f"style_scale must be a positive number; got {short_repr(style_scale)}")
+    return float(style_scale)
 
 
 def style_size(height, width, style_scale, min_size=DEFAULT_MIN_SIZE):
     """(height, width) the style images are fitted to for an output of ``height`` x ``width``."""
-    h, w = max(1, round(height * style_scale)), max(1, round(width * style_scale))
+    height, width = check_whole("height", height), check_whole("width", width)
+    style_scale = check_style_scale(style_scale)
+    exact_h, exact_w = height * style_scale, width * style_scale
+    if max(exact_h, exact_w) > MAX_SIDE:
+        raise NSTError(
+            f"style_scale {style_scale:g} makes the style images larger than {MAX_SIDE} pixels a side for a "
+            f"{width}x{height} output"
+        )
+    h, w = max(1, round(exact_h)), max(1, round(exact_w))
     if min(h, w) < min_size:
         raise NSTError(
             f"style_scale {style_scale:g} makes the style images {w}x{h} pixels for a {width}x{height} output, "
@@ -54,15 +95,31 @@ def style_size(height, width, style_scale, min_size=DEFAULT_MIN_SIZE):
 
 _BYTE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
+#: The largest memory size taken: 1 EiB, a million terabytes.
+MAX_BYTES = 2**60
+
 
 def parse_bytes(text):
-    """``"6G"``, ``"512M"``, ``"1.5g"``, ``"123456"`` -> bytes (units are powers of 1024)."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        return text
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?[bB])?\s*", str(text))
-    if not match:
-        raise NSTError(f"expected a memory size such as 6G, 512M or 1.5G; got {text!r}")
-    return int(float(match.group(1)) * _BYTE_UNITS[match.group(2).upper()])
+    """``"6G"``, ``"512M"``, ``"1.5g"``, ``"123456"`` -> bytes (units are powers of 1024).
+
+    A whole number is taken as bytes (a negative one is returned for the
+    caller to refuse); a size over ``MAX_BYTES`` or written negative raises
+    ``NSTError``.
+    """
+    if isinstance(text, numbers.Integral) and not isinstance(text, bool):
+        value = int(text)
+    else:
+        shown = short_repr(text)
+        written = str(text)
+        if written.strip().startswith("-"):
+            raise NSTError(f"a memory size must be positive; got {shown}")
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?[bB])?\s*", written)
+        if not match:
+            raise NSTError(f"expected a memory size such as 6G, 512M or 1.5G; got {shown}")
+        value = int(Fraction(match.group(1)) * _BYTE_UNITS[match.group(2).upper()])
+    if value > MAX_BYTES:
+        raise NSTError(f"a memory size must be at most {MAX_BYTES // 2**40}T (1 EiB); got {short_repr(text)}")
+    return value
 
 
 def _option(default, help, **argparse):
@@ -106,17 +163,16 @@ class LargeImageOptions:
     )
 
     def __post_init__(self):
-        for name, least in (("scales", 1), ("scale_epochs", 1), ("tile_size", 1)):
-            value = getattr(self, name)
-            if value is None and name != "scales":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise NSTError(f"{name} must be a positive whole number; got {value!r}")
-        if isinstance(self.style_scale, bool) or not isinstance(self.style_scale, (int, float)):
-            raise NSTError(f"style_scale must be a positive number; got {self.style_scale!r}")
-        if not (math.isfinite(self.style_scale) and self.style_scale > 0):
-            raise NSTError(f"style_scale must be a positive number; got {self.style_scale!r}")
+        object.__setattr__(self, "scales", check_whole("scales", self.scales))
+        for name, most in (("scale_epochs", MAX_ITERATIONS), ("tile_size", MAX_SIDE)):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_whole(name, getattr(self, name), most=most))
+        object.__setattr__(self, "style_scale", check_style_scale(self.style_scale))
         if self.max_memory is not None:
-            object.__setattr__(self, "max_memory", parse_bytes(self.max_memory))
-            if self.max_memory <= 0:
-                raise NSTError(f"max_memory must be positive; got {self.max_memory!r}")
+            try:
+                max_memory = parse_bytes(self.max_memory)
+            except NSTError as error:
+                raise NSTError(f"max_memory: {error}") from None
+            if max_memory <= 0:
+                raise NSTError(f"max_memory must be positive; got {short_repr(self.max_memory)}")
+            object.__setattr__(self, "max_memory", max_memory)

@@ -31,12 +31,44 @@ too; ``nst_tf.objective.tiled`` sums those over the tiles.
 """
 
 from dataclasses import dataclass
+import numbers
 
 from ..errors import NSTError
 from ..networks import get_network
 
 #: The smallest input of the networks' default, VGG-19: what ``spans`` assumes unless told.
 DEFAULT_MIN_SIZE = 32
+
+#: The longest side, in pixels, of any image, tile or margin: TensorFlow takes image sizes as 32-bit
+#: integers (``tf.image.resize``), and a larger number is a mistake, not a print.
+MAX_SIDE = 2**31 - 1
+
+#: The most tiles a grid may have: listing more takes longer than any run they could serve.
+MAX_TILES = 2**24
+
+
+def check_whole(name, value, least=1, most=MAX_SIDE):
+    """``value`` as an int when it is a whole number from ``least`` to ``most``; ``NSTError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        what = "a positive whole number" if least == 1 else f"a whole number of at least {least}"
+        raise NSTError(f"{name} must be {what}; got {short_repr(value)}")
+    if value > most:
+        raise NSTError(f"{name} must be at most {most}; got {short_repr(value)}")
+    return int(value)
+
+
+def _check_count(count, what):
+    if count > MAX_TILES:
+        raise NSTError(f"{what} pixels makes {count} tiles, more than {MAX_TILES}; use larger tiles")
+
+
+def short_repr(value):
+    """``repr(value)`` for a message, shortened when long (a number of 400 digits)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"a whole number of {value.bit_length()} bits"
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -70,13 +102,16 @@ def spans(length, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
     widened on an inner side (staying on the ``align`` grid) where it would
     be shorter than the network's smallest input, ``min_size`` pixels.
     """
-    for name, value in (("tile size", tile), ("margin", margin), ("alignment", align)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name != "margin" else 0):
-            raise NSTError(f"{name} must be a positive whole number; got {value!r}")
+    length, align, min_size = (
+        check_whole(n, v) for n, v in (("length", length), ("align", align), ("min_size", min_size))
+    )
+    # A tile or margin rounded up to the grid may pass MAX_SIDE; it is still one tile, or no margin cut.
+    tile, margin = check_whole("tile", tile, most=2 * MAX_SIDE), check_whole("margin", margin, 0, 2 * MAX_SIDE)
     if tile % align or margin % align:
-        raise NSTError(f"tile size {tile} and margin {margin} must be multiples of the pooling grid, {align} pixels")
+        raise NSTError(f"tile {tile} and margin {margin} must be multiples of the pooling grid, {align} pixels")
     if length < min_size:
-        raise NSTError(f"an axis of {length} pixels is below the network's smallest input, {min_size}")
+        raise NSTError(f"length {length} (the image's side) is below the network's smallest input, {min_size} pixels")
+    _check_count(-(-length // tile), f"{length} pixels in tiles of {tile}")
     result = []
     for start in range(0, length, tile):
         stop = min(start + tile, length)
@@ -105,7 +140,18 @@ def tile_grid(height, width, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
 
     ``tile``: the core's side, or its (rows, columns).
     """
-    rows, cols = tile if isinstance(tile, tuple) else (tile, tile)
+    if isinstance(tile, tuple) and len(tile) != 2:
+        raise NSTError(f"tile must be a side or a (rows, columns) pair; got {short_repr(tile)}")
+    rows, cols = (
+        check_whole("tile", n, most=2 * MAX_SIDE) for n in (tile if isinstance(tile, tuple) else (tile, tile))
+    )
+    height, width = check_whole("height", height), check_whole("width", width)
+    min_size = check_whole("min_size", min_size)
+    if min(height, width) < min_size:
+        raise NSTError(
+            f"a {width}x{height} image is below the network's smallest input ({min_size}x{min_size}), tiled or not"
+        )
+    _check_count(-(-height // rows) * -(-width // cols), f"a {width}x{height} image in tiles of {cols}x{rows}")
     row_spans = spans(height, rows, margin, align, min_size)
     return [Tile(r, c) for r in row_spans for c in spans(width, cols, margin, align, min_size)]
 
@@ -119,6 +165,7 @@ def best_tile_shape(height, width, margin, align, max_extent_pixels, min_size=DE
     full-width strips (margins on two sides only) when a strip fits. None
     when not even the smallest tile fits.
     """
+    align = check_whole("align", align)
     best = None
     for rows in range(align, round_tile(height, align) + 1, align):
         row_spans = spans(height, rows, margin, align, min_size)
@@ -149,11 +196,24 @@ def round_tile(tile, align):
 def tile_sides(tile_size):
     """(rows, columns) of a tile's core from a side or a pair; ``NSTError`` for anything else."""
     sides = tuple(tile_size) if isinstance(tile_size, (tuple, list)) else (tile_size, tile_size)
-    if len(sides) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sides):
+    if len(sides) != 2 or any(
+        isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 1 <= s <= MAX_SIDE for s in sides
+    ):
         raise NSTError(
-            f"tile_size must be a positive whole number of pixels or a (rows, columns) pair; got {tile_size!r}"
+            f"tile_size must be a positive whole number of pixels or a (rows, columns) pair of them, each at most "
+            f"{MAX_SIDE}; got {short_repr(tile_size)}"
         )
-    return sides
+    return tuple(int(s) for s in sides)
+
+
+def _layer_names(layers):
+    """``layers`` as a tuple of names without repeats; ``NSTError`` naming ``layers`` for anything but names."""
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise NSTError(f"layers must be a list of layer names; got {short_repr(layers)}")
+    layers = tuple(layers)
+    if not all(isinstance(name, str) for name in layers):
+        raise NSTError(f"layers must be a list of layer names; got {short_repr(layers)}")
+    return tuple(dict.fromkeys(layers))
 
 
 @dataclass(frozen=True)
@@ -186,17 +246,18 @@ class TilePlan:
         is rounded up to the grid.
         """
         network = get_network(network)
-        layers = tuple(dict.fromkeys(layers))
+        layers = _layer_names(layers)
         if not network.tileable:
             raise NSTError(f"{network.title} cannot be computed in tiles")
         align, need = network.alignment(layers), network.margin(layers)
         if margin is None:
             margin = need
-        elif isinstance(margin, bool) or not isinstance(margin, int) or margin < need:
+        elif isinstance(margin, bool) or not isinstance(margin, numbers.Integral) or margin < need:
             raise NSTError(
                 f"margin must be a whole number of at least {need} pixels, what {network.deepest(layers)} needs "
-                f"to be exact in tiles; got {margin!r}"
+                f"to be exact in tiles; got {short_repr(margin)}"
             )
+        margin = check_whole("margin", margin, 0)
         if not isinstance(keep_forward, bool):
             raise NSTError(f"keep_forward must be True or False; got {keep_forward!r}")
         tile = tuple(round_tile(side, align) for side in tile_sides(tile_size))

@@ -16,6 +16,7 @@ and 2x2 poolings (stride 2), VGG's; a network made otherwise overrides
 
 from dataclasses import dataclass
 import importlib
+import numbers
 
 from ..errors import NSTError
 
@@ -37,8 +38,11 @@ class Network:
         module: "module:Class" of the ``tf.Module`` computing it, built as
             ``Class(weights, dtype=..., pooling=...)``.
         reader: "module:function" reading its weights file (``read_weights``).
+        weights_bytes: the network's weights in memory (float32).
         pixel_bytes: measured peak memory of a whole-image Adam step per
             pixel of the image (``large/memory.py``).
+        forward_pixel_bytes: measured peak memory of a forward pass (the
+            style and content targets) per pixel of its input.
         kept_pixel_bytes: what a tile's kept forward pass takes per pixel
             of its extent.
         tileable: whether its costs can be computed exactly in tiles.
@@ -54,7 +58,9 @@ class Network:
     min_image_size: int
     module: str
     reader: str
+    weights_bytes: int
     pixel_bytes: int
+    forward_pixel_bytes: int
     kept_pixel_bytes: int
     tileable: bool = True
 
@@ -70,12 +76,19 @@ class Network:
 
     def deepest(self, layers):
         """The one of ``layers`` computed last; ``NSTError`` for an unknown name or no layers."""
-        layers = list(layers)
+        layers = self.layer_list(layers)
         for name in layers:
             self.check_layer("layer", name)
         if not layers:
             raise NSTError("layers: give at least one layer")
         return max(layers, key=self.layers.index)
+
+    @staticmethod
+    def layer_list(layers):
+        """``layers`` (a list, tuple or other iterable of names) as a list; ``NSTError`` for anything else."""
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise NSTError(f"layers must be a list of layer names; got {layers!r:.80}")
+        return list(layers)
 
     def check_pooling(self, pooling):
         if not isinstance(pooling, str) or pooling not in self.poolings:
@@ -111,6 +124,8 @@ class Network:
         others (max, VALID) round it down.
         """
         self.check_pooling(pooling)
+        if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
+            raise NSTError(f"length must be a whole number of pixels; got {length!r:.80}")
         for kind in self._up_to(layer):
             if kind == "pool":
                 length = -(-length // 2) if pooling == self.poolings[0] else length // 2
@@ -126,6 +141,7 @@ class Network:
         The largest ``reach(l) * stride(l)`` over ``layers``, rounded up to
         ``alignment(layers)``.
         """
+        layers = self.layer_list(layers)
         align = self.alignment(layers)
         need = max(self.reach(layer) * self.stride(layer) for layer in layers)
         return -(-need // align) * align

@@ -112,7 +112,10 @@ VGG19_NETWORK = Network(
     min_image_size=MIN_IMAGE_SIZE,
     module="nst_tf.networks.vgg19_module:VGG19",
     reader="nst_tf.weights:read_weights",
-    # Measured: benchmarks/results/cpu-2026-11-23.md (scaling) and large-cpu-2026-11-29-tiling.md.
+    # Measured: benchmarks/results/cpu-2026-11-23.md (scaling, load), large-cpu-2026-11-29-tiling.md and
+    # budget-*.md (forward passes: 1340-1371 bytes a pixel at 512x512 and 1024x1024).
+    weights_bytes=80 * 2**20,
     pixel_bytes=2200,
+    forward_pixel_bytes=1400,
     kept_pixel_bytes=500,
 )

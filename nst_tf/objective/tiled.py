@@ -340,12 +340,14 @@ def _pad_to(core, box, shape):
 
 
 def make_style_cost(model, content_image, style_image, config=None, plan=None):
-    """A ``StyleCost``, or a ``TiledStyleCost`` when ``plan`` (a ``TilePlan``) splits the image.
+    """A ``StyleCost``, or a ``TiledStyleCost`` when ``plan`` (a ``TilePlan``) splits the content or a style image.
 
     ``MemoryModel.plan`` gives the plan a memory budget allows (None where
     the whole image fits).
     """
     config = StyleTransferConfig() if config is None else config
-    if plan is not None and plan.splits(*np.shape(content_image)[1:3]):
+    styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
+    images = [content_image, *styles]
+    if plan is not None and any(plan.splits(*np.shape(image)[1:3]) for image in images):
         return TiledStyleCost(model, content_image, style_image, config, plan=plan)
     return StyleCost(model, content_image, style_image, config)

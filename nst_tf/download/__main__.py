@@ -1,0 +1,5 @@
+"""``python -m nst_tf.download``."""
+
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""What a download tells its user: a progress line redrawn in place, and messages of one line each."""
+
+import contextlib
+import signal
+import time
+
+PROG = "nst-tf download"
+
+
+class Console:
+    """Writes to ``stream``: a progress line (``\\r``, at most every ``interval`` seconds) and whole lines.
+
+    A message after progress starts on a line of its own. Writing never
+    raises ``OSError`` (the terminal may be gone after SIGHUP).
+
+    Attributes:
+        stream: a text stream.
+        interval: the least time between two progress redraws, in seconds.
+    """
+
+    def __init__(self, stream, interval=0.25):
+        self.stream = stream
+        self.interval = interval
+        self._at_line_start = True
+        self._drawn = 0.0
+        self._start = None
+
+    @classmethod
+    def of(cls, stream):
+        """``stream`` if it is a ``Console``, else a ``Console`` writing to it.
+
+        Args:
+            stream: a ``Console`` or a text stream.
+
+        Returns:
+            A ``Console``.
+        """
+        return stream if isinstance(stream, cls) else cls(stream)
+
+    def begin(self, done):
+        """Starts timing a transfer that already has ``done`` bytes (for the rate).
+
+        Args:
+            done: bytes kept before this transfer.
+        """
+        self._start = (time.monotonic(), done)
+
+    def progress(self, done, total, final=False):
+        """Redraws the progress line, unless it was drawn less than ``interval`` ago.
+
+        Args:
+            done: bytes so far.
+            total: the file's size, or None.
+            final: draw whatever the time.
+        """
+        now = time.monotonic()
+        if not final and now - self._drawn < self.interval:
+            return
+        self._drawn = now
+        started, before = self._start or (now, done)
+        rate = (done - before) / max(now - started, 1e-9)
+        if total:
+            eta = (total - done) / rate if rate > 0 else 0
+            text = f"\r{done / 2**20:7.1f} / {total / 2**20:.1f} MiB  {rate / 2**20:5.1f} MiB/s  ETA {eta:4.0f}s"
+        else:
+            text = f"\r{done / 2**20:7.1f} MiB  {rate / 2**20:5.1f} MiB/s"
+        self._write(text)
+        self._at_line_start = False
+
+    def end_line(self):
+        """Ends the progress line, if one is drawn."""
+        if not self._at_line_start:
+            self._write("\n")
+            self._at_line_start = True
+
+    def line(self, text):
+        """Writes ``text`` as a line of its own.
+
+        Args:
+            text: one line, without its newline.
+        """
+        self.end_line()
+        self._write(text + "\n")
+
+    def note(self, text):
+        """Writes ``text`` as one line after the program's name.
+
+        Args:
+            text: the message.
+        """
+        self.line(f"{PROG}: {text}")
+
+    def _write(self, text):
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.write(text)
+            self.stream.flush()
+
+
+class Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP asked the download to stop.
+
+    Attributes:
+        signum: the signal's number.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stopping_on_signals():
+    """Turns the first SIGINT, SIGTERM or SIGHUP in the block into ``Interrupted``; later ones are ignored.
+
+    The old handlers come back after the block. Outside the main thread the
+    signals stay as they are.
+
+    Yields:
+        None.
+    """
+    received = []
+
+    def handler(signum, frame):
+        if not received:
+            received.append(signum)
+            raise Interrupted(signum)
+
+    names = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {}
+    try:
+        for signum in names:
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -1,0 +1,159 @@
+"""SIGINT, SIGTERM and SIGHUP, honoured within seconds at any moment of a job.
+
+Python runs a signal handler only in the main thread, between bytecodes: not
+while that thread waits in one long TensorFlow call (tracing a large step,
+one step of a print-size image), and an exception raised while TensorFlow is
+inside a call can leave its runtime inconsistent (a segmentation fault was
+seen). So the handler only records the signal once TensorFlow may be
+running (``StopRequest.defer``), the job checks for it between its phases
+and traced calls, and a watcher thread, woken by the C-level handler through
+``signal.set_wakeup_fd`` whatever the main thread is doing, keeps the promise:
+if the main thread has not begun to stop ``grace`` seconds after the signal,
+the watcher saves the latest image itself (the job's ``finisher``), writes
+the job's last line and ends the process with ``os._exit``. Whichever of the
+two begins to finish first (``claim``) does it alone.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+
+from .statuses import PROG
+
+#: The signals a job honours.
+SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+class Stopped(BaseException):
+    """A signal asked the command to stop (SIGINT, SIGTERM or SIGHUP).
+
+    Attributes:
+        signum: the signal's number.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopRequest:
+    """The handler of SIGINT, SIGTERM and SIGHUP, and the watcher that bounds how long a stop takes.
+
+    Until ``defer()`` the handler raises ``Stopped`` at once; after it, it
+    only records the signal, and ``check()`` raises it where the job can stop
+    safely. ``finisher``: a callable ``finisher(status) -> status`` that
+    saves the latest image and writes the last line, set by the job once a
+    run exists (before that the watcher writes "interrupted").
+
+    Attributes:
+        signum: the first signal received, or None.
+        deferred: whether a signal is only recorded rather than raised.
+        grace: seconds the main thread has to begin stopping by itself.
+    """
+
+    grace = 1.5
+
+    def __init__(self, err=None):
+        self.signum = None
+        self.deferred = False
+        self.finisher = None
+        self.err = err
+        self._finishing = threading.Lock()
+
+    def __call__(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+        if not self.deferred:
+            raise Stopped(signum)
+
+    def defer(self):
+        """From now on a signal is recorded, and raised by ``check``; raises it now if one came already."""
+        self.deferred = True
+        self.check()
+
+    def check(self):
+        """Raises ``Stopped`` if a signal came."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+    def claim(self):
+        """Called by the main thread before it finishes a run; waits for the end if the watcher is finishing it."""
+        if not self._finishing.acquire(blocking=False):
+            threading.Event().wait()  # the watcher ends the process
+
+    @contextlib.contextmanager
+    def watching(self):
+        """Runs the block with this handler installed and the watcher thread running (main thread only)."""
+        with handling_signals(self) as installed:
+            if not installed:
+                yield
+                return
+            reader, writer = socket.socketpair()
+            reader.settimeout(None)
+            writer.setblocking(False)
+            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            done = threading.Event()
+            thread = threading.Thread(target=self._watch, args=(reader, done), name="nst_tf-signals", daemon=True)
+            thread.start()
+            try:
+                yield
+            finally:
+                signal.set_wakeup_fd(previous)
+                done.set()
+                writer.send(b"\0")
+                thread.join(timeout=5)
+                reader.close()
+                writer.close()
+
+    def _watch(self, reader, done):
+        while True:
+            data = reader.recv(64)
+            if done.is_set() or not data:
+                return
+            signums = [b for b in data if b in SIGNALS]
+            if not signums:
+                continue
+            if self.signum is None:
+                self.signum = signums[0]
+            if not done.wait(self.grace):
+                self._finish_for_the_main_thread(self.signum)
+                return
+
+    def _finish_for_the_main_thread(self, signum):
+        if not self._finishing.acquire(blocking=False):
+            return  # the main thread is finishing
+        status = 128 + signum
+        try:
+            if self.finisher is not None:
+                status = self.finisher(status)
+            else:
+                (self.err or sys.stderr).write(f"\n{PROG}: interrupted\n")
+        finally:
+            for stream in (self.err, sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(status)
+
+
+@contextlib.contextmanager
+def handling_signals(handler):
+    """Runs the block with ``handler`` for SIGINT, SIGTERM and SIGHUP; restores the old handlers after it.
+
+    Outside the main thread the signals stay as they are. The block gets
+    whether the handler was installed.
+
+    Args:
+        handler: a signal handler, or ``signal.SIG_IGN``.
+    """
+    try:
+        previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = {}
+    try:
+        yield bool(previous)
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
