@@ -85,7 +85,8 @@ def run_case(folder, weights, case):
     return {
         **case,
         "status": done.returncode,
-        "peak_mib": int(done.stdout.split()[-1]) / 1024,
+        # None: the child ended without printing its high-water mark (a crash: see last_line).
+        "peak_mib": int(done.stdout.split()[-1]) / 1024 if done.stdout.split() else None,
         "tiled": "tiles of" in err,
         "last_line": err.strip().splitlines()[-1] if err.strip() else "",
     }
@@ -114,10 +115,13 @@ def markdown(result, command):
     ]
     for r in result["cases"]:
         budget = _bytes(r["budget"]) / MiB
-        within = "refused" if r["status"] == 2 else ("yes" if r["peak_mib"] <= budget else "NO")
+        peak = r["peak_mib"]
+        within = "refused" if r["status"] == 2 else "crashed" if peak is None else "yes" if peak <= budget else "NO"
+        shown = "-" if peak is None else f"{peak:.0f} MiB"
+        tiled = "yes" if r["tiled"] else "no"
         lines.append(
-            f"| {r['size'][0]}x{r['size'][1]} | {' '.join(r.get('extra', []))} | {r['budget']} | "
-            f"{r['peak_mib']:.0f} MiB | {within} | {'yes' if r['tiled'] else 'no'} | {r['status']} | {r['last_line']} |"
+            f"| {r['size'][0]}x{r['size'][1]} | {' '.join(r.get('extra', []))} | {r['budget']} | {shown} | {within} | "
+            f"{tiled} | {r['status']} | {r['last_line']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -44,8 +44,7 @@ JPEG_QUALITY = 75
 
 #: What TensorFlow (C++ logging, absl, Python logging) and CUDA probing print; none of it belongs in a notebook.
 NOISE = re.compile(
-    r"WARNING|^[IWEF]\d{4} |absl|retracing|oneDNN|cuda|tensorflow:|TF_ENABLE_ONEDNN_OPTS",
-    re.MULTILINE | re.IGNORECASE,
+    r"WARNING|^[IWEF]\d{4} |absl|retracing|oneDNN|(?i:cuda)|tensorflow:|TF_ENABLE_ONEDNN_OPTS", re.MULTILINE
 )
 
 
@@ -68,8 +67,8 @@ def output_text(notebook):
                 parts.append(output.text)
             elif output.output_type == "error":
                 parts.append("\n".join(output.traceback))
-            else:
-                parts.append(output.get("data", {}).get("text/plain", ""))
+            elif "text/plain" in output.get("data", {}):
+                parts.append(output.data["text/plain"].rstrip("\n") + "\n")
     return "".join(parts)
 
 
@@ -89,9 +88,10 @@ def problems(notebook):
             if output.output_type == "error":
                 found.append(f"cell {index}: {output.ename}: {output.evalue}")
     text = output_text(notebook)
+    lines = {}  # each noisy line once, in order
     for match in NOISE.finditer(text):
-        line = text[text.rfind("\n", 0, match.start()) + 1 : text.find("\n", match.start())]
-        found.append(f"TensorFlow's log line: {line[:120]}")
+        lines[text[text.rfind("\n", 0, match.start()) + 1 : text.find("\n", match.start())]] = None
+    found += [f"TensorFlow's log line: {line[:120]}" for line in lines]
     for path in _private_paths():
         if path in text:
             found.append(f"an absolute path: {path}")

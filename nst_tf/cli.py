@@ -25,7 +25,7 @@ from .errors import NSTError, quoted
 from .images import ImageSize, fit_image, image_size, read_image
 from .jobs.signals import StopRequest, Stopped
 from .jobs.outputs import FINAL_IMAGE, Outputs
-from .jobs.single import Job, run_single
+from .jobs.single import Handover, Job, run_single
 from .jobs.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
 from .large.options import MAX_ITERATIONS, LargeImageOptions, scale_sizes, style_size
 from .large.tiles import MAX_SIDE, short_repr
@@ -103,6 +103,7 @@ def _typed(convert):
     """An argparse type whose NSTError becomes argparse's own message."""
 
     def parse(text):
+        """``convert(text)``; raises ``argparse.ArgumentTypeError`` with the message of its ``NSTError``."""
         try:
             return convert(text)
         except NSTError as error:
@@ -250,7 +251,7 @@ def _validated(args, preset):
         tiles=tiles,
         content=content,
         styles=styles,
-        weights=weights,
+        weights=Handover(weights),
         pooling=args.pooling,
         outputs=outputs,
         notes=[note for note in notes if note],

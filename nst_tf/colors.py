@@ -46,6 +46,9 @@ def preserve_luminance(generated, content):
     """Generated image's luminance with the content image's chrominance.
 
     Both normalized, the same shape; returns a normalized float32 image.
+
+    Raises:
+        NSTError: either is not a finite normalized image of shape (1, H, W, 3), or their shapes differ.
     """
     generated_rgb = _pixels(generated, "generated")
     content_rgb = _pixels(content, "content")
@@ -71,6 +74,9 @@ def match_color_statistics(style, content):
     ``x' = C_c^(1/2) C_s^(-1/2) (x - mu_s) + mu_c`` over the style's pixels x
     (symmetric matrix square roots). Both images normalized; the result is
     normalized float32, the style's shape, clipped to valid pixel values.
+
+    Raises:
+        NSTError: either is not a finite normalized image of shape (1, H, W, 3).
     """
     style_rgb = _pixels(style, "style").reshape(-1, 3)
     content_rgb = _pixels(content, "content").reshape(-1, 3)
@@ -87,6 +93,10 @@ def recolor_styles(mode, styles, content):
 
     "histogram" recolours each with ``match_color_statistics``; None and
     "luminance" (which acts on the result instead) leave them as they are.
+
+    Raises:
+        NSTError: ``mode`` is not None or one of ``COLOR_MODES``, or (for "histogram") an image is not a
+            finite normalized image of shape (1, H, W, 3).
     """
     _check_mode(mode)
     if mode == "histogram":
@@ -99,6 +109,10 @@ def present(mode, image, content):
 
     "luminance" gives it the content's chrominance (``preserve_luminance``);
     None and "histogram" (which acted on the styles) leave it as it is.
+
+    Raises:
+        NSTError: ``mode`` is not None or one of ``COLOR_MODES``, or (for "luminance") as
+            ``preserve_luminance`` does.
     """
     _check_mode(mode)
     if mode == "luminance":

@@ -37,7 +37,7 @@ class CourseConfig:
     COLOR_CHANNELS: int = 3
     NOISE_RATIO: float = 0.6
     MEANS: np.ndarray = field(
-        default_factory=lambda: _read_only(np.array([123.68, 116.779, 103.939]).reshape((1, 1, 1, 3)))
+        default_factory=lambda: _read_only(np.array(NETWORKS["vgg19"].mean_pixel).reshape((1, 1, 1, 3)))
     )
     VGG_MODEL: str = "pretrained-model/imagenet-vgg-verydeep-19.mat"
     STYLE_IMAGE: str = "images/style.jpg"
@@ -225,6 +225,7 @@ class StyleTransferConfig:
         _check_choice("preserve_colors", self.preserve_colors, (None,) + COLOR_MODES)
         _check_whole("lbfgs_history", self.lbfgs_history, 1)
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
+        network.check_normalization(self.normalization)
         _check_choice("start", self.start, STARTS)
         if not isinstance(self.clip, bool):
             raise NSTError(f"clip must be True or False; got {self.clip!r}")

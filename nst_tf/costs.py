@@ -85,6 +85,10 @@ def compute_content_cost(a_C, a_G):
 
     Returns:
         A scalar tensor ``sum((a_C - a_G)**2) / (4 * n_H * n_W * n_C)``.
+
+    Raises:
+        NSTError: an activation is not a floating tensor of shape (1, n_H, n_W, n_C), the two differ in
+            shape or dtype, or (second edition) they are not both non-empty lists of outputs.
     """
     if _outputs(a_C) or _outputs(a_G):
         if not (_outputs(a_C) and _outputs(a_G) and a_C and a_G):
@@ -122,6 +126,9 @@ def gram_matrix(A):
         course's own check (``np.isclose``) on every CPU; their last bits
         depend on the CPU's arithmetic (vector width, FMA, oneDNN's kernel),
         as the course's own do.
+
+    Raises:
+        NSTError: ``A`` cannot be converted to a tensor or is not of rank 2.
     """
     A = _tensor(A, "A")
     if A.shape.rank != 2:
@@ -141,6 +148,9 @@ def style_gram(a):
     but computed as ``F^T F`` with ``F = reshape(a, (n_H*n_W, n_C))`` and
     ``transpose_a``, which spares materializing the transpose in every
     optimization step. The two can differ in the last bit of float32.
+
+    Raises:
+        NSTError: ``a`` is not a floating tensor of shape (1, n_H, n_W, n_C).
     """
     a = _activation(a, "a")
     unrolled = tf.reshape(a, [-1, _dims(a)[2]])
@@ -193,6 +203,10 @@ def layer_style_cost_from_gram(gram_S, a_G, normalizer=None):
     Returns:
         A scalar tensor ``sum((gram_S - G_G)**2) / normalizer``, with
         ``G_G = style_gram(a_G)``.
+
+    Raises:
+        NSTError: ``a_G`` is not a floating tensor of shape (1, n_H, n_W, n_C), or ``gram_S`` is not of shape
+            (n_C, n_C) or not of ``a_G``'s dtype.
     """
     a_G = _activation(a_G, "a_G")
     gram_S = tf.convert_to_tensor(gram_S)
@@ -219,6 +233,10 @@ def compute_layer_style_cost(a_S, a_G):
 
     Returns:
         A scalar tensor ``sum((G_S - G_G)**2) / (4 * n_C**2 * (n_H*n_W)**2)``.
+
+    Raises:
+        NSTError: an activation is not a floating tensor of shape (1, n_H, n_W, n_C), or the two differ in
+            shape or dtype.
     """
     a_S = _activation(a_S, "a_S")
     a_G = _activation(a_G, "a_G")
@@ -267,6 +285,11 @@ def compute_style_cost(style_activations, generated_activations, style_layers=ST
 
     Returns:
         A scalar tensor ``sum_l weight_l * compute_layer_style_cost(S[l], G[l])``.
+
+    Raises:
+        NSTError: the first edition's ``(model, STYLE_LAYERS)`` call; arguments that are neither mappings nor
+            (both) lists of outputs; a layer of ``style_layers`` missing from a mapping; output counts that
+            disagree with ``style_layers``; or activations ``compute_layer_style_cost`` refuses.
     """
     if _is_style_layers(generated_activations):
         raise NSTError(
@@ -280,6 +303,7 @@ def compute_style_cost(style_activations, generated_activations, style_layers=ST
             raise NSTError(f"{which} must map layer names to activations; got {type(mapping).__name__}")
 
     def layer_cost(layer_name):
+        """One layer's style cost; raises ``NSTError`` when either mapping lacks ``layer_name``."""
         for mapping, which in ((style_activations, "style"), (generated_activations, "generated")):
             if layer_name not in mapping:
                 raise NSTError(f"{which} activations have no layer {layer_name!r}")
@@ -328,6 +352,9 @@ def total_cost(J_content, J_style, alpha=10, beta=40):
 
     The dtype is that of a floating tensor or array argument (both must
     agree); plain Python numbers give float32, TensorFlow's default.
+
+    Raises:
+        NSTError: ``J_content`` and ``J_style`` have different floating dtypes.
     """
     dtypes = {d for d in (_float_dtype(J_content), _float_dtype(J_style)) if d is not None}
     if len(dtypes) > 1:
@@ -350,6 +377,10 @@ def total_variation_cost(image, form="squared"):
     the form of the Keras L-BFGS variant.
 
     Returns a scalar tensor in the image's dtype.
+
+    Raises:
+        NSTError: ``form`` is not one of ``TV_FORMS``, or ``image`` is not a floating tensor of shape
+            (1, H, W, C).
     """
     if form not in TV_FORMS:
         raise NSTError(f"form must be one of {', '.join(TV_FORMS)}; got {form!r}")

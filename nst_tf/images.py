@@ -306,9 +306,11 @@ def read_image(path, target=None):
     keeps it at least twice as large as the fit needs on each axis; the
     fitted result then differs from a full decode by a few levels at most.
 
-    Raises ``ImageError`` for a missing, empty, truncated or unreadable
-    file, a float image with NaN or infinite values, and an image over
-    Pillow's decompression-bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``).
+    Raises:
+        ImageError: ``path`` is not a file path, or the file is missing, empty, truncated or unreadable, a float
+            image with NaN or infinite values, or over Pillow's decompression-bomb limit
+            (``2 * PIL.Image.MAX_IMAGE_PIXELS``).
+        NSTError: ``target`` is neither None nor a pair of positive whole numbers.
     """
     if target is not None:
         target = _target_argument(target)
@@ -320,8 +322,10 @@ def image_size(path):
 
     Nothing is decoded, so this is cheap for images of any size; the EXIF
     orientation is applied (except from a PNG eXIf chunk placed after the
-    pixel data, which only decoding reaches). Raises ``ImageError`` as
-    ``read_image`` does for files it cannot open.
+    pixel data, which only decoding reaches).
+
+    Raises:
+        ImageError: as ``read_image`` does, for a path or file it cannot open.
     """
     path = _path_argument(path)
     _check_image_file(path, quoted(path))
@@ -353,6 +357,11 @@ def fit_image(image, width, height, fit="crop"):
     second edition's ``Image.resize``). Scaling uses Pillow's bilinear filter,
     antialiased when shrinking. An image already of the target size is
     returned unchanged.
+
+    Raises:
+        ImageError: ``image`` is not an (h, w, 3) uint8 array; it or the target is smaller than
+            ``MIN_IMAGE_SIZE`` on a side; cropping leaves no pixels; or Pillow cannot scale it.
+        NSTError: ``width`` or ``height`` is not a whole number, or ``fit`` is not one of ``FITS``.
     """
     image = _checked_pixels(image)
     width, height = _whole("width", width), _whole("height", height)
@@ -404,7 +413,11 @@ FITS = ("crop", "stretch")
 
 
 def size_for(height, width, max_size):
-    """(height, width) with the same aspect ratio and the longer side ``max_size``."""
+    """(height, width) with the same aspect ratio and the longer side ``max_size``.
+
+    Raises:
+        NSTError: ``height``, ``width`` or ``max_size`` is not a positive whole number.
+    """
     height, width = _positive("height", height), _positive("width", width)
     max_size = _positive("max_size", max_size)
     scale = max_size / max(height, width)
@@ -420,6 +433,12 @@ def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_s
     ``read_image``'s ``target``), so a 12000x12000 photo fitted to 400x300
     never occupies its full size in memory when it is a JPEG; ``image_size``
     tells beforehand how large the file is.
+
+    Raises:
+        ImageError: ``path`` is not a file path; the file cannot be read (as in ``read_image``); the target size
+            is under ``MIN_IMAGE_SIZE`` on a side; or the image cannot be fitted (as in ``fit_image``).
+        NSTError: ``width`` or ``height`` is not a whole number, ``max_size`` is not a positive one, or ``fit``
+            is not one of ``FITS``.
     """
     path = _path_argument(path)
     if max_size is None:
@@ -470,6 +489,11 @@ def reshape_and_normalize_image(image, normalization="means"):
     float64 (exact) until it enters the network. ``"unit"`` (the second
     edition) divides by 255, as ``tf.image.convert_image_dtype`` does, in
     float32.
+
+    Raises:
+        ImageError: ``image`` is not an array of real numbers, holds NaN or infinite values, or is not
+            of shape (h, w, 3).
+        NSTError: ``normalization`` is not one of ``NORMALIZATIONS``.
     """
     image = _finite(_numeric_array(image, "image"), "image")
     if image.ndim != 3 or image.shape[2] != 3:
@@ -481,7 +505,11 @@ def reshape_and_normalize_image(image, normalization="means"):
 
 
 def pixel_range(normalization="means"):
-    """(lowest, highest) normalized pixel values, each of shape (1, 1, 1, 3)."""
+    """(lowest, highest) normalized pixel values, each of shape (1, 1, 1, 3).
+
+    Raises:
+        NSTError: ``normalization`` is not one of ``NORMALIZATIONS``.
+    """
     if _normalization(normalization) == "unit":
         return np.zeros((1, 1, 1, 3)), np.ones((1, 1, 1, 3))
     return 0 - CONFIG.MEANS, 255 - CONFIG.MEANS
@@ -494,7 +522,12 @@ def _normalization(normalization):
 
 
 def checked_float32_batch(image, name):
-    """``image`` checked to be a finite (1, height, width, 3) image and cast to float32; NSTError naming it."""
+    """``image`` checked to be a finite (1, height, width, 3) image and cast to float32.
+
+    Raises:
+        NSTError: ``image`` cannot be read as a float32 array, is not of shape (1, height, width, 3),
+            or holds NaN or infinite values; the message names it ``name``.
+    """
     try:
         image = np.asarray(image, dtype=np.float32)
     except (TypeError, ValueError):
@@ -517,6 +550,11 @@ def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=Non
     global generator, as in the course, so ``np.random.seed`` makes it
     repeatable; with ``seed``, from ``np.random.default_rng(seed)``. The
     dtypes follow the course too: float64 for a float64 content image.
+
+    Raises:
+        ImageError: ``content_image`` is not an array of real numbers or holds NaN or infinite values.
+        NSTError: ``noise_ratio`` is not a number between 0 and 1, or ``seed`` is not None or a
+            non-negative whole number.
     """
     content_image = _finite(_numeric_array(content_image, "content_image"), "content_image")
     if (
@@ -559,6 +597,11 @@ def deprocess_image(image, normalization="means"):
     uint8, as the course's ``save_image`` does. ``"unit"``: multiplies by 255
     and truncates, as the second edition's ``tensor_to_image`` does (after
     clipping to 0..255, which that edition's clipped images never need).
+
+    Raises:
+        ImageError: ``image`` is not an array of real numbers, holds NaN or infinite values, or is not
+            of shape (1, h, w, 3).
+        NSTError: ``normalization`` is not one of ``NORMALIZATIONS``.
     """
     image = _finite(_numeric_array(image, "image"), "image")
     if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
@@ -579,9 +622,12 @@ def save_image(path, image, normalization="means"):
     the new one is complete. The new file gets the permissions a plain
     ``open()`` would give it: those of the file it replaces, else
     ``0o666`` less the umask. A symbolic link at ``path`` is written
-    through, as ``open()`` does. Raises ``ImageError`` naming the path and
-    the reason (a folder at ``path``, no or an unknown extension, a full
-    disk, ...).
+    through, as ``open()`` does.
+
+    Raises:
+        ImageError: naming the path and the reason: not a file path, a folder at ``path``, no or an unknown
+            extension, a full disk, ...; or ``image`` is not a finite normalized (1, h, w, 3) image.
+        NSTError: ``normalization`` is not one of ``NORMALIZATIONS``.
     """
     path = _path_argument(path)
     shown = quoted(path)
@@ -662,6 +708,10 @@ class ImageSize:
     and scaled, or with ``fit="stretch"`` scaled whole), or, with
     ``max_size``, the content image's own aspect ratio with that longer side. Each field's ``metadata["help"]`` is its
     command-line help.
+
+    Raises:
+        NSTError: ``fit`` is not one of ``FITS``, or ``width``, ``height`` or a ``max_size`` that is not None
+            is not a whole number of at least ``MIN_IMAGE_SIZE``.
     """
 
     width: int = field(

@@ -28,6 +28,9 @@ class LBFGS(tf.Module):
     Args:
         learning_rate: multiplier of the quasi-Newton step (1.0 by default).
         history_size: number of (s, y) pairs kept, for the whole run.
+
+    Raises:
+        NSTError: ``history_size`` is not a positive ``int``.
     """
 
     def __init__(self, learning_rate=1.0, history_size=100, name="lbfgs"):
@@ -39,7 +42,11 @@ class LBFGS(tf.Module):
         self._built = False
 
     def build(self, var_list):
-        """Creates the history for the single variable in ``var_list``."""
+        """Creates the history for the single variable in ``var_list``.
+
+        Raises:
+            NSTError: ``var_list`` does not hold exactly one variable.
+        """
         if len(var_list) != 1:
             raise NSTError("LBFGS optimizes exactly one variable (the image)")
         (variable,) = var_list
@@ -98,7 +105,11 @@ class LBFGS(tf.Module):
         return -r
 
     def apply_gradients(self, grads_and_vars):
-        """One L-BFGS iteration for the (gradient, variable) pair given."""
+        """One L-BFGS iteration for the (gradient, variable) pair given.
+
+        Raises:
+            NSTError: ``build`` has not been called.
+        """
         if not self._built:
             raise NSTError("call build([variable]) before apply_gradients")
         ((gradient, variable),) = grads_and_vars

@@ -90,7 +90,11 @@ def _onednn_allows(precision):
 
 
 def resolve(precision, gpus=None, flags=None):
-    """``precision`` with "auto" replaced by bf16 where it is native here, else float32."""
+    """``precision`` with "auto" replaced by bf16 where it is native here, else float32.
+
+    Raises:
+        NSTError: ``precision`` is not one of ``PRECISIONS``.
+    """
     if precision not in PRECISIONS:
         raise NSTError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision != "auto":
@@ -99,7 +103,11 @@ def resolve(precision, gpus=None, flags=None):
 
 
 def emulation_note(precision, gpus=None, flags=None):
-    """One sentence saying why ``precision`` will be slow here, or None when it is native."""
+    """One sentence saying why ``precision`` will be slow here, or None when it is native.
+
+    Raises:
+        NSTError: ``precision`` is not one of ``PRECISIONS``.
+    """
     precision = resolve(precision, gpus, flags)
     if is_native(precision, gpus, flags):
         return None

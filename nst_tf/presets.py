@@ -132,7 +132,11 @@ PRESETS = {
 
 
 def preset(name):
-    """The ``Preset`` called ``name`` (one of ``PRESETS``)."""
+    """The ``Preset`` called ``name`` (one of ``PRESETS``).
+
+    Raises:
+        NSTError: ``name`` is not one of ``PRESETS``.
+    """
     if name not in PRESETS:
         raise NSTError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}")
     return PRESETS[name]

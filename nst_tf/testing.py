@@ -125,6 +125,9 @@ def vgg19_mat_contents(layout="new", width_divisor=1, seed=0):
 
     Layers are dicts inside a (1, 43) object array, so a test can alter one
     (``contents["layers"][0, 2]["weights"][0, 0] = ...``) before saving.
+
+    Raises:
+        NSTError: ``layout`` is not "new" or "old", or ``width_divisor`` is not a divisor of 64.
     """
     if layout not in _LAYOUTS:
         raise NSTError(f"layout must be one of {', '.join(_LAYOUTS)}; got {layout!r}")
@@ -189,6 +192,10 @@ def write_vgg19_mat(path, layout="new", width_divisor=1, seed=0, compress=True, 
         seed: seed of the random weights.
         compress: zlib-compress the variables, as MATLAB's -v7 files are.
         overwrite: replace an existing file.
+
+    Raises:
+        NSTError: ``path`` exists and ``overwrite`` is false, or ``layout`` or ``width_divisor`` is not valid
+            (see ``vgg19_mat_contents``).
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
@@ -272,6 +279,10 @@ def write_vgg19_h5(path, width_divisor=1, seed=0, include_top=False, keras_versi
         include_top: also write the dense layers fc1, fc2 and predictions.
         keras_version: 1 or 2, the spelling of the dataset names.
         overwrite: replace an existing file.
+
+    Raises:
+        NSTError: ``path`` exists and ``overwrite`` is false, ``width_divisor`` is not a divisor of 64, or
+            ``keras_version`` is not 1 or 2.
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:

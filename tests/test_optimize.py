@@ -167,3 +167,23 @@ def test_mismatched_images_raise(model, images):
         StyleCost(model, content[0], style)
     with pytest.raises(NSTError, match=r"initial_image has shape \(1, 10, 10, 3\); expected the content's"):
         StyleTransfer(StyleCost(model, content, style), initial_image=np.zeros((1, 10, 10, 3)))
+
+
+def test_many_short_runs_in_a_row_trace_without_retracing_warnings(model, images):
+    # A coarse-to-fine run builds one StyleTransfer per size: TensorFlow warns of "frequent retracing"
+    # when the same Python code is traced by calls five times in a row, unless each run traces up front.
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = tf.get_logger()
+    logger.addHandler(handler)
+    try:
+        content, style = images
+        for seed in range(7):
+            transfer = StyleTransfer(StyleCost(model, content, style, StyleTransferConfig(epochs=2, seed=seed)))
+            list(transfer.run())
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()], [r.getMessage() for r in records]

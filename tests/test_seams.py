@@ -23,6 +23,8 @@ TOY = Network(
     layers=TOY_LAYERS,
     kinds=("conv", "pool", "conv", "pool", "conv"),
     poolings=("avg",),
+    normalizations=("means",),
+    mean_pixel=(123.68, 116.779, 103.939),
     content_layer="c2",
     style_layers=(("c1", 0.5), ("c3", 0.5)),
     min_image_size=4,
@@ -98,6 +100,11 @@ def test_a_registered_network_validates_the_configs_layer_names(toynet):
         StyleTransferConfig(network="toynet", style_layers=(("c1", 1.0),))
 
 
+def test_a_network_says_which_normalizations_it_takes(toynet):
+    with pytest.raises(NSTError, match="normalization 'unit' is not one ToyNet takes; use one of means"):
+        _toy_config(normalization="unit")
+
+
 def test_an_unknown_network_is_refused_naming_the_known_ones():
     with pytest.raises(NSTError, match="network must be one of vgg19; got 'resnet'"):
         StyleTransferConfig(network="resnet")
@@ -111,7 +118,8 @@ def test_the_networks_geometry_is_what_tiles_and_memory_estimates_use(toynet):
     plan = TilePlan.of(["c2", "c3"], 16, network="toynet")
     assert (plan.margin, plan.align, len(plan.grid(40, 52))) == (8, 4, 12)
     whole = MemoryModel("toynet").whole(40, 52)
-    assert whole - MemoryModel("toynet").whole(40, 51) == 40 * TOY.pixel_bytes
+    # The network's figure, with the estimate's tenth of margin.
+    assert whole - MemoryModel("toynet").whole(40, 51) == pytest.approx(40 * TOY.pixel_bytes * 1.1, abs=1)
 
 
 @pytest.mark.numeric

@@ -117,10 +117,14 @@ def stopping_on_signals():
 
     Yields:
         None.
+
+    Raises:
+        Interrupted: in the block, at the first SIGINT, SIGTERM or SIGHUP it receives (main thread only).
     """
     received = []
 
     def handler(signum, frame):
+        """Raises ``Interrupted`` for the first signal only."""
         if not received:
             received.append(signum)
             raise Interrupted(signum)

@@ -99,6 +99,10 @@ class Partial:
         path: the partial file.
         record_path: its record.
         record: the record (a dict) once loaded or written, else None.
+
+    Raises:
+        NSTError: from the constructor, when ``destination`` cannot become a new file
+            (see ``check_destination``).
     """
 
     def __init__(self, destination):

@@ -268,6 +268,7 @@ class _RedirectHandler(urllib.request.HTTPRedirectHandler):
     max_redirections = 10
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
+        """urllib's redirect; raises ``urllib.error.HTTPError`` unless it leads to http(s)."""
         target = urllib.parse.urljoin(req.full_url, newurl)
         if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
             raise urllib.error.HTTPError(target, code, f"redirect to {quoted(target)} refused", headers, fp)

@@ -27,6 +27,10 @@ def import_tensorflow_quietly(err):
 
     Returns:
         The ``tensorflow`` module.
+
+    Raises:
+        Exception: whatever importing TensorFlow or its first operation raises (an ``ImportError``, say),
+            re-raised after TensorFlow's lines are written to ``err``.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()

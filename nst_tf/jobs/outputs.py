@@ -144,7 +144,11 @@ class Outputs:
         return sum(1 for name in os.listdir(self.folder) if pattern.match(name))
 
     def earlier_scale_images(self):
-        """The names of this run's ``scale_images`` already in the folder, in scale order."""
+        """The names of this run's ``scale_images`` already in the folder, in scale order.
+
+        Raises:
+            NSTError: the folder exists but cannot be listed.
+        """
         if not os.path.isdir(self.folder):
             return []
         found = [entry.name for entry in self._entries() if self._is_scale_image(entry.name)]

@@ -3,13 +3,30 @@
 import dataclasses
 
 from ..config import StyleTransferConfig
-from ..errors import quoted
+from ..errors import NSTError, quoted
 from ..large.options import LargeImageOptions
 from ..presets import Preset
 from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
 from .drive import drive
 from .outputs import Outputs
 from .statuses import PROG
+
+
+class Handover:
+    """Holds a value until it is taken, once: a frozen record can then hand on what should not outlive its use."""
+
+    def __init__(self, value):
+        self._value = [value]
+
+    def take(self):
+        """The value; ``NSTError`` when it was taken already.
+
+        Raises:
+            NSTError: on a second call.
+        """
+        if not self._value:
+            raise NSTError("this value was handed over already")
+        return self._value.pop()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +42,9 @@ class Job:
         tiles: the ``TilePlan`` (or None) of each size, keyed by (height, width).
         content: the content image's pixels, 8-bit RGB.
         styles: the style images' pixels, 8-bit RGB.
-        weights: the network's weights, as ``read_weights`` gave them.
+        weights: a ``Handover`` of the network's weights, as ``read_weights``
+            gave them: taken once, when the network is built, so that the
+            NumPy arrays are freed once the network holds its own copy.
         pooling: the pooling after each block.
         outputs: what the run saves, and where.
         notes: lines for standard error before the run starts.
@@ -88,7 +107,7 @@ def run_single(job, out, err, stop):
     # TensorFlow runs from here on: a signal is recorded and honoured where the job can stop (signals.py).
     stop.defer()
     warn_about_precision(config, err)
-    model = build_model(config, job.weights, job.pooling)
+    model = build_model(config, job.weights.take(), job.pooling)
     stop.check()
     objective = objective_factory(job.tiles, err)
 

@@ -25,7 +25,12 @@ from ..optimize import Progress, StyleTransfer, Tick
 
 @dataclass(frozen=True)
 class ScaleProgress:
-    """A ``Progress`` or ``Tick`` of the run at scale ``scale`` (1-based) of ``scales``, of ``height`` x ``width``."""
+    """A ``Progress`` or ``Tick`` of the run at scale ``scale`` (1-based) of ``scales``, of ``height`` x ``width``.
+
+    Raises:
+        NSTError: ``scale``, ``scales``, ``height`` or ``width`` is not a positive whole number, ``scale`` is
+            over ``scales``, or ``item`` is neither a ``Progress`` nor a ``Tick``.
+    """
 
     scale: int
     scales: int
@@ -97,6 +102,13 @@ class CoarseToFine:
 
     The first size starts from the course's noise image (``config.seed``),
     every later one from the previous size's optimized image, upsampled.
+
+    Raises:
+        NSTError: from the constructor: ``config`` is not a ``StyleTransferConfig``; an image is not 8-bit RGB
+            of shape (h, w, 3); no style image; ``sizes`` is not a non-empty list of (height, width) pairs of
+            whole numbers; ``style_scale`` is not a positive number or gives a style size the network cannot
+            take; ``scale_epochs`` is out of range; ``make_objective`` is not callable; or ``fit`` is not one of
+            ``FITS``.
     """
 
     def __init__(

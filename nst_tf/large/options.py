@@ -24,9 +24,12 @@ MAX_ITERATIONS = 2**31 - 1
 def scale_sizes(height, width, scales, factor=2.0, min_size=DEFAULT_MIN_SIZE):
     """(height, width) of each of ``scales`` sizes, smallest first, each ``factor`` times the one before.
 
-    The last is (height, width). Raises ``NSTError`` when the smallest would
-    be below the network's smallest input (``min_size`` pixels a side),
-    before listing any size, however many ``scales``.
+    The last is (height, width).
+
+    Raises:
+        NSTError: a size, ``scales`` or ``min_size`` is not a positive whole number, ``factor`` is not a finite
+            number above 1, or the smallest size would be below the network's smallest input (``min_size``
+            pixels a side); checked before listing any size, however many ``scales``.
     """
     height, width = check_whole("height", height), check_whole("width", width)
     scales, min_size = check_whole("scales", scales), check_whole("min_size", min_size)
@@ -64,7 +67,11 @@ def _most_scales(height, width, factor, min_size):
 
 
 def check_style_scale(style_scale):
-    """``style_scale`` as a float when it is a positive finite number; ``NSTError`` naming it otherwise."""
+    """``style_scale`` as a float when it is a positive finite number.
+
+    Raises:
+        NSTError: ``style_scale`` is not a positive finite number (bools are refused).
+    """
     if isinstance(style_scale, bool) or not isinstance(style_scale, numbers.Real):
         raise NSTError(f"style_scale must be a positive number; got {short_repr(style_scale)}")
     if not 0 < style_scale < math.inf:
@@ -73,7 +80,12 @@ def check_style_scale(style_scale):
 
 
 def style_size(height, width, style_scale, min_size=DEFAULT_MIN_SIZE):
-    """(height, width) the style images are fitted to for an output of ``height`` x ``width``."""
+    """(height, width) the style images are fitted to for an output of ``height`` x ``width``.
+
+    Raises:
+        NSTError: ``height`` or ``width`` is not a positive whole number, ``style_scale`` is not a positive
+            finite number, or the style size would be over ``MAX_SIDE`` or under ``min_size`` pixels a side.
+    """
     height, width = check_whole("height", height), check_whole("width", width)
     style_scale = check_style_scale(style_scale)
     exact_h, exact_w = height * style_scale, width * style_scale
@@ -103,8 +115,10 @@ def parse_bytes(text):
     """``"6G"``, ``"512M"``, ``"1.5g"``, ``"123456"`` -> bytes (units are powers of 1024).
 
     A whole number is taken as bytes (a negative one is returned for the
-    caller to refuse); a size over ``MAX_BYTES`` or written negative raises
-    ``NSTError``.
+    caller to refuse).
+
+    Raises:
+        NSTError: ``text`` is written negative, is not a memory size, or is over ``MAX_BYTES``.
     """
     if isinstance(text, numbers.Integral) and not isinstance(text, bool):
         value = int(text)
@@ -131,6 +145,11 @@ class LargeImageOptions:
     """How a large output is made: coarse to fine, in tiles, with its own texture scale.
 
     Each field's ``metadata["help"]`` is its command-line help.
+
+    Raises:
+        NSTError: ``scales`` is not a positive whole number; ``scale_epochs`` or ``tile_size``, when given, is
+            not one up to its limit; ``style_scale`` is not a positive finite number; or ``max_memory``, when
+            given, is not a positive memory size (``parse_bytes``).
     """
 
     scales: int = _option(

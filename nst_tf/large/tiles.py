@@ -48,7 +48,12 @@ MAX_TILES = 2**24
 
 
 def check_whole(name, value, least=1, most=MAX_SIDE):
-    """``value`` as an int when it is a whole number from ``least`` to ``most``; ``NSTError`` naming ``name``."""
+    """``value`` as an int when it is a whole number from ``least`` to ``most``.
+
+    Raises:
+        NSTError: ``value`` is not a whole number (bools are refused), or lies outside ``least`` to ``most``;
+            the message names ``name``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
         what = "a positive whole number" if least == 1 else f"a whole number of at least {least}"
         raise NSTError(f"{name} must be {what}; got {short_repr(value)}")
@@ -101,6 +106,10 @@ def spans(length, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
     Each extent adds ``margin`` on inner sides, none beyond the image, and is
     widened on an inner side (staying on the ``align`` grid) where it would
     be shorter than the network's smallest input, ``min_size`` pixels.
+
+    Raises:
+        NSTError: a size is not a whole number in range, ``tile`` or ``margin`` is not a multiple of ``align``,
+            ``length`` is below ``min_size``, or the axis would take more than ``MAX_TILES`` tiles.
     """
     length, align, min_size = (
         check_whole(n, v) for n, v in (("length", length), ("align", align), ("min_size", min_size))
@@ -139,6 +148,11 @@ def tile_grid(height, width, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
     """The tiles of a ``height`` x ``width`` image, row by row; see ``spans``.
 
     ``tile``: the core's side, or its (rows, columns).
+
+    Raises:
+        NSTError: ``tile`` is not a side or a (rows, columns) pair of whole numbers, a size is not a positive
+            whole number, the image is below ``min_size``, the grid would have more than ``MAX_TILES`` tiles,
+            or as ``spans``.
     """
     if isinstance(tile, tuple) and len(tile) != 2:
         raise NSTError(f"tile must be a side or a (rows, columns) pair; got {short_repr(tile)}")
@@ -164,6 +178,9 @@ def best_tile_shape(height, width, margin, align, max_extent_pixels, min_size=DE
     the one with the fewest tiles: square-ish tiles for a small budget,
     full-width strips (margins on two sides only) when a strip fits. None
     when not even the smallest tile fits.
+
+    Raises:
+        NSTError: ``align`` is not a positive whole number, or as ``spans`` for the sizes given.
     """
     align = check_whole("align", align)
     best = None
@@ -194,7 +211,11 @@ def round_tile(tile, align):
 
 
 def tile_sides(tile_size):
-    """(rows, columns) of a tile's core from a side or a pair; ``NSTError`` for anything else."""
+    """(rows, columns) of a tile's core from a side or a pair.
+
+    Raises:
+        NSTError: ``tile_size`` is neither a whole number from 1 to ``MAX_SIDE`` nor a pair of them.
+    """
     sides = tuple(tile_size) if isinstance(tile_size, (tuple, list)) else (tile_size, tile_size)
     if len(sides) != 2 or any(
         isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 1 <= s <= MAX_SIDE for s in sides
@@ -242,8 +263,12 @@ class TilePlan:
         """The plan for tiles of ``tile_size`` (a side or (rows, columns), rounded up to the grid).
 
         ``margin``: by default the least that keeps every layer exact
-        (``Network.margin``); a smaller one raises ``NSTError``, a larger one
-        is rounded up to the grid.
+        (``Network.margin``); a larger one is rounded up to the grid.
+
+        Raises:
+            NSTError: an unknown network or one that cannot be tiled; ``layers`` not a non-empty list of the
+                network's layer names; ``margin`` below what the layers need; ``keep_forward`` not a bool; a bad
+                ``tile_size``; or a ``pooling`` the network does not have.
         """
         network = get_network(network)
         layers = _layer_names(layers)

@@ -32,6 +32,10 @@ class Network:
         kinds: each layer's kind, "conv" (3x3, stride 1, SAME) or "pool"
             (2x2, stride 2), in the order of ``layers``.
         poolings: the pooling choices, the first the default.
+        normalizations: what it can be fed (``StyleTransferConfig.normalization``
+            names, carried out by ``nst_tf.images``), the first the default.
+        mean_pixel: the RGB mean its "means" normalization subtracts (the
+            images it was trained on), or None.
         content_layer, style_layers: the default content layer and the
             default (name, weight) style layers.
         min_image_size: the smallest height and width it accepts.
@@ -53,6 +57,8 @@ class Network:
     layers: tuple
     kinds: tuple
     poolings: tuple
+    normalizations: tuple
+    mean_pixel: tuple
     content_layer: str
     style_layers: tuple
     min_image_size: int
@@ -89,6 +95,14 @@ class Network:
         if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
             raise NSTError(f"layers must be a list of layer names; got {layers!r:.80}")
         return list(layers)
+
+    def check_normalization(self, normalization):
+        """Raises ``NSTError`` unless this network can be fed images normalized as ``normalization``."""
+        if normalization not in self.normalizations:
+            raise NSTError(
+                f"normalization {normalization!r} is not one {self.title} takes; use one of "
+                f"{', '.join(self.normalizations)}"
+            )
 
     def check_pooling(self, pooling):
         if not isinstance(pooling, str) or pooling not in self.poolings:

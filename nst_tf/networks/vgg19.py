@@ -107,6 +107,10 @@ VGG19_NETWORK = Network(
     layers=GRAPH_LAYERS,
     kinds=tuple("conv" if name.startswith("conv") else "pool" for name in GRAPH_LAYERS),
     poolings=POOLINGS,
+    # RGB, as the .mat stores its first layer (Keras' BGR one is reversed on reading): minus ImageNet's
+    # mean pixel (the course's CONFIG.MEANS), or in [0, 1] as the second edition feeds it.
+    normalizations=("means", "unit"),
+    mean_pixel=(123.68, 116.779, 103.939),
     content_layer="conv4_2",
     style_layers=(("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2)),
     min_image_size=MIN_IMAGE_SIZE,

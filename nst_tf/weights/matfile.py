@@ -172,11 +172,15 @@ def _stat_failure(path, error, missing_hint):
 def open_regular_file(path, missing_hint=None, folder_problem="is a folder, not a file"):
     """Opens ``path`` for binary reading if it is a regular file (or a link to one).
 
-    Anything else is refused with a ``WeightsFileError`` naming what it is,
-    before any data is read: a named pipe would block the reader forever and
-    a device would feed it without end. The file is opened without blocking
-    and checked again after opening, so a file swapped for a pipe in between
-    is refused too. ``missing_hint`` is appended to "file not found".
+    Anything else is refused, before any data is read: a named pipe would
+    block the reader forever and a device would feed it without end. The
+    file is opened without blocking and checked again after opening, so a
+    file swapped for a pipe in between is refused too. ``missing_hint`` is
+    appended to "file not found".
+
+    Raises:
+        WeightsFileError: naming the path and what it is: missing (with ``missing_hint``), a folder
+            (``folder_problem``), a dangling link, not a regular file, or not openable.
     """
     try:
         mode = os.stat(path).st_mode
@@ -207,18 +211,22 @@ def open_regular_file(path, missing_hint=None, folder_problem="is a folder, not 
 def check_mat_file(path):
     """Checks the structure of the .mat file at ``path``; see the module docstring.
 
-    Raises ``WeightsFileError`` naming the file and what is wrong: the path
-    is not a readable regular file, or the file is not a version 5 .mat file
-    (or a version 7 one with compressed variables), or its structure is
-    damaged anywhere: a type code, a size, a dimension, a count, a name,
-    compressed data, or more data than ``MAX_DATA_BYTES``.
+    Raises:
+        WeightsFileError: naming the file and what is wrong: the path is not a readable regular file, or the
+            file is not a version 5 .mat file (or a version 7 one with compressed variables), or its structure
+            is damaged anywhere: a type code, a size, a dimension, a count, a name, compressed data, or more
+            data than ``MAX_DATA_BYTES``.
     """
     with open_regular_file(path) as file:
         check_open_mat_file(file, path)
 
 
 def check_open_mat_file(file, path):
-    """``check_mat_file`` on a binary ``file`` opened on ``path`` (read from offset 0)."""
+    """``check_mat_file`` on a binary ``file`` opened on ``path`` (read from offset 0).
+
+    Raises:
+        WeightsFileError: as ``check_mat_file`` does, for the file's structure or a failed read.
+    """
     try:
         file.seek(0, os.SEEK_END)
         size = file.tell()
@@ -302,6 +310,7 @@ class _Source:
         raise NotImplementedError
 
     def read(self, n):
+        """The next ``n`` bytes; raises ``_Refused`` when the variable ends first."""
         offset = self._offset
         if offset + n > len(self._buffer):
             self._buffer = self._buffer[offset:] + self._more(n - (len(self._buffer) - offset))
@@ -359,6 +368,7 @@ class _InflatingSource(_Source):
         file.seek(start)
 
     def set_limit(self, limit):
+        """Sets the most bytes to inflate; raises ``_Refused`` when more were inflated already."""
         self.limit = limit
         if self._inflated > limit:
             raise _Refused(f"{self.label} inflates to more than its array's {limit} bytes")
@@ -402,6 +412,7 @@ class _InflatingSource(_Source):
         return b"".join(pieces)
 
     def skip(self, n):
+        """Skips ``n`` inflated bytes; raises ``_Refused`` when the data ends first."""
         have = len(self._buffer) - self._offset
         if have >= n:
             self._offset += n
@@ -418,7 +429,7 @@ class _InflatingSource(_Source):
         self.pos += n
 
     def finish(self):
-        """Checks that nothing follows the array, reading the rest (and the zlib checksum)."""
+        """Checks that nothing follows the array, reading the rest (and the zlib checksum); else raises ``_Refused``."""
         if len(self._buffer) > self._offset or self._inflate(1):
             raise _Refused(f"{self.label} holds data after its array")
 
@@ -455,6 +466,7 @@ class _Walker:
         self.characters = 0
 
     def count_data(self, length, where):
+        """Adds ``length`` data bytes; raises ``_Refused`` (not damage) past ``MAX_DATA_BYTES`` in all."""
         self.data_bytes += length
         if self.data_bytes > MAX_DATA_BYTES:
             raise _Refused(
