@@ -95,6 +95,7 @@ def run_case(folder, weights, case):
 CASES = [
     {"size": (400, 300), "budget": "2G"},
     {"size": (1024, 1024), "budget": "2G"},
+    {"size": (1024, 1024), "budget": "1800M"},
     {"size": (1024, 1024), "budget": "1500M"},
     {"size": (256, 192), "budget": "1200M", "extra": ["--style_scale", "4"]},
     {"size": (64, 48), "budget": "600M"},

@@ -34,7 +34,7 @@ TILED_IMAGE_PIXEL_BYTES = 180
 
 # Tile shapes tried, as fractions of the largest tile whose steps fit: smaller tiles leave room for
 # kept forward passes, and for the style images' forward passes.
-_ROOM_FRACTIONS = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1)
+_ROOM_FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.35, 0.25, 0.15, 0.1)
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,14 @@ class MemoryModel:
     def tiled(self, height, width, plan, style=None):
         """Estimated peak resident memory of a run in the tiles of ``plan`` (a ``TilePlan``).
 
-        The steps' share follows the largest tile's extent; with
+        The steps' share follows the largest tile's extent, plus
+        ``Network.tile_bytes`` a tile; with
         ``plan.keep_forward``, every other tile's extent adds
         ``Network.kept_pixel_bytes`` per pixel. The targets' share follows
         the largest tile of the content and of the ``style`` image.
         """
         extents = [t.extent_pixels for t in plan.grid(height, width)]
-        step = self.network.pixel_bytes * max(extents)
+        step = self.network.pixel_bytes * max(extents) + self.network.tile_bytes * len(extents)
         if plan.keep_forward:
             step += self.network.kept_pixel_bytes * (sum(extents) - max(extents))
         style_extents = [t.extent_pixels for t in plan.grid(*style)] if style else [0]
@@ -147,18 +148,24 @@ class MemoryModel:
         height, width = refuse.size
         room = (budget - self.fixed_tiled(height, width)) * 10 // 11 // self.network.pixel_bytes
 
-        def shaped(fraction, keep):
-            extent = int(room * fraction)
-            shape = best_tile_shape(height, width, base.margin, base.align, extent, base.network.min_image_size)
-            plan = None if shape is None else _replace(base, tile_size=shape, keep_forward=keep)
-            return plan if plan is not None and self.tiled(height, width, plan, refuse.style) <= budget else None
+        def shapes(keep):
+            """The tile plans tried, largest tiles first: all those with a shape in the room."""
+            for fraction in _ROOM_FRACTIONS if room > 0 else ():
+                extent = int(room * fraction)
+                shape = best_tile_shape(height, width, base.margin, base.align, extent, base.network.min_image_size)
+                if shape is not None:
+                    yield _replace(base, tile_size=shape, keep_forward=keep)
 
-        plans = [shaped(fraction, False) for fraction in _ROOM_FRACTIONS] if room > 0 else []
-        plan = next((plan for plan in plans if plan is not None), None)
+        def fitting(plans):
+            return next((p for p in plans if self.tiled(height, width, p, refuse.style) <= budget), None)
+
+        plan = fitting(shapes(False))
         if plan is None:
-            refuse.tiles(_replace(base, tile_size=(base.align, base.align)))
+            # The least any tried plan needs (more tiles cost more each), or the smallest tiles'.
+            tried = list(shapes(False)) or [_replace(base, tile_size=(base.align, base.align))]
+            refuse.tiles(min(tried, key=lambda p: self.tiled(height, width, p, refuse.style)))
         if keep_forward is not False:
-            kept = next((p for p in map(lambda f: shaped(f, True), _ROOM_FRACTIONS) if p is not None), None)
+            kept = fitting(shapes(True))
             if kept is not None:
                 return kept
             if keep_forward:

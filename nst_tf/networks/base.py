@@ -49,6 +49,8 @@ class Network:
             style and content targets) per pixel of its input.
         kept_pixel_bytes: what a tile's kept forward pass takes per pixel
             of its extent.
+        tile_bytes: what each tile adds to a tiled step whatever its size
+            (its share of the traced graph and its buffers).
         tileable: whether its costs can be computed exactly in tiles.
     """
 
@@ -68,6 +70,7 @@ class Network:
     pixel_bytes: int
     forward_pixel_bytes: int
     kept_pixel_bytes: int
+    tile_bytes: int = 0
     tileable: bool = True
 
     def __repr__(self):

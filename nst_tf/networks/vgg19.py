@@ -122,4 +122,6 @@ VGG19_NETWORK = Network(
     pixel_bytes=2200,
     forward_pixel_bytes=1400,
     kept_pixel_bytes=500,
+    # 1024x1024 in 4 and 16 tiles peaked 45 and 187 MiB above the estimate without it (budget-*.md).
+    tile_bytes=12 * 2**20,
 )
