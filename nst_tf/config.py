@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import NSTError
 from .large.tiles import check_whole
-from .networks import NETWORKS, get_network
+from .networks import NETWORKS, Network, get_network
 
 
 def _read_only(array):
@@ -204,6 +204,8 @@ class StyleTransferConfig:
         _check_number("noise_ratio", self.noise_ratio)
         if self.noise_ratio > 1:
             raise NSTError(f"noise_ratio must be between 0 and 1; got {self.noise_ratio!r}")
+        if isinstance(self.network, Network) and NETWORKS.get(self.network.name) is self.network:
+            object.__setattr__(self, "network", self.network.name)  # a registered description, by its name
         _check_choice("network", self.network, tuple(NETWORKS))
         network = get_network(self.network)
         network.check_layer("content_layer", self.content_layer)

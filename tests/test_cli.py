@@ -557,3 +557,9 @@ def test_an_output_folder_that_cannot_be_listed_is_refused_in_one_line(workspace
 
     monkeypatch.setattr(os, "scandir", unreadable)
     expect_error(capsys, cli_args(), f"--output_dir: cannot read {workspace / 'out'}: Permission denied")
+
+
+def test_a_weights_file_that_cannot_be_read_is_one_line(workspace, capsys, cli_args):
+    # /proc/self/mem is a regular file whose first bytes cannot be read (EIO).
+    expect_error(capsys, cli_args("--model", "/proc/self/mem"), "cannot be read")
+    assert not (workspace / "out").exists()

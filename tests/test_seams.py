@@ -244,3 +244,28 @@ def test_the_memory_plan_refuses_wrong_arguments_naming_them(args, kwargs, messa
 def test_the_config_refuses_numbers_the_traced_loop_cannot_count(kwargs, message):
     with pytest.raises(NSTError, match=message):
         StyleTransferConfig(**kwargs)
+
+
+def test_a_plan_made_for_other_layers_is_refused_rather_than_giving_other_costs(model, images):
+    content, style = images
+    with pytest.raises(NSTError, match="plan was made for layers conv1_1; the config also uses conv4_2"):
+        TiledStyleCost(model, content, style, plan=TilePlan.of(["conv1_1"], 32))
+    with pytest.raises(NSTError, match="plan must be a TilePlan; got str"):
+        TiledStyleCost(model, content, style, plan="x")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.whole(-1, 5), "size height must be a positive whole number; got -1"),
+        (lambda m: m.whole(96, 128, style=(1,)), r"style must be a \(height, width\) pair"),
+        (lambda m: m.tiled(96, 128, None), "plan must be a TilePlan; got NoneType"),
+    ],
+)
+def test_memory_estimates_refuse_wrong_arguments(call, message):
+    with pytest.raises(NSTError, match=message):
+        call(MemoryModel())
+
+
+def test_a_registered_network_description_is_taken_as_its_name():
+    assert StyleTransferConfig(network=get_network("vgg19")).network == "vgg19"

@@ -217,8 +217,10 @@ class Saver:
 
         stem, extension = os.path.splitext(name)
         for folder in (tempfile.gettempdir(), os.path.expanduser("~")):
-            path = os.path.join(folder, f"nst_tf-{os.getpid()}-{stem}{extension}")
             try:
+                # A new file under an unpredictable name (O_EXCL): never a link another user planted.
+                handle, path = tempfile.mkstemp(prefix=f"nst_tf-{os.getpid()}-{stem}-", suffix=extension, dir=folder)
+                os.close(handle)
                 save_image(path, image, self.normalization)
                 return path
             except (NSTError, OSError):

@@ -72,6 +72,8 @@ class MemoryModel:
         ``style``: the (height, width) of the largest style image, whose
         forward pass (the style targets) can outweigh the steps.
         """
+        height, width = _size("size", (height, width))
+        style = None if style is None else _size("style", style)
         step = self.network.pixel_bytes * height * width + self.optimizer_bytes(height, width)
         targets = self.network.forward_pixel_bytes * max(height * width, _pixels(style))
         return self.runtime() + _with_margin(max(step, targets))
@@ -90,6 +92,10 @@ class MemoryModel:
         ``Network.kept_pixel_bytes`` per pixel. The targets' share follows
         the largest tile of the content and of the ``style`` image.
         """
+        if not isinstance(plan, TilePlan):
+            raise NSTError(f"plan must be a TilePlan; got {type(plan).__name__}")
+        height, width = _size("size", (height, width))
+        style = None if style is None else _size("style", style)
         extents = [t.extent_pixels for t in plan.grid(height, width)]
         step = self.network.pixel_bytes * max(extents) + self.network.tile_bytes * len(extents)
         if plan.keep_forward:

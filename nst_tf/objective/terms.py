@@ -20,6 +20,7 @@ Each term has a ``name`` (how the objective reports its value) and a
 
 import tensorflow as tf
 
+from ..errors import NSTError
 from ..costs import (
     content_cost_from_sum,
     gram_distance,
@@ -104,7 +105,12 @@ class StyleTerm:
     name = "style"
 
     def __init__(self, style_layers, targets, blend_weights, normalizer, weight):
-        self.style_layers = tuple(style_layers)
+        if normalizer not in ("layer", "image"):
+            raise NSTError(f"normalizer must be 'layer' or 'image'; got {normalizer!r:.80}")
+        try:
+            self.style_layers = tuple((layer, weight) for layer, weight in style_layers)
+        except (TypeError, ValueError):
+            raise NSTError(f"style_layers must be (layer, weight) pairs; got {style_layers!r:.80}") from None
         self.layers = tuple(dict.fromkeys(layer for layer, _ in self.style_layers))
         self.targets = targets
         self.blend_weights = blend_weights

@@ -102,9 +102,10 @@ class TiledStyleCost(StyleCost):
                 f"tiling needs a VGG19 model or another nst_tf network (its geometry decides the tiles); got "
                 f"{type(model).__name__}"
             )
+        layers = [config.content_layer, *(layer for layer, _ in config.style_layers)]
         if plan is None:
-            layers = [config.content_layer, *(layer for layer, _ in config.style_layers)]
             plan = TilePlan.of(layers, tile_size, margin, keep_forward, network, pooling)
+        _check_plan(plan, network, layers)
         plan = plan.with_pooling(pooling)
         super().__init__(model, content_image, style_image, config, name=name, plan=plan)
         self.tiles = plan.grid(*self.content_image.shape[1:3])
@@ -313,6 +314,20 @@ class _TileRun(NamedTuple):
     cores: dict
     boxes: dict
     window: Window
+
+
+def _check_plan(plan, network, layers):
+    """Raises ``NSTError`` unless ``plan`` is a ``TilePlan`` for ``network`` whose margin covers ``layers``."""
+    if not isinstance(plan, TilePlan):
+        raise NSTError(f"plan must be a TilePlan; got {type(plan).__name__}")
+    if plan.network is not network:
+        raise NSTError(f"plan is for {plan.network.title}; the model is {network.title}")
+    missing = [layer for layer in layers if layer not in plan.layers]
+    if missing:
+        raise NSTError(
+            f"plan was made for layers {', '.join(plan.layers)}; the config also uses {', '.join(missing)}, "
+            "whose tiles would not be exact"
+        )
 
 
 def _add_sums(total, sums):

@@ -16,6 +16,7 @@ from .keras import EXPECTED_KINDS, KERAS_DOWNLOAD_HINT, file_kind, read_vgg19_h5
 from ..networks.vgg19 import DOWNLOAD_HINT
 from .matconvnet import read_vgg19_mat
 from .matfile import open_regular_file
+from ..errors import WeightsFileError, quoted
 
 
 def weights_file_kind(path):
@@ -29,7 +30,10 @@ def weights_file_kind(path):
     # The name can only suggest which download was meant when the file is absent.
     hint = KERAS_DOWNLOAD_HINT if path.lower().endswith((".h5", ".hdf5")) else DOWNLOAD_HINT
     with open_regular_file(path, missing_hint=hint, folder_problem=f"is a folder; {EXPECTED_KINDS}") as handle:
-        return file_kind(handle, path)
+        try:
+            return file_kind(handle, path)
+        except OSError as error:  # an unreadable "file" such as /proc/self/mem
+            raise WeightsFileError(f"{quoted(path)}: cannot be read: {error.strerror or error}") from None
 
 
 def read_weights(path):
