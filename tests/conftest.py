@@ -51,6 +51,17 @@ def weights(new_weights_file):
 
 
 @pytest.fixture
+def strict_float32():
+    """TF32 off while a test compares sums at float32 rounding level (GPUs from Ampere on default to TF32)."""
+    import tensorflow as tf
+
+    was = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    yield
+    tf.config.experimental.enable_tensor_float_32_execution(was)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(20151)
 

@@ -103,15 +103,6 @@ def network(request):
 
 
 @pytest.fixture
-def strict_float32():
-    """TF32 off while a test compares at float32 rounding level (GPUs from Ampere on default to TF32)."""
-    was = tf.config.experimental.tensor_float_32_execution_enabled()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    yield
-    tf.config.experimental.enable_tensor_float_32_execution(was)
-
-
-@pytest.fixture
 def op_determinism():
     """Op determinism on for the test, then as it was (as a seeded command run leaves it)."""
     from tensorflow.python.framework import config as tf_config

@@ -39,15 +39,6 @@ def pooled_model(request, new_weights_file):
     return load_vgg_model(new_weights_file, pooling=request.param)
 
 
-@pytest.fixture
-def strict_float32():
-    """TF32 off while a test compares sums at float32 rounding level (GPUs from Ampere on default to TF32)."""
-    was = tf.config.experimental.tensor_float_32_execution_enabled()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    yield
-    tf.config.experimental.enable_tensor_float_32_execution(was)
-
-
 def _config(choice, **extra):
     content_layer, style_layers = LAYER_CHOICES[choice]
     if style_layers is not None:

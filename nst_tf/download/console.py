@@ -1,8 +1,9 @@
 """What a download tells its user: a progress line redrawn in place, and messages of one line each."""
 
 import contextlib
-import signal
 import time
+
+from ..jobs.signals import handling_signals
 
 PROG = "nst-tf download"
 
@@ -129,15 +130,5 @@ def stopping_on_signals():
             received.append(signum)
             raise Interrupted(signum)
 
-    names = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
-    previous = {}
-    try:
-        for signum in names:
-            previous[signum] = signal.signal(signum, handler)
-    except ValueError:  # not the main thread
-        pass
-    try:
+    with handling_signals(handler):
         yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)

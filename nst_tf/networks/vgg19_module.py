@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from ..errors import NSTError
-from .vgg19 import GRAPH_LAYERS, MIN_IMAGE_SIZE, POOLINGS, VGG19_NETWORK
+from .vgg19 import GRAPH_LAYERS, MIN_IMAGE_SIZE, VGG19_NETWORK
 from ..weights import read_weights
 
 
@@ -39,11 +39,6 @@ class _Converted:
 
     conv: dict
     source: str
-
-
-def _check_pooling(pooling):
-    if not isinstance(pooling, str) or pooling not in POOLINGS:
-        raise NSTError(f"pooling must be one of {', '.join(map(repr, POOLINGS))}; got {pooling!r}")
 
 
 class VGG19(tf.Module):
@@ -75,7 +70,7 @@ class VGG19(tf.Module):
 
     def __init__(self, weights, name="vgg19", dtype=tf.float32, pooling="avg"):
         super().__init__(name=name)
-        _check_pooling(pooling)
+        VGG19_NETWORK.check_pooling(pooling)
         self.pooling = pooling
         self.dtype = _floating(dtype)
         with self.name_scope:
@@ -240,5 +235,5 @@ def load_vgg_model(path, dtype=tf.float32, pooling="avg"):
     first bytes, not its name. ``pooling``: see ``VGG19``. Raises
     ``WeightsFileError`` as ``read_weights`` does.
     """
-    _check_pooling(pooling)  # before reading a file of hundreds of MB
+    VGG19_NETWORK.check_pooling(pooling)  # before reading a file of hundreds of MB
     return VGG19(read_weights(path), dtype=dtype, pooling=pooling)

@@ -38,6 +38,10 @@ class StyleCost(tf.Module):
             ``tv_weight``, ``tv_form``, ``preserve_colors``,
             ``style_blend_weights``, ``normalization``, ``style_normalizer``
             and ``clip``.
+        plan: for subclasses that compute the targets another way
+            (``TiledStyleCost``'s ``TilePlan``); kept as ``self.plan`` for
+            their target hooks, which this constructor calls. ``StyleCost``
+            itself computes on the whole image.
 
     Calling it on an image of shape (1, H, W, 3) returns float32 scalars
     ``(J, J_content, J_style, J_tv)`` with
@@ -54,7 +58,9 @@ class StyleCost(tf.Module):
             style image, or a blend weight count that does not match.
     """
 
-    def __init__(self, model, content_image, style_image, config=StyleTransferConfig(), name="style_cost", plan=None):
+    def __init__(
+        self, model, content_image, style_image, config=StyleTransferConfig(), name="style_cost", *, plan=None
+    ):
         super().__init__(name=name)
         if not isinstance(config, StyleTransferConfig):
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
