@@ -99,6 +99,9 @@ CASES = [
     {"size": (1024, 1024), "budget": "1500M"},
     {"size": (256, 192), "budget": "1200M", "extra": ["--style_scale", "4"]},
     {"size": (64, 48), "budget": "600M"},
+    # Many small tiles: the per-tile share of the graph (Network.tile_bytes) dominates.
+    {"size": (128, 96), "budget": "1000M", "extra": ["--tile_size", "16"]},
+    {"size": (512, 384), "budget": "1000M"},
 ]
 
 
@@ -136,6 +139,7 @@ def _bytes(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases")
+    parser.add_argument("--case", type=int, action="append", help="run only these cases (indices into CASES)")
     args = parser.parse_args()
     weights = bench.ensure_weights()
     result = {
@@ -144,12 +148,13 @@ def main():
         "forward_bytes": {f"{side}x{side}": child_output(FORWARD_CHILD, str(side), weights) for side in (512, 1024)},
     }
     with tempfile.TemporaryDirectory() as folder:
-        cases = CASES[2:] if args.quick else CASES
+        cases = [CASES[i] for i in args.case] if args.case else CASES[2:] if args.quick else CASES
         result["cases"] = []
         for case in cases:
             result["cases"].append(run_case(folder, weights, case))
             print(result["cases"][-1], file=sys.stderr)
-    stem = f"budget-{bench.device_label()}-{datetime.date.today().isoformat()}" + ("-quick" if args.quick else "")
+    suffix = "-cases-" + "-".join(map(str, args.case)) if args.case else "-quick" if args.quick else ""
+    stem = f"budget-{bench.device_label()}-{datetime.date.today().isoformat()}{suffix}"
     with open(os.path.join(HERE, "results", stem + ".json"), "w") as handle:
         json.dump(result, handle, indent=2)
     command = "python benchmarks/budget.py " + " ".join(sys.argv[1:])

@@ -1,32 +1,27 @@
 """``python -m nst_tf`` and the ``nst-tf`` command.
 
 The first thing it does is make a signal end it with one line and status
-128 + the signal's number, until the command installs its own handlers
-(``nst_tf.jobs.signals``) once its modules are loaded; nothing is created
-before then. Only the interpreter's own start-up, before this file runs
-(tens of milliseconds), is outside that.
+128 + the signal's number (``nst_tf.jobs.signals.stop_at_once``), until the
+command installs its own handlers once its modules are loaded; nothing is
+created before then. Only the interpreter's own start-up, before this file
+runs (tens of milliseconds), is outside that.
 """
-
-import os
-import signal
-import sys
-
-
-def _stop(signum, frame):
-    sys.stderr.write("\nnst-tf: interrupted\n")
-    sys.stderr.flush()
-    os._exit(128 + signum)
 
 
 def run():
-    """Runs the command; returns its exit status."""
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _stop)
+    """Runs the command and ends the process with its exit status.
+
+    The process ends by ``nst_tf.jobs.signals.end_process`` once the last
+    line is written: the interpreter's and TensorFlow's teardown would take
+    seconds more, during which a signal could still kill it.
+    """
+    from .jobs.signals import end_process, stop_at_once
+
+    stop_at_once("nst-tf: interrupted")
     from .cli import main
 
-    return main()
+    end_process(main())
 
 
 if __name__ == "__main__":
-    raise SystemExit(run())
+    run()

@@ -173,7 +173,8 @@ def build_parser(preset=None):
 def _resolve_image(name, option):
     """The path of image ``name`` (as given, else under images/); ``NSTError`` naming ``--option`` if neither."""
     for candidate in (name, os.path.join(IMAGES_DIR, name)):
-        if os.path.isfile(candidate):
+        # Anything that exists is taken (the reader then says what is wrong with a FIFO or a folder).
+        if os.path.lexists(candidate):
             return candidate
     raise NSTError(f"--{option}: image not found: {quoted(name)} (looked as a path and under {IMAGES_DIR}/)")
 

@@ -85,6 +85,8 @@ def test_bad_options_print_one_line_and_exit_2(workspace, capsys, extra, message
         (lambda p: p.unlink(), "image not found"),
         (lambda p: p.write_text("I am a text file, not a JPEG\n"), "not a readable image"),
         (lambda p: p.write_bytes(b""), "file is empty"),
+        (lambda p: (p.unlink(), os.mkfifo(p)), "is not a regular file (a device, FIFO or socket), not an image"),
+        (lambda p: (p.unlink(), p.mkdir()), "is a folder, not an image"),
         (
             lambda p: Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(p, format="PNG"),
             "image is 16x16 pixels; VGG-19's five poolings need at least 32x32",
@@ -536,12 +538,34 @@ def test_an_output_name_held_by_a_link_is_refused_before_any_work(workspace, cap
     assert not (workspace / "kept.jpg").exists() or (workspace / "kept.jpg").read_bytes() == b"kept"
 
 
+def test_a_link_planted_after_the_start_check_is_not_written_through(workspace, cli_args, capsys, monkeypatch):
+    from nst_tf.jobs.outputs import Outputs
+
+    check = Outputs.check
+
+    def check_then_plant(outputs, inputs):
+        check(outputs, inputs)
+        (workspace / "out").mkdir(exist_ok=True)
+        _link_to_a_file_elsewhere(workspace / "out" / "generated_image.jpg", "victim.jpg")
+
+    monkeypatch.setattr(Outputs, "check", check_then_plant)
+    monkeypatch.setattr("tempfile.tempdir", str(workspace))
+    assert main(cli_args(epochs=1)) == 3  # an image could not be saved where asked
+    assert (workspace / "victim.jpg").read_bytes() == b"kept"
+    assert os.path.islink(workspace / "out" / "generated_image.jpg")
+    err = capsys.readouterr().err
+    assert "generated_image.jpg: is a symbolic link, and images are not written through links here" in err, err
+    assert [p.name for p in workspace.glob("nst_tf-*-generated_image-*.jpg")] != []  # rescued
+
+
 def test_links_under_names_this_run_does_not_save_are_left_alone(workspace, cli_args):
     (workspace / "out").mkdir()
-    for name in ("1.png", "scale1.png", "notes.txt"):  # iteration 1 is not reported; one scale saves no scale image
+    # Iteration 1 is not reported; "00.png" is no iteration's name ("0.png" is); one scale saves no scale image.
+    names = ("1.png", "00.png", "scale1.png", "notes.txt")
+    for name in names:
         os.symlink(workspace / "gone.png", workspace / "out" / name)
     assert main(cli_args(epochs=1)) == 0
-    assert all(os.path.islink(workspace / "out" / name) for name in ("1.png", "scale1.png", "notes.txt"))
+    assert all(os.path.islink(workspace / "out" / name) for name in names)
 
 
 def test_an_output_folder_that_cannot_be_listed_is_refused_in_one_line(workspace, capsys, monkeypatch, cli_args):

@@ -83,10 +83,15 @@ def test_errors_need_no_tensorflow_and_print_only_their_line(cli_args, workspace
             assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def _run_and_signal(argv, cwd, signum, when):
+def _run_and_signal(argv, cwd, signum, when, env=None):
     """Starts the command, sends ``signum`` once ``when(process)`` returns, and waits; ``(status, stderr, waited)``."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "nst_tf", *argv], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "nst_tf", *argv],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         seen = when(process)
@@ -106,7 +111,24 @@ def test_a_signal_while_the_commands_modules_load_ends_it_with_one_line(cli_args
     assert status == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "nst-tf: interrupted", err
     assert waited < 10, waited
-    assert not (workspace / "out").exists() or os.listdir(workspace / "out") == []
+    assert not (workspace / "out").exists()
+
+
+def test_a_stop_before_the_run_starts_leaves_no_output_folder_it_made(cli_args, workspace, monkeypatch, capsys):
+    from nst_tf.cli import main
+    from nst_tf.jobs.signals import Stopped
+
+    def signalled(err):  # the signal arrives while TensorFlow is imported, after the folder was made
+        assert (workspace / "out").is_dir()
+        raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr("nst_tf.jobs.single.import_tensorflow_quietly", signalled)
+    assert main(cli_args()) == 128 + signal.SIGTERM
+    assert not (workspace / "out").exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "nst-tf: interrupted"
+    (workspace / "out").mkdir()  # a folder the user made stays, empty or not
+    assert main(cli_args()) == 128 + signal.SIGTERM
+    assert (workspace / "out").is_dir()
 
 
 def test_a_signal_while_a_tiled_step_is_traced_is_honoured_within_seconds(cli_args, workspace):
@@ -122,7 +144,8 @@ def test_a_signal_while_a_tiled_step_is_traced_is_honoured_within_seconds(cli_ar
         pytest.fail("no tile note:\n" + "".join(seen))
 
     argv = cli_args("--tile_size", "32", "--width", "128", "--height", "96", epochs=100000, print_every=100000)
-    status, err, waited = _run_and_signal(argv, workspace, signal.SIGTERM, after_the_tile_note)
+    env, temporary = _own_temporary_folder(workspace)
+    status, err, waited = _run_and_signal(argv, workspace, signal.SIGTERM, after_the_tile_note, env)
     assert status == 143, err
     # The watcher gives the main thread 1.5 s, then saves: generous for a loaded 2-core machine.
     assert waited < 15, waited
@@ -130,3 +153,26 @@ def test_a_signal_while_a_tiled_step_is_traced_is_honoured_within_seconds(cli_ar
     assert last.startswith("nst-tf: terminated (SIGTERM) after ") and "saved" in last, err
     assert (workspace / "out" / "generated_image.jpg").stat().st_size > 0
     assert "Traceback" not in err
+    # The process ended by os._exit, which skips the atexit handlers that remove these.
+    assert _autograph_files(temporary) == []
+
+
+def _own_temporary_folder(workspace):
+    temporary = workspace / "tmp"
+    temporary.mkdir()
+    return {**os.environ, "TMPDIR": str(temporary)}, temporary
+
+
+def _autograph_files(folder):
+    return [name for name in os.listdir(folder) if name.startswith("__autograph_generated_file")]
+
+
+def test_a_finished_run_leaves_no_files_in_the_temporary_folder(cli_args, workspace):
+    env, temporary = _own_temporary_folder(workspace)
+    done = subprocess.run(
+        [sys.executable, "-m", "nst_tf", *cli_args(epochs=2)], cwd=workspace, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("saved "), done.stdout
+    # The command ends by os._exit after its last line (no seconds of teardown), removing what autograph wrote.
+    assert os.listdir(temporary) == [] and (workspace / "out" / "generated_image.jpg").is_file()

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from nst_tf import NSTError
-from nst_tf import download as dl
+from nst_tf.download import command as dl
+from nst_tf.download import partial as partial_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(8192))  # 256 KiB
@@ -69,7 +70,7 @@ class Site:
         return [headers.get("Range") for _, headers in self.requests]
 
 
-REDIRECTS = {"/moved.mat": "/w.mat", "/to-file.mat": "file:///etc/hostname"}
+REDIRECTS = {"/moved.mat": "/w.mat", "/to-file.mat": "file:///etc/hostname", "/loop.mat": "/loop.mat"}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -397,7 +398,7 @@ def test_every_address_failing_ends_in_one_error_line(site, out, capsys):
 
 
 def test_a_complete_partial_file_is_checked_without_a_request(site, out):
-    (out / RECORD).write_text(json.dumps(dl.partial.new_record(site.url + "/w.mat", "w.mat", len(PAYLOAD))))
+    (out / RECORD).write_text(json.dumps(partial_file.new_record(site.url + "/w.mat", "w.mat", len(PAYLOAD))))
     (out / PARTIAL).write_bytes(PAYLOAD)
     assert get(site, out) == md5(PAYLOAD) and listing(out) == ["w.mat"] and site.requests == []
 
@@ -407,7 +408,7 @@ def test_an_existing_file_appearing_during_the_download_is_not_replaced(site, ou
         (out / "w.mat").write_bytes(b"mine")
         raise FileExistsError(17, "File exists")
 
-    monkeypatch.setattr(dl.partial.os, "link", appear)
+    monkeypatch.setattr(partial_file.os, "link", appear)
     with pytest.raises(
         NSTError,
         match="w.mat appeared during the download and is left as it is; "
@@ -422,6 +423,13 @@ def test_redirects_are_followed_to_http_addresses_only(site, out):
     with pytest.raises(NSTError, match=r"failed: HTTP 302 Found - Redirection to url 'file:///etc/hostname' is not"):
         dl.download(site.url + "/to-file.mat", str(out / "x.mat"), known(PAYLOAD), policy=FAST)
     assert listing(out) == ["w.mat"]
+
+
+def test_a_redirect_loop_is_one_line(site, out, capsys):
+    assert dl.main(["--url", site.url + "/loop.mat", "--output", str(out / "x.mat")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"nst-tf download: error: download of {site.url}/loop.mat failed: HTTP 302 ")
+    assert "infinite loop" in line and listing(out) == []
 
 
 def test_a_compressed_answer_is_refused(site, out):
@@ -537,7 +545,7 @@ def test_a_read_only_folder_is_one_line(site, tmp_path, capsys, monkeypatch):
     folder = tmp_path / "read-only"
     folder.mkdir(mode=0o555)
     if os.access(folder, os.W_OK):  # root writes anywhere: the folder is read-only as far as access() says
-        monkeypatch.setattr(dl.partial.os, "access", lambda path, mode: False)
+        monkeypatch.setattr(partial_file.os, "access", lambda path, mode: False)
     assert dl.main(["--url", site.url + "/w.mat", "--output", str(folder / "sub" / "w.mat")]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.endswith("read-only is not writable") and listing(folder) == [] and site.requests == []
@@ -599,6 +607,44 @@ def test_a_signal_keeps_the_partial_file_and_a_rerun_resumes(site, out, signum):
     assert (
         site.ranges()[-1] == f"bytes={kept}-" and (out / "w.mat").read_bytes() == PAYLOAD and listing(out) == ["w.mat"]
     )
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_while_the_downloader_starts_is_one_line(site, out, signum, delay):
+    # Its modules take about 0.3 s to load: a signal then gave a KeyboardInterrupt traceback, or killed it silently.
+    site.delay = 0.05
+    with subprocess.Popen(command(site, out), cwd=ROOT, env=child_env(), stderr=subprocess.PIPE, text=True) as process:
+        try:
+            time.sleep(delay)
+            process.send_signal(signum)
+            _, err = process.communicate(timeout=10)
+        finally:
+            process.kill()
+    assert process.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    (line,) = messages(err)
+    assert line.startswith("nst-tf download: interrupted") and line.endswith(
+        ("nothing was saved", "run the same command again to resume")
+    ), line
+    assert listing(out) in ([], [PARTIAL, RECORD])
+
+
+def test_a_signal_once_the_file_is_saved_says_it_is_saved(site, out, capsys, monkeypatch):
+    class SignalledStdout:  # the signal arrives as the "saved" line is written
+        def write(self, text):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.5)  # the handler runs here
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", SignalledStdout())
+    status = dl.main(["--url", site.url + "/w.mat", "--output", str(out / "w.mat"), "--md5", md5(PAYLOAD)])
+    assert status == 128 + signal.SIGTERM
+    (line,) = messages(capsys.readouterr().err)
+    assert line == f"nst-tf download: interrupted by SIGTERM once the file was saved as {out / 'w.mat'}"
+    assert (out / "w.mat").read_bytes() == PAYLOAD and listing(out) == ["w.mat"]
 
 
 def test_a_full_disk_keeps_the_partial_file_for_the_next_run(site, out):

@@ -180,7 +180,8 @@ def _if_range(validators):
 def _status_error(code, reason, offset):
     if code == 416 and offset:
         return RestartError(f"the server refused the range from byte {offset} (HTTP 416)")
-    text = f"HTTP {code} {reason}".strip()
+    # urllib's reasons can span lines ("... infinite loop.\nThe last 30x error message was:\nFound").
+    text = " ".join(f"HTTP {code} {reason}".split())
     if code in RETRY_STATUSES or 500 <= code < 600:
         return RetryableError(text)
     return DownloadError(text)

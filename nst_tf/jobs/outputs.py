@@ -30,7 +30,7 @@ def numbered(template):
     Returns:
         A compiled ``re`` pattern whose group 1 is the iteration.
     """
-    return re.compile("^" + re.escape(template).replace(re.escape("{i}"), r"(\d+)") + "$")
+    return re.compile("^" + re.escape(template).replace(re.escape("{i}"), r"(0|[1-9][0-9]*)") + "$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,15 +157,27 @@ class Outputs:
     def prepare(self):
         """Creates the folder and proves it writable, before any work starts.
 
+        Returns:
+            Whether the folder was created (``remove_if_empty`` then undoes it).
+
         Raises:
             NSTError: the folder cannot be created or written to.
         """
+        created = not os.path.isdir(self.folder)
         try:
             os.makedirs(self.folder, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.folder):
                 pass
         except OSError as error:
             raise NSTError(f"--output_dir: cannot write to {quoted(self.folder)}: {error.strerror or error}") from None
+        return created
+
+    def remove_if_empty(self):
+        """Removes the folder if it is empty (a run stopped before it saved anything); never raises."""
+        try:
+            os.rmdir(self.folder)
+        except OSError:
+            pass
 
     def saver(self, err):
         """A ``Saver`` into this folder that writes its failures to ``err``."""
@@ -199,7 +211,8 @@ class Saver:
 
         path = os.path.join(self.folder, name)
         try:
-            save_image(path, image, self.normalization)
+            # A link planted after ``Outputs.check`` is refused too, and the image rescued.
+            save_image(path, image, self.normalization, through_links=False)
             return True
         except (NSTError, OSError) as error:
             rescued = self._rescue(name, image)

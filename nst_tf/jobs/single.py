@@ -70,7 +70,7 @@ def _start(job, err):
         err.write(f"{PROG}: note: {note}\n")
     outputs = job.outputs
     earlier, scales = outputs.earlier_reports(), outputs.earlier_scale_images()
-    outputs.prepare()
+    created = outputs.prepare()
     if earlier:
         err.write(
             f"{PROG}: note: {quoted(outputs.folder)} already holds {earlier} numbered images; this run replaces those "
@@ -81,6 +81,7 @@ def _start(job, err):
             f"{PROG}: note: {quoted(outputs.folder)} already holds {', '.join(scales)}; this run replaces "
             f"{'it' if len(scales) == 1 else 'them'} with its earlier scales' results\n"
         )
+    return created
 
 
 def run_single(job, out, err, stop):
@@ -99,8 +100,25 @@ def run_single(job, out, err, stop):
         NSTError: the output folder cannot be written to.
         Stopped: a signal came before the run started.
     """
+    created = _start(job, err)
+    try:
+        return _run(job, out, err, stop, created)
+    finally:
+        if created:  # a run stopped or failed before it saved anything leaves no empty folder behind
+            job.outputs.remove_if_empty()
+
+
+def _run(job, out, err, stop, created):
     config = job.config
-    _start(job, err)
+
+    def interrupted(status):
+        """The watcher's finish while the network is built: no image exists yet."""
+        if created:
+            job.outputs.remove_if_empty()
+        err.write(f"\n{PROG}: interrupted\n")
+        return status
+
+    stop.finisher = interrupted
     tf = import_tensorflow_quietly(err)
     from ..large.multiscale import CoarseToFine
 

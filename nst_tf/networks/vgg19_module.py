@@ -70,6 +70,10 @@ class VGG19(tf.Module):
 
     def __init__(self, weights, name="vgg19", dtype=tf.float32, pooling="avg"):
         super().__init__(name=name)
+        if not isinstance(getattr(weights, "conv", None), dict):
+            raise NSTError(
+                f"weights must be the VGGWeights nst_tf.weights.read_weights returns; got {type(weights).__name__}"
+            )
         VGG19_NETWORK.check_pooling(pooling)
         self.pooling = pooling
         self.dtype = _floating(dtype)

@@ -192,13 +192,6 @@ class TiledStyleCost(StyleCost):
 
     # The generated image -------------------------------------------------------------------
 
-    def _check(self, image):
-        if not isinstance(image, tf.Variable):
-            image = tf.convert_to_tensor(image, tf.float32)
-        if image.shape != self.content_image.shape:
-            raise NSTError(f"image has shape {image.shape}; this TiledStyleCost is for {self.content_image.shape}")
-        return image
-
     def _shapes(self):
         height, width = self.content_image.shape[1:3]
         return Shapes((height, width), lambda layer: self.plan.layer_size(layer, height, width))

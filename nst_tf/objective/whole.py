@@ -115,7 +115,14 @@ class StyleCost(tf.Module):
         # here to give that edition's activations.
         if self.config.normalization == "unit":
             image = tf.reverse(image, axis=[-1])
-        return self.model(image, layers=layers, **options)
+        activations = self.model(image, layers=layers, **options)
+        missing = [layer for layer in layers if not isinstance(activations, dict) or layer not in activations]
+        if missing:
+            raise NSTError(
+                f"the model gave no activation for layer {missing[0]!r}; it must return "
+                "{layer name: activation} for every layer asked"
+            )
+        return activations
 
     @staticmethod
     def _float32(activations):
@@ -137,8 +144,20 @@ class StyleCost(tf.Module):
     def _network_terms(self):
         return [term for term in self.terms if term.layers]
 
+    def _check(self, image):
+        """``image`` as a float32 tensor (a variable as it is); ``NSTError`` unless shaped as the content image."""
+        if not isinstance(image, tf.Variable):
+            image = tf.convert_to_tensor(image, tf.float32)
+        if not image.shape.is_compatible_with(self.content_image.shape):
+            raise NSTError(
+                f"image has shape {image.shape}; this {type(self).__name__} is for {self.content_image.shape}, "
+                "the content image's"
+            )
+        return image
+
     def __call__(self, image):
         """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars."""
+        image = self._check(image)
         activations = self._float32(self._network(image, self._layers))
         sums = [term.sums(activations, Window()) for term in self._network_terms()]
         shapes = Shapes(_spatial(image), lambda layer: _spatial(activations[layer]))
