@@ -100,8 +100,8 @@ CASES = [
     {"size": (256, 192), "budget": "1200M", "extra": ["--style_scale", "4"]},
     {"size": (64, 48), "budget": "600M"},
     # Many small tiles: the per-tile share of the graph (Network.tile_bytes) dominates.
-    {"size": (128, 96), "budget": "1000M", "extra": ["--tile_size", "16"]},
-    {"size": (512, 384), "budget": "1000M"},
+    {"size": (128, 96), "budget": "2G", "extra": ["--tile_size", "16"]},
+    {"size": (512, 384), "budget": "1200M"},
 ]
 
 

@@ -7,7 +7,10 @@ helpers (``CONFIG``, ``reshape_and_normalize_image``,
 (``StyleCost``) and the optimization loop (``StyleTransfer``, ``stylize``),
 plus what the course leaves out: total variation, L-BFGS, colour
 preservation, several styles, and large images (``TiledStyleCost``: the
-same costs and gradients in tiles; ``CoarseToFine``: several sizes).
+same costs and gradients in tiles; ``CoarseToFine``: several sizes). Stanford
+CS231n's edition runs on ``SqueezeNet`` (torchvision's SqueezeNet 1.1, read by
+``read_squeezenet``), with its functions under their names in
+``nst_tf.cs231n``.
 
 The names below, and the submodules (``nst_tf.presets.PRESETS``), are
 imported on first use, so that ``python -m nst_tf -h`` and the command's
@@ -63,6 +66,10 @@ _HOMES = {
     "StyleTransfer": "optimize",
     "Tick": "optimize",
     "stylize": "optimize",
+    "SqueezeNet": "networks.squeezenet_module",
+    "SqueezeNetWeights": "networks.squeezenet",
+    "read_squeezenet": "weights.squeezenet",
+    "shorter_side_size": "images",
     "VGG19": "networks.vgg19_module",
     "VGGWeights": "networks.vgg19",
     "load_vgg_model": "networks.vgg19_module",

@@ -13,6 +13,7 @@ loaded. Exit statuses are listed in ``EXIT_STATUSES``.
 
 import argparse
 import dataclasses
+import functools
 import os
 import re
 import signal
@@ -27,7 +28,7 @@ from .jobs.signals import StopRequest, Stopped
 from .jobs.outputs import FINAL_IMAGE, Outputs
 from .jobs.single import Handover, Job, run_single
 from .jobs.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
-from .large.options import MAX_ITERATIONS, LargeImageOptions, scale_sizes, style_size
+from .large.options import MAX_ITERATIONS, LargeImageOptions, scale_sizes, style_target
 from .large.tiles import MAX_SIDE, short_repr
 from .large.memory import MemoryModel
 
@@ -66,8 +67,9 @@ FILE_OPTIONS = {
     "model": dict(
         default=CONFIG.VGG_MODEL,
         metavar="FILE",
-        help="the VGG-19 weights: MatConvNet's imagenet-vgg-verydeep-19.mat or Keras' "
-        "vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5, told apart by their content",
+        help="the network's weights, told apart by their content: for VGG-19, MatConvNet's "
+        "imagenet-vgg-verydeep-19.mat or Keras' vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5; for "
+        "SqueezeNet, torchvision's squeezenet1_1-b8a52dc0.pth or a .safetensors copy",
     ),
     "pooling": dict(
         default="avg",
@@ -126,7 +128,7 @@ _bounded_int.__name__ = "int"  # argparse names the type in "invalid int value: 
 
 def _default_text(default):
     """The " (default: ...)" a help text ends with, as the option is written; empty for None and False."""
-    if default is None or default is False:
+    if default is None or default is False or default == ():
         return ""
     if isinstance(default, tuple) and default and isinstance(default[0], tuple):
         default = ",".join(f"{name}:{weight:g}" for name, weight in default)
@@ -141,10 +143,17 @@ def build_parser(preset=None):
     Defaults are ``preset``'s (a ``Preset``; by default the first edition's).
     """
     preset = preset or PRESETS["first_edition"]
-    values = {"model": preset.model, "pooling": preset.pooling, "preset": preset.name}
+    values = {
+        "model": preset.model,
+        "pooling": preset.pooling,
+        "preset": preset.name,
+        "content_image_filename": preset.content_image,
+        "style_image_filename": [preset.style_image],
+    }
     parser = _Parser(
         prog=PROG,
-        description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course.",
+        description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course "
+        "(or with SqueezeNet 1.1, as in Stanford's CS231n: --preset cs231n_*).",
     )
     files = parser.add_argument_group("files")
     for name, spec in FILE_OPTIONS.items():
@@ -154,7 +163,7 @@ def build_parser(preset=None):
     for title, defaults in (
         ("image size", preset.size),
         ("hyperparameters", preset.config),
-        ("large images", LargeImageOptions()),
+        ("large images", preset.large),
     ):
         cls = type(defaults)
         group = parser.add_argument_group(title)
@@ -221,7 +230,7 @@ def _validated(args, preset):
         NSTError: anything the user gave is wrong (one line, for the user).
     """
     config = _config(args)
-    size = ImageSize(args.width, args.height, args.max_size, args.fit)
+    size = ImageSize(args.width, args.height, args.max_size, args.fit, args.shorter_side)
     large = LargeImageOptions(
         **{field.name: getattr(args, field.name) for field in dataclasses.fields(LargeImageOptions)}
     )
@@ -236,11 +245,10 @@ def _validated(args, preset):
     layers = [config.content_layer, *(name for name, _ in config.style_layers)]
     get_network(config.network).check_pooling(args.pooling)
     memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
-    tiles = {
-        size: memory.plan(*size, layers, large.max_memory, large.tile_size, style=style_size(*size, large.style_scale))
-        for size in sizes
-    }
-    content, styles = _read_images(content_path, style_paths, sizes, large.style_scale, size.fit)
+    style_shapes = [image_size(path)[::-1] for path in style_paths]
+    plan = functools.partial(memory.plan, layers=layers, max_memory=large.max_memory, tile_size=large.tile_size)
+    tiles = {size: plan(*size, style=_largest_style(size, style_shapes, large)) for size in sizes}
+    content, styles = _read_images(content_path, style_paths, sizes, large, size.fit)
     notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
     weights = get_network(config.network).read_weights(args.model)  # last: the slowest check, up to 510 MB
     return Job(
@@ -259,26 +267,38 @@ def _validated(args, preset):
     )
 
 
-def _read_images(content_path, style_paths, sizes, style_scale, fit):
+def _largest_style(size, style_shapes, large):
+    """(height, width) of the largest style image at output ``size`` (``large``: the ``LargeImageOptions``)."""
+    targets = [style_target(size, shape, large.style_scale, large.style_size) for shape in style_shapes]
+    return max(targets, key=lambda target: target[0] * target[1])
+
+
+def _read_images(content_path, style_paths, sizes, large, fit):
     """Reads the content and style images and checks that each can be fitted to the first and last sizes.
 
     They are decoded reduced when the files are large, to the last size (the
-    styles to ``style_scale`` times it), and fitted here so that an image that
-    cannot be fitted fails before anything is created.
+    styles to ``style_scale`` times it, or to ``style_size``), and fitted
+    here so that an image that cannot be fitted fails before anything is
+    created.
 
     Returns:
         The content image's pixels and a list of the style images' pixels.
     """
     height, width = sizes[-1]
-    style_height, style_width = style_size(height, width, style_scale)
     content = read_image(content_path, target=(width, height))
-    styles = [read_image(path, target=(style_width, style_height)) for path in style_paths]
-    for (h, w), path, pixels in [(s, content_path, content) for s in (sizes[0], sizes[-1])] + [
-        (style_size(*s, style_scale), path, pixels)
+    styles = []
+    for path in style_paths:
+        style_height, style_width = style_target(sizes[-1], image_size(path)[::-1], large.style_scale, large.style_size)
+        styles.append(read_image(path, target=(style_width, style_height)))
+    # An absolute style size keeps the style's own aspect ratio: a plain resize.
+    style_fit = fit if large.style_size is None else "stretch"
+    checks = [(s, content_path, content, fit) for s in (sizes[0], sizes[-1])] + [
+        (style_target(s, pixels.shape[:2], large.style_scale, large.style_size), path, pixels, style_fit)
         for s in (sizes[0], sizes[-1])
         for path, pixels in zip(style_paths, styles)
-    ]:
-        _fitted(pixels, w, h, fit, path)
+    ]
+    for (h, w), path, pixels, how in checks:
+        _fitted(pixels, w, h, how, path)
     return content, styles
 
 

@@ -73,13 +73,41 @@ TV_FORMS = ("squared", "power")
 #: Caffe convention nst_tf's Keras weights are converted to); "unit" feeds RGB in [0, 1] with no
 #: mean subtraction and no swap to the BGR order VGG-19 was trained in (the second edition's
 #: choice, kept as the course made it).
-NORMALIZATIONS = ("means", "unit")
+NORMALIZATIONS = ("means", "unit", "imagenet")
 
 #: ``start``: the initial image.
-STARTS = ("course", "additive")
+STARTS = ("course", "additive", "content", "uniform")
 
 #: ``style_normalizer``: what each layer's squared Gram difference is divided by.
-STYLE_NORMALIZERS = ("layer", "image")
+STYLE_NORMALIZERS = ("layer", "image", "gram")
+
+#: ``content_normalizer``: what the content's sum of squared differences is divided by.
+CONTENT_NORMALIZERS = ("layer", "none")
+
+
+def parse_learning_rate_steps(text):
+    """``"180:0.1,400:0.01"`` -> ((180, 0.1), (400, 0.01)); the command's form of ``learning_rate_steps``."""
+    if not text.strip():
+        return ()
+    pairs = []
+    for item in text.split(","):
+        iteration, sep, rate = item.strip().partition(":")
+        try:
+            pairs.append((int(iteration), float(rate)))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise NSTError(f"expected ITERATION:RATE pairs separated by commas; got {text!r}")
+    return tuple(pairs)
+
+
+def parse_range(text):
+    """``"-1.5:1.5"`` -> (-1.5, 1.5); the command's form of ``clamp``."""
+    low, sep, high = text.partition(":")
+    try:
+        return float(low), float(high)
+    except ValueError:
+        raise NSTError(f"expected LOW:HIGH; got {text!r}") from None
 
 
 def parse_style_layers(text):
@@ -118,7 +146,14 @@ class StyleTransferConfig:
         "and after the last iteration",
         metavar="N",
     )
-    learning_rate: float = _option(2.0, "Adam's learning rate", metavar="X")
+    learning_rate: float = _option(2.0, "Adam's learning rate (the first of a schedule)", metavar="X")
+    learning_rate_steps: tuple = _option(
+        (),
+        "a schedule: from iteration I on, the learning rate is RATE (CS231n: 180:0.1); Adam keeps its moments "
+        "(as CS231n's TF edition does; its PyTorch edition starts a new Adam there)",
+        metavar="I:RATE,...",
+        type=parse_learning_rate_steps,
+    )
     adam_epsilon: float = _option(
         1e-8, "Adam's epsilon: 1e-8 is TF1's AdamOptimizer (the first edition), 1e-7 Keras' (the second)", metavar="X"
     )
@@ -169,25 +204,45 @@ class StyleTransferConfig:
 
     normalization: str = _option(
         "means",
-        "what the network is fed: means (RGB minus the ImageNet means, the first edition) or unit "
-        "(RGB in [0, 1] with no mean subtraction and no swap to BGR, the second edition)",
+        "what the network is fed: means (RGB minus the ImageNet means, the first edition), unit "
+        "(RGB in [0, 1] with no mean subtraction and no swap to BGR, the second edition) or imagenet "
+        "(RGB / 255 minus ImageNet's mean, over its standard deviation: torchvision's, SqueezeNet's)",
         choices=NORMALIZATIONS,
     )
     start: str = _option(
         "course",
-        "initial image: course (uniform noise in [-20, 20) blended with the content by noise_ratio) or "
+        "initial image: course (uniform noise in [-20, 20) blended with the content by noise_ratio), "
         "additive (the content plus uniform noise in [-noise_ratio, noise_ratio), clipped to the pixel range, "
-        "the second edition's start)",
+        "the second edition's start), content (the content image itself, CS231n's) or uniform (uniform noise in "
+        "[0, 1) of the normalized image, CS231n's feature inversion)",
         choices=STARTS,
     )
     clip: bool = _option(
         False, "clip the image to the valid pixel range after every step (the second edition)", action="store_true"
+    )
+    clamp: tuple | None = _option(
+        None,
+        "clamp the normalized image to [LOW, HIGH] before each step (CS231n: -1.5:1.5), until --clamp_until",
+        metavar="LOW:HIGH",
+        type=parse_range,
+    )
+    clamp_until: int | None = _option(
+        None,
+        "with --clamp: clamp before iterations 0 .. N-1 only (CS231n: 190; default: every one)",
+        metavar="N",
+        type=int,
     )
     style_normalizer: str = _option(
         "layer",
         "layer: each style layer's cost is divided by 4 n_C^2 (n_H n_W)^2 of that layer (the course); "
         "image: by 4 * 3^2 * (H W)^2 of the image (the Keras L-BFGS variant)",
         choices=STYLE_NORMALIZERS,
+    )
+    content_normalizer: str = _option(
+        "layer",
+        "layer: the content cost is divided by 4 n_H n_W n_C of its layer (the course); none: the plain sum of "
+        "squared differences (CS231n)",
+        choices=CONTENT_NORMALIZERS,
     )
 
     network: str = _option(
@@ -232,6 +287,13 @@ class StyleTransferConfig:
         if not isinstance(self.clip, bool):
             raise NSTError(f"clip must be True or False; got {self.clip!r}")
         _check_choice("style_normalizer", self.style_normalizer, STYLE_NORMALIZERS)
+        _check_choice("content_normalizer", self.content_normalizer, CONTENT_NORMALIZERS)
+        object.__setattr__(self, "learning_rate_steps", _checked_steps(self.learning_rate_steps))
+        if self.learning_rate_steps and self.optimizer != "adam":
+            raise NSTError("learning_rate_steps: only Adam has a learning rate (L-BFGS searches its step length)")
+        object.__setattr__(self, "clamp", _checked_range("clamp", self.clamp))
+        if self.clamp_until is not None:
+            _check_whole("clamp_until", self.clamp_until, 0)
         if self.preserve_colors is not None and self.normalization != "means":
             raise NSTError(
                 "preserve_colors needs normalization 'means' (its colour spaces are defined on 0..255 pixels)"
@@ -271,6 +333,36 @@ class StyleTransferConfig:
         if len(weights) != count:
             raise NSTError(f"style_blend_weights has {len(weights)} weights for {count} style images")
         return [w / sum(weights) for w in weights]
+
+
+def _checked_steps(steps):
+    """``learning_rate_steps`` as a tuple of (iteration, rate), iterations increasing from 1; NSTError otherwise."""
+    try:
+        pairs = tuple((iteration, rate) for iteration, rate in steps)
+    except (TypeError, ValueError):
+        raise NSTError(f"learning_rate_steps must be (iteration, rate) pairs; got {steps!r:.80}") from None
+    previous = 0
+    for iteration, rate in pairs:
+        _check_whole("learning_rate_steps iteration", iteration, previous + 1)
+        _check_number(f"learning rate from iteration {iteration}", rate, positive=True)
+        previous = iteration
+    return tuple((int(iteration), float(rate)) for iteration, rate in pairs)
+
+
+def _checked_range(name, bounds):
+    """``bounds`` as a (low, high) pair of finite floats with low < high, or None; NSTError otherwise."""
+    if bounds is None:
+        return None
+    try:
+        low, high = bounds
+    except (TypeError, ValueError):
+        raise NSTError(f"{name} must be a (low, high) pair; got {bounds!r:.80}") from None
+    for value in (low, high):
+        if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not math.isfinite(value):
+            raise NSTError(f"{name} bounds must be finite numbers; got {value!r:.80}")
+    if not low < high:
+        raise NSTError(f"{name} must have its low bound under its high one; got {low!r}:{high!r}")
+    return float(low), float(high)
 
 
 def check_seed(seed):

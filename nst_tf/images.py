@@ -30,6 +30,16 @@ from .networks.vgg19 import MIN_IMAGE_SIZE
 #: does the filtering (as Pillow's ``thumbnail(reducing_gap=2.0)``).
 REDUCING_GAP = 2
 
+#: torchvision's ImageNet normalization, "imagenet" (SqueezeNet's, as CS231n feeds it): RGB / 255, minus
+#: IMAGENET_MEAN, over IMAGENET_STD, in float32 as ``ToTensor`` and ``Normalize`` compute it.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape((1, 1, 1, 3))
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32).reshape((1, 1, 1, 3))
+IMAGENET_MEAN.setflags(write=False)
+IMAGENET_STD.setflags(write=False)
+
+#: The normalizations these functions carry out: the config's (``NORMALIZATIONS``) and "imagenet".
+IMAGE_NORMALIZATIONS = tuple(dict.fromkeys(NORMALIZATIONS + ("imagenet",)))
+
 #: Extensions ``save_image`` writes, and the Pillow format of each.
 SAVE_FORMATS = {
     ".png": "PNG",
@@ -424,6 +434,26 @@ def size_for(height, width, max_size):
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def shorter_side_size(height, width, side):
+    """(height, width) with the same aspect ratio and the shorter side ``side``, as torchvision's ``Resize(side)``.
+
+    The longer side is ``int(side * longer / shorter)`` (truncated, as
+    torchvision computes it).
+
+    Raises:
+        NSTError: ``height``, ``width`` or ``side`` is not a positive whole number, or the longer side
+            would be over ``MAX_SIDE`` pixels.
+    """
+    from .large.tiles import MAX_SIDE
+
+    height, width = _positive("height", height), _positive("width", width)
+    side = _positive("shorter side", side)
+    longer = int(side * max(height, width) / min(height, width))  # torchvision's float arithmetic
+    if longer > MAX_SIDE:
+        raise NSTError(f"a shorter side of {side} makes a {width}x{height} image {longer} pixels long")
+    return (side, longer) if height <= width else (longer, side)
+
+
 def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_size=None, fit="crop"):
     """``read_image`` then ``fit_image``: 8-bit RGB of shape (height, width, 3).
 
@@ -488,18 +518,22 @@ def reshape_and_normalize_image(image, normalization="means"):
     course subtracts its float64 MEANS from the uint8 image, so the result is
     float64 (exact) until it enters the network. ``"unit"`` (the second
     edition) divides by 255, as ``tf.image.convert_image_dtype`` does, in
-    float32.
+    float32. ``"imagenet"`` (torchvision's, SqueezeNet's) computes
+    ``(image / 255 - IMAGENET_MEAN) / IMAGENET_STD`` in float32.
 
     Raises:
         ImageError: ``image`` is not an array of real numbers, holds NaN or infinite values, or is not
             of shape (h, w, 3).
-        NSTError: ``normalization`` is not one of ``NORMALIZATIONS``.
+        NSTError: ``normalization`` is not one of ``IMAGE_NORMALIZATIONS``.
     """
     image = _finite(_numeric_array(image, "image"), "image")
     if image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"image must have shape (height, width, 3); got {image.shape}")
     batch = np.reshape(image, (1,) + image.shape)
-    if _normalization(normalization) == "unit":
+    normalization = _normalization(normalization)
+    if normalization == "imagenet":
+        return (batch.astype(np.float32) / np.float32(255) - IMAGENET_MEAN) / IMAGENET_STD
+    if normalization == "unit":
         return batch.astype(np.float32) / np.float32(255)
     return batch - CONFIG.MEANS
 
@@ -507,17 +541,23 @@ def reshape_and_normalize_image(image, normalization="means"):
 def pixel_range(normalization="means"):
     """(lowest, highest) normalized pixel values, each of shape (1, 1, 1, 3).
 
+    For "imagenet", 0 and 255 normalized as ``reshape_and_normalize_image``
+    normalizes them (float32), per channel.
+
     Raises:
-        NSTError: ``normalization`` is not one of ``NORMALIZATIONS``.
+        NSTError: ``normalization`` is not one of ``IMAGE_NORMALIZATIONS``.
     """
-    if _normalization(normalization) == "unit":
+    normalization = _normalization(normalization)
+    if normalization == "imagenet":
+        return (np.float32(0) - IMAGENET_MEAN) / IMAGENET_STD, (np.float32(1) - IMAGENET_MEAN) / IMAGENET_STD
+    if normalization == "unit":
         return np.zeros((1, 1, 1, 3)), np.ones((1, 1, 1, 3))
     return 0 - CONFIG.MEANS, 255 - CONFIG.MEANS
 
 
 def _normalization(normalization):
-    if normalization not in NORMALIZATIONS:
-        raise NSTError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}")
+    if normalization not in IMAGE_NORMALIZATIONS:
+        raise NSTError(f"normalization must be one of {', '.join(IMAGE_NORMALIZATIONS)}; got {normalization!r}")
     return normalization
 
 
@@ -580,12 +620,19 @@ def start_image(content_image, config):
     ``"additive"``: the content plus float32 noise uniform in
     [-noise_ratio, noise_ratio), clipped to the pixel range of
     ``config.normalization`` (the second edition's start with 0.25).
+    ``"content"``: the content image itself (CS231n's start). ``"uniform"``:
+    float32 noise uniform in [0, 1) of the normalized image, the content's
+    shape (CS231n's feature inversion, ``uniform_(0, 1)``).
     """
     if config.start == "course":
         return generate_noise_image(content_image, config.noise_ratio, config.seed)
     content_image = np.asarray(content_image)
-    ratio = config.noise_ratio
+    if config.start == "content":
+        return content_image.astype(np.float32)
     draw = np.random.uniform if config.seed is None else np.random.default_rng(config.seed).uniform
+    if config.start == "uniform":
+        return draw(0.0, 1.0, content_image.shape).astype(np.float32)
+    ratio = config.noise_ratio
     noise = draw(-ratio, ratio, content_image.shape).astype(np.float32)
     return np.clip(content_image + noise, *pixel_range(config.normalization))
 
@@ -597,22 +644,28 @@ def deprocess_image(image, normalization="means"):
     uint8, as the course's ``save_image`` does. ``"unit"``: multiplies by 255
     and truncates, as the second edition's ``tensor_to_image`` does (after
     clipping to 0..255, which that edition's clipped images never need).
+    ``"imagenet"``: ``(image * IMAGENET_STD + IMAGENET_MEAN) * 255``,
+    clipped and rounded to the nearest level, so that it gives back
+    exactly the uint8 image ``reshape_and_normalize_image`` normalized.
 
     Raises:
         ImageError: ``image`` is not an array of real numbers, holds NaN or infinite values, or is not
             of shape (1, h, w, 3).
-        NSTError: ``normalization`` is not one of ``NORMALIZATIONS``.
+        NSTError: ``normalization`` is not one of ``IMAGE_NORMALIZATIONS``.
     """
     image = _finite(_numeric_array(image, "image"), "image")
     if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
         raise ImageError(f"image must be a normalized image of shape (1, height, width, 3); got {image.shape}")
-    if _normalization(normalization) == "unit":
+    normalization = _normalization(normalization)
+    if normalization == "imagenet":
+        return np.clip(np.round((image[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]) * 255), 0, 255).astype(np.uint8)
+    if normalization == "unit":
         return np.clip(image[0] * 255, 0, 255).astype(np.uint8)
     image = image + CONFIG.MEANS
     return np.clip(image[0], 0, 255).astype(np.uint8)
 
 
-def save_image(path, image, normalization="means"):
+def save_image(path, image, normalization="means", *, through_links=True):
     """Writes a normalized (1, h, w, 3) image; the format follows the extension (``SAVE_FORMATS``).
 
     The folder is created. The file is written under a temporary name in
@@ -622,16 +675,20 @@ def save_image(path, image, normalization="means"):
     the new one is complete. The new file gets the permissions a plain
     ``open()`` would give it: those of the file it replaces, else
     ``0o666`` less the umask. A symbolic link at ``path`` is written
-    through, as ``open()`` does.
+    through, as ``open()`` does, unless ``through_links`` is False.
 
     Raises:
-        ImageError: naming the path and the reason: not a file path, a folder at ``path``, no or an unknown
-            extension, a full disk, ...; or ``image`` is not a finite normalized (1, h, w, 3) image.
+        ImageError: naming the path and the reason: not a file path, a folder at ``path``, a symbolic link
+            there when ``through_links`` is False, no or an unknown extension, a full disk, ...; or ``image``
+            is not a finite normalized (1, h, w, 3) image.
         NSTError: ``normalization`` is not one of ``NORMALIZATIONS``.
     """
     path = _path_argument(path)
     shown = quoted(path)
     pixels = deprocess_image(image, normalization)
+    if os.path.islink(path) and not through_links:
+        # The rename below would replace the link itself; the image is refused rather than the link lost.
+        raise ImageError(f"{shown}: is a symbolic link, and images are not written through links here")
     target = os.path.realpath(path) if os.path.islink(path) else path
     if os.path.isdir(target):
         raise ImageError(f"{shown}: is a folder; give a file name, such as {quoted(os.path.join(path, 'out.png'))}")
@@ -706,12 +763,15 @@ class ImageSize:
 
     ``width`` x ``height`` (both images centre-cropped to that aspect ratio
     and scaled, or with ``fit="stretch"`` scaled whole), or, with
-    ``max_size``, the content image's own aspect ratio with that longer side. Each field's ``metadata["help"]`` is its
-    command-line help.
+    ``max_size``, the content image's own aspect ratio with that longer side,
+    or, with ``shorter_side``, with that shorter side (the longer one
+    truncated, as torchvision's ``Resize(size)`` computes it: CS231n's
+    ``image_size``). Each field's ``metadata["help"]`` is its command-line
+    help.
 
     Raises:
-        NSTError: ``fit`` is not one of ``FITS``, or ``width``, ``height`` or a ``max_size`` that is not None
-            is not a whole number of at least ``MIN_IMAGE_SIZE``.
+        NSTError: ``fit`` is not one of ``FITS``; ``width``, ``height`` or a ``max_size`` or ``shorter_side``
+            that is not None is not a whole number of at least ``MIN_IMAGE_SIZE``; or both of those are given.
     """
 
     width: int = field(
@@ -738,17 +798,31 @@ class ImageSize:
             "choices": FITS,
         },
     )
+    shorter_side: int | None = field(
+        default=None,
+        metadata={
+            "help": "keep the content image's aspect ratio with this shorter side (CS231n's image_size), instead "
+            "of --width x --height",
+            "metavar": "N",
+            "type": int,
+        },
+    )
 
     def __post_init__(self):
         if self.fit not in FITS:
             raise NSTError(f"fit must be one of {', '.join(FITS)}; got {self.fit!r}")
-        for name in ("width", "height") + (("max_size",) if self.max_size is not None else ()):
+        given = tuple(name for name in ("max_size", "shorter_side") if getattr(self, name) is not None)
+        if len(given) > 1:
+            raise NSTError("max_size and shorter_side: give one of them")
+        for name in ("width", "height") + given:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < MIN_IMAGE_SIZE:
                 raise NSTError(f"{name} must be a whole number of at least {MIN_IMAGE_SIZE}; got {value!r}")
 
     def of(self, shape):
         """(height, width) for a content image whose (height, width) is ``shape``."""
+        if self.shorter_side is not None:
+            return shorter_side_size(shape[0], shape[1], self.shorter_side)
         if self.max_size is None:
             return self.height, self.width
         return size_for(shape[0], shape[1], self.max_size)

@@ -53,7 +53,7 @@ class Tick:
 def make_optimizer(config):
     """The optimizer ``config.optimizer`` names, with the config's settings."""
     makers = {
-        "adam": lambda: tf.keras.optimizers.Adam(learning_rate=config.learning_rate, epsilon=config.adam_epsilon),
+        "adam": lambda: tf.keras.optimizers.Adam(learning_rate=learning_rate(config), epsilon=config.adam_epsilon),
         "lbfgs": lambda: LBFGS(history_size=config.lbfgs_history),
     }
     if config.optimizer not in makers:
@@ -61,21 +61,48 @@ def make_optimizer(config):
     return makers[config.optimizer]()
 
 
-def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False):
+def learning_rate(config):
+    """Adam's learning rate: ``config.learning_rate``, or a schedule with ``config.learning_rate_steps``.
+
+    A step ``(i, rate)`` makes iterations ``i, i+1, ...`` (0-based) use
+    ``rate``: Keras' ``PiecewiseConstantDecay`` on the optimizer's step count,
+    which is ``i`` while iteration ``i`` is applied.
+    """
+    if not config.learning_rate_steps:
+        return config.learning_rate
+    boundaries = [iteration - 1 for iteration, _ in config.learning_rate_steps]
+    values = [config.learning_rate] + [rate for _, rate in config.learning_rate_steps]
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False, clamp=None):
     """Builds ``run_steps(n) -> steps_done_now``, a ``tf.function`` traced once.
 
-    Each step evaluates ``objective.value_and_gradient(image)``, applies one
-    optimizer update to the ``image`` variable, lets ``objective.constrain``
-    act on it (clipping, where the objective asks for it), and counts it in the ``steps_done``
-    variable. Before each update the image is copied to ``last_finite``; a
-    step whose total cost or gradient is NaN or infinite stops the loop
-    without updating, so a return value below ``n`` reports it.
+    Each step clamps the image to ``clamp`` (``(low, high, until)``: before
+    iterations ``0 .. until - 1``, every one when ``until`` is None; CS231n
+    clamps before its steps), evaluates ``objective.value_and_gradient(image)``,
+    applies one optimizer update to the ``image`` variable, lets
+    ``objective.constrain`` act on it (clipping, where the objective asks for
+    it), and counts it in the ``steps_done`` variable. Before each update the
+    image is copied to ``last_finite``; a step whose total cost or gradient is
+    NaN or infinite stops the loop without updating, so a return value below
+    ``n`` reports it.
     """
+
+    def clamped():
+        if clamp is None:
+            return
+        low, high, until = clamp
+        if until is None:
+            image.assign(tf.clip_by_value(image, low, high))
+        elif steps_done < until:
+            image.assign(tf.clip_by_value(image, low, high))
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], jit_compile=jit_compile)
     def run_steps(n):
         done = tf.constant(0)
         for _ in tf.range(n):
+            clamped()
             costs, gradient = objective.value_and_gradient(image)
             J = costs[0]
             if not (tf.math.is_finite(J) and tf.reduce_all(tf.math.is_finite(gradient))):
@@ -140,8 +167,9 @@ class StyleTransfer:
         # the traced loop.
         self.optimizer.build([self.image])
         self._costs = None  # traced on the first costs() call
+        clamp = None if config.clamp is None else (*config.clamp, config.clamp_until)
         self._run_steps = make_train_loop(
-            objective, self.image, self.optimizer, self._last_finite, self._steps_done, config.jit_compile
+            objective, self.image, self.optimizer, self._last_finite, self._steps_done, config.jit_compile, clamp
         )
         self._step_seconds = None
 

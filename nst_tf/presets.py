@@ -20,6 +20,12 @@ from dataclasses import dataclass, field
 from .config import CONFIG, KERAS_VGG_MODEL, StyleTransferConfig
 from .errors import NSTError
 from .images import ImageSize, load_image, reshape_and_normalize_image
+from .large.options import LargeImageOptions
+from .networks import get_network
+
+#: Where CS231n's presets expect torchvision's SqueezeNet 1.1 weights (``python -m nst_tf.download --weights
+#: squeezenet`` puts them there).
+SQUEEZENET_MODEL = "pretrained-model/squeezenet1_1-b8a52dc0.pth"
 
 
 @dataclass(frozen=True)
@@ -40,20 +46,39 @@ class Preset:
     report_line: str = "Iteration {i} :\ntotal cost = {total:g}\ncontent cost = {content:g}\nstyle cost = {style:g}\n"
     report_image: str = "{i}.png"
     differences: tuple = field(default=())
+    large: LargeImageOptions = LargeImageOptions()
+    content_image: str = CONFIG.CONTENT_IMAGE
+    style_image: str = CONFIG.STYLE_IMAGE
 
     def load_model(self, path=None, dtype=None):
-        """The ``VGG19`` of ``path`` (default: this preset's weights file) with this preset's pooling."""
+        """The network module of ``path`` (default: this preset's weights file) with this preset's pooling."""
         from .precision import compute_dtype
-        from .networks.vgg19_module import load_vgg_model
 
         dtype = compute_dtype(self.config.precision) if dtype is None else dtype
-        return load_vgg_model(self.model if path is None else path, dtype=dtype, pooling=self.pooling)
+        network = get_network(self.config.network)
+        return network.build(network.read_weights(self.model if path is None else path), dtype, self.pooling)
 
     def load_image(self, path, size=None):
-        """The image at ``path``, sized and normalized as this preset does: (1, h, w, 3)."""
+        """The content image at ``path``, sized and normalized as this preset does: (1, h, w, 3)."""
         size = self.size if size is None else size
+        if size.shorter_side is not None:
+            return self._resized(path, size.shorter_side)
         pixels = load_image(path, size.width, size.height, size.max_size, size.fit)
         return reshape_and_normalize_image(pixels, self.config.normalization)
+
+    def load_style_image(self, path):
+        """The style image at ``path``, sized and normalized as this preset does: (1, h, w, 3)."""
+        if self.large.style_size is not None:
+            return self._resized(path, self.large.style_size)
+        return self.load_image(path)
+
+    def _resized(self, path, shorter_side):
+        """The image at ``path`` with its own aspect ratio and ``shorter_side``, normalized."""
+        from .images import fit_image, read_image, shorter_side_size
+
+        pixels = read_image(path)
+        height, width = shorter_side_size(*pixels.shape[:2], shorter_side)
+        return reshape_and_normalize_image(fit_image(pixels, width, height, "stretch"), self.config.normalization)
 
     def stylize(self, model, content_image, style_image, initial_image=None):
         """``nst_tf.stylize`` with this preset's hyperparameters."""
@@ -63,6 +88,82 @@ class Preset:
 
 
 _COURSE_STYLE_LAYERS = tuple((f"conv{block}_1", 0.2) for block in range(1, 6))
+
+#: CS231n's runs: (name, style image, image size, style size, content weight, style weights at features
+#: 1, 4, 6, 7, tv weight); feature inversion is Starry Night's run without style from a random start.
+_CS231N_RUNS = (
+    ("composition_vii", "composition_vii.jpg", 192, 512, 5e-2, (20000, 500, 12, 1), 5e-2),
+    ("scream", "the_scream.jpg", 192, 224, 3e-2, (200000, 800, 12, 1), 2e-2),
+    ("starry_night", "starry_night.jpg", 192, 192, 6e-2, (300000, 1000, 15, 3), 2e-2),
+)
+
+_CS231N_DIFFERENCES = (
+    "CS231n's PyTorch edition starts a new Adam at iteration 180 (its moments reset); nst_tf changes the rate "
+    "and keeps the moments, as the assignment's TensorFlow edition does.",
+    "Images larger than the requested size are decoded reduced by JPEG's whole factors before Pillow's bilinear "
+    "resize (torchvision resizes the full image), and images are brought to at least 32 pixels a side.",
+)
+
+
+def _cs231n_config(content_weight, style_weights, tv_weight, **changes):
+    """CS231n's hyperparameters on SqueezeNet (features indices as the PyTorch edition numbers them)."""
+    settings = dict(
+        network="squeezenet",
+        normalization="imagenet",
+        epochs=200,
+        print_every=100,
+        learning_rate=3.0,
+        learning_rate_steps=((180, 0.1),),
+        adam_epsilon=1e-8,
+        alpha=content_weight,
+        beta=1.0,
+        content_layer="3",
+        style_layers=tuple(zip(("1", "4", "6", "7"), map(float, style_weights))),
+        content_normalizer="none",
+        style_normalizer="gram",
+        tv_weight=tv_weight,
+        clamp=(-1.5, 1.5),
+        clamp_until=190,
+        start="content",
+    )
+    return StyleTransferConfig(**{**settings, **changes})
+
+
+def _cs231n_presets():
+    """The presets of CS231n's three style-transfer runs and its feature inversion."""
+    report = "Iteration {i}: total {total:g} = content {content_loss:g} + style {style_loss:g} + tv {tv_loss:g}\n"
+    common = dict(model=SQUEEZENET_MODEL, pooling="max", report_line=report, content_image="images/tubingen.jpg")
+    presets = []
+    for name, style, size, style_size, content_weight, style_weights, tv_weight in _CS231N_RUNS:
+        presets.append(
+            Preset(
+                f"cs231n_{name}",
+                f"CS231n's {name.replace('_', ' ').title()} run (seed 003): torchvision's SqueezeNet 1.1, tubingen at "
+                f"{size} and the style at {style_size} (shorter sides), content weight {content_weight:g}, style "
+                f"weights {', '.join(map(str, style_weights))}, TV {tv_weight:g}, Adam 3.0 then 0.1 at 180, "
+                "200 iterations",
+                config=_cs231n_config(content_weight, style_weights, tv_weight),
+                size=ImageSize(shorter_side=size),
+                large=LargeImageOptions(style_size=style_size),
+                style_image=f"images/{style}",
+                differences=_CS231N_DIFFERENCES,
+                **common,
+            )
+        )
+    presets.append(
+        Preset(
+            "cs231n_feature_inversion",
+            "CS231n's feature inversion: Starry Night's settings with no style, from uniform noise",
+            config=_cs231n_config(6e-2, (0, 0, 0, 0), 2e-2, start="uniform"),
+            size=ImageSize(shorter_side=192),
+            large=LargeImageOptions(style_size=192),
+            style_image="images/starry_night.jpg",
+            differences=_CS231N_DIFFERENCES,
+            **common,
+        )
+    )
+    return presets
+
 
 PRESETS = {
     preset.name: preset
@@ -127,6 +228,7 @@ PRESETS = {
                 "each time; nst_tf runs one L-BFGS with history 10 for 1000 evaluations, the same budget.",
             ),
         ),
+        *_cs231n_presets(),
     )
 }
 

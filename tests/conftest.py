@@ -41,6 +41,14 @@ def small_keras_weights_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def squeezenet_weights_file(tmp_path_factory):
+    """torchvision's SqueezeNet 1.1 layout (zip torch.save format), synthetic full-size weights (5 MB)."""
+    from nst_tf.weights.squeezenet import write_squeezenet_weights
+
+    return write_squeezenet_weights(tmp_path_factory.mktemp("squeezenet") / "squeezenet1_1.pth", seed=3)
+
+
+@pytest.fixture(scope="session")
 def model(new_weights_file):
     return load_vgg_model(new_weights_file)
 

@@ -255,7 +255,7 @@ def test_a_rerun_over_an_earlier_scales_image_says_it_replaces_it(workspace, cap
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("resnet",), "network must be one of vgg19; got 'resnet'"),
+        (("resnet",), "network must be one of vgg19, squeezenet; got 'resnet'"),
         (("vgg19", "sgd"), "optimizer must be one of adam, lbfgs; got 'sgd'"),
         (("vgg19", None), "optimizer must be one of adam, lbfgs; got None"),
         (("vgg19", "lbfgs", 0), "lbfgs_history must be a positive whole number; got 0"),

@@ -807,3 +807,141 @@ def test_main_with_keras_weights_checks_keras_size_and_checksum(tmp_path, keras_
     (line,) = capsys.readouterr().err.splitlines()
     assert line.endswith("failed: the file there is 80000 bytes; w.h5 is 80134624 bytes")
     assert listing(tmp_path) == ["keras-home", "served.mat"]
+
+
+# SqueezeNet: checked by SHA-256
+
+SQUEEZENET_FILE = "squeezenet1_1-b8a52dc0.pth"
+SQUEEZENET_SHA256 = "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b"
+SQUEEZENET_PARTIAL, SQUEEZENET_RECORD = f".{SQUEEZENET_FILE}.nst_tf-partial", f".{SQUEEZENET_FILE}.nst_tf-partial.json"
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def get_squeezenet(site, out, path="/squeezenet.pth", policy=FAST):
+    known = {sha256(PAYLOAD): "test file"}
+    return dl.fetch_squeezenet_weights(site.url + path, str(out / SQUEEZENET_FILE), known, policy=policy)
+
+
+def test_known_squeezenet_checksum_address_and_path():
+    from nst_tf.presets import SQUEEZENET_MODEL
+
+    assert dl.SQUEEZENET_MODEL == SQUEEZENET_MODEL == f"pretrained-model/{SQUEEZENET_FILE}"
+    assert dl.SQUEEZENET_URL == f"https://download.pytorch.org/models/{SQUEEZENET_FILE}"
+    assert dl.SQUEEZENET_SOURCES == (dl.SQUEEZENET_URL,)
+    assert dl.SQUEEZENET_KNOWN_SHA256.keys() == {SQUEEZENET_SHA256}
+    assert dl.SQUEEZENET_HASH_PREFIX == "b8a52dc0" and SQUEEZENET_SHA256.startswith(dl.SQUEEZENET_HASH_PREFIX)
+    assert SQUEEZENET_SHA256 not in dl.KNOWN_SIZES and dl.SQUEEZENET_CEILING == 20 << 20  # the size is not recorded
+
+
+def test_squeezenet_weights_are_saved_where_the_presets_read_them_and_checked_by_sha256(
+    site, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(dl, "SQUEEZENET_SOURCES", (site.url + "/" + SQUEEZENET_FILE,))
+    monkeypatch.setattr(dl, "SQUEEZENET_KNOWN_SHA256", {sha256(PAYLOAD): "test file"})
+    assert dl.main(["--weights", "squeezenet"]) == 0
+    assert (tmp_path / dl.SQUEEZENET_MODEL).read_bytes() == PAYLOAD
+    assert listing(tmp_path / "pretrained-model") == [SQUEEZENET_FILE]
+    captured = capsys.readouterr()
+    assert captured.out == f"saved {dl.SQUEEZENET_MODEL} (SHA-256 {sha256(PAYLOAD)}, test file)\n"
+    assert messages(captured.err) == []
+
+
+def test_sha256_given_on_the_command_line_is_checked(site, out, capsys):
+    argv = ["--weights", "squeezenet", "--url", site.url + "/s.pth", "--output", str(out / "s.pth")]
+    assert dl.main([*argv, "--sha256", sha256(PAYLOAD).upper()]) == 0
+    assert (
+        capsys.readouterr().out == f"saved {out / 's.pth'} (SHA-256 {sha256(PAYLOAD)}, the sum given with --sha256)\n"
+    )
+    argv = ["--url", site.url + "/w.mat", "--output", str(out / "w.mat")]  # the .mat, checked by SHA-256 when asked
+    assert dl.main([*argv, "--sha256", sha256(PAYLOAD)]) == 0
+    assert capsys.readouterr().out.startswith(f"saved {out / 'w.mat'} (SHA-256 {sha256(PAYLOAD)}, ")
+
+
+def test_a_wrong_squeezenet_file_is_refused_naming_sha256_and_the_expected_sum(site, out, capsys):
+    argv = ["--weights", "squeezenet", "--url", site.url + "/wrong.mat", "--output", str(out / SQUEEZENET_FILE)]
+    assert dl.main(argv) == 2
+    (line,) = messages(capsys.readouterr().err)
+    assert line == (
+        f"nst-tf download: error: download of {site.url}/wrong.mat failed: downloaded file has SHA-256 "
+        f"{sha256(OTHER)}, expected {SQUEEZENET_SHA256}; nothing was saved (the file is removed: a file with a "
+        "wrong sum cannot be resumed into a right one)"
+    )
+    assert listing(out) == []
+
+
+def test_squeezenet_size_is_bounded_by_its_ceiling(site, out):
+    site.mode = "huge"
+    with pytest.raises(
+        NSTError, match=rf"more than 20 MiB, the ceiling for {re.escape(SQUEEZENET_FILE)}; nothing was downloaded$"
+    ):
+        get_squeezenet(site, out)
+    assert listing(out) == []
+
+
+def test_a_partial_squeezenet_download_is_resumed_and_checked_by_sha256(site, out):
+    site.drops = [50000]
+    with pytest.raises(NSTError, match="50000 bytes are kept in"):
+        get_squeezenet(site, out, policy=dl.Policy(attempts=1, chunk=4096))
+    assert listing(out) == [SQUEEZENET_PARTIAL, SQUEEZENET_RECORD]
+    assert json.loads((out / SQUEEZENET_RECORD).read_text())["hash"] == "sha256"
+    assert get_squeezenet(site, out) == (sha256(PAYLOAD), site.url + "/squeezenet.pth")
+    assert site.ranges() == [None, "bytes=50000-"]
+    assert (out / SQUEEZENET_FILE).read_bytes() == PAYLOAD and listing(out) == [SQUEEZENET_FILE]
+
+
+def test_a_complete_partial_file_is_rehashed_with_its_records_algorithm(site, out):
+    record = partial_file.new_record(site.url + "/squeezenet.pth", SQUEEZENET_FILE, len(PAYLOAD), None, "sha256")
+    (out / SQUEEZENET_RECORD).write_text(json.dumps(record))
+    (out / SQUEEZENET_PARTIAL).write_bytes(PAYLOAD)
+    assert get_squeezenet(site, out)[0] == sha256(PAYLOAD) and site.requests == []
+    assert listing(out) == [SQUEEZENET_FILE]
+
+
+def test_a_partial_file_recorded_for_md5_restarts_a_sha256_download(site, out, capsys):
+    record = partial_file.new_record(site.url + "/squeezenet.pth", SQUEEZENET_FILE, len(PAYLOAD))
+    assert record["hash"] == "md5"
+    (out / SQUEEZENET_RECORD).write_text(json.dumps(record))
+    (out / SQUEEZENET_PARTIAL).write_bytes(PAYLOAD[:50000])
+    assert get_squeezenet(site, out)[0] == sha256(PAYLOAD)
+    assert site.ranges() == [None] and (out / SQUEEZENET_FILE).read_bytes() == PAYLOAD
+    assert listing(out) == [SQUEEZENET_FILE]
+    (line,) = messages(capsys.readouterr().err)
+    assert line == (
+        f"nst-tf download: {out / SQUEEZENET_PARTIAL}: its record names MD5, but {SQUEEZENET_FILE} is checked by "
+        "SHA-256; starting over"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sha256", "xyz"], "argument --sha256: 'xyz' is not a SHA-256 sum (64 hexadecimal digits)"),
+        (
+            ["--sha256", "0" * 32],
+            f"'{'0' * 32}' is not a SHA-256 sum (64 hexadecimal digits); an MD5 sum goes with --md5",
+        ),
+        (["--md5", "0" * 64], "is not an MD5 sum (32 hexadecimal digits); a SHA-256 sum goes with --sha256"),
+        (["--md5", "0" * 32, "--sha256", "0" * 64], "argument --sha256: not allowed with argument --md5"),
+    ],
+)
+def test_a_bad_sha256_is_one_line_from_the_parser(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        dl.main([*argv, "--output", str(tmp_path / "s.pth")])
+    assert exit_info.value.code == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert error.startswith("python -m nst_tf.download: error: ") and error.endswith(message)
+    assert listing(tmp_path) == []
+
+
+def test_help_lists_squeezenet(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        dl.main(["-h"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--weights {mat,keras,squeezenet}" in text and "--sha256 SHA256" in text
+    assert f"squeezenet: torchvision's {SQUEEZENET_FILE}" in text and "or SHA-256 for squeezenet" in text
+    assert f"or {dl.SQUEEZENET_MODEL} for squeezenet" in text and "20 MiB for squeezenet" in text

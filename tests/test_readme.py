@@ -20,7 +20,9 @@ import pytest
 
 from nst_tf import cli, download
 from nst_tf.config import KERAS_VGG_MODEL
+from nst_tf.presets import SQUEEZENET_MODEL
 from nst_tf.testing import write_vgg19_h5, write_vgg19_mat
+from nst_tf.weights.squeezenet import write_squeezenet_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -71,6 +73,10 @@ def assets(tmp_path_factory):
     content = np.stack([rows * 2, cols * 2, 255 - rows - cols], axis=-1) + rng.normal(0, 8, (96, 128, 3))
     iio.imwrite(folder / "images" / "content.jpg", np.clip(content, 0, 255).astype(np.uint8))
     iio.imwrite(folder / "images" / "style.jpg", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    # CS231n's edition: SqueezeNet's weights and the assignment's image names (users place their own).
+    write_squeezenet_weights(folder / SQUEEZENET_MODEL)
+    for name in ("tubingen.jpg", "composition_vii.jpg", "the_scream.jpg", "starry_night.jpg"):
+        (folder / "images" / name).write_bytes((folder / "images" / "content.jpg").read_bytes())
     return folder
 
 

@@ -106,9 +106,9 @@ def test_a_network_says_which_normalizations_it_takes(toynet):
 
 
 def test_an_unknown_network_is_refused_naming_the_known_ones():
-    with pytest.raises(NSTError, match="network must be one of vgg19; got 'resnet'"):
+    with pytest.raises(NSTError, match="network must be one of vgg19, squeezenet; got 'resnet'"):
         StyleTransferConfig(network="resnet")
-    with pytest.raises(NSTError, match="network must be one of vgg19"):
+    with pytest.raises(NSTError, match="network must be one of vgg19, squeezenet"):
         get_network(None)
 
 
@@ -211,6 +211,8 @@ def test_a_new_term_is_exact_in_tiles_without_a_written_gradient(model, images, 
         (lambda n: n.stride("fc6"), "layer 'fc6' is not a VGG-19 layer"),
         (lambda n: n.length("10", "conv1_1", "avg"), "length must be a whole number of pixels; got '10'"),
         (lambda n: n.length(10, "conv1_1", "median"), "pooling must be one of 'avg', 'max'; got 'median'"),
+        (lambda n: n.read_weights(None), "the weights file must be a path; got NoneType"),
+        (lambda n: n.build(None), "weights must be the VGGWeights nst_tf.weights.read_weights returns; got NoneType"),
     ],
 )
 def test_a_networks_description_refuses_wrong_arguments_naming_them(call, message):
@@ -269,3 +271,20 @@ def test_memory_estimates_refuse_wrong_arguments(call, message):
 
 def test_a_registered_network_description_is_taken_as_its_name():
     assert StyleTransferConfig(network=get_network("vgg19")).network == "vgg19"
+
+
+def test_a_model_that_gives_no_activation_for_a_layer_is_one_error(images):
+    content, style = images
+    with pytest.raises(NSTError, match="the model gave no activation for layer 'conv4_2'; it must return"):
+        StyleCost(lambda image, layers: {}, content, style)
+
+
+@pytest.mark.parametrize("objective", [StyleCost, TiledStyleCost])
+def test_an_objective_called_on_an_image_of_another_size_says_so(model, images, objective):
+    content, style = images
+    cost = objective(model, content, style)
+    other = np.zeros((1, content.shape[1] + 8, content.shape[2], 3), np.float32)
+    with pytest.raises(NSTError, match=r"image has shape \(1, \d+, \d+, 3\); this \w*StyleCost is for"):
+        cost(other)
+    with pytest.raises(NSTError, match="the content image's"):
+        cost.value_and_gradient(tf.Variable(other))

@@ -294,8 +294,8 @@ COURSE = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
         ),
         ((COURSE, 32), {"margin": 80.0}, "margin must be a whole number of at least 80 pixels.*; got 80.0"),
         ((COURSE, 32), {"margin": 10**30}, "margin must be at most 2147483647"),
-        ((COURSE, 32), {"network": "resnet"}, "network must be one of vgg19; got 'resnet'"),
-        ((COURSE, 32), {"network": None}, "network must be one of vgg19; got None"),
+        ((COURSE, 32), {"network": "resnet"}, "network must be one of vgg19, squeezenet; got 'resnet'"),
+        ((COURSE, 32), {"network": None}, "network must be one of vgg19, squeezenet; got None"),
         ((COURSE, 32), {"pooling": "median"}, "pooling must be one of 'avg', 'max'; got 'median'"),
         ((COURSE, 32), {"keep_forward": "yes"}, "keep_forward must be True or False; got 'yes'"),
     ],
@@ -314,9 +314,9 @@ def test_a_tile_plan_takes_numpy_whole_numbers_and_any_sequence_of_layers():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: get_network("resnet"), "network must be one of vgg19; got 'resnet'"),
-        (lambda: get_network(None), "network must be one of vgg19; got None"),
-        (lambda: get_network(["vgg19"]), r"network must be one of vgg19; got \['vgg19'\]"),
+        (lambda: get_network("resnet"), "network must be one of vgg19, squeezenet; got 'resnet'"),
+        (lambda: get_network(None), "network must be one of vgg19, squeezenet; got None"),
+        (lambda: get_network(["vgg19"]), r"network must be one of vgg19, squeezenet; got \['vgg19'\]"),
         (lambda: VGG19_NETWORK.stride("conv9_9"), "layer 'conv9_9' is not a VGG-19 layer"),
         (lambda: VGG19_NETWORK.reach("fc7"), "layer 'fc7' is not a VGG-19 layer"),
         (lambda: VGG19_NETWORK.length(64, "pool1", "avg"), "layer 'pool1' is not a VGG-19 layer"),

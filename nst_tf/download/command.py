@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import CONFIG, KERAS_VGG_MODEL
 from ..errors import NSTError, quoted
 from .console import Console, Interrupted, stopping_on_signals
-from .fetch import Fetch, Target, size_text
+from .fetch import HASH_NAMES, Fetch, Target, size_text
 from .partial import Partial, partial_paths
 from .transfer import DownloadError, Policy, check_url
 
@@ -25,15 +25,25 @@ __all__ = [
     "KNOWN_SIZES",
     "MAT_CEILING",
     "MAT_SOURCES",
+    "SQUEEZENET_CEILING",
+    "SQUEEZENET_HASH_PREFIX",
+    "SQUEEZENET_KNOWN_SHA256",
+    "SQUEEZENET_MODEL",
+    "SQUEEZENET_SOURCES",
+    "SQUEEZENET_URL",
     "URL",
     "DownloadError",
     "Policy",
     "download",
     "fetch_keras_weights",
+    "fetch_squeezenet_weights",
     "keras_cache_dir",
     "main",
     "partial_paths",
 ]
+
+#: The command's description in its help.
+DESCRIPTION = "Fetch the network weights nst_tf reads (VGG-19's or SqueezeNet's) and verify them."
 
 KERAS_WEIGHTS_FILE = os.path.basename(KERAS_VGG_MODEL)
 
@@ -59,17 +69,44 @@ KERAS_SOURCES = (KERAS_URL, KERAS_MIRROR)
 #: MD5 sum Keras itself checks the file against (keras.applications.vgg19).
 KERAS_KNOWN_MD5 = {"253f8cb515780f3b799900260a226db6": "Keras VGG19 without the top"}
 
-#: Size in bytes of the file of each known sum; None where nst_tf does not record it (the ceiling bounds those).
-#: Keras' file: 80134624 bytes, the size Keras' own download reports ("80134624/80134624").
+#: Where ``--weights squeezenet`` saves torchvision's SqueezeNet 1.1 weights, CS231n's presets' default ``--model``.
+#: The same as ``nst_tf.presets.SQUEEZENET_MODEL`` (tests/test_download.py checks it), written out here because
+#: importing ``nst_tf.presets`` loads Pillow, the networks and the tiling modules, which the downloader never uses,
+#: into its start-up (some 30-40 ms more, measured with ``python -X importtime -m nst_tf.download -h``).
+SQUEEZENET_MODEL = "pretrained-model/squeezenet1_1-b8a52dc0.pth"
+
+#: torchvision's own address for the file (``torchvision.models.SqueezeNet1_1_Weights.IMAGENET1K_V1``).
+SQUEEZENET_URL = "https://download.pytorch.org/models/" + os.path.basename(SQUEEZENET_MODEL)
+
+#: Where the SqueezeNet file is downloaded from: torchvision's address only (no mirror is known; one added here,
+#: or given with --url, is checked by the full SHA-256 like the official address).
+SQUEEZENET_SOURCES = (SQUEEZENET_URL,)
+
+#: torchvision's own check: the name's "b8a52dc0" is the first 8 hexadecimal digits of the file's SHA-256, which
+#: ``torch.hub.download_url_to_file(url, dst, hash_prefix)`` compares after a download (torchvision publishes no
+#: more of it).
+SQUEEZENET_HASH_PREFIX = "b8a52dc0"
+
+#: The file's full SHA-256, which nst_tf checks: not published by PyTorch, but by projects outside it that pin the
+#: file (several, independently, agreeing with each other and with torchvision's prefix above).
+SQUEEZENET_KNOWN_SHA256 = {
+    "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b": "torchvision's SqueezeNet 1.1",
+}
+
+#: Size in bytes of the file of each known sum; None (or absent, as SqueezeNet's) where nst_tf does not record
+#: it: the ceiling bounds those. Keras' file: 80134624 bytes, the size Keras' own download reports
+#: ("80134624/80134624").
 KNOWN_SIZES = {
     "106118b7cf60435e6d8e04f6a6dc3657": None,
     "8ee3263992981a1d26e73b3ca028a123": None,
     "253f8cb515780f3b799900260a226db6": 80134624,
 }
 
-#: The most bytes accepted while a file's size is unknown: the .mat is about 510 MB, Keras' file about 80 MB.
+#: The most bytes accepted while a file's size is unknown: the .mat is about 510 MB, Keras' file about 80 MB,
+#: SqueezeNet's about 4.97 MB.
 MAT_CEILING = 1 << 30
 KERAS_CEILING = 100 << 20
+SQUEEZENET_CEILING = 20 << 20
 
 #: The most bytes read and written at a time (see ``Policy``).
 CHUNK = Policy.chunk
@@ -84,42 +121,75 @@ def download(
     sizes=None,
     ceiling=MAT_CEILING,
     policy=None,
+    algorithm="md5",
 ):
-    """Downloads ``url`` to ``destination`` and checks its MD5 against ``known_md5``.
+    """Downloads ``url`` to ``destination`` and checks its hash (MD5 by default) against ``known_md5``.
 
     Args:
         url: an address (http://, https:// or file://), or several, tried in order.
         destination: the file to create; it must not exist.
-        known_md5: the accepted MD5 sums, each with a description.
+        known_md5: the accepted sums (hexadecimal digests by ``algorithm``), each with a description.
         stream: where progress and notes go (default: standard error).
         sizes: the size of the file of each sum (default: ``KNOWN_SIZES``; None: unknown).
         ceiling: the most bytes accepted while the size is unknown.
         policy: retries, delays, timeout and chunk size (default: ``Policy()``).
+        algorithm: the hash, "md5" or "sha256".
 
     Returns:
-        The MD5 sum.
+        The file's hexadecimal digest by ``algorithm``.
 
     Raises:
         NSTError: a bad address or destination (before anything is
             created), or every address failed (one line, saying what is
             kept for the next run). A ``KeyboardInterrupt`` keeps the
             partial file and its record.
+        ValueError: an ``algorithm`` other than "md5" and "sha256" (before anything is created).
     """
-    return _download(url, destination, known_md5, stream, sizes, ceiling, policy)[0]
+    return _download(url, destination, known_md5, stream, sizes, ceiling, policy, algorithm=algorithm)[0]
 
 
-def _download(url, destination, known_md5, stream, sizes, ceiling, policy, partial=None):
-    """``download``, returning (MD5 sum, the address the file came from)."""
+def fetch_squeezenet_weights(
+    url=SQUEEZENET_SOURCES,
+    destination=SQUEEZENET_MODEL,
+    known_sha256=None,
+    stream=None,
+    *,
+    ceiling=SQUEEZENET_CEILING,
+    policy=None,
+):
+    """Downloads torchvision's SqueezeNet 1.1 weights to ``destination`` and checks their SHA-256.
+
+    Args:
+        url: the address, or several, tried in order (default: ``SQUEEZENET_SOURCES``).
+        destination: the file to create; it must not exist.
+        known_sha256: the accepted SHA-256 sums, each with a description (default: ``SQUEEZENET_KNOWN_SHA256``).
+        stream: where progress and notes go (default: standard error).
+        ceiling: the most bytes accepted while the size is unknown (it is not recorded).
+        policy: as ``download`` takes it.
+
+    Returns:
+        (the file's SHA-256, the address it came from).
+
+    Raises:
+        NSTError: as ``download`` does.
+    """
+    known = SQUEEZENET_KNOWN_SHA256 if known_sha256 is None else known_sha256
+    return _download(url, destination, known, stream, None, ceiling, policy, algorithm="sha256")
+
+
+def _download(url, destination, known_md5, stream, sizes, ceiling, policy, partial=None, *, algorithm="md5"):
+    """``download``, returning (the file's digest by ``algorithm``, the address the file came from)."""
     sources = [url] if isinstance(url, str) else list(url)
     if not sources:
         raise NSTError("no address to download from")
     for source in sources:
         check_url(source)
+    if sizes is None:
+        sizes = {digest: KNOWN_SIZES.get(digest) for digest in known_md5}
+    name = os.path.basename(os.fspath(destination))
+    target = Target(name, dict(known_md5), dict(sizes), ceiling, algorithm)  # refuses an unknown algorithm first
     partial = partial or Partial(destination)
     partial.load()
-    if sizes is None:
-        sizes = {md5: KNOWN_SIZES.get(md5) for md5 in known_md5}
-    target = Target(os.path.basename(partial.destination), dict(known_md5), dict(sizes), ceiling)
     console = Console.of(stream or sys.stderr)
     try:
         return Fetch(partial, target, policy or Policy(), console).run(sources)
@@ -153,19 +223,20 @@ def fetch_keras_weights(
     sizes=None,
     ceiling=KERAS_CEILING,
     policy=None,
+    algorithm="md5",
 ):
     """Keras' VGG19 weights at ``destination``: copied from Keras' cache if a good copy is there, else downloaded.
 
     Args:
         url: the address, or several, to download from when the cache has no good copy.
         destination: the file to create; it must not exist.
-        known_md5: the accepted MD5 sums, each with a description.
+        known_md5: the accepted sums (MD5 unless ``algorithm`` says otherwise), each with a description.
         stream: where progress and notes go (default: standard error).
         cache_dir: Keras' cache folder (default: ``keras_cache_dir()``).
-        sizes, ceiling, policy: as ``download`` takes them.
+        sizes, ceiling, policy, algorithm: as ``download`` takes them.
 
     Returns:
-        (MD5 sum, where the file came from: the cached file or the address).
+        (the file's digest, MD5 by default; where the file came from: the cached file or the address).
 
     Raises:
         NSTError: as ``download`` does. A cached copy with an unknown sum
@@ -180,16 +251,37 @@ def fetch_keras_weights(
         stream.line(f"found Keras' cached copy {quoted(cached)}; copying it")
         uri = Path(os.path.abspath(cached)).as_uri()
         try:
-            return _download(uri, destination, known_md5, stream, sizes, ceiling, policy, partial)[0], cached
+            found = _download(uri, destination, known_md5, stream, sizes, ceiling, policy, partial, algorithm=algorithm)
+            return found[0], cached
         except DownloadError as error:
             stream.line(f"not using the cached copy: {error}")
-    return _download(url, destination, known_md5, stream, sizes, ceiling, policy, partial)
+    return _download(url, destination, known_md5, stream, sizes, ceiling, policy, partial, algorithm=algorithm)
 
 
-def _md5_sum(text):
-    if not re.fullmatch(r"[0-9a-fA-F]{32}", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an MD5 sum (32 hexadecimal digits)")
-    return text.lower()
+#: How the sums of each algorithm are written: (hexadecimal digits, the words in messages).
+_SUMS = {"md5": (32, "an MD5 sum"), "sha256": (64, "a SHA-256 sum")}
+
+
+def _sum_of(algorithm):
+    """The ``type`` of ``--md5`` or ``--sha256``: a sum of ``algorithm``, in lower case.
+
+    Args:
+        algorithm: "md5" or "sha256".
+
+    Returns:
+        A function of the option's text that raises ``argparse.ArgumentTypeError`` for anything else
+        (naming the other option when the text is a sum of the other length).
+    """
+    other = "sha256" if algorithm == "md5" else "md5"
+    (digits, words), (other_digits, other_words) = _SUMS[algorithm], _SUMS[other]
+
+    def parse(text):
+        if re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", text):
+            return text.lower()
+        hint = f"; {other_words} goes with --{other}" if re.fullmatch(f"[0-9a-fA-F]{{{other_digits}}}", text) else ""
+        raise argparse.ArgumentTypeError(f"{text!r} is not {words} ({digits} hexadecimal digits){hint}")
+
+    return parse
 
 
 def _byte_count(text):
@@ -205,34 +297,70 @@ def build_parser():
     Returns:
         An ``argparse.ArgumentParser``.
     """
-    parser = argparse.ArgumentParser(prog="python -m nst_tf.download", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m nst_tf.download", description=DESCRIPTION)
     parser.add_argument(
         "--weights",
-        choices=("mat", "keras"),
+        choices=("mat", "keras", "squeezenet"),
         default="mat",
         help="mat: MatConvNet's imagenet-vgg-verydeep-19.mat (the course's); keras: Keras' "
-        f"{KERAS_WEIGHTS_FILE}, taken from Keras' cache when there (default: %(default)s)",
+        f"{KERAS_WEIGHTS_FILE}, taken from Keras' cache when there; squeezenet: torchvision's "
+        f"{os.path.basename(SQUEEZENET_MODEL)}, SqueezeNet 1.1 (CS231n's network) (default: %(default)s)",
     )
     parser.add_argument(
         "--url",
         action="append",
         help="where to download from; repeat it to try several addresses in order, each checked by the full MD5 "
-        f"sum (default: {URL}; for keras: {KERAS_URL}, then the copy {KERAS_MIRROR})",
+        f"sum, or SHA-256 for squeezenet (default: {URL}; for keras: {KERAS_URL}, then the copy {KERAS_MIRROR}; "
+        f"for squeezenet: {SQUEEZENET_URL})",
     )
-    parser.add_argument("--output", help=f"where to save (default: {CONFIG.VGG_MODEL}, or {KERAS_VGG_MODEL} for keras)")
     parser.add_argument(
+        "--output",
+        help=f"where to save (default: {CONFIG.VGG_MODEL}, {KERAS_VGG_MODEL} for keras, or {SQUEEZENET_MODEL} "
+        "for squeezenet)",
+    )
+    sums = parser.add_mutually_exclusive_group()
+    sums.add_argument(
         "--md5",
         action="append",
-        type=_md5_sum,
+        type=_sum_of("md5"),
         help="accept a file with this MD5 sum instead of the known ones (a copy of your own); repeatable",
+    )
+    sums.add_argument(
+        "--sha256",
+        action="append",
+        type=_sum_of("sha256"),
+        help="accept a file with this SHA-256 sum instead of the known ones; repeatable. squeezenet's file is "
+        "checked by SHA-256, the others by MD5, unless one of these two options says otherwise",
     )
     parser.add_argument(
         "--max-size",
         type=_byte_count,
         help="the most bytes to accept while the file's size is not recorded, e.g. 600M "
-        f"(default: {size_text(MAT_CEILING)}, or {size_text(KERAS_CEILING)} for keras)",
+        f"(default: {size_text(MAT_CEILING)}, {size_text(KERAS_CEILING)} for keras, or "
+        f"{size_text(SQUEEZENET_CEILING)} for squeezenet)",
     )
     return parser
+
+
+def _choice(args):
+    """What ``args`` ask for, each the option's value or the weights' default (read now, so tests can patch them).
+
+    Args:
+        args: the parsed options.
+
+    Returns:
+        (addresses, destination, hash algorithm, accepted sums with their descriptions, ceiling).
+    """
+    sources, output, algorithm, known, ceiling = {
+        "mat": (MAT_SOURCES, CONFIG.VGG_MODEL, "md5", KNOWN_MD5, MAT_CEILING),
+        "keras": (KERAS_SOURCES, KERAS_VGG_MODEL, "md5", KERAS_KNOWN_MD5, KERAS_CEILING),
+        "squeezenet": (SQUEEZENET_SOURCES, SQUEEZENET_MODEL, "sha256", SQUEEZENET_KNOWN_SHA256, SQUEEZENET_CEILING),
+    }[args.weights]
+    given = args.sha256 or args.md5
+    if given:
+        algorithm = "sha256" if args.sha256 else "md5"
+        known = {digest: f"the sum given with --{algorithm}" for digest in given}
+    return args.url or sources, args.output or output, algorithm, known, args.max_size or ceiling
 
 
 def main(argv=None):
@@ -247,26 +375,23 @@ def main(argv=None):
         SIGHUP, the partial file kept for the next run.
     """
     args = build_parser().parse_args(argv)
-    keras = args.weights == "keras"
-    sources = args.url or (KERAS_SOURCES if keras else MAT_SOURCES)
-    output = args.output or (KERAS_VGG_MODEL if keras else CONFIG.VGG_MODEL)
-    known_md5 = {md5: "the sum given with --md5" for md5 in args.md5} if args.md5 else None
-    known_md5 = known_md5 or (KERAS_KNOWN_MD5 if keras else KNOWN_MD5)
-    ceiling = args.max_size or (KERAS_CEILING if keras else MAT_CEILING)
+    sources, output, algorithm, known, ceiling = _choice(args)
     console = Console(sys.stderr)
     # The destination must not exist (checked before anything is created): if it does after a
     # signal, this run saved it.
     existed = os.path.lexists(output)
     try:
         with stopping_on_signals():
-            if keras:
-                md5, origin = fetch_keras_weights(sources, output, known_md5, console, ceiling=ceiling)
+            if args.weights == "keras":
+                digest, origin = fetch_keras_weights(
+                    sources, output, known, console, ceiling=ceiling, algorithm=algorithm
+                )
             else:
-                md5, origin = _download(sources, output, known_md5, console, None, ceiling, None)
+                digest, origin = _download(sources, output, known, console, None, ceiling, None, algorithm=algorithm)
             where = ""
             if origin != sources[0]:  # Keras' cached copy (a path), or an address after the first
                 where = f", from {origin}" if "://" in origin else f", copied from {origin}"
-            sys.stdout.write(f"saved {output} (MD5 {md5}, {known_md5[md5]}{where})\n")
+            sys.stdout.write(f"saved {output} ({HASH_NAMES[algorithm]} {digest}, {known[digest]}{where})\n")
             sys.stdout.flush()
     except NSTError as error:
         console.note(f"error: {error}")

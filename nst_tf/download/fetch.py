@@ -7,9 +7,11 @@ after a growing delay (``Policy``), and a server that ignores the range, or
 a file that changed, starts the file over (said in one line). No more bytes
 are ever written than the file's known size, or, while it is unknown, the
 server's Content-Length and the ceiling. The complete file becomes the
-destination only when its MD5 sum is a known one; a file with another sum
-is removed with its record, since it cannot be resumed into a right one,
-and the next address is tried.
+destination only when its hash (MD5, or SHA-256, as the ``Target`` says) is
+a known one; a file with another sum is removed with its record, since it
+cannot be resumed into a right one, and the next address is tried. Bytes
+kept under a record naming another algorithm than the target's start the
+file over, said in one line.
 """
 
 import dataclasses
@@ -18,8 +20,30 @@ import http.client
 import time
 
 from ..errors import NSTError, quoted
-from .partial import HASH, new_record
+from .partial import new_record
 from .transfer import DownloadError, RestartError, RetryableError, build_opener, one_line, open_reply
+
+#: The hash algorithms a download is checked by, as hashlib names them, with their names in messages.
+HASH_NAMES = {"md5": "MD5", "sha256": "SHA-256"}
+
+
+def new_hash(algorithm):
+    """An empty hash of ``algorithm``.
+
+    Args:
+        algorithm: a key of ``HASH_NAMES``.
+
+    Returns:
+        A ``hashlib`` hash object (MD5 marked as not used for security: it checks for damage, not tampering).
+
+    Raises:
+        ValueError: an algorithm not in ``HASH_NAMES``.
+    """
+    if algorithm == "md5":
+        return hashlib.md5(usedforsecurity=False)
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    raise ValueError(f"unknown hash algorithm {algorithm!r} (known: {', '.join(HASH_NAMES)})")
 
 
 def size_text(size):
@@ -43,15 +67,28 @@ class Target:
 
     Attributes:
         name: the file's name, for messages.
-        known_md5: the accepted MD5 sums, each with a description.
+        digests: the accepted sums (hexadecimal digests by ``algorithm``), each with a description.
         sizes: the size of the file of each sum, or None where not recorded.
         ceiling: the most bytes accepted while the size is not known.
+        algorithm: the hash the file is checked by, a key of ``HASH_NAMES`` ("md5" or "sha256").
+
+    Raises:
+        ValueError: from the constructor, for an algorithm not in ``HASH_NAMES``.
     """
 
     name: str
-    known_md5: dict
+    digests: dict
     sizes: dict
     ceiling: int
+    algorithm: str = "md5"
+
+    def __post_init__(self):
+        new_hash(self.algorithm)  # refuses an unknown algorithm
+
+    @property
+    def hash_name(self):
+        """The algorithm's name in messages: "MD5" or "SHA-256"."""
+        return HASH_NAMES[self.algorithm]
 
     def known_sizes(self):
         """The sizes of the accepted files, or None when any is not recorded.
@@ -59,7 +96,7 @@ class Target:
         Returns:
             A sorted list, or None.
         """
-        sizes = [self.sizes.get(md5) for md5 in self.known_md5]
+        sizes = [self.sizes.get(digest) for digest in self.digests]
         return None if not sizes or None in sizes else sorted(set(sizes))
 
     def limit(self):
@@ -109,7 +146,7 @@ class Fetch:
         self.policy = policy
         self.console = console
         self.done = 0
-        self._digest = hashlib.md5(usedforsecurity=False)
+        self._digest = new_hash(target.algorithm)
         self._opener = build_opener()
 
     def run(self, sources):
@@ -119,7 +156,7 @@ class Fetch:
             sources: the addresses, in order.
 
         Returns:
-            (MD5 sum, the address it came from).
+            (the file's hexadecimal digest by the target's algorithm, the address it came from).
 
         Raises:
             NSTError: every address failed, or the partial file cannot be
@@ -165,9 +202,17 @@ class Fetch:
         record, size = self.partial.record, self.partial.size()
         if record is None or not size:
             return
+        if record["hash"] != self.target.algorithm:
+            named = HASH_NAMES.get(record["hash"]) or quoted(record["hash"])
+            self.console.note(
+                f"{quoted(self.partial.path)}: its record names {named}, but {self.target.name} is checked by "
+                f"{self.target.hash_name}; starting over"
+            )
+            self._reset()
+            return
         limit, _ = self.target.limit()
         expected = record.get("expected_size")
-        if record["hash"] != HASH or size > limit or (expected is not None and size > expected):
+        if size > limit or (expected is not None and size > expected):
             self.console.note(f"{quoted(self.partial.path)} cannot be part of {self.target.name}; starting over")
             self._reset()
             return
@@ -182,7 +227,7 @@ class Fetch:
     def _reset(self):
         self.partial.remove()
         self.done = 0
-        self._digest = hashlib.md5(usedforsecurity=False)
+        self._digest = new_hash(self.target.algorithm)
 
     def _tidy(self):
         self.partial.close()
@@ -238,7 +283,8 @@ class Fetch:
             if self.done:
                 self.partial.resume()
             else:
-                self.partial.begin(new_record(url, self.partial.destination, reply.total, reply.validators))
+                record = new_record(url, self.partial.destination, reply.total, reply.validators, self.target.algorithm)
+                self.partial.begin(record)
         except OSError as error:
             raise self._write_error(error) from None
 
@@ -272,18 +318,18 @@ class Fetch:
             raise RetryableError(f"the connection closed after {self.done} of {expected} bytes")
 
     def _verify(self, url):
-        md5 = self._digest.hexdigest()
-        if md5 not in self.target.known_md5:
+        digest = self._digest.hexdigest()
+        if digest not in self.target.digests:
             self._reset()
             raise DownloadError(
-                f"downloaded file has MD5 {md5}, expected {' or '.join(self.target.known_md5)}; nothing was saved "
-                "(the file is removed: a file with a wrong sum cannot be resumed into a right one)"
+                f"downloaded file has {self.target.hash_name} {digest}, expected {' or '.join(self.target.digests)}; "
+                "nothing was saved (the file is removed: a file with a wrong sum cannot be resumed into a right one)"
             )
         try:
             self.partial.finish()
         except OSError as error:
             raise self._write_error(error) from None
-        return md5
+        return digest
 
     def _write_error(self, error):
         return WriteError(f"cannot write {quoted(self.partial.path)}: {error.strerror or error}{self.kept()}")

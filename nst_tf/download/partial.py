@@ -3,7 +3,9 @@
 A download to ``folder/name`` writes ``folder/.name.nst_tf-partial`` and,
 beside it, ``folder/.name.nst_tf-partial.json``, the record: JSON with the
 address, the expected size, the server's validators (ETag, Last-Modified),
-the hash algorithm and the destination's name. The record is written (to a
+the hash algorithm the file is checked by (``md5`` or ``sha256``, so that a
+resumed download hashes the kept bytes the same way) and the destination's
+name. The record is written (to a
 temporary name, then renamed) before the partial file is created, and
 removed after it; so a partial file always has its record, and a file of
 that name without one, or with a record nst_tf did not write, is someone
@@ -30,6 +32,9 @@ PARTIAL_SUFFIX = ".nst_tf-partial"
 RECORD_SUFFIX = ".json"
 RECORD_FORMAT = "nst_tf partial download"
 RECORD_VERSION = 1
+
+#: The hash algorithm a record names when none is given (MD5, the VGG files'); the download's ``Target``
+#: names its own (``fetch.HASH_NAMES``), and a record naming another is not resumed.
 HASH = "md5"
 
 _MAX_RECORD = 1 << 16
@@ -274,7 +279,7 @@ class Partial:
         self._created = []
 
 
-def new_record(url, destination, expected_size=None, validators=None):
+def new_record(url, destination, expected_size=None, validators=None, algorithm=HASH):
     """A record's fields.
 
     Args:
@@ -282,6 +287,7 @@ def new_record(url, destination, expected_size=None, validators=None):
         destination: the destination's path (its name is recorded).
         expected_size: the size the server states, or None.
         validators: the server's ``etag`` and ``last_modified``, or None.
+        algorithm: the hash the file is checked by, as hashlib names it ("md5", "sha256").
 
     Returns:
         A dict for ``Partial.begin``.
@@ -295,7 +301,7 @@ def new_record(url, destination, expected_size=None, validators=None):
         "expected_size": expected_size,
         "etag": validators.get("etag"),
         "last_modified": validators.get("last_modified"),
-        "hash": HASH,
+        "hash": algorithm,
     }
 
 

@@ -64,7 +64,8 @@ def drive(start, outputs, saver, report_line, out, err, stop, context=None):
         outputs: the run's ``Outputs``: what is saved when.
         saver: the ``Saver`` the images are saved with.
         report_line: the preset's report line, with ``{i}``, ``{total}``,
-            ``{content}`` and ``{style}``.
+            ``{content}``, ``{style}`` and ``{tv}`` (the terms' costs) and
+            ``{content_loss}``, ``{style_loss}``, ``{tv_loss}`` (each times its weight).
         out: the stream for report lines, scale headers and the final path.
         err: the stream for the progress line, notes and errors.
         stop: the ``StopRequest`` handling the signals.
@@ -134,7 +135,15 @@ class _Followed:
 
     def _report(self, progress):
         """Writes the preset's report line for ``progress`` to ``out``."""
+        config = self.outputs.config
         costs = dict(total=progress.total_cost, content=progress.content_cost, style=progress.style_cost)
+        costs.update(
+            tv=progress.tv_cost,
+            # Each term times its weight: what CS231n's content_loss, style_loss and tv_loss return.
+            content_loss=config.alpha * progress.content_cost,
+            style_loss=config.beta * progress.style_cost,
+            tv_loss=config.tv_weight * progress.tv_cost,
+        )
         self.out.write(self.report_line.format(i=progress.iteration, **costs))
         self.out.flush()
 

@@ -139,6 +139,7 @@ def _run(job, out, err, stop, created):
             sizes=job.sizes,
             scale_epochs=job.large.scale_epochs,
             style_scale=job.large.style_scale,
+            style_size=job.large.style_size,
             make_objective=objective,
             fit=job.fit,
         )

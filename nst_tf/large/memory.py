@@ -130,6 +130,8 @@ class MemoryModel:
             max_memory = check_whole("max_memory", max_memory, most=2**60)
         budget = available_bytes() if max_memory is None else max_memory
         refuse = _Refusal(self, (height, width), style, budget, max_memory is None)
+        if not self.network.tileable:
+            return self._plan_whole_only(height, width, layers, tile_size, budget, refuse)
         base = TilePlan.of(layers, 1, network=self.network)
         if budget is not None and self.fixed_tiled(height, width) > budget:
             # The image-sized state alone does not fit: no tile shape can help, and a grid of the smallest
@@ -141,10 +143,21 @@ class MemoryModel:
             return None
         return self._plan_to_fit(base, keep_forward, budget, refuse)
 
+    def _plan_whole_only(self, height, width, layers, tile_size, budget, refuse):
+        """None (a whole run) for a network that cannot be tiled, or the refusal when it does not fit."""
+        for layer in self.network.layer_list(layers):
+            self.network.check_layer("layer", layer)
+        if tile_size is not None:
+            raise NSTError(f"{self.network.title} cannot be computed in tiles; run it without --tile_size")
+        whole = self.whole(height, width, refuse.style)
+        if budget is not None and whole > budget:
+            refuse.needing(whole, f" ({self.network.title} cannot be computed in tiles)")
+        return None
+
     def _plan_squares(self, base, tile_size, keep_forward, budget, refuse):
         plan = TilePlan.of(base.layers, tile_size, network=self.network, keep_forward=bool(keep_forward))
         if budget is not None and self.tiled(*refuse.size, plan, style=refuse.style) > budget:
-            refuse.tiles(plan)
+            refuse.tiles(plan, chosen=True)
         if keep_forward is None:
             kept = _replace(plan, keep_forward=True)
             keep_forward = budget is not None and self.tiled(*refuse.size, kept, style=refuse.style) <= budget
@@ -199,15 +212,21 @@ class _Refusal:
         even = f" even in tiles of {base.align}x{base.align} pixels" if smallest < whole else ""
         self.needing(min(smallest, whole), even)
 
-    def tiles(self, plan):
+    def tiles(self, plan, chosen=False):
+        """Refuses ``plan``'s tiles; ``chosen``: the user's --tile_size, whose need is said whatever the whole's."""
         whole = self.memory.whole(*self.size, self.style)
         tiled = self.memory.tiled(*self.size, plan, self.style)
         rows, cols = plan.tile_size
         even = f" even in tiles of {cols}x{rows} pixels" if tiled < whole else ""
+        if chosen and tiled >= whole:
+            # Small tiles of a small image: each tile's margins and graph cost more than they save.
+            even = f" in tiles of {cols}x{rows} pixels ({len(plan.grid(*self.size))} tiles)"
+            if whole <= self.budget:
+                even += f", {_gib(whole)} whole"
         even += " keeping their forward passes" if plan.keep_forward and even else ""
-        self.needing(min(whole, tiled), even)
+        self.needing(tiled if chosen else min(whole, tiled), even, chosen)
 
-    def needing(self, needed, even):
+    def needing(self, needed, even, chosen=False):
         """Raises the refusal's ``NSTError``: the memory ``needed``, the budget and a hint."""
         height, width = self.size
         memory, budget = self.memory, self.budget
@@ -215,6 +234,8 @@ class _Refusal:
         what = f"{width}x{height}" + (f" with an L-BFGS history of {memory.lbfgs_history}" if lbfgs else "")
         limit = f"{_gib(budget)} is available" if self.available else f"the budget (--max_memory) is {_gib(budget)}"
         hint = "use a smaller --width/--height/--max_size" + ("" if self.available else " or a larger --max_memory")
+        if chosen:
+            hint = "use a larger --tile_size, or none, or " + hint[4:]
         if budget < memory.runtime():
             hint = f"Python, TensorFlow and {memory.network.title} alone take about {_gib(memory.runtime())}" + (
                 "" if self.available else ": use a larger --max_memory"

@@ -17,8 +17,8 @@ import tensorflow as tf
 from ..config import StyleTransferConfig
 from ..errors import NSTError
 from ..images import FITS, fit_image, reshape_and_normalize_image
-from .options import MAX_ITERATIONS, check_style_scale, style_size
-from .tiles import check_whole, short_repr
+from .options import MAX_ITERATIONS, check_style_scale, style_target
+from .tiles import MAX_SIDE, check_whole, short_repr
 from ..objective.whole import StyleCost
 from ..optimize import Progress, StyleTransfer, Tick
 
@@ -94,6 +94,8 @@ class CoarseToFine:
             (``large.scale_sizes`` gives a doubling sequence).
         scale_epochs: iterations at each size but the last (default ``config.epochs``).
         style_scale: the style images are fitted to this fraction of each size.
+        style_size: instead, each style image keeps its own aspect ratio with
+            this shorter side at every size (CS231n's ``style_size``).
         make_objective: ``make_objective(model, content, styles, config,
             size=(height, width))`` builds each size's objective (default: a
             ``StyleCost``; give one that returns a ``TiledStyleCost`` for
@@ -122,6 +124,7 @@ class CoarseToFine:
         style_scale=1.0,
         make_objective=None,
         fit="crop",
+        style_size=None,
     ):
         self.model = model
         self.config = StyleTransferConfig() if config is None else config
@@ -134,8 +137,10 @@ class CoarseToFine:
         self.style_pixels = [_pixels(style, "style_pixels") for style in styles]
         self.sizes = _sizes(sizes)
         self.style_scale = check_style_scale(style_scale)
+        self.style_size = None if style_size is None else check_whole("style_size", style_size, 1, MAX_SIDE)
         for size in self.sizes:
-            style_size(*size, self.style_scale)  # raises for a style size the network cannot take
+            for style in self.style_pixels:  # raises for a style size the network cannot take
+                style_target(size, style.shape[:2], self.style_scale, self.style_size)
         early = (
             self.config.epochs if scale_epochs is None else check_whole("scale_epochs", scale_epochs, 1, MAX_ITERATIONS)
         )
@@ -178,11 +183,12 @@ class CoarseToFine:
         """The normalized content image and style images for an output of ``height`` x ``width``."""
         normalization = self.config.normalization
         content = reshape_and_normalize_image(fit_image(self.content_pixels, width, height, self.fit), normalization)
-        style_height, style_width = style_size(height, width, self.style_scale)
-        styles = [
-            reshape_and_normalize_image(fit_image(style, style_width, style_height, self.fit), normalization)
-            for style in self.style_pixels
-        ]
+        styles = []
+        for style in self.style_pixels:
+            target = style_target((height, width), style.shape[:2], self.style_scale, self.style_size)
+            # An absolute style size keeps the style's own aspect ratio: a plain resize.
+            fit = self.fit if self.style_size is None else "stretch"
+            styles.append(reshape_and_normalize_image(fit_image(style, target[1], target[0], fit), normalization))
         return content, styles
 
     def run(self, ticks=False):

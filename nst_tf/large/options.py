@@ -66,6 +66,24 @@ def _most_scales(height, width, factor, min_size):
     return k + 1
 
 
+def style_target(output, style_shape, style_scale=1.0, shorter_side=None):
+    """(height, width) a style image of (height, width) ``style_shape`` is brought to for an ``output`` size.
+
+    With ``shorter_side``, the style's own aspect ratio with that shorter
+    side, whatever the output (``images.shorter_side_size``); else
+    ``style_size(*output, style_scale)``, to which it is fitted as the
+    content is.
+
+    Raises:
+        NSTError: as ``style_size`` and ``shorter_side_size`` do.
+    """
+    if shorter_side is not None:
+        from ..images import shorter_side_size
+
+        return shorter_side_size(*style_shape, shorter_side)
+    return style_size(*output, style_scale)
+
+
 def check_style_scale(style_scale):
     """``style_scale`` as a float when it is a positive finite number.
 
@@ -166,6 +184,13 @@ class LargeImageOptions:
         "fit the style images to this fraction of the output size (texture size independent of the output's)",
         metavar="X",
     )
+    style_size: int | None = _option(
+        None,
+        "bring each style image to this shorter side, keeping its own aspect ratio, whatever the output's size "
+        "(CS231n's style_size; instead of --style_scale)",
+        metavar="N",
+        type=int,
+    )
     max_memory: int | None = _option(
         None,
         "memory budget such as 6G or 800M; above it the costs and gradients are computed exactly in tiles "
@@ -175,7 +200,7 @@ class LargeImageOptions:
     )
     tile_size: int | None = _option(
         None,
-        "compute in tiles of N x N pixels (plus the margin VGG-19 needs) whatever the memory (default: only "
+        "compute in tiles of N x N pixels (plus the margin the network needs) whatever the memory (default: only "
         "when a run would not fit)",
         metavar="N",
         type=int,
@@ -187,6 +212,10 @@ class LargeImageOptions:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_whole(name, getattr(self, name), most=most))
         object.__setattr__(self, "style_scale", check_style_scale(self.style_scale))
+        if self.style_size is not None:
+            object.__setattr__(self, "style_size", check_whole("style_size", self.style_size, most=MAX_SIDE))
+            if self.style_scale != 1.0:
+                raise NSTError("style_size and style_scale: give one of them")
         if self.max_memory is not None:
             try:
                 max_memory = parse_bytes(self.max_memory)

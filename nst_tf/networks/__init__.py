@@ -8,12 +8,13 @@ a description module, its module computing it, a weights reader in
 
 from ..errors import NSTError
 from .base import Network
+from .squeezenet import SQUEEZENET_NETWORK
 from .vgg19 import VGG19_NETWORK
 
 #: Network name -> its description.
-NETWORKS = {network.name: network for network in (VGG19_NETWORK,)}
+NETWORKS = {network.name: network for network in (VGG19_NETWORK, SQUEEZENET_NETWORK)}
 
-__all__ = ["NETWORKS", "Network", "VGG19_NETWORK", "get_network"]
+__all__ = ["NETWORKS", "Network", "SQUEEZENET_NETWORK", "VGG19_NETWORK", "get_network"]
 
 
 def get_network(name):

@@ -17,8 +17,9 @@ and 2x2 poolings (stride 2), VGG's; a network made otherwise overrides
 from dataclasses import dataclass
 import importlib
 import numbers
+import os
 
-from ..errors import NSTError
+from ..errors import NSTError, WeightsFileError
 
 
 @dataclass(frozen=True, repr=False)
@@ -30,7 +31,8 @@ class Network:
         title: how messages name it (e.g. "VGG-19").
         layers: the names of its layers in computation order.
         kinds: each layer's kind, "conv" (3x3, stride 1, SAME) or "pool"
-            (2x2, stride 2), in the order of ``layers``.
+            (2x2, stride 2), in the order of ``layers`` (a network that
+            overrides the geometry below names its own kinds).
         poolings: the pooling choices, the first the default.
         normalizations: what it can be fed (``StyleTransferConfig.normalization``
             names, carried out by ``nst_tf.images``), the first the default.
@@ -52,6 +54,9 @@ class Network:
         tile_bytes: what each tile adds to a tiled step whatever its size
             (its share of the traced graph and its buffers).
         tileable: whether its costs can be computed exactly in tiles.
+        aliases: (alias, layer) pairs: other names every method here takes
+            for a layer of ``layers`` (SqueezeNet's torchvision indices "0"
+            ... "12"); ``canonical`` maps them back. Empty for VGG-19.
     """
 
     name: str
@@ -72,6 +77,7 @@ class Network:
     kept_pixel_bytes: int
     tile_bytes: int = 0
     tileable: bool = True
+    aliases: tuple = ()
 
     def __repr__(self):
         return f"<Network {self.name}>"
@@ -79,9 +85,15 @@ class Network:
     # Vocabulary -------------------------------------------------------------------------
 
     def check_layer(self, what, name):
-        """Raises ``NSTError`` naming ``what`` unless ``name`` is one of this network's layers."""
-        if not isinstance(name, str) or name not in self.layers:
-            raise NSTError(f"{what} {name!r} is not a {self.title} layer; valid names: {', '.join(self.layers)}")
+        """Raises ``NSTError`` naming ``what`` unless ``name`` is one of this network's layers or aliases."""
+        if not isinstance(name, str) or (name not in self.layers and name not in dict(self.aliases)):
+            also = f"; or their aliases {', '.join(alias for alias, _ in self.aliases)}" if self.aliases else ""
+            raise NSTError(f"{what} {name!r} is not a {self.title} layer; valid names: {', '.join(self.layers)}{also}")
+
+    def canonical(self, name, what="layer"):
+        """The name in ``layers`` of the layer ``name`` (a name or an alias); ``NSTError`` naming ``what`` else."""
+        self.check_layer(what, name)
+        return dict(self.aliases).get(name, name)
 
     def deepest(self, layers):
         """The one of ``layers`` computed last; ``NSTError`` for an unknown name or no layers."""
@@ -90,7 +102,7 @@ class Network:
             self.check_layer("layer", name)
         if not layers:
             raise NSTError("layers: give at least one layer")
-        return max(layers, key=self.layers.index)
+        return max(layers, key=lambda name: self.layers.index(self.canonical(name)))
 
     @staticmethod
     def layer_list(layers):
@@ -112,8 +124,7 @@ class Network:
             raise NSTError(f"pooling must be one of {', '.join(map(repr, self.poolings))}; got {pooling!r}")
 
     def _up_to(self, layer):
-        self.check_layer("layer", layer)
-        end = self.layers.index(layer) + 1
+        end = self.layers.index(self.canonical(layer)) + 1
         return self.kinds[:end]
 
     # Geometry ---------------------------------------------------------------------------
@@ -172,14 +183,17 @@ class Network:
             WeightsFileError: for a file that is missing, unreadable, damaged
                 or not this network's.
         """
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise WeightsFileError(f"the weights file must be a path; got {type(path).__name__}")
         return _named(self.reader)(path)
 
     def build(self, weights, dtype=None, pooling=None):
         """The ``tf.Module`` computing this network from ``weights`` (imports TensorFlow).
 
         Raises:
-            NSTError: for a pooling this network does not have or a dtype
-                that is not floating-point.
+            NSTError: for weights that are not what ``read_weights`` gives,
+                a pooling this network does not have or a dtype that is not
+                floating-point.
         """
         options = {"pooling": self.poolings[0] if pooling is None else pooling}
         if dtype is not None:

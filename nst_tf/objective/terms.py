@@ -20,6 +20,7 @@ Each term has a ``name`` (how the objective reports its value) and a
 
 import tensorflow as tf
 
+from ..config import CONTENT_NORMALIZERS, STYLE_NORMALIZERS
 from ..errors import NSTError
 from ..costs import (
     content_cost_from_sum,
@@ -61,20 +62,27 @@ class Window:
 
 
 class ContentTerm:
-    """The course's content cost at ``layer`` against ``target``, the content image's activation there.
+    """The content cost at ``layer`` against ``target``, the content image's activation there.
 
     ``sums``: ``{"squares": sum((target - a_G)**2)}`` over the window;
-    ``cost``: ``squares / (4 n_H n_W n_C)`` of the whole layer
-    (``compute_content_cost``).
+    ``cost``: with ``normalizer="layer"``, ``squares / (4 n_H n_W n_C)`` of
+    the whole layer (the course's ``compute_content_cost``); with "none",
+    ``squares`` itself (CS231n's ``content_loss`` without its weight).
+
+    Raises:
+        NSTError: ``normalizer`` is not one of ``CONTENT_NORMALIZERS``.
     """
 
     name = "content"
 
-    def __init__(self, layer, target, weight):
+    def __init__(self, layer, target, weight, normalizer="layer"):
+        if normalizer not in CONTENT_NORMALIZERS:
+            raise NSTError(f"normalizer must be one of {', '.join(CONTENT_NORMALIZERS)}; got {normalizer!r:.80}")
         self.layer = layer
         self.layers = (layer,)
         self.target = target
         self.weight = weight
+        self.normalizer = normalizer
 
     def sums(self, activations, window):
         if self.layer not in activations:  # a tile whose core is empty at this layer
@@ -83,6 +91,8 @@ class ContentTerm:
         return {"squares": tf.reduce_sum(tf.square(difference))}
 
     def cost(self, sums, shapes):
+        if self.normalizer == "none":
+            return sums["squares"]
         n_H, n_W = shapes.layer(self.layer)
         return content_cost_from_sum(sums["squares"], n_H, n_W, self.target.shape[-1])
 
@@ -95,7 +105,10 @@ class StyleTerm:
         targets: per style image, ``{layer: its Gram matrix S}``.
         blend_weights: one per style image, summing to 1.
         normalizer: "layer" (the course's ``4 n_C^2 (n_H n_W)^2`` of each
-            layer) or "image" (``4 * 3^2 * (H W)^2`` of the image).
+            layer), "image" (``4 * 3^2 * (H W)^2`` of the image) or "gram"
+            (CS231n's: each Gram matrix divided by its own image's ``n_H n_W
+            n_C`` at that layer, their squared difference not divided
+            further; ``targets`` are then already divided by the style's).
         weight: beta.
 
     ``sums``: each layer's Gram matrix ``G_l`` of the window's activations
@@ -105,8 +118,8 @@ class StyleTerm:
     name = "style"
 
     def __init__(self, style_layers, targets, blend_weights, normalizer, weight):
-        if normalizer not in ("layer", "image"):
-            raise NSTError(f"normalizer must be 'layer' or 'image'; got {normalizer!r:.80}")
+        if normalizer not in STYLE_NORMALIZERS:
+            raise NSTError(f"normalizer must be one of {', '.join(STYLE_NORMALIZERS)}; got {normalizer!r:.80}")
         try:
             self.style_layers = tuple((layer, weight) for layer, weight in style_layers)
         except (TypeError, ValueError):
@@ -122,6 +135,8 @@ class StyleTerm:
 
     def cost(self, sums, shapes):
         def layer_cost(grams, layer):
+            if self.normalizer == "gram":  # both Gram matrices divided by their own image's n_H n_W n_C
+                return gram_distance(grams[layer], sums[layer] / self._size(layer, sums[layer].shape[-1], shapes), 1)
             normalizer = self._normalizer(layer, sums[layer].shape[-1], shapes)
             return gram_distance(grams[layer], sums[layer], normalizer)
 
@@ -136,6 +151,12 @@ class StyleTerm:
         if self.normalizer == "image":
             return style_normalizer(*shapes.image, 3)
         return style_normalizer(*shapes.layer(layer), n_C)
+
+    @staticmethod
+    def _size(layer, n_C, shapes):
+        """``n_H n_W n_C`` of ``layer`` of the whole generated image, float32."""
+        n_H, n_W = shapes.layer(layer)
+        return tf.cast(n_H, tf.float32) * tf.cast(n_W, tf.float32) * float(n_C)
 
 
 class TotalVariationTerm:

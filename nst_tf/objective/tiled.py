@@ -188,7 +188,8 @@ class TiledStyleCost(StyleCost):
             for layer, core in cores.items():
                 gram = style_gram(core)
                 grams[layer] = gram if layer not in grams else grams[layer] + gram
-        return grams
+        positions = {layer: int(np.prod(self.plan.layer_size(layer, height, width))) for layer in grams}
+        return {layer: self._style_target(gram, positions[layer]) for layer, gram in grams.items()}
 
     # The generated image -------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ class StyleCost(tf.Module):
         config: a ``StyleTransferConfig``; this object reads ``alpha``,
             ``beta``, ``content_layer``, ``style_layers``, ``precision``,
             ``tv_weight``, ``tv_form``, ``preserve_colors``,
-            ``style_blend_weights``, ``normalization``, ``style_normalizer``
+            ``style_blend_weights``, ``normalization``, ``style_normalizer``, ``content_normalizer``
             and ``clip``.
         plan: for subclasses that compute the targets another way
             (``TiledStyleCost``'s ``TilePlan``); kept as ``self.plan`` for
@@ -101,7 +101,7 @@ class StyleCost(tf.Module):
     def _make_terms(self):
         config = self.config
         terms = [
-            ContentTerm(self.content_layer, self.content_target, config.alpha),
+            ContentTerm(self.content_layer, self.content_target, config.alpha, config.content_normalizer),
             StyleTerm(self.style_layers, self.style_grams, self.blend_weights, config.style_normalizer, config.beta),
         ]
         if config.tv_weight:
@@ -137,9 +137,16 @@ class StyleCost(tf.Module):
         return self._float32(self._network(image, [self.content_layer]))[self.content_layer]
 
     def _style_grams(self, image, layers):
-        """``{layer: style_gram of image's float32 activation}`` for ``layers``."""
+        """``{layer: style target of image's float32 activation}`` for ``layers`` (see ``_style_target``)."""
         activations = self._float32(self._network(image, layers))
-        return {layer: style_gram(activations[layer]) for layer in layers}
+        return {layer: self._style_target(style_gram(a), a.shape[1] * a.shape[2]) for layer, a in activations.items()}
+
+    def _style_target(self, gram, positions):
+        """A style image's Gram matrix as its ``StyleTerm`` compares it: divided by its own ``positions * n_C``
+        with the "gram" normalizer (CS231n's ``gram_matrix(normalize=True)``), else as it is."""
+        if self.config.style_normalizer != "gram":
+            return gram
+        return gram / (float(positions) * float(gram.shape[-1]))
 
     def _network_terms(self):
         return [term for term in self.terms if term.layers]
