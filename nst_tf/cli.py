@@ -26,6 +26,8 @@ from .errors import NSTError, quoted
 from .images import ImageSize, fit_image, image_size, read_image
 from .jobs.signals import StopRequest, Stopped
 from .jobs.outputs import FINAL_IMAGE, Outputs
+from .jobs.inputs import content_paths
+from .jobs.many import run_many
 from .jobs.single import Handover, Job, run_single
 from .jobs.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
 from .large.options import MAX_ITERATIONS, LargeImageOptions, scale_sizes, style_target
@@ -56,7 +58,11 @@ FILE_OPTIONS = {
         + "; ".join(f"{name}: {p.summary}" for name, p in PRESETS.items()),
     ),
     "content_image_filename": dict(
-        default=CONFIG.CONTENT_IMAGE, metavar="FILE", help=f"content image: a path, or a name under {IMAGES_DIR}/"
+        default=[CONFIG.CONTENT_IMAGE],
+        nargs="+",
+        metavar="FILE",
+        help=f"content image(s): paths or names under {IMAGES_DIR}/, globs, or folders (their images, found by "
+        "content, in name order); several give one result each, <output_dir>/<stem>.jpg",
     ),
     "style_image_filename": dict(
         default=[CONFIG.STYLE_IMAGE],
@@ -77,6 +83,27 @@ FILE_OPTIONS = {
         help="pooling after each block: avg (the course) or max (Keras)",
     ),
     "output_dir": dict(default=CONFIG.OUTPUT_DIR, metavar="DIR", help="folder for the images; created if missing"),
+}
+
+#: The options of several content images.
+MANY_OPTIONS = {
+    "recursive": dict(action="store_true", help="look for content images in the folders' subfolders too"),
+    "each_style": dict(
+        action="store_true",
+        help="with several style images, one result per content and style image, <stem>__<style stem>.jpg "
+        "(default: the styles blended)",
+    ),
+    "reports": dict(
+        action="store_true",
+        help="with several content images, print each one's report lines and save <stem>.<i>.png (default: only "
+        "the results)",
+    ),
+    "on_error": dict(
+        default="refuse",
+        choices=("refuse", "skip"),
+        help="a content image that cannot be read: refuse (one line before any work) or skip it, do the others "
+        "and exit with status 4",
+    ),
 }
 
 
@@ -147,7 +174,7 @@ def build_parser(preset=None):
         "model": preset.model,
         "pooling": preset.pooling,
         "preset": preset.name,
-        "content_image_filename": preset.content_image,
+        "content_image_filename": [preset.content_image],
         "style_image_filename": [preset.style_image],
     }
     parser = _Parser(
@@ -160,6 +187,11 @@ def build_parser(preset=None):
         spec = dict(spec, default=values.get(name, spec["default"]))
         text = spec.pop("help") + _default_text(spec["default"])
         files.add_argument(f"--{name}", help=text.replace("%", "%%"), **spec)
+    many = parser.add_argument_group("several content images")
+    for name, spec in MANY_OPTIONS.items():
+        spec = dict(spec)
+        text = spec.pop("help") + _default_text(spec.get("default"))
+        many.add_argument(f"--{name}", help=text, **spec)
     for title, defaults in (
         ("image size", preset.size),
         ("hyperparameters", preset.config),
@@ -234,9 +266,14 @@ def _validated(args, preset):
     large = LargeImageOptions(
         **{field.name: getattr(args, field.name) for field in dataclasses.fields(LargeImageOptions)}
     )
-    content_path = _resolve_image(args.content_image_filename, "content_image_filename")
     style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
     config.blend_weights(len(style_paths))
+    names = args.content_image_filename
+    if len(names) > 1 or args.each_style or os.path.isdir(names[0]) or _is_glob(names[0]):
+        return _validated_many(args, preset, config, size, large, style_paths)
+    if args.reports or args.on_error != "refuse":
+        raise NSTError("--reports and --on_error apply to several content images (a folder, a glob, or more files)")
+    content_path = _resolve_image(names[0], "content_image_filename")
     outputs = Outputs(folder=args.output_dir, config=config, report_image=preset.report_image, scales=large.scales)
     outputs.check([content_path, *style_paths])
     content_width, content_height = image_size(content_path)
@@ -265,6 +302,37 @@ def _validated(args, preset):
         outputs=outputs,
         notes=[note for note in notes if note],
     )
+
+
+def _is_glob(name):
+    """Whether content name ``name`` is a pattern: it has ``*?[`` and names no file (as given or under images/)."""
+    exists = os.path.lexists(name) or os.path.lexists(os.path.join(IMAGES_DIR, name))
+    return not exists and any(c in name for c in "*?[")
+
+
+def _validated_many(args, preset, config, size, large, style_paths):
+    """The ``ManyJob`` of a command line naming several content images (or a folder, a glob, --each_style)."""
+    from .jobs.many import ManyRequest
+    from .jobs.many_setup import prepare_many
+
+    def resolve(name):
+        return _resolve_image(name, "content_image_filename")
+
+    request = ManyRequest(
+        config=config,
+        preset=preset,
+        size=size,
+        large=large,
+        pooling=args.pooling,
+        contents=content_paths(args.content_image_filename, args.recursive, resolve),
+        style_paths=style_paths,
+        folder=args.output_dir,
+        model=args.model,
+        each_style=args.each_style,
+        reports=args.reports,
+        skip_errors=args.on_error == "skip",
+    )
+    return prepare_many(request)
 
 
 def _largest_style(size, style_shapes, large):
@@ -324,7 +392,9 @@ def main(argv=None):
         with stop.watching():
             preset = _chosen_preset(argv)
             args = build_parser(preset).parse_args(argv)
-            return run_single(_validated(args, preset), sys.stdout, sys.stderr, stop)
+            job = _validated(args, preset)
+            run = run_single if isinstance(job, Job) else run_many
+            return run(job, sys.stdout, sys.stderr, stop)
     except NSTError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return EXIT_BAD_INPUT

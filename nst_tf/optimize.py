@@ -166,12 +166,42 @@ class StyleTransfer:
         # Building the optimizer's state now keeps variable creation out of
         # the traced loop.
         self.optimizer.build([self.image])
+        # What restart() sets the optimizer back to: its scalars as they start (the step count, a
+        # learning rate kept in a variable), and zeros for the image-sized state (moments, history).
+        self._optimizer_start = [v.numpy() if v.shape.rank == 0 else None for v in self.optimizer.variables]
         self._costs = None  # traced on the first costs() call
         clamp = None if config.clamp is None else (*config.clamp, config.clamp_until)
         self._run_steps = make_train_loop(
             objective, self.image, self.optimizer, self._last_finite, self._steps_done, config.jit_compile, clamp
         )
         self._step_seconds = None
+
+    def restart(self, initial_image=None):
+        """Starts the run again from ``initial_image``, keeping the traced loop: no retracing.
+
+        For the next content image of a batch of runs (after
+        ``objective.retarget``): the image, its last finite copy and the step
+        count are assigned, and the optimizer's state is set back to its
+        start (its step count and moments, or L-BFGS's history, to zero).
+
+        Args:
+            initial_image: the start, the content's shape; by default
+                ``start_image(objective.content_image, config)``.
+
+        Raises:
+            NSTError: ``initial_image`` is not of the content's shape.
+        """
+        content = self.objective.content_image
+        if initial_image is None:
+            initial_image = start_image(content, self.config)
+        initial_image = checked_float32_batch(initial_image, "initial_image")
+        if initial_image.shape != content.shape:
+            raise NSTError(f"initial_image has shape {initial_image.shape}; expected the content's {content.shape}")
+        self.image.assign(initial_image)
+        self._last_finite.assign(initial_image)
+        self._steps_done.assign(0)
+        for variable, start in zip(self.optimizer.variables, self._optimizer_start):
+            variable.assign(start if start is not None else tf.zeros_like(variable))
 
     @property
     def iteration(self):

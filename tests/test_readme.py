@@ -7,6 +7,7 @@ at the paths the README names, as the repository root holds the real ones.
 import configparser
 import contextlib
 import io
+import json
 import re
 import runpy
 import shlex
@@ -150,9 +151,14 @@ def _download(words):
 
 
 def _command(words, scratch, capsys):
-    """The command itself runs, smaller and shorter, and saves its final image."""
+    """The command itself runs, smaller and shorter, and saves its final image (or, for a folder, one each)."""
     assert cli.main([*words[3:], *CHEAP]) == 0, capsys.readouterr().err
-    assert (scratch / "output" / "generated_image.jpg").is_file()
+    output = scratch / (words[words.index("--output_dir") + 1] if "--output_dir" in words else "output")
+    if (output / "manifest.jsonl").exists():
+        results = (output / "manifest.jsonl").read_text().splitlines()[1:]
+        assert results and all((output / json.loads(line)["output"]).is_file() for line in results)
+    else:
+        assert (output / "generated_image.jpg").is_file()
 
 
 @pytest.mark.parametrize("words", commands())

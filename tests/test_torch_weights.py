@@ -37,14 +37,12 @@ from nst_tf.weights.squeezenet import (
 )
 from nst_tf.weights.torchfile import read_safetensors, read_torch_file, write_safetensors, write_state_dict
 
-try:  # an optional dependency (setup.cfg's extras "safetensors" and "test"); torch files need none
-    import safetensors.numpy as safetensors_numpy
-except ImportError:
-    safetensors_numpy = None
+# An optional dependency of nst_tf (the "safetensors" extra), and part of the "test" extra: its tests run
+# everywhere the tests do, never skipped.
+import safetensors.numpy as safetensors_numpy
 
-needs_safetensors = pytest.mark.skipif(safetensors_numpy is None, reason="needs the safetensors package")
-#: The formats written and read; .safetensors where the package is installed.
-FORMATS = ["zip", "legacy", pytest.param("safetensors", marks=needs_safetensors)]
+#: The formats written and read.
+FORMATS = ["zip", "legacy", "safetensors"]
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "torch"
@@ -447,7 +445,6 @@ def test_big_endian_files_read_as_their_numbers(tmp_path, format):
     np.testing.assert_array_equal(values["w"], tensor)
 
 
-@needs_safetensors
 def test_safetensors_read_back_as_written(tmp_path):
     tensors = {k: v for k, v in _assorted(3).items() if k not in ("big-endian", "fortran")}
     path = write_safetensors(tmp_path / "x.safetensors", tensors)
@@ -641,7 +638,6 @@ def test_what_is_not_a_state_dict_is_refused(tmp_path, value, message):
         read_squeezenet(path)
 
 
-@needs_safetensors
 def test_the_kind_comes_from_the_contents_not_the_name(tmp_path):
     state = _squeezenet_state(12)
     zipped = _torch_file(tmp_path / "weights.safetensors", state, "zip")
@@ -1251,7 +1247,6 @@ def _safetensors_cases():
 SAFETENSORS_CASES = list(_safetensors_cases())
 
 
-@needs_safetensors
 @pytest.mark.parametrize("case", SAFETENSORS_CASES)
 def test_hostile_safetensors_headers_are_refused_in_one_line(tmp_path, case):
     data, message = _safetensors_cases()[case]
@@ -1262,7 +1257,6 @@ def test_hostile_safetensors_headers_are_refused_in_one_line(tmp_path, case):
     _one_line(error, path)
 
 
-@needs_safetensors
 def test_without_the_safetensors_package_one_line_says_how_to_install_it(tmp_path, monkeypatch):
     path = tmp_path / "w.safetensors"
     safetensors_numpy.save_file(_squeezenet_state(1), path)

@@ -135,16 +135,7 @@ class _Followed:
 
     def _report(self, progress):
         """Writes the preset's report line for ``progress`` to ``out``."""
-        config = self.outputs.config
-        costs = dict(total=progress.total_cost, content=progress.content_cost, style=progress.style_cost)
-        costs.update(
-            tv=progress.tv_cost,
-            # Each term times its weight: what CS231n's content_loss, style_loss and tv_loss return.
-            content_loss=config.alpha * progress.content_cost,
-            style_loss=config.beta * progress.style_cost,
-            tv_loss=config.tv_weight * progress.tv_cost,
-        )
-        self.out.write(self.report_line.format(i=progress.iteration, **costs))
+        self.out.write(report_text(self.report_line, progress, self.outputs.config))
         self.out.flush()
 
     def non_finite(self, error):
@@ -182,3 +173,23 @@ class _Followed:
         elif final_saved:
             self.out.write(f"saved {self.outputs.final_path}\n")
         return EXIT_SAVE_FAILED if self.saver.failed and status == EXIT_OK else status
+
+
+def report_text(report_line, progress, config):
+    """``report_line`` (a preset's) filled in for ``progress`` (a ``Progress``) of a run with ``config``.
+
+    The fields: ``{i}``, ``{total}``, ``{content}``, ``{style}``, ``{tv}`` (the
+    terms' costs) and ``{content_loss}``, ``{style_loss}``, ``{tv_loss}``: each
+    term times its weight, what CS231n's ``content_loss``, ``style_loss`` and
+    ``tv_loss`` return.
+    """
+    return report_line.format(
+        i=progress.iteration,
+        total=progress.total_cost,
+        content=progress.content_cost,
+        style=progress.style_cost,
+        tv=progress.tv_cost,
+        content_loss=config.alpha * progress.content_cost,
+        style_loss=config.beta * progress.style_cost,
+        tv_loss=config.tv_weight * progress.tv_cost,
+    )

@@ -73,6 +73,7 @@ class StyleCost(tf.Module):
             raise NSTError("style_image: give at least one style image")
         styles = [checked_float32_batch(style, "style_image") for style in styles]
         self.blend_weights = config.blend_weights(len(styles))
+        self._styles = styles  # as given: retarget recolours them again for another content image
         styles = recolor_styles(config.preserve_colors, styles, self.content_image)
 
         self._pixel_range = [tf.constant(bound, tf.float32) for bound in pixel_range(config.normalization)]
@@ -97,6 +98,33 @@ class StyleCost(tf.Module):
                     }
                 )
         self.terms = self._make_terms()
+
+    def retarget(self, content_image):
+        """Makes this objective the one of another content image of the same shape, without retracing.
+
+        The content target (and, with ``preserve_colors="histogram"``, the
+        style targets, which depend on the content's colours) are assigned
+        to their variables, so a loop traced for this objective runs on,
+        untraced, for the new image. Style targets are otherwise kept: they
+        are computed once per style.
+
+        Raises:
+            NSTError: ``content_image`` is not a normalized image of this objective's content shape.
+        """
+        content_image = checked_float32_batch(content_image, "content_image")
+        if content_image.shape != self.content_image.shape:
+            raise NSTError(
+                f"content_image has shape {content_image.shape}; this objective is for {self.content_image.shape}"
+            )
+        self.content_image = content_image
+        self.content_target.assign(self._content_activation(content_image))
+        if self.config.preserve_colors == "histogram":
+            styles = recolor_styles(self.config.preserve_colors, self._styles, content_image)
+            names = [name for name, _ in self.style_layers]
+            for variables, style in zip(self.style_grams, styles):
+                grams = self._style_grams(style, names)
+                for layer, variable in variables.items():
+                    variable.assign(grams[layer])
 
     def _make_terms(self):
         config = self.config

@@ -1,0 +1,121 @@
+"""``manifest.jsonl``: what a many-image job finished, so that a rerun does only the rest.
+
+The first line records the settings (the hyperparameters, sizes, style
+images, weights file and options that change a result) and their SHA-256
+fingerprint; each later line one finished image: its input, style images,
+output name, final costs, iterations, seconds, the worker and the
+fingerprint. A line is appended and flushed to disk only after its image is
+saved, so every line names a complete file. A rerun with the same settings
+skips the inputs already recorded whose output is still there; with other
+settings into the same folder it is refused.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+
+from ..errors import NSTError, quoted
+
+MANIFEST = "manifest.jsonl"
+
+
+def fingerprint(settings):
+    """SHA-256 of ``settings`` (a JSON-able dict) written with sorted keys."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def worker():
+    """This process, as manifest lines name it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Manifest:
+    """The manifest of the output folder ``folder`` for a job with ``settings``.
+
+    Attributes:
+        path: the manifest's path.
+        settings: the job's settings (JSON-able).
+        finished: {input path: output name} of the images already done.
+    """
+
+    def __init__(self, folder, settings):
+        self.path = os.path.join(folder, MANIFEST)
+        self.settings = settings
+        self.fingerprint = fingerprint(settings)
+        self.finished = {}
+
+    def load(self):
+        """Reads the manifest, if any; refuses one made with other settings.
+
+        Raises:
+            NSTError: the manifest cannot be read, is not one, or records other settings.
+        """
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            return
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or error
+            raise NSTError(f"{quoted(self.path)}: cannot be read: {reason}") from None
+        records = [_record(line) for line in lines if line.strip()]
+        header = records[0] if records else None
+        if not isinstance(header, dict) or "fingerprint" not in header:
+            raise NSTError(f"{quoted(self.path)}: not a manifest nst_tf wrote; choose another --output_dir")
+        if header["fingerprint"] != self.fingerprint:
+            old, new = _flat(header.get("settings", {})), _flat(self.settings)
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise NSTError(
+                f"{quoted(os.path.dirname(self.path) or '.')} holds the results of other settings "
+                f"({', '.join(changed[:5]) or 'unknown'} differ); rerun with those settings to finish them, or "
+                "choose another --output_dir"
+            )
+        folder = os.path.dirname(self.path)
+        for record in records[1:]:
+            # A last line cut short by a crash is not a record; its image is done again.
+            if isinstance(record, dict) and os.path.isfile(os.path.join(folder, str(record.get("output")))):
+                self.finished[record.get("input")] = record["output"]
+
+    def add(self, **record):
+        """Appends one finished image's line (after its image is saved), after the header line if it is new.
+
+        Raises:
+            NSTError: it cannot be written.
+        """
+        if not os.path.exists(self.path):
+            self._append({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings})
+        self._append({**record, "worker": worker(), "fingerprint": self.fingerprint})
+        self.finished[record["input"]] = record["output"]
+
+    def _append(self, record):
+        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            try:
+                os.write(fd, line.encode())
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise NSTError(f"cannot write {quoted(self.path)}: {error.strerror or error}") from None
+
+
+def _flat(settings, prefix=""):
+    """``{"config": {"epochs": 3}}`` -> ``{"epochs": 3}``: each setting by its own name (JSON round-tripped)."""
+    flat = {}
+    for key, value in json.loads(json.dumps(settings, default=str)).items():
+        if isinstance(value, dict) and key in ("config", "size", "large"):
+            flat.update(_flat(value))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _record(line):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None

@@ -1,0 +1,297 @@
+"""The many-image job: several content images, one network, each result saved and recorded as it is done.
+
+Images are taken by size (one objective and one traced loop per size, see
+``nst_tf.many``), then in the order the command listed them. Each result is
+saved atomically as ``<content stem>.jpg`` (or ``<content stem>__<style
+stem>.jpg`` with ``--each_style``) and recorded in ``manifest.jsonl``
+(``manifest.py``) after it is saved; a rerun with the same settings does
+only what is not recorded. A signal ends the job between traced calls (or
+by the watcher, ``signals.py``): the finished images stay, the image under
+way is dropped, and the last line says what is left.
+"""
+
+import dataclasses
+import signal
+
+from ..config import StyleTransferConfig
+from ..errors import NonFiniteCostError, NSTError, quoted
+from ..large.options import LargeImageOptions, style_target
+from ..presets import Preset
+from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
+from .drive import ProgressLine, report_text
+from .manifest import Manifest
+from .signals import Stopped, handling_signals
+from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_SKIPPED, PROG
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One result to make: content image ``path`` (with ``styles``, indices into the job's) saved as ``name``."""
+
+    index: int
+    path: str
+    name: str
+    size: tuple
+    styles: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class ManyJob:
+    """A validated many-image command line; nothing in it is created or loaded yet.
+
+    Attributes:
+        config: the hyperparameters (``config.seed + index`` seeds member ``index``).
+        preset: the ``Preset`` (its report line).
+        large: the large-image options (style sizing).
+        fit: how images are brought to their size.
+        members: the ``Member``s still to do, in the order they run (by size).
+        total: how many results the job makes, finished ones included.
+        style_paths: the style images' paths; ``styles``: their pixels.
+        tiles: the ``TilePlan`` (or None) of each size.
+        weights: a ``Handover`` of the network's weights.
+        pooling: the pooling.
+        outputs: the output folder's ``Outputs`` (``prepare``, ``remove_if_empty``, ``saver``).
+        manifest: the folder's ``Manifest`` (loaded).
+        read: ``read(path, size)`` -> pixels fitted to ``size``; raises ``NSTError`` for an unreadable image.
+        reports: print each member's report lines and save its report images.
+        skip_errors: an unreadable member is noted and skipped (``--on_error skip``).
+        notes: lines for standard error before the job starts.
+    """
+
+    config: StyleTransferConfig
+    preset: Preset
+    large: LargeImageOptions
+    fit: str
+    members: list
+    total: int
+    style_paths: list
+    styles: list
+    tiles: dict
+    weights: object
+    pooling: str
+    outputs: object
+    manifest: Manifest
+    read: object
+    reports: bool
+    skip_errors: bool
+    notes: list
+
+
+def run_many(job, out, err, stop):
+    """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``).
+
+    Raises:
+        NSTError: the output folder or its manifest cannot be written.
+        Stopped: a signal came before the first image started.
+    """
+    for note in job.notes:
+        err.write(f"{PROG}: note: {note}\n")
+    if not job.members:
+        return EXIT_OK  # everything is done already: no network is built
+    created = job.outputs.prepare()
+    try:
+        return _run(job, out, err, stop)
+    finally:
+        if created:  # a job stopped or failed before it saved anything leaves no empty folder behind
+            job.outputs.remove_if_empty()
+
+
+def _run(job, out, err, stop):
+    tf = import_tensorflow_quietly(err)
+    stop.defer()
+    warn_about_precision(job.config, err)
+    model = build_model(job.config, job.weights.take(), job.pooling)
+    stop.check()
+    run = _Run(job, model, out, err)
+    stop.finisher = run.stopped
+    with contain_determinism(tf, job.config.seed):
+        try:
+            run.all(stop)
+        except (KeyboardInterrupt, Stopped) as stopped:
+            stop.claim()
+            return run.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
+    stop.claim()
+    return run.status()
+
+
+class _Run:
+    """The state of a many-image run: what is done, skipped, failed and under way."""
+
+    def __init__(self, job, model, out, err):
+        self.job, self.model, self.out, self.err = job, model, out, err
+        self.saver = job.outputs.saver(err)
+        self.objective = objective_factory(job.tiles, err)
+        self.done = 0
+        self.skipped = []
+        self.non_finite = []
+        self.current = None
+        self.bar = ProgressLine(max(1, len(job.members)) * job.config.epochs, err)
+
+    def all(self, stop):
+        """Runs every member: each size and style choice is one ``stylize_many`` over its members."""
+        members = self.job.members
+        for key in dict.fromkeys((member.size, member.styles) for member in members):
+            self._group([member for member in members if (member.size, member.styles) == key], stop)
+
+    def _group(self, group, stop):
+        from ..many import Finished, stylize_many
+
+        size, styles = group[0].size, group[0].styles
+        handed = _Handed(self.job.config)  # the members stylize_many received, in its order
+        contents = self._contents(group, handed, stop)
+        run = stylize_many(
+            self.model,
+            contents,
+            self._style_images(size, styles),
+            self.job.config,
+            seeds=handed.seed,
+            make_objective=lambda model, content, style_images, config: self.objective(
+                model, content, style_images, config, size=size
+            ),
+            ticks=True,
+        )
+        try:
+            for item in run:
+                stop.check()
+                if isinstance(item, Finished):
+                    self._finished(handed[item.index], item)
+                else:
+                    self._step(handed[item.index], item.item)
+        except NonFiniteCostError as error:
+            self._non_finite(error)
+
+    def _contents(self, group, handed, stop):
+        """The group's content images, read as the run reaches them; an unreadable one skipped or raised."""
+        from ..images import reshape_and_normalize_image
+
+        for member in group:
+            stop.check()
+            try:
+                pixels = self.job.read(member.path, member.size)
+            except NSTError as error:
+                if not self.job.skip_errors:
+                    raise
+                self.skipped.append(member)
+                self.err.write(f"{PROG}: note: skipped {quoted(member.path)}: {error}\n")
+                continue
+            self.current = member
+            handed.append(member)
+            yield reshape_and_normalize_image(pixels, self.job.config.normalization)
+
+    def _style_images(self, size, styles):
+        """The style images ``styles`` (indices) brought to their size for an output of ``size``, normalized."""
+        from ..images import fit_image, reshape_and_normalize_image
+
+        large, images = self.job.large, []
+        fit = self.job.fit if large.style_size is None else "stretch"  # an absolute size keeps the aspect ratio
+        for index in styles:
+            pixels = self.job.styles[index]
+            height, width = style_target(size, pixels.shape[:2], large.style_scale, large.style_size)
+            fitted = fit_image(pixels, width, height, fit)
+            images.append(reshape_and_normalize_image(fitted, self.job.config.normalization))
+        return images
+
+    def _step(self, member, item):
+        reported = hasattr(item, "image")
+        if reported and self.job.reports:
+            self.out.write(f"{member.name}: " + report_text(self.job.preset.report_line, item, self.job.config))
+            self.saver.save(f"{member.name.rsplit('.', 1)[0]}.{item.iteration}.png", item.image)
+        iterations = item.iteration + 1 if reported else item.iterations
+        self.bar.update(min(self.bar.total, self.done * self.job.config.epochs + iterations))
+
+    def _finished(self, member, finished):
+        progress = finished.progress
+        with handling_signals(signal.SIG_IGN):  # a second signal cannot leave the image or its line half written
+            saved = self.saver.save(member.name, progress.image)
+            if saved:
+                self.job.manifest.add(
+                    input=member.path,
+                    styles=[self.job.style_paths[i] for i in member.styles],
+                    output=member.name,
+                    costs=_costs(progress),
+                    iterations=progress.iteration + 1,
+                    seconds=round(finished.seconds, 3),
+                )
+        self.done += 1
+        self.current = None
+        if saved:
+            self.out.write(f"saved {member.name} ({self.done} of {len(self.job.members)})\n")
+            self.out.flush()
+
+    def _non_finite(self, error):
+        self.non_finite.append(self.current)
+        self.err.write(f"{PROG}: error: {quoted(self.current.path)}: {error}; no result is saved for it\n")
+        self.current = None
+
+    def stopped(self, status):
+        """The last line after a signal (the image under way is dropped); returns ``status``."""
+        what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
+            status - 128, "hung up (SIGHUP)"
+        )
+        under_way = f" ({quoted(self.current.path)} was under way and is not saved)" if self.current else ""
+        self.err.write(
+            f"\n{PROG}: {what} after {self.done} of {len(self.job.members)} images{under_way}; the finished ones are "
+            "saved and recorded: the same command does the rest\n"
+        )
+        return status
+
+    def status(self):
+        """The exit status after every member ran (a note first when some were skipped)."""
+        if self.skipped:
+            self.err.write(f"{PROG}: note: {len(self.skipped)} of {len(self.job.members)} images were skipped\n")
+        if self.saver.failed:
+            return EXIT_SAVE_FAILED
+        if self.non_finite:
+            return EXIT_NON_FINITE
+        return EXIT_SKIPPED if self.skipped else EXIT_OK
+
+
+class _Handed(list):
+    """The members handed to ``stylize_many``, in its order; ``seed(i)`` is the i-th one's seed."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    def seed(self, position):
+        member = self[position]
+        return None if self.config.seed is None else self.config.seed + member.index
+
+
+def _costs(progress):
+    return {
+        "total": progress.total_cost,
+        "content": progress.content_cost,
+        "style": progress.style_cost,
+        "tv": progress.tv_cost,
+    }
+
+
+# Setting up: everything checked before anything is created ----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ManyRequest:
+    """What the command line asks of a many-image job (parsed and checked option by option).
+
+    Attributes:
+        config, preset, size (``ImageSize``), large (``LargeImageOptions``), pooling: as for one image.
+        contents: the content images' paths; ``style_paths``: the style images'.
+        folder: the output folder; ``model``: the weights file's path.
+        each_style: one result per content and style image (else the styles blended).
+        reports: print and save each member's reports.
+        skip_errors: ``--on_error skip``.
+    """
+
+    config: StyleTransferConfig
+    preset: Preset
+    size: object
+    large: LargeImageOptions
+    pooling: str
+    contents: list
+    style_paths: list
+    folder: str
+    model: str
+    each_style: bool
+    reports: bool
+    skip_errors: bool

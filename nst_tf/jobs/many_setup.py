@@ -1,0 +1,187 @@
+"""Setting up a many-image job: every input checked, before anything is created or TensorFlow is loaded."""
+
+import dataclasses
+import functools
+import hashlib
+import os
+
+from ..errors import NSTError, quoted
+from ..images import fit_image, image_size, read_image
+from ..large.memory import MemoryModel
+from ..large.options import style_target
+from ..networks import get_network
+from .inputs import output_names
+from .manifest import MANIFEST, Manifest
+from .many import ManyJob, Member
+from .outputs import Outputs
+from .single import Handover
+
+
+def prepare_many(request):
+    """The ``ManyJob`` of ``request`` (a ``ManyRequest``), every input checked; nothing is created.
+
+    Raises:
+        NSTError: anything given is wrong (one line): an unreadable content image unless
+            ``skip_errors`` (then it is noted and left out), a style image, the output folder, its manifest
+            (made with other settings), an output name held by a link, a folder, an input or a file this
+            job did not make, the memory, the weights.
+    """
+    config, large = request.config, request.large
+    if large.scales != 1:
+        raise NSTError("--scales: several content images run at one size each; run coarse to fine one image at a time")
+    if os.path.exists(request.folder) and not os.path.isdir(request.folder):
+        raise NSTError(f"--output_dir: {quoted(request.folder)} exists and is not a folder")
+    manifest = Manifest(request.folder, _settings(request))
+    manifest.load()
+    notes, shapes = [], {}
+    for path in request.contents:
+        try:
+            shapes[path] = _checked_content(path, request)
+        except NSTError as error:
+            if not request.skip_errors:
+                raise
+            notes.append(f"skipped {quoted(path)}: {error}")
+    members, total = _members(request, shapes, manifest, notes)
+    styles = [read_image(path) for path in request.style_paths]
+    tiles = _tiles(request, {member.size for member in members}, styles)
+    weights = get_network(config.network).read_weights(request.model)  # last: the slowest check
+    return ManyJob(
+        config=config,
+        preset=request.preset,
+        large=large,
+        fit=request.size.fit,
+        members=members,
+        total=total,
+        style_paths=list(request.style_paths),
+        styles=styles,
+        tiles=tiles,
+        weights=Handover(weights),
+        pooling=request.pooling,
+        outputs=Outputs(folder=request.folder, config=config, report_image=request.preset.report_image),
+        manifest=manifest,
+        read=functools.partial(_read, fit=request.size.fit),
+        reports=request.reports,
+        skip_errors=request.skip_errors,
+        notes=notes,
+    )
+
+
+def _checked_content(path, request):
+    """(height, width) of content image ``path``; decoded whole once unless ``skip_errors`` (then read later)."""
+    width, height = image_size(path)
+    if not request.skip_errors:
+        # --on_error refuse: a damaged image is refused before any work, as for one image.
+        target = request.size.of((height, width))
+        _read(path, target, request.size.fit)
+    return height, width
+
+
+def _read(path, size, fit):
+    """The content image at ``path`` brought to ``size`` (height, width); ``NSTError`` naming it otherwise."""
+    height, width = size
+    pixels = read_image(path, target=(width, height))
+    try:
+        return fit_image(pixels, width, height, fit)
+    except NSTError as error:
+        raise NSTError(f"{quoted(path)}: {error}") from None
+
+
+def _members(request, shapes, manifest, notes):
+    """The members still to do (by size, then in the command's order), and how many results the job makes."""
+    indices = [index for index, path in enumerate(request.contents) if path in shapes]  # the seeds' indices
+    paths = [request.contents[index] for index in indices]
+    everyone = tuple(range(len(request.style_paths)))
+    style_choices = [(i,) for i in everyone] if request.each_style else [everyone]
+    names, renamed = output_names(paths, request.style_paths if request.each_style else None)
+    notes.extend(renamed)
+    everything, names = [], iter(names)
+    for index, path in zip(indices, paths):
+        size = request.size.of(shapes[path])
+        for styles in style_choices:
+            member = Member(index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles)
+            everything.append(member)
+    _check_names(request, everything, manifest)
+    todo = [m for m in everything if manifest.finished.get(m.path) != m.name or not _exists(request, m)]
+    if len(todo) < len(everything):
+        notes.append(
+            f"{len(everything) - len(todo)} of {len(everything)} results are done already ({MANIFEST}); "
+            f"doing the other {len(todo)}"
+        )
+    todo.sort(key=lambda member: (member.size, member.styles))  # stable: the command's order within a size
+    return todo, len(everything)
+
+
+def _exists(request, member):
+    return os.path.isfile(os.path.join(request.folder, member.name))
+
+
+def _check_names(request, members, manifest):
+    """Refuses output names held by a link, a folder, an input, or a file this job did not make."""
+    inputs = [os.path.abspath(path) for path in (*request.contents, *request.style_paths)]
+    recorded = set(manifest.finished.values())
+    for member in members:
+        path = os.path.join(request.folder, member.name)
+        if os.path.islink(path):
+            raise NSTError(f"--output_dir: {quoted(path)} is a symbolic link; results are never written through links")
+        if not os.path.lexists(path):
+            continue
+        if os.path.isdir(path):
+            raise NSTError(f"--output_dir: {quoted(path)} is a folder; this job would save {member.name} there")
+        if any(os.path.samefile(path, source) for source in inputs if os.path.exists(source)):
+            raise NSTError(f"--output_dir: {quoted(path)} is one of the input images and would be overwritten")
+        if member.name not in recorded:
+            raise NSTError(
+                f"--output_dir: {quoted(path)} exists and is not a result {MANIFEST} records; this job would "
+                "replace it (move it, or choose another --output_dir)"
+            )
+
+
+def _tiles(request, sizes, styles):
+    """The ``TilePlan`` (or None) of each size."""
+    config, large = request.config, request.large
+    layers = [config.content_layer, *(name for name, _ in config.style_layers)]
+    get_network(config.network).check_pooling(request.pooling)
+    memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
+    plans = {}
+    for size in sizes:
+        targets = [style_target(size, style.shape[:2], large.style_scale, large.style_size) for style in styles]
+        style = max(targets, key=lambda target: target[0] * target[1])
+        plans[size] = memory.plan(*size, layers, large.max_memory, large.tile_size, style=style)
+    return plans
+
+
+def _settings(request):
+    """What changes a result: recorded in the manifest, a rerun with other values refused."""
+    config = dataclasses.asdict(request.config)
+    large = dataclasses.asdict(request.large)
+    for name in ("max_memory", "tile_size"):  # tiles give the same costs: not a setting of the result
+        large.pop(name)
+    return {
+        "config": config,
+        "size": dataclasses.asdict(request.size),
+        "large": large,
+        "pooling": request.pooling,
+        "styles": [_file_digest(path) for path in request.style_paths],
+        "weights": _file_identity(request.model),
+        "each_style": request.each_style,
+    }
+
+
+def _file_digest(path):
+    """SHA-256 of a style image's bytes: a changed style image is another setting, its name is not."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise NSTError(f"{quoted(path)}: cannot be read: {error.strerror or error}") from None
+    return digest.hexdigest()
+
+
+def _file_identity(path):
+    """The weights file's name and size (hashing 510 MB for every run would take seconds)."""
+    try:
+        return {"name": os.path.basename(path), "bytes": os.stat(path).st_size}
+    except OSError:
+        return {"name": os.path.basename(path)}

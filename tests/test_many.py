@@ -1,0 +1,231 @@
+"""Many content images: one network, one trace per size, results recorded and resumable, errors handled."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_tf import StyleCost, StyleTransfer, StyleTransferConfig
+from nst_tf.cli import main
+from nst_tf.jobs.inputs import content_paths, is_image_file, output_names
+from nst_tf.many import Finished, Step, stylize_many
+
+
+def _write(path, height, width, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """photos/ with a.png, b.jpg, c.png (two at 48x64, one at 60x80), a text file and a subfolder's image."""
+    folder = tmp_path / "photos"
+    _write(folder / "a.png", 48, 64, 1)
+    _write(folder / "b.jpg", 60, 80, 2)
+    _write(folder / "c.png", 48, 64, 3)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "renamed.png").write_text("a text file named like an image")
+    _write(folder / "sub" / "d.png", 48, 64, 4)
+    return folder
+
+
+def _args(workspace, new_weights_file, *contents, epochs=2, extra=()):
+    return [
+        "--content_image_filename", *map(str, contents),
+        "--style_image_filename", str(workspace / "style.png"),
+        "--model", str(new_weights_file),
+        "--output_dir", str(workspace / "out"),
+        "--max_size", "64", "--epochs", str(epochs), "--seed", "5", *extra,
+    ]  # fmt: skip
+
+
+def _manifest(folder):
+    lines = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    return lines[0], lines[1:]
+
+
+# The library -------------------------------------------------------------------------------------
+
+
+def test_stylize_many_equals_separate_runs_and_traces_once_per_shape(model, images, rng):
+    content, style = images
+    other = rng.normal(0, 40, (1, 40, 56, 3)).astype(np.float32)
+    contents = [content, content[:, :, ::-1] * 0.5, other]
+    config = StyleTransferConfig(epochs=3, print_every=1, seed=7)
+    items = list(stylize_many(model, iter(contents), style, config))
+    finished = [item for item in items if isinstance(item, Finished)]
+    assert [f.index for f in finished] == [0, 1, 2] and [f.traced for f in finished] == [True, False, True]
+    assert [s.item.iteration for s in items if isinstance(s, Step) and s.index == 1] == [0, 1, 2]
+    for index, done in enumerate(finished):
+        seeded = StyleTransferConfig(epochs=3, seed=7 + index)
+        alone = StyleTransfer(StyleCost(model, contents[index], style, config), seeded)
+        alone.step(3)
+        np.testing.assert_allclose(done.progress.image, alone.current_image(), rtol=0, atol=1e-3)
+
+
+def test_retarget_refuses_another_shape(model, images):
+    content, style = images
+    cost = StyleCost(model, content, style)
+    with pytest.raises(Exception, match=r"content_image has shape \(1, 40, 64, 3\); this objective is for"):
+        cost.retarget(content[:, :40])
+
+
+# Inputs ------------------------------------------------------------------------------------------
+
+
+def test_folders_give_their_images_by_content_in_name_order(photos):
+    assert [os.path.basename(p) for p in content_paths([str(photos)])] == ["a.png", "b.jpg", "c.png"]
+    recursive = content_paths([str(photos)], recursive=True)
+    assert [os.path.relpath(p, photos) for p in recursive] == ["a.png", "b.jpg", "c.png", os.path.join("sub", "d.png")]
+    assert [os.path.basename(p) for p in content_paths([str(photos / "*.png")])] == ["a.png", "c.png"]
+    assert not is_image_file(photos / "renamed.png") and not is_image_file(photos / "sub")
+    # A path given twice is taken once.
+    assert len(content_paths([str(photos / "a.png"), str(photos)])) == 3
+
+
+def test_same_stems_get_predictable_suffixes_said_in_a_note():
+    names, notes = output_names(["x/a.png", "y/a.jpg", "z/A.png", "b.png"])
+    assert names == ["a.jpg", "a-2.jpg", "A-3.jpg", "b.jpg"]
+    assert notes == [
+        "y/a.jpg is saved as a-2.jpg: an earlier image has the name a.jpg",
+        "z/A.png is saved as A-3.jpg: an earlier image has the name A.jpg",
+    ]
+    assert output_names(["p/a.png"], ["s/one.png", "s/two.png"])[0] == ["a__one.jpg", "a__two.jpg"]
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["{folder}/none/*.png"], "no image matches"),
+        (["{empty}"], "holds no image"),
+    ],
+)
+def test_names_without_images_are_one_line(tmp_path, names, message):
+    (tmp_path / "empty").mkdir()
+    from nst_tf import NSTError
+
+    with pytest.raises(NSTError, match=message):
+        content_paths([n.format(folder=tmp_path, empty=tmp_path / "empty") for n in names])
+
+
+# The command -------------------------------------------------------------------------------------
+
+
+def test_a_folder_gives_one_result_each_recorded_and_a_rerun_does_only_the_rest(
+    workspace, new_weights_file, photos, capsys
+):
+    argv = _args(workspace, new_weights_file, photos)
+    assert main(argv) == 0
+    out = workspace / "out"
+    assert sorted(os.listdir(out)) == ["a.jpg", "b.jpg", "c.jpg", "manifest.jsonl"]
+    header, records = _manifest(out)
+    assert header["settings"]["config"]["epochs"] == 2
+    assert sorted(r["output"] for r in records) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert all(r["iterations"] == 2 and r["costs"]["total"] > 0 and ":" in r["worker"] for r in records)
+    assert "saved a.jpg (1 of 3)" in capsys.readouterr().out
+    before = (out / "a.jpg").read_bytes()
+
+    (out / "c.jpg").unlink()
+    assert main(argv) == 0
+    assert "2 of 3 results are done already (manifest.jsonl); doing the other 1" in capsys.readouterr().err
+    assert (out / "c.jpg").is_file() and (out / "a.jpg").read_bytes() == before
+    assert len(_manifest(out)[1]) == 4
+
+    assert main(_args(workspace, new_weights_file, photos, epochs=3)) == 2
+    assert "holds the results of other settings (epochs differ)" in capsys.readouterr().err
+
+
+def test_seeded_results_do_not_depend_on_which_images_ran_before(workspace, new_weights_file, photos):
+    # c.png ran after a.png in the loop traced for their size; alone, it gets a fresh trace: the same image.
+    assert main(_args(workspace, new_weights_file, photos)) == 0
+    first = (workspace / "out" / "c.jpg").read_bytes()
+    (workspace / "out" / "c.jpg").unlink()
+    assert main(_args(workspace, new_weights_file, photos)) == 0
+    assert (workspace / "out" / "c.jpg").read_bytes() == first
+
+
+def test_each_style_gives_one_result_per_content_and_style(workspace, new_weights_file, photos):
+    argv = _args(workspace, new_weights_file, photos / "a.png", extra=["--each_style"])
+    argv[argv.index("--style_image_filename") + 1 : argv.index("--style_image_filename") + 2] = [
+        str(workspace / "style.png"),
+        str(workspace / "style2.png"),
+    ]
+    assert main(argv) == 0
+    assert sorted(os.listdir(workspace / "out")) == ["a__style.jpg", "a__style2.jpg", "manifest.jsonl"]
+
+
+def test_reports_are_printed_and_saved_per_image_only_when_asked(workspace, new_weights_file, photos, capsys):
+    assert main(_args(workspace, new_weights_file, photos / "a.png", photos / "c.png", extra=["--reports"])) == 0
+    out = capsys.readouterr().out
+    assert "a.jpg: Iteration 0 :\n" in out and "c.jpg: Iteration 1 :\n" in out
+    assert {"a.0.png", "c.0.png", "a.jpg", "c.jpg"} <= set(os.listdir(workspace / "out"))
+
+
+def test_an_unreadable_member_is_refused_before_any_work_or_skipped(workspace, new_weights_file, photos, capsys):
+    (photos / "broken.png").write_bytes((photos / "a.png").read_bytes()[:200])  # an image cut short
+    assert main(_args(workspace, new_weights_file, photos)) == 2
+    assert "broken.png: image file is truncated" in capsys.readouterr().err
+    assert not (workspace / "out").exists()
+
+    assert main(_args(workspace, new_weights_file, photos, extra=["--on_error", "skip"])) == 4
+    err = capsys.readouterr().err
+    assert "note: skipped" in err and "broken.png" in err
+    assert sorted(os.listdir(workspace / "out")) == ["a.jpg", "b.jpg", "c.jpg", "manifest.jsonl"]
+
+
+@pytest.mark.parametrize("make", ["user file", "link", "folder"])
+def test_an_output_name_the_job_did_not_make_is_refused(workspace, new_weights_file, photos, capsys, make):
+    out = workspace / "out"
+    out.mkdir()
+    target = out / "b.jpg"
+    if make == "user file":
+        target.write_bytes(b"mine")
+    elif make == "link":
+        os.symlink(workspace / "elsewhere.jpg", target)
+    else:
+        target.mkdir()
+    assert main(_args(workspace, new_weights_file, photos)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "b.jpg" in err
+    assert make != "user file" or target.read_bytes() == b"mine"
+    assert sorted(os.listdir(out)) == ["b.jpg"]
+
+
+def test_reports_and_on_error_are_for_several_images(workspace, new_weights_file, photos, capsys):
+    assert main(_args(workspace, new_weights_file, photos / "a.png", extra=["--reports"])) == 2
+    assert "--reports and --on_error apply to several content images" in capsys.readouterr().err
+
+
+def test_a_signal_keeps_the_finished_images_and_the_same_command_does_the_rest(workspace, new_weights_file, photos):
+    for i in range(4):
+        _write(photos / f"more{i}.png", 48, 64, 10 + i)
+    argv = _args(workspace, new_weights_file, photos, epochs=60)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nst_tf", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("saved ") and "(2 of 7)" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err
+    assert time.monotonic() - sent < 20
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nst-tf: terminated (SIGTERM) after ") and "the same command does the rest" in last
+    out = workspace / "out"
+    records = _manifest(out)[1]
+    assert sorted(os.listdir(out)) == sorted(["manifest.jsonl", *(r["output"] for r in records)])
+    assert 2 <= len(records) < 7
+    assert main(argv) == 0
+    assert len(_manifest(out)[1]) == 7 and len(os.listdir(out)) == 8
