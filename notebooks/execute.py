@@ -36,6 +36,7 @@ NOTEBOOKS = [
     "Art_Generation_with_Neural_Style_Transfer.ipynb",
     "Second_edition_with_nst_tf.ipynb",
     "Your_own_images.ipynb",
+    "CS231n_style_transfer.ipynb",
 ]
 
 #: A figure wider than this (pixels) is scaled down to it.

@@ -285,14 +285,14 @@ def _validated(args, preset):
     style_shapes = [image_size(path)[::-1] for path in style_paths]
     plan = functools.partial(memory.plan, layers=layers, max_memory=large.max_memory, tile_size=large.tile_size)
     tiles = {size: plan(*size, style=_largest_style(size, style_shapes, large)) for size in sizes}
-    content, styles = _read_images(content_path, style_paths, sizes, large, size.fit)
+    content, styles = _read_images(content_path, style_paths, sizes, large, size.content_fit)
     notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
     weights = get_network(config.network).read_weights(args.model)  # last: the slowest check, up to 510 MB
     return Job(
         config=config,
         preset=preset,
         large=large,
-        fit=size.fit,
+        fit=size.content_fit,
         sizes=sizes,
         tiles=tiles,
         content=content,

@@ -819,6 +819,16 @@ class ImageSize:
             if isinstance(value, bool) or not isinstance(value, int) or value < MIN_IMAGE_SIZE:
                 raise NSTError(f"{name} must be a whole number of at least {MIN_IMAGE_SIZE}; got {value!r}")
 
+    @property
+    def content_fit(self):
+        """How the content image is brought to its size: ``fit``, or "stretch" with ``shorter_side``.
+
+        A shorter side keeps the image's aspect ratio up to the truncated
+        longer side: torchvision resizes the whole image to that size, and
+        so does nst_tf (cropping would cut the truncated fraction away).
+        """
+        return "stretch" if self.shorter_side is not None else self.fit
+
     def of(self, shape):
         """(height, width) for a content image whose (height, width) is ``shape``."""
         if self.shorter_side is not None:

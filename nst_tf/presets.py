@@ -100,8 +100,9 @@ _CS231N_RUNS = (
 _CS231N_DIFFERENCES = (
     "CS231n's PyTorch edition starts a new Adam at iteration 180 (its moments reset); nst_tf changes the rate "
     "and keeps the moments, as the assignment's TensorFlow edition does.",
-    "Images larger than the requested size are decoded reduced by JPEG's whole factors before Pillow's bilinear "
-    "resize (torchvision resizes the full image), and images are brought to at least 32 pixels a side.",
+    "The command decodes an image more than four times larger than its target reduced (JPEG's whole factors) "
+    "before Pillow's bilinear resize, as torchvision's is (which resizes the full image, as Preset.load_image "
+    "does); images are brought to at least 32 pixels a side.",
 )
 
 

@@ -25,11 +25,12 @@ def squeezenet_file(tmp_path_factory):
 
 @pytest.fixture
 def cs231n_images(tmp_path):
-    """A 400x300 content image and a 300x360 style image (aspect ratios of their own).
+    """A 410x300 content image and a 300x360 style image (aspect ratios of their own).
 
     Each under twice the sizes the presets bring them to: larger files are decoded reduced first.
+    410 x 192 / 300 = 262.4: the longer side is truncated, and the whole image resized to it.
     """
-    y, x = np.mgrid[0:300, 0:400]
+    y, x = np.mgrid[0:300, 0:410]
     content = np.stack([x * 0.6, y * 0.8, (x + y) * 0.3], axis=2).astype(np.uint8)
     Image.fromarray(content).save(tmp_path / "tubingen.png")
     style = np.random.default_rng(7).integers(0, 256, size=(360, 300, 3), dtype=np.uint8)
@@ -72,7 +73,7 @@ def test_a_presets_first_costs_are_cs231ns_formulas_on_the_same_features(
     assert match and match.group(1) == "0", line
     total, *terms = (float(value) for value in match.groups()[1:])
     expected, content_shape, style_shape = _expected(preset, preset.load_model(squeezenet_file), *cs231n_images)
-    assert content_shape == (1, 192, 256, 3)  # shorter side 192, the longer truncated as torchvision does
+    assert content_shape == (1, 192, 262, 3)  # shorter side 192, the longer truncated as torchvision does
     assert min(style_shape[1:3]) == preset.large.style_size and style_shape[1] > style_shape[2]
     # The printed values have 6 significant digits.
     assert terms == pytest.approx(expected, rel=2e-5, abs=1e-6)
@@ -105,4 +106,4 @@ def test_a_preset_run_saves_its_images_and_reports_every_hundred_iterations(
     assert [int(LINE.match(line).group(1)) for line in lines] == [0, 100]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "100.png", "generated_image.jpg"]
     with Image.open(tmp_path / "out" / "generated_image.jpg") as image:
-        assert image.size == (256, 192)
+        assert image.size == (262, 192)

@@ -34,6 +34,13 @@ SECOND_EDITION_FILES = [
     "images/louvre_small.jpg",
     "images/monet.jpg",
 ]
+# What the CS231n notebook needs to check the assignment's values (the checks file beside the notebook).
+CS231N_FILES = [
+    "pretrained-model/squeezenet1_1-b8a52dc0.pth",
+    "notebooks/style-transfer-checks.npz",
+    "images/tubingen.jpg",
+    "images/starry_night.jpg",
+]
 #: A committed notebook, outputs included, stays under this many bytes; each figure under a fifth of it.
 MAX_NOTEBOOK_BYTES = 400_000
 MAX_FIGURE_BYTES = 80_000
@@ -42,6 +49,7 @@ COMPARISONS = {
     "Art_Generation_with_Neural_Style_Transfer.ipynb": 1,  # G against the start
     "Second_edition_with_nst_tf.ipynb": 1,  # the short run's last image against its start
     "Your_own_images.ipynb": 3,  # four alphas, each against the one before
+    "CS231n_style_transfer.ipynb": 2,  # the Starry Night run and the feature inversion, each against its start
 }
 COMPARISON = re.compile(
     r"^comparison: (?P<what>.+): (?P<measure>[a-z ]+) (?P<before>\S+) -> (?P<after>\S+) \(\S+x\), "
@@ -126,3 +134,25 @@ def test_notebook_runs_headless_and_teaches_what_it_says(name):
         assert "scales: ['50x38', '100x75', '200x150']" in text
         # The command's run: its report lines, and its files in the notebook's temporary folder.
         assert "Iteration 30 :\n" in text and "['0.png', '30.png', 'generated_image.jpg']" in text
+    if name.startswith("CS231n"):
+        # SqueezeNet's layers: torchvision's index, the TF edition's (one lower), nst_tf's name, the shape at 192.
+        assert re.search(r"^ +0 +- +conv1 +\(1, \d+, \d+, 64\) *$", text, re.MULTILINE)
+        assert re.search(r"^ +3 +2 +fire2 +\(1, \d+, \d+, 128\) +content$", text, re.MULTILINE)
+        assert re.search(r"^ +7 +6 +fire5 +\(1, \d+, \d+, 256\) +style$", text, re.MULTILINE)
+        # The assignment's four checks, set up as it sets them up, each against NumPy on the same activations.
+        assert "Gram matrix shape (1, 128, 128)" in text
+        assert text.count("rel_error vs NumPy float64") == 4
+        for value in ("32436.986", "0.08948", "44512.67", "303.2237"):
+            assert f"assignment {value}" in text
+        # The preset's run, reported as the command reports it, and the command's own run.
+        assert "CS231n's Starry Night run" in text and "learning_rate_steps ((180, 0.1),)" in text
+        assert re.search(r"^Iteration 0: total \S+ = content \S+ \+ style \S+ \+ tv \S+$", text, re.MULTILINE)
+        assert "python -m nst_tf --preset cs231n_starry_night --shorter_side" in text
+        assert "saved output/generated_image.jpg" in text
+        assert "style weights: [0.0, 0.0, 0.0, 0.0] | start: uniform" in text  # the feature inversion
+        if all((ROOT / path).exists() for path in CS231N_FILES):
+            assert "Branch: real weights" in text and "The assignment's four checks passed" in text
+            assert "['0.png', '100.png', 'generated_image.jpg']" in text
+        else:
+            assert "Branch: synthetic weights" in text and "Skipped the assignment's values" in text
+            assert "['0.png', '20.png', '40.png', 'generated_image.jpg']" in text

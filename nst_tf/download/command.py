@@ -14,33 +14,7 @@ from .fetch import HASH_NAMES, Fetch, Target, size_text
 from .partial import Partial, partial_paths
 from .transfer import DownloadError, Policy, check_url
 
-__all__ = [
-    "CHUNK",
-    "KERAS_CEILING",
-    "KERAS_KNOWN_MD5",
-    "KERAS_MIRROR",
-    "KERAS_SOURCES",
-    "KERAS_URL",
-    "KNOWN_MD5",
-    "KNOWN_SIZES",
-    "MAT_CEILING",
-    "MAT_SOURCES",
-    "SQUEEZENET_CEILING",
-    "SQUEEZENET_HASH_PREFIX",
-    "SQUEEZENET_KNOWN_SHA256",
-    "SQUEEZENET_MODEL",
-    "SQUEEZENET_SOURCES",
-    "SQUEEZENET_URL",
-    "URL",
-    "DownloadError",
-    "Policy",
-    "download",
-    "fetch_keras_weights",
-    "fetch_squeezenet_weights",
-    "keras_cache_dir",
-    "main",
-    "partial_paths",
-]
+from . import __all__  # noqa: E402, F401  (the public names, listed once, in the package)
 
 #: The command's description in its help.
 DESCRIPTION = "Fetch the network weights nst_tf reads (VGG-19's or SqueezeNet's) and verify them."

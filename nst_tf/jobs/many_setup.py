@@ -49,7 +49,7 @@ def prepare_many(request):
         config=config,
         preset=request.preset,
         large=large,
-        fit=request.size.fit,
+        fit=request.size.content_fit,
         members=members,
         total=total,
         style_paths=list(request.style_paths),
@@ -59,7 +59,7 @@ def prepare_many(request):
         pooling=request.pooling,
         outputs=Outputs(folder=request.folder, config=config, report_image=request.preset.report_image),
         manifest=manifest,
-        read=functools.partial(_read, fit=request.size.fit),
+        read=functools.partial(_read, fit=request.size.content_fit),
         reports=request.reports,
         skip_errors=request.skip_errors,
         notes=notes,
@@ -72,7 +72,7 @@ def _checked_content(path, request):
     if not request.skip_errors:
         # --on_error refuse: a damaged image is refused before any work, as for one image.
         target = request.size.of((height, width))
-        _read(path, target, request.size.fit)
+        _read(path, target, request.size.content_fit)
     return height, width
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import NSTError
+from .inputs import network_input
 from .squeezenet import FEATURE_PARAMETERS, FIRES, LAYERS, MIN_IMAGE_SIZE, PARAMETERS, SQUEEZENET_NETWORK
 from .vgg19_module import _as, _floating
 
@@ -134,15 +135,7 @@ class SqueezeNet(tf.Module):
         not computed in tiles.
         """
         names, canonical = self._wanted(layers)
-        try:
-            image = tf.convert_to_tensor(image)
-        except (TypeError, ValueError):
-            raise NSTError(
-                f"image must be an array or tensor of shape (1, height, width, 3); got {type(image).__name__}"
-            ) from None
-        self._check_image(image)
-        if image.dtype != self.dtype:
-            image = tf.cast(image, self.dtype)
+        image = network_input(image, self.dtype, self._check_image)
         outputs = {"input": image}
         remaining = set(canonical) - {"input"}
         x = image

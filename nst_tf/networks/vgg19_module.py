@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from ..errors import NSTError
+from .inputs import network_input
 from .vgg19 import GRAPH_LAYERS, MIN_IMAGE_SIZE, VGG19_NETWORK
 from ..weights import read_weights
 
@@ -135,15 +136,7 @@ class VGG19(tf.Module):
         """
         wanted = self.layer_names if layers is None else tuple(layers)
         self._check_layers(wanted)
-        try:
-            image = tf.convert_to_tensor(image)
-        except (TypeError, ValueError):
-            raise NSTError(
-                f"image must be an array or tensor of shape (1, height, width, 3); got {type(image).__name__}"
-            ) from None
-        self._check_image(image)
-        if image.dtype != self.dtype:
-            image = tf.cast(image, self.dtype)
+        image = network_input(image, self.dtype, self._check_image)
         outputs = {"input": image}
         remaining = set(wanted) - {"input"}
         conv, pool = _LEAN[self.pooling] if lean_gradient else _LAYERS[self.pooling]
