@@ -86,7 +86,7 @@ def test_bad_options_print_one_line_and_exit_2(workspace, capsys, extra, message
         (lambda p: p.write_text("I am a text file, not a JPEG\n"), "not a readable image"),
         (lambda p: p.write_bytes(b""), "file is empty"),
         (lambda p: (p.unlink(), os.mkfifo(p)), "is not a regular file (a device, FIFO or socket), not an image"),
-        (lambda p: (p.unlink(), p.mkdir()), "is a folder, not an image"),
+        (lambda p: (p.unlink(), p.mkdir()), "content.png holds no image"),  # a folder: its images, of which none
         (
             lambda p: Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(p, format="PNG"),
             "image is 16x16 pixels; VGG-19's five poolings need at least 32x32",
@@ -348,10 +348,10 @@ def test_a_second_interrupt_during_the_final_save_is_ignored(workspace, capsys, 
 
     real_save = images.save_image
 
-    def save_with_interrupt(path, image, *normalization):
+    def save_with_interrupt(path, image, *normalization, **options):
         if str(path).endswith("generated_image.jpg"):
             os.kill(os.getpid(), signal.SIGINT)
-        real_save(path, image, *normalization)
+        real_save(path, image, *normalization, **options)
 
     def one_step_then_interrupt(self, ticks=False):
         self.step(1)
@@ -377,10 +377,10 @@ def test_a_failed_final_save_names_the_path_and_keeps_the_image_elsewhere(worksp
     (workspace / "rescue").mkdir()
     monkeypatch.setattr("tempfile.tempdir", None)
 
-    def full_disk(path, image, *normalization):
+    def full_disk(path, image, *normalization, **options):
         if str(path).startswith(str(workspace / "out")):
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_save(path, image, *normalization)
+        real_save(path, image, *normalization, **options)
 
     monkeypatch.setattr(images, "save_image", full_disk)
     assert main(cli_args(epochs=1)) == 3

@@ -15,9 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import NSTError
-from .inputs import network_input
+from .inputs import floating_dtype, in_dtype, network_input
 from .squeezenet import FEATURE_PARAMETERS, FIRES, LAYERS, MIN_IMAGE_SIZE, PARAMETERS, SQUEEZENET_NETWORK
-from .vgg19_module import _as, _floating
 
 
 @dataclass(frozen=True)
@@ -85,18 +84,18 @@ class SqueezeNet(tf.Module):
         super().__init__(name=name)
         SQUEEZENET_NETWORK.check_pooling(pooling)
         self.pooling = pooling
-        self.dtype = _floating(dtype)
+        self.dtype = floating_dtype(dtype)
         params = weights.params if isinstance(weights, _Converted) else _hwio(weights)
         with self.name_scope:
             self._params = {
-                key: tf.Variable(_as(value, self.dtype), trainable=False, name=key.replace(".", "_"))
+                key: tf.Variable(in_dtype(value, self.dtype), trainable=False, name=key.replace(".", "_"))
                 for key, value in params.items()
             }
         self.source = weights.source
 
     def astype(self, dtype):
         """This network with its weights cast to ``dtype`` (self if already so), tensor to tensor."""
-        dtype = _floating(dtype)
+        dtype = floating_dtype(dtype)
         if dtype == self.dtype:
             return self
         params = {key: tf.cast(value, dtype) for key, value in self._params.items()}

@@ -14,24 +14,9 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from ..errors import NSTError
-from .inputs import network_input
+from .inputs import floating_dtype, in_dtype, network_input
 from .vgg19 import GRAPH_LAYERS, MIN_IMAGE_SIZE, VGG19_NETWORK
 from ..weights import read_weights
-
-
-def _as(array, dtype):
-    # An array already in ``dtype`` goes to tf.Variable directly: one copy, no temporary tensor.
-    return array if array.dtype == dtype.as_numpy_dtype else tf.cast(array, dtype)
-
-
-def _floating(dtype):
-    try:
-        dtype = tf.as_dtype(dtype)
-    except TypeError:
-        raise NSTError(f"dtype must be a floating-point type; got {dtype!r}") from None
-    if not dtype.is_floating:
-        raise NSTError(f"dtype must be a floating-point type; got {dtype.name}")
-    return dtype
 
 
 @dataclass(frozen=True)
@@ -77,12 +62,12 @@ class VGG19(tf.Module):
             )
         VGG19_NETWORK.check_pooling(pooling)
         self.pooling = pooling
-        self.dtype = _floating(dtype)
+        self.dtype = floating_dtype(dtype)
         with self.name_scope:
             self._conv = {
                 layer: (
-                    tf.Variable(_as(kernel, self.dtype), trainable=False, name=f"{layer}_kernel"),
-                    tf.Variable(_as(bias, self.dtype), trainable=False, name=f"{layer}_bias"),
+                    tf.Variable(in_dtype(kernel, self.dtype), trainable=False, name=f"{layer}_kernel"),
+                    tf.Variable(in_dtype(bias, self.dtype), trainable=False, name=f"{layer}_bias"),
                 )
                 for layer, (kernel, bias) in weights.conv.items()
             }
@@ -95,7 +80,7 @@ class VGG19(tf.Module):
         building the network in the dtype it runs in
         (``load_vgg_model(path, dtype=...)``): then only one copy exists.
         """
-        dtype = _floating(dtype)
+        dtype = floating_dtype(dtype)
         if dtype == self.dtype:
             return self
         conv = {layer: (tf.cast(kernel, dtype), tf.cast(bias, dtype)) for layer, (kernel, bias) in self._conv.items()}
