@@ -98,6 +98,13 @@ MANY_OPTIONS = {
         help="with several content images, print each one's report lines and save <stem>.<i>.png (default: only "
         "the results)",
     ),
+    "batch_size": dict(
+        default=1,
+        type=int,
+        metavar="B",
+        help="optimize up to B content images of one size in one traced call (Adam; the same images as one at a "
+        "time, up to float rounding)",
+    ),
     "on_error": dict(
         default="refuse",
         choices=("refuse", "skip"),
@@ -271,8 +278,10 @@ def _validated(args, preset):
     names = args.content_image_filename
     if len(names) > 1 or args.each_style or os.path.isdir(names[0]) or _is_glob(names[0]):
         return _validated_many(args, preset, config, size, large, style_paths)
-    if args.reports or args.on_error != "refuse":
-        raise NSTError("--reports and --on_error apply to several content images (a folder, a glob, or more files)")
+    if args.reports or args.on_error != "refuse" or args.batch_size != 1:
+        raise NSTError(
+            "--reports, --on_error and --batch_size apply to several content images (a folder, a glob, or more files)"
+        )
     content_path = _resolve_image(names[0], "content_image_filename")
     outputs = Outputs(folder=args.output_dir, config=config, report_image=preset.report_image, scales=large.scales)
     outputs.check([content_path, *style_paths])
@@ -331,6 +340,7 @@ def _validated_many(args, preset, config, size, large, style_paths):
         each_style=args.each_style,
         reports=args.reports,
         skip_errors=args.on_error == "skip",
+        batch_size=args.batch_size,
     )
     return prepare_many(request)
 

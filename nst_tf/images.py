@@ -561,12 +561,14 @@ def _normalization(normalization):
     return normalization
 
 
-def checked_float32_batch(image, name):
+def checked_float32_batch(image, name, batch=False):
     """``image`` checked to be a finite (1, height, width, 3) image and cast to float32.
 
+    With ``batch``, any number of images of one size: (B, height, width, 3), B >= 1.
+
     Raises:
-        NSTError: ``image`` cannot be read as a float32 array, is not of shape (1, height, width, 3),
-            or holds NaN or infinite values; the message names it ``name``.
+        NSTError: ``image`` cannot be read as a float32 array, is not of shape (1, height, width, 3)
+            ((B, height, width, 3) with ``batch``), or holds NaN or infinite values; the message names it ``name``.
     """
     try:
         image = np.asarray(image, dtype=np.float32)
@@ -574,8 +576,9 @@ def checked_float32_batch(image, name):
         raise NSTError(
             f"{name} must be a normalized image of shape (1, height, width, 3); got {type(image).__name__}"
         ) from None
-    if image.ndim != 4 or image.shape[0] != 1 or image.shape[3] != 3:
-        raise NSTError(f"{name} must be a normalized image of shape (1, height, width, 3); got {image.shape}")
+    if image.ndim != 4 or image.shape[3] != 3 or image.shape[0] < 1 or (image.shape[0] != 1 and not batch):
+        shape = "(B, height, width, 3)" if batch else "(1, height, width, 3)"
+        raise NSTError(f"{name} must be a normalized image of shape {shape}; got {image.shape}")
     if not np.isfinite(image).all():
         raise NSTError(f"{name} holds NaN or infinite values")
     return image

@@ -15,19 +15,27 @@ writes files.
 from dataclasses import dataclass, replace
 import time
 
+import numpy as np
+
 from .config import StyleTransferConfig
 from .errors import NSTError
 from .images import checked_float32_batch, start_image
+from .large.tiles import check_whole
+from .objective.batch import BatchStyleCost
 from .objective.whole import StyleCost
-from .optimize import StyleTransfer
+from .optimize import Progress, StyleTransfer
 
 
 @dataclass(frozen=True)
 class Step:
-    """Progress of image ``index``: ``item`` is the ``Progress`` or ``Tick`` its run yielded."""
+    """Progress of image ``index``: ``item`` is the ``Progress`` or ``Tick`` its run yielded.
+
+    ``images``: how many images the item stands for (a batch's tick stands for all of them).
+    """
 
     index: int
     item: object
+    images: int = 1
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,16 @@ class Finished:
     traced: bool
 
 
-def stylize_many(model, contents, style_images, config=None, *, seeds=None, make_objective=None, ticks=False):
+def stylize_many(
+    model, contents, style_images, config=None, *, seeds=None, make_objective=None, ticks=False, batch_size=1
+):
     """Stylizes each content image in turn with one network; yields ``Step`` and ``Finished`` items.
 
     Args:
         model: the network module (built once, e.g. ``Preset.load_model``).
         contents: an iterable of normalized content images (1, H, W, 3),
             read lazily as the generator advances (a generator of loaded
-            images keeps one in memory at a time).
+            images keeps one batch in memory at a time).
         style_images: the normalized style image, or a list of them blended
             with ``config.style_blend_weights``.
         config: a ``StyleTransferConfig`` (default: the course's).
@@ -63,39 +73,76 @@ def stylize_many(model, contents, style_images, config=None, *, seeds=None, make
             ``config.seed + index``; without, fresh ones).
         make_objective: ``make_objective(model, content, styles, config)``
             builds an objective for a new shape (default ``StyleCost``; a
-            ``TiledStyleCost`` factory for large images).
+            ``TiledStyleCost`` factory for large images). Not used for
+            batches, which are ``BatchStyleCost``s.
         ticks: also yield ``Step`` items holding ``Tick``s between reports.
+        batch_size: up to this many consecutive images of one size are
+            optimized together in one traced call (``BatchStyleCost``, Adam
+            only): the same images as one at a time, up to float rounding.
 
     Yields:
-        ``Step(index, item)`` for each report (and tick) of image ``index``,
-        then ``Finished(index, progress, seconds, traced)``.
+        ``Step(index, item, images)`` for each report of image ``index``
+        (a tick: once for its batch of ``images`` images, under the first's
+        index), then ``Finished(index, progress, seconds, traced)`` for each.
 
     Raises:
         NSTError: for a config that is not a ``StyleTransferConfig``, a content image that is not a
-            normalized (1, H, W, 3) image, or ``NonFiniteCostError`` from a run (the images before it
-            were yielded).
+            normalized (1, H, W, 3) image, a ``batch_size`` that is not a positive whole number, or
+            ``NonFiniteCostError`` from a run (the images before it were yielded).
     """
     config = StyleTransferConfig() if config is None else config
     if not isinstance(config, StyleTransferConfig):
         raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
+    batch_size = check_whole("batch_size", batch_size)
     make_objective = make_objective or StyleCost
+    if batch_size > 1:
+        make_objective = BatchStyleCost
     transfer = None
-    for index, content in enumerate(contents):
+    for chunk in _chunks(contents, batch_size):
         started = time.perf_counter()
-        content = checked_float32_batch(content, f"content image {index}")
-        image_config = replace(config, seed=_seed(config, seeds, index))
-        traced = transfer is None or transfer.objective.content_image.shape != content.shape
+        images = np.concatenate([content for _, content in chunk])
+        starts = np.concatenate([start_image(c, replace(config, seed=_seed(config, seeds, i))) for i, c in chunk])
+        traced = transfer is None or transfer.objective.content_image.shape != images.shape
         if traced:
             transfer = None  # the previous shape's network state goes before the next is built
-            transfer = StyleTransfer(make_objective(model, content, style_images, config), image_config)
+            transfer = StyleTransfer(make_objective(model, images, style_images, config), config, starts)
         else:
-            transfer.objective.retarget(content)
-            transfer.restart(start_image(content, image_config))
+            transfer.objective.retarget(images)
+            transfer.restart(starts)
         last = None
         for item in transfer.run(ticks=ticks):
-            last = item if hasattr(item, "image") else last
-            yield Step(index, item)
-        yield Finished(index, last, time.perf_counter() - started, traced)
+            if not hasattr(item, "image"):
+                yield Step(chunk[0][0], item, len(chunk))
+                continue
+            last = item
+            for position, (index, _) in enumerate(chunk):
+                yield Step(index, _one(item, position, transfer.batched), 1)
+        seconds = (time.perf_counter() - started) / len(chunk)
+        for position, (index, _) in enumerate(chunk):
+            yield Finished(index, _one(last, position, transfer.batched), seconds, traced)
+
+
+def _chunks(contents, batch_size):
+    """Lists of up to ``batch_size`` consecutive ``(index, content)`` of one shape, read lazily."""
+    chunk = []
+    for index, content in enumerate(contents):
+        content = checked_float32_batch(content, f"content image {index}")
+        if chunk and (len(chunk) == batch_size or chunk[0][1].shape != content.shape):
+            yield chunk
+            chunk = []
+        chunk.append((index, content))
+    if chunk:
+        yield chunk
+
+
+def _one(progress, position, batched):
+    """Image ``position``'s ``Progress`` of a batch's (the progress itself for one image)."""
+    if not batched:
+        return progress
+    costs = (progress.total_cost, progress.content_cost, progress.style_cost, progress.tv_cost)
+    total, content, style, tv = (float(c[position]) for c in costs)
+    image = progress.image[position : position + 1]
+    return Progress(progress.iteration, total, content, style, image, tv)
 
 
 def _seed(config, seeds, index):

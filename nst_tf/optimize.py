@@ -32,7 +32,9 @@ class Progress:
     ``total_cost``, ``content_cost``, ``style_cost`` and ``tv_cost`` are the
     costs of the image after the optimizer step of ``iteration`` (0-based),
     as the course prints them. ``image`` is that image as the objective
-    presents it (normalized, shape (1, H, W, 3)).
+    presents it (normalized, shape (1, H, W, 3)). A batch run
+    (``BatchStyleCost``) reports arrays of each image's costs, and its
+    images, (B, H, W, 3).
     """
 
     iteration: int
@@ -104,8 +106,8 @@ def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_co
         for _ in tf.range(n):
             clamped()
             costs, gradient = objective.value_and_gradient(image)
-            J = costs[0]
-            if not (tf.math.is_finite(J) and tf.reduce_all(tf.math.is_finite(gradient))):
+            J = costs[0]  # a vector of each image's, for a batch
+            if not (tf.reduce_all(tf.math.is_finite(J)) and tf.reduce_all(tf.math.is_finite(gradient))):
                 break
             last_finite.assign(image)
             optimizer.apply_gradients([(gradient, image)])
@@ -148,12 +150,16 @@ class StyleTransfer:
         config = objective.config if config is None else config
         if not isinstance(config, StyleTransferConfig):
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
+        # A batch objective (``BatchStyleCost``) optimizes B images at once, each with its own costs.
+        self.batched = bool(getattr(objective, "batched", False))
+        if self.batched and config.optimizer != "adam":
+            raise NSTError("L-BFGS keeps one curvature history for its whole variable: batches need --optimizer adam")
         self.objective = objective
         self.config = config
         content = objective.content_image
         if initial_image is None:
             initial_image = start_image(content, config)
-        initial_image = checked_float32_batch(initial_image, "initial_image")
+        initial_image = checked_float32_batch(initial_image, "initial_image", batch=self.batched)
         if initial_image.shape != content.shape:
             raise NSTError(f"initial_image has shape {initial_image.shape}; expected the content's {content.shape}")
 
@@ -194,7 +200,7 @@ class StyleTransfer:
         content = self.objective.content_image
         if initial_image is None:
             initial_image = start_image(content, self.config)
-        initial_image = checked_float32_batch(initial_image, "initial_image")
+        initial_image = checked_float32_batch(initial_image, "initial_image", batch=self.batched)
         if initial_image.shape != content.shape:
             raise NSTError(f"initial_image has shape {initial_image.shape}; expected the content's {content.shape}")
         self.image.assign(initial_image)
@@ -213,10 +219,13 @@ class StyleTransfer:
         return self.objective.present(self.image.numpy())
 
     def costs(self):
-        """(total, content, style, total variation) costs of the current image, as floats."""
+        """(total, content, style, total variation) costs of the current image, as floats (for a batch,
+        arrays of each image's)."""
         if self._costs is None:
             # Traced once per run, explicitly (see step()).
             self._costs = tf.function(lambda: self.objective(self.image)).get_concrete_function()
+        if self.batched:
+            return tuple(np.asarray(c, np.float64) for c in self._costs())  # each image's
         return tuple(float(c) for c in self._costs())
 
     def run(self, ticks=False):
@@ -237,7 +246,7 @@ class StyleTransfer:
                 if ticks and self.iteration <= report:
                     yield Tick(self.iteration)
             J, J_content, J_style, J_tv = self.costs()
-            if not np.isfinite(J):
+            if not np.all(np.isfinite(J)):
                 self._raise_non_finite(report)
             self._last_finite.assign(self.image)
             yield Progress(report, J, J_content, J_style, self.current_image(), J_tv)

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from nst_tf import StyleCost, StyleTransfer, StyleTransferConfig
@@ -200,7 +201,7 @@ def test_an_output_name_the_job_did_not_make_is_refused(workspace, new_weights_f
 
 def test_reports_and_on_error_are_for_several_images(workspace, new_weights_file, photos, capsys):
     assert main(_args(workspace, new_weights_file, photos / "a.png", extra=["--reports"])) == 2
-    assert "--reports and --on_error apply to several content images" in capsys.readouterr().err
+    assert "--reports, --on_error and --batch_size apply to several content images" in capsys.readouterr().err
 
 
 def test_a_signal_keeps_the_finished_images_and_the_same_command_does_the_rest(workspace, new_weights_file, photos):
@@ -229,3 +230,69 @@ def test_a_signal_keeps_the_finished_images_and_the_same_command_does_the_rest(w
     assert 2 <= len(records) < 7
     assert main(argv) == 0
     assert len(_manifest(out)[1]) == 7 and len(os.listdir(out)) == 8
+
+
+# Batches -----------------------------------------------------------------------------------------
+
+
+def test_a_batch_objective_gives_each_images_own_costs_and_gradient(model, images, rng):
+    from nst_tf.objective.batch import BatchStyleCost
+
+    content, style = images
+    contents = np.concatenate([content, rng.normal(0, 40, content.shape).astype(np.float32)])
+    config = StyleTransferConfig(tv_weight=1.0)
+    generated = contents + np.float32(5.0)
+    costs, gradient = BatchStyleCost(model, contents, style, config).value_and_gradient(tf.constant(generated))
+    assert [c.shape for c in costs] == [(2,)] * 4
+    for i in range(2):
+        alone, alone_gradient = StyleCost(model, contents[i : i + 1], style, config).value_and_gradient(
+            tf.constant(generated[i : i + 1])
+        )
+        assert [float(c[i]) for c in costs] == pytest.approx([float(c) for c in alone], rel=1e-5)
+        np.testing.assert_allclose(gradient[i], alone_gradient[0], rtol=0, atol=1e-5 * np.abs(alone_gradient).max())
+
+
+@pytest.mark.parametrize("batch_size", [2, 3])
+def test_a_batch_gives_the_images_of_separate_runs(model, images, rng, batch_size):
+    from nst_tf.images import deprocess_image
+
+    content, style = images
+    contents = [content, content * 0.5, rng.normal(0, 40, content.shape).astype(np.float32)]
+    config = StyleTransferConfig(epochs=4, print_every=4, seed=11)
+
+    def finals(size):
+        done = stylize_many(model, iter(contents), style, config, batch_size=size)
+        return [item.progress.image for item in done if isinstance(item, Finished)]
+
+    for batched, alone in zip(finals(batch_size), finals(1)):
+        # Within 2 of 255 after 4 steps: the batched convolutions may sum in another order.
+        difference = np.abs(deprocess_image(batched).astype(int) - deprocess_image(alone).astype(int))
+        assert difference.max() <= 2
+
+
+def test_batches_from_the_command_give_the_same_files(workspace, new_weights_file, photos):
+    assert main(_args(workspace, new_weights_file, photos, extra=["--batch_size", "2"])) == 0
+    os.rename(workspace / "out", workspace / "batched")
+    assert main(_args(workspace, new_weights_file, photos)) == 0
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        with Image.open(workspace / "batched" / name) as one, Image.open(workspace / "out" / name) as other:
+            assert np.abs(np.asarray(one, int) - np.asarray(other, int)).max() <= 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--batch_size", "2", "--optimizer", "lbfgs"], "batches need --optimizer adam"),
+        (["--batch_size", "2", "--tile_size", "32"], "is computed in tiles; batches run whole"),
+        (["--batch_size", "24", "--max_memory", "1000M"], "--batch_size 24: 24 images of 64x48 at once need about"),
+        (["--batch_size", "0"], "batch_size must be a positive whole number; got 0"),
+    ],
+)
+def test_batches_that_cannot_run_are_refused_before_any_work(
+    workspace, new_weights_file, photos, capsys, extra, message
+):
+    for i in range(22):  # 24 images of one size: each fits the budget, 24 at once do not
+        _write(photos / f"more{i:02d}.png", 48, 64, 100 + i)
+    assert main(_args(workspace, new_weights_file, photos, extra=extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not (workspace / "out").exists()

@@ -54,6 +54,7 @@ class ManyJob:
         manifest: the folder's ``Manifest`` (loaded).
         read: ``read(path, size)`` -> pixels fitted to ``size``; raises ``NSTError`` for an unreadable image.
         reports: print each member's report lines and save its report images.
+        batch_size: up to this many members of one size optimized together.
         skip_errors: an unreadable member is noted and skipped (``--on_error skip``).
         notes: lines for standard error before the job starts.
     """
@@ -75,6 +76,7 @@ class ManyJob:
     reports: bool
     skip_errors: bool
     notes: list
+    batch_size: int = 1
 
 
 def run_many(job, out, err, stop):
@@ -149,6 +151,7 @@ class _Run:
                 model, content, style_images, config, size=size
             ),
             ticks=True,
+            batch_size=self.job.batch_size,
         )
         try:
             for item in run:
@@ -156,7 +159,7 @@ class _Run:
                 if isinstance(item, Finished):
                     self._finished(handed[item.index], item)
                 else:
-                    self._step(handed[item.index], item.item)
+                    self._step(handed[item.index], item.item, item.images)
         except NonFiniteCostError as error:
             self._non_finite(error)
 
@@ -191,13 +194,13 @@ class _Run:
             images.append(reshape_and_normalize_image(fitted, self.job.config.normalization))
         return images
 
-    def _step(self, member, item):
+    def _step(self, member, item, images):
         reported = hasattr(item, "image")
         if reported and self.job.reports:
             self.out.write(f"{member.name}: " + report_text(self.job.preset.report_line, item, self.job.config))
             self.saver.save(f"{member.name.rsplit('.', 1)[0]}.{item.iteration}.png", item.image)
         iterations = item.iteration + 1 if reported else item.iterations
-        self.bar.update(min(self.bar.total, self.done * self.job.config.epochs + iterations))
+        self.bar.update(min(self.bar.total, (self.done * self.job.config.epochs + iterations * images)))
 
     def _finished(self, member, finished):
         progress = finished.progress
@@ -281,6 +284,7 @@ class ManyRequest:
         each_style: one result per content and style image (else the styles blended).
         reports: print and save each member's reports.
         skip_errors: ``--on_error skip``.
+        batch_size: ``--batch_size``.
     """
 
     config: StyleTransferConfig
@@ -295,3 +299,4 @@ class ManyRequest:
     each_style: bool
     reports: bool
     skip_errors: bool
+    batch_size: int = 1

@@ -1,5 +1,6 @@
 """Setting up a many-image job: every input checked, before anything is created or TensorFlow is loaded."""
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -7,7 +8,8 @@ import os
 
 from ..errors import NSTError, quoted
 from ..images import fit_image, image_size, read_image
-from ..large.memory import MemoryModel
+from ..large.memory import MemoryModel, available_bytes
+from ..large.tiles import check_whole
 from ..large.options import style_target
 from ..networks import get_network
 from .inputs import output_names
@@ -27,6 +29,11 @@ def prepare_many(request):
             job did not make, the memory, the weights.
     """
     config, large = request.config, request.large
+    batch_size = check_whole("batch_size", request.batch_size)
+    if batch_size > 1 and config.optimizer != "adam":
+        raise NSTError("--batch_size: L-BFGS keeps one curvature history per run; batches need --optimizer adam")
+    if batch_size > 1 and config.preserve_colors == "histogram":
+        raise NSTError("--batch_size: preserve_colors histogram recolours the style for each content image")
     if large.scales != 1:
         raise NSTError("--scales: several content images run at one size each; run coarse to fine one image at a time")
     if os.path.exists(request.folder) and not os.path.isdir(request.folder):
@@ -43,7 +50,7 @@ def prepare_many(request):
             notes.append(f"skipped {quoted(path)}: {error}")
     members, total = _members(request, shapes, manifest, notes)
     styles = [read_image(path) for path in request.style_paths]
-    tiles = _tiles(request, {member.size for member in members}, styles)
+    tiles = _tiles(request, collections.Counter(member.size for member in members), styles)
     weights = get_network(config.network).read_weights(request.model)  # last: the slowest check
     return ManyJob(
         config=config,
@@ -63,6 +70,7 @@ def prepare_many(request):
         reports=request.reports,
         skip_errors=request.skip_errors,
         notes=notes,
+        batch_size=batch_size,
     )
 
 
@@ -137,7 +145,7 @@ def _check_names(request, members, manifest):
 
 
 def _tiles(request, sizes, styles):
-    """The ``TilePlan`` (or None) of each size."""
+    """The ``TilePlan`` (or None) of each size (``sizes``: size -> how many results have it)."""
     config, large = request.config, request.large
     layers = [config.content_layer, *(name for name, _ in config.style_layers)]
     get_network(config.network).check_pooling(request.pooling)
@@ -147,7 +155,25 @@ def _tiles(request, sizes, styles):
         targets = [style_target(size, style.shape[:2], large.style_scale, large.style_size) for style in styles]
         style = max(targets, key=lambda target: target[0] * target[1])
         plans[size] = memory.plan(*size, layers, large.max_memory, large.tile_size, style=style)
+        if request.batch_size > 1:
+            _check_batch(request, memory, size, style, plans[size], min(request.batch_size, sizes[size]))
     return plans
+
+
+def _check_batch(request, memory, size, style, plan, count):
+    """Refuses a batch of ``count`` images of ``size`` that is tiled or does not fit the budget whole."""
+    height, width = size
+    if plan is not None:
+        raise NSTError(f"--batch_size: {width}x{height} is computed in tiles; batches run whole (use --batch_size 1)")
+    budget = request.large.max_memory or available_bytes()
+    # B images of one size take what one image B times taller takes.
+    need = memory.whole(height * count, width, style)
+    if budget is not None and need > budget:
+        limit = "the budget (--max_memory) is" if request.large.max_memory else "available:"
+        raise NSTError(
+            f"--batch_size {request.batch_size}: {count} images of {width}x{height} at once need about "
+            f"{need / 2**30:.2f} GiB of memory; {limit} {budget / 2**30:.2f} GiB (use a smaller --batch_size)"
+        )
 
 
 def _settings(request):

@@ -129,7 +129,7 @@ class StyleCost(tf.Module):
     def _make_terms(self):
         config = self.config
         terms = [
-            ContentTerm(self.content_layer, self.content_target, config.alpha, config.content_normalizer),
+            self._content_term(self.content_target),
             StyleTerm(self.style_layers, self.style_grams, self.blend_weights, config.style_normalizer, config.beta),
         ]
         if config.tv_weight:
@@ -193,12 +193,31 @@ class StyleCost(tf.Module):
     def __call__(self, image):
         """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars."""
         image = self._check(image)
-        activations = self._float32(self._network(image, self._layers))
-        sums = [term.sums(activations, Window()) for term in self._network_terms()]
-        shapes = Shapes(_spatial(image), lambda layer: _spatial(activations[layer]))
-        return self._combined(image, sums, shapes)
+        return self.image_costs(image, self.activations(image))
 
-    def _combined(self, image, sums, shapes):
+    def activations(self, images, layers=None):
+        """float32 activations of ``images`` (a batch, (B, H, W, 3)) at ``layers`` (default: the terms')."""
+        return self._float32(self._network(images, self._layers if layers is None else list(layers)))
+
+    def image_costs(self, image, activations, content_target=None):
+        """``(J, J_content, J_style, J_tv)`` of one image (1, H, W, 3) from its float32 ``activations``.
+
+        ``content_target``: the content activation to compare with, when it
+        is not this objective's (``BatchStyleCost``'s images each have their
+        own); the style targets and weights are this objective's.
+        """
+        terms = self.terms
+        if content_target is not None:
+            terms = [self._content_term(content_target) if term.name == "content" else term for term in terms]
+        sums = [term.sums(activations, Window()) for term in terms if term.layers]
+        shapes = Shapes(_spatial(image), lambda layer: _spatial(activations[layer]))
+        return self._combined(image, sums, shapes, terms)
+
+    def _content_term(self, target):
+        config = self.config
+        return ContentTerm(self.content_layer, target, config.alpha, config.content_normalizer)
+
+    def _combined(self, image, sums, shapes, terms=None):
         """``(J, J_content, J_style, J_tv)`` from each network term's ``sums`` (in ``terms`` order).
 
         Each term's value is its ``cost`` of its sums (an image term's, of
@@ -207,7 +226,7 @@ class StyleCost(tf.Module):
         """
         values, J = {}, None
         sums = iter(sums)
-        for term in self.terms:
+        for term in self.terms if terms is None else terms:
             value = term.cost(next(sums), shapes) if term.layers else term.image_cost(image)
             values[term.name] = value
             weighted = _weighted(term.weight, value)
