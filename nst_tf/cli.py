@@ -186,6 +186,7 @@ def build_parser(preset=None):
     }
     parser = _Parser(
         prog=PROG,
+        allow_abbrev=False,  # an option is written whole: _given tells which a user wrote
         description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course "
         "(or with SqueezeNet 1.1, as in Stanford's CS231n: --preset cs231n_*).",
     )
@@ -255,12 +256,32 @@ def _config(args):
     )
 
 
-def _validated(args, preset):
+def _overriding_the_preset(args, preset, given):
+    """Drops a preset's sizing that an option the user gave replaces.
+
+    A preset's ``--shorter_side`` gives way to ``--max_size``, ``--width`` or
+    ``--height`` given on the command line, and its ``--style_size`` to
+    ``--style_scale``: options given override the preset, and these pairs
+    exclude each other.
+    """
+    if "shorter_side" not in given and given & {"max_size", "width", "height"}:
+        args.shorter_side = None
+    if "style_size" not in given and "style_scale" in given:
+        args.style_size = None
+
+
+def _given(argv):
+    """The options written in ``argv``, by name (``--max_size 9`` and ``--max_size=9`` alike)."""
+    return {word[2:].split("=", 1)[0] for word in argv if word.startswith("--")}
+
+
+def _validated(args, preset, given=frozenset()):
     """Checks everything the user gave, before anything is created or TensorFlow is loaded.
 
     Args:
         args: the parsed command line.
         preset: the ``Preset`` it was parsed with.
+        given: the options written on the command line (``_given``).
 
     Returns:
         The ``Job`` the command line asks for.
@@ -268,6 +289,7 @@ def _validated(args, preset):
     Raises:
         NSTError: anything the user gave is wrong (one line, for the user).
     """
+    _overriding_the_preset(args, preset, set(given))
     config = _config(args)
     size = ImageSize(args.width, args.height, args.max_size, args.fit, args.shorter_side)
     large = LargeImageOptions(
@@ -402,7 +424,7 @@ def main(argv=None):
         with stop.watching():
             preset = _chosen_preset(argv)
             args = build_parser(preset).parse_args(argv)
-            job = _validated(args, preset)
+            job = _validated(args, preset, _given(argv))
             run = run_single if isinstance(job, Job) else run_many
             return run(job, sys.stdout, sys.stderr, stop)
     except NSTError as error:

@@ -294,6 +294,8 @@ class StyleTransferConfig:
         object.__setattr__(self, "clamp", _checked_range("clamp", self.clamp))
         if self.clamp_until is not None:
             _check_whole("clamp_until", self.clamp_until, 0)
+            if self.clamp is None:
+                raise NSTError("clamp_until needs clamp (the range to clamp to, e.g. --clamp -1.5:1.5)")
         if self.preserve_colors is not None and self.normalization != "means":
             raise NSTError(
                 "preserve_colors needs normalization 'means' (its colour spaces are defined on 0..255 pixels)"

@@ -31,6 +31,10 @@ import tensorflow as tf
 
 from .errors import NSTError
 
+#: The largest size ``preprocess`` takes: TensorFlow sizes images in 32-bit integers, and the longer side
+#: grows with the aspect ratio.
+MAX_SIZE = 2**15
+
 #: torchvision's ImageNet normalization, as CS231n's SQUEEZENET_MEAN and SQUEEZENET_STD.
 SQUEEZENET_MEAN = (0.485, 0.456, 0.406)
 SQUEEZENET_STD = (0.229, 0.224, 0.225)
@@ -72,7 +76,10 @@ def _same(a, b, name_a, name_b):
 def _weight(weight, dtype, name):
     """A scalar weight (a real number or a scalar tensor) as a ``dtype`` tensor."""
     if isinstance(weight, numbers.Real) and not isinstance(weight, bool):
-        return tf.constant(weight, dtype)
+        try:
+            return tf.constant(weight, dtype)
+        except (TypeError, ValueError, OverflowError):  # 10**400: no float holds it
+            raise NSTError(f"{name} must be a number a float holds; got {weight!r:.80}") from None
     tensor = None
     if isinstance(weight, (tf.Tensor, tf.Variable)):
         tensor = weight
@@ -153,6 +160,8 @@ def _feature(feats, key, position):
     """``feats[key]``: a list by integer index, a dict by key (an integer also as its string, "3")."""
     where = f"style_layers[{position}]"
     if isinstance(feats, dict):
+        if not isinstance(key, (str, numbers.Integral)):
+            raise NSTError(f"{where} must be a layer name or index; got {key!r:.40}")
         if key in feats:
             return feats[key]
         if isinstance(key, numbers.Integral) and not isinstance(key, bool) and str(key) in feats:
@@ -276,8 +285,10 @@ def preprocess(image, size):
         raise NSTError(f"image must hold uint8 pixels; got dtype {image.dtype.name}")
     if image.shape.rank != 3 or image.shape[-1] not in (None, 3):
         raise NSTError(f"image must have shape (H, W, 3); got {_shape_text(image)}")
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-        raise NSTError(f"size must be a positive whole number of pixels; got {size!r:.80}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not 1 <= size <= MAX_SIZE:
+        raise NSTError(f"size must be a whole number of pixels from 1 to {MAX_SIZE}; got {size!r:.80}")
+    if 0 in image.shape[:2]:
+        raise NSTError(f"image holds no pixels; got shape {_shape_text(image)}")
     pixels = tf.cast(image, tf.float32)
     shape = tf.shape(image)
     new_height, new_width = _resized_shape(shape[0], shape[1], int(size))

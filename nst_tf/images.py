@@ -11,6 +11,7 @@ file or argument; a file name that holds control characters is quoted.
 import contextlib
 from dataclasses import dataclass, field
 import errno
+import io
 import numbers
 import os
 import re
@@ -398,7 +399,8 @@ def fit_image(image, width, height, fit="crop"):
 def _check_network_size(what, width, height):
     if min(width, height) < MIN_IMAGE_SIZE:
         raise ImageError(
-            f"{what} is {width}x{height} pixels; VGG-19's five poolings need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
+            f"{what} is {width}x{height} pixels; nst_tf takes images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} "
+            "(VGG-19's five poolings need that; the same for every network)"
         )
 
 
@@ -716,10 +718,16 @@ def save_image(path, image, normalization="means", *, through_links=True):
     except OSError as error:
         raise ImageError(f"{shown}: cannot be saved: {_reason(error)}") from None
     try:
+        # Encoded in memory, then written by Python, which raises on a short write: Pillow's encoders
+        # write to a file's descriptor themselves, and a full disk cut a JPEG short without an error.
+        encoded = io.BytesIO()
+        PIL.Image.fromarray(pixels).save(encoded, format=image_format)
         with os.fdopen(handle, "wb") as file:
-            PIL.Image.fromarray(pixels).save(file, format=image_format)
+            file.write(encoded.getbuffer())
             file.flush()
             _sync(file)
+            if os.fstat(file.fileno()).st_size != encoded.getbuffer().nbytes:
+                raise OSError(errno.EIO, "the file was written short")
         if mode is not None:
             os.chmod(temporary, mode)
         os.replace(temporary, target)

@@ -89,7 +89,7 @@ def test_bad_options_print_one_line_and_exit_2(workspace, capsys, extra, message
         (lambda p: (p.unlink(), p.mkdir()), "content.png holds no image"),  # a folder: its images, of which none
         (
             lambda p: Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(p, format="PNG"),
-            "image is 16x16 pixels; VGG-19's five poolings need at least 32x32",
+            "image is 16x16 pixels; nst_tf takes images of at least 32x32 (VGG-19's five poolings need that",
         ),
     ],
 )
@@ -391,6 +391,24 @@ def test_a_failed_final_save_names_the_path_and_keeps_the_image_elsewhere(worksp
     assert os.path.dirname(rescued) == str(workspace / "rescue") and os.path.getsize(rescued) > 0
 
 
+def test_a_rescue_that_fails_too_leaves_no_empty_files(workspace, capsys, monkeypatch, cli_args):
+    from nst_tf import images
+
+    for folder in ("rescue", "home"):
+        (workspace / folder).mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(workspace / "rescue"))
+    monkeypatch.setenv("HOME", str(workspace / "home"))
+
+    def full_everywhere(path, image, *normalization, **options):
+        raise images.ImageError(f"{path}: cannot be saved: No space left on device")
+
+    monkeypatch.setattr(images, "save_image", full_everywhere)
+    assert main(cli_args(epochs=1)) == 3
+    assert "no other place could take it" in capsys.readouterr().err
+    # mkstemp's placeholders were removed when the rescue failed.
+    assert os.listdir(workspace / "rescue") == [] and os.listdir(workspace / "home") == []
+
+
 def test_progress_eta_leaves_out_the_first_iteration_which_traces(monkeypatch):
     import io
 
@@ -587,3 +605,36 @@ def test_a_weights_file_that_cannot_be_read_is_one_line(workspace, capsys, cli_a
     # /proc/self/mem is a regular file whose first bytes cannot be read (EIO).
     expect_error(capsys, cli_args("--model", "/proc/self/mem"), "cannot be read")
     assert not (workspace / "out").exists()
+
+
+def test_one_save_at_a_time_the_watchers_waits_for_the_main_threads(tmp_path, monkeypatch):
+    # The watcher's final save began while the main thread was writing a report image; the process
+    # then ended with that image half written. The saver lets one save finish before the next.
+    import threading
+    import time
+
+    from nst_tf import images
+    from nst_tf.jobs.outputs import Saver
+
+    real_save, events = images.save_image, []
+
+    def slow_save(path, image, *args, **options):
+        events.append(("start", os.path.basename(path)))
+        time.sleep(0.3)
+        real_save(path, image, *args, **options)
+        events.append(("end", os.path.basename(path)))
+
+    monkeypatch.setattr(images, "save_image", slow_save)
+    saver = Saver(str(tmp_path), "means", sys.stderr)
+    image = np.zeros((1, 32, 32, 3), np.float32)
+    first = threading.Thread(target=saver.save, args=("0.png", image))
+    first.start()
+    time.sleep(0.05)
+    assert saver.save("generated_image.jpg", image)
+    first.join()
+    assert events == [
+        ("start", "0.png"),
+        ("end", "0.png"),
+        ("start", "generated_image.jpg"),
+        ("end", "generated_image.jpg"),
+    ]

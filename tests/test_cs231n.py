@@ -272,8 +272,17 @@ def test_style_loss_refuses_wrong_arguments_naming_them(args, message):
     [
         (lambda: preprocess(np.zeros((8, 8, 3), np.float32), 4), "image must hold uint8 pixels; got dtype float32"),
         (lambda: preprocess(np.zeros((8, 8), np.uint8), 4), r"image must have shape \(H, W, 3\); got \(8, 8\)"),
-        (lambda: preprocess(np.zeros((8, 8, 3), np.uint8), 0), "size must be a positive whole number of pixels; got 0"),
-        (lambda: preprocess(np.zeros((8, 8, 3), np.uint8), 4.0), "size must be a positive whole number"),
+        (
+            lambda: preprocess(np.zeros((8, 8, 3), np.uint8), 0),
+            "size must be a whole number of pixels from 1 to 32768; got 0",
+        ),
+        (lambda: preprocess(np.zeros((8, 8, 3), np.uint8), 4.0), "size must be a whole number of pixels from 1"),
+        (lambda: preprocess(np.zeros((8, 8, 3), np.uint8), 2**31), "from 1 to 32768; got 2147483648"),
+        (lambda: preprocess(np.zeros((0, 0, 3), np.uint8), 32), r"image holds no pixels; got shape \(0, 0, 3\)"),
+        (
+            lambda: content_loss(10**400, np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2, 3))),
+            "content_weight must be a number a",
+        ),
         (lambda: deprocess(np.zeros((2, 4, 4, 3), np.float32)), r"img must have shape \(1, H, W, 3\) or \(H, W, 3\)"),
         (lambda: deprocess(np.zeros((4, 4, 3), np.float32), 1), "should_rescale must be True or False; got 1"),
         (lambda: deprocess(np.zeros((4, 4, 3), np.uint8)), "img must be a floating-point tensor; got dtype uint8"),
@@ -283,3 +292,9 @@ def test_style_loss_refuses_wrong_arguments_naming_them(args, message):
 def test_the_helpers_refuse_wrong_arguments_naming_them(call, message):
     with pytest.raises(NSTError, match=message):
         call()
+
+
+def test_a_style_layer_that_is_no_name_or_index_is_one_error():
+    features = tf.zeros((1, 4, 4, 3))
+    with pytest.raises(NSTError, match=r"style_layers\[0\] must be a layer name or index; got \[3\]"):
+        style_loss({"3": features}, [[3]], [tf.zeros((1, 3, 3))], [1.0])

@@ -107,3 +107,17 @@ def test_a_preset_run_saves_its_images_and_reports_every_hundred_iterations(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "100.png", "generated_image.jpg"]
     with Image.open(tmp_path / "out" / "generated_image.jpg") as image:
         assert image.size == (262, 192)
+
+
+@pytest.mark.parametrize(
+    "options, size",
+    [(["--max_size", "100"], (100, 73)), (["--width", "120", "--height", "90"], (120, 90)), ([], (262, 192))],
+)
+def test_sizes_given_override_the_presets_shorter_side(squeezenet_file, cs231n_images, tmp_path, options, size):
+    content_path, style_path = cs231n_images
+    argv = ["--preset", "cs231n_scream", "--model", str(squeezenet_file), "--output_dir", str(tmp_path / "out")]
+    argv += ["--content_image_filename", str(content_path), "--style_image_filename", str(style_path)]
+    # --style_scale given replaces the preset's --style_size (the two exclude each other).
+    assert main([*argv, "--epochs", "1", "--style_scale", "0.5", *options]) == 0
+    with Image.open(tmp_path / "out" / "generated_image.jpg") as image:
+        assert image.size == size

@@ -3,6 +3,8 @@
 import errno
 import os
 import stat
+import subprocess
+import sys
 import warnings
 
 import imageio.v3 as iio
@@ -595,3 +597,26 @@ def test_noise_seeds_may_be_numpy_integers(photo):
     np.testing.assert_array_equal(
         generate_noise_image(content, np.float32(0.25), 4), generate_noise_image(content, 0.25, 4)
     )
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png"])
+def test_a_file_size_limit_never_publishes_a_cut_image(tmp_path, extension):
+    # Pillow's encoders wrote the JPEG through the file descriptor themselves; a full disk (or this
+    # limit) cut it short without an error, and the short file was renamed into place as "saved".
+    code = (
+        "import resource, sys\n"
+        "import numpy as np\n"
+        "from nst_tf.images import save_image\n"
+        "from nst_tf.errors import ImageError\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
+        "noise = np.random.default_rng(0).uniform(-100, 100, (1, 200, 200, 3))\n"
+        "try:\n"
+        "    save_image(sys.argv[1], noise)\n"
+        "except ImageError as error:\n"
+        "    print('refused:', error)\n"
+    )
+    target = tmp_path / f"out{extension}"
+    done = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("refused: ") and "cannot be saved: File too large" in done.stdout, done.stdout
+    assert os.listdir(tmp_path) == []

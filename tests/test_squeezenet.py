@@ -380,3 +380,17 @@ def test_it_plugs_into_the_objective(squeezenet, imagenet_config, rng):
     low, high = pixel_range("imagenet")
     assert (image.numpy() >= low).all() and (image.numpy() <= high).all()
     assert objective.deprocess(image).shape == (48, 64, 3)
+
+
+def test_an_image_too_small_for_a_traced_call_of_unknown_size_fails_without_crashing():
+    # TensorFlow's max pooling of a dynamic-size input smaller than its window crashed the interpreter (SIGFPE).
+    model = SqueezeNet(random_squeezenet_weights(0))
+    traced = tf.function(lambda x: model(x, layers=["fire9"]), input_signature=[tf.TensorSpec((1, None, None, 3))])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="SqueezeNet 1.1 needs images of at least 17x17"):
+        traced(tf.zeros((1, 8, 8, 3)))
+    assert traced(tf.zeros((1, 40, 40, 3)))["fire9"].shape == (1, 2, 2, 512)
+
+
+def test_an_empty_batch_is_one_error():
+    with pytest.raises(NSTError, match=r"image must hold at least one image; got shape \(0, 64, 64, 3\)"):
+        SqueezeNet(random_squeezenet_weights(0))(np.zeros((0, 64, 64, 3), np.float32))

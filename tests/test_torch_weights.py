@@ -921,6 +921,20 @@ def test_storages_and_tensors_beyond_bounds_are_refused_before_reading(tmp_path,
     _one_line(error, path)
 
 
+@pytest.mark.parametrize(
+    "size, stride",
+    [((0, 10**30), (1, 1)), ((0,) + (2**62,) * 5, (1,) * 6), ((1,), (2**62,)), ((2, 1), (1, 2**70))],
+    ids=["an empty tensor 10**30 wide", "an empty tensor of 2**310 elements", "a stride of 2**62", "a stride of 2**70"],
+)
+def test_sizes_and_strides_numpy_cannot_express_are_one_line(tmp_path, size, stride):
+    # They pass the bounds (nothing is read past the storage) and failed in NumPy with a traceback.
+    body = D((S("t"), _tensor("0", 4, 0, size, stride)))
+    path = _raw_file(tmp_path / "x.pt", body, {"0": np.arange(4, dtype=np.float32)})
+    with pytest.raises(WeightsFileError, match=r"describes a tensor NumPy cannot build \(") as error:
+        read_torch_file(path, max_bytes=LIMIT)
+    _one_line(error, path)
+
+
 def test_an_empty_tensor_may_sit_at_the_end_of_its_storage(tmp_path):
     body = D((S("e"), _tensor("0", 4, 4, (0, 5), (5, 1))))
     value = read_torch_file(_raw_file(tmp_path / "e.pt", body, {"0": np.arange(4, dtype=np.float32)}), max_bytes=LIMIT)
@@ -1438,3 +1452,12 @@ def test_write_state_dict_refuses_what_torch_would_not_write(tmp_path, arguments
     with pytest.raises(NSTError, match=rf"^write_state_dict: {message}"):
         write_state_dict(tmp_path / "x.pt", **arguments)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [(None, "must be a path; got NoneType"), (123, "must be a path; got int"), ("a\0b", "cannot hold a NUL character")],
+)
+def test_a_path_that_is_no_path_is_one_line(path, message):
+    with pytest.raises(WeightsFileError, match=message):
+        read_squeezenet(path)

@@ -265,13 +265,19 @@ def _byte_count(text):
     return int(match[1]) << {"": 0, "K": 10, "M": 20, "G": 30}[match[2].upper()]
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A wrong option is one line, as every other failure: ``main`` prints it and returns 2."""
+        raise NSTError(message)
+
+
 def build_parser():
     """The command's options.
 
     Returns:
         An ``argparse.ArgumentParser``.
     """
-    parser = argparse.ArgumentParser(prog="python -m nst_tf.download", description=DESCRIPTION)
+    parser = _Parser(prog="python -m nst_tf.download", description=DESCRIPTION)
     parser.add_argument(
         "--weights",
         choices=("mat", "keras", "squeezenet"),
@@ -348,7 +354,11 @@ def main(argv=None):
         error); 128 plus the signal's number after Ctrl-C, SIGTERM or
         SIGHUP, the partial file kept for the next run.
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except NSTError as error:
+        Console(sys.stderr).note(f"error: {error}")
+        return 2
     sources, output, algorithm, known, ceiling = _choice(args)
     console = Console(sys.stderr)
     # The destination must not exist (checked before anything is created): if it does after a

@@ -6,13 +6,16 @@ iterations of its last scale (named by the preset's ``report_image``, e.g.
 image, ``generated_image.jpg``.
 """
 
+import contextlib
 import dataclasses
 import os
 import re
 import tempfile
+import threading
 
 from ..config import StyleTransferConfig
 from ..errors import NSTError, quoted
+from .signals import rescue_folder
 from .statuses import PROG
 
 FINAL_IMAGE = "generated_image.jpg"
@@ -196,9 +199,12 @@ class Saver:
         self.normalization = normalization
         self.err = err
         self.failed = False
+        self._lock = threading.Lock()
 
     def save(self, name, image):
         """Saves ``image`` as ``name``; on failure, writes one line and saves it in $TMPDIR or ~ instead.
+
+        One save at a time: the signal watcher's final save waits for one the main thread began.
 
         Args:
             name: the file name in the folder.
@@ -207,6 +213,10 @@ class Saver:
         Returns:
             True when the image was saved where asked.
         """
+        with self._lock:
+            return self._save(name, image)
+
+    def _save(self, name, image):
         from ..images import save_image
 
         path = os.path.join(self.folder, name)
@@ -229,14 +239,18 @@ class Saver:
         from ..images import save_image
 
         stem, extension = os.path.splitext(name)
-        for folder in (tempfile.gettempdir(), os.path.expanduser("~")):
+        for folder in (rescue_folder(), os.path.expanduser("~")):
+            path = None
             try:
                 # A new file under an unpredictable name (O_EXCL): never a link another user planted.
                 handle, path = tempfile.mkstemp(prefix=f"nst_tf-{os.getpid()}-{stem}-", suffix=extension, dir=folder)
                 os.close(handle)
-                save_image(path, image, self.normalization)
+                save_image(path, image, self.normalization, through_links=False)
                 return path
             except (NSTError, OSError):
+                if path is not None:  # the empty placeholder of a failed rescue is not left behind
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
                 continue
         return None
 

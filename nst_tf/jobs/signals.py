@@ -16,6 +16,7 @@ two begins to finish first (``claim``) does it alone.
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -156,6 +157,37 @@ def stop_at_once(line):
         signal.signal(signum, stop)
 
 
+#: The temporary folder as the environment set it, before ``use_private_temporary_folder`` (None: not used).
+_ORIGINAL_TEMPORARY = None
+_PRIVATE_TEMPORARY = None
+
+
+def use_private_temporary_folder():
+    """Makes this process's temporary files (TensorFlow's autograph modules) go to a folder of its own.
+
+    ``end_process`` removes that folder whole, whatever a thread still
+    tracing writes into it meanwhile; removing the files one by one left
+    those written after the removal. Rescued images still go to the
+    environment's temporary folder (``rescue_folder``). For the command
+    only: a library caller's temporary folder is its own business.
+    """
+    global _ORIGINAL_TEMPORARY, _PRIVATE_TEMPORARY
+    if _PRIVATE_TEMPORARY is not None:
+        return
+    original = tempfile.gettempdir()
+    try:
+        private = tempfile.mkdtemp(prefix=f"nst_tf-{os.getpid()}-", dir=original)
+    except OSError:
+        return  # a read-only temporary folder: autograph will fail or cope as it would anyway
+    _ORIGINAL_TEMPORARY, _PRIVATE_TEMPORARY = original, private
+    tempfile.tempdir = private
+
+
+def rescue_folder():
+    """Where an image that cannot be saved where asked is kept: the environment's temporary folder."""
+    return _ORIGINAL_TEMPORARY or tempfile.gettempdir()
+
+
 def end_process(status, *streams):
     """Ends the process at once with ``status``, without the interpreter's and TensorFlow's teardown.
 
@@ -174,6 +206,8 @@ def end_process(status, *streams):
         with contextlib.suppress(Exception):
             stream.flush()
     remove_autograph_files()
+    if _PRIVATE_TEMPORARY is not None:
+        shutil.rmtree(_PRIVATE_TEMPORARY, ignore_errors=True)
     os._exit(status)
 
 

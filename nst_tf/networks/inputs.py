@@ -8,8 +8,11 @@ from ..errors import NSTError
 def network_input(image, dtype, check):
     """``image`` as a tensor, checked by ``check(tensor)`` (the network's shape rules), cast to ``dtype``.
 
+    ``check`` may return the tensor to go on with (one that asserts sizes
+    known only at run time), or None.
+
     Raises:
-        NSTError: ``image`` is not an array or tensor; or what ``check`` raises.
+        NSTError: ``image`` is not an array or tensor, or holds no image; or what ``check`` raises.
     """
     try:
         image = tf.convert_to_tensor(image)
@@ -17,7 +20,10 @@ def network_input(image, dtype, check):
         raise NSTError(
             f"image must be an array or tensor of shape (1, height, width, 3); got {type(image).__name__}"
         ) from None
-    check(image)
+    if image.shape.rank and image.shape[0] == 0:
+        raise NSTError(f"image must hold at least one image; got shape {image.shape}")
+    checked = check(image)
+    image = image if checked is None else checked
     return image if image.dtype == dtype else tf.cast(image, dtype)
 
 

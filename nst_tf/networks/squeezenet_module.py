@@ -91,7 +91,7 @@ class SqueezeNet(tf.Module):
                 key: tf.Variable(in_dtype(value, self.dtype), trainable=False, name=key.replace(".", "_"))
                 for key, value in params.items()
             }
-        self.source = weights.source
+        self.source = getattr(weights, "source", "<unknown>")  # for messages only
 
     def astype(self, dtype):
         """This network with its weights cast to ``dtype`` (self if already so), tensor to tensor."""
@@ -118,6 +118,17 @@ class SqueezeNet(tf.Module):
                 f"image is {shape[2]}x{shape[1]} pixels; SqueezeNet 1.1's stride-2 convolution and three "
                 f"poolings need at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
             )
+        if None in shape[1:3]:
+            # Sizes known only when the traced function runs: TensorFlow's max pooling of an input smaller
+            # than its window crashed the process (SIGFPE), so the size is asserted before any layer runs.
+            check = tf.debugging.assert_greater_equal(
+                tf.shape(image)[1:3],
+                MIN_IMAGE_SIZE,
+                message=f"SqueezeNet 1.1 needs images of at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}",
+            )
+            with tf.control_dependencies([check]):
+                return tf.identity(image)
+        return image
 
     def _wanted(self, layers):
         """(names asked, their canonical names) for ``layers``; ``NSTError`` for an unknown name."""

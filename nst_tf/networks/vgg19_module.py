@@ -71,7 +71,7 @@ class VGG19(tf.Module):
                 )
                 for layer, (kernel, bias) in weights.conv.items()
             }
-        self.source = weights.source
+        self.source = getattr(weights, "source", "<unknown>")  # for messages only
 
     def astype(self, dtype):
         """This network with its weights cast to ``dtype`` (self if already so).

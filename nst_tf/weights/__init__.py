@@ -9,13 +9,12 @@ loads TensorFlow, and before it creates anything.
 """
 
 import ctypes
-import os
 import sys
 
 from .keras import EXPECTED_KINDS, KERAS_DOWNLOAD_HINT, file_kind, read_vgg19_h5
 from ..networks.vgg19 import DOWNLOAD_HINT
 from .matconvnet import read_vgg19_mat
-from .matfile import open_regular_file
+from .matfile import open_regular_file, weights_path
 from ..errors import WeightsFileError, quoted
 
 
@@ -26,7 +25,7 @@ def weights_file_kind(path):
     naming both expected kinds for a missing, empty or other file, and for
     anything that is not a regular file.
     """
-    path = os.fspath(path)
+    path = weights_path(path)
     # The name can only suggest which download was meant when the file is absent.
     hint = KERAS_DOWNLOAD_HINT if path.lower().endswith((".h5", ".hdf5")) else DOWNLOAD_HINT
     with open_regular_file(path, missing_hint=hint, folder_problem=f"is a folder; {EXPECTED_KINDS}") as handle:

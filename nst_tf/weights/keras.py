@@ -43,7 +43,7 @@ import numpy as np
 from ..config import KERAS_VGG_MODEL
 from ..errors import WeightsFileError, quoted
 from ..networks.vgg19 import CONV_WIDTHS, VGGWeights
-from .matfile import MAT_HEADERS, open_regular_file
+from .matfile import MAT_HEADERS, open_regular_file, weights_path
 
 #: Keras' layer names for the convolutions -> the course's names, in computation order.
 KERAS_CONV_LAYERS = {
@@ -517,7 +517,7 @@ def read_vgg19_h5(path):
             values, or would make the reader follow links, read other files
             or allocate more than the weights need.
     """
-    path = os.fspath(path)
+    path = weights_path(path)
     # h5py comes with Keras; imported here so that the .mat route never needs it.
     import h5py
 

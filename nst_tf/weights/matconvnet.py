@@ -14,7 +14,6 @@ weights, pad, type, name) and old-layout relu and pool structs carry other
 fields altogether.
 """
 
-import os
 import warnings
 
 import numpy as np
@@ -22,7 +21,7 @@ import scipy.io
 
 from ..errors import WeightsFileError, quoted
 from ..networks.vgg19 import CONV_INDEX, DOWNLOAD_HINT, MATCONVNET_LAYERS, VGGWeights
-from .matfile import check_open_mat_file, open_regular_file
+from .matfile import check_open_mat_file, open_regular_file, weights_path
 
 
 def _fail(path, problem):
@@ -105,7 +104,7 @@ def read_vgg19_mat(path):
     not a .mat file; or when it is another network or holds kernels, biases
     or a mean image that are not real finite numbers of the right shapes.
     """
-    path = os.fspath(path)
+    path = weights_path(path)
     mat = _read_mat(path)
     if "layers" not in mat:
         _fail(path, "has no 'layers' variable; not a MatConvNet simplenn model")

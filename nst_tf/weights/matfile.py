@@ -126,6 +126,21 @@ class _Refused(Exception):
         self.damaged = damaged
 
 
+def weights_path(path):
+    """``path`` as the ``str`` or ``bytes`` a weights file is opened by.
+
+    Raises:
+        WeightsFileError: ``path`` is not a path (None, a number, ...) or holds a NUL character.
+    """
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise WeightsFileError(f"the weights file must be a path; got {type(path).__name__}") from None
+    if ("\0" if isinstance(path, str) else b"\0") in path:
+        raise WeightsFileError(f"{quoted(path)}: a file name cannot hold a NUL character")
+    return path
+
+
 def _refuse_path(path, problem):
     raise WeightsFileError(f"{quoted(path)}: {problem}")
 

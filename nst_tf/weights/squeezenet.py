@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import WeightsFileError, quoted
 from ..networks.squeezenet import FEATURE_PARAMETERS, PARAMETERS, SqueezeNetWeights, random_squeezenet_weights
-from .matfile import open_regular_file
+from .matfile import open_regular_file, weights_path
 from .torchfile import (
     read_open_safetensors,
     read_open_torch_file,
@@ -91,7 +91,7 @@ def squeezenet_file_kind(path):
             missing (with how to download it), a folder, not a regular file
             (a named pipe, a device), empty, or of another kind.
     """
-    path = os.fspath(path)
+    path = weights_path(path)
     with open_regular_file(path, SQUEEZENET_DOWNLOAD_HINT, f"is a folder; {EXPECTED_KINDS}") as handle:
         return _file_kind(handle, path)
 
@@ -119,7 +119,7 @@ def read_squeezenet(path):
             another network, of the wrong shape or type, or with NaN or
             infinite values; or, for .safetensors, the package missing.
     """
-    path = os.fspath(path)
+    path = weights_path(path)
     with open_regular_file(path, SQUEEZENET_DOWNLOAD_HINT, f"is a folder; {EXPECTED_KINDS}") as handle:
         kind = _file_kind(handle, path)
         if kind == "safetensors":

@@ -59,7 +59,7 @@ import zlib
 import numpy as np
 
 from ..errors import NSTError, WeightsFileError, quoted
-from .matfile import open_regular_file
+from .matfile import open_regular_file, weights_path
 
 #: The legacy format's first pickle, its second, and their start as torch writes them (protocol 2).
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -512,7 +512,12 @@ def _materialize(value, path, done, depth=0):
     if depth > MAX_NESTING:
         _fail(path, f"nests its objects more than {MAX_NESTING} deep; not a state dict")
     if isinstance(value, _TensorRef):
-        result = value.array()
+        try:
+            result = value.array()
+        except (ValueError, OverflowError, MemoryError) as error:
+            # Sizes or strides NumPy cannot express (a dimension of 10**30 in an empty tensor, a stride of 2**62):
+            # no file torch writes for a network has them.
+            _fail(path, f"describes a tensor NumPy cannot build ({' '.join(str(error).split())[:80]})")
     elif type(value) in (dict, collections.OrderedDict):
         if any(type(key) not in (str, bytes, int, float, bool) for key in value):
             odd = next(key for key in value if type(key) not in (str, bytes, int, float, bool))
@@ -573,7 +578,7 @@ def read_torch_file(path, *, max_bytes, max_pickle_bytes=MAX_PICKLE_BYTES, missi
             or tensors beyond ``max_bytes``, or pickles beyond
             ``max_pickle_bytes``.
     """
-    path = os.fspath(path)
+    path = weights_path(path)
     with open_regular_file(path, missing_hint=missing_hint) as file:
         kind = torch_file_kind(file)
         if kind not in ("zip", "legacy"):
@@ -930,7 +935,7 @@ def read_safetensors(path, *, max_bytes, missing_hint=None):
             too long, not JSON, or declaring types, shapes or offsets that do
             not fit the file or ``max_bytes``.
     """
-    path = os.fspath(path)
+    path = weights_path(path)
     with open_regular_file(path, missing_hint=missing_hint) as file:
         return read_open_safetensors(file, path, max_bytes=max_bytes)
 
@@ -1286,7 +1291,7 @@ def write_atomically(path, data):
     Raises:
         WeightsFileError: ``path`` is a link or a folder, or the file cannot be written.
     """
-    path = os.fspath(path)
+    path = weights_path(path)
     if os.path.islink(path):
         _fail(path, "is a symbolic link; weights are not written through links")
     if os.path.isdir(path):
