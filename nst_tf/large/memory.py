@@ -233,7 +233,8 @@ class _Refusal:
         lbfgs = memory.optimizer == "lbfgs"
         what = f"{width}x{height}" + (f" with an L-BFGS history of {memory.lbfgs_history}" if lbfgs else "")
         limit = f"{_gib(budget)} is available" if self.available else f"the budget (--max_memory) is {_gib(budget)}"
-        hint = "use a smaller --width/--height/--max_size/--shorter_side" + ("" if self.available else " or a larger --max_memory")
+        hint = "use a smaller --width/--height/--max_size/--shorter_side"
+        hint += "" if self.available else " or a larger --max_memory"
         if chosen:
             hint = "use a larger --tile_size, or none, or " + hint[4:]
         if budget < memory.runtime():
