@@ -152,7 +152,7 @@ class _Followed:
             status: ``EXIT_OK``, or 128 plus the number of the signal that stopped the run.
         """
         transfer = self.transfer
-        if transfer is None or transfer.iteration == 0 or transfer.current_image() is None:
+        if transfer is None or transfer.current_image() is None:
             self.err.write(f"\n{PROG}: interrupted before the first iteration; nothing was saved\n")
             return status
         # Further signals are ignored while the last images are written, so a
