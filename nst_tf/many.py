@@ -39,6 +39,13 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Started:
+    """Images ``indices`` (one, or a batch) start now; their ``Finished`` items follow."""
+
+    indices: tuple
+
+
+@dataclass(frozen=True)
 class Finished:
     """Image ``index`` is done: ``progress`` is its last report (its final image and costs).
 
@@ -81,6 +88,7 @@ def stylize_many(
             only): the same images as one at a time, up to float rounding.
 
     Yields:
+        ``Started(indices)`` as each image (or batch) starts,
         ``Step(index, item, images)`` for each report of image ``index``
         (a tick: once for its batch of ``images`` images, under the first's
         index), then ``Finished(index, progress, seconds, traced)`` for each.
@@ -99,6 +107,7 @@ def stylize_many(
         make_objective = BatchStyleCost
     transfer = None
     for chunk in _chunks(contents, batch_size):
+        yield Started(tuple(index for index, _ in chunk))
         started = time.perf_counter()
         images = np.concatenate([content for _, content in chunk])
         starts = np.concatenate([start_image(c, replace(config, seed=_seed(config, seeds, i))) for i, c in chunk])

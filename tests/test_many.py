@@ -224,6 +224,8 @@ def test_a_signal_keeps_the_finished_images_and_the_same_command_does_the_rest(w
     assert time.monotonic() - sent < 20
     last = err.strip().splitlines()[-1]
     assert last.startswith("nst-tf: terminated (SIGTERM) after ") and "the same command does the rest" in last
+    # The image under way when the signal came is the one named (it named the next one to be read).
+    assert "was under way" not in last or "c.png was under way, not saved" in last, last
     out = workspace / "out"
     records = _manifest(out)[1]
     assert sorted(os.listdir(out)) == sorted(["manifest.jsonl", *(r["output"] for r in records)])
@@ -296,3 +298,45 @@ def test_batches_that_cannot_run_are_refused_before_any_work(
     assert main(_args(workspace, new_weights_file, photos, extra=extra)) == 2
     assert message in capsys.readouterr().err
     assert not (workspace / "out").exists()
+
+
+# From the attack on the many-image job -----------------------------------------------------------
+
+
+def test_an_each_style_job_is_resumed(workspace, new_weights_file, photos, capsys):
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png", extra=["--each_style"])
+    styles = argv.index("--style_image_filename") + 1
+    argv[styles : styles + 1] = [str(workspace / "style.png"), str(workspace / "style2.png")]
+    assert main(argv) == 0
+    (workspace / "out" / "c__style2.jpg").unlink()
+    capsys.readouterr()
+    assert main(argv) == 0  # each input has two recorded results; was refused as "not a result ... records"
+    assert "3 of 4 results are done already" in capsys.readouterr().err
+    assert (workspace / "out" / "c__style2.jpg").is_file()
+
+
+def test_a_job_writing_into_its_input_folder_does_not_take_its_results_as_inputs(
+    workspace, new_weights_file, tmp_path, capsys
+):
+    folder = tmp_path / "pngs"
+    for name, seed in (("x.png", 1), ("y.png", 2)):
+        _write(folder / name, 48, 64, seed)
+    argv = _args(workspace, new_weights_file, folder)
+    argv[argv.index("--output_dir") + 1] = str(folder)
+    assert main(argv) == 0
+    assert sorted(os.listdir(folder)) == ["manifest.jsonl", "x.jpg", "x.png", "y.jpg", "y.png"]
+    capsys.readouterr()
+    assert main(argv) == 0  # x.jpg and y.jpg were taken as inputs and refused as "one of the input images"
+    assert "2 of 2 results are done already" in capsys.readouterr().err
+
+
+def test_a_manifest_that_is_a_pipe_or_a_link_is_refused_before_any_work(workspace, new_weights_file, photos, capsys):
+    out = workspace / "out"
+    out.mkdir()
+    os.mkfifo(out / "manifest.jsonl")
+    assert main(_args(workspace, new_weights_file, photos)) == 2  # it blocked reading the pipe
+    assert "manifest.jsonl: is not a regular file nst_tf wrote" in capsys.readouterr().err
+    os.remove(out / "manifest.jsonl")
+    os.symlink(workspace / "elsewhere.jsonl", out / "manifest.jsonl")
+    assert main(_args(workspace, new_weights_file, photos)) == 2
+    assert sorted(os.listdir(out)) == ["manifest.jsonl"]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 
 from ..errors import NSTError, quoted
 
@@ -37,14 +38,14 @@ class Manifest:
     Attributes:
         path: the manifest's path.
         settings: the job's settings (JSON-able).
-        finished: {input path: output name} of the images already done.
+        finished: the (input path, output name) pairs already done.
     """
 
     def __init__(self, folder, settings):
         self.path = os.path.join(folder, MANIFEST)
         self.settings = settings
         self.fingerprint = fingerprint(settings)
-        self.finished = {}
+        self.finished = set()
 
     def load(self):
         """Reads the manifest, if any; refuses one made with other settings.
@@ -52,6 +53,11 @@ class Manifest:
         Raises:
             NSTError: the manifest cannot be read, is not one, or records other settings.
         """
+        if not os.path.lexists(self.path):
+            return
+        if os.path.islink(self.path) or not stat.S_ISREG(os.lstat(self.path).st_mode):
+            # A link could send the job's lines elsewhere; a pipe would block the reading forever.
+            raise NSTError(f"{quoted(self.path)}: is not a regular file nst_tf wrote; choose another --output_dir")
         try:
             with open(self.path, encoding="utf-8") as handle:
                 lines = handle.read().splitlines()
@@ -76,7 +82,12 @@ class Manifest:
         for record in records[1:]:
             # A last line cut short by a crash is not a record; its image is done again.
             if isinstance(record, dict) and os.path.isfile(os.path.join(folder, str(record.get("output")))):
-                self.finished[record.get("input")] = record["output"]
+                self.finished.add((record.get("input"), record["output"]))
+
+    @property
+    def outputs(self):
+        """The output names the manifest records."""
+        return {output for _, output in self.finished}
 
     def add(self, **record):
         """Appends one finished image's line (after its image is saved), after the header line if it is new.
@@ -87,7 +98,7 @@ class Manifest:
         if not os.path.exists(self.path):
             self._append({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings})
         self._append({**record, "worker": worker(), "fingerprint": self.fingerprint})
-        self.finished[record["input"]] = record["output"]
+        self.finished.add((record["input"], record["output"]))
 
     def _append(self, record):
         line = json.dumps(record, sort_keys=True, default=str) + "\n"

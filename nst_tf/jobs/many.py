@@ -126,7 +126,7 @@ class _Run:
         self.done = 0
         self.skipped = []
         self.non_finite = []
-        self.current = None
+        self.under_way = []  # the members of the image (or batch) running now
         self.bar = ProgressLine(max(1, len(job.members)) * job.config.epochs, err)
 
     def all(self, stop):
@@ -136,7 +136,7 @@ class _Run:
             self._group([member for member in members if (member.size, member.styles) == key], stop)
 
     def _group(self, group, stop):
-        from ..many import Finished, stylize_many
+        from ..many import Finished, Started, stylize_many
 
         size, styles = group[0].size, group[0].styles
         handed = _Handed(self.job.config)  # the members stylize_many received, in its order
@@ -156,7 +156,9 @@ class _Run:
         try:
             for item in run:
                 stop.check()
-                if isinstance(item, Finished):
+                if isinstance(item, Started):
+                    self.under_way = [handed[index] for index in item.indices]
+                elif isinstance(item, Finished):
                     self._finished(handed[item.index], item)
                 else:
                     self._step(handed[item.index], item.item, item.images)
@@ -172,12 +174,11 @@ class _Run:
             try:
                 pixels = self.job.read(member.path, member.size)
             except NSTError as error:
-                if not self.job.skip_errors:
-                    raise
+                # With --on_error refuse every image was read before any work: this one changed since.
+                why = "" if self.job.skip_errors else " (it changed since it was checked)"
                 self.skipped.append(member)
-                self.err.write(f"{PROG}: note: skipped {quoted(member.path)}: {error}\n")
+                self.err.write(f"{PROG}: note: skipped {quoted(member.path)}{why}: {error}\n")
                 continue
-            self.current = member
             handed.append(member)
             yield reshape_and_normalize_image(pixels, self.job.config.normalization)
 
@@ -197,7 +198,7 @@ class _Run:
     def _step(self, member, item, images):
         reported = hasattr(item, "image")
         if reported and self.job.reports:
-            self.out.write(f"{member.name}: " + report_text(self.job.preset.report_line, item, self.job.config))
+            self.out.write(f"{quoted(member.name)}: " + report_text(self.job.preset.report_line, item, self.job.config))
             self.saver.save(f"{member.name.rsplit('.', 1)[0]}.{item.iteration}.png", item.image)
         iterations = item.iteration + 1 if reported else item.iterations
         self.bar.update(min(self.bar.total, (self.done * self.job.config.epochs + iterations * images)))
@@ -216,22 +217,25 @@ class _Run:
                     seconds=round(finished.seconds, 3),
                 )
         self.done += 1
-        self.current = None
+        self.under_way = [m for m in self.under_way if m is not member]
         if saved:
-            self.out.write(f"saved {member.name} ({self.done} of {len(self.job.members)})\n")
+            self.out.write(f"saved {quoted(member.name)} ({self.done} of {len(self.job.members)})\n")
             self.out.flush()
 
     def _non_finite(self, error):
-        self.non_finite.append(self.current)
-        self.err.write(f"{PROG}: error: {quoted(self.current.path)}: {error}; no result is saved for it\n")
-        self.current = None
+        names = ", ".join(quoted(member.path) for member in self.under_way)
+        self.non_finite.extend(self.under_way)
+        self.err.write(f"{PROG}: error: {names}: {error}; no result is saved for it\n")
+        self.under_way = []
 
     def stopped(self, status):
         """The last line after a signal (the image under way is dropped); returns ``status``."""
         what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
             status - 128, "hung up (SIGHUP)"
         )
-        under_way = f" ({quoted(self.current.path)} was under way and is not saved)" if self.current else ""
+        names = [quoted(member.path) for member in self.under_way]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        under_way = f" ({shown} {'was' if len(names) == 1 else 'were'} under way, not saved)" if names else ""
         self.err.write(
             f"\n{PROG}: {what} after {self.done} of {len(self.job.members)} images{under_way}; the finished ones are "
             "saved and recorded: the same command does the rest\n"

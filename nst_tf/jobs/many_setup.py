@@ -41,7 +41,7 @@ def prepare_many(request):
     manifest = Manifest(request.folder, _settings(request))
     manifest.load()
     notes, shapes = [], {}
-    for path in request.contents:
+    for path in _not_results(request, manifest):
         try:
             shapes[path] = _checked_content(path, request)
         except NSTError as error:
@@ -72,6 +72,16 @@ def prepare_many(request):
         notes=notes,
         batch_size=batch_size,
     )
+
+
+def _not_results(request, manifest):
+    """The content paths, less this job's own results (an output folder inside what the inputs name)."""
+    folder, recorded = os.path.realpath(request.folder), manifest.outputs
+    return [
+        path
+        for path in request.contents
+        if not (os.path.basename(path) in recorded and os.path.realpath(os.path.dirname(path)) == folder)
+    ]
 
 
 def _checked_content(path, request):
@@ -108,8 +118,8 @@ def _members(request, shapes, manifest, notes):
         for styles in style_choices:
             member = Member(index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles)
             everything.append(member)
-    _check_names(request, everything, manifest)
-    todo = [m for m in everything if manifest.finished.get(m.path) != m.name or not _exists(request, m)]
+    _check_names(request, everything, manifest, [request.contents[index] for index in indices])
+    todo = [m for m in everything if (m.path, m.name) not in manifest.finished or not _exists(request, m)]
     if len(todo) < len(everything):
         notes.append(
             f"{len(everything) - len(todo)} of {len(everything)} results are done already ({MANIFEST}); "
@@ -123,10 +133,10 @@ def _exists(request, member):
     return os.path.isfile(os.path.join(request.folder, member.name))
 
 
-def _check_names(request, members, manifest):
+def _check_names(request, members, manifest, contents):
     """Refuses output names held by a link, a folder, an input, or a file this job did not make."""
-    inputs = [os.path.abspath(path) for path in (*request.contents, *request.style_paths)]
-    recorded = set(manifest.finished.values())
+    inputs = [os.path.abspath(path) for path in (*contents, *request.style_paths)]
+    recorded = manifest.outputs
     for member in members:
         path = os.path.join(request.folder, member.name)
         if os.path.islink(path):
