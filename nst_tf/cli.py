@@ -26,13 +26,13 @@ from .errors import NSTError, quoted
 from .images import ImageSize, fit_image, image_size, read_image
 from .jobs.signals import StopRequest, Stopped
 from .jobs.outputs import FINAL_IMAGE, Outputs
-from .jobs.inputs import content_paths
+from .jobs.inputs import content_paths, is_pattern
 from .jobs.many import run_many
 from .jobs.single import Handover, Job, run_single
 from .jobs.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
-from .large.options import MAX_ITERATIONS, LargeImageOptions, scale_sizes, style_target
+from .large.memory import tile_plans
+from .large.options import MAX_ITERATIONS, LargeImageOptions, fit_style, scale_sizes, style_target
 from .large.tiles import MAX_SIDE, short_repr
-from .large.memory import MemoryModel
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -298,7 +298,8 @@ def _validated(args, preset, given=frozenset()):
     style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
     config.blend_weights(len(style_paths))
     names = args.content_image_filename
-    if len(names) > 1 or args.each_style or os.path.isdir(names[0]) or _is_glob(names[0]):
+    under_images = functools.partial(os.path.join, IMAGES_DIR)
+    if len(names) > 1 or args.each_style or os.path.isdir(names[0]) or is_pattern(names[0], under_images):
         return _validated_many(args, preset, config, size, large, style_paths)
     if args.reports or args.on_error != "refuse" or args.batch_size != 1:
         raise NSTError(
@@ -310,12 +311,8 @@ def _validated(args, preset, given=frozenset()):
     content_width, content_height = image_size(content_path)
     height, width = size.of((content_height, content_width))
     sizes = scale_sizes(height, width, large.scales)
-    layers = [config.content_layer, *(name for name, _ in config.style_layers)]
     get_network(config.network).check_pooling(args.pooling)
-    memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
-    style_shapes = [image_size(path)[::-1] for path in style_paths]
-    plan = functools.partial(memory.plan, layers=layers, max_memory=large.max_memory, tile_size=large.tile_size)
-    tiles = {size: plan(*size, style=_largest_style(size, style_shapes, large)) for size in sizes}
+    tiles = tile_plans(config, large, sizes, [image_size(path)[::-1] for path in style_paths])
     content, styles = _read_images(content_path, style_paths, sizes, large, size.content_fit)
     notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
     weights = get_network(config.network).read_weights(args.model)  # last: the slowest check, up to 510 MB
@@ -333,12 +330,6 @@ def _validated(args, preset, given=frozenset()):
         outputs=outputs,
         notes=[note for note in notes if note],
     )
-
-
-def _is_glob(name):
-    """Whether content name ``name`` is a pattern: it has ``*?[`` and names no file (as given or under images/)."""
-    exists = os.path.lexists(name) or os.path.lexists(os.path.join(IMAGES_DIR, name))
-    return not exists and any(c in name for c in "*?[")
 
 
 def _validated_many(args, preset, config, size, large, style_paths):
@@ -367,12 +358,6 @@ def _validated_many(args, preset, config, size, large, style_paths):
     return prepare_many(request)
 
 
-def _largest_style(size, style_shapes, large):
-    """(height, width) of the largest style image at output ``size`` (``large``: the ``LargeImageOptions``)."""
-    targets = [style_target(size, shape, large.style_scale, large.style_size) for shape in style_shapes]
-    return max(targets, key=lambda target: target[0] * target[1])
-
-
 def _read_images(content_path, style_paths, sizes, large, fit):
     """Reads the content and style images and checks that each can be fitted to the first and last sizes.
 
@@ -390,15 +375,13 @@ def _read_images(content_path, style_paths, sizes, large, fit):
     for path in style_paths:
         style_height, style_width = style_target(sizes[-1], image_size(path)[::-1], large.style_scale, large.style_size)
         styles.append(read_image(path, target=(style_width, style_height)))
-    # An absolute style size keeps the style's own aspect ratio: a plain resize.
-    style_fit = fit if large.style_size is None else "stretch"
-    checks = [(s, content_path, content, fit) for s in (sizes[0], sizes[-1])] + [
-        (style_target(s, pixels.shape[:2], large.style_scale, large.style_size), path, pixels, style_fit)
-        for s in (sizes[0], sizes[-1])
-        for path, pixels in zip(style_paths, styles)
-    ]
-    for (h, w), path, pixels, how in checks:
-        _fitted(pixels, w, h, how, path)
+    for height, width in (sizes[0], sizes[-1]):
+        _fitted(content, width, height, fit, content_path)
+        for path, pixels in zip(style_paths, styles):
+            try:
+                fit_style(pixels, (height, width), fit, large.style_scale, large.style_size)
+            except NSTError as error:
+                raise NSTError(f"{quoted(path)}: {error}") from None
     return content, styles
 
 

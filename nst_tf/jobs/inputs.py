@@ -31,6 +31,15 @@ def is_image_file(path):
     return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
+def is_pattern(name, resolve=None):
+    """Whether content name ``name`` is a glob: it has ``*``, ``?`` or ``[`` and names no existing file.
+
+    ``resolve(name)``: where a plain name is looked up too (e.g. under images/).
+    """
+    exists = os.path.lexists(name) or (resolve is not None and os.path.lexists(resolve(name)))
+    return not exists and any(c in name for c in "*?[")
+
+
 def content_paths(names, recursive=False, resolve=None):
     """The content images ``names`` give, in order: each file as given, each glob's and folder's images sorted.
 
@@ -58,7 +67,7 @@ def content_paths(names, recursive=False, resolve=None):
             if not images:
                 raise NSTError(f"--content_image_filename: {quoted(name)} holds no image")
             found.extend(images)
-        elif not os.path.lexists(name) and any(c in name for c in "*?["):
+        elif is_pattern(name):
             images = [p for p in sorted(glob.glob(name, recursive=recursive)) if is_image_file(p)]
             if not images:
                 raise NSTError(f"--content_image_filename: no image matches {quoted(name)}")

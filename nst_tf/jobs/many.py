@@ -15,7 +15,7 @@ import signal
 
 from ..config import StyleTransferConfig
 from ..errors import NonFiniteCostError, NSTError, quoted
-from ..large.options import LargeImageOptions, style_target
+from ..large.options import LargeImageOptions, fit_style
 from ..presets import Preset
 from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
 from .drive import ProgressLine, report_text
@@ -45,7 +45,6 @@ class ManyJob:
         large: the large-image options (style sizing).
         fit: how images are brought to their size.
         members: the ``Member``s still to do, in the order they run (by size).
-        total: how many results the job makes, finished ones included.
         style_paths: the style images' paths; ``styles``: their pixels.
         tiles: the ``TilePlan`` (or None) of each size.
         weights: a ``Handover`` of the network's weights.
@@ -64,7 +63,6 @@ class ManyJob:
     large: LargeImageOptions
     fit: str
     members: list
-    total: int
     style_paths: list
     styles: list
     tiles: dict
@@ -184,16 +182,16 @@ class _Run:
 
     def _style_images(self, size, styles):
         """The style images ``styles`` (indices) brought to their size for an output of ``size``, normalized."""
-        from ..images import fit_image, reshape_and_normalize_image
+        from ..images import reshape_and_normalize_image
 
-        large, images = self.job.large, []
-        fit = self.job.fit if large.style_size is None else "stretch"  # an absolute size keeps the aspect ratio
-        for index in styles:
-            pixels = self.job.styles[index]
-            height, width = style_target(size, pixels.shape[:2], large.style_scale, large.style_size)
-            fitted = fit_image(pixels, width, height, fit)
-            images.append(reshape_and_normalize_image(fitted, self.job.config.normalization))
-        return images
+        large = self.job.large
+        return [
+            reshape_and_normalize_image(
+                fit_style(self.job.styles[index], size, self.job.fit, large.style_scale, large.style_size),
+                self.job.config.normalization,
+            )
+            for index in styles
+        ]
 
     def _step(self, member, item, images):
         reported = hasattr(item, "image")

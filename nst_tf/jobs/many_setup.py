@@ -8,9 +8,8 @@ import os
 
 from ..errors import NSTError, quoted
 from ..images import fit_image, image_size, read_image
-from ..large.memory import MemoryModel, available_bytes
+from ..large.memory import MemoryModel, available_bytes, largest_style, tile_plans
 from ..large.tiles import check_whole
-from ..large.options import style_target
 from ..networks import get_network
 from .inputs import output_names
 from .manifest import MANIFEST, Manifest
@@ -48,7 +47,7 @@ def prepare_many(request):
             if not request.skip_errors:
                 raise
             notes.append(f"skipped {quoted(path)}: {error}")
-    members, total = _members(request, shapes, manifest, notes)
+    members = _members(request, shapes, manifest, notes)
     styles = [read_image(path) for path in request.style_paths]
     tiles = _tiles(request, collections.Counter(member.size for member in members), styles)
     weights = get_network(config.network).read_weights(request.model)  # last: the slowest check
@@ -58,7 +57,6 @@ def prepare_many(request):
         large=large,
         fit=request.size.content_fit,
         members=members,
-        total=total,
         style_paths=list(request.style_paths),
         styles=styles,
         tiles=tiles,
@@ -105,7 +103,7 @@ def _read(path, size, fit):
 
 
 def _members(request, shapes, manifest, notes):
-    """The members still to do (by size, then in the command's order), and how many results the job makes."""
+    """The members still to do: by size, then in the command's order."""
     indices = [index for index, path in enumerate(request.contents) if path in shapes]  # the seeds' indices
     paths = [request.contents[index] for index in indices]
     everyone = tuple(range(len(request.style_paths)))
@@ -126,7 +124,7 @@ def _members(request, shapes, manifest, notes):
             f"doing the other {len(todo)}"
         )
     todo.sort(key=lambda member: (member.size, member.styles))  # stable: the command's order within a size
-    return todo, len(everything)
+    return todo
 
 
 def _exists(request, member):
@@ -157,16 +155,14 @@ def _check_names(request, members, manifest, contents):
 def _tiles(request, sizes, styles):
     """The ``TilePlan`` (or None) of each size (``sizes``: size -> how many results have it)."""
     config, large = request.config, request.large
-    layers = [config.content_layer, *(name for name, _ in config.style_layers)]
     get_network(config.network).check_pooling(request.pooling)
-    memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
-    plans = {}
-    for size in sizes:
-        targets = [style_target(size, style.shape[:2], large.style_scale, large.style_size) for style in styles]
-        style = max(targets, key=lambda target: target[0] * target[1])
-        plans[size] = memory.plan(*size, layers, large.max_memory, large.tile_size, style=style)
-        if request.batch_size > 1:
-            _check_batch(request, memory, size, style, plans[size], min(request.batch_size, sizes[size]))
+    shapes = [style.shape[:2] for style in styles]
+    plans = tile_plans(config, large, sizes, shapes)
+    if request.batch_size > 1:
+        memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
+        for size, count in sizes.items():
+            style = largest_style(size, shapes, large)
+            _check_batch(request, memory, size, style, plans[size], min(request.batch_size, count))
     return plans
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ..errors import NSTError
 from ..networks import get_network
 from ..config import OPTIMIZERS
+from .options import style_target
 from .tiles import TilePlan, best_tile_shape, check_whole
 
 #: Python, NumPy, SciPy and TensorFlow's runtime once started, before any network: measured 604 MB
@@ -250,6 +251,34 @@ class _Refusal:
                 f"--lbfgs_history {fits} or less would fit" if fits else "use --optimizer adam"
             )
         raise NSTError(f"a run at {what} needs about {_gib(needed)} of memory{even}; {limit} ({hint})")
+
+
+def largest_style(size, style_shapes, large):
+    """(height, width) of the largest of the style images (of ``style_shapes``) for an output of ``size``.
+
+    ``large``: the ``LargeImageOptions`` that size them (``style_scale``, ``style_size``).
+    """
+    targets = [style_target(size, shape, large.style_scale, large.style_size) for shape in style_shapes]
+    return max(targets, key=lambda target: target[0] * target[1])
+
+
+def tile_plans(config, large, sizes, style_shapes):
+    """``{size: TilePlan or None}``: how a run of ``config`` is tiled at each of ``sizes``.
+
+    ``large``: the ``LargeImageOptions`` (budget, tile size, style sizing);
+    ``style_shapes``: the style images' (height, width).
+
+    Raises:
+        NSTError: as ``MemoryModel.plan`` does.
+    """
+    memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
+    layers = [config.content_layer, *(name for name, _ in config.style_layers)]
+    return {
+        size: memory.plan(
+            *size, layers, large.max_memory, large.tile_size, style=largest_style(size, style_shapes, large)
+        )
+        for size in sizes
+    }
 
 
 def plan_tiles(height, width, layers, optimizer="adam", lbfgs_history=100, max_memory=None, tile_size=None, **options):

@@ -17,7 +17,7 @@ import tensorflow as tf
 from ..config import StyleTransferConfig
 from ..errors import NSTError
 from ..images import FITS, fit_image, reshape_and_normalize_image
-from .options import MAX_ITERATIONS, check_style_scale, style_target
+from .options import MAX_ITERATIONS, check_style_scale, fit_style, style_target
 from .tiles import MAX_SIDE, check_whole, short_repr
 from ..objective.whole import StyleCost
 from ..optimize import Progress, StyleTransfer, Tick
@@ -183,12 +183,12 @@ class CoarseToFine:
         """The normalized content image and style images for an output of ``height`` x ``width``."""
         normalization = self.config.normalization
         content = reshape_and_normalize_image(fit_image(self.content_pixels, width, height, self.fit), normalization)
-        styles = []
-        for style in self.style_pixels:
-            target = style_target((height, width), style.shape[:2], self.style_scale, self.style_size)
-            # An absolute style size keeps the style's own aspect ratio: a plain resize.
-            fit = self.fit if self.style_size is None else "stretch"
-            styles.append(reshape_and_normalize_image(fit_image(style, target[1], target[0], fit), normalization))
+        styles = [
+            reshape_and_normalize_image(
+                fit_style(style, (height, width), self.fit, self.style_scale, self.style_size), normalization
+            )
+            for style in self.style_pixels
+        ]
         return content, styles
 
     def run(self, ticks=False):

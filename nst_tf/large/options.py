@@ -84,6 +84,21 @@ def style_target(output, style_shape, style_scale=1.0, shorter_side=None):
     return style_size(*output, style_scale)
 
 
+def fit_style(pixels, output, fit, style_scale=1.0, style_size=None):
+    """A style image's pixels (h, w, 3) brought to their size for an output of ``output`` (height, width).
+
+    Fitted as ``fit`` says to ``style_target``'s size; with ``style_size``
+    (the style's own aspect ratio kept), resized whole.
+
+    Raises:
+        NSTError: as ``style_target`` and ``images.fit_image`` do.
+    """
+    from ..images import fit_image
+
+    height, width = style_target(output, pixels.shape[:2], style_scale, style_size)
+    return fit_image(pixels, width, height, fit if style_size is None else "stretch")
+
+
 def check_style_scale(style_scale):
     """``style_scale`` as a float when it is a positive finite number.
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from ..colors import present
 from ..config import StyleTransferConfig
 from ..errors import NSTError
-from ..images import checked_float32_batch, deprocess_image
+from ..images import checked_float32_batch
 from .whole import StyleCost
 
 
@@ -113,7 +113,3 @@ class BatchStyleCost(tf.Module):
         return np.concatenate(
             [present(mode, images[i : i + 1], self.content_image[i : i + 1]) for i in range(len(images))]
         )
-
-    def deprocess(self, images):
-        """Each image as uint8 pixels, shape (B, h, w, 3)."""
-        return np.stack([deprocess_image(image[None], self.config.normalization) for image in self.present(images)])
