@@ -32,7 +32,7 @@ from .jobs.single import Handover, Job, run_single
 from .jobs.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
 from .large.memory import tile_plans
 from .large.options import MAX_ITERATIONS, LargeImageOptions, fit_style, scale_sizes, style_target
-from .large.tiles import MAX_SIDE, short_repr
+from .large.tiles import MAX_SIDE, check_whole, short_repr
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -110,6 +110,24 @@ MANY_OPTIONS = {
         choices=("refuse", "skip"),
         help="a content image that cannot be read: refuse (one line before any work) or skip it, do the others "
         "and exit with status 4",
+    ),
+    "engine": dict(
+        default="local",
+        choices=("local", "ray"),
+        help="where the images are stylized: in this process (local), or by Ray Data actors on this machine or a "
+        'cluster (ray; pip install "nst_tf[ray]")',
+    ),
+    "workers": dict(
+        default=1,
+        type=int,
+        metavar="N",
+        help="with --engine ray: how many actors stylize at once, each holding the network",
+    ),
+    "ray_address": dict(
+        default=None,
+        metavar="ADDRESS",
+        help="with --engine ray: the address of a running Ray cluster (ray start --head prints it) "
+        "(default: a Ray of its own inside the command, sized to this machine)",
     ),
 }
 
@@ -301,9 +319,10 @@ def _validated(args, preset, given=frozenset()):
     under_images = functools.partial(os.path.join, IMAGES_DIR)
     if len(names) > 1 or args.each_style or os.path.isdir(names[0]) or is_pattern(names[0], under_images):
         return _validated_many(args, preset, config, size, large, style_paths)
-    if args.reports or args.on_error != "refuse" or args.batch_size != 1:
+    if args.reports or args.on_error != "refuse" or args.batch_size != 1 or _ray_given(args):
         raise NSTError(
-            "--reports, --on_error and --batch_size apply to several content images (a folder, a glob, or more files)"
+            "--reports, --on_error, --batch_size, --engine, --workers and --ray_address apply to several content "
+            "images (a folder, a glob, or more files)"
         )
     content_path = _resolve_image(names[0], "content_image_filename")
     outputs = Outputs(folder=args.output_dir, config=config, report_image=preset.report_image, scales=large.scales)
@@ -354,8 +373,29 @@ def _validated_many(args, preset, config, size, large, style_paths):
         reports=args.reports,
         skip_errors=args.on_error == "skip",
         batch_size=args.batch_size,
+        ray=_ray_options(args),
     )
     return prepare_many(request)
+
+
+def _ray_given(args):
+    return args.engine != "local" or args.workers != 1 or args.ray_address is not None
+
+
+def _ray_options(args):
+    """The ``RayOptions`` of ``--engine ray`` (None for the local engine), checked."""
+    from .jobs.ray_engine import RayOptions, check_available
+
+    if args.engine == "local":
+        if _ray_given(args):
+            raise NSTError("--workers and --ray_address apply to --engine ray")
+        return None
+    if args.reports:
+        raise NSTError("--reports runs with --engine local (Ray's workers send back only the results)")
+    if args.ray_address is not None and not args.ray_address.strip():
+        raise NSTError("--ray_address: empty; give a cluster's address, or leave it out for a local Ray")
+    check_available()
+    return RayOptions(workers=check_whole("workers", args.workers), address=args.ray_address)
 
 
 def _read_images(content_path, style_paths, sizes, large, fit):

@@ -99,26 +99,50 @@ def stylize_many(
             ``NonFiniteCostError`` from a run (the images before it were yielded).
     """
     config = StyleTransferConfig() if config is None else config
-    if not isinstance(config, StyleTransferConfig):
-        raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
-    batch_size = check_whole("batch_size", batch_size)
-    make_objective = make_objective or StyleCost
-    if batch_size > 1:
-        make_objective = BatchStyleCost
-    transfer = None
-    for chunk in _chunks(contents, batch_size):
+    stylizer = Stylizer(model, style_images, config, make_objective=make_objective, batch_size=batch_size)
+    for chunk in chunks(enumerate(contents), stylizer.batch_size):
+        yield from stylizer.run(chunk, seeds=seeds, ticks=ticks)
+
+
+class Stylizer:
+    """One network's runs over content images, keeping the objective and traced loop while the shape holds.
+
+    ``stylize_many`` is this over an iterable; a worker that receives its
+    images in parts (a Ray actor) keeps one ``Stylizer`` between parts, so
+    that a shape is traced once per worker.
+
+    Args:
+        model, style_images, config, make_objective, batch_size: as for ``stylize_many``.
+
+    Raises:
+        NSTError: for a config that is not a ``StyleTransferConfig`` or a ``batch_size`` that is not a
+            positive whole number.
+    """
+
+    def __init__(self, model, style_images, config, *, make_objective=None, batch_size=1):
+        if not isinstance(config, StyleTransferConfig):
+            raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
+        self.batch_size = check_whole("batch_size", batch_size)
+        self._model, self._styles, self._config = model, style_images, config
+        self._make = BatchStyleCost if self.batch_size > 1 else (make_objective or StyleCost)
+        self._transfer = None
+
+    def run(self, chunk, *, seeds=None, ticks=False):
+        """Stylizes ``chunk``, a list of up to ``batch_size`` ``(index, content)`` of one shape, together.
+
+        Yields:
+            ``Started``, ``Step`` and ``Finished`` items as ``stylize_many`` does for one chunk.
+
+        Raises:
+            NSTError: contents of several shapes, or more than ``batch_size`` of them.
+            NonFiniteCostError: from the run.
+        """
+        if not chunk or len(chunk) > self.batch_size or len({c.shape for _, c in chunk}) > 1:
+            raise NSTError(f"a chunk holds 1 to {self.batch_size} content images of one shape")
         yield Started(tuple(index for index, _ in chunk))
         started = time.perf_counter()
-        images = np.concatenate([content for _, content in chunk])
-        starts = np.concatenate([start_image(c, replace(config, seed=_seed(config, seeds, i))) for i, c in chunk])
-        traced = transfer is None or transfer.objective.content_image.shape != images.shape
-        if traced:
-            transfer = None  # the previous shape's network state goes before the next is built
-            transfer = StyleTransfer(make_objective(model, images, style_images, config), config, starts)
-        else:
-            transfer.objective.retarget(images)
-            transfer.restart(starts)
-        last = None
+        traced = self._prepare(chunk, seeds)
+        transfer, last = self._transfer, None
         for item in transfer.run(ticks=ticks):
             if not hasattr(item, "image"):
                 yield Step(chunk[0][0], item, len(chunk))
@@ -130,11 +154,28 @@ def stylize_many(
         for position, (index, _) in enumerate(chunk):
             yield Finished(index, _one(last, position, transfer.batched), seconds, traced)
 
+    def _prepare(self, chunk, seeds):
+        """Retargets the kept loop to ``chunk``, or builds one for its shape; returns whether it built one."""
+        config = self._config
+        images = np.concatenate([content for _, content in chunk])
+        starts = np.concatenate([start_image(c, replace(config, seed=_seed(config, seeds, i))) for i, c in chunk])
+        if self._transfer is not None and self._transfer.objective.content_image.shape == images.shape:
+            self._transfer.objective.retarget(images)
+            self._transfer.restart(starts)
+            return False
+        self._transfer = None  # the previous shape's network state goes before the next is built
+        self._transfer = StyleTransfer(self._make(self._model, images, self._styles, config), config, starts)
+        return True
 
-def _chunks(contents, batch_size):
-    """Lists of up to ``batch_size`` consecutive ``(index, content)`` of one shape, read lazily."""
+
+def chunks(pairs, batch_size):
+    """Lists of up to ``batch_size`` consecutive ``(index, content)`` of one shape from ``pairs``, read lazily.
+
+    Raises:
+        NSTError: a content that is not a normalized (1, H, W, 3) image, named by its index.
+    """
     chunk = []
-    for index, content in enumerate(contents):
+    for index, content in pairs:
         content = checked_float32_batch(content, f"content image {index}")
         if chunk and (len(chunk) == batch_size or chunk[0][1].shape != content.shape):
             yield chunk

@@ -201,7 +201,8 @@ def test_an_output_name_the_job_did_not_make_is_refused(workspace, new_weights_f
 
 def test_reports_and_on_error_are_for_several_images(workspace, new_weights_file, photos, capsys):
     assert main(_args(workspace, new_weights_file, photos / "a.png", extra=["--reports"])) == 2
-    assert "--reports, --on_error and --batch_size apply to several content images" in capsys.readouterr().err
+    message = "--reports, --on_error, --batch_size, --engine, --workers and --ray_address apply to several"
+    assert message in capsys.readouterr().err
 
 
 def test_a_signal_keeps_the_finished_images_and_the_same_command_does_the_rest(workspace, new_weights_file, photos):

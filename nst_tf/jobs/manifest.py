@@ -92,12 +92,15 @@ class Manifest:
     def add(self, **record):
         """Appends one finished image's line (after its image is saved), after the header line if it is new.
 
+        ``worker``, the process that computed it (``host:pid``), defaults to this one.
+
         Raises:
             NSTError: it cannot be written.
         """
         if not os.path.exists(self.path):
             self._append({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings})
-        self._append({**record, "worker": worker(), "fingerprint": self.fingerprint})
+        record["worker"] = record.get("worker") or worker()
+        self._append({**record, "fingerprint": self.fingerprint})
         self.finished.add((record["input"], record["output"]))
 
     def _append(self, record):

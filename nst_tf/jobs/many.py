@@ -18,10 +18,11 @@ from ..errors import NonFiniteCostError, NSTError, quoted
 from ..large.options import LargeImageOptions, fit_style
 from ..presets import Preset
 from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
-from .drive import ProgressLine, report_text
+from .drive import report_text
+from .ledger import Ledger
 from .manifest import Manifest
-from .signals import Stopped, handling_signals
-from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_SKIPPED, PROG
+from .signals import Stopped
+from .statuses import EXIT_OK, PROG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,7 @@ class ManyJob:
         batch_size: up to this many members of one size optimized together.
         skip_errors: an unreadable member is noted and skipped (``--on_error skip``).
         notes: lines for standard error before the job starts.
+        ray: the ``RayOptions`` of ``--engine ray``; None runs the job in this process.
     """
 
     config: StyleTransferConfig
@@ -75,6 +77,7 @@ class ManyJob:
     skip_errors: bool
     notes: list
     batch_size: int = 1
+    ray: object = None
 
 
 def run_many(job, out, err, stop):
@@ -90,6 +93,10 @@ def run_many(job, out, err, stop):
         return EXIT_OK  # everything is done already: no network is built
     created = job.outputs.prepare()
     try:
+        if job.ray is not None:
+            from .ray_engine import run_on_ray
+
+            return run_on_ray(job, out, err, stop)
         return _run(job, out, err, stop)
     finally:
         if created:  # a job stopped or failed before it saved anything leaves no empty folder behind
@@ -115,17 +122,14 @@ def _run(job, out, err, stop):
 
 
 class _Run:
-    """The state of a many-image run: what is done, skipped, failed and under way."""
+    """A many-image run on this process: one network, each size and style choice one ``stylize_many``."""
 
     def __init__(self, job, model, out, err):
-        self.job, self.model, self.out, self.err = job, model, out, err
-        self.saver = job.outputs.saver(err)
+        self.job, self.model, self.out = job, model, out
+        self.ledger = Ledger(job, out, err)
         self.objective = objective_factory(job.tiles, err)
-        self.done = 0
-        self.skipped = []
-        self.non_finite = []
-        self.under_way = []  # the members of the image (or batch) running now
-        self.bar = ProgressLine(max(1, len(job.members)) * job.config.epochs, err)
+        self.stopped = self.ledger.stopped
+        self.status = self.ledger.status
 
     def all(self, stop):
         """Runs every member: each size and style choice is one ``stylize_many`` over its members."""
@@ -138,11 +142,10 @@ class _Run:
 
         size, styles = group[0].size, group[0].styles
         handed = _Handed(self.job.config)  # the members stylize_many received, in its order
-        contents = self._contents(group, handed, stop)
         run = stylize_many(
             self.model,
-            contents,
-            self._style_images(size, styles),
+            self._contents(group, handed, stop),
+            style_images(self.job, size, styles),
             self.job.config,
             seeds=handed.seed,
             make_objective=lambda model, content, style_images, config: self.objective(
@@ -155,16 +158,16 @@ class _Run:
             for item in run:
                 stop.check()
                 if isinstance(item, Started):
-                    self.under_way = [handed[index] for index in item.indices]
+                    self.ledger.under_way = [handed[index] for index in item.indices]
                 elif isinstance(item, Finished):
-                    self._finished(handed[item.index], item)
+                    self.ledger.finished(handed[item.index], item.progress, item.seconds)
                 else:
                     self._step(handed[item.index], item.item, item.images)
         except NonFiniteCostError as error:
-            self._non_finite(error)
+            self.ledger.lose(self.ledger.under_way, error)
 
     def _contents(self, group, handed, stop):
-        """The group's content images, read as the run reaches them; an unreadable one skipped or raised."""
+        """The group's content images, read as the run reaches them; an unreadable one skipped."""
         from ..images import reshape_and_normalize_image
 
         for member in group:
@@ -172,83 +175,35 @@ class _Run:
             try:
                 pixels = self.job.read(member.path, member.size)
             except NSTError as error:
-                # With --on_error refuse every image was read before any work: this one changed since.
-                why = "" if self.job.skip_errors else " (it changed since it was checked)"
-                self.skipped.append(member)
-                self.err.write(f"{PROG}: note: skipped {quoted(member.path)}{why}: {error}\n")
+                self.ledger.skip(member, error)
                 continue
             handed.append(member)
             yield reshape_and_normalize_image(pixels, self.job.config.normalization)
-
-    def _style_images(self, size, styles):
-        """The style images ``styles`` (indices) brought to their size for an output of ``size``, normalized."""
-        from ..images import reshape_and_normalize_image
-
-        large = self.job.large
-        return [
-            reshape_and_normalize_image(
-                fit_style(self.job.styles[index], size, self.job.fit, large.style_scale, large.style_size),
-                self.job.config.normalization,
-            )
-            for index in styles
-        ]
 
     def _step(self, member, item, images):
         reported = hasattr(item, "image")
         if reported and self.job.reports:
             self.out.write(f"{quoted(member.name)}: " + report_text(self.job.preset.report_line, item, self.job.config))
-            self.saver.save(f"{member.name.rsplit('.', 1)[0]}.{item.iteration}.png", item.image)
-        iterations = item.iteration + 1 if reported else item.iterations
-        self.bar.update(min(self.bar.total, (self.done * self.job.config.epochs + iterations * images)))
+            self.ledger.saver.save(f"{member.name.rsplit('.', 1)[0]}.{item.iteration}.png", item.image)
+        self.ledger.progress((item.iteration + 1 if reported else item.iterations) * images)
 
-    def _finished(self, member, finished):
-        progress = finished.progress
-        with handling_signals(signal.SIG_IGN):  # a second signal cannot leave the image or its line half written
-            saved = self.saver.save(member.name, progress.image)
-            if saved:
-                self.job.manifest.add(
-                    input=member.path,
-                    styles=[self.job.style_paths[i] for i in member.styles],
-                    output=member.name,
-                    costs=_costs(progress),
-                    iterations=progress.iteration + 1,
-                    seconds=round(finished.seconds, 3),
-                )
-        self.done += 1
-        self.under_way = [m for m in self.under_way if m is not member]
-        if saved:
-            self.out.write(f"saved {quoted(member.name)} ({self.done} of {len(self.job.members)})\n")
-            self.out.flush()
 
-    def _non_finite(self, error):
-        names = ", ".join(quoted(member.path) for member in self.under_way)
-        self.non_finite.extend(self.under_way)
-        self.err.write(f"{PROG}: error: {names}: {error}; no result is saved for it\n")
-        self.under_way = []
+def style_images(job, size, styles):
+    """The style images ``styles`` (indices into ``job.styles``) brought to their size for an output of ``size``.
 
-    def stopped(self, status):
-        """The last line after a signal (the image under way is dropped); returns ``status``."""
-        what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
-            status - 128, "hung up (SIGHUP)"
+    Returns:
+        A list of normalized (1, h, w, 3) images.
+    """
+    from ..images import reshape_and_normalize_image
+
+    large = job.large
+    return [
+        reshape_and_normalize_image(
+            fit_style(job.styles[index], size, job.fit, large.style_scale, large.style_size),
+            job.config.normalization,
         )
-        names = [quoted(member.path) for member in self.under_way]
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        under_way = f" ({shown} {'was' if len(names) == 1 else 'were'} under way, not saved)" if names else ""
-        self.err.write(
-            f"\n{PROG}: {what} after {self.done} of {len(self.job.members)} images{under_way}; the finished ones are "
-            "saved and recorded: the same command does the rest\n"
-        )
-        return status
-
-    def status(self):
-        """The exit status after every member ran (a note first when some were skipped)."""
-        if self.skipped:
-            self.err.write(f"{PROG}: note: {len(self.skipped)} of {len(self.job.members)} images were skipped\n")
-        if self.saver.failed:
-            return EXIT_SAVE_FAILED
-        if self.non_finite:
-            return EXIT_NON_FINITE
-        return EXIT_SKIPPED if self.skipped else EXIT_OK
+        for index in styles
+    ]
 
 
 class _Handed(list):
@@ -261,15 +216,6 @@ class _Handed(list):
     def seed(self, position):
         member = self[position]
         return None if self.config.seed is None else self.config.seed + member.index
-
-
-def _costs(progress):
-    return {
-        "total": progress.total_cost,
-        "content": progress.content_cost,
-        "style": progress.style_cost,
-        "tv": progress.tv_cost,
-    }
 
 
 # Setting up: everything checked before anything is created ----------------------------------------
@@ -287,6 +233,7 @@ class ManyRequest:
         reports: print and save each member's reports.
         skip_errors: ``--on_error skip``.
         batch_size: ``--batch_size``.
+        ray: the ``RayOptions`` of ``--engine ray``, or None.
     """
 
     config: StyleTransferConfig
@@ -302,3 +249,4 @@ class ManyRequest:
     reports: bool
     skip_errors: bool
     batch_size: int = 1
+    ray: object = None

@@ -69,6 +69,7 @@ def prepare_many(request):
         skip_errors=request.skip_errors,
         notes=notes,
         batch_size=batch_size,
+        ray=request.ray,
     )
 
 

@@ -1,0 +1,508 @@
+"""``--engine ray``: the many-image job on Ray Data, on this machine or on a cluster.
+
+The members still to do become a dataset of row numbers, mapped by a pool of
+stateful actors (``RayStylizer``, ``--workers`` of them): each builds the
+network and brings the style images to size once, then reads each content
+image with nst_tf's own reader and stylizes it with ``nst_tf.many.Stylizer``
+(one trace per shape and actor, ``--batch_size`` images per traced call).
+The results stream back to this process, which saves each with the atomic
+writer and records it in the manifest (``Ledger``): one writer for both, so
+that a worker killed mid-image, which Ray restarts and whose image it does
+again, still leaves each image saved once with one manifest line (a worker
+saving for itself could be killed between its file and its line). The
+weights and style images travel in Ray's object store; the content images
+are read where the actors run, so on a cluster every node must see them at
+the same path (shared storage).
+
+Ray writes its own lines to file descriptor 2 (C++ core warnings, Ray Data's
+progress), which the command keeps for its own: while Ray runs they go to a
+log file in the temporary folder, and the command's lines to the original
+standard error.
+"""
+
+import contextlib
+import dataclasses
+import importlib.util
+import io
+import os
+import queue
+import signal
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+from ..errors import NonFiniteCostError, NSTError, quoted
+from .signals import Stopped, rescue_folder
+
+#: How long the main thread waits for a result before it looks for a signal again (seconds).
+_POLL = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide ``--engine ray`` runs.
+
+    Attributes:
+        workers: how many actors stylize at once (each holds a network).
+        address: an existing cluster's address (``ray start --head`` prints it); None starts a local Ray
+            inside the command, sized to this machine.
+    """
+
+    workers: int = 1
+    address: str = None
+
+
+def check_available():
+    """Refuses ``--engine ray`` when Ray Data is not installed.
+
+    Raises:
+        NSTError: Ray is missing (with the command that installs it).
+    """
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.data") is None:
+        raise NSTError('--engine ray needs Ray Data: pip install "nst_tf[ray]" (or pip install "ray[data]")')
+
+
+def run_on_ray(job, out, err, stop):
+    """Runs ``job`` (a ``ManyJob`` whose ``ray`` is set) on Ray; returns the exit status.
+
+    Raises:
+        NSTError: Ray cannot start or reach the cluster, or a worker failed in a way Ray does not retry.
+        Stopped: a signal came before Ray started.
+    """
+    from .ledger import Ledger
+
+    with _ray_lines_aside(err) as (err, log):
+        ledger = Ledger(job, out, err)
+        stop.defer()
+        stop.finisher = lambda status: _end_local_ray(ledger.stopped(status), log)
+        ray = _start(job.ray, log)
+        ours = _descendants(os.getpid())  # a local Ray's processes: its agents outlive a raylet that is killed
+        try:
+            results = _Results(_dataset(ray, job), log)
+            try:
+                _collect(results, job, ledger, stop)
+            except (KeyboardInterrupt, Stopped) as stopped:
+                stop.claim()
+                return ledger.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
+            stop.claim()
+            return ledger.status()
+        finally:
+            _stop_ray(ray, job.ray, ours)
+
+
+def _stop_ray(ray, options, processes):
+    """Ends Ray: a local one's processes are killed (its teardown takes seconds), a cluster is left."""
+    if options.address:
+        with contextlib.suppress(Exception):
+            ray.shutdown()  # the cluster ends this job's actors when its driver leaves
+        return
+    _kill(processes + _descendants(os.getpid()))
+
+
+@contextlib.contextmanager
+def _ray_lines_aside(err):
+    """Sends Ray's lines to a log file for the block; yields (a stream on the old standard error, the log's path).
+
+    Ray's C++ core writes to file descriptor 2, its Python loggers to the
+    standard error stream, and the errors its cluster reports (a worker that
+    died) to ``sys.stdout``: the descriptor is pointed at the log and
+    ``sys.stdout`` replaced while the block runs. The command writes to the
+    streams it was given, ``err`` reopened on the old descriptor 2 if it was
+    that one. The log is kept only when the block raised and Ray wrote something.
+    """
+    err.flush()
+    saved = os.dup(2)
+    handle, log = tempfile.mkstemp(prefix=f"nst_tf-{os.getpid()}-ray-", suffix=".log", dir=rescue_folder())
+    ours = err
+    if _fileno(err) == 2:
+        ours = io.TextIOWrapper(io.FileIO(os.dup(saved), "w"), encoding="utf-8", errors="replace", line_buffering=True)
+    stdout, sys.stdout = sys.stdout, io.TextIOWrapper(io.FileIO(os.dup(handle), "w"), encoding="utf-8")
+    os.dup2(handle, 2)
+    os.close(handle)
+    failed = True
+    try:
+        yield ours, log
+        failed = False
+    finally:
+        with contextlib.suppress(OSError):
+            if not failed or os.path.getsize(log) == 0:
+                os.remove(log)
+        for stream in (ours, sys.stdout):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        sys.stdout, replaced = stdout, sys.stdout
+        with contextlib.suppress(Exception):
+            replaced.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if ours is not err:
+            with contextlib.suppress(Exception):
+                ours.close()
+
+
+def _fileno(stream):
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _start(options, log):
+    """Imports Ray and starts it (a local Ray sized to this machine, or connected to ``options.address``)."""
+    import logging
+
+    import ray
+    import ray.data
+
+    settings = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        if options.address:
+            _check_reachable(options.address)
+            ray.init(address=options.address, **settings)
+        else:
+            # "local" starts a Ray of our own even where RAY_ADDRESS or a running cluster would be found.
+            ray.init(address="local", num_cpus=_cpus(), **settings)
+    except NSTError:
+        raise
+    except Exception as error:  # Ray raises ConnectionError, ValueError, RuntimeError, ... for an address
+        raise NSTError(f"--engine ray: Ray could not start{_at(options)}: {_last_line(error)} (its log: {log})")
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    return ray
+
+
+def _check_reachable(address, timeout=5.0):
+    """Refuses a ``host:port`` address nothing answers at within ``timeout`` seconds (Ray would retry for minutes).
+
+    Other forms ("auto", "ray://...") are left to Ray.
+
+    Raises:
+        NSTError: nothing listens there.
+    """
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError, OverflowError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise NSTError(f"--ray_address: no Ray cluster answers at {quoted(address)}: {reason}") from None
+
+
+def _at(options):
+    return f" at {quoted(options.address)}" if options.address else ""
+
+
+def _cpus():
+    """The CPUs this process may use (its affinity, which a container or taskset narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _last_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def _dataset(ray, job):
+    """The members' row numbers mapped by a pool of ``RayStylizer`` actors sized to the cluster."""
+    resources = ray.cluster_resources()
+    workers = job.ray.workers
+    cpus = resources.get("CPU", 1) / workers
+    gpus = min(1.0, resources.get("GPU", 0) / workers)
+    spec = WorkerSpec.of(job, threads=max(1, int(cpus)))
+    # One block per batch, made here: the pipeline has no task but the actors', which may take every CPU (a
+    # read or repartition task would wait for a free CPU forever), and a killed actor's retry redoes one batch.
+    count = len(job.members)
+    rows = ray.data.from_items([{"position": i} for i in range(count)], override_num_blocks=-(-count // job.batch_size))
+    return rows.map_batches(
+        RayStylizer,
+        fn_constructor_args=(spec,),
+        batch_size=job.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus,
+        num_gpus=gpus,
+    )
+
+
+class _Results:
+    """The dataset's result rows, pulled by a thread of their own into a queue the main thread polls.
+
+    The main thread thus looks for a signal every ``_POLL`` seconds however
+    long an image takes, instead of waiting inside Ray.
+    """
+
+    def __init__(self, dataset, log):
+        self._log = log
+        self._queue = queue.Queue(maxsize=64)
+        self._thread = threading.Thread(target=self._pull, args=(dataset,), name="nst_tf-ray-results", daemon=True)
+        self._thread.start()
+
+    def _pull(self, dataset):
+        try:
+            for row in dataset.iter_rows():
+                self._queue.put(("row", row))
+            self._queue.put(("end", None))
+        except BaseException as error:  # handed to the main thread, which says it in one line
+            self._queue.put(("error", error))
+
+    def next(self, stop):
+        """The next result row, or None at the end; checks ``stop`` while it waits.
+
+        Raises:
+            NSTError: the dataset failed (a worker error Ray does not retry).
+            Stopped: a signal came.
+        """
+        while True:
+            stop.check()
+            try:
+                kind, value = self._queue.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if kind == "row":
+                return value
+            if kind == "end":
+                return None
+            raise NSTError(f"--engine ray: the job failed: {_last_line(value)} (Ray's log: {self._log})")
+
+
+def _collect(results, job, ledger, stop):
+    """Saves and records each result as it comes back; prints the workers' notes once each."""
+    from ..optimize import Progress
+
+    noted = set()
+    while (row := results.next(stop)) is not None:
+        member = job.members[int(row["position"])]
+        for note in str(row["notes"]).splitlines():
+            if note and note not in noted:
+                noted.add(note)
+                ledger.err.write(note + "\n")
+        if row["kind"] == "skipped":
+            ledger.skip(member, row["message"])
+        elif row["kind"] == "non_finite":
+            ledger.lose([member], row["message"])
+        else:
+            image = np.frombuffer(row["image"], np.float32).reshape(1, int(row["height"]), int(row["width"]), 3)
+            costs = (float(row[f"{name}_cost"]) for name in ("total", "content", "style", "tv"))
+            total, content, style, tv = costs
+            progress = Progress(int(row["iteration"]), total, content, style, image, tv)
+            ledger.finished(member, progress, float(row["seconds"]), worker=str(row["worker"]))
+        ledger.progress(0)
+
+
+def _end_local_ray(status, log):
+    """Ends the processes of a local Ray this command started and removes ``log`` (for the watcher's exit)."""
+    _kill(_descendants(os.getpid()))
+    with contextlib.suppress(OSError):
+        os.remove(log)
+    return status
+
+
+def _kill(processes):
+    for pid in processes:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(root):
+    """The process ids below ``root`` (Linux's /proc; none elsewhere)."""
+    parents = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    with open(f"/proc/{name}/stat", "rb") as handle:
+                        # The command name, in parentheses, may hold spaces: the fields after its last ")".
+                        parents[int(name)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found.extend(children)
+        frontier = children
+    return found
+
+
+# The worker side ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSpec:
+    """What a ``RayStylizer`` needs, sent once to each actor through Ray's object store.
+
+    Attributes:
+        config: the hyperparameters; ``pooling``: the pooling; ``weights``: the network's weights.
+        members: every ``Member`` of the job (rows name them by position).
+        styles: the style images' pixels; ``large``: the style sizing; ``fit``: how images are fitted.
+        tiles: the ``TilePlan`` (or None) of each size; ``batch_size``: images per traced call.
+        read: ``read(path, size)`` -> the content image's pixels fitted to ``size``.
+        threads: TensorFlow's threads per operation in each actor.
+    """
+
+    config: object
+    pooling: str
+    weights: object
+    members: list
+    styles: list
+    large: object
+    fit: str
+    tiles: dict
+    batch_size: int
+    read: object
+    threads: int
+
+    @classmethod
+    def of(cls, job, threads):
+        """The spec of ``job`` (its weights taken from it)."""
+        return cls(
+            config=job.config,
+            pooling=job.pooling,
+            weights=job.weights.take(),
+            members=job.members,
+            styles=job.styles,
+            large=job.large,
+            fit=job.fit,
+            tiles=job.tiles,
+            batch_size=job.batch_size,
+            read=job.read,
+            threads=threads,
+        )
+
+
+class RayStylizer:
+    """A Ray Data actor: the network built once, then each batch of rows read, stylized and sent back.
+
+    Called with a batch ``{"position": array}``, it returns one row per
+    position: ``kind`` ("done", "skipped" for an image that cannot be read,
+    "non_finite"), ``message``, the result ``image`` (float32 bytes, normalized,
+    ``height`` x ``width`` x 3), its ``*_cost``s, ``iteration``, ``seconds``,
+    ``worker`` (``host:pid``) and ``notes`` (the warnings this actor has not
+    sent yet).
+    """
+
+    def __init__(self, spec):
+        from .build import build_model, import_tensorflow_quietly, objective_factory, warn_about_precision
+        from .manifest import worker
+
+        os.environ["TF_NUM_INTRAOP_THREADS"] = str(spec.threads)  # read when TensorFlow's runtime starts
+        self._notes = io.StringIO()
+        tf = import_tensorflow_quietly(self._notes)
+        if spec.config.seed is not None:
+            tf.config.experimental.enable_op_determinism()
+        warn_about_precision(spec.config, self._notes)
+        self._spec = dataclasses.replace(spec, weights=None)
+        self._model = build_model(spec.config, spec.weights, spec.pooling)
+        self._objective = objective_factory(spec.tiles, self._notes)
+        self._stylizer, self._key = None, None
+        self._worker = worker()
+
+    def __call__(self, batch):
+        rows = []
+        members = [(int(p), self._spec.members[int(p)]) for p in batch["position"]]
+        for key in dict.fromkeys((member.size, member.styles) for _, member in members):
+            rows.extend(self._group([(p, m) for p, m in members if (m.size, m.styles) == key]))
+        notes, self._notes = self._notes.getvalue(), io.StringIO()
+        rows[0]["notes"] = notes
+        # Object arrays: NumPy's own bytes type would drop an image's trailing zero bytes.
+        return {name: _column([row[name] for row in rows]) for name in rows[0]}
+
+    def _group(self, members):
+        """The result rows of ``members`` (positions and ``Member``s of one size and style choice)."""
+        from ..images import reshape_and_normalize_image
+        from ..many import chunks
+
+        contents, rows = [], []
+        for position, member in members:
+            try:
+                pixels = self._spec.read(member.path, member.size)
+            except NSTError as error:
+                rows.append(_row(position, "skipped", str(error)))
+                continue
+            contents.append((position, reshape_and_normalize_image(pixels, self._spec.config.normalization)))
+        stylizer = self._stylizer_for(members[0][1])
+        for chunk in chunks(contents, self._spec.batch_size):
+            rows.extend(self._chunk(stylizer, chunk))
+        return rows
+
+    def _chunk(self, stylizer, chunk):
+        from ..many import Finished
+
+        seed = self._spec.config.seed
+        members = self._spec.members
+        seeds = None if seed is None else (lambda position: seed + members[position].index)
+        try:
+            finished = [item for item in stylizer.run(chunk, seeds=seeds) if isinstance(item, Finished)]
+        except NonFiniteCostError as error:
+            return [_row(position, "non_finite", str(error)) for position, _ in chunk]
+        return [self._done(item) for item in finished]
+
+    def _done(self, finished):
+        progress = finished.progress
+        image = np.ascontiguousarray(progress.image, dtype=np.float32)
+        row = _row(finished.index, "done", "")
+        row.update(
+            image=image.tobytes(),
+            height=image.shape[1],
+            width=image.shape[2],
+            total_cost=float(progress.total_cost),
+            content_cost=float(progress.content_cost),
+            style_cost=float(progress.style_cost),
+            tv_cost=float(progress.tv_cost),
+            iteration=int(progress.iteration),
+            seconds=float(finished.seconds),
+            worker=self._worker,
+        )
+        return row
+
+    def _stylizer_for(self, member):
+        """The ``Stylizer`` of ``member``'s size and styles (the previous one kept while they hold)."""
+        from ..many import Stylizer
+        from .many import style_images
+
+        key = (member.size, member.styles)
+        if key != self._key:
+            spec = self._spec
+            self._stylizer = None  # the previous size's state goes before the next is built
+            self._stylizer = Stylizer(
+                self._model,
+                style_images(spec, member.size, member.styles),
+                spec.config,
+                make_objective=lambda model, content, styles, config: self._objective(
+                    model, content, styles, config, size=member.size
+                ),
+                batch_size=spec.batch_size,
+            )
+            self._key = key
+        return self._stylizer
+
+
+def _column(values):
+    kind = object if isinstance(values[0], (str, bytes)) else None
+    return np.array(values, dtype=kind)
+
+
+def _row(position, kind, message):
+    """A result row with every column (the ones a "done" row fills set empty)."""
+    return {
+        "position": position,
+        "kind": kind,
+        "message": message,
+        "image": b"",
+        "height": 0,
+        "width": 0,
+        "total_cost": 0.0,
+        "content_cost": 0.0,
+        "style_cost": 0.0,
+        "tv_cost": 0.0,
+        "iteration": 0,
+        "seconds": 0.0,
+        "worker": "",
+        "notes": "",
+    }

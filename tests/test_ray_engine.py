@@ -1,0 +1,237 @@
+"""``--engine ray``: the many-image job on a real local Ray (Ray Data actors), in subprocesses.
+
+Each command starts a Ray of its own (about 5 s here) whose actors import
+TensorFlow and build the network; the checks that need no Ray call the
+actor class in this process.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_tf.cli import _validated, build_parser, main
+from nst_tf.presets import PRESETS
+from nst_tf.jobs import ray_engine
+from nst_tf.jobs.ray_engine import RayStylizer, WorkerSpec
+
+
+def _write(path, height, width, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """photos/ with four images: three landscape (64x48 at --max_size 64), one portrait (48x64)."""
+    folder = tmp_path / "photos"
+    for i, (height, width) in enumerate([(48, 64), (80, 60), (48, 64), (48, 64)]):
+        _write(folder / f"p{i}.png", height, width, i)
+    return folder
+
+
+def _args(workspace, weights, contents, out="out", epochs=4, extra=()):
+    return [
+        "--content_image_filename", str(contents),
+        "--style_image_filename", str(workspace / "style.png"),
+        "--model", str(weights),
+        "--output_dir", str(workspace / out),
+        "--max_size", "64", "--epochs", str(epochs), "--seed", "5", *extra,
+    ]  # fmt: skip
+
+
+def _command(argv):
+    return subprocess.Popen(
+        [sys.executable, "-m", "nst_tf", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _records(folder):
+    lines = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+    return lines[1:]
+
+
+def _ray_processes():
+    """The processes of a Ray on this machine (its actors and daemons)."""
+    found = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if command.startswith("ray::") or "/ray/core/src/ray/" in command or "/site-packages/ray/" in command:
+            found.append((int(name), command[:80]))
+    return found
+
+
+def _no_ray_left(seconds=10):
+    deadline = time.monotonic() + seconds
+    while _ray_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _ray_processes()
+
+
+def _wait_for_saved(process, count):
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("saved ") and f"({count} of " in line:
+            return lines
+    pytest.fail("the job ended before it saved an image:\n" + "".join(lines) + process.stderr.read())
+
+
+def test_the_ray_engine_gives_the_local_engines_images_and_manifest(workspace, new_weights_file, photos):
+    assert main(_args(workspace, new_weights_file, photos, out="local")) == 0
+    argv = _args(workspace, new_weights_file, photos, extra=["--engine", "ray", "--workers", "2", "--batch_size", "2"])
+    result = subprocess.run([sys.executable, "-m", "nst_tf", *argv], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    # Only the command's own lines: Ray's warnings and its cluster's messages go to its log.
+    lines = result.stdout.splitlines()
+    assert [line.split(" (")[1] for line in lines] == [f"{n} of 4)" for n in range(1, 5)]
+    assert sorted(line.split(" (")[0] for line in lines) == [f"saved p{i}.jpg" for i in range(4)]
+    assert all(line.startswith("[") for line in result.stderr.splitlines()), result.stderr
+    out, local = workspace / "out", workspace / "local"
+    for i in range(4):
+        with Image.open(out / f"p{i}.jpg") as one, Image.open(local / f"p{i}.jpg") as other:
+            assert np.abs(np.asarray(one, int) - np.asarray(other, int)).max() <= 2  # the batch tolerance
+    records = _records(out)
+    assert sorted(r["output"] for r in records) == [f"p{i}.jpg" for i in range(4)]
+    assert all(r["worker"].split(":")[1] != str(os.getpid()) and r["iterations"] == 4 for r in records)
+    headers = [(folder / "manifest.jsonl").read_text().splitlines()[0] for folder in (out, local)]
+    assert headers[0] == headers[1]  # the engine is not a setting of the results
+    assert not _no_ray_left()
+    # The same command again: everything is recorded, so nothing runs (and no Ray starts).
+    again = subprocess.run([sys.executable, "-m", "nst_tf", *argv], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "4 of 4 results are done already" in again.stderr
+
+
+def test_a_killed_worker_is_retried_and_each_image_is_saved_once(workspace, new_weights_file, photos):
+    argv = _args(workspace, new_weights_file, photos, epochs=150, extra=["--engine", "ray"])
+    process = _command(argv)
+    try:
+        _wait_for_saved(process, 1)
+        actors = [pid for pid, command in _ray_processes() if command.startswith("ray::MapWorker")]
+        assert len(actors) == 1
+        os.kill(actors[0], signal.SIGKILL)
+        out, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "raylet" not in out + err  # Ray's report of the dead worker went to its log
+    records = _records(workspace / "out")
+    assert sorted(r["output"] for r in records) == [f"p{i}.jpg" for i in range(4)]
+    assert len({r["worker"] for r in records}) == 2  # the restarted actor is another process
+    assert sorted(os.listdir(workspace / "out")) == ["manifest.jsonl", *(f"p{i}.jpg" for i in range(4))]
+
+
+def test_a_signal_ends_a_ray_job_promptly_and_the_same_command_does_the_rest(workspace, new_weights_file, photos):
+    argv = _args(workspace, new_weights_file, photos, epochs=400, extra=["--engine", "ray"])
+    process = _command(argv)
+    try:
+        _wait_for_saved(process, 1)
+        process.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert took < 3
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nst-tf: interrupted after 1 of 4 images") and "the same command does the rest" in last
+    assert not _no_ray_left(), "a local Ray's processes outlived the command"
+    out = workspace / "out"
+    assert sorted(os.listdir(out)) == ["manifest.jsonl", "p0.jpg"]
+    rest = subprocess.run(
+        [sys.executable, "-m", "nst_tf", *_args(workspace, new_weights_file, photos, epochs=400)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rest.returncode == 0 and "1 of 4 results are done already" in rest.stderr
+    assert sorted(r["output"] for r in _records(out)) == [f"p{i}.jpg" for i in range(4)]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--workers", "2"], "--workers and --ray_address apply to --engine ray"),
+        (["--ray_address", "127.0.0.1:6379"], "--workers and --ray_address apply to --engine ray"),
+        (["--engine", "ray", "--reports"], "--reports runs with --engine local"),
+        (["--engine", "ray", "--workers", "0"], "workers must be a positive whole number; got 0"),
+        (["--engine", "ray", "--ray_address", " "], "--ray_address: empty"),
+        (["--engine", "spark"], "argument --engine: invalid choice: 'spark'"),
+    ],
+)
+def test_ray_options_that_cannot_work_are_refused_in_one_line(
+    workspace, new_weights_file, photos, capsys, extra, message
+):
+    assert main(_args(workspace, new_weights_file, photos, extra=extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (workspace / "out").exists()
+
+
+def test_the_engine_options_are_for_several_images(workspace, new_weights_file, photos, capsys):
+    assert main(_args(workspace, new_weights_file, photos / "p0.png", extra=["--engine", "ray"])) == 2
+    assert "--engine, --workers and --ray_address apply to several content images" in capsys.readouterr().err
+
+
+def test_a_missing_ray_is_named_with_its_install_command(workspace, new_weights_file, photos, capsys, monkeypatch):
+    monkeypatch.setattr(ray_engine.importlib.util, "find_spec", lambda name: None)
+    assert main(_args(workspace, new_weights_file, photos, extra=["--engine", "ray"])) == 2
+    assert 'pip install "nst_tf[ray]"' in capsys.readouterr().err
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_and_leaves_nothing(workspace, new_weights_file, photos):
+    argv = _args(workspace, new_weights_file, photos, extra=["--engine", "ray", "--ray_address", "127.0.0.1:1"])
+    result = subprocess.run([sys.executable, "-m", "nst_tf", *argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    refused = "nst-tf: error: --ray_address: no Ray cluster answers at 127.0.0.1:1: Connection refused"
+    assert result.stderr.strip() == refused
+    assert not (workspace / "out").exists()
+
+
+def _spec(workspace, weights, photos, *extra):
+    argv = _args(workspace, weights, photos, extra=["--engine", "ray", "--batch_size", "2", *extra])
+    argv.remove("--seed")
+    argv.remove("5")  # op determinism stays as this test process has it
+    args = build_parser().parse_args(argv)
+    job = _validated(args, PRESETS["first_edition"], set())
+    return job, WorkerSpec.of(job, threads=1)
+
+
+def test_the_actor_returns_each_images_result_and_skips_one_that_cannot_be_read(workspace, new_weights_file, photos):
+    job, spec = _spec(workspace, new_weights_file, photos, "--on_error", "skip")
+    (photos / "p2.png").write_bytes(b"damaged after the check")
+    stylizer = RayStylizer(spec)
+    positions = [i for i, member in enumerate(job.members) if member.size == (48, 64)]
+    assert len(positions) == 3
+    rows = stylizer({"position": np.array(positions)})
+    kinds = {job.members[int(p)].name: kind for p, kind in zip(rows["position"], rows["kind"])}
+    assert kinds == {"p0.jpg": "done", "p2.jpg": "skipped", "p3.jpg": "done"}
+    for position, kind, image, height, width in zip(
+        rows["position"], rows["kind"], rows["image"], rows["height"], rows["width"]
+    ):
+        if kind == "done":
+            pixels = np.frombuffer(image, np.float32).reshape(1, height, width, 3)
+            assert (height, width) == (48, 64) and np.isfinite(pixels).all()
+    assert "p2.png" in rows["message"][list(rows["kind"]).index("skipped")]
+    assert all(rows["iteration"][rows["kind"] == "done"] == 3)
+    # A later call at another size keeps the network and traces for the new size.
+    (portrait,) = [i for i, member in enumerate(job.members) if member.size == (64, 48)]
+    rows = stylizer({"position": np.array([portrait])})
+    assert list(rows["kind"]) == ["done"] and (rows["height"][0], rows["width"][0]) == (64, 48)
+
+
+def test_worker_results_keep_an_images_trailing_zero_bytes():
+    column = ray_engine._column([b"\x01\x00\x00", b""])
+    assert column.dtype == object and column[0] == b"\x01\x00\x00"
