@@ -194,7 +194,8 @@ def end_process(status, *streams):
     That teardown takes 1-2.5 s after a run (measured on a 2-core Xeon),
     during which a second signal would kill the process. Before
     ``os._exit``: ``streams``, standard output and standard error are
-    flushed, and the modules TensorFlow's autograph wrote to the temporary
+    flushed, descriptors 1 and 2 pointed at the null device (nothing another
+    thread prints comes after the last line), and the modules TensorFlow's autograph wrote to the temporary
     folder (removed by its ``atexit`` handlers, which ``os._exit`` skips) are
     removed.
 
@@ -205,6 +206,12 @@ def end_process(status, *streams):
     for stream in (*streams, sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    # The last line is written: another thread still tracing (the main thread, when the watcher ends the
+    # process) must not print after it, e.g. autograph's warning about the modules removed below.
+    with contextlib.suppress(OSError):
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)
     remove_autograph_files()
     if _PRIVATE_TEMPORARY is not None:
         shutil.rmtree(_PRIVATE_TEMPORARY, ignore_errors=True)
