@@ -12,7 +12,6 @@ talks to the device rarely, and Python, which sees Ctrl-C and signals only
 between calls, gets control back about once a second.
 """
 
-from dataclasses import dataclass
 import time
 
 import numpy as np
@@ -23,33 +22,7 @@ from .errors import NSTError, NonFiniteCostError
 from .images import checked_float32_batch, start_image
 from .lbfgs import LBFGS
 from .objective.whole import StyleCost
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One report of a run.
-
-    ``total_cost``, ``content_cost``, ``style_cost`` and ``tv_cost`` are the
-    costs of the image after the optimizer step of ``iteration`` (0-based),
-    as the course prints them. ``image`` is that image as the objective
-    presents it (normalized, shape (1, H, W, 3)). A batch run
-    (``BatchStyleCost``) reports arrays of each image's costs, and its
-    images, (B, H, W, 3).
-    """
-
-    iteration: int
-    total_cost: float
-    content_cost: float
-    style_cost: float
-    image: np.ndarray
-    tv_cost: float = 0.0
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Between reports: ``iterations`` steps are done (``run(ticks=True)`` only)."""
-
-    iterations: int
+from .progress import Progress, Tick
 
 
 def make_optimizer(config):

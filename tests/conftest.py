@@ -15,6 +15,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 TEST_WIDTH_DIVISOR = 16
 
 
+def _write_noise_image(path, height, width, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def noise_image():
+    """``noise_image(path, height, width, seed)``: writes an image of uniform noise (folders made); returns path."""
+    return _write_noise_image
+
+
 @pytest.fixture(scope="session", params=["new", "old"])
 def weights_file(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / f"vgg19_{request.param}.mat"

@@ -18,22 +18,16 @@ from nst_tf.jobs.inputs import content_paths, is_image_file, output_names
 from nst_tf.many import Finished, Step, stylize_many
 
 
-def _write(path, height, width, seed):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 @pytest.fixture
-def photos(tmp_path):
+def photos(tmp_path, noise_image):
     """photos/ with a.png, b.jpg, c.png (two at 48x64, one at 60x80), a text file and a subfolder's image."""
     folder = tmp_path / "photos"
-    _write(folder / "a.png", 48, 64, 1)
-    _write(folder / "b.jpg", 60, 80, 2)
-    _write(folder / "c.png", 48, 64, 3)
+    noise_image(folder / "a.png", 48, 64, 1)
+    noise_image(folder / "b.jpg", 60, 80, 2)
+    noise_image(folder / "c.png", 48, 64, 3)
     (folder / "notes.txt").write_text("not an image")
     (folder / "renamed.png").write_text("a text file named like an image")
-    _write(folder / "sub" / "d.png", 48, 64, 4)
+    noise_image(folder / "sub" / "d.png", 48, 64, 4)
     return folder
 
 
@@ -205,9 +199,11 @@ def test_reports_and_on_error_are_for_several_images(workspace, new_weights_file
     assert message in capsys.readouterr().err
 
 
-def test_a_signal_keeps_the_finished_images_and_the_same_command_does_the_rest(workspace, new_weights_file, photos):
+def test_a_signal_keeps_the_finished_images_and_the_same_command_does_the_rest(
+    workspace, new_weights_file, photos, noise_image
+):
     for i in range(4):
-        _write(photos / f"more{i}.png", 48, 64, 10 + i)
+        noise_image(photos / f"more{i}.png", 48, 64, 10 + i)
     argv = _args(workspace, new_weights_file, photos, epochs=60)
     process = subprocess.Popen(
         [sys.executable, "-m", "nst_tf", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -292,10 +288,10 @@ def test_batches_from_the_command_give_the_same_files(workspace, new_weights_fil
     ],
 )
 def test_batches_that_cannot_run_are_refused_before_any_work(
-    workspace, new_weights_file, photos, capsys, extra, message
+    workspace, new_weights_file, photos, capsys, extra, message, noise_image
 ):
     for i in range(22):  # 24 images of one size: each fits the budget, 24 at once do not
-        _write(photos / f"more{i:02d}.png", 48, 64, 100 + i)
+        noise_image(photos / f"more{i:02d}.png", 48, 64, 100 + i)
     assert main(_args(workspace, new_weights_file, photos, extra=extra)) == 2
     assert message in capsys.readouterr().err
     assert not (workspace / "out").exists()
@@ -317,11 +313,11 @@ def test_an_each_style_job_is_resumed(workspace, new_weights_file, photos, capsy
 
 
 def test_a_job_writing_into_its_input_folder_does_not_take_its_results_as_inputs(
-    workspace, new_weights_file, tmp_path, capsys
+    workspace, new_weights_file, tmp_path, capsys, noise_image
 ):
     folder = tmp_path / "pngs"
     for name, seed in (("x.png", 1), ("y.png", 2)):
-        _write(folder / name, 48, 64, seed)
+        noise_image(folder / name, 48, 64, seed)
     argv = _args(workspace, new_weights_file, folder)
     argv[argv.index("--output_dir") + 1] = str(folder)
     assert main(argv) == 0

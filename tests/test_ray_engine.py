@@ -22,18 +22,12 @@ from nst_tf.jobs import ray_engine
 from nst_tf.jobs.ray_engine import RayStylizer, WorkerSpec
 
 
-def _write(path, height, width, seed):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 @pytest.fixture
-def photos(tmp_path):
+def photos(tmp_path, noise_image):
     """photos/ with four images: three landscape (64x48 at --max_size 64), one portrait (48x64)."""
     folder = tmp_path / "photos"
     for i, (height, width) in enumerate([(48, 64), (80, 60), (48, 64), (48, 64)]):
-        _write(folder / f"p{i}.png", height, width, i)
+        noise_image(folder / f"p{i}.png", height, width, i)
     return folder
 
 

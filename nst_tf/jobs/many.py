@@ -133,9 +133,8 @@ class _Run:
 
     def all(self, stop):
         """Runs every member: each size and style choice is one ``stylize_many`` over its members."""
-        members = self.job.members
-        for key in dict.fromkeys((member.size, member.styles) for member in members):
-            self._group([member for member in members if (member.size, member.styles) == key], stop)
+        for group in groups(self.job.members):
+            self._group(group, stop)
 
     def _group(self, group, stop):
         from ..many import Finished, Started, stylize_many
@@ -214,8 +213,19 @@ class _Handed(list):
         self.config = config
 
     def seed(self, position):
-        member = self[position]
-        return None if self.config.seed is None else self.config.seed + member.index
+        return member_seed(self.config, self[position])
+
+
+def member_seed(config, member):
+    """``member``'s seed: ``config.seed`` plus its position among the command's inputs (None without a seed)."""
+    return None if config.seed is None else config.seed + member.index
+
+
+def groups(items, key=lambda member: member):
+    """``items`` in lists of one size and style choice (``key(item)``: its ``Member``), in first-seen order."""
+    members = [(item, key(item)) for item in items]
+    choices = dict.fromkeys((member.size, member.styles) for _, member in members)
+    return [[item for item, member in members if (member.size, member.styles) == choice] for choice in choices]
 
 
 # Setting up: everything checked before anything is created ----------------------------------------

@@ -276,7 +276,7 @@ class _Results:
 
 def _collect(results, job, ledger, stop):
     """Saves and records each result as it comes back; prints the workers' notes once each."""
-    from ..optimize import Progress
+    from ..progress import Progress
 
     noted = set()
     while (row := results.next(stop)) is not None:
@@ -404,10 +404,12 @@ class RayStylizer:
         self._worker = worker()
 
     def __call__(self, batch):
+        from .many import groups
+
         rows = []
         members = [(int(p), self._spec.members[int(p)]) for p in batch["position"]]
-        for key in dict.fromkeys((member.size, member.styles) for _, member in members):
-            rows.extend(self._group([(p, m) for p, m in members if (m.size, m.styles) == key]))
+        for group in groups(members, key=lambda pair: pair[1]):
+            rows.extend(self._group(group))
         notes, self._notes = self._notes.getvalue(), io.StringIO()
         rows[0]["notes"] = notes
         # Object arrays: NumPy's own bytes type would drop an image's trailing zero bytes.
@@ -433,12 +435,13 @@ class RayStylizer:
 
     def _chunk(self, stylizer, chunk):
         from ..many import Finished
+        from .many import member_seed
 
-        seed = self._spec.config.seed
-        members = self._spec.members
-        seeds = None if seed is None else (lambda position: seed + members[position].index)
+        def seed(position):  # None (no --seed): a fresh one
+            return member_seed(self._spec.config, self._spec.members[position])
+
         try:
-            finished = [item for item in stylizer.run(chunk, seeds=seeds) if isinstance(item, Finished)]
+            finished = [item for item in stylizer.run(chunk, seeds=seed) if isinstance(item, Finished)]
         except NonFiniteCostError as error:
             return [_row(position, "non_finite", str(error)) for position, _ in chunk]
         return [self._done(item) for item in finished]
