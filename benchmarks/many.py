@@ -1,15 +1,18 @@
 """Many images: a shell loop of single runs (the users' workaround) against one many-image command.
 
-    python benchmarks/many.py                 # 8 images at 256x256, 20 iterations
-    python benchmarks/many.py --iterations 200 --images 4
+    python benchmarks/many.py                                  # 8 images at 256x256, 20 iterations
+    python benchmarks/many.py --iterations 200 --images 4 --single
+    python benchmarks/many.py --ways loop,b1,ray1              # a subset of the ways below
 
-Local engine only, one image at a time (batches and Ray are not built yet).
+Ways: ``loop`` starts ``python -m nst_tf`` once per image; ``b1``, ``b2``, ``b4`` are one command
+over the folder with ``--batch_size`` 1, 2, 4 (the local engine); ``ray1``, ``ray2`` the same
+command with ``--engine ray --workers`` 1, 2 (a local Ray started by the command).
 
-Both stylize the same content images with the same style and settings, on full-size synthetic
-VGG-19 weights (benchmarks/.cache/, written once): the loop starts ``python -m nst_tf`` once per
-image; the many-image command takes the folder. Reported: wall seconds of each, images per hour,
-and the per-image overhead beyond the optimization steps (each image's seconds minus its
-iterations times the median step time), from the command's manifest. Writes
+All stylize the same content images with the same style and settings, on full-size synthetic
+VGG-19 weights (benchmarks/.cache/, written once). Reported per way: wall seconds, images per
+hour, and (unless ``--single``) each image's optimization step time and its overhead beyond its
+steps after the first batch, from the command's manifest at n and 2n iterations (an image after
+the first batch takes o + n s: o = 2 t(n) - t(2n), s = (t(2n) - t(n)) / n, medians). Writes
 benchmarks/results/many-<device>-<date>-<iterations>.json and .md.
 """
 
@@ -32,6 +35,25 @@ from PIL import Image  # noqa: E402
 import bench  # noqa: E402  (weights, machine description)
 
 
+#: The ways a folder can be stylized: extra options of the one command (None: the shell loop).
+WAYS = {
+    "loop": None,
+    "b1": ["--batch_size", "1"],
+    "b2": ["--batch_size", "2"],
+    "b4": ["--batch_size", "4"],
+    "ray1": ["--engine", "ray", "--workers", "1"],
+    "ray2": ["--engine", "ray", "--workers", "2"],
+}
+LABELS = {
+    "loop": "shell loop of `python -m nst_tf`, one image each",
+    "b1": "one command, `--batch_size 1`",
+    "b2": "one command, `--batch_size 2`",
+    "b4": "one command, `--batch_size 4`",
+    "ray1": "one command, `--engine ray --workers 1`",
+    "ray2": "one command, `--engine ray --workers 2`",
+}
+
+
 def command(weights, content, style, output, iterations):
     return [
         sys.executable, "-m", "nst_tf", "--model", weights, "--content_image_filename", content,
@@ -48,71 +70,97 @@ def timed(argv):
     return time.perf_counter() - start
 
 
+def write_images(folder, count):
+    photos = os.path.join(folder, "photos")
+    os.makedirs(photos)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(f"{photos}/{i:03d}.png")
+    style = os.path.join(folder, "style.png")
+    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(style)
+    return photos, style
+
+
+def run_loop(weights, photos, style, folder, iterations):
+    wall = 0.0
+    for name in sorted(os.listdir(photos)):
+        output = os.path.join(folder, f"loop-{name}")
+        wall += timed(command(weights, os.path.join(photos, name), style, output, iterations))
+    return {"wall_s": wall}
+
+
+def run_command(way, weights, photos, style, folder, iterations, single):
+    """One way's wall time at ``iterations``, and unless ``single`` its per-image step and overhead."""
+    result, seconds = {}, {}
+    for n in (iterations,) if single else (iterations, 2 * iterations):
+        output = os.path.join(folder, f"{way}-{n}")
+        wall = timed(command(weights, photos, style, output, n) + WAYS[way])
+        with open(os.path.join(output, "manifest.jsonl")) as handle:
+            seconds[n] = [json.loads(line)["seconds"] for line in handle.read().splitlines()[1:]]
+        result.setdefault("wall_s", wall)
+        result[f"per_image_s_at_{n}"] = seconds[n]
+    batch = int(WAYS[way][1]) if way.startswith("b") else 1
+    if not single and len(seconds[iterations]) > batch:
+        # Images after the first batch: o + n s each (tracing is in the first batch's share).
+        later = {n: statistics.median(v[batch:]) for n, v in seconds.items()}
+        result["step_s"] = (later[2 * iterations] - later[iterations]) / iterations
+        result["overhead_after_first_s"] = 2 * later[iterations] - later[2 * iterations]
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated, from: " + ", ".join(WAYS))
+    parser.add_argument("--single", action="store_true", help="one run per way (no step time or overhead)")
     args = parser.parse_args()
+    ways = args.ways.split(",")
+    unknown = sorted(set(ways) - set(WAYS))
+    if unknown:
+        parser.error(f"unknown ways: {', '.join(unknown)}")
     weights = bench.ensure_weights()
+    results = {}
     with tempfile.TemporaryDirectory() as folder:
-        photos = os.path.join(folder, "photos")
-        os.makedirs(photos)
-        rng = np.random.default_rng(0)
-        for i in range(args.images):
-            Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(f"{photos}/{i:03d}.png")
-        style = os.path.join(folder, "style.png")
-        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(style)
-        loop = 0.0
-        for name in sorted(os.listdir(photos)):
-            output = os.path.join(folder, f"loop-{name}")
-            loop += timed(command(weights, os.path.join(photos, name), style, output, args.iterations))
-        many, per_image = {}, {}
-        for iterations in (args.iterations, 2 * args.iterations):
-            output = os.path.join(folder, f"many-{iterations}")
-            many[iterations] = timed(command(weights, photos, style, output, iterations))
-            with open(os.path.join(output, "manifest.jsonl")) as handle:
-                per_image[iterations] = [json.loads(line)["seconds"] for line in handle.read().splitlines()[1:]]
-    n = args.iterations
-    # An image after the first takes o + n s (its overhead o, n steps of s seconds): o = 2 t(n) - t(2n).
-    later = {k: statistics.median(v[1:]) for k, v in per_image.items()} if args.images > 1 else None
-    result = {
-        "machine": bench.machine(),
-        "images": args.images,
-        "iterations": n,
-        "loop_s": loop,
-        "many_s": many[n],
-        "many_double_s": many[2 * n],
-        "per_image_s": per_image[n],
-        "first_image_s": per_image[n][0],
-        "overhead_after_first_s": None if later is None else 2 * later[n] - later[2 * n],
-        "step_s": None if later is None else (later[2 * n] - later[n]) / n,
-    }
-    write(result)
+        photos, style = write_images(folder, args.images)
+        for way in ways:
+            if way == "loop":
+                results[way] = run_loop(weights, photos, style, folder, args.iterations)
+            else:
+                results[way] = run_command(way, weights, photos, style, folder, args.iterations, args.single)
+            print(way, json.dumps({k: v for k, v in results[way].items() if not k.startswith("per_image")}))
+    write({"machine": bench.machine(), "images": args.images, "iterations": args.iterations, "ways": results})
+
+
+def row(way, result, n, reference):
+    wall = result["wall_s"]
+    ratio = "" if reference is None else f"{reference / wall:.2f}"
+    step = result.get("step_s")
+    overhead = result.get("overhead_after_first_s")
+    step = "" if step is None else f"{step:.3f} s"
+    overhead = "" if overhead is None else f"{overhead:.2f} s"
+    return f"| {LABELS[way]} | {wall:.1f} s | {3600 * n / wall:.0f} | {ratio} | {step} | {overhead} |"
 
 
 def write(result):
     stem = f"many-{bench.device_label()}-{datetime.date.today().isoformat()}-{result['iterations']}"
     with open(os.path.join(HERE, "results", stem + ".json"), "w") as handle:
         json.dump(result, handle, indent=2)
-    n, loop, many = result["images"], result["loop_s"], result["many_s"]
-    text = "\n".join(
-        [
-            f"# Many images: {n} at 256x256, {result['iterations']} iterations each",
-            "",
-            f"Machine: {result['machine']['cpu']} ({result['machine']['cpu_cores']} cores), TensorFlow "
-            f"{result['machine']['tensorflow']}. Command: `python benchmarks/many.py --images {n} --iterations "
-            f"{result['iterations']}`. Synthetic full-size VGG-19 weights.",
-            "",
-            "| how | wall | images per hour | ratio |",
-            "|---|---|---|---|",
-            f"| shell loop of `python -m nst_tf`, one image each | {loop:.1f} s | {3600 * n / loop:.0f} | 1 |",
-            f"| one command over the folder | {many:.1f} s | {3600 * n / many:.0f} | {loop / many:.2f} |",
-            "",
-            f"In the command: the first image took {result['first_image_s']:.1f} s (tracing included); each later "
-            f"one {result['overhead_after_first_s']:.3f} s beyond its steps (median; from the same command at twice "
-            f"the iterations, {result['many_double_s']:.1f} s), a step {result['step_s']:.3f} s.",
-        ]
-    )
+    n, ways, machine = result["images"], result["ways"], result["machine"]
+    reference = ways.get("loop", ways.get("b1", {})).get("wall_s")
+    lines = [
+        f"# Many images: {n} at 256x256, {result['iterations']} iterations each",
+        "",
+        f"Machine: {machine['cpu']} ({machine['cpu_cores']} cores), TensorFlow {machine['tensorflow']}. "
+        f"Command: `python benchmarks/many.py --images {n} --iterations {result['iterations']} "
+        f"--ways {','.join(ways)}`. Synthetic full-size VGG-19 weights. Wall time includes each command's "
+        "start, loading and tracing (and Ray's start).",
+        "",
+        "| how | wall | images per hour | vs the first row | step per image | overhead per image after batch 1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [row(way, value, n, reference) for way, value in ways.items()]
+    text = "\n".join(lines)
     with open(os.path.join(HERE, "results", stem + ".md"), "w") as handle:
         handle.write(text + "\n")
     print(text)

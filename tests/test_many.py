@@ -337,3 +337,33 @@ def test_a_manifest_that_is_a_pipe_or_a_link_is_refused_before_any_work(workspac
     os.symlink(workspace / "elsewhere.jsonl", out / "manifest.jsonl")
     assert main(_args(workspace, new_weights_file, photos)) == 2
     assert sorted(os.listdir(out)) == ["manifest.jsonl"]
+
+
+def test_a_content_image_changed_since_its_result_is_made_again(
+    workspace, new_weights_file, photos, capsys, noise_image
+):
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png")
+    assert main(argv) == 0
+    out = workspace / "out"
+    before = {name: (out / name).read_bytes() for name in ("a.jpg", "c.jpg")}
+    assert all(len(r["input_sha256"]) == 64 for r in _manifest(out)[1])
+    noise_image(photos / "c.png", 48, 64, 9)  # the same name and size, other pixels
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "1 of 2 results are done already" in capsys.readouterr().err
+    assert (out / "a.jpg").read_bytes() == before["a.jpg"] and (out / "c.jpg").read_bytes() != before["c.jpg"]
+
+
+def test_a_manifest_line_of_other_settings_is_not_taken_as_done(workspace, new_weights_file, photos, capsys):
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png")
+    assert main(argv) == 0
+    path = workspace / "out" / "manifest.jsonl"
+    lines = path.read_text().splitlines()
+    edited = json.loads(lines[2])
+    edited["fingerprint"] = "0" * 64  # a line copied from another job's manifest
+    path.write_text("\n".join([*lines[:2], json.dumps(edited)]) + "\n")
+    kept = (workspace / "out" / edited["output"]).read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2  # its file is not the job's: never replaced
+    assert f"{edited['output']} exists and is not a result manifest.jsonl records" in capsys.readouterr().err
+    assert (workspace / "out" / edited["output"]).read_bytes() == kept

@@ -5,11 +5,18 @@ TensorFlow and build the network; the checks that need no Ray call the
 actor class in this process.
 """
 
+import contextlib
 import json
 import os
+import pathlib
+import re
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -20,6 +27,9 @@ from nst_tf.cli import _validated, build_parser, main
 from nst_tf.presets import PRESETS
 from nst_tf.jobs import ray_engine
 from nst_tf.jobs.ray_engine import RayStylizer, WorkerSpec
+from nst_tf.testing import write_vgg19_mat
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture
@@ -62,7 +72,7 @@ def _ray_processes():
         except OSError:
             continue
         if command.startswith("ray::") or "/ray/core/src/ray/" in command or "/site-packages/ray/" in command:
-            found.append((int(name), command[:80]))
+            found.append((int(name), command[:300]))
     return found
 
 
@@ -229,3 +239,66 @@ def test_the_actor_returns_each_images_result_and_skips_one_that_cannot_be_read(
 def test_worker_results_keep_an_images_trailing_zero_bytes():
     column = ray_engine._column([b"\x01\x00\x00", b""])
     assert column.dtype == object and column[0] == b"\x01\x00\x00"
+
+
+# The README's cluster how-to --------------------------------------------------------------------
+
+
+def _cluster_block():
+    """The README's cluster commands: the head's ``ray start``, a worker node's, and the job's."""
+    blocks = re.findall(r"^```bash\n(.*?)^```$", README.read_text(), re.MULTILINE | re.DOTALL)
+    block = next(b for b in blocks if "ray start --head" in b)
+    return [shlex.split(line) for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _here(words, port):
+    """A README command on this machine: the head at 127.0.0.1 on a free port, Ray's CLI from this Python."""
+    words = [w.replace("HEAD_HOST", "127.0.0.1").replace("6379", str(port)) for w in words]
+    if words[0] == "ray":
+        return [os.path.join(os.path.dirname(sys.executable), "ray"), *words[1:], "--disable-usage-stats"]
+    assert words[:3] == ["python", "-m", "nst_tf"], words
+    return [sys.executable, *words[1:]]
+
+
+@pytest.fixture
+def cluster_folder(tmp_path, noise_image):
+    """A folder as the README's job expects it: the default weights and style, and photos/ with two images."""
+    write_vgg19_mat(tmp_path / "pretrained-model" / "imagenet-vgg-verydeep-19.mat", width_divisor=16)
+    noise_image(tmp_path / "images" / "style.jpg", 48, 64, 7)
+    noise_image(tmp_path / "photos" / "a.png", 48, 64, 1)
+    noise_image(tmp_path / "photos" / "b.png", 48, 64, 2)
+    return tmp_path
+
+
+def test_the_readmes_cluster_commands_run_with_two_nodes_on_this_machine(cluster_folder):
+    head, worker, job = _cluster_block()
+    port, before = _free_port(), {pid for pid, _ in _ray_processes()}
+    # Ray's session folder (its sockets' paths must stay short) and one CPU per node, so the two
+    # actors of --workers 2 land on both nodes.
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    own = ["--num-cpus", "1", "--include-dashboard", "false"]
+    try:
+        started = subprocess.run([*_here(head, port), *own, "--temp-dir", temp], capture_output=True, timeout=120)
+        assert started.returncode == 0, started.stderr
+        joined = subprocess.run([*_here(worker, port), "--num-cpus", "1"], capture_output=True, timeout=120)
+        assert joined.returncode == 0, joined.stderr
+        cheap = ["--width", "64", "--height", "48", "--epochs", "2", "--print_every", "1"]
+        run = subprocess.run(
+            [*_here(job, port), *cheap], cwd=cluster_folder, capture_output=True, text=True, timeout=600
+        )
+        assert run.returncode == 0, run.stderr
+        assert sorted(r["output"] for r in _records(cluster_folder / "styled")) == ["a.jpg", "b.jpg"]
+        # The job leaves a cluster it did not start running.
+        assert any("gcs_server" in command for pid, command in _ray_processes() if pid not in before)
+    finally:
+        for pid, _ in _ray_processes():
+            if pid not in before:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)

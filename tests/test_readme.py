@@ -161,9 +161,18 @@ def _command(words, scratch, capsys):
         assert (output / "generated_image.jpg").is_file()
 
 
+def _cluster(words):
+    """The cluster how-to: test_ray_engine.py runs these with a head and a worker node on this machine."""
+    import test_ray_engine
+
+    assert words in test_ray_engine._cluster_block()
+
+
 @pytest.mark.parametrize("words", commands())
 def test_command_block_runs(words, scratch, capsys):
-    if words[0] == "python" and words[1:3] == ["-m", "nst_tf"]:
+    if words[0] == "ray" or "--ray_address" in words:
+        _cluster(words)
+    elif words[0] == "python" and words[1:3] == ["-m", "nst_tf"]:
         _command(words, scratch, capsys)
     elif words[0] == "python" and words[1:3] == ["-m", "nst_tf.download"]:
         _download(words)

@@ -45,6 +45,7 @@ class Ledger:
             if saved:
                 self.job.manifest.add(
                     input=member.path,
+                    input_sha256=member.digest,
                     styles=[self.job.style_paths[i] for i in member.styles],
                     output=member.name,
                     costs=costs(progress),

@@ -38,14 +38,15 @@ class Manifest:
     Attributes:
         path: the manifest's path.
         settings: the job's settings (JSON-able).
-        finished: the (input path, output name) pairs already done.
+        finished: the (input path, output name) pairs already done, each mapped to the SHA-256 of the
+            content image it was made from (None in a line that records none).
     """
 
     def __init__(self, folder, settings):
         self.path = os.path.join(folder, MANIFEST)
         self.settings = settings
         self.fingerprint = fingerprint(settings)
-        self.finished = set()
+        self.finished = {}
 
     def load(self):
         """Reads the manifest, if any; refuses one made with other settings.
@@ -80,9 +81,16 @@ class Manifest:
             )
         folder = os.path.dirname(self.path)
         for record in records[1:]:
-            # A last line cut short by a crash is not a record; its image is done again.
-            if isinstance(record, dict) and os.path.isfile(os.path.join(folder, str(record.get("output")))):
-                self.finished.add((record.get("input"), record["output"]))
+            # A last line cut short by a crash is not a record, nor one of other settings (a manifest edited
+            # by hand): its image is done again.
+            if not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint:
+                continue
+            if os.path.isfile(os.path.join(folder, str(record.get("output")))):
+                self.finished[(record.get("input"), record["output"])] = record.get("input_sha256")
+
+    def done(self, path, name, digest):
+        """Whether content image ``path`` (its bytes' SHA-256 ``digest``) is recorded as made into ``name``."""
+        return (path, name) in self.finished and self.finished[(path, name)] == digest
 
     @property
     def outputs(self):
@@ -92,7 +100,8 @@ class Manifest:
     def add(self, **record):
         """Appends one finished image's line (after its image is saved), after the header line if it is new.
 
-        ``worker``, the process that computed it (``host:pid``), defaults to this one.
+        ``worker``, the process that computed it (``host:pid``), defaults to this one; ``input_sha256``
+        is the SHA-256 of the content image's bytes (a changed image is made again).
 
         Raises:
             NSTError: it cannot be written.
@@ -101,7 +110,7 @@ class Manifest:
             self._append({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings})
         record["worker"] = record.get("worker") or worker()
         self._append({**record, "fingerprint": self.fingerprint})
-        self.finished.add((record["input"], record["output"]))
+        self.finished[(record["input"], record["output"])] = record.get("input_sha256")
 
     def _append(self, record):
         line = json.dumps(record, sort_keys=True, default=str) + "\n"

@@ -27,13 +27,17 @@ from .statuses import EXIT_OK, PROG
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-    """One result to make: content image ``path`` (with ``styles``, indices into the job's) saved as ``name``."""
+    """One result to make: content image ``path`` (with ``styles``, indices into the job's) saved as ``name``.
+
+    ``digest`` is the SHA-256 of the content image's bytes when the job was set up.
+    """
 
     index: int
     path: str
     name: str
     size: tuple
     styles: tuple
+    digest: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

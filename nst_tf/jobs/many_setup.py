@@ -113,12 +113,14 @@ def _members(request, shapes, manifest, notes):
     notes.extend(renamed)
     everything, names = [], iter(names)
     for index, path in zip(indices, paths):
-        size = request.size.of(shapes[path])
+        size, digest = request.size.of(shapes[path]), file_digest(path)
         for styles in style_choices:
-            member = Member(index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles)
+            member = Member(
+                index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles, digest=digest
+            )
             everything.append(member)
     _check_names(request, everything, manifest, [request.contents[index] for index in indices])
-    todo = [m for m in everything if (m.path, m.name) not in manifest.finished or not _exists(request, m)]
+    todo = [m for m in everything if not manifest.done(m.path, m.name, m.digest) or not _exists(request, m)]
     if len(todo) < len(everything):
         notes.append(
             f"{len(everything) - len(todo)} of {len(everything)} results are done already ({MANIFEST}); "
@@ -194,14 +196,15 @@ def _settings(request):
         "size": dataclasses.asdict(request.size),
         "large": large,
         "pooling": request.pooling,
-        "styles": [_file_digest(path) for path in request.style_paths],
+        "styles": [file_digest(path) for path in request.style_paths],
         "weights": _file_identity(request.model),
         "each_style": request.each_style,
     }
 
 
-def _file_digest(path):
-    """SHA-256 of a style image's bytes: a changed style image is another setting, its name is not."""
+def file_digest(path):
+    """SHA-256 of an image's bytes: a changed style image is another setting, a changed content image
+    another input (its name is neither)."""
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
