@@ -36,6 +36,7 @@ _HOMES = {
     "layer_style_cost_from_gram": "costs",
     "style_gram": "costs",
     "total_cost": "costs",
+    "temporal_cost": "costs",
     "total_variation_cost": "costs",
     "weighted_style_cost": "costs",
     "match_color_statistics": "colors",

@@ -29,10 +29,13 @@ from .jobs.outputs import FINAL_IMAGE, Outputs
 from .jobs.inputs import content_paths, is_pattern
 from .jobs.many import run_many
 from .jobs.single import Handover, Job, run_single
+from .jobs.video import VideoJob, run_video
 from .jobs.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
 from .large.memory import tile_plans
 from .large.options import MAX_ITERATIONS, LargeImageOptions, fit_style, scale_sizes, style_target
 from .large.tiles import MAX_SIDE, check_whole, short_repr
+from .video.clip import is_video_file
+from .video.options import VideoOptions
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -222,6 +225,7 @@ def build_parser(preset=None):
         ("image size", preset.size),
         ("hyperparameters", preset.config),
         ("large images", preset.large),
+        ("video (a video file as the content)", VideoOptions()),
     ):
         cls = type(defaults)
         group = parser.add_argument_group(title)
@@ -325,6 +329,11 @@ def _validated(args, preset, given=frozenset()):
             "images (a folder, a glob, or more files)"
         )
     content_path = _resolve_image(names[0], "content_image_filename")
+    if is_video_file(content_path):
+        return _validated_video(args, preset, config, size, large, style_paths, content_path, set(given))
+    video_given = sorted(set(given) & {field.name for field in dataclasses.fields(VideoOptions)})
+    if video_given:
+        raise NSTError(f"--{video_given[0]} applies to a video as the content; {quoted(content_path)} is not one")
     outputs = Outputs(folder=args.output_dir, config=config, report_image=preset.report_image, scales=large.scales)
     outputs.check([content_path, *style_paths])
     content_width, content_height = image_size(content_path)
@@ -376,6 +385,27 @@ def _validated_many(args, preset, config, size, large, style_paths):
         ray=_ray_options(args),
     )
     return prepare_many(request)
+
+
+def _validated_video(args, preset, config, size, large, style_paths, path, given):
+    """The ``VideoJob`` of a command line whose content is a video file."""
+    from .jobs.video_setup import VideoRequest, prepare_video
+
+    options = VideoOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(VideoOptions)})
+    request = VideoRequest(
+        config=config,
+        preset=preset,
+        options=options,
+        size=size,
+        sized=frozenset(given & {"width", "height", "max_size"}),
+        large=large,
+        pooling=args.pooling,
+        path=path,
+        style_paths=style_paths,
+        folder=args.output_dir,
+        model=args.model,
+    )
+    return prepare_video(request)
 
 
 def _ray_given(args):
@@ -432,6 +462,13 @@ def _chosen_preset(argv):
     return PRESETS[parser.parse_known_args(argv)[0].preset]
 
 
+def _runner(job):
+    """The function that runs ``job``: one image, several, or a video."""
+    if isinstance(job, Job):
+        return run_single
+    return run_video if isinstance(job, VideoJob) else run_many
+
+
 def main(argv=None):
     """Runs the command.
 
@@ -448,8 +485,7 @@ def main(argv=None):
             preset = _chosen_preset(argv)
             args = build_parser(preset).parse_args(argv)
             job = _validated(args, preset, _given(argv))
-            run = run_single if isinstance(job, Job) else run_many
-            return run(job, sys.stdout, sys.stderr, stop)
+            return _runner(job)(job, sys.stdout, sys.stderr, stop)
     except NSTError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return EXIT_BAD_INPUT

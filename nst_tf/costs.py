@@ -391,3 +391,33 @@ def total_variation_cost(image, form="squared"):
     a = tf.square(corner - x[:, 1:, :-1])
     b = tf.square(corner - x[:, :-1, 1:])
     return tf.reduce_sum(tf.pow(a + b, 1.25))
+
+
+def temporal_cost(image, warped, weights):
+    """Ruder et al.'s temporal consistency cost of a video frame, shape (1, H, W, C).
+
+    ``sum_k sum(weights[k] * (image - warped[k])**2) / (H W C)``: for each
+    earlier stylized frame ``k`` warped onto this one (``warped``, shape
+    (K, H, W, C)), the mean over the frame's values of the squared
+    difference, weighted per pixel by ``weights`` (shape (K, H, W, 1), 0 where
+    the flow is not trusted: disocclusions and motion boundaries); summed
+    over the K frames. Zero for an image equal to its warped predecessors
+    where they are trusted.
+
+    Returns a scalar tensor in the image's dtype.
+
+    Raises:
+        NSTError: ``image`` is not a floating tensor of shape (1, H, W, C), or ``warped`` and
+            ``weights`` are not (K, H, W, C) and (K, H, W, 1) of its sizes and dtype.
+    """
+    x = _activation(image, "image")
+    warped, weights = _tensor(warped, "warped"), _tensor(weights, "weights")
+    for name, tensor, channels in (("warped", warped, x.shape[-1]), ("weights", weights, 1)):
+        expected = tf.TensorShape([None, *x.shape[1:3], channels])
+        if tensor.dtype != x.dtype or not tensor.shape.is_compatible_with(expected):
+            raise NSTError(
+                f"{name} must have shape (K, {', '.join(str(d) for d in expected[1:])}) and dtype {x.dtype.name}; "
+                f"got {_shape_text(tensor)} {tensor.dtype.name}"
+            )
+    size = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), x.dtype)
+    return tf.reduce_sum(weights * tf.square(x - warped)) / size

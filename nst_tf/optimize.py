@@ -12,6 +12,7 @@ talks to the device rarely, and Python, which sees Ctrl-C and signals only
 between calls, gets control back about once a second.
 """
 
+import dataclasses
 import time
 
 import numpy as np
@@ -155,7 +156,7 @@ class StyleTransfer:
         )
         self._step_seconds = None
 
-    def restart(self, initial_image=None):
+    def restart(self, initial_image=None, epochs=None):
         """Starts the run again from ``initial_image``, keeping the traced loop: no retracing.
 
         For the next content image of a batch of runs (after
@@ -166,10 +167,17 @@ class StyleTransfer:
         Args:
             initial_image: the start, the content's shape; by default
                 ``start_image(objective.content_image, config)``.
+            epochs: this run's iterations, when they differ from the last
+                run's (a video's first frame runs longer than the others);
+                the traced loop takes its step count as an argument, so this
+                does not retrace either.
 
         Raises:
-            NSTError: ``initial_image`` is not of the content's shape.
+            NSTError: ``initial_image`` is not of the content's shape, or ``epochs`` is not a positive
+                whole number.
         """
+        if epochs is not None:
+            self.config = dataclasses.replace(self.config, epochs=epochs)
         content = self.objective.content_image
         if initial_image is None:
             initial_image = start_image(content, self.config)

@@ -69,3 +69,26 @@ def vgg_forward(image, conv, pooling="avg"):
         x = pool(x)
         out[f"avgpool{block}"] = x
     return out
+
+
+def warp(image, flow):
+    """out[y, x] = image at (y + flow_y, x + flow_x), bilinear, sources clamped to the image; (H, W, C)."""
+    h, w, _ = image.shape
+    out = np.zeros(image.shape)
+    for y in range(h):
+        for x in range(w):
+            sy = min(max(y + flow[y, x, 1], 0), h - 1)
+            sx = min(max(x + flow[y, x, 0], 0), w - 1)
+            y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+            y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+            fy, fx = sy - y0, sx - x0
+            top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
+            bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
+            out[y, x] = top * (1 - fy) + bottom * fy
+    return out
+
+
+def temporal_cost(image, warped, weights):
+    """sum_k sum(weights[k] * (image - warped[k])^2) / (H W C); image (H, W, C), warped (K, H, W, C)."""
+    image = np.float64(image)
+    return sum(np.sum(c[..., None] * (image - w) ** 2) for w, c in zip(warped, weights)) / image.size

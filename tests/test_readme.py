@@ -8,6 +8,7 @@ import configparser
 import contextlib
 import io
 import json
+import os
 import re
 import runpy
 import shlex
@@ -23,6 +24,7 @@ from nst_tf import cli, download
 from nst_tf.config import KERAS_VGG_MODEL
 from nst_tf.presets import SQUEEZENET_MODEL
 from nst_tf.testing import write_vgg19_h5, write_vgg19_mat
+from nst_tf.video.clip import encode, probe
 from nst_tf.weights.squeezenet import write_squeezenet_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +75,9 @@ def assets(tmp_path_factory):
     rows, cols = np.mgrid[0:96, 0:128]
     content = np.stack([rows * 2, cols * 2, 255 - rows - cols], axis=-1) + rng.normal(0, 8, (96, 128, 3))
     iio.imwrite(folder / "images" / "content.jpg", np.clip(content, 0, 255).astype(np.uint8))
+    # A video: three frames of the content image moving two pixels a frame.
+    moving = [np.clip(content, 0, 255).astype(np.uint8)[:64, 2 * i : 2 * i + 96] for i in range(3)]
+    encode(str(folder / "images" / "clip.mp4"), moving, (96, 64), 3.0)
     iio.imwrite(folder / "images" / "style.jpg", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
     # CS231n's edition: SqueezeNet's weights and the assignment's image names (users place their own).
     write_squeezenet_weights(folder / SQUEEZENET_MODEL)
@@ -154,7 +159,10 @@ def _command(words, scratch, capsys):
     """The command itself runs, smaller and shorter, and saves its final image (or, for a folder, one each)."""
     assert cli.main([*words[3:], *CHEAP]) == 0, capsys.readouterr().err
     output = scratch / (words[words.index("--output_dir") + 1] if "--output_dir" in words else "output")
-    if (output / "manifest.jsonl").exists():
+    content = words[words.index("--content_image_filename") + 1] if "--content_image_filename" in words else ""
+    if content.endswith(".mp4"):
+        assert probe(str(output / os.path.basename(content))).frames == 3
+    elif (output / "manifest.jsonl").exists():
         results = (output / "manifest.jsonl").read_text().splitlines()[1:]
         assert results and all((output / json.loads(line)["output"]).is_file() for line in results)
     else:

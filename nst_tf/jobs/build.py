@@ -122,15 +122,15 @@ def objective_factory(tiles, err):
         err: the stream for a note on each size computed in tiles.
 
     Returns:
-        ``objective(model, content, styles, config, size=(height, width))``,
+        ``objective(model, content, styles, config, size=(height, width), extra_terms=())``,
         returning a ``StyleCost`` or a ``TiledStyleCost``.
     """
 
-    def objective(model, content, styles, config, size):
-        """The cost of one size, tiled if its plan says so; a note on ``err`` when it is."""
+    def objective(model, content, styles, config, size, extra_terms=()):
+        """The cost of one size (plus ``extra_terms``), tiled if its plan says so; a note on ``err`` when it is."""
         from ..objective.tiled import TiledStyleCost, make_style_cost
 
-        cost = make_style_cost(model, content, styles, config, plan=tiles[tuple(size)])
+        cost = make_style_cost(model, content, styles, config, plan=tiles[tuple(size)], extra_terms=extra_terms)
         if isinstance(cost, TiledStyleCost):
             (rows, cols), height, width = cost.tile_size, *content.shape[1:3]
             passes = "kept for the backward ones" if cost.keep_forward else "run again for the backward ones"

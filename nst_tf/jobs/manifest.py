@@ -130,7 +130,7 @@ def _flat(settings, prefix=""):
     """``{"config": {"epochs": 3}}`` -> ``{"epochs": 3}``: each setting by its own name (JSON round-tripped)."""
     flat = {}
     for key, value in json.loads(json.dumps(settings, default=str)).items():
-        if isinstance(value, dict) and key in ("config", "size", "large"):
+        if isinstance(value, dict) and key in ("config", "size", "large", "video"):
             flat.update(_flat(value))
         else:
             flat[prefix + key] = value

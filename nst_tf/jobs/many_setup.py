@@ -197,7 +197,7 @@ def _settings(request):
         "large": large,
         "pooling": request.pooling,
         "styles": [file_digest(path) for path in request.style_paths],
-        "weights": _file_identity(request.model),
+        "weights": file_identity(request.model),
         "each_style": request.each_style,
     }
 
@@ -215,7 +215,7 @@ def file_digest(path):
     return digest.hexdigest()
 
 
-def _file_identity(path):
+def file_identity(path):
     """The weights file's name and size (hashing 510 MB for every run would take seconds)."""
     try:
         return {"name": os.path.basename(path), "bytes": os.stat(path).st_size}

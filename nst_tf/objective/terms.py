@@ -11,8 +11,9 @@ Two kinds of term:
   whatever the tiles. The tiled objective differentiates ``cost`` with
   respect to the sums and pushes that through ``sums`` of each tile by
   automatic differentiation: no term has a hand-written gradient.
-- An *image term* (``TotalVariationTerm``) reads the image itself; the
-  objectives compute it on the whole image.
+- An *image term* (``TotalVariationTerm``, ``TemporalTerm``) reads the
+  image itself; the objectives compute it on the whole image (also when
+  the network terms are tiled).
 
 Each term has a ``name`` (how the objective reports its value) and a
 ``weight``; the objective's ``J`` is ``sum weight * cost``.
@@ -27,6 +28,7 @@ from ..costs import (
     gram_distance,
     style_gram,
     style_normalizer,
+    temporal_cost,
     total_variation_cost,
     weighted_style_cost,
 )
@@ -171,3 +173,57 @@ class TotalVariationTerm:
 
     def image_cost(self, image):
         return total_variation_cost(image, self.form)
+
+
+class TemporalTerm:
+    """Temporal consistency of a video frame with earlier stylized frames (Ruder et al. 2016).
+
+    ``image_cost(image) = temporal_cost(image, warped, weights)``:
+    ``sum_k mean(c_k * (image - w_k)^2)`` over the ``count`` earlier stylized
+    frames ``w_k`` warped onto this frame, with their per-pixel consistency
+    weights ``c_k`` (1 where the flow is trusted, 0 at disocclusions and
+    motion boundaries; long-term weights for frames further back).
+
+    The warped frames and weights live in variables, so a traced loop runs
+    on, untraced, when ``assign`` gives it the next frame's; until then (and
+    for a video's first frame) the weights are zero and so is the term.
+
+    Args:
+        size: the frame's (H, W).
+        weight: the term's weight (``temporal_weight``).
+        count: how many earlier frames it compares with (1; 3 for long-term
+            consistency over frames -1, -2, -4).
+    """
+
+    name = "temporal"
+    layers = ()
+
+    def __init__(self, size, weight, count=1):
+        height, width = size
+        self.weight = weight
+        self.count = count
+        self.warped = tf.Variable(tf.zeros((count, height, width, 3)), trainable=False, name="temporal_warped")
+        self.weights = tf.Variable(tf.zeros((count, height, width, 1)), trainable=False, name="temporal_weights")
+
+    def assign(self, warped, weights):
+        """Compares with the frames ``warped`` (k, H, W, 3), weighted by ``weights`` (k, H, W), k <= ``count``.
+
+        Frames not given (a video's first frames, with long-term consistency) get zero weight.
+
+        Raises:
+            NSTError: more frames than ``count``, or shapes other than the term's.
+        """
+        warped = tf.convert_to_tensor(warped, tf.float32)
+        weights = tf.convert_to_tensor(weights, tf.float32)[..., None]
+        given = warped.shape[0]
+        if given > self.count or warped.shape[1:] != self.warped.shape[1:] or weights.shape != warped.shape[:3] + [1]:
+            raise NSTError(
+                f"the temporal term takes up to {self.count} frames of shape {tuple(self.warped.shape[1:])} and their "
+                f"weights; got {tuple(warped.shape)} and {tuple(weights.shape[:3])}"
+            )
+        missing = self.count - given
+        self.warped.assign(tf.concat([warped, tf.zeros([missing, *warped.shape[1:]])], 0))
+        self.weights.assign(tf.concat([weights, tf.zeros([missing, *weights.shape[1:]])], 0))
+
+    def image_cost(self, image):
+        return temporal_cost(image, self.warped, self.weights)

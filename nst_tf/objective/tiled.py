@@ -71,6 +71,8 @@ class TiledStyleCost(StyleCost):
             them where the budget allows.
         plan: a ``TilePlan`` instead of ``tile_size``, ``margin`` and
             ``keep_forward`` (what ``make_style_cost`` passes).
+        extra_terms: image terms added to the sum, as for ``StyleCost``
+            (computed on the whole image).
 
     The content target and the style Gram matrices are computed in tiles
     too, each image with its own grid. ``tiles``: the content image's tiles.
@@ -92,6 +94,7 @@ class TiledStyleCost(StyleCost):
         keep_forward=False,
         name="tiled_style_cost",
         plan=None,
+        extra_terms=(),
     ):
         config = StyleTransferConfig() if config is None else config
         if not isinstance(config, StyleTransferConfig):
@@ -107,7 +110,7 @@ class TiledStyleCost(StyleCost):
             plan = TilePlan.of(layers, tile_size, margin, keep_forward, network, pooling)
         _check_plan(plan, network, layers)
         plan = plan.with_pooling(pooling)
-        super().__init__(model, content_image, style_image, config, name=name, plan=plan)
+        super().__init__(model, content_image, style_image, config, name=name, plan=plan, extra_terms=extra_terms)
         self.tiles = plan.grid(*self.content_image.shape[1:3])
         with self.name_scope:
             self._gradient = tf.Variable(tf.zeros(self.content_image.shape), trainable=False, name="gradient")
@@ -348,15 +351,15 @@ def _pad_to(core, box, shape):
     return tf.pad(core, [[0, 0], [r, shape[1] - r - rows], [c, shape[2] - c - cols], [0, 0]])
 
 
-def make_style_cost(model, content_image, style_image, config=None, plan=None):
+def make_style_cost(model, content_image, style_image, config=None, plan=None, extra_terms=()):
     """A ``StyleCost``, or a ``TiledStyleCost`` when ``plan`` (a ``TilePlan``) splits the content or a style image.
 
     ``MemoryModel.plan`` gives the plan a memory budget allows (None where
-    the whole image fits).
+    the whole image fits). ``extra_terms``: image terms added to the sum.
     """
     config = StyleTransferConfig() if config is None else config
     styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
     images = [content_image, *styles]
     if plan is not None and any(plan.splits(*np.shape(image)[1:3]) for image in images):
-        return TiledStyleCost(model, content_image, style_image, config, plan=plan)
-    return StyleCost(model, content_image, style_image, config)
+        return TiledStyleCost(model, content_image, style_image, config, plan=plan, extra_terms=extra_terms)
+    return StyleCost(model, content_image, style_image, config, extra_terms=extra_terms)

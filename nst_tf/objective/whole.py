@@ -38,6 +38,9 @@ class StyleCost(tf.Module):
             ``tv_weight``, ``tv_form``, ``preserve_colors``,
             ``style_blend_weights``, ``normalization``, ``style_normalizer``, ``content_normalizer``
             and ``clip``.
+        extra_terms: image terms (``terms.py``, e.g. a ``TemporalTerm``)
+            added to the objective's sum after the config's (they count in
+            ``J``; each one's own value is its ``image_cost(image)``).
         plan: for subclasses that compute the targets another way
             (``TiledStyleCost``'s ``TilePlan``); kept as ``self.plan`` for
             their target hooks, which this constructor calls. ``StyleCost``
@@ -59,13 +62,24 @@ class StyleCost(tf.Module):
     """
 
     def __init__(
-        self, model, content_image, style_image, config=StyleTransferConfig(), name="style_cost", *, plan=None
+        self,
+        model,
+        content_image,
+        style_image,
+        config=StyleTransferConfig(),
+        name="style_cost",
+        *,
+        plan=None,
+        extra_terms=(),
     ):
         super().__init__(name=name)
         if not isinstance(config, StyleTransferConfig):
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
         self.config = config
         self.plan = plan
+        self._extra_terms = list(extra_terms)
+        if any(getattr(term, "layers", None) != () or not hasattr(term, "image_cost") for term in self._extra_terms):
+            raise NSTError("extra_terms must be image terms: objects with layers=() and image_cost(image)")
         self.model = _in_precision(model, config.precision)
         self.content_image = checked_float32_batch(content_image, "content_image")
         styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
@@ -134,7 +148,7 @@ class StyleCost(tf.Module):
         ]
         if config.tv_weight:
             terms.append(TotalVariationTerm(config.tv_form, config.tv_weight))
-        return terms
+        return terms + self._extra_terms
 
     def _network(self, image, layers, **options):
         # nst_tf's networks take RGB (the .mat's order; Keras' BGR first layer

@@ -1,0 +1,284 @@
+"""The video job: a video's frames stylized in turn, kept as PNGs, then encoded with the input's audio.
+
+Each stylized frame is saved atomically as ``<stem>.frames/000001.png`` ...
+and recorded in that folder's ``manifest.jsonl`` (``manifest.py``: the
+settings on its first line, so a rerun with other settings is refused); a
+rerun resumes at the first frame not recorded (the earlier frames' flow is
+computed again from the decoded video, their stylized frames read back). When
+every frame is done, ``<stem>.mp4`` is encoded under a temporary name in the
+output folder and linked to its name only if that name is still free: a
+user's file is never replaced, and a stopped encoding leaves no partial
+video. A signal ends the job between traced calls or encoded frames (or by
+the watcher, ``signals.py``), the finished frames intact.
+"""
+
+import contextlib
+import dataclasses
+import os
+import signal
+import tempfile
+
+from ..config import StyleTransferConfig
+from ..errors import NonFiniteCostError, NSTError, quoted
+from ..presets import Preset
+from ..video.options import VideoOptions
+from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
+from .drive import ProgressLine
+from .manifest import Manifest
+from .outputs import Saver
+from .signals import Stopped
+from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoJob:
+    """A validated video command line; nothing in it is created or loaded yet.
+
+    Attributes:
+        config: the hyperparameters (``epochs``: each frame's after the first).
+        preset: the ``Preset``.
+        options: the ``VideoOptions``.
+        clip: the input's ``Clip`` (fps, frame count, size, audio).
+        size: the frames' (height, width), both even.
+        fit: how frames are brought to ``size``.
+        style_paths: the style images' paths; ``styles``: their normalized images at ``size``.
+        tiles: the ``TilePlan`` (or None) of ``size``, keyed by it.
+        weights: a ``Handover`` of the network's weights.
+        pooling: the pooling.
+        folder: the output folder; ``frames_folder``: ``<stem>.frames`` in it; ``output``: ``<stem>.mp4``.
+        manifest: the frames folder's ``Manifest`` (loaded).
+        done: how many leading frames are recorded and present already.
+        notes: lines for standard error before the job starts.
+    """
+
+    config: StyleTransferConfig
+    preset: Preset
+    options: VideoOptions
+    clip: object
+    size: tuple
+    fit: str
+    style_paths: list
+    styles: list
+    tiles: dict
+    weights: object
+    pooling: str
+    folder: str
+    frames_folder: str
+    output: str
+    manifest: Manifest
+    done: int
+    notes: list
+
+
+def run_video(job, out, err, stop):
+    """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``).
+
+    Raises:
+        NSTError: the output folder cannot be written, the video cannot be decoded or encoded.
+        Stopped: a signal came before the first frame started.
+    """
+    for note in job.notes:
+        err.write(f"{PROG}: note: {note}\n")
+    created = _make_folders(job)
+    run = _VideoRun(job, out, err)
+    try:
+        stop.defer()
+        stop.finisher = run.stopped
+        try:
+            status = run.all(stop)
+        except (KeyboardInterrupt, Stopped) as stopped:
+            stop.claim()
+            return run.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
+        stop.claim()
+        return status
+    finally:
+        run.remove_partial()
+        for folder in reversed(created):  # a job stopped before it saved anything leaves no empty folder
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+def _make_folders(job):
+    """Creates the output and frames folders and proves them writable; returns those it created."""
+    created = []
+    for folder in (job.folder, job.frames_folder):
+        try:
+            if not os.path.isdir(folder):
+                os.mkdir(folder)
+                created.append(folder)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise NSTError(f"--output_dir: cannot write to {quoted(folder)}: {error.strerror or error}") from None
+    return created
+
+
+class _VideoRun:
+    """The frames stylized in this process, then the video encoded."""
+
+    def __init__(self, job, out, err):
+        self.job, self.out, self.err = job, out, err
+        self.saver = Saver(job.frames_folder, job.config.normalization, err)
+        self.done = job.done
+        self.partial = None  # the encoding's temporary file while it is written
+        first = job.options.first_epochs(job.config.epochs)
+        self.bar = ProgressLine(first + max(0, job.clip.frames - 1) * job.config.epochs, err)
+
+    def all(self, stop):
+        """Stylizes the frames not done, then encodes the video (unless it is done already); returns the status."""
+        if video_record(self.job.output) in self.job.manifest.outputs and os.path.isfile(self.job.output):
+            return EXIT_OK
+        if self.done < self.job.clip.frames:
+            status = self._stylize(stop)
+            if status != EXIT_OK:
+                return status
+        return self._encode(stop)
+
+    def _stylize(self, stop):
+        job = self.job
+        tf = import_tensorflow_quietly(self.err)
+        stop.check()
+        warn_about_precision(job.config, self.err)
+        model = build_model(job.config, job.weights.take(), job.pooling)
+        stop.check()
+        with contain_determinism(tf, job.config.seed):
+            try:
+                self._frames(model, stop)
+            except NonFiniteCostError as error:
+                self.err.write(f"{PROG}: error: frame {self.done + 1}: {error}; the frames before it are saved\n")
+                return EXIT_NON_FINITE
+        return EXIT_SAVE_FAILED if self.saver.failed else EXIT_OK
+
+    def _frames(self, model, stop):
+        from ..many import Finished
+        from ..video.clip import frames
+        from ..video.stylize import VideoStylizer
+
+        job, size = self.job, self.job.size
+        make = objective_factory(job.tiles, self.err)
+        stylizer = VideoStylizer(
+            model,
+            job.styles,
+            job.config,
+            job.options,
+            make_objective=lambda m, c, s, config, extra: make(m, c, s, config, size=size, extra_terms=extra),
+        )
+        kept = {}
+        for index, pixels in enumerate(frames(job.clip)):
+            stop.check()
+            pixels = _fitted(pixels, size, job.fit, job.clip.path)
+            if index >= self.done:
+                earlier = {gap: self._earlier(kept, index - gap) for gap in job.options.gaps if index - gap in kept}
+                for item in stylizer.frame(index, pixels, earlier, ticks=True):
+                    stop.check()
+                    if isinstance(item, Finished):
+                        self._finished(index, item)
+                    else:
+                        done = getattr(item.item, "iterations", None)
+                        self._progress(index, item.item.iteration + 1 if done is None else done)
+                if self.saver.failed:
+                    return
+            kept[index] = pixels
+            kept.pop(index - max(job.options.gaps), None)
+
+    def _earlier(self, kept, index):
+        """Frame ``index`` as the temporal term needs it: its content pixels and its saved stylized frame."""
+        from ..images import read_image, reshape_and_normalize_image
+        from ..video.clip import frame_name
+        from ..video.stylize import Earlier
+
+        path = os.path.join(self.job.frames_folder, frame_name(index))
+        stylized = reshape_and_normalize_image(read_image(path), self.job.config.normalization)
+        return Earlier(kept[index], stylized.astype("float32"))
+
+    def _progress(self, index, iterations):
+        first = self.job.options.first_epochs(self.job.config.epochs)
+        before = 0 if index == 0 else first + (index - 1) * self.job.config.epochs
+        self.bar.update(min(self.bar.total, before + iterations))
+
+    def _finished(self, index, item):
+        from ..jobs.ledger import costs
+        from ..jobs.signals import handling_signals
+        from ..video.clip import frame_name
+
+        name = frame_name(index)
+        with handling_signals(signal.SIG_IGN):  # a second signal cannot leave the frame or its line half written
+            if not self.saver.save(name, item.progress.image):
+                return
+            self.job.manifest.add(
+                input=f"{self.job.clip.path}#{index}",
+                output=name,
+                costs=costs(item.progress),
+                iterations=item.progress.iteration + 1,
+                seconds=round(item.seconds, 3),
+            )
+        self.done = index + 1
+        self.out.write(f"saved {quoted(os.path.basename(self.job.frames_folder))}/{name} ({index + 1} of ")
+        self.out.write(f"{self.job.clip.frames})\n")
+        self.out.flush()
+
+    def _encode(self, stop):
+        from ..images import read_image
+        from ..video.clip import encode, frame_name
+
+        job = self.job
+        height, width = job.size
+        handle, self.partial = tempfile.mkstemp(
+            prefix=f".{os.path.basename(job.output)}.", suffix=".partial.mp4", dir=job.folder
+        )
+        os.close(handle)
+
+        def stylized():
+            for index in range(job.clip.frames):
+                stop.check()
+                yield read_image(os.path.join(job.frames_folder, frame_name(index)))
+
+        encode(self.partial, stylized(), (width, height), job.clip.fps, job.clip.path if job.clip.audio else None)
+        stop.check()
+        try:
+            os.link(self.partial, job.output)  # fails if the name was taken meanwhile: nothing is replaced
+        except FileExistsError:
+            raise NSTError(f"{quoted(job.output)} appeared while the video was encoded; it is left as it is") from None
+        except OSError as error:
+            raise NSTError(f"cannot write {quoted(job.output)}: {error.strerror or error}") from None
+        job.manifest.add(input=job.clip.path, output=video_record(job.output), frames=job.clip.frames)
+        self.out.write(
+            f"saved {quoted(job.output)} ({job.clip.frames} frames at {job.clip.fps:g} per second"
+            f"{', with its audio' if job.clip.audio else ''})\n"
+        )
+        return EXIT_OK
+
+    def remove_partial(self):
+        """Removes the encoding's temporary file, if any; never raises."""
+        if self.partial is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self.partial)
+            self.partial = None
+
+    def stopped(self, status):
+        """The last line after a signal; the finished frames stay. Returns ``status``."""
+        self.remove_partial()
+        what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
+            status - 128, "hung up (SIGHUP)"
+        )
+        self.err.write(
+            f"\n{PROG}: {what} after {self.done} of {self.job.clip.frames} frames; the finished ones are saved in "
+            f"{quoted(self.job.frames_folder)}: the same command goes on from there\n"
+        )
+        return status
+
+
+def video_record(output):
+    """The name the frames folder's manifest records the encoded video ``output`` under: relative to that
+    folder (``../<stem>.mp4``), so the manifest finds it beside the folder."""
+    return os.path.join(os.pardir, os.path.basename(output))
+
+
+def _fitted(pixels, size, fit, path):
+    from ..images import fit_image
+
+    height, width = size
+    try:
+        return fit_image(pixels, width, height, fit)
+    except NSTError as error:
+        raise NSTError(f"{quoted(path)}: {error}") from None

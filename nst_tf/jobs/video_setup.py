@@ -1,0 +1,155 @@
+"""Setting up a video job: every input checked, before anything is created or TensorFlow is loaded."""
+
+import dataclasses
+import os
+
+from ..config import StyleTransferConfig
+from ..errors import NSTError, quoted
+from ..images import ImageSize, read_image, size_for
+from ..large.memory import tile_plans
+from ..large.options import LargeImageOptions, fit_style
+from ..networks import get_network
+from ..presets import Preset
+from ..video.options import VideoOptions
+from .manifest import Manifest
+from .many_setup import file_digest, file_identity
+from .single import Handover
+from .video import VideoJob, video_record
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoRequest:
+    """A video command line as given: ``size`` and ``sized`` (the sizing options the user wrote) decide the
+    frames' size; the rest as for a single image."""
+
+    config: StyleTransferConfig
+    preset: Preset
+    options: VideoOptions
+    size: ImageSize
+    sized: frozenset
+    large: LargeImageOptions
+    pooling: str
+    path: str
+    style_paths: list
+    folder: str
+    model: str
+
+
+def prepare_video(request):
+    """The ``VideoJob`` of ``request``, every input checked; nothing is created.
+
+    Raises:
+        NSTError: anything given is wrong (one line): a file that is not a video ffmpeg can read, one
+            without frames or with absurd sizes, ``--scales``, an output ``<stem>.mp4`` that exists and
+            is not this job's, a frames folder of other settings or holding frames it did not record,
+            a style image, the memory, the weights.
+    """
+    from ..video.clip import probe
+
+    if request.large.scales != 1:
+        raise NSTError("--scales: a video's frames run at one size each")
+    clip = probe(request.path)
+    size = frame_size(request.size, request.sized, clip.size[::-1])
+    stem = os.path.splitext(os.path.basename(request.path))[0] or "video"
+    frames_folder = os.path.join(request.folder, f"{stem}.frames")
+    output = os.path.join(request.folder, f"{stem}.mp4")
+    if os.path.exists(request.folder) and not os.path.isdir(request.folder):
+        raise NSTError(f"--output_dir: {quoted(request.folder)} exists and is not a folder")
+    if os.path.lexists(frames_folder) and (os.path.islink(frames_folder) or not os.path.isdir(frames_folder)):
+        raise NSTError(f"{quoted(frames_folder)} exists and is not a folder nst_tf made; move it")
+    manifest = Manifest(frames_folder, _settings(request, clip, size))
+    manifest.load()
+    done, notes = _done(manifest, clip, frames_folder, output)
+    styles = [read_image(path) for path in request.style_paths]
+    large, config = request.large, request.config
+    fit = request.size.content_fit
+    fitted = [fit_style(pixels, size, fit, large.style_scale, large.style_size) for pixels in styles]
+    tiles = tile_plans(config, large, [size], [style.shape[:2] for style in fitted])
+    weights = get_network(config.network).read_weights(request.model)  # last: the slowest check
+    return VideoJob(
+        config=config,
+        preset=request.preset,
+        options=request.options,
+        clip=clip,
+        size=size,
+        fit=request.size.content_fit,
+        style_paths=list(request.style_paths),
+        styles=[_normalized(style, config) for style in fitted],
+        tiles=tiles,
+        weights=Handover(weights),
+        pooling=request.pooling,
+        folder=request.folder,
+        frames_folder=frames_folder,
+        output=output,
+        manifest=manifest,
+        done=done,
+        notes=notes,
+    )
+
+
+def frame_size(size, sized, shape):
+    """The frames' (height, width) for a video of ``shape`` (height, width), both even (H.264's 4:2:0 colour).
+
+    The video's aspect ratio is kept (nothing cropped) unless both ``--width`` and ``--height`` were given
+    (then the frames are fitted as images are, ``--fit``): the longer side is ``--max_size``, else the one
+    side given, else the longer of the default width and height; ``shorter_side`` (a preset's) is kept.
+    """
+    from ..video.clip import even
+
+    height, width = shape
+    if size.max_size is None and size.shorter_side is None and not {"width", "height"} <= sized:
+        if "width" in sized:
+            height, width = max(1, round(height * size.width / width)), size.width
+        elif "height" in sized:
+            height, width = size.height, max(1, round(width * size.height / height))
+        else:
+            height, width = size_for(height, width, max(size.width, size.height))
+    else:
+        height, width = size.of((height, width))
+    return even(height), even(width)
+
+
+def _done(manifest, clip, frames_folder, output):
+    """How many leading frames are done, and the notes to say so; refuses frames or a video not recorded."""
+    from ..video.clip import frame_name, is_frame_name
+
+    recorded = manifest.outputs
+    if os.path.isdir(frames_folder):
+        strays = sorted(n for n in os.listdir(frames_folder) if is_frame_name(n) and n not in recorded)
+        if strays:
+            raise NSTError(
+                f"{quoted(os.path.join(frames_folder, strays[0]))} is not a frame {os.path.basename(manifest.path)} "
+                "records; this job would replace it (move it, or choose another --output_dir)"
+            )
+    done = 0
+    while done < clip.frames and frame_name(done) in recorded:
+        done += 1
+    video = video_record(output)
+    if os.path.lexists(output) and not (video in recorded and done == clip.frames and os.path.isfile(output)):
+        raise NSTError(f"{quoted(output)} exists; nst_tf never replaces it (move it, or choose another --output_dir)")
+    notes = []
+    if done == clip.frames and video in recorded and os.path.isfile(output):
+        notes.append(f"{quoted(output)} is done already ({clip.frames} frames)")
+    elif done:
+        notes.append(f"{done} of {clip.frames} frames are done already; going on from frame {done + 1}")
+    return done, notes
+
+
+def _settings(request, clip, size):
+    return {
+        "config": dataclasses.asdict(request.config),
+        "video": dataclasses.asdict(request.options),
+        "size": {"height": size[0], "width": size[1], "fit": request.size.content_fit},
+        "large": dataclasses.asdict(request.large),
+        "pooling": request.pooling,
+        "input": file_digest(request.path),
+        "frames": clip.frames,
+        "styles": [file_digest(path) for path in request.style_paths],
+        "weights": file_identity(request.model),
+    }
+
+
+def _normalized(pixels, config):
+    from ..images import reshape_and_normalize_image
+
+    return reshape_and_normalize_image(pixels, config.normalization).astype("float32")

@@ -1,0 +1,222 @@
+"""Video files: recognised by content, probed, decoded frame by frame and encoded, with imageio-ffmpeg.
+
+imageio-ffmpeg (an optional extra, ``pip install "nst_tf[video]"``) ships its
+own ffmpeg binary and runs it as a subprocess: frames come and go as raw
+RGB bytes through a pipe, one at a time, so memory holds one frame however
+long the video. Nothing here loads TensorFlow.
+"""
+
+import contextlib
+import dataclasses
+import importlib
+import os
+import re
+import subprocess
+
+from ..errors import NSTError, quoted
+from ..large.tiles import MAX_SIDE
+
+#: Leading bytes of the containers nst_tf takes as video (offset, bytes): MP4/MOV/3GP (an ISO
+#: "ftyp" box), Matroska/WebM, AVI, MPEG program stream, FLV, Ogg.
+_SIGNATURES = (
+    (4, b"ftyp"),
+    (0, b"\x1a\x45\xdf\xa3"),
+    (8, b"AVI "),
+    (0, b"\x00\x00\x01\xba"),
+    (0, b"FLV\x01"),
+    (0, b"OggS"),
+)
+
+
+def is_video_file(path):
+    """Whether ``path`` is a file whose first bytes are those of a video container (its name is not looked at)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    return any(head[offset : offset + len(magic)] == magic for offset, magic in _SIGNATURES)
+
+
+def _ffmpeg():
+    try:
+        return importlib.import_module("imageio_ffmpeg")
+    except ImportError:
+        raise NSTError('video needs imageio-ffmpeg: pip install "nst_tf[video]" (or pip install imageio-ffmpeg)')
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """A video file's facts: ``path``, ``fps``, ``frames`` (counted by decoding), ``size`` (width, height),
+    and whether it has an ``audio`` track."""
+
+    path: str
+    fps: float
+    frames: int
+    size: tuple
+    audio: bool
+
+
+def probe(path):
+    """The ``Clip`` of video file ``path``.
+
+    Raises:
+        NSTError: it cannot be read or decoded as a video, has no frames, an absurd frame rate, or
+            frames of more pixels than twice ``PIL.Image.MAX_IMAGE_PIXELS`` (checked before any frame is decoded).
+    """
+    ffmpeg = _ffmpeg()
+    header = _header(ffmpeg, path)
+    stream = re.search(r"^\s*Stream #\S+: Video: (.*)$", header, re.MULTILINE)
+    if stream is None:
+        if "End of file" in header:
+            raise NSTError(f"{quoted(path)}: the video has no frames")
+        problem = _last_line(header) if "Invalid data" in header or "Error" in header else "it has no video stream"
+        raise NSTError(f"{quoted(path)}: not a video ffmpeg can read: {problem}")
+    size = re.search(r", (\d+)x(\d+)[\s,]", stream.group(1))
+    rate = re.search(r", ([\d.]+)(k?) (?:fps|tbr)", stream.group(1))
+    width, height = (int(size.group(1)), int(size.group(2))) if size else (0, 0)
+    rotation = re.search(r"rotation of (-?[\d.]+) degrees", header)
+    if rotation and round(float(rotation.group(1))) % 180 == 90:
+        width, height = height, width  # ffmpeg turns the frames upright as it decodes them
+    fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 0.0
+    _check_frames(path, width, height, fps)
+    try:
+        count, _ = ffmpeg.count_frames_and_secs(path)
+    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as error:
+        raise NSTError(f"{quoted(path)}: its frames cannot be counted: {_last_line(error)}") from None
+    if count < 1:
+        raise NSTError(f"{quoted(path)}: the video has no frames")
+    audio = re.search(r"^\s*Stream #\S+: Audio: ", header, re.MULTILINE) is not None
+    return Clip(path=path, fps=fps, frames=count, size=(width, height), audio=audio)
+
+
+def _header(ffmpeg, path):
+    """What ffmpeg says of ``path``'s streams (``ffmpeg -i path`` without an output: its standard error)."""
+    try:
+        run = subprocess.run(
+            [ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        raise NSTError(f"{quoted(path)}: ffmpeg could not run: {_last_line(error)}") from None
+    return run.stderr.decode(errors="replace")
+
+
+def _check_frames(path, width, height, fps):
+    limit = _pixel_limit()
+    if not (width > 0 and height > 0):
+        raise NSTError(f"{quoted(path)}: the video has no frames of a size ffmpeg can tell")
+    if width * height > limit:
+        # Each decoded frame is width x height x 3 bytes in one piece: bounded as images are.
+        raise NSTError(
+            f"{quoted(path)}: its frames are {width}x{height} pixels, more than {limit:,} (twice "
+            "PIL.Image.MAX_IMAGE_PIXELS, the limit for images too)"
+        )
+    if not 0 < fps <= 1000:
+        raise NSTError(f"{quoted(path)}: its frame rate is {fps:g} per second; not a video nst_tf can encode again")
+
+
+def _pixel_limit():
+    import PIL.Image
+
+    limit = PIL.Image.MAX_IMAGE_PIXELS
+    return 2 * limit if limit else MAX_SIDE
+
+
+def frames(clip):
+    """Yields ``clip``'s frames in order, uint8 arrays (height, width, 3), decoded one at a time.
+
+    ffmpeg decodes to raw RGB on a pipe, read one frame's bytes at a time. (imageio-ffmpeg's
+    ``read_frames`` does the same but leaves its pipes open when the video ends, which Python reports
+    as unclosed files.)
+
+    Raises:
+        NSTError: the file can no longer be decoded (it changed since it was probed).
+    """
+    import numpy as np
+
+    width, height = clip.size
+    size = width * height * 3
+    command = [_ffmpeg().get_ffmpeg_exe(), "-v", "error", "-nostdin", "-i", clip.path]
+    command += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-fps_mode", "passthrough", "-"]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while True:
+            data = process.stdout.read(size)
+            if not data:
+                break
+            if len(data) != size:
+                raise NSTError(f"{quoted(clip.path)}: a frame ends after {len(data)} of its {size} bytes")
+            yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
+        if process.wait() != 0:
+            raise NSTError(
+                f"{quoted(clip.path)}: cannot be decoded: {_last_line(process.stderr.read().decode(errors='replace'))}"
+            )
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def encode(path, frames_in_order, size, fps, audio_from=None):
+    """Writes ``frames_in_order`` (uint8 (height, width, 3), ``size`` = (width, height)) as H.264 video to ``path``.
+
+    ``audio_from``: a video whose audio track is copied in as it is. Both sides of
+    ``size`` must be even (H.264's 4:2:0 colour). The file is written where ``path`` says;
+    callers write to a temporary name and rename.
+
+    Raises:
+        NSTError: ffmpeg fails (a full disk, an audio codec the MP4 container cannot hold).
+    """
+    writer = _ffmpeg().write_frames(
+        path,
+        size,
+        fps=fps,
+        macro_block_size=2,
+        quality=8,
+        ffmpeg_log_level="error",
+        audio_path=audio_from,
+        audio_codec="copy" if audio_from else None,
+    )
+    import numpy as np
+
+    width, height = size
+    try:
+        writer.send(None)
+        for frame in frames_in_order:
+            frame = np.ascontiguousarray(frame)  # the pipe takes the array's buffer as it lies
+            if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+                raise NSTError(f"a frame of {frame.dtype} {frame.shape}; the video's are uint8 ({height}, {width}, 3)")
+            writer.send(frame)
+    except (OSError, RuntimeError, ValueError) as error:
+        raise NSTError(f"cannot write {quoted(path)}: {_last_line(error)}") from None
+    finally:
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            writer.close()
+
+
+def _last_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(error).__name__
+
+
+def even(value):
+    """``value`` rounded down to an even number (at least 2): H.264's 4:2:0 colour needs even sides."""
+    return max(2, int(value) - int(value) % 2)
+
+
+def frame_name(index):
+    """The file name of frame ``index`` (from 0) in a video's frames folder: ``000001.png`` for the first."""
+    return f"{index + 1:06d}.png"
+
+
+def is_frame_name(name):
+    return len(name) == 10 and name.endswith(".png") and name[:6].isdigit() and name[:6] != "000000"
+
+
+def stem(path):
+    return os.path.splitext(os.path.basename(path))[0]

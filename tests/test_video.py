@@ -1,0 +1,273 @@
+"""Video: a clip in, an .mp4 of the same frames, rate and audio out; resumable, safe, and temporally steadier."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from nst_tf import ImageSize, StyleTransferConfig
+from nst_tf.cli import main
+from nst_tf.jobs.video_setup import frame_size
+from nst_tf.many import Finished
+from nst_tf.video.clip import encode, frames, probe
+from nst_tf.video.options import VideoOptions
+from nst_tf.video.stylize import stylize_video
+
+cv2 = pytest.importorskip("cv2")  # the test extra installs both: never skipped under the README's command
+imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+
+
+def _ffmpeg(*args):
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def texture(height, width, seed=0):
+    """Smooth random texture, uint8 RGB: what optical flow can follow."""
+    noise = np.random.default_rng(seed).normal(0, 1, (height, width, 3)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    return ((smooth - smooth.min()) / (smooth.max() - smooth.min()) * 255).astype(np.uint8)
+
+
+def moving(count, height, width, step):
+    """``count`` frames of a texture moving ``step`` pixels left per frame."""
+    big = texture(height, width + step * count)
+    return [big[:, step * i : step * i + width] for i in range(count)]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """clip.mp4 (6 frames, 64x48, 6 per second, a sine as audio), silent.mp4 (5 frames, no audio)."""
+    folder = tmp_path_factory.mktemp("clips")
+    encode(str(folder / "silent.mp4"), moving(5, 48, 64, 2), (64, 48), 5.0)
+    _ffmpeg("-i", folder / "silent.mp4", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:duration=1",
+            "-c:v", "copy", "-c:a", "aac", "-shortest", folder / "voiced.mp4")  # fmt: skip
+    encode(str(folder / "clip.mp4"), moving(6, 48, 64, 2), (64, 48), 6.0)
+    _ffmpeg("-i", folder / "clip.mp4", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000:duration=1",
+            "-c:v", "copy", "-c:a", "aac", folder / "clip-audio.mp4")  # fmt: skip
+    os.replace(folder / "clip-audio.mp4", folder / "clip.mp4")
+    return folder
+
+
+def _args(workspace, weights, clip, *extra, epochs=2):
+    return [
+        "--content_image_filename", str(clip),
+        "--style_image_filename", str(workspace / "style.png"),
+        "--model", str(weights),
+        "--output_dir", str(workspace / "out"),
+        "--max_size", "64", "--epochs", str(epochs), "--print_every", str(epochs), "--seed", "3", *extra,
+    ]  # fmt: skip
+
+
+# The command -------------------------------------------------------------------------------------
+
+
+def test_a_video_gives_an_mp4_of_its_frame_count_rate_and_audio(workspace, new_weights_file, clips, capsys):
+    assert main(_args(workspace, new_weights_file, clips / "clip.mp4")) == 0
+    out = workspace / "out"
+    assert sorted(os.listdir(out)) == ["clip.frames", "clip.mp4"]
+    made, given = probe(str(out / "clip.mp4")), probe(str(clips / "clip.mp4"))
+    assert (made.frames, made.fps, made.size, made.audio) == (6, 6.0, (64, 48), True) and given.audio
+    assert sorted(os.listdir(out / "clip.frames")) == [f"{i:06d}.png" for i in range(1, 7)] + ["manifest.jsonl"]
+    printed = capsys.readouterr().out
+    assert "saved clip.frames/000006.png (6 of 6)" in printed and "with its audio" in printed
+    # The video's frames are the saved frames, up to H.264's loss.
+    first = np.asarray(PIL.Image.open(out / "clip.frames" / "000001.png"), np.float32)
+    decoded = next(frames(made)).astype(np.float32)
+    assert np.mean(np.abs(decoded - first)) < 12
+    assert main(_args(workspace, new_weights_file, clips / "clip.mp4")) == 0
+    assert "out/clip.mp4 is done already (6 frames)" in capsys.readouterr().err
+
+
+def test_a_silent_video_gives_a_silent_mp4(workspace, new_weights_file, clips, capsys):
+    assert main(_args(workspace, new_weights_file, clips / "silent.mp4", "--temporal_weight", "0")) == 0
+    made = probe(str(workspace / "out" / "silent.mp4"))
+    assert (made.frames, made.audio) == (5, False)
+    assert "with its audio" not in capsys.readouterr().out
+
+
+def test_a_deleted_video_is_encoded_again_and_missing_frames_are_made(workspace, new_weights_file, clips, capsys):
+    argv = _args(workspace, new_weights_file, clips / "clip.mp4")
+    assert main(argv) == 0
+    out = workspace / "out"
+    kept = (out / "clip.frames" / "000002.png").read_bytes()
+    (out / "clip.mp4").unlink()
+    for name in ("000004.png", "000005.png", "000006.png"):
+        (out / "clip.frames" / name).unlink()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "3 of 6 frames are done already; going on from frame 4" in capsys.readouterr().err
+    assert probe(str(out / "clip.mp4")).frames == 6
+    assert (out / "clip.frames" / "000002.png").read_bytes() == kept
+
+
+def test_a_users_mp4_is_never_replaced_and_nothing_is_created(workspace, new_weights_file, clips, capsys):
+    out = workspace / "out"
+    out.mkdir()
+    (out / "clip.mp4").write_bytes(b"the user's own video")
+    assert main(_args(workspace, new_weights_file, clips / "clip.mp4")) == 2
+    assert "out/clip.mp4 exists; nst_tf never replaces it" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["clip.mp4"] and (out / "clip.mp4").read_bytes() == b"the user's own video"
+
+
+def test_other_settings_into_the_same_frames_folder_are_refused(workspace, new_weights_file, clips, capsys):
+    assert main(_args(workspace, new_weights_file, clips / "clip.mp4")) == 0
+    (workspace / "out" / "clip.mp4").unlink()
+    assert main(_args(workspace, new_weights_file, clips / "clip.mp4", "--temporal_weight", "5")) == 2
+    assert "clip.frames holds the results of other settings (temporal_weight differ)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda clips: b"\x00\x00\x00\x18ftypmp42" + bytes(100),  # an MP4's first box and nothing after it
+        lambda clips: (clips / "clip.mp4").read_bytes()[:300],  # a video cut short
+    ],
+    ids=["a header and nothing", "cut short"],
+)
+def test_a_file_that_is_not_a_video_is_one_line_and_creates_nothing(workspace, new_weights_file, clips, capsys, make):
+    bad = workspace / "bad.mp4"
+    bad.write_bytes(make(clips))
+    assert main(_args(workspace, new_weights_file, bad)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.mp4: not a video ffmpeg can read" in err
+    assert not (workspace / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "name, output, message",
+    [
+        (
+            "audio.mp4",
+            ["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac"],
+            "not a video ffmpeg can read: it has no video stream",
+        ),
+        ("empty.mkv", ["-f", "lavfi", "-i", "testsrc=size=64x48", "-frames:v", "0"], "the video has no frames"),
+    ],
+)
+def test_a_video_without_frames_is_refused(workspace, new_weights_file, tmp_path, capsys, name, output, message):
+    _ffmpeg(*output, tmp_path / name)
+    assert main(_args(workspace, new_weights_file, tmp_path / name)) == 2
+    assert f"{name}: {message}" in capsys.readouterr().err
+    assert not (workspace / "out").exists()
+
+
+def test_frames_larger_than_the_decoding_limit_are_refused_before_decoding(
+    workspace, new_weights_file, clips, capsys, monkeypatch
+):
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1000)  # the frames have 3072 pixels: over twice this
+    assert main(_args(workspace, new_weights_file, clips / "clip.mp4")) == 2
+    assert "its frames are 64x48 pixels, more than" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--scales", "2"], "--scales: a video's frames run at one size each"),
+        (["--preserve_colors", "luminance"], "--preserve_colors luminance"),
+        (["--temporal_weight", "-1"], "temporal_weight must be a finite number of at least 0"),
+        (["--first_frame_epochs", "0"], "first_frame_epochs must be a positive whole number"),
+        (["--flow", "lucas"], "invalid choice: 'lucas'"),
+    ],
+)
+def test_video_options_that_cannot_work_are_refused_in_one_line(
+    workspace, new_weights_file, clips, capsys, extra, message
+):
+    assert main(_args(workspace, new_weights_file, clips / "clip.mp4", *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (workspace / "out").exists()
+
+
+def test_video_options_are_refused_for_an_image(cli_args, capsys):
+    assert main(cli_args("--long_term")) == 2
+    assert "--long_term applies to a video as the content; " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "size, sized, shape, expected",
+    [
+        (ImageSize(), set(), (1080, 1920), (224, 400)),  # the video's aspect ratio, the longer side 400
+        (ImageSize(max_size=256), {"max_size"}, (1080, 1920), (144, 256)),
+        (ImageSize(width=300), {"width"}, (480, 640), (224, 300)),  # 225 rounded down to even
+        (ImageSize(height=101), {"height"}, (100, 200), (100, 202)),
+        (ImageSize(width=128, height=128), {"width", "height"}, (1080, 1920), (128, 128)),  # asked: cropped
+    ],
+)
+def test_frames_keep_the_videos_aspect_ratio_with_even_sides_unless_both_sides_are_given(size, sized, shape, expected):
+    assert frame_size(size, set(sized), shape) == expected
+
+
+# Signals and resumption --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_ends_a_video_job_promptly_and_the_same_command_goes_on(
+    workspace, new_weights_file, clips, signum, status
+):
+    argv = _args(workspace, new_weights_file, clips / "clip.mp4", epochs=40)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nst_tf", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("saved clip.frames/000002.png"):
+                break
+        else:
+            pytest.fail("the job ended before it saved two frames: " + process.stderr.read())
+        process.send_signal(signum)
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == status, err
+    assert time.monotonic() - sent < 3.5
+    last = err.strip().splitlines()[-1]
+    assert " of 6 frames; the finished ones are saved in " in last and "the same command goes on" in last
+    out = workspace / "out"
+    assert not (out / "clip.mp4").exists() and not [n for n in os.listdir(out) if "partial" in n]
+    names = sorted(os.listdir(out / "clip.frames"))
+    assert names[:2] == ["000001.png", "000002.png"] and not [n for n in names if n.startswith(".")]
+    done = int(last.split(" after ")[1].split(" of ")[0])
+    assert done >= 2 and len(names) == done + 1  # the frames and the manifest
+    finished = subprocess.run([sys.executable, "-m", "nst_tf", *argv], capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert f"{done} of 6 frames are done already; going on from frame {done + 1}" in finished.stderr
+    assert probe(str(out / "clip.mp4")).frames == 6
+    records = [json.loads(line) for line in (out / "clip.frames" / "manifest.jsonl").read_text().splitlines()[1:]]
+    assert [r["output"] for r in records] == [f"{i:06d}.png" for i in range(1, 7)] + ["../clip.mp4"]
+
+
+# The library and the temporal term ---------------------------------------------------------------
+
+
+def test_stylize_video_traces_once_and_runs_the_first_frame_longer(model, rng):
+    style = rng.normal(0, 40, (1, 48, 64, 3)).astype(np.float32)
+    config = StyleTransferConfig(epochs=3, print_every=1, seed=0)
+    items = list(stylize_video(model, moving(3, 48, 64, 2), style, config, VideoOptions(first_frame_epochs=5)))
+    finished = [item for item in items if isinstance(item, Finished)]
+    assert [f.traced for f in finished] == [True, False, False]
+    assert [f.progress.iteration + 1 for f in finished] == [5, 3, 3]
+
+
+def _warp_error(images, step):
+    """Mean squared difference between each output frame and the one before moved ``step`` pixels left."""
+    return float(np.mean([np.mean((b[:, :-step] - a[:, step:]) ** 2) for a, b in zip(images, images[1:])]))
+
+
+def test_the_temporal_term_makes_consecutive_frames_agree_along_the_motion(model, rng):
+    clip = moving(5, 48, 64, 2)
+    style = rng.normal(0, 40, (1, 48, 64, 3)).astype(np.float32)
+    config = StyleTransferConfig(epochs=10, print_every=10, seed=0)
+    errors = {}
+    for weight in (0.0, 1e4):
+        run = stylize_video(model, clip, style, config, VideoOptions(temporal_weight=weight))
+        images = [item.progress.image[0] for item in run if isinstance(item, Finished)]
+        errors[weight] = _warp_error(images, 2)
+    # Measured here (tiny synthetic network, 10 iterations a frame): about 27 without, 13 with.
+    assert errors[1e4] < 0.75 * errors[0.0], errors
