@@ -144,6 +144,8 @@ def row(way, result, n, reference):
 
 def write(result):
     stem = f"many-{bench.device_label()}-{datetime.date.today().isoformat()}-{result['iterations']}"
+    if list(result["ways"]) != list(WAYS):
+        stem += "-" + "-".join(result["ways"])  # a subset does not replace the whole table
     with open(os.path.join(HERE, "results", stem + ".json"), "w") as handle:
         json.dump(result, handle, indent=2)
     n, ways, machine = result["images"], result["ways"], result["machine"]

@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import os
 import re
+import stat
 import subprocess
 
 from ..errors import NSTError, quoted
@@ -31,8 +32,14 @@ _SIGNATURES = (
 def is_video_file(path):
     """Whether ``path`` is a file whose first bytes are those of a video container (its name is not looked at)."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(16)
+        # Never blocks: a FIFO or a device is not a video file (the image reader names what it is).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            head = os.read(fd, 16)
+        finally:
+            os.close(fd)
     except OSError:
         return False
     return any(head[offset : offset + len(magic)] == magic for offset, magic in _SIGNATURES)

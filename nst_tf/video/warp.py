@@ -34,18 +34,22 @@ def warp(image, flow):
         raise NSTError(f"warp needs an image (B, H, W, C) and a flow (B, H, W, 2); got {image.shape} and {flow.shape}")
     if not image.shape[:3].is_compatible_with(flow.shape[:3]):
         raise NSTError(f"the flow's shape {flow.shape} does not match the image's {image.shape}")
+    # Positions are computed in floating point and cast to int32 only to index: oneDNN's int32
+    # arithmetic logs an error line on CPUs without AVX-512 support for it.
     shape = tf.shape(image)
-    height, width = shape[1], shape[2]
+    height, width = tf.cast(shape[1], image.dtype), tf.cast(shape[2], image.dtype)
     rows, cols = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
-    y = tf.clip_by_value(tf.cast(rows, image.dtype) + flow[..., 1], 0.0, tf.cast(height - 1, image.dtype))
-    x = tf.clip_by_value(tf.cast(cols, image.dtype) + flow[..., 0], 0.0, tf.cast(width - 1, image.dtype))
+    y = tf.clip_by_value(rows + flow[..., 1], 0.0, height - 1)
+    x = tf.clip_by_value(cols + flow[..., 0], 0.0, width - 1)
     y0, x0 = tf.floor(y), tf.floor(x)
     wy, wx = (y - y0)[..., None], (x - x0)[..., None]
-    y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
     y1, x1 = tf.minimum(y0 + 1, height - 1), tf.minimum(x0 + 1, width - 1)
+    batch = tf.zeros_like(y0) + tf.reshape(tf.range(tf.cast(shape[0], image.dtype)), [-1, 1, 1])
+    batch, y0, x0, y1, x1 = (tf.cast(v, tf.int32) for v in (batch, y0, x0, y1, x1))
 
     def at(r, c):
-        return tf.gather_nd(image, tf.stack([r, c], axis=-1), batch_dims=1)
+        # gather_nd with batch_dims=1 does int32 arithmetic inside; explicit batch indices do not.
+        return tf.gather_nd(image, tf.stack([batch, r, c], axis=-1))
 
     top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
     bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
