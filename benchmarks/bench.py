@@ -52,6 +52,16 @@ KERAS_NAMES = {f"conv{b}_{c}": f"block{b}_conv{c}" for b in range(1, 6) for c in
 # Helpers ------------------------------------------------------------------
 
 
+def save_results(stem, result, text):
+    """Writes ``result`` as results/<stem>.json and ``text`` (Markdown) as results/<stem>.md, and prints the text."""
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, stem + ".json"), "w") as handle:
+        json.dump(result, handle, indent=2)
+    with open(os.path.join(RESULTS, stem + ".md"), "w") as handle:
+        handle.write(text + "\n")
+    print(text)
+
+
 def ensure_weights():
     if not os.path.exists(WEIGHTS):
         print(f"writing full-size synthetic weights to {WEIGHTS} (about a minute)", file=sys.stderr)

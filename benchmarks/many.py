@@ -146,8 +146,6 @@ def write(result):
     stem = f"many-{bench.device_label()}-{datetime.date.today().isoformat()}-{result['iterations']}"
     if list(result["ways"]) != list(WAYS):
         stem += "-" + "-".join(result["ways"])  # a subset does not replace the whole table
-    with open(os.path.join(HERE, "results", stem + ".json"), "w") as handle:
-        json.dump(result, handle, indent=2)
     n, ways, machine = result["images"], result["ways"], result["machine"]
     reference = ways.get("loop", ways.get("b1", {})).get("wall_s")
     lines = [
@@ -162,10 +160,7 @@ def write(result):
         "|---|---|---|---|---|---|",
     ]
     lines += [row(way, value, n, reference) for way, value in ways.items()]
-    text = "\n".join(lines)
-    with open(os.path.join(HERE, "results", stem + ".md"), "w") as handle:
-        handle.write(text + "\n")
-    print(text)
+    bench.save_results(stem, result, "\n".join(lines))
 
 
 if __name__ == "__main__":

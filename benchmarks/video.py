@@ -106,8 +106,6 @@ def main():
 
 def write(result, args):
     stem = f"video-{bench.device_label()}-{datetime.date.today().isoformat()}-{args.iterations}"
-    with open(os.path.join(HERE, "results", stem + ".json"), "w") as handle:
-        json.dump(result, handle, indent=2)
     machine = result["machine"]
     lines = [
         f"# Video: {result['frames']} frames, a texture moving {result['step']} pixels a frame",
@@ -124,10 +122,7 @@ def write(result, args):
             f"| {row['size']} | {row['iterations']} | {row['weight']:g} | {row['frame_s']:.2f} s | "
             f"{row['flow_s'] * 1000:.1f} ms | {100 * row['flow_s'] / row['frame_s']:.1f}% | {row['warp_error']:.1f} |"
         )
-    text = "\n".join(lines)
-    with open(os.path.join(HERE, "results", stem + ".md"), "w") as handle:
-        handle.write(text + "\n")
-    print(text)
+    bench.save_results(stem, result, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -425,7 +425,7 @@ def _ray_options(args):
     if args.ray_address is not None and not args.ray_address.strip():
         raise NSTError("--ray_address: empty; give a cluster's address, or leave it out for a local Ray")
     check_available()
-    return RayOptions(workers=check_whole("workers", args.workers), address=args.ray_address)
+    return RayOptions(workers=check_whole("--workers", args.workers), address=args.ray_address)
 
 
 def _read_images(content_path, style_paths, sizes, large, fit):

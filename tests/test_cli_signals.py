@@ -176,3 +176,18 @@ def test_a_finished_run_leaves_no_files_in_the_temporary_folder(cli_args, worksp
     assert done.stdout.strip().splitlines()[-1].startswith("saved "), done.stdout
     # The command ends by os._exit after its last line (no seconds of teardown), removing what autograph wrote.
     assert os.listdir(temporary) == [] and (workspace / "out" / "generated_image.jpg").is_file()
+
+
+def test_the_watcher_runs_the_jobs_cleanups_before_it_ends_the_process(tmp_path):
+    # What the main thread's finally blocks would undo (an empty output folder it created) is undone
+    # when the watcher ends the process instead.
+    code = (
+        "import os, sys; from nst_tf.jobs.signals import StopRequest\n"
+        "stop = StopRequest(sys.stderr)\n"
+        f"stop.cleanups.append(lambda: os.rmdir({str(tmp_path / 'made')!r}))\n"
+        "stop._finish_for_the_main_thread(2)\n"
+    )
+    (tmp_path / "made").mkdir()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130 and "interrupted" in done.stderr
+    assert not (tmp_path / "made").exists()

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from nst_tf import StyleCost, StyleTransfer, StyleTransferConfig
+from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig
 from nst_tf.cli import main
 from nst_tf.jobs.inputs import content_paths, is_image_file, output_names
 from nst_tf.many import Finished, Step, stylize_many
@@ -284,7 +284,7 @@ def test_batches_from_the_command_give_the_same_files(workspace, new_weights_fil
         (["--batch_size", "2", "--optimizer", "lbfgs"], "batches need --optimizer adam"),
         (["--batch_size", "2", "--tile_size", "32"], "is computed in tiles; batches run whole"),
         (["--batch_size", "24", "--max_memory", "1000M"], "--batch_size 24: 24 images of 64x48 at once need about"),
-        (["--batch_size", "0"], "batch_size must be a positive whole number; got 0"),
+        (["--batch_size", "0"], "--batch_size must be a positive whole number; got 0"),
     ],
 )
 def test_batches_that_cannot_run_are_refused_before_any_work(
@@ -367,3 +367,67 @@ def test_a_manifest_line_of_other_settings_is_not_taken_as_done(workspace, new_w
     assert main(argv) == 2  # its file is not the job's: never replaced
     assert f"{edited['output']} exists and is not a result manifest.jsonl records" in capsys.readouterr().err
     assert (workspace / "out" / edited["output"]).read_bytes() == kept
+
+
+def test_a_signal_during_a_save_is_not_lost(workspace, new_weights_file, photos, capsys, monkeypatch):
+    from nst_tf.jobs.outputs import Saver
+
+    save = Saver.save
+
+    def save_and_signal(self, name, image):
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while the result and its line are written
+        return save(self, name, image)
+
+    monkeypatch.setattr(Saver, "save", save_and_signal)
+    assert main(_args(workspace, new_weights_file, photos, extra=["--batch_size", "2"])) == 130
+    assert "interrupted after 1 of 3 images" in capsys.readouterr().err
+    assert len(_manifest(workspace / "out")[1]) == 1  # the result being saved is saved and recorded
+
+
+def test_a_second_command_into_a_folder_in_use_is_refused(workspace, new_weights_file, photos, capsys):
+    from nst_tf.jobs.lock import holding
+
+    (workspace / "out").mkdir()
+    with holding(str(workspace / "out")):
+        assert main(_args(workspace, new_weights_file, photos)) == 2
+    assert "another nst_tf command is writing into it" in capsys.readouterr().err
+    assert os.listdir(workspace / "out") == []
+    assert main(_args(workspace, new_weights_file, photos)) == 0  # released
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"input": ["a list"], "output": "a.jpg"},
+        {"input": {"a": 1}, "output": "a.jpg"},
+        {"input": "x", "output": ["a.jpg"]},
+    ],
+)
+def test_manifest_lines_of_other_types_are_not_taken_as_done(workspace, new_weights_file, photos, capsys, line):
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png")
+    assert main(argv) == 0
+    path = workspace / "out" / "manifest.jsonl"
+    header = json.loads(path.read_text().splitlines()[0])
+    path.write_text(json.dumps(header) + "\n" + json.dumps({**line, "fingerprint": header["fingerprint"]}) + "\n")
+    assert main(argv) == 2  # a.jpg is no longer recorded: never replaced (was a TypeError)
+    assert "a.jpg exists and is not a result manifest.jsonl records" in capsys.readouterr().err
+
+
+def test_a_hand_edited_header_of_other_settings_is_one_line(workspace, new_weights_file, photos, capsys):
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png")
+    assert main(argv) == 0
+    path = workspace / "out" / "manifest.jsonl"
+    header = json.loads(path.read_text().splitlines()[0])
+    path.write_text(json.dumps({**header, "fingerprint": "0" * 64, "settings": ["not", "a", "dict"]}) + "\n")
+    assert main(argv) == 2  # was an AttributeError
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("nst-tf: error: ") and "holds the results of other settings (" in last
+
+
+def test_a_content_image_changed_after_setup_is_refused_at_its_turn(photos):
+    from nst_tf.jobs.many_setup import _read, file_digest
+
+    path = str(photos / "a.png")
+    assert _read(path, (48, 64), "crop", digest=file_digest(path)).shape == (48, 64, 3)
+    with pytest.raises(NSTError, match="its bytes changed since the job started"):
+        _read(path, (48, 64), "crop", digest="0" * 64)

@@ -6,6 +6,7 @@ actor class in this process.
 """
 
 import contextlib
+import glob
 import json
 import os
 import pathlib
@@ -136,24 +137,43 @@ def test_a_killed_worker_is_retried_and_each_image_is_saved_once(workspace, new_
     assert sorted(os.listdir(workspace / "out")) == ["manifest.jsonl", *(f"p{i}.jpg" for i in range(4))]
 
 
-def test_a_signal_ends_a_ray_job_promptly_and_the_same_command_does_the_rest(workspace, new_weights_file, photos):
+@pytest.mark.parametrize(
+    "signum, status, words",
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],  # Ray sets its own SIGTERM
+)
+def test_a_signal_ends_a_ray_job_promptly_and_the_same_command_does_the_rest(
+    workspace, new_weights_file, photos, signum, status, words, tmp_path
+):
     argv = _args(workspace, new_weights_file, photos, epochs=400, extra=["--engine", "ray"])
-    process = _command(argv)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nst_tf", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temporary)},
+    )
     try:
         _wait_for_saved(process, 1)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         sent = time.monotonic()
         _, err = process.communicate(timeout=60)
         took = time.monotonic() - sent
     finally:
         process.kill()
-    assert process.returncode == 130, err
+    assert process.returncode == status, err
     assert took < 3
     last = err.strip().splitlines()[-1]
-    assert last.startswith("nst-tf: interrupted after 1 of 4 images") and "the same command does the rest" in last
+    assert last.startswith(f"nst-tf: {words} after 1 of 4 images") and "the same command does the rest" in last
     assert not _no_ray_left(), "a local Ray's processes outlived the command"
+    # Ray's session files and its actors' TensorFlow modules went to a folder of the command's (under /tmp,
+    # this TMPDIR being too long for Ray's socket paths), removed with it; nothing is left in TMPDIR either.
+    assert not os.listdir(temporary)
+    assert not glob.glob(f"/tmp/nst_tf-{process.pid}-ray-*")
     out = workspace / "out"
-    assert sorted(os.listdir(out)) == ["manifest.jsonl", "p0.jpg"]
+    saved = sorted(os.listdir(out))  # which image Ray Data hands out first is its choice
+    assert len(saved) == 2 and saved[0] == "manifest.jsonl" and saved[1].endswith(".jpg")
     rest = subprocess.run(
         [sys.executable, "-m", "nst_tf", *_args(workspace, new_weights_file, photos, epochs=400)],
         capture_output=True,
@@ -170,8 +190,12 @@ def test_a_signal_ends_a_ray_job_promptly_and_the_same_command_does_the_rest(wor
         (["--workers", "2"], "--workers and --ray_address apply to --engine ray"),
         (["--ray_address", "127.0.0.1:6379"], "--workers and --ray_address apply to --engine ray"),
         (["--engine", "ray", "--reports"], "--reports runs with --engine local"),
-        (["--engine", "ray", "--workers", "0"], "workers must be a positive whole number; got 0"),
+        (["--engine", "ray", "--workers", "0"], "--workers must be a positive whole number; got 0"),
         (["--engine", "ray", "--ray_address", " "], "--ray_address: empty"),
+        (["--engine", "ray", "--ray_address", "127.0.0.1:-1"], "is not host:port (with a port from 1 to 65535)"),
+        (["--engine", "ray", "--ray_address", "127.0.0.1: 1"], "is not host:port"),
+        (["--engine", "ray", "--ray_address", "ray://x"], "is not host:port"),
+        (["--engine", "ray", "--ray_address", "http://h:1"], "is not host:port"),
         (["--engine", "spark"], "argument --engine: invalid choice: 'spark'"),
     ],
 )

@@ -1,10 +1,10 @@
 """The bookkeeping of a many-image job, whichever engine runs it: each result saved and recorded, the last lines."""
 
 import signal
+import threading
 
 from ..errors import quoted
 from .drive import ProgressLine
-from .signals import handling_signals
 from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_SKIPPED, PROG
 
 
@@ -26,6 +26,10 @@ class Ledger:
         self.non_finite = []
         self.under_way = []
         self.bar = ProgressLine(max(1, len(job.members)) * job.config.epochs, err)
+        # Held while a result and its manifest line are written: the watcher's last line (``stopped``)
+        # waits for them, so a signal never leaves an image without its line. A signal meanwhile is
+        # recorded as at any other moment (ignoring signals here lost them).
+        self.writing = threading.RLock()
 
     def progress(self, iterations):
         """Draws the progress line: ``iterations`` of the members under way done, beyond the ended ones'."""
@@ -40,7 +44,7 @@ class Ledger:
             seconds: its wall time.
             worker: the process that computed it, ``host:pid`` (default: this one).
         """
-        with handling_signals(signal.SIG_IGN):  # a second signal cannot leave the image or its line half written
+        with self.writing:
             saved = self.saver.save(member.name, progress.image)
             if saved:
                 self.job.manifest.add(
@@ -53,8 +57,8 @@ class Ledger:
                     seconds=round(seconds, 3),
                     worker=worker,
                 )
-        self.done += 1
-        self.under_way = [m for m in self.under_way if m is not member]
+            self.done += 1
+            self.under_way = [m for m in self.under_way if m is not member]
         if saved:
             self.out.write(f"saved {quoted(member.name)} ({self.done} of {len(self.job.members)})\n")
             self.out.flush()
@@ -74,7 +78,14 @@ class Ledger:
         self.under_way = [m for m in self.under_way if m not in members]
 
     def stopped(self, status):
-        """The last line after a signal (the images under way are dropped); returns ``status``."""
+        """The last line after a signal (the images under way are dropped); returns ``status``.
+
+        Waits for a result being written (``writing``), so that the line counts it.
+        """
+        with self.writing:
+            return self._stopped(status)
+
+    def _stopped(self, status):
         what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
             status - 128, "hung up (SIGHUP)"
         )

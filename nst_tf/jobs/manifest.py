@@ -85,8 +85,10 @@ class Manifest:
             # by hand): its image is done again.
             if not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint:
                 continue
-            if os.path.isfile(os.path.join(folder, str(record.get("output")))):
-                self.finished[(record.get("input"), record["output"])] = record.get("input_sha256")
+            if not isinstance(record.get("input"), str) or not isinstance(record.get("output"), str):
+                continue  # not a line nst_tf wrote
+            if os.path.isfile(os.path.join(folder, record["output"])):
+                self.finished[(record["input"], record["output"])] = record.get("input_sha256")
 
     def done(self, path, name, digest):
         """Whether content image ``path`` (its bytes' SHA-256 ``digest``) is recorded as made into ``name``."""
@@ -129,6 +131,8 @@ class Manifest:
 def _flat(settings, prefix=""):
     """``{"config": {"epochs": 3}}`` -> ``{"epochs": 3}``: each setting by its own name (JSON round-tripped)."""
     flat = {}
+    if not isinstance(settings, dict):  # a header edited by hand
+        return flat
     for key, value in json.loads(json.dumps(settings, default=str)).items():
         if isinstance(value, dict) and key in ("config", "size", "large", "video"):
             flat.update(_flat(value))

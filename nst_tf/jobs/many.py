@@ -20,6 +20,7 @@ from ..presets import Preset
 from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
 from .drive import report_text
 from .ledger import Ledger
+from .lock import holding
 from .manifest import Manifest
 from .signals import Stopped
 from .statuses import EXIT_OK, PROG
@@ -56,7 +57,8 @@ class ManyJob:
         pooling: the pooling.
         outputs: the output folder's ``Outputs`` (``prepare``, ``remove_if_empty``, ``saver``).
         manifest: the folder's ``Manifest`` (loaded).
-        read: ``read(path, size)`` -> pixels fitted to ``size``; raises ``NSTError`` for an unreadable image.
+        read: ``read(path, size, digest=None)`` -> pixels fitted to ``size``; raises ``NSTError`` for an
+            unreadable image, or one whose bytes no longer have the SHA-256 ``digest``.
         reports: print each member's report lines and save its report images.
         batch_size: up to this many members of one size optimized together.
         skip_errors: an unreadable member is noted and skipped (``--on_error skip``).
@@ -96,12 +98,16 @@ def run_many(job, out, err, stop):
     if not job.members:
         return EXIT_OK  # everything is done already: no network is built
     created = job.outputs.prepare()
+    if created:
+        stop.cleanups.append(job.outputs.remove_if_empty)
     try:
-        if job.ray is not None:
-            from .ray_engine import run_on_ray
+        with holding(job.outputs.folder):
+            job.manifest.load()  # again, now that no other command writes there: one may have since setup
+            if job.ray is not None:
+                from .ray_engine import run_on_ray
 
-            return run_on_ray(job, out, err, stop)
-        return _run(job, out, err, stop)
+                return run_on_ray(job, out, err, stop)
+            return _run(job, out, err, stop)
     finally:
         if created:  # a job stopped or failed before it saved anything leaves no empty folder behind
             job.outputs.remove_if_empty()
@@ -176,7 +182,7 @@ class _Run:
         for member in group:
             stop.check()
             try:
-                pixels = self.job.read(member.path, member.size)
+                pixels = self.job.read(member.path, member.size, digest=member.digest)
             except NSTError as error:
                 self.ledger.skip(member, error)
                 continue

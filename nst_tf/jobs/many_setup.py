@@ -28,7 +28,7 @@ def prepare_many(request):
             job did not make, the memory, the weights.
     """
     config, large = request.config, request.large
-    batch_size = check_whole("batch_size", request.batch_size)
+    batch_size = check_whole("--batch_size", request.batch_size)
     if batch_size > 1 and config.optimizer != "adam":
         raise NSTError("--batch_size: L-BFGS keeps one curvature history per run; batches need --optimizer adam")
     if batch_size > 1 and config.preserve_colors == "histogram":
@@ -93,9 +93,15 @@ def _checked_content(path, request):
     return height, width
 
 
-def _read(path, size, fit):
-    """The content image at ``path`` brought to ``size`` (height, width); ``NSTError`` naming it otherwise."""
+def _read(path, size, fit, digest=None):
+    """The content image at ``path`` brought to ``size`` (height, width); ``NSTError`` naming it otherwise.
+
+    ``digest``: the SHA-256 its bytes had when the job was set up; a file changed since is refused (its
+    result would be recorded under the old bytes' digest).
+    """
     height, width = size
+    if digest is not None and file_digest(path) != digest:
+        raise NSTError(f"{quoted(path)}: its bytes changed since the job started; the same command again does it")
     pixels = read_image(path, target=(width, height))
     try:
         return fit_image(pixels, width, height, fit)

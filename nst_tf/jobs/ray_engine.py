@@ -26,6 +26,7 @@ import importlib.util
 import io
 import os
 import queue
+import shutil
 import signal
 import sys
 import tempfile
@@ -34,7 +35,7 @@ import threading
 import numpy as np
 
 from ..errors import NonFiniteCostError, NSTError, quoted
-from .signals import Stopped, rescue_folder
+from .signals import SIGNALS, Stopped, rescue_folder
 
 #: How long the main thread waits for a result before it looks for a signal again (seconds).
 _POLL = 0.2
@@ -73,23 +74,52 @@ def run_on_ray(job, out, err, stop):
     """
     from .ledger import Ledger
 
-    with _ray_lines_aside(err) as (err, log):
-        ledger = Ledger(job, out, err)
-        stop.defer()
-        stop.finisher = lambda status: _end_local_ray(ledger.stopped(status), log)
-        ray = _start(job.ray, log)
-        ours = _descendants(os.getpid())  # a local Ray's processes: its agents outlive a raylet that is killed
-        try:
-            results = _Results(_dataset(ray, job), log)
+    folder = None if job.ray.address else _ray_folder()
+    try:
+        with _ray_lines_aside(err) as (err, log):
+            ledger = Ledger(job, out, err)
+            stop.defer()
+            stop.finisher = lambda status: _end_local_ray(ledger.stopped(status), log, folder)
+            ray = _start(job.ray, log, folder)
+            _reclaim_signals(stop)
+            ours = _descendants(os.getpid())  # a local Ray's processes: its agents outlive a raylet that is killed
             try:
-                _collect(results, job, ledger, stop)
-            except (KeyboardInterrupt, Stopped) as stopped:
-                stop.claim()
-                return ledger.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
-            stop.claim()
-            return ledger.status()
-        finally:
-            _stop_ray(ray, job.ray, ours)
+                return _run(job, ray, ledger, stop, log)
+            finally:
+                _stop_ray(ray, job.ray, ours)
+    finally:
+        _remove_ray_folder(folder)
+
+
+def _run(job, ray, ledger, stop, log):
+    results = _Results(_dataset(ray, job), log)
+    try:
+        _collect(results, job, ledger, stop)
+    except (KeyboardInterrupt, Stopped) as stopped:
+        stop.claim()
+        return ledger.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
+    stop.claim()
+    return ledger.status()
+
+
+def _ray_folder():
+    """A new folder for a local Ray's session files and its processes' temporary files (``TMPDIR``).
+
+    Removed with everything in it when the job ends: actors killed at the end cannot remove the
+    TensorFlow modules they wrote. Under /tmp when the temporary folder's path is long: Ray's socket
+    paths inside it must stay under 108 bytes.
+    """
+    base = tempfile.gettempdir()
+    if len(base) > 24 and os.path.isdir("/tmp") and os.access("/tmp", os.W_OK | os.X_OK):
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix=f"nst_tf-{os.getpid()}-ray-", dir=base)
+
+
+def _remove_ray_folder(folder):
+    """Kills what is left of a local Ray (a start that failed half way) and removes its folder."""
+    if folder is not None:
+        _kill(_descendants(os.getpid()))
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stop_ray(ray, options, processes):
@@ -149,7 +179,7 @@ def _fileno(stream):
         return None
 
 
-def _start(options, log):
+def _start(options, log, folder):
     """Imports Ray and starts it (a local Ray sized to this machine, or connected to ``options.address``)."""
     import logging
 
@@ -163,11 +193,12 @@ def _start(options, log):
             ray.init(address=options.address, **settings)
         else:
             # "local" starts a Ray of our own even where RAY_ADDRESS or a running cluster would be found.
-            ray.init(address="local", num_cpus=_cpus(), **settings)
+            with _temporary_folder_for_ray(folder):
+                ray.init(address="local", num_cpus=_cpus(), _temp_dir=folder, **settings)
     except NSTError:
         raise
     except Exception as error:  # Ray raises ConnectionError, ValueError, RuntimeError, ... for an address
-        raise NSTError(f"--engine ray: Ray could not start{_at(options)}: {_last_line(error)} (its log: {log})")
+        raise NSTError(f"--engine ray: Ray could not start{_at(options)}: {_last_line(error)}{_log_note(log)}")
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
@@ -175,23 +206,58 @@ def _start(options, log):
 
 
 def _check_reachable(address, timeout=5.0):
-    """Refuses a ``host:port`` address nothing answers at within ``timeout`` seconds (Ray would retry for minutes).
-
-    Other forms ("auto", "ray://...") are left to Ray.
+    """Refuses an address that is not ``host:port``, ``ray://host:port`` or ``auto``, and one nothing answers
+    at within ``timeout`` seconds (Ray would retry for minutes, or wait forever for a port it cannot parse).
 
     Raises:
-        NSTError: nothing listens there.
+        NSTError: the address is malformed, or nothing listens there.
     """
     import socket
 
-    host, _, port = address.rpartition(":")
-    if "://" in address or not host or not port.isdigit():
-        return
+    if address == "auto":
+        return  # Ray finds the cluster this machine belongs to, or says there is none
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if "://" in target or not host or not (port.isdigit() and 0 < int(port) < 65536) or host != host.strip():
+        raise NSTError(
+            f"--ray_address: {quoted(address)} is not host:port (with a port from 1 to 65535), ray://host:port or auto"
+        )
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except (OSError, ValueError, OverflowError) as error:
         reason = getattr(error, "strerror", None) or error
         raise NSTError(f"--ray_address: no Ray cluster answers at {quoted(address)}: {reason}") from None
+
+
+def _reclaim_signals(stop):
+    """Makes ``stop`` the handler of the job's signals again: ``ray.init`` sets its own for SIGTERM
+    (``sys.exit``), which would end the job without its last line."""
+    with contextlib.suppress(ValueError):  # not the main thread: the caller's handlers stay
+        for signum in SIGNALS:
+            if signal.getsignal(signum) is not stop:
+                signal.signal(signum, stop)
+
+
+@contextlib.contextmanager
+def _temporary_folder_for_ray(folder):
+    """Points ``TMPDIR`` at ``folder`` while a local Ray starts: its processes inherit it (``_ray_folder``)."""
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous
+
+
+def _log_note(log):
+    """ " (its log: <path>)" when Ray wrote something there, else nothing (an empty log is removed)."""
+    try:
+        return f" (Ray's log: {log})" if os.path.getsize(log) else ""
+    except OSError:
+        return ""
 
 
 def _at(options):
@@ -214,7 +280,8 @@ def _last_line(error):
 def _dataset(ray, job):
     """The members' row numbers mapped by a pool of ``RayStylizer`` actors sized to the cluster."""
     resources = ray.cluster_resources()
-    workers = job.ray.workers
+    # No more actors than batches: an actor holds a network (hundreds of MB) even with nothing to do.
+    workers = min(job.ray.workers, -(-len(job.members) // job.batch_size))
     cpus = resources.get("CPU", 1) / workers
     gpus = min(1.0, resources.get("GPU", 0) / workers)
     spec = WorkerSpec.of(job, threads=max(1, int(cpus)))
@@ -271,7 +338,7 @@ class _Results:
                 return value
             if kind == "end":
                 return None
-            raise NSTError(f"--engine ray: the job failed: {_last_line(value)} (Ray's log: {self._log})")
+            raise NSTError(f"--engine ray: the job failed: {_last_line(value)}{_log_note(self._log)}")
 
 
 def _collect(results, job, ledger, stop):
@@ -298,9 +365,12 @@ def _collect(results, job, ledger, stop):
         ledger.progress(0)
 
 
-def _end_local_ray(status, log):
-    """Ends the processes of a local Ray this command started and removes ``log`` (for the watcher's exit)."""
+def _end_local_ray(status, log, folder):
+    """Ends the processes of a local Ray this command started, removes its folder and ``log`` (for the
+    watcher's exit)."""
     _kill(_descendants(os.getpid()))
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):
         os.remove(log)
     return status
@@ -423,7 +493,7 @@ class RayStylizer:
         contents, rows = [], []
         for position, member in members:
             try:
-                pixels = self._spec.read(member.path, member.size)
+                pixels = self._spec.read(member.path, member.size, digest=member.digest)
             except NSTError as error:
                 rows.append(_row(position, "skipped", str(error)))
                 continue

@@ -48,7 +48,10 @@ class StopRequest:
     only records the signal, and ``check()`` raises it where the job can stop
     safely. ``finisher``: a callable ``finisher(status) -> status`` that
     saves the latest image and writes the last line, set by the job once a
-    run exists (before that the watcher writes "interrupted").
+    run exists (before that the watcher writes "interrupted"). ``cleanups``:
+    callables the watcher runs after it, before it ends the process (what the
+    main thread would undo on its way out, e.g. removing a folder the job
+    created and left empty).
 
     Attributes:
         signum: the first signal received, or None.
@@ -62,6 +65,7 @@ class StopRequest:
         self.signum = None
         self.deferred = False
         self.finisher = None
+        self.cleanups = []
         self.err = err
         self._finishing = threading.Lock()
 
@@ -134,6 +138,9 @@ class StopRequest:
             else:
                 (self.err or sys.stderr).write(f"\n{PROG}: interrupted\n")
         finally:
+            for cleanup in self.cleanups:  # what the main thread's ``finally`` blocks would have done
+                with contextlib.suppress(Exception):
+                    cleanup()
             end_process(status, self.err)
 
 

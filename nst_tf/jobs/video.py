@@ -14,9 +14,11 @@ the watcher, ``signals.py``), the finished frames intact.
 
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
 import tempfile
+import threading
 
 from ..config import StyleTransferConfig
 from ..errors import NonFiniteCostError, NSTError, quoted
@@ -24,6 +26,7 @@ from ..presets import Preset
 from ..video.options import VideoOptions
 from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
 from .drive import ProgressLine
+from .lock import holding
 from .manifest import Manifest
 from .outputs import Saver
 from .signals import Stopped
@@ -81,21 +84,29 @@ def run_video(job, out, err, stop):
         err.write(f"{PROG}: note: {note}\n")
     created = _make_folders(job)
     run = _VideoRun(job, out, err)
+    stop.cleanups.append(functools.partial(_remove_empty, created))
     try:
-        stop.defer()
-        stop.finisher = run.stopped
-        try:
-            status = run.all(stop)
-        except (KeyboardInterrupt, Stopped) as stopped:
+        with holding(job.frames_folder):
+            job.manifest.load()  # again, now that no other command writes there: one may have since setup
+            stop.defer()
+            stop.finisher = run.stopped
+            try:
+                status = run.all(stop)
+            except (KeyboardInterrupt, Stopped) as stopped:
+                stop.claim()
+                return run.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
             stop.claim()
-            return run.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
-        stop.claim()
-        return status
+            return status
     finally:
         run.remove_partial()
-        for folder in reversed(created):  # a job stopped before it saved anything leaves no empty folder
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
+        _remove_empty(created)
+
+
+def _remove_empty(folders):
+    """Removes the ``folders`` the job created that are still empty (it saved nothing), innermost first."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 def _make_folders(job):
@@ -121,6 +132,7 @@ class _VideoRun:
         self.saver = Saver(job.frames_folder, job.config.normalization, err)
         self.done = job.done
         self.partial = None  # the encoding's temporary file while it is written
+        self.writing = threading.RLock()  # held while a frame and its line are written (see ``Ledger``)
         first = job.options.first_epochs(job.config.epochs)
         self.bar = ProgressLine(first + max(0, job.clip.frames - 1) * job.config.epochs, err)
 
@@ -198,11 +210,10 @@ class _VideoRun:
 
     def _finished(self, index, item):
         from ..jobs.ledger import costs
-        from ..jobs.signals import handling_signals
         from ..video.clip import frame_name
 
         name = frame_name(index)
-        with handling_signals(signal.SIG_IGN):  # a second signal cannot leave the frame or its line half written
+        with self.writing:
             if not self.saver.save(name, item.progress.image):
                 return
             self.job.manifest.add(
@@ -212,7 +223,7 @@ class _VideoRun:
                 iterations=item.progress.iteration + 1,
                 seconds=round(item.seconds, 3),
             )
-        self.done = index + 1
+            self.done = index + 1
         self.out.write(f"saved {quoted(os.path.basename(self.job.frames_folder))}/{name} ({index + 1} of ")
         self.out.write(f"{self.job.clip.frames})\n")
         self.out.flush()
@@ -257,6 +268,10 @@ class _VideoRun:
 
     def stopped(self, status):
         """The last line after a signal; the finished frames stay. Returns ``status``."""
+        with self.writing:
+            return self._stopped(status)
+
+    def _stopped(self, status):
         self.remove_partial()
         what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
             status - 128, "hung up (SIGHUP)"
