@@ -129,7 +129,15 @@ def main():
             else:
                 results[way] = run_command(way, weights, photos, style, folder, args.iterations, args.single)
             print(way, json.dumps({k: v for k, v in results[way].items() if not k.startswith("per_image")}))
-    write({"machine": bench.machine(), "images": args.images, "iterations": args.iterations, "ways": results})
+    write(
+        {
+            "machine": bench.machine(),
+            "images": args.images,
+            "iterations": args.iterations,
+            "single": args.single,
+            "ways": results,
+        }
+    )
 
 
 def row(way, result, n, reference):
@@ -153,7 +161,8 @@ def write(result):
         "",
         f"Machine: {machine['cpu']} ({machine['cpu_cores']} cores), TensorFlow {machine['tensorflow']}. "
         f"Command: `python benchmarks/many.py --images {n} --iterations {result['iterations']} "
-        f"--ways {','.join(ways)}`. Synthetic full-size VGG-19 weights. Wall time includes each command's "
+        f"--ways {','.join(ways)}{' --single' if result.get('single') else ''}`. "
+        "Synthetic full-size VGG-19 weights. Wall time includes each command's "
         "start, loading and tracing (and Ray's start).",
         "",
         "| how | wall | images per hour | vs the first row | step per image | overhead per image after batch 1 |",

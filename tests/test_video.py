@@ -271,3 +271,21 @@ def test_the_temporal_term_makes_consecutive_frames_agree_along_the_motion(model
         errors[weight] = _warp_error(images, 2)
     # Measured here (tiny synthetic network, 10 iterations a frame): about 27 without, 13 with.
     assert errors[1e4] < 0.75 * errors[0.0], errors
+
+
+def test_long_term_consistency_compares_with_frames_one_two_and_four_back(model, rng, monkeypatch):
+    from nst_tf.video import stylize as stylize_module
+
+    compared = []
+    held = stylize_module.VideoStylizer._held
+
+    def spy(self, pixels, earlier):
+        compared.append(sorted(earlier))
+        return held(self, pixels, earlier)
+
+    monkeypatch.setattr(stylize_module.VideoStylizer, "_held", spy)
+    style = rng.normal(0, 40, (1, 48, 64, 3)).astype(np.float32)
+    config = StyleTransferConfig(epochs=1, print_every=1, seed=0)
+    items = list(stylize_video(model, moving(6, 48, 64, 2), style, config, VideoOptions(long_term=True)))
+    assert [f.index for f in items if isinstance(f, Finished)] == list(range(6))
+    assert compared == [[], [1], [1, 2], [1, 2], [1, 2, 4], [1, 2, 4]]

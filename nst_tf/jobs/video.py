@@ -175,9 +175,11 @@ class _VideoRun:
             job.options,
             make_objective=lambda m, c, s, config, extra: make(m, c, s, config, size=size, extra_terms=extra),
         )
-        kept = {}
+        kept, index = {}, -1
         for index, pixels in enumerate(frames(job.clip)):
             stop.check()
+            if index >= job.clip.frames:
+                break  # ffmpeg counted fewer when probing: the frames counted are the video's
             pixels = _fitted(pixels, size, job.fit, job.clip.path)
             if index >= self.done:
                 earlier = {gap: self._earlier(kept, index - gap) for gap in job.options.gaps if index - gap in kept}
@@ -192,6 +194,8 @@ class _VideoRun:
                     return
             kept[index] = pixels
             kept.pop(index - max(job.options.gaps), None)
+        if index + 1 < job.clip.frames:
+            raise NSTError(f"{quoted(job.clip.path)}: it ended after {index + 1} of its {job.clip.frames} frames")
 
     def _earlier(self, kept, index):
         """Frame ``index`` as the temporal term needs it: its content pixels and its saved stylized frame."""
