@@ -24,16 +24,31 @@ from nst_tf.config import OPTIMIZERS, PRECISIONS
 from nst_tf.images import reshape_and_normalize_image, start_image
 from nst_tf.networks import NETWORKS
 from nst_tf.objective import terms as terms_module
-from nst_tf.objective.terms import ContentTerm, StyleTerm, TotalVariationTerm
+from nst_tf.objective.terms import ContentTerm, StyleTerm, TemporalTerm, TotalVariationTerm
 
 # The table ------------------------------------------------------------------------------------
 
+
 #: Objective -> how it is built from (model, content, style, config). A 48x64 image in 32-pixel
 #: tiles is 4 tiles (2 x 2, the lower row 16 pixels tall): every tile has inner edges on two sides.
+def _temporal(content):
+    """A video's temporal term for ``content``: an earlier frame (the content brightened, moved a pixel)
+    trusted on a checkerboard of pixels, so that it takes part wherever the image lies."""
+    _, height, width, _ = np.shape(content)
+    term = TemporalTerm((height, width), weight=TEMPORAL_WEIGHT)
+    earlier = np.roll(np.asarray(content, np.float32), 1, axis=2) + 10.0
+    term.assign(earlier, (np.indices((1, height, width)).sum(axis=0) % 2).astype(np.float32))
+    return [term]
+
+
 OBJECTIVES = {
-    "whole": StyleCost,
-    "tiles": lambda *args: TiledStyleCost(*args, tile_size=32),
-    "tiles-kept": lambda *args: TiledStyleCost(*args, tile_size=32, keep_forward=True),
+    "whole": lambda model, content, *args: StyleCost(model, content, *args, extra_terms=_temporal(content)),
+    "tiles": lambda model, content, *args: TiledStyleCost(
+        model, content, *args, tile_size=32, extra_terms=_temporal(content)
+    ),
+    "tiles-kept": lambda model, content, *args: TiledStyleCost(
+        model, content, *args, tile_size=32, keep_forward=True, extra_terms=_temporal(content)
+    ),
 }
 
 #: The classes the objectives above are made of (the guard compares nst_tf's own subclasses of StyleCost).
@@ -77,11 +92,12 @@ NETWORK_TABLE = {
 DEEP_LAYERS = {"squeezenet": ("fire2", tuple((name, 0.25) for name in ("relu_conv1", "fire3", "fire4", "fire5")))}
 
 #: The cost terms every objective sums; the config below switches each of them on.
-TERMS = (ContentTerm, StyleTerm, TotalVariationTerm)
+TERMS = (ContentTerm, StyleTerm, TotalVariationTerm, TemporalTerm)
 
 #: Weights that give each term a comparable share of J on the course's start image (at the course's
 #: alpha, content would be about 2e-5 of J, and a wrong content gradient would hide in the tolerance).
 WEIGHTS = {"alpha": 1e5, "beta": 40.0, "tv_weight": 1.0}
+TEMPORAL_WEIGHT = 1e4
 
 
 def _precisions():
@@ -201,9 +217,11 @@ def test_value_and_gradient_is_the_tape_gradient_of_the_cost_and_tiles_match_the
     assert [type(term) for term in objective.terms] == list(TERMS)
     costs, gradient = objective.value_and_gradient(image)
     J, *values = (float(c) for c in costs)
-    assert all(value > 0 for value in values), values  # every term takes part
+    # The objective reports the config's terms' values; a term a job adds (the temporal one) has its own.
+    values_of_all = values + [float(term.image_cost(image)) for term in objective.terms[len(values) :]]
+    assert all(value > 0 for value in values_of_all), values_of_all  # every term takes part
     weights = [term.weight for term in objective.terms]
-    assert J == pytest.approx(sum(w * v for w, v in zip(weights, values)), rel=1e-5)
+    assert J == pytest.approx(sum(w * v for w, v in zip(weights, values_of_all)), rel=1e-5)
 
     with tf.GradientTape() as tape:
         tape.watch(image)
@@ -215,7 +233,7 @@ def test_value_and_gradient_is_the_tape_gradient_of_the_cost_and_tiles_match_the
 
     if objective_name != "whole":
         assert len(objective.tiles) == 4
-        whole_costs, whole_gradient = StyleCost(model, *network_images, config).value_and_gradient(image)
+        whole_costs, whole_gradient = OBJECTIVES["whole"](model, *network_images, config).value_and_gradient(image)
         assert [J, *values] == pytest.approx([float(c) for c in whole_costs], rel=tolerance)
         assert _relative_error(gradient, whole_gradient) < tolerance
 

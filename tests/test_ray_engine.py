@@ -307,14 +307,19 @@ def test_the_readmes_cluster_commands_run_with_two_nodes_on_this_machine(cluster
     # actors of --workers 2 land on both nodes.
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     own = ["--num-cpus", "1", "--include-dashboard", "false"]
+    # Ray turns token authentication on where ~/.ray/auth_token exists (a local Ray writes one); this
+    # machine's token is no business of the test's, so its three processes agree to go without.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     try:
-        started = subprocess.run([*_here(head, port), *own, "--temp-dir", temp], capture_output=True, timeout=120)
+        started = subprocess.run(
+            [*_here(head, port), *own, "--temp-dir", temp], capture_output=True, timeout=120, env=env
+        )
         assert started.returncode == 0, started.stderr
-        joined = subprocess.run([*_here(worker, port), "--num-cpus", "1"], capture_output=True, timeout=120)
+        joined = subprocess.run([*_here(worker, port), "--num-cpus", "1"], capture_output=True, timeout=120, env=env)
         assert joined.returncode == 0, joined.stderr
         cheap = ["--width", "64", "--height", "48", "--epochs", "2", "--print_every", "1"]
         run = subprocess.run(
-            [*_here(job, port), *cheap], cwd=cluster_folder, capture_output=True, text=True, timeout=600
+            [*_here(job, port), *cheap], cwd=cluster_folder, capture_output=True, text=True, timeout=600, env=env
         )
         assert run.returncode == 0, run.stderr
         assert sorted(r["output"] for r in _records(cluster_folder / "styled")) == ["a.jpg", "b.jpg"]

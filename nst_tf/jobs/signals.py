@@ -93,7 +93,7 @@ class StopRequest:
     @contextlib.contextmanager
     def watching(self):
         """Runs the block with this handler installed and the watcher thread running (main thread only)."""
-        with handling_signals(self) as installed:
+        with handling_signals(self) as installed, _quiet_when_stopped_in_a_callback():
             if not installed:
                 yield
                 return
@@ -142,6 +142,24 @@ class StopRequest:
                 with contextlib.suppress(Exception):
                     cleanup()
             end_process(status, self.err)
+
+
+@contextlib.contextmanager
+def _quiet_when_stopped_in_a_callback():
+    """Drops the report of a ``Stopped`` raised where Python cannot pass it on (a callback of the import
+    system's module locks, a finalizer): "Exception ignored in ..." and its traceback. The signal is
+    recorded all the same, and the watcher ends the job within its grace."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not isinstance(unraisable.exc_value, Stopped):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def stop_at_once(line):

@@ -115,11 +115,12 @@ def _make_folders(job):
     for folder in (job.folder, job.frames_folder):
         try:
             if not os.path.isdir(folder):
-                os.mkdir(folder)
+                os.makedirs(folder)
                 created.append(folder)
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as error:
+            _remove_empty(created)
             raise NSTError(f"--output_dir: cannot write to {quoted(folder)}: {error.strerror or error}") from None
     return created
 

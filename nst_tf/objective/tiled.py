@@ -360,6 +360,7 @@ def make_style_cost(model, content_image, style_image, config=None, plan=None, e
     config = StyleTransferConfig() if config is None else config
     styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
     images = [content_image, *styles]
+    extra = {"extra_terms": extra_terms} if extra_terms else {}  # a subclass of its own may not take them
     if plan is not None and any(plan.splits(*np.shape(image)[1:3]) for image in images):
-        return TiledStyleCost(model, content_image, style_image, config, plan=plan, extra_terms=extra_terms)
-    return StyleCost(model, content_image, style_image, config, extra_terms=extra_terms)
+        return TiledStyleCost(model, content_image, style_image, config, plan=plan, **extra)
+    return StyleCost(model, content_image, style_image, config, **extra)
