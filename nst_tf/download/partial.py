@@ -21,12 +21,8 @@ import os
 import stat
 import tempfile
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-
 from ..errors import NSTError, quoted
+from ..jobs.lock import lock_exclusively
 
 PARTIAL_SUFFIX = ".nst_tf-partial"
 RECORD_SUFFIX = ".json"
@@ -307,17 +303,11 @@ def new_record(url, destination, expected_size=None, validators=None, algorithm=
 
 def _lock(fd, partial):
     """Locks the partial file for this process alone (where the system has ``flock``)."""
-    if fcntl is None:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise NSTError(
-            f"another download to {quoted(partial.destination)} is running (it holds {quoted(partial.path)}); "
-            "wait for it to end, or stop it"
-        ) from None
-    except OSError:  # a file system without locks: go on unlocked
-        pass
+    lock_exclusively(
+        fd,
+        f"another download to {quoted(partial.destination)} is running (it holds {quoted(partial.path)}); "
+        "wait for it to end, or stop it",
+    )
 
 
 def _appeared(partial):
