@@ -289,3 +289,21 @@ def test_long_term_consistency_compares_with_frames_one_two_and_four_back(model,
     items = list(stylize_video(model, moving(6, 48, 64, 2), style, config, VideoOptions(long_term=True)))
     assert [f.index for f in items if isinstance(f, Finished)] == list(range(6))
     assert compared == [[], [1], [1, 2], [1, 2], [1, 2, 4], [1, 2, 4]]
+
+
+def test_the_video_gets_the_umasks_permissions_like_the_frames(workspace, new_weights_file, clips):
+    assert main(_args(workspace, new_weights_file, clips / "silent.mp4")) == 0
+    mode = os.stat(workspace / "out" / "silent.mp4").st_mode & 0o777
+    assert mode == os.stat(workspace / "out" / "silent.frames" / "000001.png").st_mode & 0o777  # was 0600
+
+
+def test_a_damaged_frame_is_made_again_on_the_next_run(workspace, new_weights_file, clips, capsys):
+    argv = _args(workspace, new_weights_file, clips / "silent.mp4")
+    assert main(argv) == 0
+    out = workspace / "out"
+    (out / "silent.mp4").unlink()
+    (out / "silent.frames" / "000004.png").write_bytes(b"garbage")
+    capsys.readouterr()
+    assert main(argv) == 0  # was refused at every rerun, blaming the temporary video file
+    assert "3 of 5 frames are done already; going on from frame 4" in capsys.readouterr().err
+    assert probe(str(out / "silent.mp4")).frames == 5

@@ -243,11 +243,19 @@ class _VideoRun:
             prefix=f".{os.path.basename(job.output)}.", suffix=".partial.mp4", dir=job.folder
         )
         os.close(handle)
+        os.chmod(self.partial, 0o666 & ~_umask())  # mkstemp's 0600 would make the video its owner's alone
 
         def stylized():
             for index in range(job.clip.frames):
                 stop.check()
-                yield read_image(os.path.join(job.frames_folder, frame_name(index)))
+                path = os.path.join(job.frames_folder, frame_name(index))
+                try:
+                    yield read_image(path)
+                except NSTError as error:
+                    raise NSTError(
+                        f"frame {index + 1} cannot be read ({error}); delete it and run the same "
+                        "command again to make it again"
+                    ) from None
 
         encode(self.partial, stylized(), (width, height), job.clip.fps, job.clip.path if job.clip.audio else None)
         stop.check()
@@ -286,6 +294,12 @@ class _VideoRun:
             f"{quoted(self.job.frames_folder)}: the same command goes on from there\n"
         )
         return status
+
+
+def _umask():
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
 
 
 def video_record(output):

@@ -122,8 +122,10 @@ def _done(manifest, clip, frames_folder, output):
                 "records; this job would replace it (move it, or choose another --output_dir)"
             )
     done = 0
-    while done < clip.frames and frame_name(done) in recorded:
-        done += 1
+    while (
+        done < clip.frames and frame_name(done) in recorded and _readable(os.path.join(frames_folder, frame_name(done)))
+    ):
+        done += 1  # a recorded frame damaged since is made again (it is this job's file)
     video = video_record(output)
     if os.path.lexists(output) and not (video in recorded and done == clip.frames and os.path.isfile(output)):
         raise NSTError(f"{quoted(output)} exists; nst_tf never replaces it (move it, or choose another --output_dir)")
@@ -133,6 +135,16 @@ def _done(manifest, clip, frames_folder, output):
     elif done:
         notes.append(f"{done} of {clip.frames} frames are done already; going on from frame {done + 1}")
     return done, notes
+
+
+def _readable(path):
+    from ..images import image_size
+
+    try:
+        image_size(path)
+        return True
+    except NSTError:
+        return False
 
 
 def _settings(request, clip, size):

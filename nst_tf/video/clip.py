@@ -9,6 +9,7 @@ long the video. Nothing here loads TensorFlow.
 import contextlib
 import dataclasses
 import importlib
+import logging
 import os
 import re
 import stat
@@ -199,11 +200,20 @@ def encode(path, frames_in_order, size, fps, audio_from=None):
             if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
                 raise NSTError(f"a frame of {frame.dtype} {frame.shape}; the video's are uint8 ({height}, {width}, 3)")
             writer.send(frame)
+    except NSTError:
+        raise
     except (OSError, RuntimeError, ValueError) as error:
         raise NSTError(f"cannot write {quoted(path)}: {_last_line(error)}") from None
     finally:
-        with contextlib.suppress(OSError, RuntimeError, ValueError):
-            writer.close()
+        # A stop before the first frame makes imageio-ffmpeg log that the file is invalid: the caller
+        # removes that file, so the line would only mislead.
+        quiet = logging.getLogger("imageio_ffmpeg")
+        level, quiet.disabled = quiet.disabled, True
+        try:
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
+                writer.close()
+        finally:
+            quiet.disabled = level
 
 
 def _last_line(error):
