@@ -49,6 +49,7 @@ def test_a_signal_between_reports_saves_the_latest_image_and_exits_promptly(cli_
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
+        process.communicate()  # closes the pipes
     waited = time.monotonic() - sent
     assert process.returncode == status, err
     # About one time-bounded call plus a save; generous for a loaded 2-core machine.
@@ -100,6 +101,7 @@ def _run_and_signal(argv, cwd, signum, when, env=None):
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
+        process.communicate()  # closes the pipes
     return process.returncode, "".join(seen or []) + err, time.monotonic() - sent
 
 
@@ -191,3 +193,23 @@ def test_the_watcher_runs_the_jobs_cleanups_before_it_ends_the_process(tmp_path)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130 and "interrupted" in done.stderr
     assert not (tmp_path / "made").exists()
+
+
+@pytest.mark.parametrize("own", [True, False])
+def test_what_threads_write_to_descriptor_2_after_a_ray_job_stays_out_of_the_commands_lines(own):
+    # A local Ray's driver threads outlive the job and write to descriptor 2 (seen after the last line in
+    # CI). The command's lines have a descriptor of their own, so descriptor 2 can be silenced; a library
+    # caller's descriptor 2 is given back as it was.
+    code = (
+        "import os, sys; from nst_tf.jobs import signals; from nst_tf.jobs.ray_engine import _ray_lines_aside\n"
+        f"if {own}: signals.use_own_standard_error()\n"
+        "with _ray_lines_aside(sys.stderr) as (err, log):\n"
+        "    os.write(2, b'core worker, during\\n'); sys.stderr.write('ray logger, during\\n'); sys.stderr.flush()\n"
+        "    err.write('ours, during\\n')\n"
+        "os.write(2, b'core worker, after\\n')\n"
+        "sys.stderr.write('ours, last\\n')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    expected = ["ours, during", "ours, last"] if own else ["ours, during", "core worker, after", "ours, last"]
+    assert done.stderr.splitlines() == expected

@@ -217,6 +217,7 @@ def test_a_signal_keeps_the_finished_images_and_the_same_command_does_the_rest(
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
+        process.communicate()  # closes the pipes
     assert process.returncode == 143, err
     assert time.monotonic() - sent < 20
     last = err.strip().splitlines()[-1]

@@ -52,10 +52,17 @@ def _args(workspace, weights, contents, out="out", epochs=4, extra=()):
     ]  # fmt: skip
 
 
-def _command(argv):
-    return subprocess.Popen(
-        [sys.executable, "-m", "nst_tf", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+@contextlib.contextmanager
+def _command(argv, **options):
+    """The command running in a process of its own: killed, and its pipes closed, when the block ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nst_tf", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options
     )
+    with process:
+        try:
+            yield process
+        finally:
+            process.kill()
 
 
 def _records(folder):
@@ -120,15 +127,12 @@ def test_the_ray_engine_gives_the_local_engines_images_and_manifest(workspace, n
 
 def test_a_killed_worker_is_retried_and_each_image_is_saved_once(workspace, new_weights_file, photos):
     argv = _args(workspace, new_weights_file, photos, epochs=150, extra=["--engine", "ray"])
-    process = _command(argv)
-    try:
+    with _command(argv) as process:
         _wait_for_saved(process, 1)
         actors = [pid for pid, command in _ray_processes() if command.startswith("ray::MapWorker")]
         assert len(actors) == 1
         os.kill(actors[0], signal.SIGKILL)
         out, err = process.communicate(timeout=300)
-    finally:
-        process.kill()
     assert process.returncode == 0, err
     assert "raylet" not in out + err  # Ray's report of the dead worker went to its log
     records = _records(workspace / "out")
@@ -147,21 +151,12 @@ def test_a_signal_ends_a_ray_job_promptly_and_the_same_command_does_the_rest(
     argv = _args(workspace, new_weights_file, photos, epochs=400, extra=["--engine", "ray"])
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nst_tf", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(temporary)},
-    )
-    try:
+    with _command(argv, env={**os.environ, "TMPDIR": str(temporary)}) as process:
         _wait_for_saved(process, 1)
         process.send_signal(signum)
         sent = time.monotonic()
         _, err = process.communicate(timeout=60)
         took = time.monotonic() - sent
-    finally:
-        process.kill()
     assert process.returncode == status, err
     assert took < 3
     last = err.strip().splitlines()[-1]
@@ -235,6 +230,25 @@ def _spec(workspace, weights, photos, *extra):
     args = build_parser().parse_args(argv)
     job = _validated(args, PRESETS["first_edition"], set())
     return job, WorkerSpec.of(job, threads=1)
+
+
+@pytest.mark.parametrize("pid", [782, 4194303])
+@pytest.mark.parametrize("extra", [0, 1, 6, 200])
+def test_a_local_rays_socket_paths_fit_in_a_unix_socket_address(monkeypatch, pid, extra):
+    # The temporary folder the command makes for itself is /tmp/nst_tf-<pid>-XXXXXXXX; a 3-digit process
+    # number made it 24 characters, which passed a length check and overflowed Ray's 107 bytes.
+    base = tempfile.mkdtemp(prefix="nst_tf-782-" + "x" * extra, dir="/tmp")
+    monkeypatch.setattr(tempfile, "tempdir", base)
+    monkeypatch.setattr(os, "getpid", lambda: pid)
+    try:
+        folder = ray_engine._ray_folder()
+        # Ray names its session folder so (ray._private.node), and puts the object store's socket in it.
+        session = "session_" + time.strftime("%Y-%m-%d_%H-%M-%S_") + "999999_" + str(4194304)
+        socket_path = os.path.join(folder, session, "sockets", "plasma_store")
+        assert len(socket_path.encode()) <= 107, socket_path
+        assert os.path.dirname(folder) in (base, "/tmp")
+    finally:
+        shutil.rmtree(base)
 
 
 def test_the_actor_returns_each_images_result_and_skips_one_that_cannot_be_read(workspace, new_weights_file, photos):

@@ -225,6 +225,7 @@ def test_a_signal_ends_a_video_job_promptly_and_the_same_command_goes_on(
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()
+        process.communicate()  # closes the pipes
     assert process.returncode == status, err
     assert time.monotonic() - sent < 3.5
     last = err.strip().splitlines()[-1]

@@ -35,7 +35,7 @@ import threading
 import numpy as np
 
 from ..errors import NonFiniteCostError, NSTError, quoted
-from .signals import SIGNALS, Stopped, rescue_folder
+from .signals import SIGNALS, Stopped, quiet_descriptor_2, rescue_folder
 
 #: How long the main thread waits for a result before it looks for a signal again (seconds).
 _POLL = 0.2
@@ -110,9 +110,21 @@ def _ray_folder():
     paths inside it must stay under 108 bytes.
     """
     base = tempfile.gettempdir()
-    if len(base) > 24 and os.path.isdir("/tmp") and os.access("/tmp", os.W_OK | os.X_OK):
+    prefix = f"nst_tf-{os.getpid()}-ray-"
+    if not _sockets_fit(base, prefix) and os.path.isdir("/tmp") and os.access("/tmp", os.W_OK | os.X_OK):
         base = "/tmp"
-    return tempfile.mkdtemp(prefix=f"nst_tf-{os.getpid()}-ray-", dir=base)
+    return tempfile.mkdtemp(prefix=prefix, dir=base)
+
+
+#: The longest path Ray makes under its ``_temp_dir``: a session folder named by date, time and a process
+#: number (up to 7 digits), and the object store's socket in it.
+_LONGEST_RAY_PATH = "/session_2026-12-01_13-32-46_850218_4194304/sockets/plasma_store"
+
+
+def _sockets_fit(base, prefix):
+    """Whether Ray's socket paths fit the 107 bytes of a Unix socket address under ``base/prefixXXXXXXXX``."""
+    folder = os.path.join(os.path.abspath(base), prefix + "x" * 8)  # mkdtemp adds 8 characters
+    return len(os.fsencode(folder + _LONGEST_RAY_PATH)) <= 107
 
 
 def _remove_ray_folder(folder):
@@ -135,20 +147,26 @@ def _stop_ray(ray, options, processes):
 def _ray_lines_aside(err):
     """Sends Ray's lines to a log file for the block; yields (a stream on the old standard error, the log's path).
 
-    Ray's C++ core writes to file descriptor 2, its Python loggers to the
-    standard error stream, and the errors its cluster reports (a worker that
-    died) to ``sys.stdout``: the descriptor is pointed at the log and
-    ``sys.stdout`` replaced while the block runs. The command writes to the
-    streams it was given, ``err`` reopened on the old descriptor 2 if it was
-    that one. The log is kept only when the block raised and Ray wrote something.
+    Ray's C++ core writes to file descriptor 2, its Python loggers to
+    ``sys.stderr`` as it was when Ray was imported, and the errors its
+    cluster reports (a worker that died) to ``sys.stdout``: the descriptor
+    is pointed at the log, and both streams replaced by ones on it, while
+    the block runs. The command writes to the streams it was given, ``err``
+    reopened on the old descriptor 2 if it was that one. The log is kept
+    only when the block raised and Ray wrote something. Afterwards the
+    command points descriptor 2 at the null device, its own lines having a
+    descriptor of their own (``quiet_descriptor_2``): a local Ray's driver
+    threads outlive the block and report its killed processes.
     """
     err.flush()
     saved = os.dup(2)
     handle, log = tempfile.mkstemp(prefix=f"nst_tf-{os.getpid()}-ray-", suffix=".log", dir=rescue_folder())
     ours = err
     if _fileno(err) == 2:
-        ours = io.TextIOWrapper(io.FileIO(os.dup(saved), "w"), encoding="utf-8", errors="replace", line_buffering=True)
-    stdout, sys.stdout = sys.stdout, io.TextIOWrapper(io.FileIO(os.dup(handle), "w"), encoding="utf-8")
+        ours = _text(os.dup(saved))
+    streams = sys.stdout, sys.stderr
+    # Not closed afterwards: Ray's loggers keep the one they found on descriptor 2.
+    sys.stdout, sys.stderr = _text(os.dup(handle)), _text(2, closefd=False)
     os.dup2(handle, 2)
     os.close(handle)
     failed = True
@@ -159,17 +177,26 @@ def _ray_lines_aside(err):
         with contextlib.suppress(OSError):
             if not failed or os.path.getsize(log) == 0:
                 os.remove(log)
-        for stream in (ours, sys.stdout):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        sys.stdout, replaced = stdout, sys.stdout
-        with contextlib.suppress(Exception):
-            replaced.close()
-        os.dup2(saved, 2)
+        _put_back(streams, ours if ours is not err else None)
+        if not quiet_descriptor_2():  # the command's: Ray's driver threads live on and write there
+            os.dup2(saved, 2)
         os.close(saved)
-        if ours is not err:
-            with contextlib.suppress(Exception):
-                ours.close()
+
+
+def _text(descriptor, closefd=True):
+    stream = io.FileIO(descriptor, "w", closefd=closefd)
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", line_buffering=True)
+
+
+def _put_back(streams, reopened):
+    """Flushes the block's streams, closes those that were ours alone, and puts ``streams`` back."""
+    for stream in (reopened, sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    replaced, sys.stdout, sys.stderr = sys.stdout, *streams
+    for stream in (replaced, reopened):
+        with contextlib.suppress(Exception):
+            stream.close()
 
 
 def _fileno(stream):

@@ -15,6 +15,7 @@ two begins to finish first (``claim``) does it alone.
 """
 
 import contextlib
+import io
 import os
 import shutil
 import signal
@@ -206,6 +207,47 @@ def use_private_temporary_folder():
         return  # a read-only temporary folder: autograph will fail or cope as it would anyway
     _ORIGINAL_TEMPORARY, _PRIVATE_TEMPORARY = original, private
     tempfile.tempdir = private
+
+
+_OWN_STANDARD_ERROR = False
+
+
+def use_own_standard_error():
+    """Makes ``sys.stderr`` write through a copy of descriptor 2, so that ``quiet_descriptor_2`` can silence it.
+
+    C++ threads write to descriptor 2 itself, and some outlive their
+    work: a local Ray's driver threads, its processes killed rather than
+    shut down (which takes seconds), report the loss after the job's last
+    line. For the command only: a library caller's descriptors are its own.
+    """
+    global _OWN_STANDARD_ERROR
+    if _OWN_STANDARD_ERROR or sys.stderr is None:
+        return
+    try:
+        copy = os.dup(2)
+    except OSError:
+        return  # no standard error: nothing would be seen anyway
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    stream = io.FileIO(copy, "w")
+    sys.stderr = io.TextIOWrapper(stream, encoding=encoding, errors="backslashreplace", line_buffering=True)
+    _OWN_STANDARD_ERROR = True
+
+
+def quiet_descriptor_2():
+    """Points descriptor 2 at the null device if the command's lines have their own (``use_own_standard_error``).
+
+    Returns:
+        Whether it did; if not, the caller restores descriptor 2 itself.
+    """
+    if not _OWN_STANDARD_ERROR:
+        return False
+    try:
+        quiet = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return False
+    os.dup2(quiet, 2)
+    os.close(quiet)
+    return True
 
 
 def rescue_folder():
