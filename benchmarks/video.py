@@ -120,8 +120,12 @@ def style_image(path, height, width):
 
 def write(result, args):
     stem = f"video-{bench.device_label()}-{datetime.date.today().isoformat()}-{args.iterations}"
+    if args.sizes != "256x144,400x300":
+        stem += "-" + args.sizes.replace(",", "-")
     if args.style or args.weights != f"0,{DEFAULT_WEIGHT:g}":
         stem += "-weights"
+    if args.style:
+        stem += "-" + os.path.splitext(os.path.basename(args.style))[0]
     style = f" --style {args.style}" if args.style else ""
     machine = result["machine"]
     lines = [

@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from .errors import NSTError
+from .fields import option
 from .large.tiles import check_whole
 from .networks import NETWORKS, Network, get_network
 
@@ -124,11 +125,6 @@ def parse_style_layers(text):
     return tuple(pairs)
 
 
-def _option(default, help, **argparse):
-    """A field whose metadata carries its command-line help (and argparse extras)."""
-    return field(default=default, metadata={"help": help, **argparse})
-
-
 @dataclass(frozen=True)
 class StyleTransferConfig:
     """Hyperparameters of one style-transfer run; the defaults are the course's.
@@ -139,77 +135,77 @@ class StyleTransferConfig:
     ``style_blend_weights``; the loop reads the others.
     """
 
-    epochs: int = _option(200, "number of iterations (the course's num_iterations)", metavar="N")
-    print_every: int = _option(
+    epochs: int = option(200, "number of iterations (the course's num_iterations)", metavar="N")
+    print_every: int = option(
         20,
         "report costs (the command prints them and saves <i>.png) after iteration i when i % N == 0, "
         "and after the last iteration",
         metavar="N",
     )
-    learning_rate: float = _option(2.0, "Adam's learning rate (the first of a schedule)", metavar="X")
-    learning_rate_steps: tuple = _option(
+    learning_rate: float = option(2.0, "Adam's learning rate (the first of a schedule)", metavar="X")
+    learning_rate_steps: tuple = option(
         (),
         "a schedule: from iteration I on, the learning rate is RATE (CS231n: 180:0.1); Adam keeps its moments "
         "(as CS231n's TF edition does; its PyTorch edition starts a new Adam there)",
         metavar="I:RATE,...",
         type=parse_learning_rate_steps,
     )
-    adam_epsilon: float = _option(
+    adam_epsilon: float = option(
         1e-8, "Adam's epsilon: 1e-8 is TF1's AdamOptimizer (the first edition), 1e-7 Keras' (the second)", metavar="X"
     )
-    alpha: float = _option(10.0, "weight of the content cost", metavar="X")
-    beta: float = _option(40.0, "weight of the style cost", metavar="X")
-    noise_ratio: float = _option(CONFIG.NOISE_RATIO, "share of uniform noise in the initial image", metavar="X")
-    content_layer: str = _option(
+    alpha: float = option(10.0, "weight of the content cost", metavar="X")
+    beta: float = option(40.0, "weight of the style cost", metavar="X")
+    noise_ratio: float = option(CONFIG.NOISE_RATIO, "share of uniform noise in the initial image", metavar="X")
+    content_layer: str = option(
         NETWORKS["vgg19"].content_layer, "layer whose activations define content", metavar="LAYER"
     )
-    style_layers: tuple = _option(
+    style_layers: tuple = option(
         tuple(STYLE_LAYERS), "style layers and their weights", metavar="NAME:W,...", type=parse_style_layers
     )
-    seed: int | None = _option(
+    seed: int | None = option(
         None,
         "seed of the initial noise; with it, a rerun on the same machine gives byte-identical images "
         "(default: a fresh seed)",
         metavar="N",
         type=int,
     )
-    precision: str = _option(
+    precision: str = option(
         "float32",
         "the network's precision: float32 (the course's), bf16, fp16, or auto (bf16 where this "
         "machine runs it faster, else float32); images, Gram matrices and costs stay float32",
         choices=PRECISIONS,
     )
-    jit_compile: bool = _option(False, "compile the optimization loop with XLA", action="store_true")
-    tv_weight: float = _option(0.0, "weight of the total-variation regularizer (0: off, the course)", metavar="X")
-    tv_form: str = _option(
+    jit_compile: bool = option(False, "compile the optimization loop with XLA", action="store_true")
+    tv_weight: float = option(0.0, "weight of the total-variation regularizer (0: off, the course)", metavar="X")
+    tv_form: str = option(
         "squared",
         "squared: sum of squared neighbour differences; power: sum of (dx^2+dy^2)^1.25 (the Keras variant)",
         choices=TV_FORMS,
     )
-    optimizer: str = _option(
+    optimizer: str = option(
         "adam",
         "adam (the course's, uses --learning_rate) or lbfgs (one curvature history for the whole run)",
         choices=OPTIMIZERS,
     )
-    lbfgs_history: int = _option(100, "curvature pairs L-BFGS keeps", metavar="N")
-    preserve_colors: str | None = _option(
+    lbfgs_history: int = option(100, "curvature pairs L-BFGS keeps", metavar="N")
+    preserve_colors: str | None = option(
         None,
         "keep the content's colours: luminance (its YIQ chrominance under the result's luminance) or "
         "histogram (the style recoloured to the content's RGB mean and covariance before optimizing)",
         choices=COLOR_MODES,
     )
-    style_blend_weights: tuple | None = _option(
+    style_blend_weights: tuple | None = option(
         None, "one weight per style image, normalized to sum to 1 (default: equal)", metavar="W", type=float, nargs="+"
     )
 
-    normalization: str = _option(
+    normalization: str = option(
         "means",
         "what the network is fed: means (RGB minus the ImageNet means, the first edition), unit "
         "(RGB in [0, 1] with no mean subtraction and no swap to BGR, the second edition) or imagenet "
         "(RGB / 255 minus ImageNet's mean, over its standard deviation: torchvision's, SqueezeNet's)",
         choices=NORMALIZATIONS,
     )
-    start: str = _option(
+    start: str = option(
         "course",
         "initial image: course (uniform noise in [-20, 20) blended with the content by noise_ratio), "
         "additive (the content plus uniform noise in [-noise_ratio, noise_ratio), clipped to the pixel range, "
@@ -217,35 +213,35 @@ class StyleTransferConfig:
         "[0, 1) of the normalized image, CS231n's feature inversion)",
         choices=STARTS,
     )
-    clip: bool = _option(
+    clip: bool = option(
         False, "clip the image to the valid pixel range after every step (the second edition)", action="store_true"
     )
-    clamp: tuple | None = _option(
+    clamp: tuple | None = option(
         None,
         "clamp the normalized image to [LOW, HIGH] before each step (CS231n: -1.5:1.5), until --clamp_until",
         metavar="LOW:HIGH",
         type=parse_range,
     )
-    clamp_until: int | None = _option(
+    clamp_until: int | None = option(
         None,
         "with --clamp: clamp before iterations 0 .. N-1 only (CS231n: 190; default: every one)",
         metavar="N",
         type=int,
     )
-    style_normalizer: str = _option(
+    style_normalizer: str = option(
         "layer",
         "layer: each style layer's cost is divided by 4 n_C^2 (n_H n_W)^2 of that layer (the course); "
         "image: by 4 * 3^2 * (H W)^2 of the image (the Keras L-BFGS variant)",
         choices=STYLE_NORMALIZERS,
     )
-    content_normalizer: str = _option(
+    content_normalizer: str = option(
         "layer",
         "layer: the content cost is divided by 4 n_H n_W n_C of its layer (the course); none: the plain sum of "
         "squared differences (CS231n)",
         choices=CONTENT_NORMALIZERS,
     )
 
-    network: str = _option(
+    network: str = option(
         "vgg19", "the network whose layers the costs read (its weights file: --model)", choices=tuple(NETWORKS)
     )
 

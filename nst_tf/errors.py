@@ -47,3 +47,13 @@ def quoted(path):
     if text and text.isprintable() and text == text.strip():
         return text
     return repr(text)
+
+
+def last_line(error, limit=200):
+    """The last non-blank line of ``error``'s text (at most ``limit`` characters), or its type's name.
+
+    Other libraries' errors (ffmpeg's output, Ray's tracebacks) end with what went wrong; their
+    earlier lines would break a one-line message.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else type(error).__name__

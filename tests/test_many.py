@@ -414,6 +414,25 @@ def test_manifest_lines_of_other_types_are_not_taken_as_done(workspace, new_weig
     assert "a.jpg exists and is not a result manifest.jsonl records" in capsys.readouterr().err
 
 
+def test_a_manifest_line_too_long_to_be_nst_tfs_is_passed_over_unread(tmp_path, monkeypatch):
+    from nst_tf.jobs import manifest as manifests
+
+    monkeypatch.setattr(manifests, "LINE_LIMIT", 300)  # 1 MiB in use: a hand-made line of gigabytes stays on disk
+    written = manifests.Manifest(str(tmp_path), {"epochs": 3})
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+        written.add(input=f"{name}.png", output=name, input_sha256="d")
+    lines = (tmp_path / "manifest.jsonl").read_text().splitlines()
+    long = json.dumps({"input": "z" * 1000, "output": "a.jpg", "fingerprint": written.fingerprint})
+    (tmp_path / "manifest.jsonl").write_text("\n".join([lines[0], lines[1], long, lines[2]]) + "\n")
+    read = manifests.Manifest(str(tmp_path), {"epochs": 3})
+    read.load()
+    assert read.finished == {("a.jpg.png", "a.jpg"): "d", ("b.jpg.png", "b.jpg"): "d"}
+    (tmp_path / "manifest.jsonl").write_text(long + "\n" + "\n".join(lines) + "\n")  # the header's place
+    with pytest.raises(NSTError, match="not a manifest nst_tf wrote"):
+        manifests.Manifest(str(tmp_path), {"epochs": 3}).load()
+
+
 def test_a_hand_edited_header_of_other_settings_is_one_line(workspace, new_weights_file, photos, capsys):
     argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png")
     assert main(argv) == 0

@@ -244,6 +244,57 @@ def test_a_signal_ends_a_video_job_promptly_and_the_same_command_goes_on(
     assert [r["output"] for r in records] == [f"{i:06d}.png" for i in range(1, 7)] + ["../clip.mp4"]
 
 
+def test_ctrl_c_in_a_terminal_stops_a_video_job_as_a_signal_to_it_alone_does(workspace, new_weights_file, tmp_path):
+    # A terminal's Ctrl-C goes to the whole foreground process group. ffmpeg decoding the frames (still
+    # running: 40 frames overfill the pipe) must not end first and make the video look damaged.
+    clip = tmp_path / "long.mp4"
+    encode(str(clip), moving(40, 48, 64, 1), (64, 48), 10.0)
+    argv = _args(workspace, new_weights_file, clip, epochs=10)
+    command = [sys.executable, "-m", "nst_tf", *argv]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            for line in process.stdout:
+                if line.startswith("saved long.frames/000002.png"):
+                    break
+            os.killpg(process.pid, signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 130, err
+    assert " of 40 frames; the finished ones are saved in " in err.strip().splitlines()[-1], err
+
+
+def test_a_video_job_in_the_background_of_a_terminal_runs_to_the_end(workspace, new_weights_file, clips, tmp_path):
+    # ffmpeg reading or setting up the terminal from a background process group is stopped by SIGTTIN or
+    # SIGTTOU: imageio-ffmpeg's frame count did so, and the command hung.
+    pty = pytest.importorskip("pty")
+    argv = _args(workspace, new_weights_file, clips / "silent.mp4", epochs=1)
+    leader = (
+        "import os, subprocess, sys\n"
+        "os.setsid()\n"
+        "os.close(os.open(os.ttyname(0), os.O_RDWR))  # the terminal becomes this session's\n"
+        # The command in a process group of its own: a background job of that terminal.
+        f"child = subprocess.Popen({[sys.executable, '-m', 'nst_tf', *argv]!r}, stdin=0, preexec_fn=os.setpgrp)\n"
+        "try:\n"
+        "    sys.exit(child.wait(timeout=120))\n"
+        "except subprocess.TimeoutExpired:\n"
+        "    child.kill()\n"
+        "    sys.exit('stopped in the background')\n"
+    )
+    master, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", leader], stdin=terminal, capture_output=True, text=True, timeout=180
+        )
+    finally:
+        os.close(master)
+        os.close(terminal)
+    assert done.returncode == 0, done.stderr
+    assert probe(str(workspace / "out" / "silent.mp4")).frames == 5
+
+
 # The library and the temporal term ---------------------------------------------------------------
 
 

@@ -51,6 +51,9 @@ class Manifest:
     def load(self):
         """Reads the manifest, if any; refuses one made with other settings.
 
+        Lines are read one at a time, each up to ``LINE_LIMIT`` characters: memory holds the records
+        of finished outputs, whatever size the file has.
+
         Raises:
             NSTError: the manifest cannot be read, is not one, or records other settings.
         """
@@ -61,14 +64,17 @@ class Manifest:
             raise NSTError(f"{quoted(self.path)}: is not a regular file nst_tf wrote; choose another --output_dir")
         try:
             with open(self.path, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
+                records = (_record(line) for line in _lines(handle) if line.strip())
+                self._check_header(next(records, None))
+                for record in records:
+                    self._take(record)
         except FileNotFoundError:
             return
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or error
             raise NSTError(f"{quoted(self.path)}: cannot be read: {reason}") from None
-        records = [_record(line) for line in lines if line.strip()]
-        header = records[0] if records else None
+
+    def _check_header(self, header):
         if not isinstance(header, dict) or "fingerprint" not in header:
             raise NSTError(f"{quoted(self.path)}: not a manifest nst_tf wrote; choose another --output_dir")
         if header["fingerprint"] != self.fingerprint:
@@ -79,16 +85,16 @@ class Manifest:
                 f"({', '.join(changed[:5]) or 'unknown'} differ); rerun with those settings to finish them, or "
                 "choose another --output_dir"
             )
-        folder = os.path.dirname(self.path)
-        for record in records[1:]:
-            # A last line cut short by a crash is not a record, nor one of other settings (a manifest edited
-            # by hand): its image is done again.
-            if not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint:
-                continue
-            if not isinstance(record.get("input"), str) or not isinstance(record.get("output"), str):
-                continue  # not a line nst_tf wrote
-            if os.path.isfile(os.path.join(folder, record["output"])):
-                self.finished[(record["input"], record["output"])] = record.get("input_sha256")
+
+    def _take(self, record):
+        # A last line cut short by a crash is not a record, nor one of other settings (a manifest edited
+        # by hand): its image is done again.
+        if not isinstance(record, dict) or record.get("fingerprint") != self.fingerprint:
+            return
+        if not isinstance(record.get("input"), str) or not isinstance(record.get("output"), str):
+            return  # not a line nst_tf wrote
+        if os.path.isfile(os.path.join(os.path.dirname(self.path), record["output"])):
+            self.finished[(record["input"], record["output"])] = record.get("input_sha256")
 
     def done(self, path, name, digest):
         """Whether content image ``path`` (its bytes' SHA-256 ``digest``) is recorded as made into ``name``."""
@@ -126,6 +132,24 @@ class Manifest:
                 os.close(fd)
         except OSError as error:
             raise NSTError(f"cannot write {quoted(self.path)}: {error.strerror or error}") from None
+
+
+#: The longest manifest line read, in characters: nst_tf writes lines of a few hundred (the header
+#: a few thousand); a longer one was not written by it, and is passed over unread.
+LINE_LIMIT = 1 << 20
+
+
+def _lines(handle):
+    """Yields ``handle``'s lines; one over ``LINE_LIMIT`` characters is read past and yielded as no record."""
+    while True:
+        line = handle.readline(LINE_LIMIT)
+        if not line:
+            return
+        if len(line) >= LINE_LIMIT and not line.endswith("\n"):
+            while line and not line.endswith("\n"):
+                line = handle.readline(LINE_LIMIT)
+            line = "\x00"  # not JSON: not a record
+        yield line
 
 
 def _flat(settings, prefix=""):

@@ -34,7 +34,7 @@ import threading
 
 import numpy as np
 
-from ..errors import NonFiniteCostError, NSTError, quoted
+from ..errors import NonFiniteCostError, NSTError, last_line, quoted
 from .signals import SIGNALS, Stopped, quiet_descriptor_2, rescue_folder
 
 #: How long the main thread waits for a result before it looks for a signal again (seconds).
@@ -225,7 +225,7 @@ def _start(options, log, folder):
     except NSTError:
         raise
     except Exception as error:  # Ray raises ConnectionError, ValueError, RuntimeError, ... for an address
-        raise NSTError(f"--engine ray: Ray could not start{_at(options)}: {_last_line(error)}{_log_note(log)}")
+        raise NSTError(f"--engine ray: Ray could not start{_at(options)}: {last_line(error)}{_log_note(log)}")
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
@@ -299,11 +299,6 @@ def _cpus():
         return os.cpu_count() or 1
 
 
-def _last_line(error):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
-
-
 def _dataset(ray, job):
     """The members' row numbers mapped by a pool of ``RayStylizer`` actors sized to the cluster."""
     resources = ray.cluster_resources()
@@ -365,7 +360,7 @@ class _Results:
                 return value
             if kind == "end":
                 return None
-            raise NSTError(f"--engine ray: the job failed: {_last_line(value)}{_log_note(self._log)}")
+            raise NSTError(f"--engine ray: the job failed: {last_line(value)}{_log_note(self._log)}")
 
 
 def _collect(results, job, ledger, stop):

@@ -10,9 +10,10 @@ from fractions import Fraction
 import math
 import numbers
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import NSTError
+from ..fields import option
 from .tiles import DEFAULT_MIN_SIZE, MAX_SIDE, check_whole, short_repr
 
 #: The most iterations a scale may run: the loop counts its steps in a 32-bit integer.
@@ -169,10 +170,6 @@ def parse_bytes(text):
     return value
 
 
-def _option(default, help, **argparse):
-    return field(default=default, metadata={"help": help, **argparse})
-
-
 @dataclass(frozen=True)
 class LargeImageOptions:
     """How a large output is made: coarse to fine, in tiles, with its own texture scale.
@@ -185,35 +182,35 @@ class LargeImageOptions:
             given, is not a positive memory size (``parse_bytes``).
     """
 
-    scales: int = _option(
+    scales: int = option(
         1,
         "coarse to fine: optimize at N sizes, each twice the one before and ending at the requested size, "
         "each starting from the previous result upsampled (1: only the requested size)",
         metavar="N",
     )
-    scale_epochs: int | None = _option(
+    scale_epochs: int | None = option(
         None, "iterations at each size before the last (default: --epochs)", metavar="N", type=int
     )
-    style_scale: float = _option(
+    style_scale: float = option(
         1.0,
         "fit the style images to this fraction of the output size (texture size independent of the output's)",
         metavar="X",
     )
-    style_size: int | None = _option(
+    style_size: int | None = option(
         None,
         "bring each style image to this shorter side, keeping its own aspect ratio, whatever the output's size "
         "(CS231n's style_size; instead of --style_scale)",
         metavar="N",
         type=int,
     )
-    max_memory: int | None = _option(
+    max_memory: int | None = option(
         None,
         "memory budget such as 6G or 800M; above it the costs and gradients are computed exactly in tiles "
         "(default: the memory available now)",
         metavar="SIZE",
         type=parse_bytes,
     )
-    tile_size: int | None = _option(
+    tile_size: int | None = option(
         None,
         "compute in tiles of N x N pixels (plus the margin the network needs) whatever the memory (default: only "
         "when a run would not fit)",

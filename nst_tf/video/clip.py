@@ -15,7 +15,7 @@ import re
 import stat
 import subprocess
 
-from ..errors import NSTError, quoted
+from ..errors import NSTError, last_line, quoted
 from ..large.tiles import MAX_SIDE
 
 #: Leading bytes of the containers nst_tf takes as video (offset, bytes): MP4/MOV/3GP (an ISO
@@ -78,7 +78,7 @@ def probe(path):
     if stream is None:
         if "End of file" in header:
             raise NSTError(f"{quoted(path)}: the video has no frames")
-        problem = _last_line(header) if "Invalid data" in header or "Error" in header else "it has no video stream"
+        problem = last_line(header) if "Invalid data" in header or "Error" in header else "it has no video stream"
         raise NSTError(f"{quoted(path)}: not a video ffmpeg can read: {problem}")
     size = re.search(r", (\d+)x(\d+)[\s,]", stream.group(1))
     rate = re.search(r", ([\d.]+)(k?) (?:fps|tbr)", stream.group(1))
@@ -88,10 +88,7 @@ def probe(path):
         width, height = height, width  # ffmpeg turns the frames upright as it decodes them
     fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 0.0
     _check_frames(path, width, height, fps)
-    try:
-        count, _ = ffmpeg.count_frames_and_secs(path)
-    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as error:
-        raise NSTError(f"{quoted(path)}: its frames cannot be counted: {_last_line(error)}") from None
+    count = _count(ffmpeg, path)
     if count < 1:
         raise NSTError(f"{quoted(path)}: the video has no frames")
     audio = re.search(r"^\s*Stream #\S+: Audio: ", header, re.MULTILINE) is not None
@@ -100,16 +97,44 @@ def probe(path):
 
 def _header(ffmpeg, path):
     """What ffmpeg says of ``path``'s streams (``ffmpeg -i path`` without an output: its standard error)."""
+    return _run(ffmpeg, ["-hide_banner", "-i", path], path, timeout=60).stderr.decode(errors="replace")
+
+
+def _count(ffmpeg, path):
+    """The number of frames of ``path``'s first video stream, counted by decoding them as ``frames`` does.
+
+    (imageio-ffmpeg's ``count_frames_and_secs`` lets ffmpeg read the terminal: a command in the
+    background of a shell was stopped there, by SIGTTOU.)
+    """
+    arguments = ["-v", "error", "-nostats", "-progress", "pipe:1", "-i", path, "-map", "0:v:0"]
+    run = _run(ffmpeg, [*arguments, "-fps_mode", "passthrough", "-f", "null", "-"], path)
+    if run.returncode != 0:
+        problem = last_line(run.stderr.decode(errors="replace"))
+        raise NSTError(f"{quoted(path)}: its frames cannot be counted: {problem}")
+    counts = re.findall(rb"^frame=(\d+)\s*$", run.stdout, re.MULTILINE)
+    return int(counts[-1]) if counts else 0
+
+
+def _run(ffmpeg, arguments, path, timeout=None):
+    """Runs ffmpeg with ``arguments``; returns the ``CompletedProcess`` (its output as bytes).
+
+    ffmpeg never reads the terminal (``-nostdin``), and runs in a session of its own: Ctrl-C reaches
+    the command, which ends ffmpeg itself, not ffmpeg first (its early exit would read as a damaged file).
+    """
+    command = [_executable(ffmpeg), "-nostdin", *arguments]
     try:
-        run = subprocess.run(
-            [ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=60,
+        return subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, start_new_session=True
         )
     except (OSError, subprocess.SubprocessError) as error:
-        raise NSTError(f"{quoted(path)}: ffmpeg could not run: {_last_line(error)}") from None
-    return run.stderr.decode(errors="replace")
+        raise NSTError(f"{quoted(path)}: ffmpeg could not run: {last_line(error)}") from None
+
+
+def _executable(ffmpeg):
+    try:
+        return ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as error:  # imageio-ffmpeg found no binary for this platform
+        raise NSTError(f"video needs an ffmpeg binary: {last_line(error)}") from None
 
 
 def _check_frames(path, width, height, fps):
@@ -147,9 +172,12 @@ def frames(clip):
 
     width, height = clip.size
     size = width * height * 3
-    command = [_ffmpeg().get_ffmpeg_exe(), "-v", "error", "-nostdin", "-i", clip.path]
+    command = [_executable(_ffmpeg()), "-v", "error", "-nostdin", "-i", clip.path]
     command += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-fps_mode", "passthrough", "-"]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A session of its own: Ctrl-C reaches the command alone (see ``_run``); ffmpeg ends when the pipe closes.
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         while True:
             data = process.stdout.read(size)
@@ -160,7 +188,7 @@ def frames(clip):
             yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
         if process.wait() != 0:
             raise NSTError(
-                f"{quoted(clip.path)}: cannot be decoded: {_last_line(process.stderr.read().decode(errors='replace'))}"
+                f"{quoted(clip.path)}: cannot be decoded: {last_line(process.stderr.read().decode(errors='replace'))}"
             )
     finally:
         if process.poll() is None:
@@ -203,7 +231,7 @@ def encode(path, frames_in_order, size, fps, audio_from=None):
     except NSTError:
         raise
     except (OSError, RuntimeError, ValueError) as error:
-        raise NSTError(f"cannot write {quoted(path)}: {_last_line(error)}") from None
+        raise NSTError(f"cannot write {quoted(path)}: {last_line(error)}") from None
     finally:
         # A stop before the first frame makes imageio-ffmpeg log that the file is invalid: the caller
         # removes that file, so the line would only mislead.
@@ -214,11 +242,6 @@ def encode(path, frames_in_order, size, fps, audio_from=None):
                 writer.close()
         finally:
             quiet.disabled = level
-
-
-def _last_line(error):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1][:200] if lines else type(error).__name__
 
 
 def even(value):

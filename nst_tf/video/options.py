@@ -1,10 +1,11 @@
 """The video options (``VideoOptions``), without TensorFlow or OpenCV, so the command checks them first."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import math
 import numbers
 
 from ..errors import NSTError
+from ..fields import option
 from ..large.options import MAX_ITERATIONS
 from ..large.tiles import check_whole, short_repr
 
@@ -13,10 +14,6 @@ FLOW_METHODS = ("dis", "farneback")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 #: The earlier frames long-term consistency compares with (Ruder et al.'s J = {1, 2, 4}).
 LONG_TERM_GAPS = (1, 2, 4)
-
-
-def _option(default, help, **argparse):
-    return field(default=default, metadata={"help": help, **argparse})
 
 
 @dataclass(frozen=True)
@@ -30,20 +27,20 @@ class VideoOptions:
             one of its choices, or ``first_frame_epochs``, when given, is not a positive whole number.
     """
 
-    temporal_weight: float = _option(
+    temporal_weight: float = option(
         1e4,
         "weight of the temporal cost, temporal_weight * mean(c * (x - warped previous frame)^2) in pixel units "
         "(0: frames stylized independently, each still started from the previous one warped)",
         metavar="X",
     )
-    flow: str = _option("dis", "optical flow: OpenCV's DIS, or Farneback's", choices=FLOW_METHODS)
-    flow_preset: str = _option("medium", "DIS's speed and accuracy (ultrafast, fast or medium)", choices=DIS_PRESETS)
-    long_term: bool = _option(
+    flow: str = option("dis", "optical flow: OpenCV's DIS, or Farneback's", choices=FLOW_METHODS)
+    flow_preset: str = option("medium", "DIS's speed and accuracy (ultrafast, fast or medium)", choices=DIS_PRESETS)
+    long_term: bool = option(
         False,
         "long-term consistency: compare each frame with frames -1, -2 and -4, each where no nearer one is trusted",
         action="store_true",
     )
-    first_frame_epochs: int | None = _option(
+    first_frame_epochs: int | None = option(
         None, "iterations of the first frame, which starts from noise (default: twice --epochs)", metavar="N", type=int
     )
 

@@ -67,7 +67,10 @@ class VideoStylizer:
         if not isinstance(options, VideoOptions):
             raise NSTError(f"options must be a VideoOptions; got {type(options).__name__}")
         if config.preserve_colors == "luminance":
-            raise NSTError("video: --preserve_colors luminance recolours each saved frame after its optimization")
+            raise NSTError(
+                "--preserve_colors luminance is not for video: it recolours each frame after its optimization, "
+                "and the temporal cost compares frames as optimized (--preserve_colors histogram works)"
+            )
         self._model, self._styles, self._config, self._options = model, style_images, config, options
         self._make = make_objective or _whole
         self._transfer = self._term = None
