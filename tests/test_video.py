@@ -11,7 +11,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from nst_tf import ImageSize, StyleTransferConfig
+from nst_tf import ImageSize, NSTError, StyleTransferConfig
 from nst_tf.cli import main
 from nst_tf.jobs.video_setup import frame_size
 from nst_tf.many import Finished
@@ -305,6 +305,20 @@ def test_stylize_video_traces_once_and_runs_the_first_frame_longer(model, rng):
     finished = [item for item in items if isinstance(item, Finished)]
     assert [f.traced for f in finished] == [True, False, False]
     assert [f.progress.iteration + 1 for f in finished] == [5, 3, 3]
+
+
+def test_histogram_colour_preservation_runs_for_a_video(model, rng):
+    # The refusal of "luminance" for video names "histogram" as what works: each frame's style targets
+    # are recoloured to that frame (the objective's retarget), the frames tinted differently here.
+    style = rng.normal(0, 40, (1, 48, 64, 3)).astype(np.float32)
+    frames_ = [frame // 2 + np.uint8(i * 60) for i, frame in enumerate(moving(2, 48, 64, 2))]
+    config = StyleTransferConfig(epochs=2, print_every=1, seed=0, preserve_colors="histogram")
+    items = list(stylize_video(model, frames_, style, config, VideoOptions()))
+    finished = [item for item in items if isinstance(item, Finished)]
+    assert len(finished) == 2 and all(np.isfinite(f.progress.image).all() for f in finished)
+    luminance = StyleTransferConfig(epochs=2, preserve_colors="luminance")
+    with pytest.raises(NSTError, match="--preserve_colors luminance is not for video"):
+        list(stylize_video(model, frames_, style, luminance, VideoOptions()))
 
 
 def _warp_error(images, step):
