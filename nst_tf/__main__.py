@@ -17,7 +17,7 @@ def run():
     """
     from .jobs.signals import end_process, stop_at_once, use_own_standard_error, use_private_temporary_folder
 
-    stop_at_once("nst-tf: interrupted")
+    stop_at_once("nst-tf: {what}")
     use_own_standard_error()
     use_private_temporary_folder()
     from .cli import main

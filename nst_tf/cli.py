@@ -24,7 +24,7 @@ from .networks import NETWORKS, get_network
 from .presets import PRESETS
 from .errors import NSTError, quoted
 from .images import ImageSize, fit_image, image_size, read_image
-from .jobs.signals import StopRequest, Stopped
+from .jobs.signals import StopRequest, Stopped, stop_words
 from .jobs.outputs import FINAL_IMAGE, Outputs
 from .jobs.inputs import content_paths, is_pattern
 from .jobs.many import run_many
@@ -493,5 +493,6 @@ def main(argv=None):
         return exit_.code or 0
     except (KeyboardInterrupt, Stopped) as stopped:
         stop.claim()
-        sys.stderr.write(f"\n{PROG}: interrupted\n")
-        return 128 + getattr(stopped, "signum", signal.SIGINT)
+        signum = getattr(stopped, "signum", signal.SIGINT)
+        sys.stderr.write(f"\n{PROG}: {stop_words(signum)}\n")
+        return 128 + signum

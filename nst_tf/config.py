@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import NSTError
 from .fields import option
-from .large.tiles import check_whole
+from .large.tiles import check_float32, check_whole
 from .networks import NETWORKS, Network, get_network
 
 
@@ -304,7 +304,7 @@ class StyleTransferConfig:
                     f"style_blend_weights must be a sequence of numbers; got {self.style_blend_weights!r}"
                 ) from None
             for weight in weights:
-                _check_number("style blend weight", weight)
+                _check_number("style blend weight", weight, ratio=True)
             if weights and sum(weights) == math.inf:
                 # 1e308 + 1e308 is inf, and each weight divided by it 0: the styles would silently vanish.
                 raise NSTError(
@@ -377,11 +377,25 @@ def _check_whole(name, value, least):
     check_whole(name, value, least, most=2**31 - 1)
 
 
-def _check_number(name, value, positive=False):
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not math.isfinite(value):
-        raise NSTError(f"{name} must be a finite number; got {value!r}")
-    if value < 0 or (positive and value == 0):
+def _check_number(name, value, positive=False, ratio=False):
+    """Refuses ``value`` unless it is a finite number (one float32 holds, unless it is one of ``ratio``s
+    divided by their sum in float64), at least 0 (above 0 if ``positive``)."""
+    number = _finite_float64(value) if ratio else None
+    if number is None:
+        number = check_float32(name, value)
+    if number < 0 or (positive and number == 0):
         raise NSTError(f"{name} must be {'positive' if positive else 'zero or more'}; got {value!r}")
+
+
+def _finite_float64(value):
+    """``value`` as a float if it is a real number float64 holds as a finite one, else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _check_choice(name, value, choices):

@@ -408,7 +408,7 @@ def temporal_cost(image, warped, weights):
 
     Raises:
         NSTError: ``image`` is not a floating tensor of shape (1, H, W, C), or ``warped`` and
-            ``weights`` are not (K, H, W, C) and (K, H, W, 1) of its sizes and dtype.
+            ``weights`` are not (K, H, W, C) and (K, H, W, 1) of its sizes and dtype, with the same K.
     """
     x = _activation(image, "image")
     warped, weights = _tensor(warped, "warped"), _tensor(weights, "weights")
@@ -419,5 +419,7 @@ def temporal_cost(image, warped, weights):
                 f"{name} must have shape (K, {', '.join(str(d) for d in expected[1:])}) and dtype {x.dtype.name}; "
                 f"got {_shape_text(tensor)} {tensor.dtype.name}"
             )
+    if warped.shape[0] is not None and weights.shape[0] is not None and warped.shape[0] != weights.shape[0]:
+        raise NSTError(f"warped holds {warped.shape[0]} frames and weights {weights.shape[0]}; they must match")
     size = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), x.dtype)
     return tf.reduce_sum(weights * tf.square(x - warped)) / size

@@ -139,9 +139,17 @@ def _opened(path):
             raise ImageError(f"{shown}: image file is truncated (it ends before its pixel data does)") from None
         if error.errno is not None:
             raise ImageError(f"{shown}: cannot be read: {_reason(error)}") from None
-        raise ImageError(f"{shown}: not a readable image ({type(error).__name__})") from error
+        raise ImageError(_unreadable(path, shown, error)) from error
     except Exception as error:  # Pillow raises many types for files it cannot parse
-        raise ImageError(f"{shown}: not a readable image ({type(error).__name__})") from error
+        raise ImageError(_unreadable(path, shown, error)) from error
+
+
+def _unreadable(path, shown, error):
+    from .video.clip import is_video_file
+
+    if isinstance(path, (str, bytes, os.PathLike)) and is_video_file(path):
+        return f"{shown}: is a video, where an image is needed (a video is stylized alone: one content file)"
+    return f"{shown}: not a readable image ({type(error).__name__})"
 
 
 def _bomb_limit():

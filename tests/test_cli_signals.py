@@ -106,12 +106,13 @@ def _run_and_signal(argv, cwd, signum, when, env=None):
 
 
 @pytest.mark.parametrize("delay", [0.15, 0.5])
-def test_a_signal_while_the_commands_modules_load_ends_it_with_one_line(cli_args, workspace, delay):
+@pytest.mark.parametrize("signum, words", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated (SIGTERM)")])
+def test_a_signal_while_the_commands_modules_load_ends_it_with_one_line(cli_args, workspace, delay, signum, words):
     status, err, waited = _run_and_signal(
-        cli_args(epochs=100000, print_every=100000), workspace, signal.SIGINT, lambda process: time.sleep(delay)
+        cli_args(epochs=100000, print_every=100000), workspace, signum, lambda process: time.sleep(delay)
     )
-    assert status == 130, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1] == "nst-tf: interrupted", err
+    assert status == 128 + signum, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == f"nst-tf: {words}", err
     assert waited < 10, waited
     assert not (workspace / "out").exists()
 
@@ -127,7 +128,7 @@ def test_a_stop_before_the_run_starts_leaves_no_output_folder_it_made(cli_args, 
     monkeypatch.setattr("nst_tf.jobs.single.import_tensorflow_quietly", signalled)
     assert main(cli_args()) == 128 + signal.SIGTERM
     assert not (workspace / "out").exists()
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "nst-tf: interrupted"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "nst-tf: terminated (SIGTERM)"
     (workspace / "out").mkdir()  # a folder the user made stays, empty or not
     assert main(cli_args()) == 128 + signal.SIGTERM
     assert (workspace / "out").is_dir()

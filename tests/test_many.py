@@ -414,7 +414,7 @@ def test_manifest_lines_of_other_types_are_not_taken_as_done(workspace, new_weig
     assert "a.jpg exists and is not a result manifest.jsonl records" in capsys.readouterr().err
 
 
-def test_a_manifest_line_too_long_to_be_nst_tfs_is_passed_over_unread(tmp_path, monkeypatch):
+def test_a_manifest_line_too_long_or_too_deep_to_be_nst_tfs_is_passed_over(tmp_path, monkeypatch):
     from nst_tf.jobs import manifest as manifests
 
     monkeypatch.setattr(manifests, "LINE_LIMIT", 300)  # 1 MiB in use: a hand-made line of gigabytes stays on disk
@@ -428,6 +428,13 @@ def test_a_manifest_line_too_long_to_be_nst_tfs_is_passed_over_unread(tmp_path, 
     read = manifests.Manifest(str(tmp_path), {"epochs": 3})
     read.load()
     assert read.finished == {("a.jpg.png", "a.jpg"): "d", ("b.jpg.png", "b.jpg"): "d"}
+    nested = "[" * 100_000 + "]" * 100_000  # under the line limit, and deeper than json's recursion
+    monkeypatch.setattr(manifests, "LINE_LIMIT", 300_000)
+    (tmp_path / "manifest.jsonl").write_text("\n".join([lines[0], nested, lines[1]]) + "\n")
+    read = manifests.Manifest(str(tmp_path), {"epochs": 3})
+    read.load()
+    assert read.finished == {("a.jpg.png", "a.jpg"): "d"}
+    monkeypatch.setattr(manifests, "LINE_LIMIT", 300)
     (tmp_path / "manifest.jsonl").write_text(long + "\n" + "\n".join(lines) + "\n")  # the header's place
     with pytest.raises(NSTError, match="not a manifest nst_tf wrote"):
         manifests.Manifest(str(tmp_path), {"epochs": 3}).load()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from nst_tf import ImageSize, NSTError, StyleTransferConfig
 from nst_tf.cli import main
 from nst_tf.jobs.video_setup import frame_size
 from nst_tf.many import Finished
-from nst_tf.video.clip import encode, frames, probe
+from nst_tf.video.clip import FfmpegError, encode, frame_name, frames, is_frame_name, probe
 from nst_tf.video.options import VideoOptions
 from nst_tf.video.stylize import stylize_video
 
@@ -373,3 +374,105 @@ def test_a_damaged_frame_is_made_again_on_the_next_run(workspace, new_weights_fi
     assert main(argv) == 0  # was refused at every rerun, blaming the temporary video file
     assert "3 of 5 frames are done already; going on from frame 4" in capsys.readouterr().err
     assert probe(str(out / "silent.mp4")).frames == 5
+
+
+@pytest.mark.parametrize(
+    "damage, note",
+    [
+        ("resized", "3 of 5 frames are done already; going on from frame 4"),  # another size: made again
+        ("unrecorded", "frame 5 was saved but not recorded (a stop between the two); it is made again"),
+    ],
+)
+def test_frames_this_job_left_damaged_or_unrecorded_are_made_again(
+    workspace, new_weights_file, clips, capsys, damage, note
+):
+    argv = _args(workspace, new_weights_file, clips / "silent.mp4")
+    assert main(argv) == 0
+    out = workspace / "out"
+    (out / "silent.mp4").unlink()
+    manifest = out / "silent.frames" / "manifest.jsonl"
+    if damage == "resized":
+        PIL.Image.new("RGB", (100, 100)).save(out / "silent.frames" / "000004.png")
+    else:  # the state a kill -9 between saving frame 5 and appending its line leaves
+        lines = manifest.read_text().splitlines()
+        manifest.write_text("\n".join(line for line in lines if '"000005.png"' not in line) + "\n")
+    capsys.readouterr()
+    assert main(argv) == 0  # both were refused at every rerun
+    assert note in capsys.readouterr().err
+    assert probe(str(out / "silent.mp4")).frames == 5
+    with PIL.Image.open(out / "silent.frames" / "000004.png") as remade:
+        assert remade.size == (64, 48)
+
+
+def test_a_finished_video_stays_done_whatever_became_of_its_frames(workspace, new_weights_file, clips, capsys):
+    argv = _args(workspace, new_weights_file, clips / "silent.mp4")
+    assert main(argv) == 0
+    made = (workspace / "out" / "silent.mp4").read_bytes()
+    (workspace / "out" / "silent.frames" / "000003.png").unlink()
+    capsys.readouterr()
+    assert main(argv) == 0  # was refused: the job's own, recorded video "exists"
+    assert "silent.mp4 is done already (5 frames)" in capsys.readouterr().err
+    assert (workspace / "out" / "silent.mp4").read_bytes() == made
+
+
+def test_an_audio_codec_mp4_cannot_hold_is_encoded_again_as_aac(workspace, new_weights_file, tmp_path, capsys):
+    # Microsoft ADPCM, as old cameras write: copied into MP4, ffmpeg fails, and the failure was not looked at
+    # (status 0, an empty video recorded as done).
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=0.5", "-f", "lavfi", "-i", "sine=duration=0.5",
+            "-c:v", "mjpeg", "-c:a", "adpcm_ms", tmp_path / "cam.avi")  # fmt: skip
+    assert main(_args(workspace, new_weights_file, tmp_path / "cam.avi", "--temporal_weight", "0")) == 0
+    assert "(5 frames at 10 per second, with its audio encoded again as AAC)" in capsys.readouterr().out
+    made = probe(str(workspace / "out" / "cam.mp4"))
+    assert (made.frames, made.audio) == (5, True)
+
+
+def test_ffmpeg_failing_to_encode_is_an_error(tmp_path):
+    with pytest.raises(FfmpegError, match="cannot write .*missing/x.mp4: "):
+        encode(str(tmp_path / "missing" / "x.mp4"), moving(2, 48, 64, 2), (64, 48), 5.0)
+
+
+def test_frames_come_from_the_stream_probed_at_its_size(tmp_path):
+    # A second video stream marked as the default was decoded instead, its bytes cut into frames of the first's size.
+    _ffmpeg("-f", "lavfi", "-i", "color=blue:size=64x48:rate=10:duration=0.5",
+            "-f", "lavfi", "-i", "color=red:size=128x96:rate=10:duration=0.5",
+            "-map", "0", "-map", "1", "-c:v", "libx264", "-disposition:v:0", "0", "-disposition:v:1", "default",
+            tmp_path / "two.mp4")  # fmt: skip
+    clip = probe(str(tmp_path / "two.mp4"))
+    decoded = list(frames(clip))
+    assert clip.size == (64, 48) and len(decoded) == clip.frames == 5
+    assert all(frame.shape == (48, 64, 3) and frame[..., 2].mean() > 200 > frame[..., 0].mean() for frame in decoded)
+
+
+def test_a_video_named_like_an_ffmpeg_protocol_is_read_as_a_file(workspace, new_weights_file, clips, monkeypatch):
+    monkeypatch.chdir(workspace)
+    shutil.copy(clips / "silent.mp4", workspace / "take:2.mp4")  # ffmpeg read "take:" as a protocol
+    argv = _args(workspace, new_weights_file, "take:2.mp4")
+    assert main(argv) == 0
+    assert probe(str(workspace / "out" / "take:2.mp4")).frames == 5
+
+
+def test_an_absurd_frame_size_is_refused_before_the_styles_are_fitted_to_it(workspace, new_weights_file, clips, capsys):
+    # The styles were resized to the frame size before the memory check: gigabytes, or the kernel's OOM killer.
+    assert main(_args(workspace, new_weights_file, clips / "silent.mp4", "--max_size", "100000")) == 2
+    err = capsys.readouterr().err
+    assert "a run at 100000x75000 needs about" in err and err.count("\n") == 1
+    assert not (workspace / "out").exists()
+
+
+def test_frame_names_past_a_million_frames_are_recognised():
+    assert [frame_name(i) for i in (0, 999_998, 999_999)] == ["000001.png", "999999.png", "1000000.png"]
+    assert all(is_frame_name(frame_name(i)) for i in (0, 999_999, 12_345_678))
+    others = ("000000.png", "00001.png", "１２３４５６.png", "000001.jpg", "x00001.png")  # fullwidth digits too
+    assert not any(is_frame_name(name) for name in others)
+
+
+@pytest.mark.parametrize("where", ["style", "each_style"])
+def test_a_video_where_an_image_is_needed_is_named_as_a_video(workspace, new_weights_file, clips, capsys, where):
+    clip = str(clips / "silent.mp4")
+    if where == "style":
+        argv = _args(workspace, new_weights_file, workspace / "content.png", "--style_image_filename", clip)
+    else:
+        argv = _args(workspace, new_weights_file, clip, "--each_style")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "silent.mp4: is a video, where an image is needed" in err and err.count("\n") == 1, err

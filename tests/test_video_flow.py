@@ -131,6 +131,40 @@ def test_warp_refuses_shapes_that_do_not_match():
         warp(tf.zeros((4, 5, 3)), tf.zeros((4, 5, 2)))
 
 
+@pytest.mark.parametrize("dtype, width", [(tf.bfloat16, 600), (tf.float16, 2100)])
+def test_warp_places_pixels_of_wide_low_precision_images_as_float32_does(rng, dtype, width):
+    # bfloat16 counts whole numbers exactly only to 256, float16 to 2048: positions are float32.
+    image = rng.normal(0, 50, (1, 4, width, 3)).astype(np.float32)
+    flow = np.zeros((1, 4, width, 2), np.float32)
+    flow[..., 0] = -3
+    got = warp(tf.constant(image, dtype), flow)
+    assert got.dtype == dtype
+    expected = tf.cast(tf.constant(image, dtype), tf.float32)[:, :, :-3]  # each pixel from 3 columns left
+    np.testing.assert_array_equal(tf.cast(got, tf.float32)[:, :, 3:], expected)
+
+
+def test_warp_takes_a_nan_displacement_as_none(rng):
+    image = rng.normal(0, 1, (1, 5, 6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(warp(image, np.full((1, 5, 6, 2), np.nan, np.float32)), image)
+
+
+def test_library_calls_with_wrong_arguments_are_one_nst_error(rng):
+    frame = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    with pytest.raises(NSTError, match="warp needs a floating image; got uint8"):
+        warp(np.zeros((1, 4, 5, 3), np.uint8), np.zeros((1, 4, 5, 2), np.float32))
+    with pytest.raises(NSTError, match=r"optical flow \(dis\) failed on frames of 8x8: "):
+        flow_between(frame, frame)
+    with pytest.raises(NSTError, match="H and W at least 2"):
+        consistency_weights(np.zeros((1, 1, 2)), np.zeros((1, 1, 2)))
+    with pytest.raises(NSTError, match=r"the weights of frame -2 have shape \(3, 3\); the nearer ones \(4, 4\)"):
+        long_term_weights({1: np.ones((4, 4)), 2: np.ones((3, 3))})
+    with pytest.raises(NSTError, match="warped holds 2 frames and weights 1; they must match"):
+        temporal_cost(tf.zeros((1, 4, 5, 3)), tf.zeros((2, 4, 5, 3)), tf.zeros((1, 4, 5, 1)))
+    for weight, message in ((-1.0, "at least 0"), (float("nan"), "a finite number"), (1e300, "float32's range")):
+        with pytest.raises(NSTError, match=f"temporal_weight must .*{message}"):
+            TemporalTerm((4, 5), weight)
+
+
 # The temporal term -------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import time
 
 from ..errors import NonFiniteCostError, quoted
 from .outputs import FINAL_IMAGE
-from .signals import Stopped, handling_signals
+from .signals import Stopped, handling_signals, stop_words
 from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
 
 
@@ -165,9 +165,7 @@ class _Followed:
                 self.saver.save(self.outputs.report_name(due), transfer.current_image())
             final_saved = self.saver.save(FINAL_IMAGE, transfer.current_image())
         if status != EXIT_OK:
-            what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
-                status - 128, "hung up (SIGHUP)"
-            )
+            what = stop_words(status - 128)
             saved = f"; saved {quoted(self.outputs.final_path)}" if final_saved else ""
             self.err.write(f"\n{PROG}: {what} after {done} of {transfer.total_iterations} iterations{saved}\n")
         elif final_saved:

@@ -1,11 +1,11 @@
 """The bookkeeping of a many-image job, whichever engine runs it: each result saved and recorded, the last lines."""
 
-import signal
 import threading
 
 from ..errors import quoted
 from .drive import ProgressLine
 from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_SKIPPED, PROG
+from .signals import stop_words
 
 
 class Ledger:
@@ -86,9 +86,7 @@ class Ledger:
             return self._stopped(status)
 
     def _stopped(self, status):
-        what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
-            status - 128, "hung up (SIGHUP)"
-        )
+        what = stop_words(status - 128)
         names = [quoted(member.path) for member in self.under_way]
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         under_way = f" ({shown} {'was' if len(names) == 1 else 'were'} under way, not saved)" if names else ""

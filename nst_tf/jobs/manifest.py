@@ -168,5 +168,5 @@ def _flat(settings, prefix=""):
 def _record(line):
     try:
         return json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None

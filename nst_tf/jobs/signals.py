@@ -137,7 +137,7 @@ class StopRequest:
             if self.finisher is not None:
                 status = self.finisher(status)
             else:
-                (self.err or sys.stderr).write(f"\n{PROG}: interrupted\n")
+                (self.err or sys.stderr).write(f"\n{PROG}: {stop_words(signum)}\n")
         finally:
             for cleanup in self.cleanups:  # what the main thread's ``finally`` blocks would have done
                 with contextlib.suppress(Exception):
@@ -163,6 +163,11 @@ def _quiet_when_stopped_in_a_callback():
         sys.unraisablehook = previous
 
 
+def stop_words(signum):
+    """How a job's last line names the signal ``signum`` that stopped it ("interrupted" for Ctrl-C)."""
+    return {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(signum, "hung up (SIGHUP)")
+
+
 def stop_at_once(line):
     """Makes SIGINT, SIGTERM and SIGHUP end the process at once, writing ``line``, until other handlers are set.
 
@@ -171,12 +176,13 @@ def stop_at_once(line):
     plus the signal's number.
 
     Args:
-        line: the one line written to standard error, e.g. "nst-tf: interrupted".
+        line: the one line written to standard error; ``{what}`` in it becomes ``stop_words(signum)``,
+            e.g. "nst-tf: {what}".
     """
 
     def stop(signum, frame):
         with contextlib.suppress(Exception):
-            sys.stderr.write(f"\n{line}\n")
+            sys.stderr.write(f"\n{line.replace('{what}', stop_words(signum))}\n")
         end_process(128 + signum)
 
     for signum in SIGNALS:

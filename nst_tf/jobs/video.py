@@ -29,7 +29,7 @@ from .drive import ProgressLine
 from .lock import holding
 from .manifest import Manifest
 from .outputs import Saver
-from .signals import Stopped
+from .signals import Stopped, stop_words
 from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
 
 
@@ -80,9 +80,9 @@ def run_video(job, out, err, stop):
         NSTError: the output folder cannot be written, the video cannot be decoded or encoded.
         Stopped: a signal came before the first frame started.
     """
+    created = _make_folders(job)  # first: a folder that cannot be made is the one line said
     for note in job.notes:
         err.write(f"{PROG}: note: {note}\n")
-    created = _make_folders(job)
     run = _VideoRun(job, out, err)
     stop.cleanups.append(functools.partial(_remove_empty, created))
     try:
@@ -200,12 +200,11 @@ class _VideoRun:
 
     def _earlier(self, kept, index):
         """Frame ``index`` as the temporal term needs it: its content pixels and its saved stylized frame."""
-        from ..images import read_image, reshape_and_normalize_image
-        from ..video.clip import frame_name
+        from ..images import reshape_and_normalize_image
         from ..video.stylize import Earlier
 
-        path = os.path.join(self.job.frames_folder, frame_name(index))
-        stylized = reshape_and_normalize_image(read_image(path), self.job.config.normalization)
+        pixels = _saved_frame(self.job, index)
+        stylized = reshape_and_normalize_image(pixels, self.job.config.normalization)
         return Earlier(kept[index], stylized.astype("float32"))
 
     def _progress(self, index, iterations):
@@ -234,8 +233,7 @@ class _VideoRun:
         self.out.flush()
 
     def _encode(self, stop):
-        from ..images import read_image
-        from ..video.clip import encode, frame_name
+        from ..video.clip import FfmpegError, count_frames, encode
 
         job = self.job
         height, width = job.size
@@ -248,17 +246,21 @@ class _VideoRun:
         def stylized():
             for index in range(job.clip.frames):
                 stop.check()
-                path = os.path.join(job.frames_folder, frame_name(index))
-                try:
-                    yield read_image(path)
-                except NSTError as error:
-                    raise NSTError(
-                        f"frame {index + 1} cannot be read ({error}); delete it and run the same "
-                        "command again to make it again"
-                    ) from None
+                yield _saved_frame(job, index)
 
-        encode(self.partial, stylized(), (width, height), job.clip.fps, job.clip.path if job.clip.audio else None)
+        audio, said = job.clip.path if job.clip.audio else None, ""
+        try:
+            encode(self.partial, stylized(), (width, height), job.clip.fps, audio)
+        except FfmpegError:
+            if audio is None:
+                raise
+            # An audio codec the MP4 container cannot hold as it is (Microsoft ADPCM, WMA, mu-law).
+            encode(self.partial, stylized(), (width, height), job.clip.fps, audio, audio_codec="aac")
+            said = " encoded again as AAC"
         stop.check()
+        made = count_frames(self.partial)
+        if made != job.clip.frames:
+            raise NSTError(f"the encoded video has {made} of the {job.clip.frames} frames; it is not kept")
         try:
             os.link(self.partial, job.output)  # fails if the name was taken meanwhile: nothing is replaced
         except FileExistsError:
@@ -268,7 +270,7 @@ class _VideoRun:
         job.manifest.add(input=job.clip.path, output=video_record(job.output), frames=job.clip.frames)
         self.out.write(
             f"saved {quoted(job.output)} ({job.clip.frames} frames at {job.clip.fps:g} per second"
-            f"{', with its audio' if job.clip.audio else ''})\n"
+            f"{', with its audio' + said if job.clip.audio else ''})\n"
         )
         return EXIT_OK
 
@@ -286,14 +288,36 @@ class _VideoRun:
 
     def _stopped(self, status):
         self.remove_partial()
-        what = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(
-            status - 128, "hung up (SIGHUP)"
-        )
+        what = stop_words(status - 128)
         self.err.write(
             f"\n{PROG}: {what} after {self.done} of {self.job.clip.frames} frames; the finished ones are saved in "
             f"{quoted(self.job.frames_folder)}: the same command goes on from there\n"
         )
         return status
+
+
+def _saved_frame(job, index):
+    """The pixels of stylized frame ``index`` as saved.
+
+    Raises:
+        NSTError: it cannot be read, or is not of the job's size (changed since the job began).
+    """
+    from ..images import read_image
+    from ..video.clip import frame_name
+
+    path = os.path.join(job.frames_folder, frame_name(index))
+    advice = "delete it and run the same command again to make it again"
+    try:
+        pixels = read_image(path)
+    except NSTError as error:
+        raise NSTError(f"frame {index + 1} cannot be read ({error}); {advice}") from None
+    if pixels.shape[:2] != tuple(job.size):
+        height, width = pixels.shape[:2]
+        raise NSTError(
+            f"frame {index + 1} ({quoted(path)}) is {width}x{height}, not the video's {job.size[1]}x{job.size[0]}; "
+            f"{advice}"
+        )
+    return pixels
 
 
 def _umask():

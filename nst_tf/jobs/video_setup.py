@@ -5,7 +5,7 @@ import os
 
 from ..config import StyleTransferConfig
 from ..errors import NSTError, quoted
-from ..images import ImageSize, read_image, size_for
+from ..images import ImageSize, image_size, read_image, size_for
 from ..large.memory import tile_plans
 from ..large.options import LargeImageOptions, fit_style
 from ..networks import get_network
@@ -59,12 +59,13 @@ def prepare_video(request):
         raise NSTError(f"{quoted(frames_folder)} exists and is not a folder nst_tf made; move it")
     manifest = Manifest(frames_folder, _settings(request, clip, size))
     manifest.load()
-    done, notes = _done(manifest, clip, frames_folder, output)
-    styles = [read_image(path) for path in request.style_paths]
+    done, notes = _done(manifest, clip, frames_folder, output, size)
     large, config = request.large, request.config
-    fit = request.size.content_fit
-    fitted = [fit_style(pixels, size, fit, large.style_scale, large.style_size) for pixels in styles]
-    tiles = tile_plans(config, large, [size], [style.shape[:2] for style in fitted])
+    # The memory check first, from the style images' headers: the styles are then fitted to frames
+    # of a size known to fit (fitting them to an absurd one would take the memory it lacks).
+    tiles = tile_plans(config, large, [size], [image_size(path)[::-1] for path in request.style_paths])
+    fit, paths = request.size.content_fit, request.style_paths
+    fitted = [fit_style(read_image(path), size, fit, large.style_scale, large.style_size) for path in paths]
     weights = get_network(config.network).read_weights(request.model)  # last: the slowest check
     return VideoJob(
         config=config,
@@ -109,40 +110,56 @@ def frame_size(size, sized, shape):
     return even(height), even(width)
 
 
-def _done(manifest, clip, frames_folder, output):
-    """How many leading frames are done, and the notes to say so; refuses frames or a video not recorded."""
-    from ..video.clip import frame_name, is_frame_name
+def _done(manifest, clip, frames_folder, output, size):
+    """How many leading frames are done, and the notes to say so; refuses frames or a video not recorded.
+
+    A recorded video still there is done, whatever became of its frames since. A recorded frame that
+    is damaged or not of ``size`` (height, width) since is made again, with those after it, as is the
+    one frame after them saved but not recorded (a stop between its saving and its line): both are
+    this job's files. Any other frame-named file not recorded is the user's, and refused.
+    """
+    from ..video.clip import frame_name
 
     recorded = manifest.outputs
-    if os.path.isdir(frames_folder):
-        strays = sorted(n for n in os.listdir(frames_folder) if is_frame_name(n) and n not in recorded)
-        if strays:
-            raise NSTError(
-                f"{quoted(os.path.join(frames_folder, strays[0]))} is not a frame {os.path.basename(manifest.path)} "
-                "records; this job would replace it (move it, or choose another --output_dir)"
-            )
-    done = 0
-    while (
-        done < clip.frames and frame_name(done) in recorded and _readable(os.path.join(frames_folder, frame_name(done)))
-    ):
-        done += 1  # a recorded frame damaged since is made again (it is this job's file)
-    video = video_record(output)
-    if os.path.lexists(output) and not (video in recorded and done == clip.frames and os.path.isfile(output)):
+    if video_record(output) in recorded and os.path.isfile(output) and not os.path.islink(output):
+        return clip.frames, [f"{quoted(output)} is done already ({clip.frames} frames)"]
+    if os.path.lexists(output):
         raise NSTError(f"{quoted(output)} exists; nst_tf never replaces it (move it, or choose another --output_dir)")
+    done = 0
+    while done < clip.frames and frame_name(done) in recorded and _intact(frames_folder, done, size):
+        done += 1
     notes = []
-    if done == clip.frames and video in recorded and os.path.isfile(output):
-        notes.append(f"{quoted(output)} is done already ({clip.frames} frames)")
+    strays = _strays(frames_folder, recorded)
+    if frame_name(done) in strays:
+        strays.remove(frame_name(done))
+        notes.append(f"frame {done + 1} was saved but not recorded (a stop between the two); it is made again")
+    if strays:
+        raise NSTError(
+            f"{quoted(os.path.join(frames_folder, strays[0]))} is not a frame {os.path.basename(manifest.path)} "
+            "records; this job would replace it (move it, or choose another --output_dir)"
+        )
+    if done == clip.frames:
+        notes.append(f"all {clip.frames} frames are done already; the video is encoded from them")
     elif done:
         notes.append(f"{done} of {clip.frames} frames are done already; going on from frame {done + 1}")
     return done, notes
 
 
-def _readable(path):
-    from ..images import image_size
+def _strays(frames_folder, recorded):
+    """The frame-named files in ``frames_folder`` the manifest does not record, sorted."""
+    from ..video.clip import is_frame_name
+
+    if not os.path.isdir(frames_folder):
+        return []
+    return sorted(name for name in os.listdir(frames_folder) if is_frame_name(name) and name not in recorded)
+
+
+def _intact(frames_folder, index, size):
+    """Whether frame ``index``'s file can be read and is ``size`` (height, width)."""
+    from ..video.clip import frame_name
 
     try:
-        image_size(path)
-        return True
+        return image_size(os.path.join(frames_folder, frame_name(index))) == (size[1], size[0])
     except NSTError:
         return False
 

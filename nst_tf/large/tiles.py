@@ -31,6 +31,7 @@ too; ``nst_tf.objective.tiled`` sums those over the tiles.
 """
 
 from dataclasses import dataclass
+import math
 import numbers
 
 from ..errors import NSTError
@@ -60,6 +61,30 @@ def check_whole(name, value, least=1, most=MAX_SIDE):
     if value > most:
         raise NSTError(f"{name} must be at most {most}; got {short_repr(value)}")
     return int(value)
+
+
+#: The largest float32: a weight beyond it is infinite in the traced costs.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_float32(name, value):
+    """``value`` as a float when it is a real number that float32 holds as a finite number.
+
+    Raises:
+        NSTError: ``value`` is not a real number (bools are refused), is not finite, or lies beyond
+            float32's range (infinite in the traced costs); the message names ``name``.
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+        raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        number = None
+    if number is not None and not math.isfinite(number):
+        raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
+    if number is None or abs(number) > FLOAT32_MAX:
+        raise NSTError(f"{name} must lie within ±{FLOAT32_MAX:.3g} (float32's range); got {short_repr(value)}")
+    return number
 
 
 def _check_count(count, what):

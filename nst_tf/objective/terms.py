@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from ..config import CONTENT_NORMALIZERS, STYLE_NORMALIZERS
 from ..errors import NSTError
+from ..large.tiles import check_float32, check_whole
 from ..costs import (
     content_cost_from_sum,
     gram_distance,
@@ -199,9 +200,11 @@ class TemporalTerm:
     layers = ()
 
     def __init__(self, size, weight, count=1):
-        height, width = size
+        height, width = (check_whole(f"the frame's {name}", side) for name, side in zip(("height", "width"), size))
+        if check_float32("temporal_weight", weight) < 0:
+            raise NSTError(f"temporal_weight must be a finite number of at least 0; got {weight!r}")
         self.weight = weight
-        self.count = count
+        self.count = check_whole("count", count)
         self.warped = tf.Variable(tf.zeros((count, height, width, 3)), trainable=False, name="temporal_warped")
         self.weights = tf.Variable(tf.zeros((count, height, width, 1)), trainable=False, name="temporal_weights")
 

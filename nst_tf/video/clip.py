@@ -8,12 +8,13 @@ long the video. Nothing here loads TensorFlow.
 
 import contextlib
 import dataclasses
+import fractions
 import importlib
-import logging
 import os
 import re
 import stat
 import subprocess
+import tempfile
 
 from ..errors import NSTError, last_line, quoted
 from ..large.tiles import MAX_SIDE
@@ -97,7 +98,7 @@ def probe(path):
 
 def _header(ffmpeg, path):
     """What ffmpeg says of ``path``'s streams (``ffmpeg -i path`` without an output: its standard error)."""
-    return _run(ffmpeg, ["-hide_banner", "-i", path], path, timeout=60).stderr.decode(errors="replace")
+    return _run(ffmpeg, ["-hide_banner", "-i", _file(path)], path, timeout=60).stderr.decode(errors="replace")
 
 
 def _count(ffmpeg, path):
@@ -106,7 +107,7 @@ def _count(ffmpeg, path):
     (imageio-ffmpeg's ``count_frames_and_secs`` lets ffmpeg read the terminal: a command in the
     background of a shell was stopped there, by SIGTTOU.)
     """
-    arguments = ["-v", "error", "-nostats", "-progress", "pipe:1", "-i", path, "-map", "0:v:0"]
+    arguments = ["-v", "error", "-nostats", "-progress", "pipe:1", "-i", _file(path), "-map", "0:v:0"]
     run = _run(ffmpeg, [*arguments, "-fps_mode", "passthrough", "-f", "null", "-"], path)
     if run.returncode != 0:
         problem = last_line(run.stderr.decode(errors="replace"))
@@ -172,8 +173,10 @@ def frames(clip):
 
     width, height = clip.size
     size = width * height * 3
-    command = [_executable(_ffmpeg()), "-v", "error", "-nostdin", "-i", clip.path]
-    command += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-fps_mode", "passthrough", "-"]
+    # The stream probed, at the size probed: a file changed since gives frames of that size, never
+    # bytes cut at the wrong places.
+    command = [_executable(_ffmpeg()), "-v", "error", "-nostdin", "-i", _file(clip.path), "-map", "0:v:0"]
+    command += ["-s", f"{width}x{height}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-fps_mode", "passthrough", "-"]
     # A session of its own: Ctrl-C reaches the command alone (see ``_run``); ffmpeg ends when the pipe closes.
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
@@ -198,50 +201,75 @@ def frames(clip):
         process.stderr.close()
 
 
-def encode(path, frames_in_order, size, fps, audio_from=None):
+class FfmpegError(NSTError):
+    """ffmpeg failed while encoding (a full disk, an audio codec the MP4 container cannot hold)."""
+
+
+def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"):
     """Writes ``frames_in_order`` (uint8 (height, width, 3), ``size`` = (width, height)) as H.264 video to ``path``.
 
-    ``audio_from``: a video whose audio track is copied in as it is. Both sides of
-    ``size`` must be even (H.264's 4:2:0 colour). The file is written where ``path`` says;
-    callers write to a temporary name and rename.
+    ``audio_from``: a video whose first audio track is taken, as it is (``audio_codec="copy"``) or
+    encoded again (e.g. ``"aac"``). Both sides of ``size`` must be even (H.264's 4:2:0 colour).
+    ``path`` is overwritten: callers write to a temporary name and rename. The frames go to
+    ffmpeg through a pipe, one at a time. (imageio-ffmpeg's ``write_frames`` does the same but
+    never looks at ffmpeg's exit status: a full disk or an audio codec MP4 cannot hold gave a
+    broken file and no error.)
 
     Raises:
-        NSTError: ffmpeg fails (a full disk, an audio codec the MP4 container cannot hold).
+        FfmpegError: ffmpeg fails, or ends before taking every frame.
+        NSTError: a frame is not uint8 of the given size.
     """
-    writer = _ffmpeg().write_frames(
-        path,
-        size,
-        fps=fps,
-        macro_block_size=2,
-        quality=8,
-        ffmpeg_log_level="error",
-        audio_path=audio_from,
-        audio_codec="copy" if audio_from else None,
-    )
     import numpy as np
 
     width, height = size
-    try:
-        writer.send(None)
-        for frame in frames_in_order:
-            frame = np.ascontiguousarray(frame)  # the pipe takes the array's buffer as it lies
-            if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
-                raise NSTError(f"a frame of {frame.dtype} {frame.shape}; the video's are uint8 ({height}, {width}, 3)")
-            writer.send(frame)
-    except NSTError:
-        raise
-    except (OSError, RuntimeError, ValueError) as error:
-        raise NSTError(f"cannot write {quoted(path)}: {last_line(error)}") from None
-    finally:
-        # A stop before the first frame makes imageio-ffmpeg log that the file is invalid: the caller
-        # removes that file, so the line would only mislead.
-        quiet = logging.getLogger("imageio_ffmpeg")
-        level, quiet.disabled = quiet.disabled, True
+    command = [_executable(_ffmpeg()), "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    command += ["-s", f"{width}x{height}", "-r", str(fractions.Fraction(fps).limit_denominator()), "-i", "pipe:0"]
+    if audio_from is not None:
+        command += ["-i", _file(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", audio_codec]
+    command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", "-f", "mp4", _file(path)]
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never waits on us to read it
+        # A session of its own: Ctrl-C reaches the command, which ends ffmpeg (see ``_run``).
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors, start_new_session=True)
         try:
-            with contextlib.suppress(OSError, RuntimeError, ValueError):
-                writer.close()
+            for frame in frames_in_order:
+                frame = np.ascontiguousarray(frame)
+                if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+                    shape = f"uint8 ({height}, {width}, 3)"
+                    raise NSTError(f"a frame of {frame.dtype} {frame.shape}; the video's are {shape}")
+                process.stdin.write(memoryview(frame).cast("B"))
+            process.stdin.close()
+            status = process.wait()
+        except (BrokenPipeError, ConnectionResetError):
+            status = process.wait()  # ffmpeg ended early: its message says why
         finally:
-            quiet.disabled = level
+            _end(process)
+        if status != 0:
+            errors.seek(max(0, errors.seek(0, os.SEEK_END) - 65536))  # its last lines say why
+            said = errors.read().decode(errors="replace")
+            problem = last_line(said) if said.strip() else f"ffmpeg ended with status {status}"
+            raise FfmpegError(f"cannot write {quoted(path)}: {problem}")
+
+
+def _end(process):
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    with contextlib.suppress(OSError):
+        process.stdin.close()
+
+
+def count_frames(path):
+    """The number of frames of video ``path``'s first video stream, counted by decoding them.
+
+    Raises:
+        NSTError: ffmpeg cannot read it.
+    """
+    return _count(_ffmpeg(), path)
+
+
+def _file(path):
+    """``path`` as ffmpeg must be given it: a name like ``take:2.mp4`` would be read as a protocol."""
+    return "file:" + os.path.abspath(path)
 
 
 def even(value):
@@ -255,7 +283,9 @@ def frame_name(index):
 
 
 def is_frame_name(name):
-    return len(name) == 10 and name.endswith(".png") and name[:6].isdigit() and name[:6] != "000000"
+    """Whether ``name`` is one ``frame_name`` gives: 6 digits or more (frame 1,000,000 on), then ``.png``."""
+    digits = name[:-4]
+    return name.endswith(".png") and len(digits) >= 6 and digits.isascii() and digits.isdigit() and int(digits) > 0
 
 
 def stem(path):

@@ -15,7 +15,7 @@ import importlib
 
 import numpy as np
 
-from ..errors import NSTError
+from ..errors import NSTError, last_line
 from .options import DIS_PRESETS, FLOW_METHODS
 
 
@@ -47,12 +47,16 @@ def flow_between(a, b, method="dis", preset="medium"):
     a, b = _grey(cv2, a, "a"), _grey(cv2, b, "b")
     if a.shape != b.shape:
         raise NSTError(f"the frames' sizes differ: {a.shape} and {b.shape}")
-    if method == "dis":
-        engine = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
-        flow = engine.calc(a, b, None)
-    else:
-        # Farneback's usual settings: a 3-level pyramid halving each level, 15-pixel windows, 3 iterations.
-        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    try:
+        if method == "dis":
+            engine = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
+            flow = engine.calc(a, b, None)
+        else:
+            # Farneback's usual settings: a 3-level pyramid halving each level, 15-pixel windows, 3 iterations.
+            flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    except cv2.error as error:  # DIS's patches need frames of a dozen pixels or more
+        height, width = a.shape
+        raise NSTError(f"optical flow ({method}) failed on frames of {width}x{height}: {last_line(error)}") from None
     return np.asarray(flow, np.float32)
 
 
@@ -88,8 +92,9 @@ def consistency_weights(backward, forward):
     """
     backward = np.asarray(backward, np.float32)
     forward = np.asarray(forward, np.float32)
-    if backward.ndim != 3 or backward.shape[-1] != 2 or backward.shape != forward.shape:
-        raise NSTError(f"the flows must both have shape (H, W, 2); got {backward.shape} and {forward.shape}")
+    if backward.ndim != 3 or backward.shape[-1] != 2 or backward.shape != forward.shape or min(backward.shape[:2]) < 2:
+        shapes = f"{backward.shape} and {forward.shape}"
+        raise NSTError(f"the flows must both have shape (H, W, 2), H and W at least 2; got {shapes}")
     height, width = backward.shape[:2]
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
     x, y = cols + backward[..., 0], rows + backward[..., 1]
@@ -115,10 +120,15 @@ def long_term_weights(weights):
 
     Returns:
         ``{gap: max(weights[gap] - sum of weights[g] for g < gap, 0)}``, float32.
+
+    Raises:
+        NSTError: the weights are not all of one shape.
     """
     nearer, result = None, {}
     for gap in sorted(weights):
         own = np.asarray(weights[gap], np.float32)
+        if nearer is not None and own.shape != nearer.shape:
+            raise NSTError(f"the weights of frame -{gap} have shape {own.shape}; the nearer ones {nearer.shape}")
         result[gap] = own if nearer is None else np.maximum(own - nearer, 0.0)
         nearer = own if nearer is None else nearer + own
     return result

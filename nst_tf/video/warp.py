@@ -23,28 +23,33 @@ def warp(image, flow):
     Returns:
         Shape (B, H, W, C), the image's dtype. A source outside the image
         takes the nearest border pixel (the consistency weights mark those
-        pixels as not trusted).
+        pixels as not trusted); a NaN displacement counts as none. Positions
+        are computed in float32 whatever the image's dtype (bfloat16 cannot
+        count past 256 pixels).
 
     Raises:
-        NSTError: the shapes do not match or are not of rank 4.
+        NSTError: the image is not floating, or the shapes do not match or are not of rank 4.
     """
     image = tf.convert_to_tensor(image)
-    flow = tf.cast(tf.convert_to_tensor(flow), image.dtype)
+    if not image.dtype.is_floating:
+        raise NSTError(f"warp needs a floating image; got {image.dtype.name} (convert it, e.g. with tf.cast)")
+    flow = tf.cast(tf.convert_to_tensor(flow), tf.float32)
     if image.shape.rank != 4 or flow.shape.rank != 4 or flow.shape[-1] != 2:
         raise NSTError(f"warp needs an image (B, H, W, C) and a flow (B, H, W, 2); got {image.shape} and {flow.shape}")
     if not image.shape[:3].is_compatible_with(flow.shape[:3]):
         raise NSTError(f"the flow's shape {flow.shape} does not match the image's {image.shape}")
     # Positions are computed in floating point and cast to int32 only to index: oneDNN's int32
     # arithmetic logs an error line on CPUs without AVX-512 support for it.
+    flow = tf.where(tf.math.is_nan(flow), tf.zeros_like(flow), flow)
     shape = tf.shape(image)
-    height, width = tf.cast(shape[1], image.dtype), tf.cast(shape[2], image.dtype)
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
     rows, cols = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
     y = tf.clip_by_value(rows + flow[..., 1], 0.0, height - 1)
     x = tf.clip_by_value(cols + flow[..., 0], 0.0, width - 1)
     y0, x0 = tf.floor(y), tf.floor(x)
-    wy, wx = (y - y0)[..., None], (x - x0)[..., None]
+    wy, wx = (tf.cast(v, image.dtype)[..., None] for v in (y - y0, x - x0))
     y1, x1 = tf.minimum(y0 + 1, height - 1), tf.minimum(x0 + 1, width - 1)
-    batch = tf.zeros_like(y0) + tf.reshape(tf.range(tf.cast(shape[0], image.dtype)), [-1, 1, 1])
+    batch = tf.zeros_like(y0) + tf.reshape(tf.range(tf.cast(shape[0], tf.float32)), [-1, 1, 1])
     batch, y0, x0, y1, x1 = (tf.cast(v, tf.int32) for v in (batch, y0, x0, y1, x1))
 
     def at(r, c):
