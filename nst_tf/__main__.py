@@ -15,10 +15,10 @@ def run():
     line is written: the interpreter's and TensorFlow's teardown would take
     seconds more, during which a signal could still kill it.
     """
-    from .jobs.signals import end_process, stop_at_once, use_own_standard_error, use_private_temporary_folder
+    from .jobs.signals import end_process, stop_at_once, use_own_standard_streams, use_private_temporary_folder
 
     stop_at_once("nst-tf: {what}")
-    use_own_standard_error()
+    use_own_standard_streams()
     use_private_temporary_folder()
     from .cli import main
 

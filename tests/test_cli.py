@@ -518,18 +518,25 @@ def test_style_blend_weights_whose_sum_overflows_are_refused(workspace, capsys, 
 def test_the_largest_numbers_taken_are_validated_without_overflow(monkeypatch, cli_args):
     seen = []
     monkeypatch.setattr(cli, "run_single", lambda job, *rest: seen.append(job) or 0)
-    argv = cli_args("--print_every", "2147483647", "--seed", NINES, "--alpha", "3.4e38", epochs=2147483647)
+    argv = cli_args("--print_every", "2147483647", "--seed", NINES, "--alpha", "3.4028235e38", epochs=2147483647)
     assert main(argv) == 0
     config = seen[0].config
-    assert (config.epochs, config.print_every, config.seed, config.alpha) == (2**31 - 1, 2**31 - 1, int(NINES), 3.4e38)
+    # float32's largest, as NumPy prints it (a little above it in float64, and rounded down to it).
+    assert (config.epochs, config.print_every, config.seed) == (2**31 - 1, 2**31 - 1, int(NINES))
+    assert config.alpha == 3.4028235e38
 
 
-@pytest.mark.parametrize("name", ["alpha", "beta", "tv_weight", "learning_rate", "noise_ratio"])
+@pytest.mark.parametrize("name", ["alpha", "beta", "tv_weight", "learning_rate", "adam_epsilon"])
 @pytest.mark.parametrize("value", [1e39, 1e308, 10**400, -(10**400)])
 def test_numbers_float32_cannot_hold_are_refused_before_they_become_infinite_costs(name, value):
     # Taken before, they made the first step's cost infinite: an error after the network had loaded.
-    with pytest.raises(NSTError, match=rf"^{name} must lie within ±3.4e\+38 \(float32's range\); got "):
+    with pytest.raises(NSTError, match=rf"^{name} must lie within float32's range \(magnitudes up to about 3.4e\+38\)"):
         StyleTransferConfig(**{name: value})
+
+
+def test_a_positive_number_float32_rounds_to_zero_is_refused():
+    with pytest.raises(NSTError, match="learning_rate must be positive; got 1e-46"):
+        StyleTransferConfig(learning_rate=1e-46)
 
 
 def test_a_huge_seed_seeds_a_run(workspace, cli_args):

@@ -203,7 +203,7 @@ def test_what_threads_write_to_descriptor_2_after_a_ray_job_stays_out_of_the_com
     # caller's descriptor 2 is given back as it was.
     code = (
         "import os, sys; from nst_tf.jobs import signals; from nst_tf.jobs.ray_engine import _ray_lines_aside\n"
-        f"if {own}: signals.use_own_standard_error()\n"
+        f"if {own}: signals.use_own_standard_streams()\n"
         "with _ray_lines_aside(sys.stderr) as (err, log):\n"
         "    os.write(2, b'core worker, during\\n'); sys.stderr.write('ray logger, during\\n'); sys.stderr.flush()\n"
         "    err.write('ours, during\\n')\n"

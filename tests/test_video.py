@@ -376,32 +376,47 @@ def test_a_damaged_frame_is_made_again_on_the_next_run(workspace, new_weights_fi
     assert probe(str(out / "silent.mp4")).frames == 5
 
 
-@pytest.mark.parametrize(
-    "damage, note",
-    [
-        ("resized", "3 of 5 frames are done already; going on from frame 4"),  # another size: made again
-        ("unrecorded", "frame 5 was saved but not recorded (a stop between the two); it is made again"),
-    ],
-)
-def test_frames_this_job_left_damaged_or_unrecorded_are_made_again(
-    workspace, new_weights_file, clips, capsys, damage, note
-):
+def test_a_frame_resized_since_is_made_again(workspace, new_weights_file, clips, capsys):
     argv = _args(workspace, new_weights_file, clips / "silent.mp4")
     assert main(argv) == 0
     out = workspace / "out"
     (out / "silent.mp4").unlink()
-    manifest = out / "silent.frames" / "manifest.jsonl"
-    if damage == "resized":
-        PIL.Image.new("RGB", (100, 100)).save(out / "silent.frames" / "000004.png")
-    else:  # the state a kill -9 between saving frame 5 and appending its line leaves
-        lines = manifest.read_text().splitlines()
-        manifest.write_text("\n".join(line for line in lines if '"000005.png"' not in line) + "\n")
+    PIL.Image.new("RGB", (100, 100)).save(out / "silent.frames" / "000004.png")
     capsys.readouterr()
-    assert main(argv) == 0  # both were refused at every rerun
-    assert note in capsys.readouterr().err
+    assert main(argv) == 0  # was refused at every rerun
+    assert "3 of 5 frames are done already; going on from frame 4" in capsys.readouterr().err
     assert probe(str(out / "silent.mp4")).frames == 5
     with PIL.Image.open(out / "silent.frames" / "000004.png") as remade:
         assert remade.size == (64, 48)
+
+
+def test_what_a_killed_run_leaves_is_removed_and_a_users_frame_file_never_replaced(
+    workspace, new_weights_file, clips, capsys
+):
+    # A frame is saved under a name of its own, recorded, then renamed: a kill leaves a hidden leftover or
+    # a recorded frame missing, never an unrecorded frame file, so one is always the user's.
+    argv = _args(workspace, new_weights_file, clips / "silent.mp4")
+    assert main(argv) == 0
+    out, frames_folder = workspace / "out", workspace / "out" / "silent.frames"
+    (out / "silent.mp4").unlink()
+    lines = (frames_folder / "manifest.jsonl").read_text().splitlines()
+    (frames_folder / "manifest.jsonl").write_text("\n".join(lines[:4]) + "\n")  # frames 1-3 recorded
+    os.replace(frames_folder / "000004.png", frames_folder / ".000004.pending.png")  # killed before its line
+    (frames_folder / "000005.png").unlink()
+    (out / ".silent.mp4.abcd1234.partial.mp4").write_bytes(b"a killed encode's")
+    (out / ".silent.mp4.notours.partial.mp4").write_bytes(b"the user's")  # not mkstemp's 8 characters
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "3 of 5 frames are done already; going on from frame 4" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == [".silent.mp4.notours.partial.mp4", "silent.frames", "silent.mp4"]
+    assert not [name for name in os.listdir(frames_folder) if name.startswith(".")]
+    (out / "silent.mp4").unlink()
+    (frames_folder / "manifest.jsonl").write_text("\n".join(lines[:4]) + "\n")
+    users = (frames_folder / "000004.png").read_bytes()
+    (frames_folder / "000005.png").unlink()
+    assert main(argv) == 2  # 000004.png is not recorded: the user's, whatever its place
+    assert "000004.png is not a frame manifest.jsonl records" in capsys.readouterr().err
+    assert (frames_folder / "000004.png").read_bytes() == users
 
 
 def test_a_finished_video_stays_done_whatever_became_of_its_frames(workspace, new_weights_file, clips, capsys):
@@ -427,8 +442,15 @@ def test_an_audio_codec_mp4_cannot_hold_is_encoded_again_as_aac(workspace, new_w
 
 
 def test_ffmpeg_failing_to_encode_is_an_error(tmp_path):
-    with pytest.raises(FfmpegError, match="cannot write .*missing/x.mp4: "):
+    with pytest.raises(FfmpegError, match="ffmpeg could not encode .*missing/x.mp4: "):
         encode(str(tmp_path / "missing" / "x.mp4"), moving(2, 48, 64, 2), (64, 48), 5.0)
+    for size, fps, frames_, message in [
+        ((64, 48), 5.0, [], "no frames to encode"),
+        ((63, 47), 5.0, moving(1, 47, 63, 1), "two even whole numbers"),
+        ((64, 48), float("nan"), moving(1, 48, 64, 1), "a number from 0 to 1000"),
+    ]:
+        with pytest.raises(NSTError, match=message):
+            encode(str(tmp_path / "x.mp4"), frames_, size, fps)
 
 
 def test_frames_come_from_the_stream_probed_at_its_size(tmp_path):
@@ -476,3 +498,23 @@ def test_a_video_where_an_image_is_needed_is_named_as_a_video(workspace, new_wei
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "silent.mp4: is a video, where an image is needed" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("stream", [1, 2])
+@pytest.mark.parametrize("how", ["closed", "full"])
+def test_the_status_does_not_depend_on_whether_messages_can_be_written(workspace, new_weights_file, clips, stream, how):
+    # With standard error closed or on a full device, the progress line's first write ended the job with
+    # status 1 (stdout too), and bad input was 1, not 2.
+    def redirect():
+        if how == "closed":
+            os.close(stream)
+        else:
+            os.dup2(os.open("/dev/full", os.O_WRONLY), stream)
+
+    def run(*argv):
+        command = [sys.executable, "-m", "nst_tf", *argv]
+        return subprocess.run(command, preexec_fn=redirect, timeout=300).returncode
+
+    assert run(*_args(workspace, new_weights_file, clips / "silent.mp4", epochs=1)) == 0
+    assert probe(str(workspace / "out" / "silent.mp4")).frames == 5
+    assert run("--content_image_filename", str(workspace / "missing.mp4")) == 2

@@ -215,37 +215,70 @@ def use_private_temporary_folder():
     tempfile.tempdir = private
 
 
-_OWN_STANDARD_ERROR = False
+_OWN_STREAMS = False
 
 
-def use_own_standard_error():
-    """Makes ``sys.stderr`` write through a copy of descriptor 2, so that ``quiet_descriptor_2`` can silence it.
+class _Forgiving(io.RawIOBase):
+    """Writes to descriptor ``fd``, dropping what cannot be written (a full device, a closed pipe):
+    the command's status never depends on whether its messages reach anyone."""
+
+    def __init__(self, fd):
+        super().__init__()
+        self._fd = fd
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self._fd
+
+    def write(self, data):
+        try:
+            return os.write(self._fd, data)
+        except OSError:
+            return len(data)
+
+    def close(self):
+        if not self.closed:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        super().close()
+
+
+def use_own_standard_streams():
+    """Gives the command's lines streams that never fail, ``sys.stderr`` on a copy of descriptor 2.
 
     C++ threads write to descriptor 2 itself, and some outlive their
     work: a local Ray's driver threads, its processes killed rather than
     shut down (which takes seconds), report the loss after the job's last
-    line. For the command only: a library caller's descriptors are its own.
+    line; with its own copy, ``quiet_descriptor_2`` can silence them. A
+    closed standard stream (``2>&-``) becomes the null device, and writes
+    that fail (``2>/dev/full``, a closed pipe) are dropped. For the command
+    only: a library caller's streams are its own.
     """
-    global _OWN_STANDARD_ERROR
-    if _OWN_STANDARD_ERROR or sys.stderr is None:
+    global _OWN_STREAMS
+    if _OWN_STREAMS:
         return
-    try:
-        copy = os.dup(2)
-    except OSError:
-        return  # no standard error: nothing would be seen anyway
-    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
-    stream = io.FileIO(copy, "w")
-    sys.stderr = io.TextIOWrapper(stream, encoding=encoding, errors="backslashreplace", line_buffering=True)
-    _OWN_STANDARD_ERROR = True
+    for name, descriptor in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        try:
+            copy = os.dup(descriptor) if stream is not None else os.open(os.devnull, os.O_WRONLY)
+        except OSError:
+            copy = os.open(os.devnull, os.O_WRONLY)
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        buffered = io.BufferedWriter(_Forgiving(copy))
+        line_buffering = name == "stderr" or bool(stream is not None and stream.line_buffering)
+        setattr(sys, name, io.TextIOWrapper(buffered, encoding, "backslashreplace", line_buffering=line_buffering))
+    _OWN_STREAMS = True
 
 
 def quiet_descriptor_2():
-    """Points descriptor 2 at the null device if the command's lines have their own (``use_own_standard_error``).
+    """Points descriptor 2 at the null device if the command's lines have their own (``use_own_standard_streams``).
 
     Returns:
         Whether it did; if not, the caller restores descriptor 2 itself.
     """
-    if not _OWN_STANDARD_ERROR:
+    if not _OWN_STREAMS:
         return False
     try:
         quiet = os.open(os.devnull, os.O_WRONLY)

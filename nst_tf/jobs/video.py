@@ -23,6 +23,7 @@ import threading
 from ..config import StyleTransferConfig
 from ..errors import NonFiniteCostError, NSTError, quoted
 from ..presets import Preset
+from ..video.clip import end_ffmpeg
 from ..video.options import VideoOptions
 from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
 from .drive import ProgressLine
@@ -85,9 +86,11 @@ def run_video(job, out, err, stop):
         err.write(f"{PROG}: note: {note}\n")
     run = _VideoRun(job, out, err)
     stop.cleanups.append(functools.partial(_remove_empty, created))
+    stop.cleanups.append(end_ffmpeg)  # ffmpeg runs in a session of its own: a stop at once must end it
     try:
         with holding(job.frames_folder):
             job.manifest.load()  # again, now that no other command writes there: one may have since setup
+            _remove_leftovers(job)
             stop.defer()
             stop.finisher = run.stopped
             try:
@@ -218,7 +221,10 @@ class _VideoRun:
 
         name = frame_name(index)
         with self.writing:
-            if not self.saver.save(name, item.progress.image):
+            # Saved under a name of its own, recorded, then renamed: a kill between two of these leaves a
+            # leftover (removed at the next run) or a recorded frame missing (made again), never a frame
+            # file the manifest does not record, which could be the user's.
+            if not self.saver.save(_pending(name), item.progress.image):
                 return
             self.job.manifest.add(
                 input=f"{self.job.clip.path}#{index}",
@@ -227,6 +233,13 @@ class _VideoRun:
                 iterations=item.progress.iteration + 1,
                 seconds=round(item.seconds, 3),
             )
+            folder = self.job.frames_folder
+            try:
+                os.replace(os.path.join(folder, _pending(name)), os.path.join(folder, name))
+            except OSError as error:
+                self.err.write(f"{PROG}: error: cannot save {quoted(os.path.join(folder, name))}: {error.strerror}\n")
+                self.saver.failed = True
+                return
             self.done = index + 1
         self.out.write(f"saved {quoted(os.path.basename(self.job.frames_folder))}/{name} ({index + 1} of ")
         self.out.write(f"{self.job.clip.frames})\n")
@@ -250,13 +263,16 @@ class _VideoRun:
 
         audio, said = job.clip.path if job.clip.audio else None, ""
         try:
-            encode(self.partial, stylized(), (width, height), job.clip.fps, audio)
-        except FfmpegError:
-            if audio is None:
-                raise
-            # An audio codec the MP4 container cannot hold as it is (Microsoft ADPCM, WMA, mu-law).
-            encode(self.partial, stylized(), (width, height), job.clip.fps, audio, audio_codec="aac")
-            said = " encoded again as AAC"
+            try:
+                encode(self.partial, stylized(), (width, height), job.clip.fps, audio)
+            except FfmpegError:
+                if audio is None:
+                    raise
+                # An audio codec the MP4 container cannot hold as it is (Microsoft ADPCM, WMA, mu-law).
+                encode(self.partial, stylized(), (width, height), job.clip.fps, audio, audio_codec="aac")
+                said = " encoded again as AAC"
+        except FfmpegError as error:  # named by the video it was to make, not the temporary file
+            raise NSTError(f"{quoted(job.output)} could not be encoded: {error.problem}") from None
         stop.check()
         made = count_frames(self.partial)
         if made != job.clip.frames:
@@ -294,6 +310,28 @@ class _VideoRun:
             f"{quoted(self.job.frames_folder)}: the same command goes on from there\n"
         )
         return status
+
+
+def _pending(name):
+    """The name frame ``name`` is saved under until its manifest line is written: ``.000001.pending.png``."""
+    return f".{os.path.splitext(name)[0]}.pending.png"
+
+
+def _remove_leftovers(job):
+    """Removes what a killed run of this job left: frames saved but not recorded, and partial videos."""
+    stem = os.path.basename(job.output)
+    kinds = (
+        (job.frames_folder, ".", ".pending.png", str.isdigit),  # _pending's names
+        (job.folder, f".{stem}.", ".partial.mp4", lambda middle: len(middle) == 8),  # mkstemp's, in _encode
+    )
+    for folder, start, end, middle_is in kinds:
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if not (name.startswith(start) and name.endswith(end) and len(name) > len(start) + len(end)):
+                continue
+            if middle_is(name[len(start) : -len(end)]) and os.path.isfile(path) and not os.path.islink(path):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
 
 
 def _saved_frame(job, index):

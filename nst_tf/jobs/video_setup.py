@@ -114,9 +114,9 @@ def _done(manifest, clip, frames_folder, output, size):
     """How many leading frames are done, and the notes to say so; refuses frames or a video not recorded.
 
     A recorded video still there is done, whatever became of its frames since. A recorded frame that
-    is damaged or not of ``size`` (height, width) since is made again, with those after it, as is the
-    one frame after them saved but not recorded (a stop between its saving and its line): both are
-    this job's files. Any other frame-named file not recorded is the user's, and refused.
+    is damaged or not of ``size`` (height, width) since is made again, with those after it: it is this
+    job's file. A frame-named file not recorded is the user's (the job saves a frame under another
+    name until its line is written), and refused.
     """
     from ..video.clip import frame_name
 
@@ -130,9 +130,6 @@ def _done(manifest, clip, frames_folder, output, size):
         done += 1
     notes = []
     strays = _strays(frames_folder, recorded)
-    if frame_name(done) in strays:
-        strays.remove(frame_name(done))
-        notes.append(f"frame {done + 1} was saved but not recorded (a stop between the two); it is made again")
     if strays:
         raise NSTError(
             f"{quoted(os.path.join(frames_folder, strays[0]))} is not a frame {os.path.basename(manifest.path)} "

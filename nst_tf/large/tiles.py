@@ -33,6 +33,7 @@ too; ``nst_tf.objective.tiled`` sums those over the tiles.
 from dataclasses import dataclass
 import math
 import numbers
+import struct
 
 from ..errors import NSTError
 from ..networks import get_network
@@ -63,12 +64,8 @@ def check_whole(name, value, least=1, most=MAX_SIDE):
     return int(value)
 
 
-#: The largest float32: a weight beyond it is infinite in the traced costs.
-FLOAT32_MAX = 3.4028234663852886e38
-
-
 def check_float32(name, value):
-    """``value`` as a float when it is a real number that float32 holds as a finite number.
+    """``value`` as float32 holds it (a Python float), when it is a real number float32 holds finitely.
 
     Raises:
         NSTError: ``value`` is not a real number (bools are refused), is not finite, or lies beyond
@@ -82,9 +79,15 @@ def check_float32(name, value):
         number = None
     if number is not None and not math.isfinite(number):
         raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
-    if number is None or abs(number) > FLOAT32_MAX:
-        raise NSTError(f"{name} must lie within ±{FLOAT32_MAX:.3g} (float32's range); got {short_repr(value)}")
-    return number
+    try:
+        rounded = struct.unpack("f", struct.pack("f", number))[0]  # as float32 rounds it
+    except (OverflowError, struct.error, TypeError):  # None: the int too large for a float64
+        rounded = math.inf
+    if not math.isfinite(rounded):
+        raise NSTError(
+            f"{name} must lie within float32's range (magnitudes up to about 3.4e+38); got {short_repr(value)}"
+        )
+    return rounded
 
 
 def _check_count(count, what):

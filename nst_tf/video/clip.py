@@ -10,6 +10,8 @@ import contextlib
 import dataclasses
 import fractions
 import importlib
+import math
+import numbers
 import os
 import re
 import stat
@@ -124,11 +126,39 @@ def _run(ffmpeg, arguments, path, timeout=None):
     """
     command = [_executable(ffmpeg), "-nostdin", *arguments]
     try:
-        return subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, start_new_session=True
-        )
+        with _started(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+            out, err = process.communicate(timeout=timeout)
     except (OSError, subprocess.SubprocessError) as error:
         raise NSTError(f"{quoted(path)}: ffmpeg could not run: {last_line(error)}") from None
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+#: The ffmpeg processes running now (``_started``), which ``end_ffmpeg`` kills.
+_RUNNING = set()
+
+
+@contextlib.contextmanager
+def _started(command, stdin=subprocess.DEVNULL, **streams):
+    """Runs ``command`` in a session of its own for the block; it is killed if still running after it."""
+    process = subprocess.Popen(command, stdin=stdin, start_new_session=True, **streams)
+    _RUNNING.add(process)
+    try:
+        with process:  # closes its pipes and waits for it
+            try:
+                yield process
+            finally:
+                if process.poll() is None:
+                    process.kill()
+    finally:
+        _RUNNING.discard(process)
+
+
+def end_ffmpeg():
+    """Kills the ffmpeg processes this process runs now: for a stop that ends the process at once
+    (``os._exit`` skips the blocks that would), as ffmpeg runs in a session of its own."""
+    for process in list(_RUNNING):
+        with contextlib.suppress(OSError):
+            process.kill()
 
 
 def _executable(ffmpeg):
@@ -177,11 +207,9 @@ def frames(clip):
     # bytes cut at the wrong places.
     command = [_executable(_ffmpeg()), "-v", "error", "-nostdin", "-i", _file(clip.path), "-map", "0:v:0"]
     command += ["-s", f"{width}x{height}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-fps_mode", "passthrough", "-"]
-    # A session of its own: Ctrl-C reaches the command alone (see ``_run``); ffmpeg ends when the pipe closes.
-    process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
+    # A session of its own (``_started``): Ctrl-C reaches the command alone, which ends ffmpeg. Its
+    # messages go to a file: a damaged stream's many lines would fill a pipe nobody reads yet.
+    with tempfile.TemporaryFile() as errors, _started(command, stdout=subprocess.PIPE, stderr=errors) as process:
         while True:
             data = process.stdout.read(size)
             if not data:
@@ -190,19 +218,26 @@ def frames(clip):
                 raise NSTError(f"{quoted(clip.path)}: a frame ends after {len(data)} of its {size} bytes")
             yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
         if process.wait() != 0:
-            raise NSTError(
-                f"{quoted(clip.path)}: cannot be decoded: {last_line(process.stderr.read().decode(errors='replace'))}"
-            )
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        process.stdout.close()
-        process.stderr.close()
+            raise NSTError(f"{quoted(clip.path)}: cannot be decoded: {_said(errors, process.returncode)}")
+
+
+def _said(errors, status):
+    """The last line ffmpeg wrote to the file ``errors``, or its exit status."""
+    errors.seek(max(0, errors.seek(0, os.SEEK_END) - 65536))  # its last lines say why
+    said = errors.read().decode(errors="replace")
+    return last_line(said) if said.strip() else f"ffmpeg ended with status {status}"
 
 
 class FfmpegError(NSTError):
-    """ffmpeg failed while encoding (a full disk, an audio codec the MP4 container cannot hold)."""
+    """ffmpeg failed while encoding (a full disk, an audio codec the MP4 container cannot hold).
+
+    Attributes:
+        problem: what ffmpeg said (its last line).
+    """
+
+    def __init__(self, message, problem):
+        super().__init__(message)
+        self.problem = problem
 
 
 def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"):
@@ -217,45 +252,43 @@ def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"
 
     Raises:
         FfmpegError: ffmpeg fails, or ends before taking every frame.
-        NSTError: a frame is not uint8 of the given size.
+        NSTError: a size that is not even, a frame rate that is not a number from 0 to 1000, no
+            frames, or a frame that is not uint8 of the given size.
     """
     import numpy as np
 
     width, height = size
+    if not all(isinstance(side, int) and side > 0 and side % 2 == 0 for side in size):
+        raise NSTError(f"the video's size must be two even whole numbers (H.264's 4:2:0 colour); got {size!r:.60}")
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise NSTError(f"the frame rate must be a number from 0 to 1000 per second; got {fps!r:.40}")
     command = [_executable(_ffmpeg()), "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
     command += ["-s", f"{width}x{height}", "-r", str(fractions.Fraction(fps).limit_denominator()), "-i", "pipe:0"]
     if audio_from is not None:
         command += ["-i", _file(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", audio_codec]
     command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "10", "-f", "mp4", _file(path)]
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg never waits on us to read it
-        # A session of its own: Ctrl-C reaches the command, which ends ffmpeg (see ``_run``).
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors, start_new_session=True)
-        try:
-            for frame in frames_in_order:
-                frame = np.ascontiguousarray(frame)
-                if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
-                    shape = f"uint8 ({height}, {width}, 3)"
-                    raise NSTError(f"a frame of {frame.dtype} {frame.shape}; the video's are {shape}")
-                process.stdin.write(memoryview(frame).cast("B"))
-            process.stdin.close()
+        # A session of its own: Ctrl-C reaches the command, which ends ffmpeg (see ``_started``).
+        with _started(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors) as process:
+            count = 0
+            try:
+                for frame in frames_in_order:
+                    frame = np.ascontiguousarray(frame)
+                    if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+                        shape = f"uint8 ({height}, {width}, 3)"
+                        raise NSTError(f"a frame of {frame.dtype} {frame.shape}; the video's are {shape}")
+                    process.stdin.write(memoryview(frame).cast("B"))
+                    count += 1
+                process.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):  # ffmpeg ended early: its message says why
+                with contextlib.suppress(OSError):
+                    process.stdin.close()  # what is left in its buffer has nowhere to go
             status = process.wait()
-        except (BrokenPipeError, ConnectionResetError):
-            status = process.wait()  # ffmpeg ended early: its message says why
-        finally:
-            _end(process)
         if status != 0:
-            errors.seek(max(0, errors.seek(0, os.SEEK_END) - 65536))  # its last lines say why
-            said = errors.read().decode(errors="replace")
-            problem = last_line(said) if said.strip() else f"ffmpeg ended with status {status}"
-            raise FfmpegError(f"cannot write {quoted(path)}: {problem}")
-
-
-def _end(process):
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    with contextlib.suppress(OSError):
-        process.stdin.close()
+            problem = _said(errors, status)
+            raise FfmpegError(f"ffmpeg could not encode {quoted(path)}: {problem}", problem)
+        if count == 0:
+            raise NSTError("no frames to encode")
 
 
 def count_frames(path):
