@@ -214,3 +214,18 @@ def test_what_threads_write_to_descriptor_2_after_a_ray_job_stays_out_of_the_com
     assert done.returncode == 0, done.stderr
     expected = ["ours, during", "ours, last"] if own else ["ours, during", "core worker, after", "ours, last"]
     assert done.stderr.splitlines() == expected
+
+
+def test_the_commands_streams_never_take_a_closed_standard_descriptors_number():
+    # With 2 closed, the copy of 1 took number 2: what C++ wrote there went to standard output, and after
+    # a Ray job (2 pointed at the null device) the command's output went nowhere.
+    code = (
+        "import os, sys; from nst_tf.jobs import signals\n"
+        "signals.use_own_standard_streams()\n"
+        "assert sys.stdout.fileno() > 2 and sys.stderr.fileno() > 2, (sys.stdout.fileno(), sys.stderr.fileno())\n"
+        "os.write(2, b'core worker\\n')\n"
+        "signals.quiet_descriptor_2()\n"
+        "print('saved', flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=lambda: os.close(2))
+    assert done.returncode == 0 and done.stdout == "saved\n", done

@@ -404,12 +404,20 @@ def test_what_a_killed_run_leaves_is_removed_and_a_users_frame_file_never_replac
     os.replace(frames_folder / "000004.png", frames_folder / ".000004.pending.png")  # killed before its line
     (frames_folder / "000005.png").unlink()
     (out / ".silent.mp4.abcd1234.partial.mp4").write_bytes(b"a killed encode's")
-    (out / ".silent.mp4.notours.partial.mp4").write_bytes(b"the user's")  # not mkstemp's 8 characters
+    (frames_folder / ".nst_tf-0123456789abcdef.png").write_bytes(b"a save killed before its rename")
+    users = [".silent.mp4.notours.partial.mp4", ".silent.mp4.backup-1.partial.mp4", ".silent.mp4.ABCD1234.partial.mp4"]
+    for name in users:  # names mkstemp never makes
+        (out / name).write_bytes(b"the user's")
+    kept = [".0.pending.png", ".١٢٣٤٥٦.pending.png", ".nst_tf-0123.png"]  # names the job never makes
+    for name in kept:
+        (frames_folder / name).write_bytes(b"the user's")
     capsys.readouterr()
     assert main(argv) == 0
     assert "3 of 5 frames are done already; going on from frame 4" in capsys.readouterr().err
-    assert sorted(os.listdir(out)) == [".silent.mp4.notours.partial.mp4", "silent.frames", "silent.mp4"]
-    assert not [name for name in os.listdir(frames_folder) if name.startswith(".")]
+    assert sorted(os.listdir(out)) == sorted([*users, "silent.frames", "silent.mp4"])
+    assert sorted(name for name in os.listdir(frames_folder) if name.startswith(".")) == sorted(kept)
+    for name in kept:
+        (frames_folder / name).unlink()
     (out / "silent.mp4").unlink()
     (frames_folder / "manifest.jsonl").write_text("\n".join(lines[:4]) + "\n")
     users = (frames_folder / "000004.png").read_bytes()
@@ -518,3 +526,23 @@ def test_the_status_does_not_depend_on_whether_messages_can_be_written(workspace
     assert run(*_args(workspace, new_weights_file, clips / "silent.mp4", epochs=1)) == 0
     assert probe(str(workspace / "out" / "silent.mp4")).frames == 5
     assert run("--content_image_filename", str(workspace / "missing.mp4")) == 2
+
+
+def test_a_video_named_but_not_recorded_when_the_run_was_killed_is_recorded(workspace, new_weights_file, clips, capsys):
+    # Killed between linking the counted video to its name and appending its line: every rerun was refused
+    # ("exists; nst_tf never replaces it"). The name is a hard link of the job's partial file: it is the job's.
+    argv = _args(workspace, new_weights_file, clips / "silent.mp4")
+    assert main(argv) == 0
+    out = workspace / "out"
+    manifest = out / "silent.frames" / "manifest.jsonl"
+    manifest.write_text("".join(line for line in manifest.read_text().splitlines(True) if "../silent.mp4" not in line))
+    os.link(out / "silent.mp4", out / ".silent.mp4.k1ll3d_x.partial.mp4")
+    made = (out / "silent.mp4").read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 0
+    note = "silent.mp4 was made but not recorded (a stop between the two); it is recorded now"
+    assert note in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["silent.frames", "silent.mp4"] and (out / "silent.mp4").read_bytes() == made
+    assert "../silent.mp4" in manifest.read_text()
+    capsys.readouterr()
+    assert main(argv) == 0 and "silent.mp4 is done already" in capsys.readouterr().err

@@ -259,6 +259,14 @@ def use_own_standard_streams():
     global _OWN_STREAMS
     if _OWN_STREAMS:
         return
+    for descriptor in (0, 1, 2):
+        # A closed one is given the null device first: else the copies below would take its number
+        # (with 2 closed, the copy of 1 became 2, and what C++ writes there went to standard output).
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
     for name, descriptor in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
         try:

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -90,6 +91,8 @@ def run_video(job, out, err, stop):
     try:
         with holding(job.frames_folder):
             job.manifest.load()  # again, now that no other command writes there: one may have since setup
+            if video_record(job.output) not in job.manifest.outputs and linked_partial(job.folder, job.output):
+                job.manifest.add(input=job.clip.path, output=video_record(job.output), frames=job.clip.frames)
             _remove_leftovers(job)
             stop.defer()
             stop.finisher = run.stopped
@@ -319,10 +322,13 @@ def _pending(name):
 
 def _remove_leftovers(job):
     """Removes what a killed run of this job left: frames saved but not recorded, and partial videos."""
+    from ..video.clip import is_frame_name
+
     stem = os.path.basename(job.output)
     kinds = (
-        (job.frames_folder, ".", ".pending.png", str.isdigit),  # _pending's names
-        (job.folder, f".{stem}.", ".partial.mp4", lambda middle: len(middle) == 8),  # mkstemp's, in _encode
+        (job.frames_folder, ".", ".pending.png", lambda middle: is_frame_name(middle + ".png")),  # _pending's
+        (job.frames_folder, ".nst_tf-", ".png", lambda middle: re.fullmatch(r"[0-9a-f]{16}", middle)),  # save_image's
+        (job.folder, f".{stem}.", ".partial.mp4", lambda middle: re.fullmatch(r"[a-z0-9_]{8}", middle)),  # mkstemp's
     )
     for folder, start, end, middle_is in kinds:
         for name in os.listdir(folder):
@@ -332,6 +338,21 @@ def _remove_leftovers(job):
             if middle_is(name[len(start) : -len(end)]) and os.path.isfile(path) and not os.path.islink(path):
                 with contextlib.suppress(OSError):
                     os.remove(path)
+
+
+def linked_partial(folder, output):
+    """The partial video in ``folder`` that ``output`` is a hard link of, or None: a run killed between
+    giving the video its name and recording it (the video was complete and counted by then)."""
+    stem = os.path.basename(output)
+    if not os.path.isfile(output) or os.path.islink(output):
+        return None
+    for name in os.listdir(folder):
+        middle = name[len(stem) + 2 : -len(".partial.mp4")]
+        if name.startswith(f".{stem}.") and name.endswith(".partial.mp4") and re.fullmatch(r"[a-z0-9_]{8}", middle):
+            with contextlib.suppress(OSError):
+                if os.path.samefile(os.path.join(folder, name), output):
+                    return os.path.join(folder, name)
+    return None
 
 
 def _saved_frame(job, index):

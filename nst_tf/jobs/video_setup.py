@@ -14,7 +14,7 @@ from ..video.options import VideoOptions
 from .manifest import Manifest
 from .many_setup import file_digest, file_identity
 from .single import Handover
-from .video import VideoJob, video_record
+from .video import VideoJob, linked_partial, video_record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +123,9 @@ def _done(manifest, clip, frames_folder, output, size):
     recorded = manifest.outputs
     if video_record(output) in recorded and os.path.isfile(output) and not os.path.islink(output):
         return clip.frames, [f"{quoted(output)} is done already ({clip.frames} frames)"]
+    if os.path.isdir(frames_folder) and linked_partial(os.path.dirname(output) or ".", output):
+        made = f"{quoted(output)} was made but not recorded (a stop between the two); it is recorded now"
+        return clip.frames, [made]
     if os.path.lexists(output):
         raise NSTError(f"{quoted(output)} exists; nst_tf never replaces it (move it, or choose another --output_dir)")
     done = 0
