@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import NSTError
 from .fields import option
-from .large.tiles import check_float32, check_whole
+from .large.tiles import check_finite, check_whole
 from .networks import NETWORKS, Network, get_network
 
 
@@ -378,24 +378,11 @@ def _check_whole(name, value, least):
 
 
 def _check_number(name, value, positive=False, ratio=False):
-    """Refuses ``value`` unless it is a finite number (one float32 holds, unless it is one of ``ratio``s
-    divided by their sum in float64), at least 0 (above 0 if ``positive``)."""
-    number = _finite_float64(value) if ratio else None
-    if number is None:
-        number = check_float32(name, value)
+    """Refuses ``value`` unless it is a finite number float32 holds (float64 for one of ``ratio``s, which
+    are divided by their sum in float64), at least 0 (above 0 if ``positive``)."""
+    number = check_finite(name, value, float32=not ratio)
     if number < 0 or (positive and number == 0):
         raise NSTError(f"{name} must be {'positive' if positive else 'zero or more'}; got {value!r}")
-
-
-def _finite_float64(value):
-    """``value`` as a float if it is a real number float64 holds as a finite one, else None."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _check_choice(name, value, choices):

@@ -722,7 +722,7 @@ def save_image(path, image, normalization="means", *, through_links=True):
     except OSError:
         mode = None
     try:
-        handle, temporary = _new_file(folder, extension)
+        handle, temporary = new_file(folder, extension)
     except OSError as error:
         raise ImageError(f"{shown}: cannot be saved: {_reason(error)}") from None
     try:
@@ -759,8 +759,9 @@ def _sync(file):
             raise
 
 
-def _new_file(folder, extension):
-    """(descriptor, path) of a new, empty, hidden file in ``folder``, created as ``open()`` creates files.
+def new_file(folder, extension, prefix=".nst_tf-"):
+    """(descriptor, path) of a new, empty file ``folder/<prefix><16 hex digits><extension>``, created as
+    ``open()`` creates files.
 
     Created with mode 0o666, so the umask (and any default ACL of the
     folder) applies exactly as for a plain ``open(path, "w")``; reading the
@@ -768,7 +769,7 @@ def _new_file(folder, extension):
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        temporary = os.path.join(folder, f".nst_tf-{secrets.token_hex(8)}{extension}")
+        temporary = os.path.join(folder, f"{prefix}{secrets.token_hex(8)}{extension}")
         try:
             return os.open(temporary, flags, 0o666), temporary
         except FileExistsError:

@@ -403,10 +403,11 @@ def test_what_a_killed_run_leaves_is_removed_and_a_users_frame_file_never_replac
     (frames_folder / "manifest.jsonl").write_text("\n".join(lines[:4]) + "\n")  # frames 1-3 recorded
     os.replace(frames_folder / "000004.png", frames_folder / ".000004.pending.png")  # killed before its line
     (frames_folder / "000005.png").unlink()
-    (out / ".silent.mp4.abcd1234.partial.mp4").write_bytes(b"a killed encode's")
+    (out / ".silent.mp4.0123456789abcdef.partial.mp4").write_bytes(b"a killed encode's")
     (frames_folder / ".nst_tf-0123456789abcdef.png").write_bytes(b"a save killed before its rename")
-    users = [".silent.mp4.notours.partial.mp4", ".silent.mp4.backup-1.partial.mp4", ".silent.mp4.ABCD1234.partial.mp4"]
-    for name in users:  # names mkstemp never makes
+    users = [".silent.mp4.notours.partial.mp4", ".silent.mp4.backup-1.partial.mp4"]
+    users.append(".silent.mp4.0123456789ABCDEF.partial.mp4")
+    for name in users:  # names the job never makes
         (out / name).write_bytes(b"the user's")
     kept = [".0.pending.png", ".١٢٣٤٥٦.pending.png", ".nst_tf-0123.png"]  # names the job never makes
     for name in kept:
@@ -536,7 +537,7 @@ def test_a_video_named_but_not_recorded_when_the_run_was_killed_is_recorded(work
     out = workspace / "out"
     manifest = out / "silent.frames" / "manifest.jsonl"
     manifest.write_text("".join(line for line in manifest.read_text().splitlines(True) if "../silent.mp4" not in line))
-    os.link(out / "silent.mp4", out / ".silent.mp4.k1ll3d_x.partial.mp4")
+    os.link(out / "silent.mp4", out / ".silent.mp4.0123456789abcdef.partial.mp4")
     made = (out / "silent.mp4").read_bytes()
     capsys.readouterr()
     assert main(argv) == 0

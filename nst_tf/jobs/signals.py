@@ -268,14 +268,14 @@ def use_own_standard_streams():
             with contextlib.suppress(OSError):
                 os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
     for name, descriptor in (("stdout", 1), ("stderr", 2)):
-        stream = getattr(sys, name)
+        stream = getattr(sys, name)  # None where the descriptor was closed at start-up
         try:
-            copy = os.dup(descriptor) if stream is not None else os.open(os.devnull, os.O_WRONLY)
+            copy = os.dup(descriptor)  # open now: the null device at least
         except OSError:
             copy = os.open(os.devnull, os.O_WRONLY)
         encoding = getattr(stream, "encoding", None) or "utf-8"
         buffered = io.BufferedWriter(_Forgiving(copy))
-        line_buffering = name == "stderr" or bool(stream is not None and stream.line_buffering)
+        line_buffering = name == "stderr" or getattr(stream, "line_buffering", False)
         setattr(sys, name, io.TextIOWrapper(buffered, encoding, "backslashreplace", line_buffering=line_buffering))
     _OWN_STREAMS = True
 
@@ -286,13 +286,17 @@ def quiet_descriptor_2():
     Returns:
         Whether it did; if not, the caller restores descriptor 2 itself.
     """
-    if not _OWN_STREAMS:
-        return False
+    return _OWN_STREAMS and _to_null(2)
+
+
+def _to_null(*descriptors):
+    """Points ``descriptors`` at the null device; returns whether it could."""
     try:
         quiet = os.open(os.devnull, os.O_WRONLY)
     except OSError:
         return False
-    os.dup2(quiet, 2)
+    for descriptor in descriptors:
+        os.dup2(quiet, descriptor)
     os.close(quiet)
     return True
 
@@ -322,10 +326,7 @@ def end_process(status, *streams):
             stream.flush()
     # The last line is written: another thread still tracing (the main thread, when the watcher ends the
     # process) must not print after it, e.g. autograph's warning about the modules removed below.
-    with contextlib.suppress(OSError):
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 1)
-        os.dup2(quiet, 2)
+    _to_null(1, 2)
     remove_autograph_files()
     if _PRIVATE_TEMPORARY is not None:
         shutil.rmtree(_PRIVATE_TEMPORARY, ignore_errors=True)

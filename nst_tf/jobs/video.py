@@ -249,15 +249,14 @@ class _VideoRun:
         self.out.flush()
 
     def _encode(self, stop):
+        from ..images import new_file
         from ..video.clip import FfmpegError, count_frames, encode
 
         job = self.job
         height, width = job.size
-        handle, self.partial = tempfile.mkstemp(
-            prefix=f".{os.path.basename(job.output)}.", suffix=".partial.mp4", dir=job.folder
-        )
+        # Created as open() creates files: the video gets the umask's permissions, as the frames do.
+        handle, self.partial = new_file(job.folder, _PARTIAL_SUFFIX, prefix=_partial_prefix(job.output))
         os.close(handle)
-        os.chmod(self.partial, 0o666 & ~_umask())  # mkstemp's 0600 would make the video its owner's alone
 
         def stylized():
             for index in range(job.clip.frames):
@@ -320,38 +319,40 @@ def _pending(name):
     return f".{os.path.splitext(name)[0]}.pending.png"
 
 
+#: What a killed run may leave in a frames folder: a frame saved but not recorded (``_pending``), and
+#: ``save_image``'s own temporary file.
+_LEFTOVER_FRAME = re.compile(r"\.(?:(?!0+\.)[0-9]{6,}\.pending|nst_tf-[0-9a-f]{16})\.png")
+_PARTIAL_SUFFIX = ".partial.mp4"
+
+
+def _partial_prefix(output):
+    return f".{os.path.basename(output)}."
+
+
+def _partials(folder, output):
+    """The partial videos of ``output`` in ``folder``: ``.<stem>.mp4.<16 hex digits>.partial.mp4`` (``_encode``'s)."""
+    pattern = re.compile(re.escape(_partial_prefix(output)) + r"[0-9a-f]{16}" + re.escape(_PARTIAL_SUFFIX))
+    return [os.path.join(folder, name) for name in os.listdir(folder) if pattern.fullmatch(name)]
+
+
 def _remove_leftovers(job):
     """Removes what a killed run of this job left: frames saved but not recorded, and partial videos."""
-    from ..video.clip import is_frame_name
-
-    stem = os.path.basename(job.output)
-    kinds = (
-        (job.frames_folder, ".", ".pending.png", lambda middle: is_frame_name(middle + ".png")),  # _pending's
-        (job.frames_folder, ".nst_tf-", ".png", lambda middle: re.fullmatch(r"[0-9a-f]{16}", middle)),  # save_image's
-        (job.folder, f".{stem}.", ".partial.mp4", lambda middle: re.fullmatch(r"[a-z0-9_]{8}", middle)),  # mkstemp's
-    )
-    for folder, start, end, middle_is in kinds:
-        for name in os.listdir(folder):
-            path = os.path.join(folder, name)
-            if not (name.startswith(start) and name.endswith(end) and len(name) > len(start) + len(end)):
-                continue
-            if middle_is(name[len(start) : -len(end)]) and os.path.isfile(path) and not os.path.islink(path):
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+    frames = [os.path.join(job.frames_folder, n) for n in os.listdir(job.frames_folder) if _LEFTOVER_FRAME.fullmatch(n)]
+    for path in frames + _partials(job.folder, job.output):
+        if os.path.isfile(path) and not os.path.islink(path):
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def linked_partial(folder, output):
     """The partial video in ``folder`` that ``output`` is a hard link of, or None: a run killed between
     giving the video its name and recording it (the video was complete and counted by then)."""
-    stem = os.path.basename(output)
     if not os.path.isfile(output) or os.path.islink(output):
         return None
-    for name in os.listdir(folder):
-        middle = name[len(stem) + 2 : -len(".partial.mp4")]
-        if name.startswith(f".{stem}.") and name.endswith(".partial.mp4") and re.fullmatch(r"[a-z0-9_]{8}", middle):
-            with contextlib.suppress(OSError):
-                if os.path.samefile(os.path.join(folder, name), output):
-                    return os.path.join(folder, name)
+    for path in _partials(folder, output):
+        with contextlib.suppress(OSError):
+            if os.path.samefile(path, output):
+                return path
     return None
 
 
@@ -377,12 +378,6 @@ def _saved_frame(job, index):
             f"{advice}"
         )
     return pixels
-
-
-def _umask():
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask
 
 
 def video_record(output):

@@ -64,30 +64,29 @@ def check_whole(name, value, least=1, most=MAX_SIDE):
     return int(value)
 
 
-def check_float32(name, value):
-    """``value`` as float32 holds it (a Python float), when it is a real number float32 holds finitely.
+def check_finite(name, value, float32=True):
+    """``value`` as a float, when it is a real number held finitely in float32 (as float32 rounds it),
+    or with ``float32=False`` in float64.
 
     Raises:
-        NSTError: ``value`` is not a real number (bools are refused), is not finite, or lies beyond
-            float32's range (infinite in the traced costs); the message names ``name``.
+        NSTError: ``value`` is not a real number (bools are refused), is not finite, or lies beyond the
+            type's range (a float32 beyond it is infinite in the traced costs); the message names ``name``.
     """
     if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
         raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
     try:
         number = float(value)
     except OverflowError:  # an int of hundreds of digits
-        number = None
-    if number is not None and not math.isfinite(number):
-        raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
-    try:
-        rounded = struct.unpack("f", struct.pack("f", number))[0]  # as float32 rounds it
-    except (OverflowError, struct.error, TypeError):  # None: the int too large for a float64
-        rounded = math.inf
-    if not math.isfinite(rounded):
-        raise NSTError(
-            f"{name} must lie within float32's range (magnitudes up to about 3.4e+38); got {short_repr(value)}"
-        )
-    return rounded
+        number = math.inf
+    else:
+        if not math.isfinite(number):
+            raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
+    if float32 and math.isfinite(number):
+        number = struct.unpack("f", struct.pack("f", number))[0]  # inf beyond float32's range
+    if not math.isfinite(number):
+        kind = "float32's range (magnitudes up to about 3.4e+38)" if float32 else "float64's range"
+        raise NSTError(f"{name} must lie within {kind}; got {short_repr(value)}")
+    return number
 
 
 def _check_count(count, what):

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from ..config import CONTENT_NORMALIZERS, STYLE_NORMALIZERS
 from ..errors import NSTError
-from ..large.tiles import check_float32, check_whole
+from ..large.tiles import check_finite, check_whole
 from ..costs import (
     content_cost_from_sum,
     gram_distance,
@@ -201,7 +201,7 @@ class TemporalTerm:
 
     def __init__(self, size, weight, count=1):
         height, width = (check_whole(f"the frame's {name}", side) for name, side in zip(("height", "width"), size))
-        if check_float32("temporal_weight", weight) < 0:
+        if check_finite("temporal_weight", weight) < 0:
             raise NSTError(f"temporal_weight must be a finite number of at least 0; got {weight!r}")
         self.weight = weight
         self.count = check_whole("count", count)

@@ -33,6 +33,10 @@ _SIGNATURES = (
 )
 
 
+#: The highest frame rate taken, frames per second: above it, a header's rate is not a video's.
+MAX_FPS = 1000
+
+
 def is_video_file(path):
     """Whether ``path`` is a file whose first bytes are those of a video container (its name is not looked at)."""
     try:
@@ -178,7 +182,7 @@ def _check_frames(path, width, height, fps):
             f"{quoted(path)}: its frames are {width}x{height} pixels, more than {limit:,} (twice "
             "PIL.Image.MAX_IMAGE_PIXELS, the limit for images too)"
         )
-    if not 0 < fps <= 1000:
+    if not 0 < fps <= MAX_FPS:
         raise NSTError(f"{quoted(path)}: its frame rate is {fps:g} per second; not a video nst_tf can encode again")
 
 
@@ -260,8 +264,8 @@ def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"
     width, height = size
     if not all(isinstance(side, int) and side > 0 and side % 2 == 0 for side in size):
         raise NSTError(f"the video's size must be two even whole numbers (H.264's 4:2:0 colour); got {size!r:.60}")
-    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise NSTError(f"the frame rate must be a number from 0 to 1000 per second; got {fps!r:.40}")
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise NSTError(f"the frame rate must be a number from 0 to {MAX_FPS} per second; got {fps!r:.40}")
     command = [_executable(_ffmpeg()), "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
     command += ["-s", f"{width}x{height}", "-r", str(fractions.Fraction(fps).limit_denominator()), "-i", "pipe:0"]
     if audio_from is not None:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from ..errors import NSTError
 from ..fields import option
 from ..large.options import MAX_ITERATIONS
-from ..large.tiles import check_float32, check_whole, short_repr
+from ..large.tiles import check_finite, check_whole, short_repr
 
 #: How optical flow is computed (``flow.py``), and DIS's presets, fastest first.
 FLOW_METHODS = ("dis", "farneback")
@@ -44,7 +44,7 @@ class VideoOptions:
 
     def __post_init__(self):
         weight = self.temporal_weight
-        if check_float32("temporal_weight", weight) < 0:
+        if check_finite("temporal_weight", weight) < 0:
             raise NSTError(f"temporal_weight must be a finite number of at least 0; got {short_repr(weight)}")
         object.__setattr__(self, "temporal_weight", float(weight))
         for name, choices in (("flow", FLOW_METHODS), ("flow_preset", DIS_PRESETS)):
