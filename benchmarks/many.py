@@ -3,6 +3,7 @@
     python benchmarks/many.py                                  # 8 images at 256x256, 20 iterations
     python benchmarks/many.py --iterations 200 --images 4 --single
     python benchmarks/many.py --ways loop,b1,ray1              # a subset of the ways below
+    python benchmarks/many.py --precision bf16                 # every way in bfloat16 (fast on AMX CPUs only)
 
 Ways: ``loop`` starts ``python -m nst_tf`` once per image; ``b1``, ``b2``, ``b4`` are one command
 over the folder with ``--batch_size`` 1, 2, 4 (the local engine); ``ray1``, ``ray2`` the same
@@ -54,11 +55,11 @@ LABELS = {
 }
 
 
-def command(weights, content, style, output, iterations):
+def command(weights, content, style, output, iterations, precision):
     return [
         sys.executable, "-m", "nst_tf", "--model", weights, "--content_image_filename", content,
         "--style_image_filename", style, "--output_dir", output, "--width", "256", "--height", "256",
-        "--epochs", str(iterations), "--print_every", str(iterations), "--seed", "0",
+        "--epochs", str(iterations), "--print_every", str(iterations), "--seed", "0", "--precision", precision,
     ]  # fmt: skip
 
 
@@ -81,25 +82,27 @@ def write_images(folder, count):
     return photos, style
 
 
-def run_loop(weights, photos, style, folder, iterations):
-    wall = 0.0
+def run_loop(weights, photos, style, folder, iterations, precision):
+    walls = []
     for name in sorted(os.listdir(photos)):
         output = os.path.join(folder, f"loop-{name}")
-        wall += timed(command(weights, os.path.join(photos, name), style, output, iterations))
-    return {"wall_s": wall}
+        walls.append(timed(command(weights, os.path.join(photos, name), style, output, iterations, precision)))
+    return {"wall_s": sum(walls), "later_image_s": statistics.median(walls[1:]) if len(walls) > 1 else None}
 
 
-def run_command(way, weights, photos, style, folder, iterations, single):
+def run_command(way, weights, photos, style, folder, iterations, single, precision):
     """One way's wall time at ``iterations``, and unless ``single`` its per-image step and overhead."""
     result, seconds = {}, {}
     for n in (iterations,) if single else (iterations, 2 * iterations):
         output = os.path.join(folder, f"{way}-{n}")
-        wall = timed(command(weights, photos, style, output, n) + WAYS[way])
+        wall = timed(command(weights, photos, style, output, n, precision) + WAYS[way])
         with open(os.path.join(output, "manifest.jsonl")) as handle:
             seconds[n] = [json.loads(line)["seconds"] for line in handle.read().splitlines()[1:]]
         result.setdefault("wall_s", wall)
         result[f"per_image_s_at_{n}"] = seconds[n]
     batch = int(WAYS[way][1]) if way.startswith("b") else 1
+    if len(seconds[iterations]) > batch:
+        result["later_image_s"] = statistics.median(seconds[iterations][batch:])
     if not single and len(seconds[iterations]) > batch:
         # Images after the first batch: o + n s each (tracing is in the first batch's share).
         later = {n: statistics.median(v[batch:]) for n, v in seconds.items()}
@@ -114,6 +117,7 @@ def main():
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated, from: " + ", ".join(WAYS))
     parser.add_argument("--single", action="store_true", help="one run per way (no step time or overhead)")
+    parser.add_argument("--precision", default="float32", help="the command's --precision for every way")
     args = parser.parse_args()
     ways = args.ways.split(",")
     unknown = sorted(set(ways) - set(WAYS))
@@ -125,9 +129,11 @@ def main():
         photos, style = write_images(folder, args.images)
         for way in ways:
             if way == "loop":
-                results[way] = run_loop(weights, photos, style, folder, args.iterations)
+                results[way] = run_loop(weights, photos, style, folder, args.iterations, args.precision)
             else:
-                results[way] = run_command(way, weights, photos, style, folder, args.iterations, args.single)
+                results[way] = run_command(
+                    way, weights, photos, style, folder, args.iterations, args.single, args.precision
+                )
             print(way, json.dumps({k: v for k, v in results[way].items() if not k.startswith("per_image")}))
     write(
         {
@@ -135,6 +141,7 @@ def main():
             "images": args.images,
             "iterations": args.iterations,
             "single": args.single,
+            "precision": args.precision,
             "ways": results,
         }
     )
@@ -143,15 +150,22 @@ def main():
 def row(way, result, n, reference):
     wall = result["wall_s"]
     ratio = "" if reference is None else f"{reference / wall:.2f}"
+    later = result.get("later_image_s")
+    later = "" if later is None else f"{3600 / later:.0f}"
     step = result.get("step_s")
     overhead = result.get("overhead_after_first_s")
     step = "" if step is None else f"{step:.3f} s"
     overhead = "" if overhead is None else f"{overhead:.2f} s"
-    return f"| {LABELS[way]} | {wall:.1f} s | {3600 * n / wall:.0f} | {ratio} | {step} | {overhead} |"
+    return f"| {LABELS[way]} | {wall:.1f} s | {3600 * n / wall:.0f} | {ratio} | {later} | {step} | {overhead} |"
 
 
 def write(result):
     stem = f"many-{bench.device_label()}-{datetime.date.today().isoformat()}-{result['iterations']}"
+    precision = result.get("precision", "float32")
+    if precision != "float32":
+        stem += f"-{precision}"
+    if result["images"] != 8:
+        stem += f"-{result['images']}images"
     if list(result["ways"]) != list(WAYS):
         stem += "-" + "-".join(result["ways"])  # a subset does not replace the whole table
     n, ways, machine = result["images"], result["ways"], result["machine"]
@@ -161,12 +175,16 @@ def write(result):
         "",
         f"Machine: {machine['cpu']} ({machine['cpu_cores']} cores), TensorFlow {machine['tensorflow']}. "
         f"Command: `python benchmarks/many.py --images {n} --iterations {result['iterations']} "
-        f"--ways {','.join(ways)}{' --single' if result.get('single') else ''}`. "
+        f"--ways {','.join(ways)}{' --single' if result.get('single') else ''}"
+        f"{'' if precision == 'float32' else ' --precision ' + precision}`. "
         "Synthetic full-size VGG-19 weights. Wall time includes each command's "
-        "start, loading and tracing (and Ray's start).",
+        "start, loading and tracing (and Ray's start). Images per hour after batch 1: from the median "
+        "seconds of an image after the first batch (the loop: a command's wall time; one command: the "
+        "manifest's seconds, its steps and the next image's start, not its save).",
         "",
-        "| how | wall | images per hour | vs the first row | step per image | overhead per image after batch 1 |",
-        "|---|---|---|---|---|---|",
+        "| how | wall | images per hour | vs the first row | images per hour after batch 1 | step per image "
+        "| overhead per image after batch 1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [row(way, value, n, reference) for way, value in ways.items()]
     bench.save_results(stem, result, "\n".join(lines))

@@ -297,22 +297,7 @@ class StyleTransferConfig:
                 "preserve_colors needs normalization 'means' (its colour spaces are defined on 0..255 pixels)"
             )
         if self.style_blend_weights is not None:
-            try:
-                weights = tuple(self.style_blend_weights)
-            except TypeError:
-                raise NSTError(
-                    f"style_blend_weights must be a sequence of numbers; got {self.style_blend_weights!r}"
-                ) from None
-            for weight in weights:
-                _check_number("style blend weight", weight, ratio=True)
-            if weights and sum(weights) == math.inf:
-                # 1e308 + 1e308 is inf, and each weight divided by it 0: the styles would silently vanish.
-                raise NSTError(
-                    "style_blend_weights: their sum is too large to compute; give the same ratios in smaller weights"
-                )
-            if not weights or sum(weights) <= 0:
-                raise NSTError(f"style_blend_weights must hold at least one positive weight; got {weights!r}")
-            object.__setattr__(self, "style_blend_weights", weights)
+            object.__setattr__(self, "style_blend_weights", _checked_blend_weights(self.style_blend_weights))
 
     def is_report(self, iteration):
         """Whether iteration ``iteration`` (0-based) is reported: every ``print_every``-th, and the last."""
@@ -347,6 +332,24 @@ def _checked_steps(steps):
     return tuple((int(iteration), float(rate)) for iteration, rate in pairs)
 
 
+def _checked_blend_weights(given):
+    """``given`` as a tuple of finite weights (float64), at least one positive, of a finite sum; NSTError otherwise."""
+    try:
+        weights = tuple(given)
+    except TypeError:
+        raise NSTError(f"style_blend_weights must be a sequence of numbers; got {given!r}") from None
+    for weight in weights:
+        _check_number("style blend weight", weight, ratio=True)
+    if weights and sum(weights) == math.inf:
+        # 1e308 + 1e308 is inf, and each weight divided by it 0: the styles would silently vanish.
+        raise NSTError(
+            "style_blend_weights: their sum is too large to compute; give the same ratios in smaller weights"
+        )
+    if not weights or sum(weights) <= 0:
+        raise NSTError(f"style_blend_weights must hold at least one positive weight; got {weights!r}")
+    return weights
+
+
 def _checked_range(name, bounds):
     """``bounds`` as a (low, high) pair of finite floats with low < high, or None; NSTError otherwise."""
     if bounds is None:
@@ -355,12 +358,10 @@ def _checked_range(name, bounds):
         low, high = bounds
     except (TypeError, ValueError):
         raise NSTError(f"{name} must be a (low, high) pair; got {bounds!r:.80}") from None
-    for value in (low, high):
-        if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or not math.isfinite(value):
-            raise NSTError(f"{name} bounds must be finite numbers; got {value!r:.80}")
+    low, high = (check_finite(f"{name} bound", value) for value in (low, high))
     if not low < high:
         raise NSTError(f"{name} must have its low bound under its high one; got {low!r}:{high!r}")
-    return float(low), float(high)
+    return low, high
 
 
 def check_seed(seed):

@@ -699,24 +699,7 @@ def save_image(path, image, normalization="means", *, through_links=True):
     path = _path_argument(path)
     shown = quoted(path)
     pixels = deprocess_image(image, normalization)
-    if os.path.islink(path) and not through_links:
-        # The rename below would replace the link itself; the image is refused rather than the link lost.
-        raise ImageError(f"{shown}: is a symbolic link, and images are not written through links here")
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    if os.path.isdir(target):
-        raise ImageError(f"{shown}: is a folder; give a file name, such as {quoted(os.path.join(path, 'out.png'))}")
-    extension = os.path.splitext(path)[1]
-    image_format = SAVE_FORMATS.get(extension.lower())
-    if image_format is None:
-        what = (
-            f"the extension {quoted(extension)} names no format" if extension else "has no extension to name a format"
-        )
-        raise ImageError(f"{shown}: {what}; save_image writes {', '.join(SAVE_FORMATS)}")
-    folder = os.path.dirname(os.path.abspath(target))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as error:
-        raise ImageError(f"{shown}: cannot create its folder {quoted(folder)}: {_reason(error)}") from None
+    target, folder, extension, image_format = _save_target(path, through_links)
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
@@ -747,6 +730,34 @@ def save_image(path, image, normalization="means", *, through_links=True):
         if isinstance(error, Exception):
             raise ImageError(f"{shown}: cannot be saved: {_reason(error)}") from error
         raise
+
+
+def _save_target(path, through_links):
+    """Where ``save_image`` writes ``path``: (file written, its folder (made here), extension, Pillow format).
+
+    Raises:
+        ImageError: as ``save_image`` says for the path.
+    """
+    shown = quoted(path)
+    if os.path.islink(path) and not through_links:
+        # The rename below would replace the link itself; the image is refused rather than the link lost.
+        raise ImageError(f"{shown}: is a symbolic link, and images are not written through links here")
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    if os.path.isdir(target):
+        raise ImageError(f"{shown}: is a folder; give a file name, such as {quoted(os.path.join(path, 'out.png'))}")
+    extension = os.path.splitext(path)[1]
+    image_format = SAVE_FORMATS.get(extension.lower())
+    if image_format is None:
+        what = (
+            f"the extension {quoted(extension)} names no format" if extension else "has no extension to name a format"
+        )
+        raise ImageError(f"{shown}: {what}; save_image writes {', '.join(SAVE_FORMATS)}")
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise ImageError(f"{shown}: cannot create its folder {quoted(folder)}: {_reason(error)}") from None
+    return target, folder, extension, image_format
 
 
 def _sync(file):
