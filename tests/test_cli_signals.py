@@ -229,3 +229,49 @@ def test_the_commands_streams_never_take_a_closed_standard_descriptors_number():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=lambda: os.close(2))
     assert done.returncode == 0 and done.stdout == "saved\n", done
+
+
+def _bytes_waiting(descriptor):
+    import fcntl
+    import termios
+
+    count = bytearray(4)
+    fcntl.ioctl(descriptor, termios.FIONREAD, count)
+    return int.from_bytes(count, sys.byteorder)
+
+
+def _wait_until_blocked(process, reader, at_least):
+    """Waits until ``at_least`` bytes wait in the pipe and no more come for a while: the writer is blocked."""
+    deadline, last, since = time.monotonic() + 120, -1, time.monotonic()
+    while process.poll() is None and time.monotonic() < deadline:
+        waiting = _bytes_waiting(reader)
+        if waiting != last:
+            last, since = waiting, time.monotonic()
+        elif waiting >= at_least and time.monotonic() - since > 1.5:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the run ended or did not fill the pipe (status {process.poll()}, {last} bytes waiting)")
+
+
+def test_a_signal_ends_the_command_while_its_output_is_a_full_pipe_nobody_reads(cli_args, workspace):
+    import fcntl
+
+    reader, writer = os.pipe()
+    fcntl.fcntl(writer, getattr(fcntl, "F_SETPIPE_SZ", 1031), 8192)  # two pages: a few dozen report lines
+    argv = cli_args(epochs=100000, print_every=1)
+    process = subprocess.Popen([sys.executable, "-m", "nst_tf", *argv], cwd=workspace, stdout=writer, stderr=writer)
+    os.close(writer)
+    try:
+        _wait_until_blocked(process, reader, 4096)
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        process.wait(timeout=60)
+        waited = time.monotonic() - sent
+    finally:
+        process.kill()
+        process.wait()
+        os.close(reader)
+    assert process.returncode == 143
+    # The grace, a save, and a few seconds for each write that finds no room; generous for a loaded machine.
+    assert waited < 20, waited
+    assert (workspace / "out" / "generated_image.jpg").stat().st_size > 0

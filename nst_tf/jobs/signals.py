@@ -17,6 +17,7 @@ two begins to finish first (``claim``) does it alone.
 import contextlib
 import io
 import os
+import select
 import shutil
 import signal
 import socket
@@ -28,6 +29,11 @@ from .statuses import PROG
 
 #: The signals a job honours.
 SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+#: Set once a signal asks the command to end: from then on the command's own streams drop a write that
+#: cannot go on within ``_ENDING_WAIT`` seconds (a full pipe nobody reads must not hold the process).
+_ENDING = threading.Event()
+_ENDING_WAIT = 2.0
 
 
 class Stopped(BaseException):
@@ -71,6 +77,7 @@ class StopRequest:
         self._finishing = threading.Lock()
 
     def __call__(self, signum, frame):
+        _ENDING.set()
         if self.signum is None:
             self.signum = signum
         if not self.deferred:
@@ -123,6 +130,7 @@ class StopRequest:
             signums = [b for b in data if b in SIGNALS]
             if not signums:
                 continue
+            _ENDING.set()
             if self.signum is None:
                 self.signum = signums[0]
             if not done.wait(self.grace):
@@ -181,6 +189,7 @@ def stop_at_once(line):
     """
 
     def stop(signum, frame):
+        _ENDING.set()
         with contextlib.suppress(Exception):
             sys.stderr.write(f"\n{line.replace('{what}', stop_words(signum))}\n")
         end_process(128 + signum)
@@ -220,7 +229,14 @@ _OWN_STREAMS = False
 
 class _Forgiving(io.RawIOBase):
     """Writes to descriptor ``fd``, dropping what cannot be written (a full device, a closed pipe):
-    the command's status never depends on whether its messages reach anyone."""
+    the command's status never depends on whether its messages reach anyone.
+
+    A write waits for room as a plain one does, in steps of ``_POLL`` seconds, until a signal asks the
+    command to end: then for ``_ENDING_WAIT`` seconds at most. A blocked write would hold the stream's
+    lock, and the last line and the exit behind it, for as long as a pipe stays full.
+    """
+
+    _POLL = 0.2
 
     def __init__(self, fd):
         super().__init__()
@@ -233,8 +249,15 @@ class _Forgiving(io.RawIOBase):
         return self._fd
 
     def write(self, data):
+        waited = 0.0
+        while not _room(self._fd, self._POLL):
+            if _ENDING.is_set():
+                waited += self._POLL
+                if waited >= _ENDING_WAIT:
+                    return len(data)
         try:
-            return os.write(self._fd, data)
+            # At most PIPE_BUF bytes: a pipe with room for a write has room for that many.
+            return os.write(self._fd, data[: select.PIPE_BUF])
         except OSError:
             return len(data)
 
@@ -243,6 +266,16 @@ class _Forgiving(io.RawIOBase):
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         super().close()
+
+
+def _room(descriptor, seconds):
+    """Whether ``descriptor`` takes a write within ``seconds`` (an error counts as room: the write says it)."""
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)
+    try:
+        return bool(poller.poll(seconds * 1000))
+    except InterruptedError:
+        return False
 
 
 def use_own_standard_streams():
