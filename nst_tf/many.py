@@ -13,11 +13,12 @@ writes files.
 """
 
 from dataclasses import dataclass, replace
+import numbers
 import time
 
 import numpy as np
 
-from .config import StyleTransferConfig
+from .config import StyleTransferConfig, check_seed
 from .errors import NSTError
 from .images import checked_float32_batch, start_image
 from .large.tiles import check_whole
@@ -94,13 +95,20 @@ def stylize_many(
         index), then ``Finished(index, progress, seconds, traced)`` for each.
 
     Raises:
-        NSTError: for a config that is not a ``StyleTransferConfig``, a content image that is not a
-            normalized (1, H, W, 3) image, a ``batch_size`` that is not a positive whole number, or
-            ``NonFiniteCostError`` from a run (the images before it were yielded).
+        NSTError: for a config that is not a ``StyleTransferConfig``, ``contents`` that is not an
+            iterable, a content image that is not a normalized (1, H, W, 3) image, a ``batch_size``
+            that is not a positive whole number, a ``make_objective`` that is neither None nor
+            callable, ``seeds`` that gives an image no seed or one that is not a non-negative whole
+            number (named by the image's index), or ``NonFiniteCostError`` from a run (the images
+            before it were yielded).
     """
     config = StyleTransferConfig() if config is None else config
     stylizer = Stylizer(model, style_images, config, make_objective=make_objective, batch_size=batch_size)
-    for chunk in chunks(enumerate(contents), stylizer.batch_size):
+    try:
+        pairs = enumerate(contents)
+    except TypeError:
+        raise NSTError(f"contents must be an iterable of content images; got {type(contents).__name__}") from None
+    for chunk in chunks(pairs, stylizer.batch_size):
         yield from stylizer.run(chunk, seeds=seeds, ticks=ticks)
 
 
@@ -115,33 +123,45 @@ class Stylizer:
         model, style_images, config, make_objective, batch_size: as for ``stylize_many``.
 
     Raises:
-        NSTError: for a config that is not a ``StyleTransferConfig`` or a ``batch_size`` that is not a
-            positive whole number.
+        NSTError: for a config that is not a ``StyleTransferConfig``, a ``batch_size`` that is not a
+            positive whole number, or a ``make_objective`` that is neither None nor callable.
     """
 
     def __init__(self, model, style_images, config, *, make_objective=None, batch_size=1):
         if not isinstance(config, StyleTransferConfig):
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
+        if make_objective is not None and not callable(make_objective):
+            raise NSTError(f"make_objective must be None or a callable; got {type(make_objective).__name__}")
         self.batch_size = check_whole("batch_size", batch_size)
         self._model, self._styles, self._config = model, style_images, config
         self._make = BatchStyleCost if self.batch_size > 1 else (make_objective or StyleCost)
         self._transfer = None
 
     def run(self, chunk, *, seeds=None, ticks=False):
-        """Stylizes ``chunk``, a list of up to ``batch_size`` ``(index, content)`` of one shape, together.
+        """Stylizes ``chunk``, up to ``batch_size`` ``(index, content)`` pairs of one shape, together.
+
+        Args:
+            chunk: an iterable of ``(index, content)`` pairs: ``index`` the image's position in the
+                inputs (a non-negative int), ``content`` a normalized (1, H, W, 3) image.
+            seeds, ticks: as for ``stylize_many``.
 
         Yields:
             ``Started``, ``Step`` and ``Finished`` items as ``stylize_many`` does for one chunk.
 
         Raises:
-            NSTError: contents of several shapes, or more than ``batch_size`` of them.
+            NSTError: ``chunk`` is not an iterable of ``(index, content)`` pairs with non-negative int
+                indices and normalized (1, H, W, 3) contents, holds contents of several shapes, none,
+                or more than ``batch_size``; ``seeds`` gives an image no seed or one that is not a
+                non-negative whole number. Raised before ``Started`` is yielded.
             NonFiniteCostError: from the run.
         """
+        chunk = _checked_chunk(chunk)
         if not chunk or len(chunk) > self.batch_size or len({c.shape for _, c in chunk}) > 1:
             raise NSTError(f"a chunk holds 1 to {self.batch_size} content images of one shape")
+        chunk_seeds = [_seed(self._config, seeds, index) for index, _ in chunk]
         yield Started(tuple(index for index, _ in chunk))
         started = time.perf_counter()
-        traced = self._prepare(chunk, seeds)
+        traced = self._prepare(chunk, chunk_seeds)
         transfer, last = self._transfer, None
         for item in transfer.run(ticks=ticks):
             if not hasattr(item, "image"):
@@ -155,10 +175,11 @@ class Stylizer:
             yield Finished(index, _one(last, position, transfer.batched), seconds, traced)
 
     def _prepare(self, chunk, seeds):
-        """Retargets the kept loop to ``chunk``, or builds one for its shape; returns whether it built one."""
+        """Retargets the kept loop to ``chunk`` (started from ``seeds``, one per image), or builds one for
+        its shape; returns whether it built one."""
         config = self._config
         images = np.concatenate([content for _, content in chunk])
-        starts = np.concatenate([start_image(c, replace(config, seed=_seed(config, seeds, i))) for i, c in chunk])
+        starts = np.concatenate([start_image(c, replace(config, seed=s)) for (_, c), s in zip(chunk, seeds)])
         if self._transfer is not None and self._transfer.objective.content_image.shape == images.shape:
             self._transfer.objective.retarget(images)
             self._transfer.restart(starts)
@@ -185,6 +206,24 @@ def chunks(pairs, batch_size):
         yield chunk
 
 
+def _checked_chunk(chunk):
+    """``chunk`` as a list of ``(int index, float32 content)``; NSTError for anything else."""
+    try:
+        pairs = list(chunk)
+    except TypeError:
+        raise NSTError(f"chunk must be an iterable of (index, content) pairs; got {type(chunk).__name__}") from None
+    checked = []
+    for pair in pairs:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise NSTError(f"chunk must hold (index, content) pairs; got {type(pair).__name__}")
+        index, content = pair
+        # A bool is an Integral but no position; NumPy integers are accepted as Python ints.
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral) or index < 0:
+            raise NSTError(f"a chunk's index must be a non-negative whole number; got {index!r}")
+        checked.append((int(index), checked_float32_batch(content, f"content image {index}")))
+    return checked
+
+
 def _one(progress, position, batched):
     """Image ``position``'s ``Progress`` of a batch's (the progress itself for one image)."""
     if not batched:
@@ -196,7 +235,26 @@ def _one(progress, position, batched):
 
 
 def _seed(config, seeds, index):
-    """Image ``index``'s seed: ``seeds[index]``, else ``config.seed + index``, else None (fresh)."""
-    if seeds is not None:
-        return seeds(index) if callable(seeds) else seeds[index]
-    return None if config.seed is None else config.seed + index
+    """Image ``index``'s seed: ``seeds[index]`` (or ``seeds(index)``), else ``config.seed + index``, else None (fresh).
+
+    Raises:
+        NSTError: ``seeds`` has no entry for ``index``, or its seed is not None or a non-negative whole number.
+    """
+    if seeds is None:
+        return None if config.seed is None else config.seed + index
+    if callable(seeds):
+        seed = seeds(index)  # the caller's own errors from its callable pass through unchanged
+    else:
+        try:
+            seed = seeds[index]
+        except (IndexError, KeyError, TypeError):
+            raise NSTError(
+                f"seeds must be a sequence with a seed for each content image, or a callable; "
+                f"got {type(seeds).__name__} without one for content image {index}"
+            ) from None
+    try:
+        return check_seed(seed)
+    except NSTError:
+        raise NSTError(
+            f"seeds: content image {index}'s seed must be a non-negative whole number; got {seed!r}"
+        ) from None

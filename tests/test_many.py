@@ -427,13 +427,13 @@ def test_a_manifest_line_too_long_or_too_deep_to_be_nst_tfs_is_passed_over(tmp_p
     (tmp_path / "manifest.jsonl").write_text("\n".join([lines[0], lines[1], long, lines[2]]) + "\n")
     read = manifests.Manifest(str(tmp_path), {"epochs": 3})
     read.load()
-    assert read.finished == {("a.jpg.png", "a.jpg"): "d", ("b.jpg.png", "b.jpg"): "d"}
+    assert read.finished == {"a.jpg": ("a.jpg.png", "d"), "b.jpg": ("b.jpg.png", "d")}
     nested = "[" * 100_000 + "]" * 100_000  # under the line limit, and deeper than json's recursion
     monkeypatch.setattr(manifests, "LINE_LIMIT", 300_000)
     (tmp_path / "manifest.jsonl").write_text("\n".join([lines[0], nested, lines[1]]) + "\n")
     read = manifests.Manifest(str(tmp_path), {"epochs": 3})
     read.load()
-    assert read.finished == {("a.jpg.png", "a.jpg"): "d"}
+    assert read.finished == {"a.jpg": ("a.jpg.png", "d")}
     monkeypatch.setattr(manifests, "LINE_LIMIT", 300)
     (tmp_path / "manifest.jsonl").write_text(long + "\n" + "\n".join(lines) + "\n")  # the header's place
     with pytest.raises(NSTError, match="not a manifest nst_tf wrote"):
@@ -458,3 +458,106 @@ def test_a_content_image_changed_after_setup_is_refused_at_its_turn(photos):
     assert _read(path, (48, 64), "crop", digest=file_digest(path)).shape == (48, 64, 3)
     with pytest.raises(NSTError, match="its bytes changed since the job started"):
         _read(path, (48, 64), "crop", digest="0" * 64)
+
+
+def test_reports_never_overwrite_an_input_and_say_what_they_replace(workspace, new_weights_file, photos, capsys):
+    folder = workspace / "shared"
+    folder.mkdir()
+    (folder / "a.png").write_bytes((photos / "a.png").read_bytes())
+    (folder / "a.0.png").write_bytes((photos / "c.png").read_bytes())  # an input named like a's first report
+    argv = _args(workspace, new_weights_file, folder, extra=["--reports", "--output_dir", str(folder)])
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "a.0.png is one of the input images; --reports would overwrite it" in err
+    assert (folder / "a.0.png").read_bytes() == (photos / "c.png").read_bytes()
+    assert sorted(os.listdir(folder)) == ["a.0.png", "a.png"]
+
+    (folder / "a.0.png").unlink()
+    (folder / "a.1.png").write_text("a file named like a report")
+    assert main(argv) == 0
+    assert "already holds 1 images named as this job's reports; --reports replaces them" in capsys.readouterr().err
+    with Image.open(folder / "a.1.png") as report:
+        assert report.size == (64, 48)
+
+
+def test_a_result_made_again_from_another_image_counts_for_that_image_only(
+    workspace, new_weights_file, photos, capsys, noise_image
+):
+    folder = workspace / "named"
+    noise_image(folder / "x.png", 48, 64, 1)
+    argv = _args(workspace, new_weights_file, folder)
+    assert main(argv) == 0
+    noise_image(folder / "x.jpeg", 48, 64, 2)  # now x.jpeg's result is x.jpg, and x.png's x-2.jpg
+    assert main(argv) == 0
+    out = workspace / "out"
+    of_jpeg = (out / "x.jpg").read_bytes()
+    (folder / "x.jpeg").unlink()  # x.png's result is x.jpg again, but x.jpg holds x.jpeg's
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "done already" not in capsys.readouterr().err
+    assert (out / "x.jpg").read_bytes() != of_jpeg
+    _, records = _manifest(out)
+    assert records[-1]["output"] == "x.jpg" and records[-1]["input"].endswith("x.png")
+
+
+def test_a_result_whose_record_cannot_be_written_is_kept_elsewhere_and_the_rerun_finishes(
+    workspace, new_weights_file, photos, capsys, monkeypatch, tmp_path
+):
+    from nst_tf.jobs import manifest
+
+    rescue = tmp_path / "rescue"
+    rescue.mkdir()
+    monkeypatch.setattr("nst_tf.jobs.outputs.rescue_folder", lambda: str(rescue))
+    append = manifest.Manifest._append
+    calls = []
+
+    def full_at_the_second_record(self, line):
+        calls.append(line)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        append(self, line)
+
+    monkeypatch.setattr(manifest.Manifest, "_append", full_at_the_second_record)
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png")
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "manifest.jsonl: No space left on device; c.jpg is removed from the folder, as it could not be" in err
+    out = workspace / "out"
+    assert sorted(os.listdir(out)) == ["a.jpg", "manifest.jsonl"]
+    assert [name.endswith(".jpg") for name in os.listdir(rescue)] == [True]
+
+    monkeypatch.setattr(manifest.Manifest, "_append", append)
+    assert main(argv) == 0
+    assert "1 of 2 results are done already" in capsys.readouterr().err
+    assert [r["output"] for r in _manifest(out)[1]] == ["a.jpg", "c.jpg"]
+
+
+def test_a_manifest_line_cut_short_is_not_glued_to_the_next(workspace, new_weights_file, photos, capsys):
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png")
+    assert main(argv) == 0
+    out = workspace / "out"
+    lines = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
+    (out / "c.jpg").unlink()
+    (out / "manifest.jsonl").write_text("".join(lines[:2]) + lines[2][:40])  # c's line cut by a full disk
+    assert main(argv) == 0
+    header, records = [], []
+    for line in (out / "manifest.jsonl").read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            header.append(line)
+    assert header == [lines[2][:40]]
+    assert [r.get("output") for r in records[1:]] == ["a.jpg", "c.jpg"]
+
+
+def test_a_recursive_glob_never_enters_links_to_folders(photos):
+    os.symlink("..", photos / "sub" / "up")  # a loop: glob.glob followed it without end
+    os.symlink(".", photos / "sub" / "self")
+    code = (
+        "import sys; from nst_tf.jobs.inputs import content_paths; "
+        "print(*content_paths([sys.argv[1]], recursive=True), sep='\\n')"
+    )
+    pattern = str(photos / "**" / "*.png")
+    found = subprocess.run([sys.executable, "-c", code, pattern], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [str(photos / name) for name in ("a.png", "c.png", "sub/d.png")]

@@ -68,12 +68,38 @@ def content_paths(names, recursive=False, resolve=None):
                 raise NSTError(f"--content_image_filename: {quoted(name)} holds no image")
             found.extend(images)
         elif is_pattern(name):
-            images = [p for p in sorted(glob.glob(name, recursive=recursive)) if is_image_file(p)]
+            images = [p for p in sorted(_glob(name, recursive)) if is_image_file(p)]
             if not images:
                 raise NSTError(f"--content_image_filename: no image matches {quoted(name)}")
             found.extend(images)
         else:
             found.append(resolve(name) if resolve else name)
+    return list(dict.fromkeys(found))
+
+
+def _glob(pattern, recursive):
+    """``glob.glob(pattern, recursive=recursive)``, but ``**`` never enters a symbolic link to a folder.
+
+    glob follows them, and a link to a parent folder made it list forever. As with glob, ``**`` matches
+    any number of folders (none too) that are not hidden; without ``recursive`` it is ``*``.
+    """
+    parts = pattern.split(os.sep)
+    if not recursive or "**" not in parts:
+        return glob.glob(pattern)
+    at = parts.index("**")
+    head, rest = os.sep.join(parts[:at]), os.sep.join(parts[at + 1 :])
+    if not head and pattern.startswith(os.sep):
+        head = os.sep
+    found = []
+    for base in glob.glob(head) if head else ["."]:
+        for root, folders, files in os.walk(base):  # never into links (followlinks=False)
+            folders[:] = sorted(name for name in folders if not name.startswith("."))
+            if not head:  # relative to here, as glob gives them: "a.png", "sub/b.png"
+                root = "" if root == "." else os.path.relpath(root)
+            if rest:
+                found.extend(_glob(os.path.join(glob.escape(root), rest), recursive))
+            else:
+                found.extend(os.path.join(root, name) for name in files if not name.startswith("."))
     return list(dict.fromkeys(found))
 
 

@@ -2,7 +2,7 @@
 
 import threading
 
-from ..errors import quoted
+from ..errors import NSTError, quoted
 from .drive import ProgressLine
 from .statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_SKIPPED, PROG
 from .signals import stop_words
@@ -45,23 +45,32 @@ class Ledger:
             worker: the process that computed it, ``host:pid`` (default: this one).
         """
         with self.writing:
-            saved = self.saver.save(member.name, progress.image)
-            if saved:
-                self.job.manifest.add(
-                    input=member.path,
-                    input_sha256=member.digest,
-                    styles=[self.job.style_paths[i] for i in member.styles],
-                    output=member.name,
-                    costs=costs(progress),
-                    iterations=progress.iteration + 1,
-                    seconds=round(seconds, 3),
-                    worker=worker,
-                )
+            saved = self.saver.save(member.name, progress.image) and self._record(member, progress, seconds, worker)
             self.done += 1
             self.under_way = [m for m in self.under_way if m is not member]
         if saved:
             self.out.write(f"saved {quoted(member.name)} ({self.done} of {len(self.job.members)})\n")
             self.out.flush()
+
+    def _record(self, member, progress, seconds, worker):
+        """Appends ``member``'s manifest line; returns whether it could (else its saved result is withdrawn:
+        an unrecorded result would be taken for a file of the user's, and block the rerun)."""
+        try:
+            self.job.manifest.add(
+                input=member.path,
+                input_sha256=member.digest,
+                styles=[self.job.style_paths[i] for i in member.styles],
+                output=member.name,
+                costs=costs(progress),
+                iterations=progress.iteration + 1,
+                seconds=round(seconds, 3),
+                worker=worker,
+            )
+            return True
+        except NSTError as error:
+            why = f"{error}; {quoted(member.name)} is removed from the folder, as it could not be recorded"
+            self.saver.withdraw(member.name, progress.image, why)
+            return False
 
     def skip(self, member, error):
         """Notes that ``member``'s content image could not be read at its turn (``error``: the reason)."""

@@ -11,6 +11,7 @@ settings into the same folder it is refused.
 """
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -38,8 +39,10 @@ class Manifest:
     Attributes:
         path: the manifest's path.
         settings: the job's settings (JSON-able).
-        finished: the (input path, output name) pairs already done, each mapped to the SHA-256 of the
-            content image it was made from (None in a line that records none).
+        finished: each output name the manifest records, mapped to the (input path, SHA-256 of the
+            content image's bytes) it was last made from (None for a line that records no SHA-256): an
+            output made again from another input (the names follow the folder's images) counts for
+            that input only.
     """
 
     def __init__(self, folder, settings):
@@ -94,44 +97,75 @@ class Manifest:
         if not isinstance(record.get("input"), str) or not isinstance(record.get("output"), str):
             return  # not a line nst_tf wrote
         if os.path.isfile(os.path.join(os.path.dirname(self.path), record["output"])):
-            self.finished[(record["input"], record["output"])] = record.get("input_sha256")
+            self.finished[record["output"]] = (record["input"], record.get("input_sha256"))
 
     def done(self, path, name, digest):
-        """Whether content image ``path`` (its bytes' SHA-256 ``digest``) is recorded as made into ``name``."""
-        return (path, name) in self.finished and self.finished[(path, name)] == digest
+        """Whether ``name`` was last made from content image ``path`` (its bytes' SHA-256 ``digest``)."""
+        return self.finished.get(name) == (path, digest)
 
     @property
     def outputs(self):
         """The output names the manifest records."""
-        return {output for _, output in self.finished}
+        return set(self.finished)
 
     def add(self, **record):
-        """Appends one finished image's line (after its image is saved), after the header line if it is new.
+        """Appends one finished image's line (after its image is saved); a new manifest starts with its header.
 
         ``worker``, the process that computed it (``host:pid``), defaults to this one; ``input_sha256``
         is the SHA-256 of the content image's bytes (a changed image is made again).
 
         Raises:
-            NSTError: it cannot be written.
+            NSTError: it cannot be written (the manifest is then as it was, but for a line cut short by a full
+                disk, which is no record: the next line starts on a line of its own).
         """
-        if not os.path.exists(self.path):
-            self._append({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings})
         record["worker"] = record.get("worker") or worker()
-        self._append({**record, "fingerprint": self.fingerprint})
-        self.finished[(record["input"], record["output"])] = record.get("input_sha256")
-
-    def _append(self, record):
-        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        line = _line({**record, "fingerprint": self.fingerprint})
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-            try:
-                os.write(fd, line.encode())
-                with contextlib.suppress(OSError):
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            if not os.path.exists(self.path):
+                self._create(_line({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings}))
+            self._append(line)
         except OSError as error:
             raise NSTError(f"cannot write {quoted(self.path)}: {error.strerror or error}") from None
+        self.finished[record["output"]] = (record["input"], record.get("input_sha256"))
+
+    def _create(self, header):
+        """Makes the manifest with its ``header`` line whole or not at all: written aside, then linked to its name."""
+        from ..images import new_file
+
+        fd, temporary = new_file(os.path.dirname(self.path) or ".", ".jsonl")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(header)
+                handle.flush()
+                with contextlib.suppress(OSError):
+                    os.fsync(handle.fileno())
+            try:
+                os.link(temporary, self.path)
+            except FileExistsError:  # made meanwhile: its header is whole too
+                pass
+            except OSError:  # a file system without hard links (FAT, some network shares)
+                if not os.path.lexists(self.path):
+                    os.rename(temporary, self.path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+
+    def _append(self, line):
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # after a line cut short (a full disk): not glued to it
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, "the line was written short")
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _line(record):
+    return (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
 
 
 #: The longest manifest line read, in characters: nst_tf writes lines of a few hundred (the header

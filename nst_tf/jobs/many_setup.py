@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import re
 
 from ..errors import NSTError, quoted
 from ..images import fit_image, image_size, read_image
@@ -125,7 +126,10 @@ def _members(request, shapes, manifest, notes):
                 index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles, digest=digest
             )
             everything.append(member)
-    _check_names(request, everything, manifest, [request.contents[index] for index in indices])
+    inputs = _identities([*(request.contents[index] for index in indices), *request.style_paths])
+    _check_names(request, everything, manifest, inputs)
+    if request.reports:
+        _check_reports(request, everything, inputs, notes)
     todo = [m for m in everything if not manifest.done(m.path, m.name, m.digest) or not _exists(request, m)]
     if len(todo) < len(everything):
         notes.append(
@@ -140,9 +144,23 @@ def _exists(request, member):
     return os.path.isfile(os.path.join(request.folder, member.name))
 
 
-def _check_names(request, members, manifest, contents):
-    """Refuses output names held by a link, a folder, an input, or a file this job did not make."""
-    inputs = [os.path.abspath(path) for path in (*contents, *request.style_paths)]
+def _identities(paths):
+    """The (device, inode) of each of ``paths`` that exists: a file is an input if its identity is one of them."""
+    return {identity for identity in map(_identity, paths) if identity is not None}
+
+
+def _identity(path):
+    """(device, inode) of the file at ``path``, or None when there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _check_names(request, members, manifest, inputs):
+    """Refuses output names held by a link, a folder, an input (``inputs``: their identities), or a file this
+    job did not make."""
     recorded = manifest.outputs
     for member in members:
         path = os.path.join(request.folder, member.name)
@@ -152,13 +170,54 @@ def _check_names(request, members, manifest, contents):
             continue
         if os.path.isdir(path):
             raise NSTError(f"--output_dir: {quoted(path)} is a folder; this job would save {member.name} there")
-        if any(os.path.samefile(path, source) for source in inputs if os.path.exists(source)):
+        if _identity(path) in inputs:
             raise NSTError(f"--output_dir: {quoted(path)} is one of the input images and would be overwritten")
         if member.name not in recorded:
             raise NSTError(
                 f"--output_dir: {quoted(path)} exists and is not a result {MANIFEST} records; this job would "
                 "replace it (move it, or choose another --output_dir)"
             )
+
+
+def _check_reports(request, members, inputs, notes):
+    """Refuses report image names (``<stem>.<i>.png``) held by a link, a folder or an input (``inputs``: their
+    identities); notes how many other files have them, which the job replaces, as a single run does its own.
+
+    The folder is listed once: the names grow with ``epochs`` times the members.
+    """
+    if not os.path.isdir(request.folder):
+        return
+    stems = {member.name.rsplit(".", 1)[0] for member in members}
+    config, found = request.config, 0
+    try:
+        with os.scandir(request.folder) as listing:
+            entries = list(listing)
+    except OSError as error:
+        raise NSTError(f"--output_dir: cannot read {quoted(request.folder)}: {error.strerror or error}") from None
+    for entry in entries:
+        match = _REPORT_IMAGE.match(entry.name)
+        if not match or match.group(1) not in stems or not _reported(config, int(match.group(2))):
+            continue
+        path = os.path.join(request.folder, entry.name)
+        if entry.is_symlink() or entry.is_dir():
+            what = "a symbolic link" if entry.is_symlink() else "a folder"
+            raise NSTError(f"--output_dir: {quoted(path)} is {what}; --reports would save an image under that name")
+        if _identity(path) in inputs:
+            raise NSTError(f"--output_dir: {quoted(path)} is one of the input images; --reports would overwrite it")
+        found += 1
+    if found:
+        notes.append(
+            f"{quoted(request.folder)} already holds {found} images named as this job's reports; --reports "
+            "replaces them"
+        )
+
+
+#: A report image's name: ``<stem>.<iteration>.png``.
+_REPORT_IMAGE = re.compile(r"^(.+)\.(0|[1-9][0-9]*)\.png$")
+
+
+def _reported(config, iteration):
+    return iteration < config.epochs and config.is_report(iteration)
 
 
 def _tiles(request, sizes, styles):

@@ -225,14 +225,23 @@ class Saver:
             save_image(path, image, self.normalization, through_links=False)
             return True
         except (NSTError, OSError) as error:
-            rescued = self._rescue(name, image)
-            where = (
-                f"; the image was saved to {quoted(rescued)} instead" if rescued else "; no other place could take it"
-            )
             detail = str(error) if isinstance(error, NSTError) else f"{quoted(path)}: {_reason(error)}"
-            self.err.write(f"{PROG}: error: cannot save {detail}{where}\n")
-            self.failed = True
+            self._keep_elsewhere(name, image, f"cannot save {detail}")
             return False
+
+    def withdraw(self, name, image, why):
+        """Removes ``name``, saved but not to be kept there (``why``: the reason, e.g. its record could not be
+        written), and keeps ``image`` elsewhere as a failed save does."""
+        with self._lock:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self.folder, name))
+            self._keep_elsewhere(name, image, why)
+
+    def _keep_elsewhere(self, name, image, why):
+        rescued = self._rescue(name, image)
+        where = f"; the image was saved to {quoted(rescued)} instead" if rescued else "; no other place could take it"
+        self.err.write(f"{PROG}: error: {why}{where}\n")
+        self.failed = True
 
     def _rescue(self, name, image):
         """Saves ``image`` in the temporary folder or else the home folder; returns the path, or None."""
