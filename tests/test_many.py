@@ -458,6 +458,10 @@ def test_a_content_image_changed_after_setup_is_refused_at_its_turn(photos):
     assert _read(path, (48, 64), "crop", digest=file_digest(path)).shape == (48, 64, 3)
     with pytest.raises(NSTError, match="its bytes changed since the job started"):
         _read(path, (48, 64), "crop", digest="0" * 64)
+    os.remove(path)
+    os.mkfifo(path)  # a pipe in its place, which nobody writes: reading it blocked the job forever
+    with pytest.raises(NSTError, match="a.png: is not a regular file"):
+        _read(path, (48, 64), "crop", digest=file_digest(str(photos / "c.png")))
 
 
 def test_reports_never_overwrite_an_input_and_say_what_they_replace(workspace, new_weights_file, photos, capsys):

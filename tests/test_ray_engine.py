@@ -345,3 +345,23 @@ def test_the_readmes_cluster_commands_run_with_two_nodes_on_this_machine(cluster
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_sigterm_taken_by_rays_own_handler_while_it_starts_is_the_jobs_stop(monkeypatch, tmp_path):
+    import ray
+
+    from nst_tf.jobs.signals import StopRequest, Stopped
+
+    def init(**settings):  # what ray.init does when SIGTERM comes after it set its handler
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        raise SystemExit(signal.SIGTERM)
+
+    monkeypatch.setattr(ray, "init", init)
+    stop, previous = StopRequest(), signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(Stopped) as stopped:
+            ray_engine._start(ray_engine.RayOptions(), str(tmp_path / "log"), str(tmp_path), stop)
+        assert stopped.value.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)

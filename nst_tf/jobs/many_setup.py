@@ -6,6 +6,7 @@ import functools
 import hashlib
 import os
 import re
+import stat
 
 from ..errors import NSTError, quoted
 from ..images import fit_image, image_size, read_image
@@ -272,7 +273,10 @@ def file_digest(path):
     another input (its name is neither)."""
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
+        # Not blocking: a pipe put in an image's place after the checks must not hold the job forever.
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise NSTError(f"{quoted(path)}: is not a regular file")
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError as error:

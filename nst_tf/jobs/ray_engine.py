@@ -80,8 +80,11 @@ def run_on_ray(job, out, err, stop):
             ledger = Ledger(job, out, err)
             stop.defer()
             stop.finisher = lambda status: _end_local_ray(ledger.stopped(status), log, folder)
-            ray = _start(job.ray, log, folder)
-            _reclaim_signals(stop)
+            try:
+                ray = _start(job.ray, log, folder, stop)
+            except Stopped as stopped:  # one that Ray's own SIGTERM handler took while it started
+                stop.claim()
+                return ledger.stopped(128 + stopped.signum)
             ours = _descendants(os.getpid())  # a local Ray's processes: its agents outlive a raylet that is killed
             try:
                 return _run(job, ray, ledger, stop, log)
@@ -173,6 +176,9 @@ def _ray_lines_aside(err):
     try:
         yield ours, log
         failed = False
+    except (Stopped, KeyboardInterrupt):
+        failed = False  # a stop, not a failure of Ray's: its lines then are no news to the user
+        raise
     finally:
         with contextlib.suppress(OSError):
             if not failed or os.path.getsize(log) == 0:
@@ -206,8 +212,14 @@ def _fileno(stream):
         return None
 
 
-def _start(options, log, folder):
-    """Imports Ray and starts it (a local Ray sized to this machine, or connected to ``options.address``)."""
+def _start(options, log, folder, stop):
+    """Imports Ray and starts it (a local Ray sized to this machine, or connected to ``options.address``),
+    then gives the job's signals back to ``stop``.
+
+    Raises:
+        NSTError: Ray cannot start or reach the cluster.
+        Stopped: SIGTERM came while Ray's own handler (``sys.exit``), set inside ``ray.init``, was in place.
+    """
     import logging
 
     import ray
@@ -222,6 +234,12 @@ def _start(options, log, folder):
             # "local" starts a Ray of our own even where RAY_ADDRESS or a running cluster would be found.
             with _temporary_folder_for_ray(folder):
                 ray.init(address="local", num_cpus=_cpus(), _temp_dir=folder, **settings)
+        _reclaim_signals(stop)
+    except SystemExit as exit:
+        _reclaim_signals(stop)
+        if exit.code in SIGNALS:
+            raise Stopped(exit.code) from None
+        raise
     except NSTError:
         raise
     except Exception as error:  # Ray raises ConnectionError, ValueError, RuntimeError, ... for an address
