@@ -18,12 +18,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from nst_tf import NSTError
 from nst_tf.cli import _validated, build_parser, main
 from nst_tf.presets import PRESETS
 from nst_tf.jobs import ray_engine
@@ -203,6 +205,25 @@ def test_ray_options_that_cannot_work_are_refused_in_one_line(
     assert not (workspace / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "workers, budget, message",
+    [
+        ("5", None, "--workers 5: a local Ray runs on this machine's 4 CPUs; give at most 4"),
+        ("2", "1200M", "--workers 2: 2 workers each holding the network and a 64x48 run need about 1.71 GiB"),
+        ("2", "1400M --max_size 600", "--workers 2: 600x450 is computed in tiles to fit the memory budget in one"),
+    ],
+)
+def test_more_local_workers_than_the_machine_holds_are_refused_in_one_line(
+    workspace, new_weights_file, photos, capsys, monkeypatch, workers, budget, message
+):
+    monkeypatch.setattr(ray_engine, "local_cpus", lambda: 4)
+    extra = ["--engine", "ray", "--workers", workers, *(["--max_memory", *budget.split()] if budget else [])]
+    assert main(_args(workspace, new_weights_file, photos, extra=extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (workspace / "out").exists()
+
+
 def test_the_engine_options_are_for_several_images(workspace, new_weights_file, photos, capsys):
     assert main(_args(workspace, new_weights_file, photos / "p0.png", extra=["--engine", "ray"])) == 2
     assert "--engine, --workers and --ray_address apply to several content images" in capsys.readouterr().err
@@ -223,6 +244,37 @@ def test_an_address_where_no_cluster_answers_is_one_line_and_leaves_nothing(work
     assert not (workspace / "out").exists()
 
 
+@pytest.mark.parametrize("answer", [None, b"", b"\x00\x00\x06\x04\x00\x00\x00\x00\x00"])
+def test_an_address_that_takes_connections_but_never_answers_is_refused_in_seconds(answer):
+    # None: the kernel takes the connection and nobody speaks (a port Ray waited at for minutes); b"": the
+    # server closes it (a TLS server's way); else a gRPC server's SETTINGS frame.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(64)
+            connection.sendall(answer)
+
+    server = None
+    if answer is not None:
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+    try:
+        started = time.monotonic()
+        if answer is None:
+            with pytest.raises(NSTError, match=f"127.0.0.1:{port} takes connections but does not answer as a Ray"):
+                ray_engine._check_reachable(f"127.0.0.1:{port}", timeout=1.0)
+        else:
+            ray_engine._check_reachable(f"127.0.0.1:{port}", timeout=1.0)
+        assert time.monotonic() - started < 10
+    finally:
+        listener.close()
+        if server is not None:
+            server.join(timeout=5)
+
+
 def _spec(workspace, weights, photos, *extra):
     argv = _args(workspace, weights, photos, extra=["--engine", "ray", "--batch_size", "2", *extra])
     argv.remove("--seed")
@@ -240,6 +292,7 @@ def test_a_local_rays_socket_paths_fit_in_a_unix_socket_address(monkeypatch, pid
     base = tempfile.mkdtemp(prefix="nst_tf-782-" + "x" * extra, dir="/tmp")
     monkeypatch.setattr(tempfile, "tempdir", base)
     monkeypatch.setattr(os, "getpid", lambda: pid)
+    folder = None
     try:
         folder = ray_engine._ray_folder()
         # Ray names its session folder so (ray._private.node), and puts the object store's socket in it.
@@ -249,6 +302,8 @@ def test_a_local_rays_socket_paths_fit_in_a_unix_socket_address(monkeypatch, pid
         assert os.path.dirname(folder) in (base, "/tmp")
     finally:
         shutil.rmtree(base)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)  # under /tmp when base was too long
 
 
 def test_the_actor_returns_each_images_result_and_skips_one_that_cannot_be_read(workspace, new_weights_file, photos):
@@ -365,3 +420,28 @@ def test_sigterm_taken_by_rays_own_handler_while_it_starts_is_the_jobs_stop(monk
         assert signal.getsignal(signal.SIGTERM) is stop
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize(
+    "token, environment, refused",
+    [
+        (b"\xff\xfe\n\x00zz", {}, True),  # gRPC aborted the command on it: status 134, no line
+        (b"0123abcdef\n", {}, False),
+        (b"", {}, False),  # Ray says what is wrong with an empty one itself
+        (b"\xff\xfe", {"RAY_AUTH_MODE": "disabled"}, False),
+        (b"0123abcdef", {"RAY_AUTH_TOKEN": "tok\x01en"}, True),
+    ],
+)
+def test_a_ray_token_that_is_no_token_is_refused_in_one_line(monkeypatch, tmp_path, token, environment, refused):
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_bytes(token)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if refused:
+        with pytest.raises(NSTError, match=r"authentication token \(.*\) holds characters a token cannot"):
+            ray_engine._check_token()
+    else:
+        ray_engine._check_token()

@@ -227,12 +227,42 @@ def _tiles(request, sizes, styles):
     get_network(config.network).check_pooling(request.pooling)
     shapes = [style.shape[:2] for style in styles]
     plans = tile_plans(config, large, sizes, shapes)
+    memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
     if request.batch_size > 1:
-        memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
         for size, count in sizes.items():
             style = largest_style(size, shapes, large)
             _check_batch(request, memory, size, style, plans[size], min(request.batch_size, count))
+    if request.ray is not None and not request.ray.address:
+        _check_local_workers(request, memory, sizes, shapes, plans)
     return plans
+
+
+def _check_local_workers(request, memory, sizes, shapes, plans):
+    """Refuses more actors of a local Ray than this machine's CPUs, or than its memory holds at once: each
+    actor holds the network and runs its batches (a cluster's nodes are its own to size)."""
+    from .ray_engine import local_cpus
+
+    workers, cpus = request.ray.workers, local_cpus()
+    if workers > cpus:
+        raise NSTError(f"--workers {workers}: a local Ray runs on this machine's {cpus} CPUs; give at most {cpus}")
+    actors = min(workers, sum(-(-count // request.batch_size) for count in sizes.values()))
+    budget = request.large.max_memory or available_bytes()
+    if actors < 2 or budget is None:
+        return
+    for (height, width), count in sizes.items():
+        if plans[(height, width)] is not None:
+            raise NSTError(
+                f"--workers {workers}: {width}x{height} is computed in tiles to fit the memory budget in one "
+                "process, and each worker is a process of its own (use --workers 1)"
+            )
+        style = largest_style((height, width), shapes, request.large)
+        need = actors * memory.whole(height * min(request.batch_size, count), width, style)
+        if need > budget:
+            limit = "the budget (--max_memory) is" if request.large.max_memory else "available:"
+            raise NSTError(
+                f"--workers {workers}: {actors} workers each holding the network and a {width}x{height} run need "
+                f"about {need / 2**30:.2f} GiB of memory; {limit} {budget / 2**30:.2f} GiB (use fewer --workers)"
+            )
 
 
 def _check_batch(request, memory, size, style, plan, count):

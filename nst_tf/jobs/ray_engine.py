@@ -28,6 +28,7 @@ import os
 import queue
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -226,6 +227,7 @@ def _start(options, log, folder, stop):
     import ray.data
 
     settings = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    _check_token()
     try:
         if options.address:
             _check_reachable(options.address)
@@ -233,7 +235,7 @@ def _start(options, log, folder, stop):
         else:
             # "local" starts a Ray of our own even where RAY_ADDRESS or a running cluster would be found.
             with _temporary_folder_for_ray(folder):
-                ray.init(address="local", num_cpus=_cpus(), _temp_dir=folder, **settings)
+                ray.init(address="local", num_cpus=local_cpus(), _temp_dir=folder, **settings)
         _reclaim_signals(stop)
     except SystemExit as exit:
         _reclaim_signals(stop)
@@ -248,6 +250,38 @@ def _start(options, log, folder, stop):
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     return ray
+
+
+def _check_token():
+    """Refuses a Ray authentication token that is not one: gRPC aborts the process (status 134, no line) on
+    a token holding bytes a header cannot (a damaged ``~/.ray/auth_token``).
+
+    Where Ray looks (``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH`` names, ``~/.ray/auth_token``) and
+    unless ``RAY_AUTH_MODE=disabled``; a missing or unreadable file is left to Ray, which says so itself.
+
+    Raises:
+        NSTError: the token holds a character that is not printable ASCII.
+    """
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        where, token = "RAY_AUTH_TOKEN", os.fsencode(os.environ["RAY_AUTH_TOKEN"])
+    else:
+        where = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+        try:
+            # Not blocking, and regular files only: a pipe there must not hold the command.
+            with os.fdopen(os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    return
+                token = handle.read(1 << 16)
+        except OSError:
+            return
+        where = quoted(where)
+    if not all(32 <= byte < 127 for byte in token.strip()):
+        raise NSTError(
+            f"--engine ray: Ray's authentication token ({where}) holds characters a token cannot (printable ASCII "
+            "only); write the cluster's token there, or remove it for a local Ray to make one"
+        )
 
 
 def _check_reachable(address, timeout=5.0):
@@ -268,10 +302,37 @@ def _check_reachable(address, timeout=5.0):
             f"--ray_address: {quoted(address)} is not host:port (with a port from 1 to 65535), ray://host:port or auto"
         )
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as connection:
+            answered = _answers(connection)
     except (OSError, ValueError, OverflowError) as error:
         reason = getattr(error, "strerror", None) or error
         raise NSTError(f"--ray_address: no Ray cluster answers at {quoted(address)}: {reason}") from None
+    if not answered:
+        raise NSTError(
+            f"--ray_address: {quoted(address)} takes connections but does not answer as a Ray cluster "
+            f"within {timeout:g} s"
+        )
+
+
+#: The HTTP/2 connection preface and an empty SETTINGS frame: what a gRPC client sends first.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _answers(connection):
+    """Whether the server on ``connection`` says anything to a gRPC client's first bytes before its timeout.
+
+    Ray's GCS and client server speak gRPC and answer with their own SETTINGS frame; a TLS server answers
+    with an alert or closes the connection, which counts too (Ray then says what is wrong). A port that
+    takes the connection and stays silent made ``ray.init`` wait for minutes.
+    """
+    connection.sendall(_HTTP2_PREFACE)
+    try:
+        connection.recv(9)  # b"" (closed) is an answer too
+    except TimeoutError:
+        return False
+    except OSError:  # reset: an answer of a kind
+        pass
+    return True
 
 
 def _reclaim_signals(stop):
@@ -309,7 +370,7 @@ def _at(options):
     return f" at {quoted(options.address)}" if options.address else ""
 
 
-def _cpus():
+def local_cpus():
     """The CPUs this process may use (its affinity, which a container or taskset narrows)."""
     try:
         return len(os.sched_getaffinity(0))
