@@ -198,10 +198,13 @@ def chunks(pairs, batch_size):
     chunk = []
     for index, content in pairs:
         content = checked_float32_batch(content, f"content image {index}")
-        if chunk and (len(chunk) == batch_size or chunk[0][1].shape != content.shape):
+        if chunk and chunk[0][1].shape != content.shape:
             yield chunk
             chunk = []
         chunk.append((index, content))
+        if len(chunk) == batch_size:  # now, not after reading the next image: it is read at its turn
+            yield chunk
+            chunk = []
     if chunk:
         yield chunk
 

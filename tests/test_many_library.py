@@ -101,3 +101,21 @@ def test_stylize_many_with_valid_seeds_finishes_each_image(model, small, seeds):
     assert [item.index for item in finished] == [0, 1, 2]
     assert [item.traced for item in finished] == [True, False, False]
     assert all(np.isfinite(item.progress.image).all() for item in finished)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_the_next_content_is_read_only_once_a_full_batch_is_finished(model, small, batch_size):
+    content, style = small
+    events = []
+
+    def contents():
+        for index in range(4):
+            events.append(("read", index))
+            yield content
+
+    for item in stylize_many(model, contents(), style, CONFIG, batch_size=batch_size):
+        if isinstance(item, Finished):
+            events.append(("finished", item.index))
+    # Each image is read at its turn: a skipped image's note never comes before the last one's result.
+    expected = [("read", i) for i in range(batch_size)] + [("finished", i) for i in range(batch_size)]
+    assert events[: 2 * batch_size] == expected
