@@ -335,7 +335,7 @@ def _validated(args, preset, given=frozenset()):
     if video_given:
         raise NSTError(f"--{video_given[0]} applies to a video as the content; {quoted(content_path)} is not one")
     outputs = Outputs(folder=args.output_dir, config=config, report_image=preset.report_image, scales=large.scales)
-    outputs.check([content_path, *style_paths])
+    outputs.check([content_path, *style_paths, args.model])  # the weights file too, were it named as a report
     content_width, content_height = image_size(content_path)
     height, width = size.of((content_height, content_width))
     sizes = scale_sizes(height, width, large.scales)

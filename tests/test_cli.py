@@ -2,6 +2,8 @@
 
 import importlib.metadata
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -127,8 +129,19 @@ def test_input_images_are_never_overwritten(workspace, capsys, cli_args):
     os.replace(workspace / "content.png", workspace / "0.png")
     before = (workspace / "0.png").read_bytes()
     argv = cli_args() + ["--content_image_filename", str(workspace / "0.png"), "--output_dir", str(workspace)]
-    expect_error(capsys, argv, "0.png is the input image")
+    expect_error(capsys, argv, "0.png is the run's input")
     assert (workspace / "0.png").read_bytes() == before
+
+
+def test_the_weights_file_named_as_a_report_is_never_overwritten(workspace, capsys, cli_args, new_weights_file):
+    out = workspace / "out"
+    out.mkdir()
+    weights = out / "0.png"
+    shutil.copy(new_weights_file, weights)
+    original = pathlib.Path(new_weights_file).read_bytes()
+    argv = cli_args() + ["--model", str(weights)]
+    expect_error(capsys, argv, "0.png is the run's input")
+    assert weights.read_bytes() == original
 
 
 def test_ctrl_c_saves_the_latest_image_and_exits_130(workspace, capsys, monkeypatch, cli_args):
@@ -278,7 +291,7 @@ def test_an_input_reached_through_another_name_is_never_overwritten(workspace, c
     (workspace / "out").mkdir()
     os.link(workspace / "content.png", workspace / "out" / "4.png")
     before = (workspace / "content.png").read_bytes()
-    expect_error(capsys, cli_args(), "4.png is the input image")
+    expect_error(capsys, cli_args(), "4.png is the run's input")
     assert (workspace / "content.png").read_bytes() == before
 
 

@@ -100,7 +100,7 @@ def test_an_earlier_scales_image_name_that_is_an_input_is_refused(workspace, cap
     os.link(workspace / "style.png", workspace / "out" / "scale1.png")
     argv = _sized(cli_args("--scales", "2"), 96, 64)
     assert main(argv) == 2
-    assert "is the input image" in capsys.readouterr().err
+    assert "is the run's input" in capsys.readouterr().err
 
 
 def test_large_image_options_are_listed_in_help():

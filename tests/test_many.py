@@ -484,6 +484,20 @@ def test_reports_never_overwrite_an_input_and_say_what_they_replace(workspace, n
         assert report.size == (64, 48)
 
 
+def test_reports_never_overwrite_the_weights_file(workspace, new_weights_file, photos, capsys):
+    out = workspace / "out"
+    out.mkdir()
+    weights = out / "a.0.png"
+    with open(new_weights_file, "rb") as handle:
+        original = handle.read()
+    weights.write_bytes(original)
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png", extra=["--reports"])
+    argv[argv.index("--model") + 1] = str(weights)
+    assert main(argv) == 2
+    assert "a.0.png is one of the input images; --reports would overwrite it" in capsys.readouterr().err
+    assert weights.read_bytes() == original
+
+
 def test_a_result_made_again_from_another_image_counts_for_that_image_only(
     workspace, new_weights_file, photos, capsys, noise_image
 ):
@@ -565,3 +579,28 @@ def test_a_recursive_glob_never_enters_links_to_folders(photos):
     found = subprocess.run([sys.executable, "-c", code, pattern], capture_output=True, text=True, timeout=60)
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == [str(photos / name) for name in ("a.png", "c.png", "sub/d.png")]
+    with pytest.raises(NSTError, match="no image matches"):  # folders only, as glob.glob gives them
+        content_paths([str(photos / "**") + os.sep], recursive=True)
+
+
+def test_a_manifest_removed_during_the_job_is_made_again_with_what_it_recorded(
+    workspace, new_weights_file, photos, capsys, monkeypatch
+):
+    from nst_tf.jobs import manifest
+
+    add = manifest.Manifest.add
+
+    def removed_before_the_second(self, **record):
+        if record["output"] == "c.jpg":
+            os.remove(self.path)
+        add(self, **record)
+
+    monkeypatch.setattr(manifest.Manifest, "add", removed_before_the_second)
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png")
+    assert main(argv) == 0
+    monkeypatch.setattr(manifest.Manifest, "add", add)
+    _, records = _manifest(workspace / "out")
+    assert [(r["output"], r.get("restored", False)) for r in records] == [("a.jpg", True), ("c.jpg", False)]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "2 of 2 results are done already" in capsys.readouterr().err

@@ -191,7 +191,7 @@ def test_a_signal_ends_a_ray_job_promptly_and_the_same_command_does_the_rest(
         (["--engine", "ray", "--ray_address", " "], "--ray_address: empty"),
         (["--engine", "ray", "--ray_address", "127.0.0.1:-1"], "is not host:port (with a port from 1 to 65535)"),
         (["--engine", "ray", "--ray_address", "127.0.0.1: 1"], "is not host:port"),
-        (["--engine", "ray", "--ray_address", "ray://x"], "is not host:port"),
+        (["--engine", "ray", "--ray_address", "ray://h:10001"], "is a Ray Client address, under which Ray Data"),
         (["--engine", "ray", "--ray_address", "http://h:1"], "is not host:port"),
         (["--engine", "spark"], "argument --engine: invalid choice: 'spark'"),
     ],
@@ -244,10 +244,12 @@ def test_an_address_where_no_cluster_answers_is_one_line_and_leaves_nothing(work
     assert not (workspace / "out").exists()
 
 
-@pytest.mark.parametrize("answer", [None, b"", b"\x00\x00\x06\x04\x00\x00\x00\x00\x00"])
-def test_an_address_that_takes_connections_but_never_answers_is_refused_in_seconds(answer):
-    # None: the kernel takes the connection and nobody speaks (a port Ray waited at for minutes); b"": the
-    # server closes it (a TLS server's way); else a gRPC server's SETTINGS frame.
+@pytest.mark.parametrize(
+    "answer", [None, b"", b"HTTP/1.0 400 Bad request\r\n\r\n", b"\x00\x00\x06\x04\x00\x00\x00\x00\x00"]
+)
+def test_an_address_that_does_not_answer_as_grpc_does_is_refused_in_seconds(answer):
+    # None: the kernel takes the connection and nobody speaks; b"": the server closes it; an HTTP server's
+    # answer (Ray waited minutes at each); last, a gRPC server's SETTINGS frame, which passes.
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
@@ -263,7 +265,7 @@ def test_an_address_that_takes_connections_but_never_answers_is_refused_in_secon
         server.start()
     try:
         started = time.monotonic()
-        if answer is None:
+        if answer is None or answer[3:4] != b"\x04":
             with pytest.raises(NSTError, match=f"127.0.0.1:{port} takes connections but does not answer as a Ray"):
                 ray_engine._check_reachable(f"127.0.0.1:{port}", timeout=1.0)
         else:
@@ -430,18 +432,24 @@ def test_sigterm_taken_by_rays_own_handler_while_it_starts_is_the_jobs_stop(monk
         (b"", {}, False),  # Ray says what is wrong with an empty one itself
         (b"\xff\xfe", {"RAY_AUTH_MODE": "disabled"}, False),
         (b"0123abcdef", {"RAY_AUTH_TOKEN": "tok\x01en"}, True),
+        (b"a" * 65536 + b"\xff", {}, "is longer than a token can be"),  # Ray reads it all: aborted on the byte
+        ("fifo", {}, "is not a regular file"),  # Ray's own read of it never ended
     ],
 )
 def test_a_ray_token_that_is_no_token_is_refused_in_one_line(monkeypatch, tmp_path, token, environment, refused):
     (tmp_path / ".ray").mkdir()
-    (tmp_path / ".ray" / "auth_token").write_bytes(token)
+    if token == "fifo":
+        os.mkfifo(tmp_path / ".ray" / "auth_token")
+    else:
+        (tmp_path / ".ray" / "auth_token").write_bytes(token)
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     if refused:
-        with pytest.raises(NSTError, match=r"authentication token \(.*\) holds characters a token cannot"):
+        message = refused if isinstance(refused, str) else "holds characters a token cannot"
+        with pytest.raises(NSTError, match=r"authentication token \(.*\) " + message):
             ray_engine._check_token()
     else:
         ray_engine._check_token()

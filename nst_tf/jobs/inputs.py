@@ -78,7 +78,8 @@ def content_paths(names, recursive=False, resolve=None):
 
 
 def _glob(pattern, recursive):
-    """``glob.glob(pattern, recursive=recursive)``, but ``**`` never enters a symbolic link to a folder.
+    """The files ``glob.glob(pattern, recursive=recursive)`` gives (folders for a pattern ending in a
+    separator), but ``**`` never enters a symbolic link to a folder.
 
     glob follows them, and a link to a parent folder made it list forever. As with glob, ``**`` matches
     any number of folders (none too) that are not hidden; without ``recursive`` it is ``*``.
@@ -96,7 +97,9 @@ def _glob(pattern, recursive):
             folders[:] = sorted(name for name in folders if not name.startswith("."))
             if not head:  # relative to here, as glob gives them: "a.png", "sub/b.png"
                 root = "" if root == "." else os.path.relpath(root)
-            if rest:
+            if rest == os.sep or (not rest and pattern.endswith(os.sep)):  # "**/": folders only, as glob gives
+                found.extend([os.path.join(root, "")] if root else [])
+            elif rest:
                 found.extend(_glob(os.path.join(glob.escape(root), rest), recursive))
             else:
                 found.extend(os.path.join(root, name) for name in files if not name.startswith("."))

@@ -122,14 +122,26 @@ class Manifest:
         line = _line({**record, "fingerprint": self.fingerprint})
         try:
             if not os.path.exists(self.path):
-                self._create(_line({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings}))
+                self._create(self._header_and_known())
             self._append(line)
         except OSError as error:
             raise NSTError(f"cannot write {quoted(self.path)}: {error.strerror or error}") from None
         self.finished[record["output"]] = (record["input"], record.get("input_sha256"))
 
+    def _header_and_known(self):
+        """A new manifest's lines: its header, and a line for each result already recorded whose file is there
+        (the manifest was removed during the job: else its results would block the rerun as files it did not
+        make)."""
+        lines = [_line({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings})]
+        folder = os.path.dirname(self.path)
+        for output, (source, digest) in self.finished.items():
+            if os.path.isfile(os.path.join(folder, output)):
+                restored = {"input": source, "input_sha256": digest, "output": output, "restored": True}
+                lines.append(_line({**restored, "fingerprint": self.fingerprint}))
+        return b"".join(lines)
+
     def _create(self, header):
-        """Makes the manifest with its ``header`` line whole or not at all: written aside, then linked to its name."""
+        """Makes the manifest with its ``header`` lines whole or not at all: written aside, then linked to its name."""
         from ..images import new_file
 
         fd, temporary = new_file(os.path.dirname(self.path) or ".", ".jsonl")

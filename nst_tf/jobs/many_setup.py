@@ -127,7 +127,7 @@ def _members(request, shapes, manifest, notes):
                 index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles, digest=digest
             )
             everything.append(member)
-    inputs = _identities([*(request.contents[index] for index in indices), *request.style_paths])
+    inputs = _identities([*(request.contents[index] for index in indices), *request.style_paths, request.model])
     _check_names(request, everything, manifest, inputs)
     if request.reports:
         _check_reports(request, everything, inputs, notes)
@@ -152,6 +152,8 @@ def _identities(paths):
 
 def _identity(path):
     """(device, inode) of the file at ``path``, or None when there is none."""
+    if path is None:
+        return None
     try:
         status = os.stat(path)
     except OSError:

@@ -110,7 +110,7 @@ class Outputs:
         points.
 
         Args:
-            inputs: the paths of the run's input images.
+            inputs: the paths of the run's inputs (its images and weights file; None is passed over).
 
         Raises:
             NSTError: ``folder`` is not a folder or cannot be listed, or an
@@ -133,9 +133,9 @@ class Outputs:
                     f"--output_dir: {quoted(entry.path)} is a folder; this run would save an image under that name"
                 )
             for source in inputs:
-                if os.path.samefile(entry.path, source):
+                if source is not None and os.path.exists(source) and os.path.samefile(entry.path, source):
                     raise NSTError(
-                        f"--output_dir: {quoted(entry.path)} is the input image {quoted(source)} and would be "
+                        f"--output_dir: {quoted(entry.path)} is the run's input {quoted(source)} and would be "
                         "overwritten"
                     )
 

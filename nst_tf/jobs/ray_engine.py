@@ -253,54 +253,75 @@ def _start(options, log, folder, stop):
 
 
 def _check_token():
-    """Refuses a Ray authentication token that is not one: gRPC aborts the process (status 134, no line) on
-    a token holding bytes a header cannot (a damaged ``~/.ray/auth_token``).
+    """Refuses a Ray authentication token that is not one before Ray reads it: gRPC aborts the process
+    (status 134, no line) on a token holding bytes a header cannot, refuses one over its 16 KiB header
+    limit only after long retries, and Ray's own read of a pipe there never ends.
 
     Where Ray looks (``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH`` names, ``~/.ray/auth_token``) and
     unless ``RAY_AUTH_MODE=disabled``; a missing or unreadable file is left to Ray, which says so itself.
 
     Raises:
-        NSTError: the token holds a character that is not printable ASCII.
+        NSTError: the token file is not a regular file, or the token is longer than ``_TOKEN_LIMIT`` bytes or
+            holds a character that is not printable ASCII.
     """
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         return
     if os.environ.get("RAY_AUTH_TOKEN"):
         where, token = "RAY_AUTH_TOKEN", os.fsencode(os.environ["RAY_AUTH_TOKEN"])
     else:
-        where = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
-        try:
-            # Not blocking, and regular files only: a pipe there must not hold the command.
-            with os.fdopen(os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    return
-                token = handle.read(1 << 16)
-        except OSError:
+        path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+        where = quoted(path)
+        token = _token_file(path, where)
+        if token is None:
             return
-        where = quoted(where)
+    fix = "write the cluster's token there, or remove it for a local Ray to make one"
+    if len(token.strip()) > _TOKEN_LIMIT:
+        raise NSTError(f"--engine ray: Ray's authentication token ({where}) is longer than a token can be; {fix}")
     if not all(32 <= byte < 127 for byte in token.strip()):
         raise NSTError(
             f"--engine ray: Ray's authentication token ({where}) holds characters a token cannot (printable ASCII "
-            "only); write the cluster's token there, or remove it for a local Ray to make one"
+            f"only); {fix}"
         )
 
 
+#: The longest token gRPC takes in a header (its metadata limit is 16 KiB, the header's name included).
+_TOKEN_LIMIT = 16_000
+
+
+def _token_file(path, where):
+    """The first bytes of token file ``path`` (up to past ``_TOKEN_LIMIT``), None when it cannot be opened."""
+    if os.path.isdir(path):
+        return None  # Ray says so itself, at once
+    try:
+        # Not blocking: a pipe there must not hold the command (Ray's own read of one never ends).
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise NSTError(f"--engine ray: Ray's authentication token ({where}) is not a regular file")
+            return handle.read(2 * _TOKEN_LIMIT)
+    except OSError:
+        return None
+
+
 def _check_reachable(address, timeout=5.0):
-    """Refuses an address that is not ``host:port``, ``ray://host:port`` or ``auto``, and one nothing answers
-    at within ``timeout`` seconds (Ray would retry for minutes, or wait forever for a port it cannot parse).
+    """Refuses an address that is not ``host:port`` or ``auto``, Ray Client's ``ray://`` (Ray Data jobs
+    fail under it), and one where nothing answers as a Ray cluster within ``timeout`` seconds (Ray would
+    retry for minutes, or wait forever).
 
     Raises:
-        NSTError: the address is malformed, or nothing listens there.
+        NSTError: the address is malformed or a Ray Client one, or no Ray cluster answers there.
     """
     import socket
 
     if address == "auto":
         return  # Ray finds the cluster this machine belongs to, or says there is none
-    target = address.removeprefix("ray://")
-    host, _, port = target.rpartition(":")
-    if "://" in target or not host or not (port.isdigit() and 0 < int(port) < 65536) or host != host.strip():
+    if address.startswith("ray://"):
         raise NSTError(
-            f"--ray_address: {quoted(address)} is not host:port (with a port from 1 to 65535), ray://host:port or auto"
+            f"--ray_address: {quoted(address)} is a Ray Client address, under which Ray Data jobs fail; give the "
+            "cluster's own address (host:6379, as `ray start --head` prints it) from a machine that reaches it"
         )
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not (port.isdigit() and 0 < int(port) < 65536) or host != host.strip():
+        raise NSTError(f"--ray_address: {quoted(address)} is not host:port (with a port from 1 to 65535) or auto")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as connection:
             answered = _answers(connection)
@@ -319,20 +340,25 @@ _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x0
 
 
 def _answers(connection):
-    """Whether the server on ``connection`` says anything to a gRPC client's first bytes before its timeout.
+    """Whether the server on ``connection`` answers a gRPC client's first bytes as a gRPC server does, with a
+    SETTINGS frame, before its timeout.
 
-    Ray's GCS and client server speak gRPC and answer with their own SETTINGS frame; a TLS server answers
-    with an alert or closes the connection, which counts too (Ray then says what is wrong). A port that
-    takes the connection and stays silent made ``ray.init`` wait for minutes.
+    Ray's GCS speaks gRPC. A port that stays silent, closes, or says something else (an HTTP server) made
+    ``ray.init`` wait for minutes. With ``RAY_USE_TLS`` the GCS expects TLS first: any answer counts then.
     """
     connection.sendall(_HTTP2_PREFACE)
+    head = b""
     try:
-        connection.recv(9)  # b"" (closed) is an answer too
-    except TimeoutError:
-        return False
-    except OSError:  # reset: an answer of a kind
+        while len(head) < 9:
+            more = connection.recv(9 - len(head))
+            if not more:
+                break
+            head += more
+    except OSError:  # the timeout, or a reset
         pass
-    return True
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return bool(head)
+    return len(head) == 9 and head[3] == 0x04  # frame type 4: SETTINGS
 
 
 def _reclaim_signals(stop):

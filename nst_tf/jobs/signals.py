@@ -24,16 +24,19 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 
 from .statuses import PROG
 
 #: The signals a job honours.
 SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
-#: Set once a signal asks the command to end: from then on the command's own streams drop a write that
-#: cannot go on within ``_ENDING_WAIT`` seconds (a full pipe nobody reads must not hold the process).
+#: Set once a signal asks the command to end: from then on the command's own streams wait for room
+#: ``_ENDING_WAIT`` seconds in all, from the first write that finds none, and then drop what cannot go at
+#: once (a full pipe nobody reads must not hold the process).
 _ENDING = threading.Event()
 _ENDING_WAIT = 2.0
+_blocked_since = []  # when a write first found no room after the signal
 
 
 class Stopped(BaseException):
@@ -232,8 +235,8 @@ class _Forgiving(io.RawIOBase):
     the command's status never depends on whether its messages reach anyone.
 
     A write waits for room as a plain one does, in steps of ``_POLL`` seconds, until a signal asks the
-    command to end: then for ``_ENDING_WAIT`` seconds at most. A blocked write would hold the stream's
-    lock, and the last line and the exit behind it, for as long as a pipe stays full.
+    command to end: then all writes together wait ``_ENDING_WAIT`` seconds at most. A blocked write would
+    hold the stream's lock, and the last line and the exit behind it, for as long as a pipe stays full.
     """
 
     _POLL = 0.2
@@ -249,11 +252,11 @@ class _Forgiving(io.RawIOBase):
         return self._fd
 
     def write(self, data):
-        waited = 0.0
         while not _room(self._fd, self._POLL):
             if _ENDING.is_set():
-                waited += self._POLL
-                if waited >= _ENDING_WAIT:
+                if not _blocked_since:
+                    _blocked_since.append(time.monotonic())
+                if time.monotonic() - _blocked_since[0] >= _ENDING_WAIT:
                     return len(data)
         try:
             # At most PIPE_BUF bytes: a pipe with room for a write has room for that many.
