@@ -275,3 +275,28 @@ def test_a_signal_ends_the_command_while_its_output_is_a_full_pipe_nobody_reads(
     # The grace, a save, and a few seconds for each write that finds no room; generous for a loaded machine.
     assert waited < 20, waited
     assert (workspace / "out" / "generated_image.jpg").stat().st_size > 0
+
+
+def test_after_a_signal_all_writes_to_a_full_pipe_wait_two_seconds_in_all(monkeypatch):
+    import threading
+
+    from nst_tf.jobs import signals
+
+    monkeypatch.setattr(signals, "_ENDING", threading.Event())
+    monkeypatch.setattr(signals, "_blocked_since", [])
+    reader, writer = os.pipe()
+    try:
+        os.set_blocking(writer, False)
+        with pytest.raises(BlockingIOError):
+            while True:
+                os.write(writer, b"x" * 4096)
+        os.set_blocking(writer, True)
+        stream = signals._Forgiving(writer)
+        signals._ENDING.set()
+        started = time.monotonic()
+        assert [stream.write(b"a line\n") for _ in range(30)] == [7] * 30  # dropped, counted as written
+        waited = time.monotonic() - started
+    finally:
+        os.close(reader)
+        os.close(writer)
+    assert 1.9 < waited < 6, waited  # 2 s for the first, none for the rest (each waited 0.2 s before)

@@ -324,7 +324,7 @@ def test_a_job_writing_into_its_input_folder_does_not_take_its_results_as_inputs
     assert main(argv) == 0
     assert sorted(os.listdir(folder)) == ["manifest.jsonl", "x.jpg", "x.png", "y.jpg", "y.png"]
     capsys.readouterr()
-    assert main(argv) == 0  # x.jpg and y.jpg were taken as inputs and refused as "one of the input images"
+    assert main(argv) == 0  # x.jpg and y.jpg were taken as inputs and refused as "one of the job's inputs"
     assert "2 of 2 results are done already" in capsys.readouterr().err
 
 
@@ -472,7 +472,7 @@ def test_reports_never_overwrite_an_input_and_say_what_they_replace(workspace, n
     argv = _args(workspace, new_weights_file, folder, extra=["--reports", "--output_dir", str(folder)])
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "a.0.png is one of the input images; --reports would overwrite it" in err
+    assert err.count("\n") == 0 and "a.0.png is one of the job's inputs; --reports would overwrite it" in err
     assert (folder / "a.0.png").read_bytes() == (photos / "c.png").read_bytes()
     assert sorted(os.listdir(folder)) == ["a.0.png", "a.png"]
 
@@ -494,7 +494,7 @@ def test_reports_never_overwrite_the_weights_file(workspace, new_weights_file, p
     argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png", extra=["--reports"])
     argv[argv.index("--model") + 1] = str(weights)
     assert main(argv) == 2
-    assert "a.0.png is one of the input images; --reports would overwrite it" in capsys.readouterr().err
+    assert "a.0.png is one of the job's inputs; --reports would overwrite it" in capsys.readouterr().err
     assert weights.read_bytes() == original
 
 

@@ -244,12 +244,25 @@ def test_an_address_where_no_cluster_answers_is_one_line_and_leaves_nothing(work
     assert not (workspace / "out").exists()
 
 
+SETTINGS = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00"  # a gRPC server's first frame
+
+
 @pytest.mark.parametrize(
-    "answer", [None, b"", b"HTTP/1.0 400 Bad request\r\n\r\n", b"\x00\x00\x06\x04\x00\x00\x00\x00\x00"]
+    "answer, pause, tls, problem",
+    [
+        (None, 0, None, "takes connections but does not answer within 1 s"),  # Ray waited minutes at each
+        (b"", 0, None, "closes the connection without answering as a Ray cluster"),
+        (b"HTTP/1.0 400 Bad request\r\n\r\n", 0, None, "answers, but not as a Ray cluster"),
+        (SETTINGS, 0.4, None, "answers, but not as a Ray cluster"),  # a byte at a time: one deadline for all
+        (SETTINGS, 0, "1", "answers in plain gRPC, but RAY_USE_TLS asks for TLS"),
+        (b"\x15\x03\x03\x00\x02\x02\x32", 0, "1", None),  # a TLS alert: Ray speaks TLS with it
+        (SETTINGS, 0, None, None),
+    ],
 )
-def test_an_address_that_does_not_answer_as_grpc_does_is_refused_in_seconds(answer):
-    # None: the kernel takes the connection and nobody speaks; b"": the server closes it; an HTTP server's
-    # answer (Ray waited minutes at each); last, a gRPC server's SETTINGS frame, which passes.
+def test_an_address_that_does_not_answer_as_grpc_does_is_refused_in_seconds(monkeypatch, answer, pause, tls, problem):
+    monkeypatch.delenv("RAY_USE_TLS", raising=False)
+    if tls:
+        monkeypatch.setenv("RAY_USE_TLS", tls)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
@@ -257,24 +270,27 @@ def test_an_address_that_does_not_answer_as_grpc_does_is_refused_in_seconds(answ
         connection, _ = listener.accept()
         with connection:
             connection.recv(64)
-            connection.sendall(answer)
+            for byte in [answer[i : i + 1] for i in range(len(answer))] if pause else [answer]:
+                time.sleep(pause)
+                with contextlib.suppress(OSError):
+                    connection.sendall(byte)
 
     server = None
-    if answer is not None:
+    if answer is not None:  # None: the kernel takes the connection and nobody speaks
         server = threading.Thread(target=serve, daemon=True)
         server.start()
     try:
         started = time.monotonic()
-        if answer is None or answer[3:4] != b"\x04":
-            with pytest.raises(NSTError, match=f"127.0.0.1:{port} takes connections but does not answer as a Ray"):
+        if problem:
+            with pytest.raises(NSTError, match=f"127.0.0.1:{port} {problem}"):
                 ray_engine._check_reachable(f"127.0.0.1:{port}", timeout=1.0)
         else:
             ray_engine._check_reachable(f"127.0.0.1:{port}", timeout=1.0)
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 3
     finally:
         listener.close()
         if server is not None:
-            server.join(timeout=5)
+            server.join(timeout=10)
 
 
 def _spec(workspace, weights, photos, *extra):
@@ -433,6 +449,9 @@ def test_sigterm_taken_by_rays_own_handler_while_it_starts_is_the_jobs_stop(monk
         (b"\xff\xfe", {"RAY_AUTH_MODE": "disabled"}, False),
         (b"0123abcdef", {"RAY_AUTH_TOKEN": "tok\x01en"}, True),
         (b"a" * 65536 + b"\xff", {}, "is longer than a token can be"),  # Ray reads it all: aborted on the byte
+        (b"abc" + b" " * 40000 + b"\xff", {}, "is longer than a token can be"),
+        (b"0123abcdef\r\n# written by hand: \xc3\xa9\n", {}, False),  # Ray reads the first line only
+        (b"0123abcdef", {"RAY_AUTH_TOKEN": " "}, "is empty"),  # Ray waited 31 s on it
         ("fifo", {}, "is not a regular file"),  # Ray's own read of it never ended
     ],
 )

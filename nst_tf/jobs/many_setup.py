@@ -174,7 +174,7 @@ def _check_names(request, members, manifest, inputs):
         if os.path.isdir(path):
             raise NSTError(f"--output_dir: {quoted(path)} is a folder; this job would save {member.name} there")
         if _identity(path) in inputs:
-            raise NSTError(f"--output_dir: {quoted(path)} is one of the input images and would be overwritten")
+            raise NSTError(f"--output_dir: {quoted(path)} is one of the job's inputs and would be overwritten")
         if member.name not in recorded:
             raise NSTError(
                 f"--output_dir: {quoted(path)} exists and is not a result {MANIFEST} records; this job would "
@@ -206,7 +206,7 @@ def _check_reports(request, members, inputs, notes):
             what = "a symbolic link" if entry.is_symlink() else "a folder"
             raise NSTError(f"--output_dir: {quoted(path)} is {what}; --reports would save an image under that name")
         if _identity(path) in inputs:
-            raise NSTError(f"--output_dir: {quoted(path)} is one of the input images; --reports would overwrite it")
+            raise NSTError(f"--output_dir: {quoted(path)} is one of the job's inputs; --reports would overwrite it")
         found += 1
     if found:
         notes.append(

@@ -32,6 +32,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 
 import numpy as np
 
@@ -255,29 +256,33 @@ def _start(options, log, folder, stop):
 def _check_token():
     """Refuses a Ray authentication token that is not one before Ray reads it: gRPC aborts the process
     (status 134, no line) on a token holding bytes a header cannot, refuses one over its 16 KiB header
-    limit only after long retries, and Ray's own read of a pipe there never ends.
+    limit only after long retries, Ray waits half a minute on an empty one, and its read of a pipe there
+    never ends.
 
-    Where Ray looks (``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH`` names, ``~/.ray/auth_token``) and
-    unless ``RAY_AUTH_MODE=disabled``; a missing or unreadable file is left to Ray, which says so itself.
+    Read where and as Ray reads it: ``RAY_AUTH_TOKEN`` when set and not empty, else the first line of the
+    file ``RAY_AUTH_TOKEN_PATH`` names or of ``~/.ray/auth_token``, stripped of white space; unless
+    ``RAY_AUTH_MODE=disabled``. A missing, empty or unreadable file is left to Ray, which says so itself.
 
     Raises:
-        NSTError: the token file is not a regular file, or the token is longer than ``_TOKEN_LIMIT`` bytes or
-            holds a character that is not printable ASCII.
+        NSTError: the token file is not a regular file, or the token is empty (the variable), longer than
+            ``_TOKEN_LIMIT`` bytes, or holds a character that is not printable ASCII.
     """
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         return
     if os.environ.get("RAY_AUTH_TOKEN"):
-        where, token = "RAY_AUTH_TOKEN", os.fsencode(os.environ["RAY_AUTH_TOKEN"])
+        where, token = "RAY_AUTH_TOKEN", os.fsencode(os.environ["RAY_AUTH_TOKEN"]).strip()
+        fix = "set it to the cluster's token, or unset it"
+        if not token:
+            raise NSTError(f"--engine ray: Ray's authentication token (RAY_AUTH_TOKEN) is empty; {fix}")
     else:
         path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
-        where = quoted(path)
+        where, fix = quoted(path), "write the cluster's token there, or remove it for a local Ray to make one"
         token = _token_file(path, where)
         if token is None:
             return
-    fix = "write the cluster's token there, or remove it for a local Ray to make one"
-    if len(token.strip()) > _TOKEN_LIMIT:
+    if len(token) > _TOKEN_LIMIT:
         raise NSTError(f"--engine ray: Ray's authentication token ({where}) is longer than a token can be; {fix}")
-    if not all(32 <= byte < 127 for byte in token.strip()):
+    if not all(32 <= byte < 127 for byte in token):
         raise NSTError(
             f"--engine ray: Ray's authentication token ({where}) holds characters a token cannot (printable ASCII "
             f"only); {fix}"
@@ -289,7 +294,8 @@ _TOKEN_LIMIT = 16_000
 
 
 def _token_file(path, where):
-    """The first bytes of token file ``path`` (up to past ``_TOKEN_LIMIT``), None when it cannot be opened."""
+    """The token in file ``path`` as Ray reads it: its first line, stripped (past ``_TOKEN_LIMIT`` bytes, a
+    part longer than that); None when it cannot be opened."""
     if os.path.isdir(path):
         return None  # Ray says so itself, at once
     try:
@@ -297,9 +303,12 @@ def _token_file(path, where):
         with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise NSTError(f"--engine ray: Ray's authentication token ({where}) is not a regular file")
-            return handle.read(2 * _TOKEN_LIMIT)
+            line = handle.readline(2 * _TOKEN_LIMIT)
     except OSError:
         return None
+    if len(line) == 2 * _TOKEN_LIMIT and not line.endswith(b"\n"):
+        return line  # the line goes on: too long whatever follows (Ray strips only its ends)
+    return line.strip()
 
 
 def _check_reachable(address, timeout=5.0):
@@ -322,43 +331,49 @@ def _check_reachable(address, timeout=5.0):
     host, _, port = address.rpartition(":")
     if "://" in address or not host or not (port.isdigit() and 0 < int(port) < 65536) or host != host.strip():
         raise NSTError(f"--ray_address: {quoted(address)} is not host:port (with a port from 1 to 65535) or auto")
+    deadline = time.monotonic() + timeout
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as connection:
-            answered = _answers(connection)
+            problem = _answer_problem(connection, deadline, tls=os.environ.get("RAY_USE_TLS", "0").lower())
     except (OSError, ValueError, OverflowError) as error:
         reason = getattr(error, "strerror", None) or error
         raise NSTError(f"--ray_address: no Ray cluster answers at {quoted(address)}: {reason}") from None
-    if not answered:
-        raise NSTError(
-            f"--ray_address: {quoted(address)} takes connections but does not answer as a Ray cluster "
-            f"within {timeout:g} s"
-        )
+    if problem:
+        raise NSTError(f"--ray_address: {quoted(address)} {problem.format(timeout=f'{timeout:g}')}")
 
 
 #: The HTTP/2 connection preface and an empty SETTINGS frame: what a gRPC client sends first.
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
-def _answers(connection):
-    """Whether the server on ``connection`` answers a gRPC client's first bytes as a gRPC server does, with a
-    SETTINGS frame, before its timeout.
+def _answer_problem(connection, deadline, tls):
+    """What is wrong with how the server on ``connection`` answers a gRPC client's first bytes by
+    ``deadline`` (``time.monotonic()``), or None: a gRPC server answers with a SETTINGS frame.
 
     Ray's GCS speaks gRPC. A port that stays silent, closes, or says something else (an HTTP server) made
-    ``ray.init`` wait for minutes. With ``RAY_USE_TLS`` the GCS expects TLS first: any answer counts then.
+    ``ray.init`` wait for minutes. With ``RAY_USE_TLS`` (``tls`` "1" or "true") the GCS expects TLS first:
+    any answer but plain gRPC's counts then. ``{timeout}`` in the text is for the caller to fill.
     """
     connection.sendall(_HTTP2_PREFACE)
     head = b""
     try:
         while len(head) < 9:
+            connection.settimeout(max(0.01, deadline - time.monotonic()))  # one deadline for all the reads
             more = connection.recv(9 - len(head))
             if not more:
                 break
             head += more
-    except OSError:  # the timeout, or a reset
+    except TimeoutError:
+        if not head:
+            return "takes connections but does not answer within {timeout} s"
+    except OSError:  # a reset
         pass
-    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
-        return bool(head)
-    return len(head) == 9 and head[3] == 0x04  # frame type 4: SETTINGS
+    if not head:
+        return "closes the connection without answering as a Ray cluster (gRPC) does"
+    grpc = len(head) == 9 and head[3] == 0x04  # frame type 4: SETTINGS
+    if tls in ("1", "true"):
+        return "answers in plain gRPC, but RAY_USE_TLS asks for TLS; unset it for this cluster" if grpc else None
+    return None if grpc else "answers, but not as a Ray cluster (gRPC) does"
 
 
 def _reclaim_signals(stop):

@@ -252,11 +252,11 @@ class _Forgiving(io.RawIOBase):
         return self._fd
 
     def write(self, data):
-        while not _room(self._fd, self._POLL):
+        while not _room(self._fd, 0 if _waited_enough() else self._POLL):
             if _ENDING.is_set():
                 if not _blocked_since:
                     _blocked_since.append(time.monotonic())
-                if time.monotonic() - _blocked_since[0] >= _ENDING_WAIT:
+                if _waited_enough():
                     return len(data)
         try:
             # At most PIPE_BUF bytes: a pipe with room for a write has room for that many.
@@ -269,6 +269,11 @@ class _Forgiving(io.RawIOBase):
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         super().close()
+
+
+def _waited_enough():
+    """Whether a stop's writes have waited their time for room: the rest are dropped when there is none."""
+    return bool(_blocked_since) and time.monotonic() - _blocked_since[0] >= _ENDING_WAIT
 
 
 def _room(descriptor, seconds):
