@@ -132,6 +132,8 @@ def test_notebook_runs_headless_and_teaches_what_it_says(name):
     if name.startswith("Your"):
         # The coarse-to-fine strip: one image per scale, each twice the size of the one before.
         assert "scales: ['50x38', '100x75', '200x150']" in text
+        # stylize_many over three photos of one size: one network, one trace.
+        assert "traced: [True, False, False]" in text
         # The command's run: its report lines, and its files in the notebook's temporary folder.
         assert "Iteration 30 :\n" in text and "['0.png', '30.png', 'generated_image.jpg']" in text
     if name.startswith("CS231n"):
