@@ -22,6 +22,7 @@ import stat
 import tempfile
 
 from ..errors import NSTError, quoted
+from ..files import open_regular
 from ..jobs.lock import lock_exclusively
 
 PARTIAL_SUFFIX = ".nst_tf-partial"
@@ -320,10 +321,7 @@ def _appeared(partial):
 def _read_record(path, name):
     foreign = NSTError(f"{quoted(path)} is not a record nst_tf wrote; it is left alone: move it away to download")
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise foreign
+        with open_regular(path, _NOFOLLOW | _CLOEXEC) as handle:
             data = handle.read(_MAX_RECORD + 1)
         if len(data) > _MAX_RECORD:
             raise foreign

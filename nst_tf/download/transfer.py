@@ -16,12 +16,12 @@ import http.client
 import os
 import re
 import ssl
-import stat
 import urllib.error
 import urllib.parse
 import urllib.request
 
 from ..errors import NSTError, quoted
+from ..files import NotRegularFile, open_regular
 
 SCHEMES = ("http", "https", "file")
 USER_AGENT = "nst_tf-download/1 (python urllib)"
@@ -248,19 +248,12 @@ def _open_file(url, offset):
 def _open_regular_file(path):
     """Opens a regular file (or a link to one) for reading; a device, pipe or folder is refused unread."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        return open_regular(path)
+    except NotRegularFile as error:
+        kind = "a folder" if error.kind == "a folder" else "a device, pipe or socket"
+        raise DownloadError(f"{quoted(path)} is {kind}, not a regular file") from None
     except OSError as error:
         raise DownloadError(f"{quoted(path)}: {error.strerror or error}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
-            raise DownloadError(f"{quoted(path)} is {kind}, not a regular file")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 class _RedirectHandler(urllib.request.HTTPRedirectHandler):

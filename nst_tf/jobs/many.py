@@ -11,6 +11,7 @@ way is dropped, and the last line says what is left.
 """
 
 import dataclasses
+import re
 import signal
 
 from ..config import StyleTransferConfig
@@ -193,8 +194,22 @@ class _Run:
         reported = hasattr(item, "image")
         if reported and self.job.reports:
             self.out.write(f"{quoted(member.name)}: " + report_text(self.job.preset.report_line, item, self.job.config))
-            self.ledger.saver.save(f"{member.name.rsplit('.', 1)[0]}.{item.iteration}.png", item.image)
+            self.ledger.saver.save(report_name(member.name, item.iteration), item.image)
         self.ledger.progress((item.iteration + 1 if reported else item.iterations) * images)
+
+
+def result_stem(name):
+    """Result ``name`` without its extension: its report images' names start with it."""
+    return name.rsplit(".", 1)[0]
+
+
+def report_name(name, iteration):
+    """The report image of result ``name`` at ``iteration``: ``<stem>.<iteration>.png`` (``REPORT_IMAGE``)."""
+    return f"{result_stem(name)}.{iteration}.png"
+
+
+#: A report image's name (``report_name``): group 1 its result's stem, group 2 the iteration.
+REPORT_IMAGE = re.compile(r"^(.+)\.(0|[1-9][0-9]*)\.png$")
 
 
 def style_images(job, size, styles):

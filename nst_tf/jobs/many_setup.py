@@ -5,17 +5,16 @@ import dataclasses
 import functools
 import hashlib
 import os
-import re
-import stat
 
 from ..errors import NSTError, quoted
+from ..files import NotRegularFile, identities, identity, open_regular
 from ..images import fit_image, image_size, read_image
 from ..large.memory import MemoryModel, available_bytes, largest_style, tile_plans
 from ..large.tiles import check_whole
 from ..networks import get_network
 from .inputs import output_names
 from .manifest import MANIFEST, Manifest
-from .many import ManyJob, Member
+from .many import REPORT_IMAGE, ManyJob, Member, result_stem
 from .outputs import Outputs
 from .single import Handover
 
@@ -127,7 +126,7 @@ def _members(request, shapes, manifest, notes):
                 index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles, digest=digest
             )
             everything.append(member)
-    inputs = _identities([*(request.contents[index] for index in indices), *request.style_paths, request.model])
+    inputs = identities([*(request.contents[index] for index in indices), *request.style_paths, request.model])
     _check_names(request, everything, manifest, inputs)
     if request.reports:
         _check_reports(request, everything, inputs, notes)
@@ -145,22 +144,6 @@ def _exists(request, member):
     return os.path.isfile(os.path.join(request.folder, member.name))
 
 
-def _identities(paths):
-    """The (device, inode) of each of ``paths`` that exists: a file is an input if its identity is one of them."""
-    return {identity for identity in map(_identity, paths) if identity is not None}
-
-
-def _identity(path):
-    """(device, inode) of the file at ``path``, or None when there is none."""
-    if path is None:
-        return None
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return status.st_dev, status.st_ino
-
-
 def _check_names(request, members, manifest, inputs):
     """Refuses output names held by a link, a folder, an input (``inputs``: their identities), or a file this
     job did not make."""
@@ -173,7 +156,7 @@ def _check_names(request, members, manifest, inputs):
             continue
         if os.path.isdir(path):
             raise NSTError(f"--output_dir: {quoted(path)} is a folder; this job would save {member.name} there")
-        if _identity(path) in inputs:
+        if identity(path) in inputs:
             raise NSTError(f"--output_dir: {quoted(path)} is one of the job's inputs and would be overwritten")
         if member.name not in recorded:
             raise NSTError(
@@ -190,7 +173,7 @@ def _check_reports(request, members, inputs, notes):
     """
     if not os.path.isdir(request.folder):
         return
-    stems = {member.name.rsplit(".", 1)[0] for member in members}
+    stems = {result_stem(member.name) for member in members}
     config, found = request.config, 0
     try:
         with os.scandir(request.folder) as listing:
@@ -198,14 +181,14 @@ def _check_reports(request, members, inputs, notes):
     except OSError as error:
         raise NSTError(f"--output_dir: cannot read {quoted(request.folder)}: {error.strerror or error}") from None
     for entry in entries:
-        match = _REPORT_IMAGE.match(entry.name)
+        match = REPORT_IMAGE.match(entry.name)
         if not match or match.group(1) not in stems or not _reported(config, int(match.group(2))):
             continue
         path = os.path.join(request.folder, entry.name)
         if entry.is_symlink() or entry.is_dir():
             what = "a symbolic link" if entry.is_symlink() else "a folder"
             raise NSTError(f"--output_dir: {quoted(path)} is {what}; --reports would save an image under that name")
-        if _identity(path) in inputs:
+        if identity(path) in inputs:
             raise NSTError(f"--output_dir: {quoted(path)} is one of the job's inputs; --reports would overwrite it")
         found += 1
     if found:
@@ -213,10 +196,6 @@ def _check_reports(request, members, inputs, notes):
             f"{quoted(request.folder)} already holds {found} images named as this job's reports; --reports "
             "replaces them"
         )
-
-
-#: A report image's name: ``<stem>.<iteration>.png``.
-_REPORT_IMAGE = re.compile(r"^(.+)\.(0|[1-9][0-9]*)\.png$")
 
 
 def _reported(config, iteration):
@@ -305,12 +284,12 @@ def file_digest(path):
     another input (its name is neither)."""
     digest = hashlib.sha256()
     try:
-        # Not blocking: a pipe put in an image's place after the checks must not hold the job forever.
-        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise NSTError(f"{quoted(path)}: is not a regular file")
+        # A pipe put in an image's place after the checks must not hold the job forever.
+        with open_regular(path) as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
+    except NotRegularFile:
+        raise NSTError(f"{quoted(path)}: is not a regular file") from None
     except OSError as error:
         raise NSTError(f"{quoted(path)}: cannot be read: {error.strerror or error}") from None
     return digest.hexdigest()

@@ -15,6 +15,7 @@ import threading
 
 from ..config import StyleTransferConfig
 from ..errors import NSTError, quoted
+from ..files import identities, identity
 from .signals import rescue_folder
 from .statuses import PROG
 
@@ -122,6 +123,7 @@ class Outputs:
             return
         pattern = numbered(self.report_image)
         found = [entry for entry in self._entries() if self._ours(entry.name, pattern)]
+        sources = identities(inputs)
         for entry in found:
             if entry.is_symlink():
                 raise NSTError(
@@ -132,12 +134,11 @@ class Outputs:
                 raise NSTError(
                     f"--output_dir: {quoted(entry.path)} is a folder; this run would save an image under that name"
                 )
-            for source in inputs:
-                if source is not None and os.path.exists(source) and os.path.samefile(entry.path, source):
-                    raise NSTError(
-                        f"--output_dir: {quoted(entry.path)} is the run's input {quoted(source)} and would be "
-                        "overwritten"
-                    )
+            source = sources.get(identity(entry.path))
+            if source is not None:
+                raise NSTError(
+                    f"--output_dir: {quoted(entry.path)} is the run's input {quoted(source)} and would be overwritten"
+                )
 
     def earlier_reports(self):
         """How many files in the folder have a report image's name, whatever their iteration."""

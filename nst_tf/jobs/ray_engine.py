@@ -28,7 +28,6 @@ import os
 import queue
 import shutil
 import signal
-import stat
 import sys
 import tempfile
 import threading
@@ -37,6 +36,7 @@ import time
 import numpy as np
 
 from ..errors import NonFiniteCostError, NSTError, last_line, quoted
+from ..files import NotRegularFile, open_regular
 from .signals import SIGNALS, Stopped, quiet_descriptor_2, rescue_folder
 
 #: How long the main thread waits for a result before it looks for a signal again (seconds).
@@ -224,29 +224,28 @@ def _start(options, log, folder, stop):
     """
     import logging
 
+    _check_token()  # both before Ray's import, which takes seconds
+    if options.address:
+        _check_reachable(options.address)
     import ray
     import ray.data
 
     settings = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    _check_token()
     try:
         if options.address:
-            _check_reachable(options.address)
             ray.init(address=options.address, **settings)
         else:
             # "local" starts a Ray of our own even where RAY_ADDRESS or a running cluster would be found.
             with _temporary_folder_for_ray(folder):
                 ray.init(address="local", num_cpus=local_cpus(), _temp_dir=folder, **settings)
-        _reclaim_signals(stop)
     except SystemExit as exit:
-        _reclaim_signals(stop)
         if exit.code in SIGNALS:
             raise Stopped(exit.code) from None
         raise
-    except NSTError:
-        raise
     except Exception as error:  # Ray raises ConnectionError, ValueError, RuntimeError, ... for an address
         raise NSTError(f"--engine ray: Ray could not start{_at(options)}: {last_line(error)}{_log_note(log)}")
+    finally:
+        _reclaim_signals(stop)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
@@ -296,14 +295,14 @@ _TOKEN_LIMIT = 16_000
 def _token_file(path, where):
     """The token in file ``path`` as Ray reads it: its first line, stripped (past ``_TOKEN_LIMIT`` bytes, a
     part longer than that); None when it cannot be opened."""
-    if os.path.isdir(path):
-        return None  # Ray says so itself, at once
     try:
-        # Not blocking: a pipe there must not hold the command (Ray's own read of one never ends).
-        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise NSTError(f"--engine ray: Ray's authentication token ({where}) is not a regular file")
+        # A pipe there must not hold the command (Ray's own read of one never ends).
+        with open_regular(path) as handle:
             line = handle.readline(2 * _TOKEN_LIMIT)
+    except NotRegularFile as error:
+        if error.kind == "a folder":
+            return None  # Ray says so itself, at once
+        raise NSTError(f"--engine ray: Ray's authentication token ({where}) is not a regular file") from None
     except OSError:
         return None
     if len(line) == 2 * _TOKEN_LIMIT and not line.endswith(b"\n"):

@@ -14,11 +14,11 @@ import math
 import numbers
 import os
 import re
-import stat
 import subprocess
 import tempfile
 
 from ..errors import NSTError, last_line, quoted
+from ..files import open_regular
 from ..large.tiles import MAX_SIDE
 
 #: Leading bytes of the containers nst_tf takes as video (offset, bytes): MP4/MOV/3GP (an ISO
@@ -41,14 +41,9 @@ def is_video_file(path):
     """Whether ``path`` is a file whose first bytes are those of a video container (its name is not looked at)."""
     try:
         # Never blocks: a FIFO or a device is not a video file (the image reader names what it is).
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return False
-            head = os.read(fd, 16)
-        finally:
-            os.close(fd)
-    except OSError:
+        with open_regular(path) as handle:
+            head = handle.read(16)
+    except (OSError, ValueError):
         return False
     return any(head[offset : offset + len(magic)] == magic for offset, magic in _SIGNATURES)
 

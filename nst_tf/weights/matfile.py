@@ -42,6 +42,7 @@ import struct
 import zlib
 
 from ..errors import WeightsFileError, quoted
+from ..files import NotRegularFile, file_kind, open_regular
 
 #: Most bytes of variable data one file may hold, after inflation. loadmat
 #: allocates about this much; the full-size synthetic VGG-19 file of
@@ -145,19 +146,6 @@ def _refuse_path(path, problem):
     raise WeightsFileError(f"{quoted(path)}: {problem}")
 
 
-def _file_kind(mode):
-    for test, kind in (
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return kind
-    return "a special file"
-
-
 def _stat_failure(path, error, missing_hint):
     """The message for ``error``, raised by stat or open on ``path``."""
     if isinstance(error, PermissionError):
@@ -204,23 +192,13 @@ def open_regular_file(path, missing_hint=None, folder_problem="is a folder, not 
     if stat.S_ISDIR(mode):
         _refuse_path(path, folder_problem)
     if not stat.S_ISREG(mode):
-        _refuse_path(path, f"is {_file_kind(mode)}, not a regular file")
-    nonblocking = getattr(os, "O_NONBLOCK", 0)  # POSIX only; Windows has no named pipes in the file system
-    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | nonblocking | getattr(os, "O_NOCTTY", 0)
+        _refuse_path(path, f"is {file_kind(mode)}, not a regular file")
     try:
-        fd = os.open(path, flags)
+        return open_regular(path)
+    except NotRegularFile as error:
+        _refuse_path(path, folder_problem if error.kind == "a folder" else f"is {error.kind}, not a regular file")
     except OSError as error:
         _refuse_path(path, _stat_failure(path, error, missing_hint))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            _refuse_path(path, folder_problem if stat.S_ISDIR(mode) else f"is {_file_kind(mode)}, not a regular file")
-        if nonblocking:
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def check_mat_file(path):
