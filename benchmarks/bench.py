@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import nst_tf  # noqa: E402
-from nst_tf.precision import cpu_flags  # noqa: E402
-from nst_tf.testing import write_vgg19_mat  # noqa: E402
+from nst_tf.tensors.precision import cpu_flags  # noqa: E402
+from nst_tf.plan.synthetic import write_vgg19_mat  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEIGHTS = os.path.join(HERE, ".cache", "imagenet-vgg-verydeep-19-synthetic.mat")

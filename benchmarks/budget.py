@@ -57,7 +57,7 @@ print((hwm - rss) * 1024 / side**2)
 
 HIGH_WATER_CHILD = """
 import sys
-from nst_tf.cli import main
+from nst_tf.app.cli import main
 status = main(sys.argv[1:])
 print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
 sys.exit(status)
@@ -131,7 +131,7 @@ def markdown(result, command):
 
 
 def _bytes(text):
-    from nst_tf.large.options import parse_bytes
+    from nst_tf.plan.large_options import parse_bytes
 
     return parse_bytes(text)
 

@@ -35,9 +35,9 @@ from PIL import Image  # noqa: E402
 
 import bench  # noqa: E402  (VGG-19 weights, machine description)
 import nst_tf  # noqa: E402
-from nst_tf.networks import get_network  # noqa: E402
-from nst_tf.presets import PRESETS  # noqa: E402
-from nst_tf.weights.squeezenet import write_squeezenet_weights  # noqa: E402
+from nst_tf.plan.networks.registry import get_network  # noqa: E402
+from nst_tf.runs.presets import PRESETS  # noqa: E402
+from nst_tf.plan.weights.squeezenet_reader import write_squeezenet_weights  # noqa: E402
 
 SQUEEZENET = os.path.join(HERE, ".cache", "squeezenet1_1-synthetic.pth")
 RUNS = ("cs231n_composition_vii", "cs231n_scream", "cs231n_starry_night", "cs231n_feature_inversion")

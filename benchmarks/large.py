@@ -35,9 +35,9 @@ import numpy as np
 from bench import ensure_weights, machine, peak_rss_bytes, reset_peak_rss, rss_bytes
 
 import nst_tf
-from nst_tf.large.options import scale_sizes
-from nst_tf.large.multiscale import CoarseToFine
-from nst_tf.large.memory import plan_tiles
+from nst_tf.plan.large_options import scale_sizes
+from nst_tf.runs.coarse_to_fine import CoarseToFine
+from nst_tf.plan.memory import plan_tiles
 from nst_tf.objective.tiled import TiledStyleCost
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import bench  # noqa: E402  (weights, machine description)
-from nst_tf.testing import write_vgg19_mat  # noqa: E402
+from nst_tf.plan.synthetic import write_vgg19_mat  # noqa: E402
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 

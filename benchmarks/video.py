@@ -6,7 +6,7 @@ warp error between consecutive output frames.
     python benchmarks/video.py --sizes 256x144 --weights 0,1e3,1e4,1e5 --style images/style.jpg
 
 A synthetic clip (a smooth random texture moving ``--step`` pixels left per frame, so the true flow is
-known) is stylized in this process with ``nst_tf.video.stylize.stylize_video`` on full-size synthetic
+known) is stylized in this process with ``nst_tf.runs.video_frames.stylize_video`` on full-size synthetic
 VGG-19 weights (benchmarks/.cache/), once with ``--temporal_weight 0`` and once with the default
 weight (or each of ``--weights``), each at the given iterations per frame (the first frame runs
 twice as many, and traces). The style is the clip's texture mirrored, or ``--style``. Reported per
@@ -40,10 +40,10 @@ import numpy as np  # noqa: E402
 
 import bench  # noqa: E402  (weights, machine description)
 import nst_tf  # noqa: E402
-from nst_tf.many import Finished  # noqa: E402
-from nst_tf.video.flow import consistency_weights, flow_between  # noqa: E402
-from nst_tf.video.options import VideoOptions  # noqa: E402
-from nst_tf.video.stylize import stylize_video  # noqa: E402
+from nst_tf.runs.many_images import Finished  # noqa: E402
+from nst_tf.tensors.flow import consistency_weights, flow_between  # noqa: E402
+from nst_tf.plan.video_options import VideoOptions  # noqa: E402
+from nst_tf.runs.video_frames import stylize_video  # noqa: E402
 
 DEFAULT_WEIGHT = VideoOptions().temporal_weight
 

@@ -1,7 +1,7 @@
 """``python -m nst_tf`` and the ``nst-tf`` command.
 
 The first thing it does is make a signal end it with one line and status
-128 + the signal's number (``nst_tf.jobs.signals.stop_at_once``), until the
+128 + the signal's number (``nst_tf.app.signals.stop_at_once``), until the
 command installs its own handlers once its modules are loaded; nothing is
 created before then. Only the interpreter's own start-up, before this file
 runs (tens of milliseconds), is outside that.
@@ -11,16 +11,16 @@ runs (tens of milliseconds), is outside that.
 def run():
     """Runs the command and ends the process with its exit status.
 
-    The process ends by ``nst_tf.jobs.signals.end_process`` once the last
+    The process ends by ``nst_tf.app.signals.end_process`` once the last
     line is written: the interpreter's and TensorFlow's teardown would take
     seconds more, during which a signal could still kill it.
     """
-    from .jobs.signals import end_process, stop_at_once, use_own_standard_streams, use_private_temporary_folder
+    from .app.signals import end_process, stop_at_once, use_own_standard_streams, use_private_temporary_folder
 
     stop_at_once("nst-tf: {what}")
     use_own_standard_streams()
     use_private_temporary_folder()
-    from .cli import main
+    from .app.cli import main
 
     end_process(main())
 

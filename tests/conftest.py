@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from nst_tf import CONFIG, load_vgg_model, read_vgg19_mat
-from nst_tf.testing import write_vgg19_h5, write_vgg19_mat
+from nst_tf.plan.synthetic import write_vgg19_h5, write_vgg19_mat
 
 # Keep TensorFlow's C++ start-up chatter out of test output; nst_tf imports
 # TensorFlow only when a test first uses it, after this line.
@@ -55,7 +55,7 @@ def small_keras_weights_file(tmp_path_factory):
 @pytest.fixture(scope="session")
 def squeezenet_weights_file(tmp_path_factory):
     """torchvision's SqueezeNet 1.1 layout (zip torch.save format), synthetic full-size weights (5 MB)."""
-    from nst_tf.weights.squeezenet import write_squeezenet_weights
+    from nst_tf.plan.weights.squeezenet_reader import write_squeezenet_weights
 
     return write_squeezenet_weights(tmp_path_factory.mktemp("squeezenet") / "squeezenet1_1.pth", seed=3)
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_tf import NSTError, StyleTransfer, StyleTransferConfig, cli
-from nst_tf.cli import build_parser, main
+from nst_tf import NSTError, StyleTransfer, StyleTransferConfig
+from nst_tf.app import cli
+from nst_tf.app.cli import build_parser, main
 
 
 def test_main_writes_the_course_files_and_prints_the_course_lines(workspace, capsys, cli_args):
@@ -120,7 +121,7 @@ def test_missing_weights_message_names_the_download_command(workspace, capsys, c
 
 def test_unwritable_output_folder_is_reported_before_any_work(workspace, capsys, monkeypatch, cli_args):
     (workspace / "a_file").write_text("not a folder")
-    monkeypatch.setattr("nst_tf.networks.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("nst_tf.tensors.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
     argv = cli_args() + ["--output_dir", str(workspace / "a_file" / "out")]
     expect_error(capsys, argv, "--output_dir: cannot write to")
 
@@ -196,7 +197,7 @@ def test_option_defaults_come_from_the_config_dataclass():
 
 def test_console_script_is_declared():
     scripts = importlib.metadata.entry_points(group="console_scripts")
-    # nst_tf.__main__.run: signal handlers first, then nst_tf.cli.main.
+    # nst_tf.__main__.run: signal handlers first, then nst_tf.app.cli.main.
     assert {(s.name, s.value) for s in scripts if s.name == "nst-tf"} == {("nst-tf", "nst_tf.__main__:run")}
 
 
@@ -274,7 +275,7 @@ def test_cli_rejects_bad_extra_options(workspace, capsys, extra, message, cli_ar
 
 
 def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(workspace, capsys, monkeypatch, cli_args):
-    monkeypatch.setattr("nst_tf.networks.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("nst_tf.tensors.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
     for taken in ("2.png", "generated_image.jpg"):
         (workspace / "out" / taken).mkdir(parents=True)
         expect_error(capsys, cli_args(), f"{taken} is a folder; this run would save an image under that name")
@@ -357,7 +358,7 @@ def test_an_interrupt_right_after_a_due_report_still_saves_its_image(workspace, 
 def test_a_second_interrupt_during_the_final_save_is_ignored(workspace, capsys, monkeypatch, cli_args):
     import signal
 
-    from nst_tf import images
+    from nst_tf.tensors import images
 
     real_save = images.save_image
 
@@ -383,7 +384,7 @@ def test_a_second_interrupt_during_the_final_save_is_ignored(workspace, capsys, 
 def test_a_failed_final_save_names_the_path_and_keeps_the_image_elsewhere(workspace, capsys, monkeypatch, cli_args):
     import errno
 
-    from nst_tf import images
+    from nst_tf.tensors import images
 
     real_save = images.save_image
     monkeypatch.setenv("TMPDIR", str(workspace / "rescue"))
@@ -405,7 +406,7 @@ def test_a_failed_final_save_names_the_path_and_keeps_the_image_elsewhere(worksp
 
 
 def test_a_rescue_that_fails_too_leaves_no_empty_files(workspace, capsys, monkeypatch, cli_args):
-    from nst_tf import images
+    from nst_tf.tensors import images
 
     for folder in ("rescue", "home"):
         (workspace / folder).mkdir()
@@ -425,7 +426,7 @@ def test_a_rescue_that_fails_too_leaves_no_empty_files(workspace, capsys, monkey
 def test_progress_eta_leaves_out_the_first_iteration_which_traces(monkeypatch):
     import io
 
-    from nst_tf.jobs import drive
+    from nst_tf.app.jobs import drive
 
     clock = iter([0.0, 100.0, 101.0])
     monkeypatch.setattr(drive.time, "monotonic", lambda: next(clock))
@@ -575,7 +576,7 @@ def _link_to_a_file_elsewhere(path, name):
 )
 def test_an_output_name_held_by_a_link_is_refused_before_any_work(workspace, capsys, monkeypatch, cli_args, name, make):
     # Dangling and looping links gave FileNotFoundError and ELOOP tracebacks; a run never writes through a link.
-    monkeypatch.setattr("nst_tf.networks.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("nst_tf.tensors.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
     (workspace / "out").mkdir()
     make(workspace / "out" / name)
     expect_error(capsys, cli_args(), f"{workspace / 'out' / name} is a symbolic link; this run would save an image")
@@ -585,7 +586,7 @@ def test_an_output_name_held_by_a_link_is_refused_before_any_work(workspace, cap
 
 
 def test_a_link_planted_after_the_start_check_is_not_written_through(workspace, cli_args, capsys, monkeypatch):
-    from nst_tf.jobs.outputs import Outputs
+    from nst_tf.app.jobs.outputs import Outputs
 
     check = Outputs.check
 
@@ -641,8 +642,8 @@ def test_one_save_at_a_time_the_watchers_waits_for_the_main_threads(tmp_path, mo
     import threading
     import time
 
-    from nst_tf import images
-    from nst_tf.jobs.outputs import Saver
+    from nst_tf.tensors import images
+    from nst_tf.app.jobs.outputs import Saver
 
     real_save, events = images.save_image, []
 

@@ -8,11 +8,11 @@ import sys
 import pytest
 from PIL import Image
 
-import nst_tf.large.memory
+import nst_tf.plan.memory
 import nst_tf.objective.tiled
-from nst_tf.cli import main
-from nst_tf.large.memory import MemoryModel, plan_tiles
-from nst_tf.large.tiles import TilePlan, best_tile_shape, tile_grid
+from nst_tf.app.cli import main
+from nst_tf.plan.memory import MemoryModel, plan_tiles
+from nst_tf.plan.tiles import TilePlan, best_tile_shape, tile_grid
 
 GiB = 2**30
 COURSE_LAYERS = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
@@ -61,7 +61,7 @@ def test_tile_size_computes_the_run_in_tiles(workspace, monkeypatch, capsys, cli
             built.append((len(self.tiles), self.keep_forward))
 
     monkeypatch.setattr(nst_tf.objective.tiled, "TiledStyleCost", Recording)
-    monkeypatch.setattr(nst_tf.large.memory, "available_bytes", lambda: None)
+    monkeypatch.setattr(nst_tf.plan.memory, "available_bytes", lambda: None)
     shallow = ["--content_layer", "conv2_2", "--style_layers", "conv1_1:0.5,conv2_1:0.5"]
     assert main(cli_args("--tile_size", "32", *shallow, *budget, epochs=2)) == 0
     assert built == [(4, keep_forward)]
@@ -186,7 +186,7 @@ def test_a_memory_refusal_shows_two_different_numbers(workspace, capsys, cli_arg
     ],
 )
 def test_memory_sizes_in_messages_keep_three_digits_in_the_unit_they_reach(n, shown):
-    assert nst_tf.large.memory._gib(n) == shown
+    assert nst_tf.plan.memory._gib(n) == shown
 
 
 def test_an_absurd_scale_count_with_a_used_output_folder_is_refused_at_once(workspace, cli_args):
@@ -222,7 +222,7 @@ def _link_to_a_file_elsewhere(path, name):
 def test_an_earlier_scales_image_name_held_by_a_link_is_refused_before_any_work(
     workspace, capsys, monkeypatch, cli_args, make
 ):
-    monkeypatch.setattr("nst_tf.networks.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("nst_tf.tensors.vgg19_module.VGG19", lambda *a, **k: pytest.fail("work started"))
     (workspace / "out").mkdir()
     make(workspace / "out" / "scale1.png")
     line = _refused(capsys, _sized(cli_args("--scales", "2"), 96, 64))
@@ -373,7 +373,7 @@ def test_a_run_within_a_budget_peaks_below_it(cli_args, workspace):
     # Its own high-water mark (VmHWM): ru_maxrss of a child started by vfork counts this process's peak.
     code = (
         "import sys\n"
-        "from nst_tf.cli import main\n"
+        "from nst_tf.app.cli import main\n"
         "status = main(sys.argv[1:])\n"
         "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))\n"
         "sys.exit(status)\n"

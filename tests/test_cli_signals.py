@@ -67,7 +67,7 @@ def test_a_signal_between_reports_saves_the_latest_image_and_exits_promptly(cli_
 def test_errors_need_no_tensorflow_and_print_only_their_line(cli_args, workspace):
     code = (
         "import sys\n"
-        "from nst_tf.cli import main\n"
+        "from nst_tf.app.cli import main\n"
         "status = main(sys.argv[1:])\n"
         "print('tensorflow' in sys.modules)\n"
         "sys.exit(status)\n"
@@ -118,14 +118,14 @@ def test_a_signal_while_the_commands_modules_load_ends_it_with_one_line(cli_args
 
 
 def test_a_stop_before_the_run_starts_leaves_no_output_folder_it_made(cli_args, workspace, monkeypatch, capsys):
-    from nst_tf.cli import main
-    from nst_tf.jobs.signals import Stopped
+    from nst_tf.app.cli import main
+    from nst_tf.app.signals import Stopped
 
     def signalled(err):  # the signal arrives while TensorFlow is imported, after the folder was made
         assert (workspace / "out").is_dir()
         raise Stopped(signal.SIGTERM)
 
-    monkeypatch.setattr("nst_tf.jobs.single.import_tensorflow_quietly", signalled)
+    monkeypatch.setattr("nst_tf.app.jobs.single.import_tensorflow_quietly", signalled)
     assert main(cli_args()) == 128 + signal.SIGTERM
     assert not (workspace / "out").exists()
     assert capsys.readouterr().err.strip().splitlines()[-1] == "nst-tf: terminated (SIGTERM)"
@@ -185,7 +185,7 @@ def test_the_watcher_runs_the_jobs_cleanups_before_it_ends_the_process(tmp_path)
     # What the main thread's finally blocks would undo (an empty output folder it created) is undone
     # when the watcher ends the process instead.
     code = (
-        "import os, sys; from nst_tf.jobs.signals import StopRequest\n"
+        "import os, sys; from nst_tf.app.signals import StopRequest\n"
         "stop = StopRequest(sys.stderr)\n"
         f"stop.cleanups.append(lambda: os.rmdir({str(tmp_path / 'made')!r}))\n"
         "stop._finish_for_the_main_thread(2)\n"
@@ -202,7 +202,7 @@ def test_what_threads_write_to_descriptor_2_after_a_ray_job_stays_out_of_the_com
     # CI). The command's lines have a descriptor of their own, so descriptor 2 can be silenced; a library
     # caller's descriptor 2 is given back as it was.
     code = (
-        "import os, sys; from nst_tf.jobs import signals; from nst_tf.jobs.ray_engine import _ray_lines_aside\n"
+        "import os, sys; from nst_tf.app import signals; from nst_tf.app.jobs.ray_engine import _ray_lines_aside\n"
         f"if {own}: signals.use_own_standard_streams()\n"
         "with _ray_lines_aside(sys.stderr) as (err, log):\n"
         "    os.write(2, b'core worker, during\\n'); sys.stderr.write('ray logger, during\\n'); sys.stderr.flush()\n"
@@ -220,7 +220,7 @@ def test_the_commands_streams_never_take_a_closed_standard_descriptors_number():
     # With 2 closed, the copy of 1 took number 2: what C++ wrote there went to standard output, and after
     # a Ray job (2 pointed at the null device) the command's output went nowhere.
     code = (
-        "import os, sys; from nst_tf.jobs import signals\n"
+        "import os, sys; from nst_tf.app import signals\n"
         "signals.use_own_standard_streams()\n"
         "assert sys.stdout.fileno() > 2 and sys.stderr.fileno() > 2, (sys.stdout.fileno(), sys.stderr.fileno())\n"
         "os.write(2, b'core worker\\n')\n"
@@ -280,7 +280,7 @@ def test_a_signal_ends_the_command_while_its_output_is_a_full_pipe_nobody_reads(
 def test_after_a_signal_all_writes_to_a_full_pipe_wait_two_seconds_in_all(monkeypatch):
     import threading
 
-    from nst_tf.jobs import signals
+    from nst_tf.app import signals
 
     monkeypatch.setattr(signals, "_ENDING", threading.Event())
     monkeypatch.setattr(signals, "_blocked_since", [])

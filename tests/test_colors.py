@@ -1,10 +1,10 @@
-"""Keeping the content's colours (nst_tf/colors.py), alone and in a run."""
+"""Keeping the content's colours (nst_tf/tensors/colors.py), alone and in a run."""
 
 import numpy as np
 import pytest
 
 from nst_tf import CONFIG, StyleTransferConfig, stylize
-from nst_tf.colors import match_color_statistics, preserve_luminance, rgb_to_yiq, yiq_to_rgb
+from nst_tf.tensors.colors import match_color_statistics, preserve_luminance, rgb_to_yiq, yiq_to_rgb
 
 
 def test_yiq_round_trip(rng):

@@ -20,9 +20,9 @@ import pytest
 import tensorflow as tf
 
 from nst_tf import CONFIG, NSTError, StyleCost, StyleTransfer, StyleTransferConfig, TiledStyleCost
-from nst_tf.config import OPTIMIZERS, PRECISIONS
-from nst_tf.images import reshape_and_normalize_image, start_image
-from nst_tf.networks import NETWORKS
+from nst_tf.plan.config import OPTIMIZERS, PRECISIONS
+from nst_tf.tensors.images import reshape_and_normalize_image, start_image
+from nst_tf.plan.networks.registry import NETWORKS
 from nst_tf.objective import terms as terms_module
 from nst_tf.objective.terms import ContentTerm, StyleTerm, TemporalTerm, TotalVariationTerm
 

@@ -1,11 +1,11 @@
-"""CS231n's style-transfer functions (nst_tf.cs231n) against NumPy, and their argument checks."""
+"""CS231n's style-transfer functions (nst_tf.tensors.cs231n) against NumPy, and their argument checks."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from nst_tf import NSTError
-from nst_tf.cs231n import (
+from nst_tf.tensors.cs231n import (
     content_loss,
     deprocess,
     extract_features,
@@ -15,8 +15,8 @@ from nst_tf.cs231n import (
     style_loss,
     tv_loss,
 )
-from nst_tf.networks.squeezenet import LAYERS, random_squeezenet_weights
-from nst_tf.networks.squeezenet_module import SqueezeNet
+from nst_tf.plan.networks.squeezenet import LAYERS, random_squeezenet_weights
+from nst_tf.tensors.squeezenet_module import SqueezeNet
 
 DTYPES = [np.float32, np.float64]
 SHAPES = [(1, 5, 7, 3), (1, 16, 16, 64), (2, 9, 4, 10), (1, 1, 1, 1)]

@@ -9,10 +9,10 @@ import tensorflow as tf
 from PIL import Image
 
 from nst_tf import cs231n
-from nst_tf.cli import main
-from nst_tf.images import start_image
-from nst_tf.presets import PRESETS
-from nst_tf.weights.squeezenet import write_squeezenet_weights
+from nst_tf.app.cli import main
+from nst_tf.tensors.images import start_image
+from nst_tf.runs.presets import PRESETS
+from nst_tf.plan.weights.squeezenet_reader import write_squeezenet_weights
 
 CS231N_PRESETS = [name for name in PRESETS if name.startswith("cs231n_")]
 LINE = re.compile(r"^Iteration (\d+): total (\S+) = content (\S+) \+ style (\S+) \+ tv (\S+)$")
@@ -39,7 +39,7 @@ def cs231n_images(tmp_path):
 
 
 def _expected(preset, model, content_path, style_path):
-    """CS231n's losses of the clamped start image, computed with ``nst_tf.cs231n`` on the module's features."""
+    """CS231n's losses of the clamped start image, computed with ``nst_tf.tensors.cs231n`` on the module's features."""
     config = preset.config
     content = preset.load_image(content_path)
     style = preset.load_style_image(style_path)

@@ -25,8 +25,8 @@ import pytest
 import scipy.io
 
 from nst_tf import WeightsFileError, read_vgg19_mat
-from nst_tf.testing import vgg19_mat_contents, write_vgg19_h5, write_vgg19_mat
-from nst_tf.weights.keras import KERAS_CONV_LAYERS
+from nst_tf.plan.synthetic import vgg19_mat_contents, write_vgg19_h5, write_vgg19_mat
+from nst_tf.plan.weights.keras import KERAS_CONV_LAYERS
 
 REPO = Path(__file__).resolve().parents[1]
 FLIPS_UNCOMPRESSED = 200  # per layout

@@ -828,7 +828,7 @@ def get_squeezenet(site, out, path="/squeezenet.pth", policy=FAST):
 
 
 def test_known_squeezenet_checksum_address_and_path():
-    from nst_tf.presets import SQUEEZENET_MODEL
+    from nst_tf.runs.presets import SQUEEZENET_MODEL
 
     assert dl.SQUEEZENET_MODEL == SQUEEZENET_MODEL == f"pretrained-model/{SQUEEZENET_FILE}"
     assert dl.SQUEEZENET_URL == f"https://download.pytorch.org/models/{SQUEEZENET_FILE}"

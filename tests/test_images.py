@@ -25,7 +25,7 @@ from nst_tf import (
     save_image,
     size_for,
 )
-from nst_tf.images import SAVE_FORMATS, image_size
+from nst_tf.tensors.images import SAVE_FORMATS, image_size
 
 
 @pytest.fixture
@@ -606,8 +606,8 @@ def test_a_file_size_limit_never_publishes_a_cut_image(tmp_path, extension):
     code = (
         "import resource, sys\n"
         "import numpy as np\n"
-        "from nst_tf.images import save_image\n"
-        "from nst_tf.errors import ImageError\n"
+        "from nst_tf.tensors.images import save_image\n"
+        "from nst_tf.ground.errors import ImageError\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))\n"
         "noise = np.random.default_rng(0).uniform(-100, 100, (1, 200, 200, 3))\n"
         "try:\n"

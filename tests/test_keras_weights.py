@@ -24,9 +24,9 @@ from nst_tf import (
     read_vgg19_mat,
     reshape_and_normalize_image,
 )
-from nst_tf.weights import keras as keras_weights
-from nst_tf.weights import weights_file_kind
-from nst_tf.testing import write_vgg19_h5, write_vgg19_mat
+from nst_tf.plan.weights import keras as keras_weights
+from nst_tf.plan.weights.readers import weights_file_kind
+from nst_tf.plan.synthetic import write_vgg19_h5, write_vgg19_mat
 
 WIDTH_DIVISOR = 16
 SEED = 11
@@ -718,7 +718,7 @@ def test_a_hostile_h5_file_is_refused_before_anything_is_read(tmp_path, small_h5
 
 @pytest.mark.parametrize("case", ["virtual-missing", "external-link-layer", "external-dev-zero", "too-wide"])
 def test_the_command_refuses_a_hostile_h5_file_in_one_line(tmp_path, small_h5, workspace, capsys, cli_args, case):
-    from nst_tf.cli import main
+    from nst_tf.app.cli import main
 
     path = altered(tmp_path, small_h5(), hostile_change(case, tmp_path, small_h5()))
     assert main(cli_args("--model", str(path))) == 2

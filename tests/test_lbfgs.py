@@ -1,11 +1,11 @@
-"""L-BFGS with one curvature history for the whole run (nst_tf/lbfgs.py)."""
+"""L-BFGS with one curvature history for the whole run (nst_tf/loop/lbfgs.py)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig
-from nst_tf.lbfgs import LBFGS
+from nst_tf.loop.lbfgs import LBFGS
 
 
 def test_lbfgs_solves_a_quadratic(rng):

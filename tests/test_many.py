@@ -13,9 +13,9 @@ import tensorflow as tf
 from PIL import Image
 
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig
-from nst_tf.cli import main
-from nst_tf.jobs.inputs import content_paths, is_image_file, output_names
-from nst_tf.many import Finished, Step, stylize_many
+from nst_tf.app.cli import main
+from nst_tf.app.jobs.content_inputs import content_paths, is_image_file, output_names
+from nst_tf.runs.many_images import Finished, Step, stylize_many
 
 
 @pytest.fixture
@@ -254,7 +254,7 @@ def test_a_batch_objective_gives_each_images_own_costs_and_gradient(model, image
 
 @pytest.mark.parametrize("batch_size", [2, 3])
 def test_a_batch_gives_the_images_of_separate_runs(model, images, rng, batch_size):
-    from nst_tf.images import deprocess_image
+    from nst_tf.tensors.images import deprocess_image
 
     content, style = images
     contents = [content, content * 0.5, rng.normal(0, 40, content.shape).astype(np.float32)]
@@ -371,7 +371,7 @@ def test_a_manifest_line_of_other_settings_is_not_taken_as_done(workspace, new_w
 
 
 def test_a_signal_during_a_save_is_not_lost(workspace, new_weights_file, photos, capsys, monkeypatch):
-    from nst_tf.jobs.outputs import Saver
+    from nst_tf.app.jobs.outputs import Saver
 
     save = Saver.save
 
@@ -386,7 +386,7 @@ def test_a_signal_during_a_save_is_not_lost(workspace, new_weights_file, photos,
 
 
 def test_a_second_command_into_a_folder_in_use_is_refused(workspace, new_weights_file, photos, capsys):
-    from nst_tf.jobs.lock import holding
+    from nst_tf.ground.lock import holding
 
     (workspace / "out").mkdir()
     with holding(str(workspace / "out")):
@@ -415,7 +415,7 @@ def test_manifest_lines_of_other_types_are_not_taken_as_done(workspace, new_weig
 
 
 def test_a_manifest_line_too_long_or_too_deep_to_be_nst_tfs_is_passed_over(tmp_path, monkeypatch):
-    from nst_tf.jobs import manifest as manifests
+    from nst_tf.app.jobs import manifest as manifests
 
     monkeypatch.setattr(manifests, "LINE_LIMIT", 300)  # 1 MiB in use: a hand-made line of gigabytes stays on disk
     written = manifests.Manifest(str(tmp_path), {"epochs": 3})
@@ -452,7 +452,7 @@ def test_a_hand_edited_header_of_other_settings_is_one_line(workspace, new_weigh
 
 
 def test_a_content_image_changed_after_setup_is_refused_at_its_turn(photos):
-    from nst_tf.jobs.many_setup import _read, file_digest
+    from nst_tf.app.jobs.many_setup import _read, file_digest
 
     path = str(photos / "a.png")
     assert _read(path, (48, 64), "crop", digest=file_digest(path)).shape == (48, 64, 3)
@@ -521,11 +521,11 @@ def test_a_result_made_again_from_another_image_counts_for_that_image_only(
 def test_a_result_whose_record_cannot_be_written_is_kept_elsewhere_and_the_rerun_finishes(
     workspace, new_weights_file, photos, capsys, monkeypatch, tmp_path
 ):
-    from nst_tf.jobs import manifest
+    from nst_tf.app.jobs import manifest
 
     rescue = tmp_path / "rescue"
     rescue.mkdir()
-    monkeypatch.setattr("nst_tf.jobs.outputs.rescue_folder", lambda: str(rescue))
+    monkeypatch.setattr("nst_tf.app.jobs.outputs.rescue_folder", lambda: str(rescue))
     append = manifest.Manifest._append
     calls = []
 
@@ -572,7 +572,7 @@ def test_a_recursive_glob_never_enters_links_to_folders(photos):
     os.symlink("..", photos / "sub" / "up")  # a loop: glob.glob followed it without end
     os.symlink(".", photos / "sub" / "self")
     code = (
-        "import sys; from nst_tf.jobs.inputs import content_paths; "
+        "import sys; from nst_tf.app.jobs.content_inputs import content_paths; "
         "print(*content_paths([sys.argv[1]], recursive=True), sep='\\n')"
     )
     pattern = str(photos / "**" / "*.png")
@@ -586,7 +586,7 @@ def test_a_recursive_glob_never_enters_links_to_folders(photos):
 def test_a_manifest_removed_during_the_job_is_made_again_with_what_it_recorded(
     workspace, new_weights_file, photos, capsys, monkeypatch
 ):
-    from nst_tf.jobs import manifest
+    from nst_tf.app.jobs import manifest
 
     add = manifest.Manifest.add
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nst_tf import NSTError, StyleTransferConfig
-from nst_tf.many import Finished, Started, Stylizer, stylize_many
+from nst_tf.runs.many_images import Finished, Started, Stylizer, stylize_many
 
 CONFIG = StyleTransferConfig(epochs=2, print_every=1, seed=1)
 NO_SEED = "seeds must be a sequence with a seed for each content image, or a callable"

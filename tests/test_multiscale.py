@@ -1,12 +1,12 @@
-"""Coarse to fine (nst_tf/large/multiscale.py), scale sizes and style scale (nst_tf/large/options.py)."""
+"""Coarse to fine (nst_tf/runs/coarse_to_fine.py), scale sizes and style scale (nst_tf/plan/large_options.py)."""
 
 import numpy as np
 import pytest
 
 from nst_tf import NSTError, StyleCost, StyleTransferConfig
-from nst_tf.large.options import LargeImageOptions, parse_bytes, scale_sizes, style_size
-from nst_tf.large.multiscale import CoarseToFine, ScaleProgress, upsample
-from nst_tf.optimize import Progress, Tick
+from nst_tf.plan.large_options import LargeImageOptions, parse_bytes, scale_sizes, style_size
+from nst_tf.runs.coarse_to_fine import CoarseToFine, ScaleProgress, upsample
+from nst_tf.loop.optimize import Progress, Tick
 from nst_tf.objective.tiled import TiledStyleCost
 
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nst_tf import NSTError, StyleCost, StyleTransferConfig, precision
-from nst_tf.cli import main
-from nst_tf.config import PRECISIONS
+from nst_tf import NSTError, StyleCost, StyleTransferConfig
+from nst_tf.tensors import precision
+from nst_tf.app.cli import main
+from nst_tf.plan.config import PRECISIONS
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,8 @@ from PIL import Image
 
 import nst_tf
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, compute_content_cost, compute_style_cost
-from nst_tf.cli import main
-from nst_tf.presets import PRESETS, preset
+from nst_tf.app.cli import main
+from nst_tf.runs.presets import PRESETS, preset
 from reference import content_cost as ref_content_cost
 from reference import layer_style_cost as ref_layer_style_cost
 
@@ -183,7 +183,7 @@ def test_second_edition_preset_from_the_command_line(workspace, small_keras_weig
 
 
 def test_preset_defaults_show_in_help_and_options_override_them(capsys):
-    from nst_tf.cli import _chosen_preset, build_parser
+    from nst_tf.app.cli import _chosen_preset, build_parser
 
     second = _chosen_preset(["--preset", "second_edition", "--epochs", "7"])
     args = build_parser(second).parse_args(["--preset", "second_edition", "--epochs", "7"])

@@ -26,11 +26,11 @@ import pytest
 from PIL import Image
 
 from nst_tf import NSTError
-from nst_tf.cli import _validated, build_parser, main
-from nst_tf.presets import PRESETS
-from nst_tf.jobs import ray_engine
-from nst_tf.jobs.ray_engine import RayStylizer, WorkerSpec
-from nst_tf.testing import write_vgg19_mat
+from nst_tf.app.cli import _validated, build_parser, main
+from nst_tf.runs.presets import PRESETS
+from nst_tf.app.jobs import ray_engine
+from nst_tf.app.jobs.ray_engine import RayStylizer, WorkerSpec
+from nst_tf.plan.synthetic import write_vgg19_mat
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
@@ -423,7 +423,7 @@ def test_the_readmes_cluster_commands_run_with_two_nodes_on_this_machine(cluster
 def test_sigterm_taken_by_rays_own_handler_while_it_starts_is_the_jobs_stop(monkeypatch, tmp_path):
     import ray
 
-    from nst_tf.jobs.signals import StopRequest, Stopped
+    from nst_tf.app.signals import StopRequest, Stopped
 
     def init(**settings):  # what ray.init does when SIGTERM comes after it set its handler
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))

@@ -20,12 +20,13 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from nst_tf import cli, download
-from nst_tf.config import KERAS_VGG_MODEL
-from nst_tf.presets import SQUEEZENET_MODEL
-from nst_tf.testing import write_vgg19_h5, write_vgg19_mat
-from nst_tf.video.clip import encode, probe
-from nst_tf.weights.squeezenet import write_squeezenet_weights
+from nst_tf import download
+from nst_tf.app import cli
+from nst_tf.plan.config import KERAS_VGG_MODEL
+from nst_tf.runs.presets import SQUEEZENET_MODEL
+from nst_tf.plan.synthetic import write_vgg19_h5, write_vgg19_mat
+from nst_tf.plan.clip import encode, probe
+from nst_tf.plan.weights.squeezenet_reader import write_squeezenet_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -196,7 +197,7 @@ def test_command_block_runs(words, scratch, capsys):
 
 def test_submodules_are_attributes_of_the_package_and_other_names_are_not():
     code = (
-        "import sys, nst_tf; assert nst_tf.presets.PRESETS and nst_tf.networks.NETWORKS; "
+        "import sys, nst_tf; assert nst_tf.runs.presets.PRESETS and nst_tf.plan.networks.registry.NETWORKS; "
         "assert not hasattr(nst_tf, 'no_such_name') and not hasattr(nst_tf, '__wrapped__'); "
         "assert 'tensorflow' not in sys.modules"
     )

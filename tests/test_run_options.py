@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig
-from nst_tf.images import start_image
+from nst_tf.tensors.images import start_image
 from nst_tf.objective.terms import ContentTerm, StyleTerm
 
 

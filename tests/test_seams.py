@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import nst_tf.networks
+import nst_tf.plan.networks.registry
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, TiledStyleCost
-from nst_tf.large.memory import MemoryModel
-from nst_tf.large.tiles import TilePlan
-from nst_tf.networks import Network, get_network
+from nst_tf.plan.memory import MemoryModel
+from nst_tf.plan.tiles import TilePlan
+from nst_tf.plan.networks.registry import Network, get_network
 
 TOY_LAYERS = ("c1", "p1", "c2", "p2", "c3")
 TOY = Network(
@@ -72,7 +72,7 @@ class ToyNet(tf.Module):
 
 @pytest.fixture
 def toynet(monkeypatch):
-    monkeypatch.setitem(nst_tf.networks.NETWORKS, "toynet", TOY)
+    monkeypatch.setitem(nst_tf.plan.networks.registry.NETWORKS, "toynet", TOY)
     return TOY.build(TOY.read_weights("7"))
 
 
@@ -212,7 +212,10 @@ def test_a_new_term_is_exact_in_tiles_without_a_written_gradient(model, images, 
         (lambda n: n.length("10", "conv1_1", "avg"), "length must be a whole number of pixels; got '10'"),
         (lambda n: n.length(10, "conv1_1", "median"), "pooling must be one of 'avg', 'max'; got 'median'"),
         (lambda n: n.read_weights(None), "the weights file must be a path; got NoneType"),
-        (lambda n: n.build(None), "weights must be the VGGWeights nst_tf.weights.read_weights returns; got NoneType"),
+        (
+            lambda n: n.build(None),
+            "weights must be the VGGWeights nst_tf.plan.weights.readers.read_weights returns; got NoneType",
+        ),
     ],
 )
 def test_a_networks_description_refuses_wrong_arguments_naming_them(call, message):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import nst_tf.config
+import nst_tf.plan.config
 from nst_tf import NSTError, StyleCost, StyleTransferConfig
-from nst_tf.images import deprocess_image, pixel_range, reshape_and_normalize_image
-from nst_tf.large.memory import MemoryModel
-from nst_tf.large.tiles import TilePlan
-from nst_tf.networks import NETWORKS, SQUEEZENET_NETWORK, get_network
-from nst_tf.networks.squeezenet import FIRES, LAYERS, MIN_IMAGE_SIZE, SqueezeNetWeights, random_squeezenet_weights
-from nst_tf.networks.squeezenet_module import SqueezeNet
+from nst_tf.tensors.images import deprocess_image, pixel_range, reshape_and_normalize_image
+from nst_tf.plan.memory import MemoryModel
+from nst_tf.plan.tiles import TilePlan
+from nst_tf.plan.networks.registry import NETWORKS, SQUEEZENET_NETWORK, get_network
+from nst_tf.plan.networks.squeezenet import FIRES, LAYERS, MIN_IMAGE_SIZE, SqueezeNetWeights, random_squeezenet_weights
+from nst_tf.tensors.squeezenet_module import SqueezeNet
 
 #: (height, width) of the images compared with NumPy: every layer sees odd and even sizes among them.
 SIZES = [(17, 17), (18, 21), (33, 47), (64, 64), (97, 130)]
@@ -343,7 +343,7 @@ def test_the_imagenet_normalization_is_torchvisions_and_inverts_exactly():
 def test_the_other_normalizations_are_unchanged():
     pixels = np.full((2, 2, 3), 100, np.uint8)
     np.testing.assert_array_equal(reshape_and_normalize_image(pixels, "unit"), np.float32(100) / np.float32(255))
-    means = np.broadcast_to(100 - nst_tf.config.CONFIG.MEANS, (1, 2, 2, 3))
+    means = np.broadcast_to(100 - nst_tf.plan.config.CONFIG.MEANS, (1, 2, 2, 3))
     np.testing.assert_array_equal(reshape_and_normalize_image(pixels), means)
     with pytest.raises(NSTError, match="normalization must be one of means, unit, imagenet; got 'caffe'"):
         pixel_range("caffe")
@@ -351,9 +351,9 @@ def test_the_other_normalizations_are_unchanged():
 
 @pytest.fixture
 def imagenet_config(monkeypatch):
-    """The config accepting "imagenet" (nst_tf.config's NORMALIZATIONS does not list it yet)."""
+    """The config accepting "imagenet" (nst_tf.plan.config's NORMALIZATIONS does not list it yet)."""
     monkeypatch.setattr(
-        nst_tf.config, "NORMALIZATIONS", tuple(dict.fromkeys(nst_tf.config.NORMALIZATIONS + ("imagenet",)))
+        nst_tf.plan.config, "NORMALIZATIONS", tuple(dict.fromkeys(nst_tf.plan.config.NORMALIZATIONS + ("imagenet",)))
     )
     return StyleTransferConfig(
         network="squeezenet",

@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, load_vgg_model
-from nst_tf.large.tiles import TilePlan, spans, tile_grid
-from nst_tf.networks import get_network
-from nst_tf.networks.vgg19 import GRAPH_LAYERS, VGG19_NETWORK
+from nst_tf.plan.tiles import TilePlan, spans, tile_grid
+from nst_tf.plan.networks.registry import get_network
+from nst_tf.plan.networks.vgg19 import GRAPH_LAYERS, VGG19_NETWORK
 from nst_tf.objective.tiled import TiledStyleCost
 
 layer_stride, edge_reach, required_margin, tile_alignment = (

@@ -1,4 +1,4 @@
-"""torch.save and .safetensors weights read without torch: nst_tf.weights.torchfile and nst_tf.weights.squeezenet.
+"""torch.save and .safetensors weights read without torch: nst_tf.plan.weights.torchfile and nst_tf.plan.weights.squeezenet_reader.
 
 The files in tests/fixtures/torch/ were written by real torch (make_fixtures.py there says how), and
 expected.npz holds their tensors as torch.load gave them. Everything hostile is made here by hand: pickles
@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nst_tf.errors import NSTError, WeightsFileError
-from nst_tf.networks.squeezenet import FEATURE_PARAMETERS, PARAMETERS, random_squeezenet_weights
-from nst_tf.weights.squeezenet import (
+from nst_tf.ground.errors import NSTError, WeightsFileError
+from nst_tf.plan.networks.squeezenet import FEATURE_PARAMETERS, PARAMETERS, random_squeezenet_weights
+from nst_tf.plan.weights.squeezenet_reader import (
     SQUEEZENET_MAX_BYTES,
     read_squeezenet,
     squeezenet_file_kind,
     write_squeezenet_weights,
 )
-from nst_tf.weights.torchfile import read_safetensors, read_torch_file, write_safetensors, write_state_dict
+from nst_tf.plan.weights.torchfile import read_safetensors, read_torch_file, write_safetensors, write_state_dict
 
 # An optional dependency of nst_tf (the "safetensors" extra), and part of the "test" extra: its tests run
 # everywhere the tests do, never skipped.
@@ -1294,8 +1294,8 @@ CASE_SECONDS = 30
 # the process's peak memory (VmHWM: Linux's ru_maxrss would keep pytest's peak from before exec).
 CHILD = r"""
 import json, sys
-from nst_tf.weights.squeezenet import read_squeezenet
-from nst_tf.errors import WeightsFileError
+from nst_tf.plan.weights.squeezenet_reader import read_squeezenet
+from nst_tf.ground.errors import WeightsFileError
 try:
     import safetensors.numpy  # in the baseline, as its reads need it
 except ImportError:

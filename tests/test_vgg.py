@@ -8,8 +8,8 @@ import scipy.io
 import tensorflow as tf
 
 from nst_tf import CONFIG, GRAPH_LAYERS, VGG19, NSTError, WeightsFileError, load_vgg_model, read_vgg19_mat
-from nst_tf.testing import vgg19_mat_contents, write_vgg19_mat
-from nst_tf.networks.vgg19 import CONV_INDEX
+from nst_tf.plan.synthetic import vgg19_mat_contents, write_vgg19_mat
+from nst_tf.plan.networks.vgg19 import CONV_INDEX
 from reference import vgg_forward
 
 # Run again by .ci/run with oneDNN held to other instruction sets and with oneDNN off.

@@ -13,12 +13,12 @@ import PIL.Image
 import pytest
 
 from nst_tf import ImageSize, NSTError, StyleTransferConfig
-from nst_tf.cli import main
-from nst_tf.jobs.video_setup import frame_size
-from nst_tf.many import Finished
-from nst_tf.video.clip import FfmpegError, encode, frame_name, frames, is_frame_name, probe
-from nst_tf.video.options import VideoOptions
-from nst_tf.video.stylize import stylize_video
+from nst_tf.app.cli import main
+from nst_tf.app.jobs.video_setup import frame_size
+from nst_tf.runs.many_images import Finished
+from nst_tf.plan.clip import FfmpegError, encode, frame_name, frames, is_frame_name, probe
+from nst_tf.plan.video_options import VideoOptions
+from nst_tf.runs.video_frames import stylize_video
 
 cv2 = pytest.importorskip("cv2")  # the test extra installs both: never skipped under the README's command
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
@@ -341,7 +341,7 @@ def test_the_temporal_term_makes_consecutive_frames_agree_along_the_motion(model
 
 
 def test_long_term_consistency_compares_with_frames_one_two_and_four_back(model, rng, monkeypatch):
-    from nst_tf.video import stylize as stylize_module
+    from nst_tf.runs import video_frames as stylize_module
 
     compared = []
     held = stylize_module.VideoStylizer._held

@@ -7,8 +7,8 @@ import tensorflow as tf
 import reference
 from nst_tf import NSTError, StyleCost, StyleTransferConfig, TiledStyleCost, temporal_cost
 from nst_tf.objective.terms import TemporalTerm
-from nst_tf.video.flow import consistency_weights, flow_between, long_term_weights
-from nst_tf.video.warp import warp
+from nst_tf.tensors.flow import consistency_weights, flow_between, long_term_weights
+from nst_tf.tensors.warp import warp
 
 cv2 = pytest.importorskip("cv2")  # the test extra installs it: this never skips under the README's command
 

@@ -1,6 +1,6 @@
 """``python -m nst_tf.download``: signals end it with one line from its first moment, then ``command.main``."""
 
-from ..jobs.signals import end_process, stop_at_once
+from ..app.signals import end_process, stop_at_once
 from .console import PROG
 
 # Loading the command's modules (NumPy, urllib, ssl) takes about 0.3 s; nothing is created before main().

@@ -7,14 +7,13 @@ import signal
 import sys
 from pathlib import Path
 
-from ..config import CONFIG, KERAS_VGG_MODEL
-from ..errors import NSTError, quoted
+from ..ground.errors import NSTError, quoted
+from ..plan.config import CONFIG, KERAS_VGG_MODEL
+from . import __all__  # noqa: E402, F401  (the public names, listed once, in the package)
 from .console import Console, Interrupted, stopping_on_signals
 from .fetch import HASH_NAMES, Fetch, Target, size_text
 from .partial import Partial, partial_paths
 from .transfer import DownloadError, Policy, check_url
-
-from . import __all__  # noqa: E402, F401  (the public names, listed once, in the package)
 
 #: The command's description in its help.
 DESCRIPTION = "Fetch the network weights nst_tf reads (VGG-19's or SqueezeNet's) and verify them."
@@ -44,8 +43,8 @@ KERAS_SOURCES = (KERAS_URL, KERAS_MIRROR)
 KERAS_KNOWN_MD5 = {"253f8cb515780f3b799900260a226db6": "Keras VGG19 without the top"}
 
 #: Where ``--weights squeezenet`` saves torchvision's SqueezeNet 1.1 weights, CS231n's presets' default ``--model``.
-#: The same as ``nst_tf.presets.SQUEEZENET_MODEL`` (tests/test_download.py checks it), written out here because
-#: importing ``nst_tf.presets`` loads Pillow, the networks and the tiling modules, which the downloader never uses,
+#: The same as ``nst_tf.runs.presets.SQUEEZENET_MODEL`` (tests/test_download.py checks it), written out here because
+#: importing ``nst_tf.runs.presets`` loads Pillow, the networks and the tiling modules, which the downloader never uses,
 #: into its start-up (some 30-40 ms more, measured with ``python -X importtime -m nst_tf.download -h``).
 SQUEEZENET_MODEL = "pretrained-model/squeezenet1_1-b8a52dc0.pth"
 

@@ -3,7 +3,7 @@
 import contextlib
 import time
 
-from ..jobs.signals import handling_signals
+from ..app.signals import handling_signals
 
 PROG = "nst-tf download"
 

@@ -19,7 +19,7 @@ import hashlib
 import http.client
 import time
 
-from ..errors import NSTError, quoted
+from ..ground.errors import NSTError, quoted
 from .partial import new_record
 from .transfer import DownloadError, RestartError, RetryableError, build_opener, one_line, open_reply
 

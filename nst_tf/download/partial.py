@@ -21,9 +21,9 @@ import os
 import stat
 import tempfile
 
-from ..errors import NSTError, quoted
-from ..files import open_regular
-from ..jobs.lock import lock_exclusively
+from ..ground.errors import NSTError, quoted
+from ..ground.files import open_regular
+from ..ground.lock import lock_exclusively
 
 PARTIAL_SUFFIX = ".nst_tf-partial"
 RECORD_SUFFIX = ".json"

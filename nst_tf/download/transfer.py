@@ -20,8 +20,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from ..errors import NSTError, quoted
-from ..files import NotRegularFile, open_regular
+from ..ground.errors import NSTError, quoted
+from ..ground.files import NotRegularFile, open_regular
 
 SCHEMES = ("http", "https", "file")
 USER_AGENT = "nst_tf-download/1 (python urllib)"

@@ -13,10 +13,10 @@ rounding (the batched convolutions may sum in another order).
 import numpy as np
 import tensorflow as tf
 
-from ..colors import present
-from ..config import StyleTransferConfig
-from ..errors import NSTError
-from ..images import checked_float32_batch
+from ..ground.errors import NSTError
+from ..plan.config import StyleTransferConfig
+from ..tensors.colors import present
+from ..tensors.images import checked_float32_batch
 from .whole import StyleCost
 
 

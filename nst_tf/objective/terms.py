@@ -21,10 +21,10 @@ Each term has a ``name`` (how the objective reports its value) and a
 
 import tensorflow as tf
 
-from ..config import CONTENT_NORMALIZERS, STYLE_NORMALIZERS
-from ..errors import NSTError
-from ..large.tiles import check_finite, check_whole
-from ..costs import (
+from ..ground.errors import NSTError
+from ..plan.config import CONTENT_NORMALIZERS, STYLE_NORMALIZERS
+from ..ground.checks import check_finite, check_whole
+from ..tensors.costs import (
     content_cost_from_sum,
     gram_distance,
     style_gram,

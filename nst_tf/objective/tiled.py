@@ -2,7 +2,7 @@
 
 ``TiledStyleCost`` is a ``StyleCost`` whose ``__call__`` and
 ``value_and_gradient`` never run the network on more than one tile (its
-core plus a margin; ``nst_tf.large.tiles`` explains why that is exact) at a
+core plus a margin; ``nst_tf.plan.tiles`` explains why that is exact) at a
 time:
 
 1. Forward, tile by tile: every network term's ``sums`` (``terms.py``: the
@@ -40,10 +40,10 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from ..config import StyleTransferConfig
-from ..costs import style_gram
-from ..errors import NSTError
-from ..large.tiles import TilePlan
+from ..ground.errors import NSTError
+from ..plan.config import StyleTransferConfig
+from ..plan.tiles import TilePlan
+from ..tensors.costs import style_gram
 from .terms import Shapes, Window
 from .whole import StyleCost
 

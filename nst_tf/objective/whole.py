@@ -12,12 +12,12 @@ minimizes.
 
 import tensorflow as tf
 
-from ..colors import present, recolor_styles
-from ..config import StyleTransferConfig
-from ..costs import style_gram
-from ..errors import NSTError
-from ..images import deprocess_image, checked_float32_batch, pixel_range
-from ..precision import compute_dtype
+from ..ground.errors import NSTError
+from ..plan.config import StyleTransferConfig
+from ..tensors.colors import present, recolor_styles
+from ..tensors.costs import style_gram
+from ..tensors.images import checked_float32_batch, deprocess_image, pixel_range
+from ..tensors.precision import compute_dtype
 from .terms import ContentTerm, Shapes, StyleTerm, TotalVariationTerm, Window
 
 

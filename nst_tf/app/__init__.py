@@ -1,0 +1,1 @@
+"""The application: the command line, the jobs it runs, and process handling (signals, streams)."""

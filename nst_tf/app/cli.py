@@ -1,0 +1,498 @@
+"""``python -m nst_tf`` / ``nst-tf``: the course's style-transfer job from the command line.
+
+The options are those of the course's command-line port (content and style
+file names, epochs, print_every, learning_rate, alpha, beta), the files, the
+image size (``ImageSize``) and every field of ``StyleTransferConfig``; the
+help texts and defaults of the last two come from their dataclass fields.
+
+Everything the user gave is checked (options, image files, the weights
+file's structure, the output folder, the memory the run needs) before
+anything is created and before TensorFlow, which takes seconds to import, is
+loaded. Exit statuses are listed in ``EXIT_STATUSES``.
+"""
+
+import argparse
+import dataclasses
+import functools
+import os
+import re
+import signal
+import sys
+
+from ..ground.errors import NSTError, quoted
+from ..ground.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
+from ..plan.clip import is_video_file
+from ..plan.config import CONFIG, StyleTransferConfig
+from ..plan.large_options import MAX_ITERATIONS, LargeImageOptions, scale_sizes, style_target
+from ..plan.memory import tile_plans
+from ..plan.networks.registry import NETWORKS, get_network
+from ..ground.checks import MAX_SIDE, check_whole, short_repr
+from ..plan.video_options import VideoOptions
+from ..runs.presets import PRESETS
+from ..tensors.images import ImageSize, fit_image, fit_style, image_size, read_image
+from .jobs.content_inputs import content_paths, is_pattern
+from .jobs.many_job import run_many
+from .jobs.outputs import FINAL_IMAGE, Outputs
+from .jobs.single import Handover, Job, run_single
+from .jobs.video_job import VideoJob, run_video
+from .signals import Stopped, StopRequest, stop_words
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_NON_FINITE",
+    "EXIT_OK",
+    "EXIT_SAVE_FAILED",
+    "EXIT_STATUSES",
+    "FILE_OPTIONS",
+    "FINAL_IMAGE",
+    "PROG",
+    "build_parser",
+    "main",
+]
+
+IMAGES_DIR = "images"
+
+#: The options that are not hyperparameters: the files and the network.
+FILE_OPTIONS = {
+    "preset": dict(
+        default=None,
+        choices=tuple(PRESETS),
+        help="start from a whole pipeline's settings; options given as well override them: "
+        + "; ".join(f"{name}: {p.summary}" for name, p in PRESETS.items()),
+    ),
+    "content_image_filename": dict(
+        default=[CONFIG.CONTENT_IMAGE],
+        nargs="+",
+        metavar="FILE",
+        help=f"content image(s): paths or names under {IMAGES_DIR}/, globs, or folders (their images, found by "
+        "content, in name order); several give one result each, <output_dir>/<stem>.jpg",
+    ),
+    "style_image_filename": dict(
+        default=[CONFIG.STYLE_IMAGE],
+        nargs="+",
+        metavar="FILE",
+        help=f"style image(s): paths, or names under {IMAGES_DIR}/",
+    ),
+    "model": dict(
+        default=CONFIG.VGG_MODEL,
+        metavar="FILE",
+        help="the network's weights, told apart by their content: for VGG-19, MatConvNet's "
+        "imagenet-vgg-verydeep-19.mat or Keras' vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5; for "
+        "SqueezeNet, torchvision's squeezenet1_1-b8a52dc0.pth or a .safetensors copy",
+    ),
+    "pooling": dict(
+        default="avg",
+        choices=tuple(dict.fromkeys(p for network in NETWORKS.values() for p in network.poolings)),
+        help="pooling after each block: avg (the course) or max (Keras)",
+    ),
+    "output_dir": dict(default=CONFIG.OUTPUT_DIR, metavar="DIR", help="folder for the images; created if missing"),
+}
+
+#: The options of several content images.
+MANY_OPTIONS = {
+    "recursive": dict(action="store_true", help="look for content images in the folders' subfolders too"),
+    "each_style": dict(
+        action="store_true",
+        help="with several style images, one result per content and style image, <stem>__<style stem>.jpg "
+        "(default: the styles blended)",
+    ),
+    "reports": dict(
+        action="store_true",
+        help="with several content images, print each one's report lines and save <stem>.<i>.png (default: only "
+        "the results)",
+    ),
+    "batch_size": dict(
+        default=1,
+        type=int,
+        metavar="B",
+        help="optimize up to B content images of one size in one traced call (Adam; the same images as one at a "
+        "time, up to float rounding)",
+    ),
+    "on_error": dict(
+        default="refuse",
+        choices=("refuse", "skip"),
+        help="a content image that cannot be read: refuse (one line before any work) or skip it, do the others "
+        "and exit with status 4",
+    ),
+    "engine": dict(
+        default="local",
+        choices=("local", "ray"),
+        help="where the images are stylized: in this process (local), or by Ray Data actors on this machine or a "
+        'cluster (ray; pip install "nst_tf[ray]")',
+    ),
+    "workers": dict(
+        default=1,
+        type=int,
+        metavar="N",
+        help="with --engine ray: how many actors stylize at once, each holding the network",
+    ),
+    "ray_address": dict(
+        default=None,
+        metavar="ADDRESS",
+        help="with --engine ray: the address of a running Ray cluster (ray start --head prints it) "
+        "(default: a Ray of its own inside the command, sized to this machine)",
+    ),
+}
+
+
+#: The largest whole number an option takes, but ``--seed`` (NumPy takes any): the loop counts its steps,
+#: and TensorFlow sizes images, in 32-bit integers.
+MAX_WHOLE = min(MAX_ITERATIONS, MAX_SIDE)
+
+#: Whole-number options without that bound.
+_UNBOUNDED = {"seed"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A value written like a negative number (-1G, -inf, -nan, -1e5) is a value, as argparse already
+        # takes -1 and -0.5, so that it reaches the option's own check: "--max_memory -1G" is refused for
+        # being negative, not for a missing argument. No option of the command starts with "-<digit>".
+        self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+    def error(self, message):
+        """Raises the message as an ``NSTError``: ``main`` writes it as one line and exits 2."""
+        raise NSTError(message)
+
+
+def _typed(convert):
+    """An argparse type whose NSTError becomes argparse's own message."""
+
+    def parse(text):
+        """``convert(text)``; raises ``argparse.ArgumentTypeError`` with the message of its ``NSTError``."""
+        try:
+            return convert(text)
+        except NSTError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
+def _bounded_int(text):
+    """``int(text)``, refused above ``MAX_WHOLE``."""
+    value = int(text)
+    if value > MAX_WHOLE:
+        raise NSTError(f"must be at most {MAX_WHOLE}; got {short_repr(value)}")
+    return value
+
+
+_bounded_int.__name__ = "int"  # argparse names the type in "invalid int value: 'many'"
+
+
+def _default_text(default):
+    """The " (default: ...)" a help text ends with, as the option is written; empty for None and False."""
+    if default is None or default is False or default == ():
+        return ""
+    if isinstance(default, tuple) and default and isinstance(default[0], tuple):
+        default = ",".join(f"{name}:{weight:g}" for name, weight in default)
+    elif isinstance(default, list):
+        default = " ".join(default)
+    return f" (default: {default})"
+
+
+def build_parser(preset=None):
+    """The command's parser: the file options, then ``ImageSize``'s and ``StyleTransferConfig``'s fields.
+
+    Defaults are ``preset``'s (a ``Preset``; by default the first edition's).
+    """
+    preset = preset or PRESETS["first_edition"]
+    values = {
+        "model": preset.model,
+        "pooling": preset.pooling,
+        "preset": preset.name,
+        "content_image_filename": [preset.content_image],
+        "style_image_filename": [preset.style_image],
+    }
+    parser = _Parser(
+        prog=PROG,
+        allow_abbrev=False,  # an option is written whole: _given tells which a user wrote
+        description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course "
+        "(or with SqueezeNet 1.1, as in Stanford's CS231n: --preset cs231n_*).",
+    )
+    files = parser.add_argument_group("files")
+    for name, spec in FILE_OPTIONS.items():
+        spec = dict(spec, default=values.get(name, spec["default"]))
+        text = spec.pop("help") + _default_text(spec["default"])
+        files.add_argument(f"--{name}", help=text.replace("%", "%%"), **spec)
+    many = parser.add_argument_group("several content images")
+    for name, spec in MANY_OPTIONS.items():
+        spec = dict(spec)
+        text = spec.pop("help") + _default_text(spec.get("default"))
+        many.add_argument(f"--{name}", help=text, **spec)
+    for title, defaults in (
+        ("image size", preset.size),
+        ("hyperparameters", preset.config),
+        ("large images", preset.large),
+        ("video (a video file as the content)", VideoOptions()),
+    ):
+        cls = type(defaults)
+        group = parser.add_argument_group(title)
+        for field in dataclasses.fields(cls):
+            spec = dict(field.metadata)
+            default = getattr(defaults, field.name)
+            text = spec.pop("help") + _default_text(default)
+            if "action" not in spec:
+                convert = spec.get("type") or (str if default is None else type(default))
+                bounded = convert is int and field.name not in _UNBOUNDED
+                spec["type"] = _typed(_bounded_int if bounded else convert)
+            group.add_argument(f"--{field.name}", default=default, help=text.replace("%", "%%"), **spec)
+    return parser
+
+
+def _resolve_image(name, option):
+    """The path of image ``name`` (as given, else under images/); ``NSTError`` naming ``--option`` if neither."""
+    for candidate in (name, os.path.join(IMAGES_DIR, name)):
+        # Anything that exists is taken (the reader then says what is wrong with a FIFO or a folder).
+        if os.path.lexists(candidate):
+            return candidate
+    raise NSTError(f"--{option}: image not found: {quoted(name)} (looked as a path and under {IMAGES_DIR}/)")
+
+
+#: Shrinking an image by more than this on its longer side earns a note: most of its detail is lost.
+LARGE_SHRINK = 4
+
+
+def _fitted(pixels, width, height, fit, path):
+    """``fit_image``'s result; its ``NSTError`` names ``path``."""
+    try:
+        return fit_image(pixels, width, height, fit)
+    except NSTError as error:
+        raise NSTError(f"{quoted(path)}: {error}") from None
+
+
+def _shrink_note(path, width, height):
+    """A note when the image at ``path`` is shrunk more than ``LARGE_SHRINK`` times to fit; else None."""
+    original = image_size(path)
+    factor = min(original[0] / width, original[1] / height)
+    if factor <= LARGE_SHRINK:
+        return None
+    return f"{quoted(path)} is {original[0]}x{original[1]}; it is scaled down {factor:.0f}x to {width}x{height}"
+
+
+def _config(args):
+    """The ``StyleTransferConfig`` of the parsed command line."""
+    return StyleTransferConfig(
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(StyleTransferConfig)}
+    )
+
+
+def _overriding_the_preset(args, preset, given):
+    """Drops a preset's sizing that an option the user gave replaces.
+
+    A preset's ``--shorter_side`` gives way to ``--max_size``, ``--width`` or
+    ``--height`` given on the command line, and its ``--style_size`` to
+    ``--style_scale``: options given override the preset, and these pairs
+    exclude each other.
+    """
+    if "shorter_side" not in given and given & {"max_size", "width", "height"}:
+        args.shorter_side = None
+    if "style_size" not in given and "style_scale" in given:
+        args.style_size = None
+
+
+def _given(argv):
+    """The options written in ``argv``, by name (``--max_size 9`` and ``--max_size=9`` alike)."""
+    return {word[2:].split("=", 1)[0] for word in argv if word.startswith("--")}
+
+
+def _validated(args, preset, given=frozenset()):
+    """Checks everything the user gave, before anything is created or TensorFlow is loaded.
+
+    Args:
+        args: the parsed command line.
+        preset: the ``Preset`` it was parsed with.
+        given: the options written on the command line (``_given``).
+
+    Returns:
+        The ``Job`` the command line asks for.
+
+    Raises:
+        NSTError: anything the user gave is wrong (one line, for the user).
+    """
+    _overriding_the_preset(args, preset, set(given))
+    config = _config(args)
+    size = ImageSize(args.width, args.height, args.max_size, args.fit, args.shorter_side)
+    large = LargeImageOptions(
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(LargeImageOptions)}
+    )
+    style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
+    config.blend_weights(len(style_paths))
+    names = args.content_image_filename
+    under_images = functools.partial(os.path.join, IMAGES_DIR)
+    if len(names) > 1 or args.each_style or os.path.isdir(names[0]) or is_pattern(names[0], under_images):
+        return _validated_many(args, preset, config, size, large, style_paths)
+    if args.reports or args.on_error != "refuse" or args.batch_size != 1 or _ray_given(args):
+        raise NSTError(
+            "--reports, --on_error, --batch_size, --engine, --workers and --ray_address apply to several content "
+            "images (a folder, a glob, or more files)"
+        )
+    content_path = _resolve_image(names[0], "content_image_filename")
+    if is_video_file(content_path):
+        return _validated_video(args, preset, config, size, large, style_paths, content_path, set(given))
+    video_given = sorted(set(given) & {field.name for field in dataclasses.fields(VideoOptions)})
+    if video_given:
+        raise NSTError(f"--{video_given[0]} applies to a video as the content; {quoted(content_path)} is not one")
+    outputs = Outputs(folder=args.output_dir, config=config, report_image=preset.report_image, scales=large.scales)
+    outputs.check([content_path, *style_paths, args.model])  # the weights file too, were it named as a report
+    content_width, content_height = image_size(content_path)
+    height, width = size.of((content_height, content_width))
+    sizes = scale_sizes(height, width, large.scales)
+    get_network(config.network).check_pooling(args.pooling)
+    tiles = tile_plans(config, large, sizes, [image_size(path)[::-1] for path in style_paths])
+    content, styles = _read_images(content_path, style_paths, sizes, large, size.content_fit)
+    notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
+    weights = get_network(config.network).read_weights(args.model)  # last: the slowest check, up to 510 MB
+    return Job(
+        config=config,
+        preset=preset,
+        large=large,
+        fit=size.content_fit,
+        sizes=sizes,
+        tiles=tiles,
+        content=content,
+        styles=styles,
+        weights=Handover(weights),
+        pooling=args.pooling,
+        outputs=outputs,
+        notes=[note for note in notes if note],
+    )
+
+
+def _validated_many(args, preset, config, size, large, style_paths):
+    """The ``ManyJob`` of a command line naming several content images (or a folder, a glob, --each_style)."""
+    from .jobs.many_job import ManyRequest
+    from .jobs.many_setup import prepare_many
+
+    def resolve(name):
+        return _resolve_image(name, "content_image_filename")
+
+    request = ManyRequest(
+        config=config,
+        preset=preset,
+        size=size,
+        large=large,
+        pooling=args.pooling,
+        contents=content_paths(args.content_image_filename, args.recursive, resolve),
+        style_paths=style_paths,
+        folder=args.output_dir,
+        model=args.model,
+        each_style=args.each_style,
+        reports=args.reports,
+        skip_errors=args.on_error == "skip",
+        batch_size=args.batch_size,
+        ray=_ray_options(args),
+    )
+    return prepare_many(request)
+
+
+def _validated_video(args, preset, config, size, large, style_paths, path, given):
+    """The ``VideoJob`` of a command line whose content is a video file."""
+    from .jobs.video_setup import VideoRequest, prepare_video
+
+    options = VideoOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(VideoOptions)})
+    request = VideoRequest(
+        config=config,
+        preset=preset,
+        options=options,
+        size=size,
+        sized=frozenset(given & {"width", "height", "max_size"}),
+        large=large,
+        pooling=args.pooling,
+        path=path,
+        style_paths=style_paths,
+        folder=args.output_dir,
+        model=args.model,
+    )
+    return prepare_video(request)
+
+
+def _ray_given(args):
+    return args.engine != "local" or args.workers != 1 or args.ray_address is not None
+
+
+def _ray_options(args):
+    """The ``RayOptions`` of ``--engine ray`` (None for the local engine), checked."""
+    from .jobs.ray_engine import RayOptions, check_available
+
+    if args.engine == "local":
+        if _ray_given(args):
+            raise NSTError("--workers and --ray_address apply to --engine ray")
+        return None
+    if args.reports:
+        raise NSTError("--reports runs with --engine local (Ray's workers send back only the results)")
+    if args.ray_address is not None and not args.ray_address.strip():
+        raise NSTError("--ray_address: empty; give a cluster's address, or leave it out for a local Ray")
+    check_available()
+    return RayOptions(workers=check_whole("--workers", args.workers), address=args.ray_address)
+
+
+def _read_images(content_path, style_paths, sizes, large, fit):
+    """Reads the content and style images and checks that each can be fitted to the first and last sizes.
+
+    They are decoded reduced when the files are large, to the last size (the
+    styles to ``style_scale`` times it, or to ``style_size``), and fitted
+    here so that an image that cannot be fitted fails before anything is
+    created.
+
+    Returns:
+        The content image's pixels and a list of the style images' pixels.
+    """
+    height, width = sizes[-1]
+    content = read_image(content_path, target=(width, height))
+    styles = []
+    for path in style_paths:
+        style_height, style_width = style_target(sizes[-1], image_size(path)[::-1], large.style_scale, large.style_size)
+        styles.append(read_image(path, target=(style_width, style_height)))
+    for height, width in (sizes[0], sizes[-1]):
+        _fitted(content, width, height, fit, content_path)
+        for path, pixels in zip(style_paths, styles):
+            try:
+                fit_style(pixels, (height, width), fit, large.style_scale, large.style_size)
+            except NSTError as error:
+                raise NSTError(f"{quoted(path)}: {error}") from None
+    return content, styles
+
+
+def _chosen_preset(argv):
+    """The ``Preset`` named by ``--preset`` in ``argv`` (the first edition's without one)."""
+    parser = _Parser(add_help=False)
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="first_edition")
+    return PRESETS[parser.parse_known_args(argv)[0].preset]
+
+
+def _runner(job):
+    """The function that runs ``job``: one image, several, or a video."""
+    if isinstance(job, Job):
+        return run_single
+    return run_video if isinstance(job, VideoJob) else run_many
+
+
+def main(argv=None):
+    """Runs the command.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status (see ``EXIT_STATUSES``).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    stop = StopRequest(sys.stderr)
+    try:
+        with stop.watching():
+            preset = _chosen_preset(argv)
+            args = build_parser(preset).parse_args(argv)
+            job = _validated(args, preset, _given(argv))
+            return _runner(job)(job, sys.stdout, sys.stderr, stop)
+    except NSTError as error:
+        sys.stderr.write(f"{PROG}: error: {error}\n")
+        return EXIT_BAD_INPUT
+    except SystemExit as exit_:  # -h/--help
+        return exit_.code or 0
+    except (KeyboardInterrupt, Stopped) as stopped:
+        stop.claim()
+        signum = getattr(stopped, "signum", signal.SIGINT)
+        sys.stderr.write(f"\n{PROG}: {stop_words(signum)}\n")
+        return 128 + signum

@@ -1,0 +1,143 @@
+"""What a job builds before it runs: TensorFlow, the network, op determinism and the objectives.
+
+TensorFlow is imported here, by ``import_tensorflow_quietly``, and not
+before: a job refuses bad input without it.
+"""
+
+import contextlib
+import os
+import sys
+import tempfile
+
+from ...ground.statuses import PROG
+from ...plan.networks.registry import get_network
+
+
+def import_tensorflow_quietly(err):
+    """Imports TensorFlow and starts its runtime with their log lines (file descriptor 2) discarded.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore
+    TF_CPP_MIN_LOG_LEVEL and come at import and at the first operation, so
+    the descriptor itself is pointed at a temporary file while both happen;
+    if that fails, what TensorFlow wrote is written to ``err`` (not when a
+    signal interrupts it: then the job stops with its own line).
+
+    Args:
+        err: the stream for TensorFlow's lines when the import fails.
+
+    Returns:
+        The ``tensorflow`` module.
+
+    Raises:
+        Exception: whatever importing TensorFlow or its first operation raises (an ``ImportError``, say),
+            re-raised after TensorFlow's lines are written to ``err``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.constant(0.0).numpy()
+        except Exception:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            err.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return tf
+
+
+def warn_about_precision(config, err):
+    """Writes a warning line to ``err`` for each precision note: bfloat16 emulated, XLA unavailable.
+
+    Args:
+        config: the run's ``StyleTransferConfig`` (``precision``, ``jit_compile``).
+        err: the stream for the warnings.
+    """
+    from ...tensors.precision import emulation_note, jit_note
+
+    for note in (emulation_note(config.precision), jit_note() if config.jit_compile else None):
+        if note:
+            err.write(f"{PROG}: warning: {note}\n")
+
+
+def build_model(config, weights, pooling):
+    """The network ``config.network`` with ``weights``, computing in ``config.precision``'s dtype.
+
+    Args:
+        config: the run's ``StyleTransferConfig``.
+        weights: the weights ``read_weights`` gave.
+        pooling: the pooling after each block, "avg" or "max".
+
+    Returns:
+        The built network (a ``VGG19`` for "vgg19").
+    """
+    from ...tensors.precision import compute_dtype
+
+    return get_network(config.network).build(weights, dtype=compute_dtype(config.precision), pooling=pooling)
+
+
+def contain_determinism(tf, seed):
+    """Op determinism for a seeded run, undone afterwards so an in-process caller keeps its own setting.
+
+    Determinism is turned on by this call, and turned back off when the
+    returned context exits if it was off before.
+
+    Args:
+        tf: the ``tensorflow`` module.
+        seed: the run's seed; None leaves determinism as it is.
+
+    Returns:
+        A context manager.
+    """
+    if seed is None:
+        return contextlib.nullcontext()
+    from tensorflow.python.framework import config as tf_config
+
+    was = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+
+    @contextlib.contextmanager
+    def restore():
+        """Turns determinism back off on exit if it was off before."""
+        try:
+            yield
+        finally:
+            if not was:
+                tf_config.disable_op_determinism()
+
+    return restore()
+
+
+def objective_factory(tiles, err):
+    """The ``make_objective`` of a ``CoarseToFine``: each size's cost, tiled where its plan says.
+
+    Args:
+        tiles: the ``TilePlan`` (or None) of each size, keyed by (height, width).
+        err: the stream for a note on each size computed in tiles.
+
+    Returns:
+        ``objective(model, content, styles, config, size=(height, width), extra_terms=())``,
+        returning a ``StyleCost`` or a ``TiledStyleCost``.
+    """
+
+    def objective(model, content, styles, config, size, extra_terms=()):
+        """The cost of one size (plus ``extra_terms``), tiled if its plan says so; a note on ``err`` when it is."""
+        from ...objective.tiled import TiledStyleCost, make_style_cost
+
+        cost = make_style_cost(model, content, styles, config, plan=tiles[tuple(size)], extra_terms=extra_terms)
+        if isinstance(cost, TiledStyleCost):
+            (rows, cols), height, width = cost.tile_size, *content.shape[1:3]
+            passes = "kept for the backward ones" if cost.keep_forward else "run again for the backward ones"
+            err.write(
+                f"{PROG}: note: {width}x{height} is computed in {len(cost.tiles)} tiles of {cols}x{rows} pixels "
+                f"plus a {cost.margin}-pixel margin; forward passes {passes}\n"
+            )
+        return cost
+
+    return objective

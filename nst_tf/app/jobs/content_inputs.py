@@ -1,0 +1,145 @@
+"""Which content images a command names: files, globs and folders, in a stable order, and their output names."""
+
+import glob
+import os
+import stat
+
+from ...ground.errors import NSTError, quoted
+
+#: The first bytes of the image formats Pillow reads that photos come in.
+_SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",  # BMP
+    b"II*\x00",  # TIFF, little-endian
+    b"MM\x00*",  # TIFF, big-endian
+    b"P6",  # PPM
+)
+
+
+def is_image_file(path):
+    """Whether ``path`` is a regular file whose first bytes are those of an image format (not its name)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def is_pattern(name, resolve=None):
+    """Whether content name ``name`` is a glob: it has ``*``, ``?`` or ``[`` and names no existing file.
+
+    ``resolve(name)``: where a plain name is looked up too (e.g. under images/).
+    """
+    exists = os.path.lexists(name) or (resolve is not None and os.path.lexists(resolve(name)))
+    return not exists and any(c in name for c in "*?[")
+
+
+def content_paths(names, recursive=False, resolve=None):
+    """The content images ``names`` give, in order: each file as given, each glob's and folder's images sorted.
+
+    A folder contributes the files in it that are images by their content,
+    sorted by name, its subfolders too with ``recursive``; a pattern with
+    ``*``, ``?`` or ``[`` that names no existing file is expanded as a glob
+    (sorted). A path given twice is taken once.
+
+    Args:
+        names: the command line's values.
+        recursive: look into subfolders of folders.
+        resolve: ``resolve(name)`` -> path for a plain file name (e.g. one
+            looked up under images/); by default the name itself.
+
+    Returns:
+        A list of paths.
+
+    Raises:
+        NSTError: a glob or folder holding no image, or a name that is none of these.
+    """
+    found = []
+    for name in names:
+        if os.path.isdir(name):
+            images = _folder_images(name, recursive)
+            if not images:
+                raise NSTError(f"--content_image_filename: {quoted(name)} holds no image")
+            found.extend(images)
+        elif is_pattern(name):
+            images = [p for p in sorted(_glob(name, recursive)) if is_image_file(p)]
+            if not images:
+                raise NSTError(f"--content_image_filename: no image matches {quoted(name)}")
+            found.extend(images)
+        else:
+            found.append(resolve(name) if resolve else name)
+    return list(dict.fromkeys(found))
+
+
+def _glob(pattern, recursive):
+    """The files ``glob.glob(pattern, recursive=recursive)`` gives (folders for a pattern ending in a
+    separator), but ``**`` never enters a symbolic link to a folder.
+
+    glob follows them, and a link to a parent folder made it list forever. As with glob, ``**`` matches
+    any number of folders (none too) that are not hidden; without ``recursive`` it is ``*``.
+    """
+    parts = pattern.split(os.sep)
+    if not recursive or "**" not in parts:
+        return glob.glob(pattern)
+    at = parts.index("**")
+    head, rest = os.sep.join(parts[:at]), os.sep.join(parts[at + 1 :])
+    if not head and pattern.startswith(os.sep):
+        head = os.sep
+    found = []
+    for base in glob.glob(head) if head else ["."]:
+        for root, folders, files in os.walk(base):  # never into links (followlinks=False)
+            folders[:] = sorted(name for name in folders if not name.startswith("."))
+            if not head:  # relative to here, as glob gives them: "a.png", "sub/b.png"
+                root = "" if root == "." else os.path.relpath(root)
+            if rest == os.sep or (not rest and pattern.endswith(os.sep)):  # "**/": folders only, as glob gives
+                found.extend([os.path.join(root, "")] if root else [])
+            elif rest:
+                found.extend(_glob(os.path.join(glob.escape(root), rest), recursive))
+            else:
+                found.extend(os.path.join(root, name) for name in files if not name.startswith("."))
+    return list(dict.fromkeys(found))
+
+
+def _folder_images(folder, recursive):
+    images = []
+    for root, folders, files in os.walk(folder):
+        folders.sort()
+        images.extend(os.path.join(root, name) for name in sorted(files) if is_image_file(os.path.join(root, name)))
+        if not recursive:
+            break
+    return images
+
+
+def output_names(paths, style_paths=None, extension=".jpg"):
+    """The result's file name of each content image (with ``style_paths``, of each content and style).
+
+    ``<content stem>.jpg``, or ``<content stem>__<style stem>.jpg`` per
+    style; a name already taken by an earlier image gets ``-2``, ``-3``, ...
+    before its extension (predictable: the images' order decides).
+
+    Returns:
+        (names, notes): the names, one per path (per path and style, content
+        major), and one line for each renamed image.
+    """
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
+    if style_paths:
+        styles = [os.path.splitext(os.path.basename(path))[0] for path in style_paths]
+        stems = [f"{stem}__{style}" for stem in stems for style in styles]
+        paths = [path for path in paths for _ in styles]
+    taken, names, notes = set(), [], []
+    for path, stem in zip(paths, stems):
+        name, count = stem + extension, 1
+        while name.lower() in taken:
+            count += 1
+            name = f"{stem}-{count}{extension}"
+        if count > 1:
+            notes.append(f"{quoted(path)} is saved as {name}: an earlier image has the name {stem}{extension}")
+        taken.add(name.lower())
+        names.append(name)
+    return names, notes

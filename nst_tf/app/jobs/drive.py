@@ -1,0 +1,193 @@
+"""The drive loop: follows a run to its end or to a stop, reporting and saving as it goes.
+
+``drive()`` consumes a ``CoarseToFine`` run's progress items: it prints each
+scale's header and the preset's report lines, saves what ``Outputs`` says is
+due, draws a progress line with an ETA, turns SIGINT, SIGTERM and SIGHUP into
+a prompt stop between traced calls (``signals.py``), saves the last finite image when the cost
+becomes NaN, and saves the final image however the run ended.
+"""
+
+import contextlib
+import signal
+import time
+
+from ...ground.errors import NonFiniteCostError, quoted
+from ...ground.statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
+from ..signals import Stopped, handling_signals, stop_words
+from .outputs import FINAL_IMAGE
+
+
+class ProgressLine:
+    """A progress bar with ETA on ``stream``, redrawn in place on a terminal.
+
+    The ETA is taken from iterations after the first, whose time includes
+    tracing the loop.
+    """
+
+    def __init__(self, total, stream):
+        self.total = total
+        self.stream = stream
+        self.start = time.monotonic()
+        self.first_done = None
+        self.tty = stream.isatty()
+
+    def update(self, done):
+        """Draws the bar for ``done`` of ``total`` iterations (ending the line at the last)."""
+        now = time.monotonic()
+        if self.first_done is None:
+            self.first_done = (now, done)
+        since, base = self.first_done
+        eta = (now - since) / (done - base) * (self.total - done) if done > base else float("nan")
+        filled = int(30 * done / self.total)
+        bar = "=" * filled + ">" * (filled < 30) + "." * (29 - filled)
+        text = f"[{bar}] {done}/{self.total}  {now - self.start:.0f}s elapsed  ETA {_duration(eta)}"
+        self.stream.write(("\r" + text + ("\n" if done == self.total else "")) if self.tty else text + "\n")
+        self.stream.flush()
+
+
+def _duration(seconds):
+    """``seconds`` as H:MM:SS; "?" for NaN."""
+    if seconds != seconds:
+        return "?"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def drive(start, outputs, saver, report_line, out, err, stop, context=None):
+    """Runs a coarse-to-fine run to its end, a stop or a NaN cost, and saves its images.
+
+    Args:
+        start: a callable returning the run (a ``CoarseToFine``); called
+            inside the drive, so that a signal while it is set up is handled
+            as one during the run.
+        outputs: the run's ``Outputs``: what is saved when.
+        saver: the ``Saver`` the images are saved with.
+        report_line: the preset's report line, with ``{i}``, ``{total}``,
+            ``{content}``, ``{style}`` and ``{tv}`` (the terms' costs) and
+            ``{content_loss}``, ``{style_loss}``, ``{tv_loss}`` (each times its weight).
+        out: the stream for report lines, scale headers and the final path.
+        err: the stream for the progress line, notes and errors.
+        stop: the ``StopRequest`` handling the signals.
+        context: a context manager the optimization runs in (the final save
+            happens after it), e.g. ``contain_determinism``'s.
+
+    Returns:
+        The exit status: ``EXIT_OK``, ``EXIT_NON_FINITE``, ``EXIT_SAVE_FAILED``
+        or 128 plus the signal's number.
+    """
+    followed = _Followed(outputs, saver, report_line, out, err)
+    with context if context is not None else contextlib.nullcontext():
+        try:
+            followed.follow(start, stop)
+            status = EXIT_OK
+        except (KeyboardInterrupt, Stopped) as stopped:
+            status = 128 + getattr(stopped, "signum", signal.SIGINT)
+        except NonFiniteCostError as error:
+            stop.claim()
+            return followed.non_finite(error)
+    stop.claim()
+    return followed.finish(status)
+
+
+class _Followed:
+    """The state of one driven run: the run, the last reported iteration and where the run is."""
+
+    def __init__(self, outputs, saver, report_line, out, err):
+        from ...loop.optimize import Progress
+
+        self.progress_type = Progress
+        self.outputs = outputs
+        self.saver = saver
+        self.report_line = report_line
+        self.out = out
+        self.err = err
+        self.transfer = None
+        self.reported = -1
+        self.scale = 0
+
+    def follow(self, start, stop):
+        """Starts the run and takes its items until it ends; raises ``Stopped`` at the first item after a signal."""
+        self.transfer = start()
+        # From here on a stop saves the latest image, whichever thread carries it out.
+        stop.finisher = self.finish
+        bar = ProgressLine(self.transfer.total_iterations, self.err)
+        stop.defer()
+        for item in self.transfer.run(ticks=True):
+            stop.check()
+            self.take(item)
+            bar.update(self.transfer.iteration)
+
+    def take(self, item):
+        """Writes the scale header and the report of a ``ScaleProgress``, and saves the images it makes due."""
+        if item.scales > 1 and item.scale != self.scale:
+            self.out.write(f"Scale {item.scale}/{item.scales}: {item.width}x{item.height}\n")
+        self.scale, progress = item.scale, item.item
+        if not isinstance(progress, self.progress_type):
+            return
+        if item.scale == item.scales:
+            self.reported = progress.iteration
+            if self.outputs.reports(progress.iteration):
+                self._report(progress)
+                self.saver.save(self.outputs.report_name(progress.iteration), progress.image)
+        elif progress.iteration == self.transfer.epochs[item.scale - 1] - 1:
+            self.saver.save(self.outputs.scale_images[item.scale - 1], progress.image)
+
+    def _report(self, progress):
+        """Writes the preset's report line for ``progress`` to ``out``."""
+        self.out.write(report_text(self.report_line, progress, self.outputs.config))
+        self.out.flush()
+
+    def non_finite(self, error):
+        """Saves the last finite image as the final one and writes the error; returns the exit status."""
+        with handling_signals(signal.SIG_IGN):
+            self.saver.save(FINAL_IMAGE, error.last_finite_image)
+        self.err.write(f"{PROG}: error: {error}; saved the last finite image to {quoted(self.outputs.final_path)}\n")
+        return EXIT_SAVE_FAILED if self.saver.failed else EXIT_NON_FINITE
+
+    def finish(self, status):
+        """Saves the latest image (and a report image due but not yet saved); returns the exit status.
+
+        Args:
+            status: ``EXIT_OK``, or 128 plus the number of the signal that stopped the run.
+        """
+        transfer = self.transfer
+        if transfer is None or transfer.current_image() is None:
+            self.err.write(f"\n{PROG}: interrupted before the first iteration; nothing was saved\n")
+            return status
+        # Further signals are ignored while the last images are written, so a
+        # second Ctrl-C cannot leave them half done.
+        with handling_signals(signal.SIG_IGN):
+            done = transfer.iteration
+            # Numbered images are the last scale's, numbered within it.
+            due = transfer.scale_iteration - 1 if transfer.scale == len(transfer.sizes) else -1
+            if status != EXIT_OK and due > self.reported and self.outputs.reports(due):
+                self.saver.save(self.outputs.report_name(due), transfer.current_image())
+            final_saved = self.saver.save(FINAL_IMAGE, transfer.current_image())
+        if status != EXIT_OK:
+            what = stop_words(status - 128)
+            saved = f"; saved {quoted(self.outputs.final_path)}" if final_saved else ""
+            self.err.write(f"\n{PROG}: {what} after {done} of {transfer.total_iterations} iterations{saved}\n")
+        elif final_saved:
+            self.out.write(f"saved {self.outputs.final_path}\n")
+        return EXIT_SAVE_FAILED if self.saver.failed and status == EXIT_OK else status
+
+
+def report_text(report_line, progress, config):
+    """``report_line`` (a preset's) filled in for ``progress`` (a ``Progress``) of a run with ``config``.
+
+    The fields: ``{i}``, ``{total}``, ``{content}``, ``{style}``, ``{tv}`` (the
+    terms' costs) and ``{content_loss}``, ``{style_loss}``, ``{tv_loss}``: each
+    term times its weight, what CS231n's ``content_loss``, ``style_loss`` and
+    ``tv_loss`` return.
+    """
+    return report_line.format(
+        i=progress.iteration,
+        total=progress.total_cost,
+        content=progress.content_cost,
+        style=progress.style_cost,
+        tv=progress.tv_cost,
+        content_loss=config.alpha * progress.content_cost,
+        style_loss=config.beta * progress.style_cost,
+        tv_loss=config.tv_weight * progress.tv_cost,
+    )

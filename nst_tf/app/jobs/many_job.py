@@ -1,0 +1,182 @@
+"""The many-image job: several content images, one network, each result saved and recorded as it is done.
+
+Images are taken by size (one objective and one traced loop per size, see
+``nst_tf.runs.many_images``), then in the order the command listed them. Each result is
+saved atomically as ``<content stem>.jpg`` (or ``<content stem>__<style
+stem>.jpg`` with ``--each_style``) and recorded in ``manifest.jsonl``
+(``manifest.py``) after it is saved; a rerun with the same settings does
+only what is not recorded. A signal ends the job between traced calls (or
+by the watcher, ``signals.py``): the finished images stay, the image under
+way is dropped, and the last line says what is left.
+"""
+
+import dataclasses
+import signal
+
+from ...ground.errors import NonFiniteCostError, NSTError, quoted
+from ...ground.lock import holding
+from ...ground.statuses import EXIT_OK, PROG
+from ...plan.config import StyleTransferConfig
+from ...plan.large_options import LargeImageOptions
+from ...runs.presets import Preset
+from ..signals import Stopped
+from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
+from .drive import report_text
+from .ledger import Ledger
+from .many_parts import groups, member_seed, report_name, style_images
+
+
+def run_many(job, out, err, stop):
+    """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``).
+
+    Raises:
+        NSTError: the output folder or its manifest cannot be written.
+        Stopped: a signal came before the first image started.
+    """
+    for note in job.notes:
+        err.write(f"{PROG}: note: {note}\n")
+    if not job.members:
+        return EXIT_OK  # everything is done already: no network is built
+    created = job.outputs.prepare()
+    if created:
+        stop.cleanups.append(job.outputs.remove_if_empty)
+    try:
+        with holding(job.outputs.folder):
+            job.manifest.load()  # again, now that no other command writes there: one may have since setup
+            if job.ray is not None:
+                from .ray_engine import run_on_ray
+
+                return run_on_ray(job, out, err, stop)
+            return _run(job, out, err, stop)
+    finally:
+        if created:  # a job stopped or failed before it saved anything leaves no empty folder behind
+            job.outputs.remove_if_empty()
+
+
+def _run(job, out, err, stop):
+    tf = import_tensorflow_quietly(err)
+    stop.defer()
+    warn_about_precision(job.config, err)
+    model = build_model(job.config, job.weights.take(), job.pooling)
+    stop.check()
+    run = _Run(job, model, out, err)
+    stop.finisher = run.stopped
+    with contain_determinism(tf, job.config.seed):
+        try:
+            run.all(stop)
+        except (KeyboardInterrupt, Stopped) as stopped:
+            stop.claim()
+            return run.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
+    stop.claim()
+    return run.status()
+
+
+class _Run:
+    """A many-image run on this process: one network, each size and style choice one ``stylize_many``."""
+
+    def __init__(self, job, model, out, err):
+        self.job, self.model, self.out = job, model, out
+        self.ledger = Ledger(job, out, err)
+        self.objective = objective_factory(job.tiles, err)
+        self.stopped = self.ledger.stopped
+        self.status = self.ledger.status
+
+    def all(self, stop):
+        """Runs every member: each size and style choice is one ``stylize_many`` over its members."""
+        for group in groups(self.job.members):
+            self._group(group, stop)
+
+    def _group(self, group, stop):
+        from ...runs.many_images import Finished, Started, stylize_many
+
+        size, styles = group[0].size, group[0].styles
+        handed = _Handed(self.job.config)  # the members stylize_many received, in its order
+        run = stylize_many(
+            self.model,
+            self._contents(group, handed, stop),
+            style_images(self.job, size, styles),
+            self.job.config,
+            seeds=handed.seed,
+            make_objective=lambda model, content, style_images, config: self.objective(
+                model, content, style_images, config, size=size
+            ),
+            ticks=True,
+            batch_size=self.job.batch_size,
+        )
+        try:
+            for item in run:
+                stop.check()
+                if isinstance(item, Started):
+                    self.ledger.under_way = [handed[index] for index in item.indices]
+                elif isinstance(item, Finished):
+                    self.ledger.finished(handed[item.index], item.progress, item.seconds)
+                else:
+                    self._step(handed[item.index], item.item, item.images)
+        except NonFiniteCostError as error:
+            self.ledger.lose(self.ledger.under_way, error)
+
+    def _contents(self, group, handed, stop):
+        """The group's content images, read as the run reaches them; an unreadable one skipped."""
+        from ...tensors.images import reshape_and_normalize_image
+
+        for member in group:
+            stop.check()
+            try:
+                pixels = self.job.read(member.path, member.size, digest=member.digest)
+            except NSTError as error:
+                self.ledger.skip(member, error)
+                continue
+            handed.append(member)
+            yield reshape_and_normalize_image(pixels, self.job.config.normalization)
+
+    def _step(self, member, item, images):
+        reported = hasattr(item, "image")
+        if reported and self.job.reports:
+            self.out.write(f"{quoted(member.name)}: " + report_text(self.job.preset.report_line, item, self.job.config))
+            self.ledger.saver.save(report_name(member.name, item.iteration), item.image)
+        self.ledger.progress((item.iteration + 1 if reported else item.iterations) * images)
+
+
+class _Handed(list):
+    """The members handed to ``stylize_many``, in its order; ``seed(i)`` is the i-th one's seed."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    def seed(self, position):
+        return member_seed(self.config, self[position])
+
+
+# Setting up: everything checked before anything is created ----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ManyRequest:
+    """What the command line asks of a many-image job (parsed and checked option by option).
+
+    Attributes:
+        config, preset, size (``ImageSize``), large (``LargeImageOptions``), pooling: as for one image.
+        contents: the content images' paths; ``style_paths``: the style images'.
+        folder: the output folder; ``model``: the weights file's path.
+        each_style: one result per content and style image (else the styles blended).
+        reports: print and save each member's reports.
+        skip_errors: ``--on_error skip``.
+        batch_size: ``--batch_size``.
+        ray: the ``RayOptions`` of ``--engine ray``, or None.
+    """
+
+    config: StyleTransferConfig
+    preset: Preset
+    size: object
+    large: LargeImageOptions
+    pooling: str
+    contents: list
+    style_paths: list
+    folder: str
+    model: str
+    each_style: bool
+    reports: bool
+    skip_errors: bool
+    batch_size: int = 1
+    ray: object = None

@@ -1,0 +1,116 @@
+"""What the many-image job and its Ray engine share: the job's description, its members and their names.
+
+Kept apart from ``many_job`` (which runs a job here or hands it to ``ray_engine``) so that the Ray
+engine needs nothing from the module that calls it.
+"""
+
+import dataclasses
+import re
+
+from ...plan.config import StyleTransferConfig
+from ...plan.large_options import LargeImageOptions
+from ...runs.presets import Preset
+from ...tensors.images import fit_style, reshape_and_normalize_image
+from .manifest import Manifest
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One result to make: content image ``path`` (with ``styles``, indices into the job's) saved as ``name``.
+
+    ``digest`` is the SHA-256 of the content image's bytes when the job was set up.
+    """
+
+    index: int
+    path: str
+    name: str
+    size: tuple
+    styles: tuple
+    digest: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ManyJob:
+    """A validated many-image command line; nothing in it is created or loaded yet.
+
+    Attributes:
+        config: the hyperparameters (``config.seed + index`` seeds member ``index``).
+        preset: the ``Preset`` (its report line).
+        large: the large-image options (style sizing).
+        fit: how images are brought to their size.
+        members: the ``Member``s still to do, in the order they run (by size).
+        style_paths: the style images' paths; ``styles``: their pixels.
+        tiles: the ``TilePlan`` (or None) of each size.
+        weights: a ``Handover`` of the network's weights.
+        pooling: the pooling.
+        outputs: the output folder's ``Outputs`` (``prepare``, ``remove_if_empty``, ``saver``).
+        manifest: the folder's ``Manifest`` (loaded).
+        read: ``read(path, size, digest=None)`` -> pixels fitted to ``size``; raises ``NSTError`` for an
+            unreadable image, or one whose bytes no longer have the SHA-256 ``digest``.
+        reports: print each member's report lines and save its report images.
+        batch_size: up to this many members of one size optimized together.
+        skip_errors: an unreadable member is noted and skipped (``--on_error skip``).
+        notes: lines for standard error before the job starts.
+        ray: the ``RayOptions`` of ``--engine ray``; None runs the job in this process.
+    """
+
+    config: StyleTransferConfig
+    preset: Preset
+    large: LargeImageOptions
+    fit: str
+    members: list
+    style_paths: list
+    styles: list
+    tiles: dict
+    weights: object
+    pooling: str
+    outputs: object
+    manifest: Manifest
+    read: object
+    reports: bool
+    skip_errors: bool
+    notes: list
+    batch_size: int = 1
+    ray: object = None
+
+
+def result_stem(name):
+    """Result ``name`` without its extension: its report images' names start with it."""
+    return name.rsplit(".", 1)[0]
+
+
+def report_name(name, iteration):
+    """The report image of result ``name`` at ``iteration``: ``<stem>.<iteration>.png`` (``REPORT_IMAGE``)."""
+    return f"{result_stem(name)}.{iteration}.png"
+
+
+#: A report image's name (``report_name``): group 1 its result's stem, group 2 the iteration.
+REPORT_IMAGE = re.compile(r"^(.+)\.(0|[1-9][0-9]*)\.png$")
+
+
+def style_images(job, size, styles):
+    """The style images ``styles`` (indices into ``job.styles``) brought to their size for an output of ``size``.
+
+    Returns:
+        A list of normalized (1, h, w, 3) images.
+    """
+    large = job.large
+    return [
+        reshape_and_normalize_image(
+            fit_style(job.styles[index], size, job.fit, large.style_scale, large.style_size),
+            job.config.normalization,
+        )
+        for index in styles
+    ]
+
+
+def member_seed(config, member):
+    """``member``'s seed: ``config.seed`` plus its position among the command's inputs (None without a seed)."""
+    return None if config.seed is None else config.seed + member.index
+
+
+def groups(items, key=lambda member: member):
+    """``items`` in lists of one size and style choice (``key(item)``: its ``Member``), in first-seen order."""
+    members = [(item, key(item)) for item in items]
+    choices = dict.fromkeys((member.size, member.styles) for _, member in members)
+    return [[item for item, member in members if (member.size, member.styles) == choice] for choice in choices]

@@ -1,0 +1,303 @@
+"""Setting up a many-image job: every input checked, before anything is created or TensorFlow is loaded."""
+
+import collections
+import dataclasses
+import functools
+import hashlib
+import os
+
+from ...ground.errors import NSTError, quoted
+from ...ground.files import NotRegularFile, identities, identity, open_regular
+from ...plan.memory import MemoryModel, available_bytes, largest_style, tile_plans
+from ...plan.networks.registry import get_network
+from ...ground.checks import check_whole
+from ...tensors.images import fit_image, image_size, read_image
+from .content_inputs import output_names
+from .manifest import MANIFEST, Manifest
+from .many_parts import REPORT_IMAGE, ManyJob, Member, result_stem
+from .outputs import Outputs
+from .single import Handover
+
+
+def prepare_many(request):
+    """The ``ManyJob`` of ``request`` (a ``ManyRequest``), every input checked; nothing is created.
+
+    Raises:
+        NSTError: anything given is wrong (one line): an unreadable content image unless
+            ``skip_errors`` (then it is noted and left out), a style image, the output folder, its manifest
+            (made with other settings), an output name held by a link, a folder, an input or a file this
+            job did not make, the memory, the weights.
+    """
+    config, large = request.config, request.large
+    batch_size = check_whole("--batch_size", request.batch_size)
+    if batch_size > 1 and config.optimizer != "adam":
+        raise NSTError("--batch_size: L-BFGS keeps one curvature history per run; batches need --optimizer adam")
+    if batch_size > 1 and config.preserve_colors == "histogram":
+        raise NSTError("--batch_size: preserve_colors histogram recolours the style for each content image")
+    if large.scales != 1:
+        raise NSTError("--scales: several content images run at one size each; run coarse to fine one image at a time")
+    if os.path.exists(request.folder) and not os.path.isdir(request.folder):
+        raise NSTError(f"--output_dir: {quoted(request.folder)} exists and is not a folder")
+    manifest = Manifest(request.folder, _settings(request))
+    manifest.load()
+    notes, shapes = [], {}
+    for path in _not_results(request, manifest):
+        try:
+            shapes[path] = _checked_content(path, request)
+        except NSTError as error:
+            if not request.skip_errors:
+                raise
+            notes.append(f"skipped {quoted(path)}: {error}")
+    members = _members(request, shapes, manifest, notes)
+    styles = [read_image(path) for path in request.style_paths]
+    tiles = _tiles(request, collections.Counter(member.size for member in members), styles)
+    weights = get_network(config.network).read_weights(request.model)  # last: the slowest check
+    return ManyJob(
+        config=config,
+        preset=request.preset,
+        large=large,
+        fit=request.size.content_fit,
+        members=members,
+        style_paths=list(request.style_paths),
+        styles=styles,
+        tiles=tiles,
+        weights=Handover(weights),
+        pooling=request.pooling,
+        outputs=Outputs(folder=request.folder, config=config, report_image=request.preset.report_image),
+        manifest=manifest,
+        read=functools.partial(_read, fit=request.size.content_fit),
+        reports=request.reports,
+        skip_errors=request.skip_errors,
+        notes=notes,
+        batch_size=batch_size,
+        ray=request.ray,
+    )
+
+
+def _not_results(request, manifest):
+    """The content paths, less this job's own results (an output folder inside what the inputs name)."""
+    folder, recorded = os.path.realpath(request.folder), manifest.outputs
+    return [
+        path
+        for path in request.contents
+        if not (os.path.basename(path) in recorded and os.path.realpath(os.path.dirname(path)) == folder)
+    ]
+
+
+def _checked_content(path, request):
+    """(height, width) of content image ``path``; decoded whole once unless ``skip_errors`` (then read later)."""
+    width, height = image_size(path)
+    if not request.skip_errors:
+        # --on_error refuse: a damaged image is refused before any work, as for one image.
+        target = request.size.of((height, width))
+        _read(path, target, request.size.content_fit)
+    return height, width
+
+
+def _read(path, size, fit, digest=None):
+    """The content image at ``path`` brought to ``size`` (height, width); ``NSTError`` naming it otherwise.
+
+    ``digest``: the SHA-256 its bytes had when the job was set up; a file changed since is refused (its
+    result would be recorded under the old bytes' digest).
+    """
+    height, width = size
+    if digest is not None and file_digest(path) != digest:
+        raise NSTError(f"{quoted(path)}: its bytes changed since the job started; the same command again does it")
+    pixels = read_image(path, target=(width, height))
+    try:
+        return fit_image(pixels, width, height, fit)
+    except NSTError as error:
+        raise NSTError(f"{quoted(path)}: {error}") from None
+
+
+def _members(request, shapes, manifest, notes):
+    """The members still to do: by size, then in the command's order."""
+    indices = [index for index, path in enumerate(request.contents) if path in shapes]  # the seeds' indices
+    paths = [request.contents[index] for index in indices]
+    everyone = tuple(range(len(request.style_paths)))
+    style_choices = [(i,) for i in everyone] if request.each_style else [everyone]
+    names, renamed = output_names(paths, request.style_paths if request.each_style else None)
+    notes.extend(renamed)
+    everything, names = [], iter(names)
+    for index, path in zip(indices, paths):
+        size, digest = request.size.of(shapes[path]), file_digest(path)
+        for styles in style_choices:
+            member = Member(
+                index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles, digest=digest
+            )
+            everything.append(member)
+    inputs = identities([*(request.contents[index] for index in indices), *request.style_paths, request.model])
+    _check_names(request, everything, manifest, inputs)
+    if request.reports:
+        _check_reports(request, everything, inputs, notes)
+    todo = [m for m in everything if not manifest.done(m.path, m.name, m.digest) or not _exists(request, m)]
+    if len(todo) < len(everything):
+        notes.append(
+            f"{len(everything) - len(todo)} of {len(everything)} results are done already ({MANIFEST}); "
+            f"doing the other {len(todo)}"
+        )
+    todo.sort(key=lambda member: (member.size, member.styles))  # stable: the command's order within a size
+    return todo
+
+
+def _exists(request, member):
+    return os.path.isfile(os.path.join(request.folder, member.name))
+
+
+def _check_names(request, members, manifest, inputs):
+    """Refuses output names held by a link, a folder, an input (``inputs``: their identities), or a file this
+    job did not make."""
+    recorded = manifest.outputs
+    for member in members:
+        path = os.path.join(request.folder, member.name)
+        if os.path.islink(path):
+            raise NSTError(f"--output_dir: {quoted(path)} is a symbolic link; results are never written through links")
+        if not os.path.lexists(path):
+            continue
+        if os.path.isdir(path):
+            raise NSTError(f"--output_dir: {quoted(path)} is a folder; this job would save {member.name} there")
+        if identity(path) in inputs:
+            raise NSTError(f"--output_dir: {quoted(path)} is one of the job's inputs and would be overwritten")
+        if member.name not in recorded:
+            raise NSTError(
+                f"--output_dir: {quoted(path)} exists and is not a result {MANIFEST} records; this job would "
+                "replace it (move it, or choose another --output_dir)"
+            )
+
+
+def _check_reports(request, members, inputs, notes):
+    """Refuses report image names (``<stem>.<i>.png``) held by a link, a folder or an input (``inputs``: their
+    identities); notes how many other files have them, which the job replaces, as a single run does its own.
+
+    The folder is listed once: the names grow with ``epochs`` times the members.
+    """
+    if not os.path.isdir(request.folder):
+        return
+    stems = {result_stem(member.name) for member in members}
+    config, found = request.config, 0
+    try:
+        with os.scandir(request.folder) as listing:
+            entries = list(listing)
+    except OSError as error:
+        raise NSTError(f"--output_dir: cannot read {quoted(request.folder)}: {error.strerror or error}") from None
+    for entry in entries:
+        match = REPORT_IMAGE.match(entry.name)
+        if not match or match.group(1) not in stems or not _reported(config, int(match.group(2))):
+            continue
+        path = os.path.join(request.folder, entry.name)
+        if entry.is_symlink() or entry.is_dir():
+            what = "a symbolic link" if entry.is_symlink() else "a folder"
+            raise NSTError(f"--output_dir: {quoted(path)} is {what}; --reports would save an image under that name")
+        if identity(path) in inputs:
+            raise NSTError(f"--output_dir: {quoted(path)} is one of the job's inputs; --reports would overwrite it")
+        found += 1
+    if found:
+        notes.append(
+            f"{quoted(request.folder)} already holds {found} images named as this job's reports; --reports "
+            "replaces them"
+        )
+
+
+def _reported(config, iteration):
+    return iteration < config.epochs and config.is_report(iteration)
+
+
+def _tiles(request, sizes, styles):
+    """The ``TilePlan`` (or None) of each size (``sizes``: size -> how many results have it)."""
+    config, large = request.config, request.large
+    get_network(config.network).check_pooling(request.pooling)
+    shapes = [style.shape[:2] for style in styles]
+    plans = tile_plans(config, large, sizes, shapes)
+    memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
+    if request.batch_size > 1:
+        for size, count in sizes.items():
+            style = largest_style(size, shapes, large)
+            _check_batch(request, memory, size, style, plans[size], min(request.batch_size, count))
+    if request.ray is not None and not request.ray.address:
+        _check_local_workers(request, memory, sizes, shapes, plans)
+    return plans
+
+
+def _check_local_workers(request, memory, sizes, shapes, plans):
+    """Refuses more actors of a local Ray than this machine's CPUs, or than its memory holds at once: each
+    actor holds the network and runs its batches (a cluster's nodes are its own to size)."""
+    from .ray_engine import local_cpus
+
+    workers, cpus = request.ray.workers, local_cpus()
+    if workers > cpus:
+        raise NSTError(f"--workers {workers}: a local Ray runs on this machine's {cpus} CPUs; give at most {cpus}")
+    actors = min(workers, sum(-(-count // request.batch_size) for count in sizes.values()))
+    budget = request.large.max_memory or available_bytes()
+    if actors < 2 or budget is None:
+        return
+    for (height, width), count in sizes.items():
+        if plans[(height, width)] is not None:
+            raise NSTError(
+                f"--workers {workers}: {width}x{height} is computed in tiles to fit the memory budget in one "
+                "process, and each worker is a process of its own (use --workers 1)"
+            )
+        style = largest_style((height, width), shapes, request.large)
+        need = actors * memory.whole(height * min(request.batch_size, count), width, style)
+        if need > budget:
+            limit = "the budget (--max_memory) is" if request.large.max_memory else "available:"
+            raise NSTError(
+                f"--workers {workers}: {actors} workers each holding the network and a {width}x{height} run need "
+                f"about {need / 2**30:.2f} GiB of memory; {limit} {budget / 2**30:.2f} GiB (use fewer --workers)"
+            )
+
+
+def _check_batch(request, memory, size, style, plan, count):
+    """Refuses a batch of ``count`` images of ``size`` that is tiled or does not fit the budget whole."""
+    height, width = size
+    if plan is not None:
+        raise NSTError(f"--batch_size: {width}x{height} is computed in tiles; batches run whole (use --batch_size 1)")
+    budget = request.large.max_memory or available_bytes()
+    # B images of one size take what one image B times taller takes.
+    need = memory.whole(height * count, width, style)
+    if budget is not None and need > budget:
+        limit = "the budget (--max_memory) is" if request.large.max_memory else "available:"
+        raise NSTError(
+            f"--batch_size {request.batch_size}: {count} images of {width}x{height} at once need about "
+            f"{need / 2**30:.2f} GiB of memory; {limit} {budget / 2**30:.2f} GiB (use a smaller --batch_size)"
+        )
+
+
+def _settings(request):
+    """What changes a result: recorded in the manifest, a rerun with other values refused."""
+    config = dataclasses.asdict(request.config)
+    large = dataclasses.asdict(request.large)
+    for name in ("max_memory", "tile_size"):  # tiles give the same costs: not a setting of the result
+        large.pop(name)
+    return {
+        "config": config,
+        "size": dataclasses.asdict(request.size),
+        "large": large,
+        "pooling": request.pooling,
+        "styles": [file_digest(path) for path in request.style_paths],
+        "weights": file_identity(request.model),
+        "each_style": request.each_style,
+    }
+
+
+def file_digest(path):
+    """SHA-256 of an image's bytes: a changed style image is another setting, a changed content image
+    another input (its name is neither)."""
+    digest = hashlib.sha256()
+    try:
+        # A pipe put in an image's place after the checks must not hold the job forever.
+        with open_regular(path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except NotRegularFile:
+        raise NSTError(f"{quoted(path)}: is not a regular file") from None
+    except OSError as error:
+        raise NSTError(f"{quoted(path)}: cannot be read: {error.strerror or error}") from None
+    return digest.hexdigest()
+
+
+def file_identity(path):
+    """The weights file's name and size (hashing 510 MB for every run would take seconds)."""
+    try:
+        return {"name": os.path.basename(path), "bytes": os.stat(path).st_size}
+    except OSError:
+        return {"name": os.path.basename(path)}

@@ -1,0 +1,407 @@
+"""SIGINT, SIGTERM and SIGHUP, honoured within seconds at any moment of a job.
+
+Python runs a signal handler only in the main thread, between bytecodes: not
+while that thread waits in one long TensorFlow call (tracing a large step,
+one step of a print-size image), and an exception raised while TensorFlow is
+inside a call can leave its runtime inconsistent (a segmentation fault was
+seen). So the handler only records the signal once TensorFlow may be
+running (``StopRequest.defer``), the job checks for it between its phases
+and traced calls, and a watcher thread, woken by the C-level handler through
+``signal.set_wakeup_fd`` whatever the main thread is doing, keeps the promise:
+if the main thread has not begun to stop ``grace`` seconds after the signal,
+the watcher saves the latest image itself (the job's ``finisher``), writes
+the job's last line and ends the process with ``os._exit``. Whichever of the
+two begins to finish first (``claim``) does it alone.
+"""
+
+import contextlib
+import io
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+from ..ground.statuses import PROG
+
+#: The signals a job honours.
+SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+
+#: Set once a signal asks the command to end: from then on the command's own streams wait for room
+#: ``_ENDING_WAIT`` seconds in all, from the first write that finds none, and then drop what cannot go at
+#: once (a full pipe nobody reads must not hold the process).
+_ENDING = threading.Event()
+_ENDING_WAIT = 2.0
+_blocked_since = []  # when a write first found no room after the signal
+
+
+class Stopped(BaseException):
+    """A signal asked the command to stop (SIGINT, SIGTERM or SIGHUP).
+
+    Attributes:
+        signum: the signal's number.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopRequest:
+    """The handler of SIGINT, SIGTERM and SIGHUP, and the watcher that bounds how long a stop takes.
+
+    Until ``defer()`` the handler raises ``Stopped`` at once; after it, it
+    only records the signal, and ``check()`` raises it where the job can stop
+    safely. ``finisher``: a callable ``finisher(status) -> status`` that
+    saves the latest image and writes the last line, set by the job once a
+    run exists (before that the watcher writes "interrupted"). ``cleanups``:
+    callables the watcher runs after it, before it ends the process (what the
+    main thread would undo on its way out, e.g. removing a folder the job
+    created and left empty).
+
+    Attributes:
+        signum: the first signal received, or None.
+        deferred: whether a signal is only recorded rather than raised.
+        grace: seconds the main thread has to begin stopping by itself.
+    """
+
+    grace = 1.5
+
+    def __init__(self, err=None):
+        self.signum = None
+        self.deferred = False
+        self.finisher = None
+        self.cleanups = []
+        self.err = err
+        self._finishing = threading.Lock()
+
+    def __call__(self, signum, frame):
+        _ENDING.set()
+        if self.signum is None:
+            self.signum = signum
+        if not self.deferred:
+            raise Stopped(signum)
+
+    def defer(self):
+        """From now on a signal is recorded, and raised by ``check``; raises it now if one came already."""
+        self.deferred = True
+        self.check()
+
+    def check(self):
+        """Raises ``Stopped`` if a signal came."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+    def claim(self):
+        """Called by the main thread before it finishes a run; waits for the end if the watcher is finishing it."""
+        if not self._finishing.acquire(blocking=False):
+            threading.Event().wait()  # the watcher ends the process
+
+    @contextlib.contextmanager
+    def watching(self):
+        """Runs the block with this handler installed and the watcher thread running (main thread only)."""
+        with handling_signals(self) as installed, _quiet_when_stopped_in_a_callback():
+            if not installed:
+                yield
+                return
+            reader, writer = socket.socketpair()
+            reader.settimeout(None)
+            writer.setblocking(False)
+            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+            done = threading.Event()
+            thread = threading.Thread(target=self._watch, args=(reader, done), name="nst_tf-signals", daemon=True)
+            thread.start()
+            try:
+                yield
+            finally:
+                signal.set_wakeup_fd(previous)
+                done.set()
+                writer.send(b"\0")
+                thread.join(timeout=5)
+                reader.close()
+                writer.close()
+
+    def _watch(self, reader, done):
+        while True:
+            data = reader.recv(64)
+            if done.is_set() or not data:
+                return
+            signums = [b for b in data if b in SIGNALS]
+            if not signums:
+                continue
+            _ENDING.set()
+            if self.signum is None:
+                self.signum = signums[0]
+            if not done.wait(self.grace):
+                self._finish_for_the_main_thread(self.signum)
+                return
+
+    def _finish_for_the_main_thread(self, signum):
+        if not self._finishing.acquire(blocking=False):
+            return  # the main thread is finishing
+        status = 128 + signum
+        try:
+            if self.finisher is not None:
+                status = self.finisher(status)
+            else:
+                (self.err or sys.stderr).write(f"\n{PROG}: {stop_words(signum)}\n")
+        finally:
+            for cleanup in self.cleanups:  # what the main thread's ``finally`` blocks would have done
+                with contextlib.suppress(Exception):
+                    cleanup()
+            end_process(status, self.err)
+
+
+@contextlib.contextmanager
+def _quiet_when_stopped_in_a_callback():
+    """Drops the report of a ``Stopped`` raised where Python cannot pass it on (a callback of the import
+    system's module locks, a finalizer): "Exception ignored in ..." and its traceback. The signal is
+    recorded all the same, and the watcher ends the job within its grace."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not isinstance(unraisable.exc_value, Stopped):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def stop_words(signum):
+    """How a job's last line names the signal ``signum`` that stopped it ("interrupted" for Ctrl-C)."""
+    return {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}.get(signum, "hung up (SIGHUP)")
+
+
+def stop_at_once(line):
+    """Makes SIGINT, SIGTERM and SIGHUP end the process at once, writing ``line``, until other handlers are set.
+
+    For a command's first moments, while its modules load: nothing is
+    created then, so there is nothing to save or tidy. The status is 128
+    plus the signal's number.
+
+    Args:
+        line: the one line written to standard error; ``{what}`` in it becomes ``stop_words(signum)``,
+            e.g. "nst-tf: {what}".
+    """
+
+    def stop(signum, frame):
+        _ENDING.set()
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"\n{line.replace('{what}', stop_words(signum))}\n")
+        end_process(128 + signum)
+
+    for signum in SIGNALS:
+        signal.signal(signum, stop)
+
+
+#: The temporary folder as the environment set it, before ``use_private_temporary_folder`` (None: not used).
+_ORIGINAL_TEMPORARY = None
+_PRIVATE_TEMPORARY = None
+
+
+def use_private_temporary_folder():
+    """Makes this process's temporary files (TensorFlow's autograph modules) go to a folder of its own.
+
+    ``end_process`` removes that folder whole, whatever a thread still
+    tracing writes into it meanwhile; removing the files one by one left
+    those written after the removal. Rescued images still go to the
+    environment's temporary folder (``rescue_folder``). For the command
+    only: a library caller's temporary folder is its own business.
+    """
+    global _ORIGINAL_TEMPORARY, _PRIVATE_TEMPORARY
+    if _PRIVATE_TEMPORARY is not None:
+        return
+    original = tempfile.gettempdir()
+    try:
+        private = tempfile.mkdtemp(prefix=f"nst_tf-{os.getpid()}-", dir=original)
+    except OSError:
+        return  # a read-only temporary folder: autograph will fail or cope as it would anyway
+    _ORIGINAL_TEMPORARY, _PRIVATE_TEMPORARY = original, private
+    tempfile.tempdir = private
+
+
+_OWN_STREAMS = False
+
+
+class _Forgiving(io.RawIOBase):
+    """Writes to descriptor ``fd``, dropping what cannot be written (a full device, a closed pipe):
+    the command's status never depends on whether its messages reach anyone.
+
+    A write waits for room as a plain one does, in steps of ``_POLL`` seconds, until a signal asks the
+    command to end: then all writes together wait ``_ENDING_WAIT`` seconds at most. A blocked write would
+    hold the stream's lock, and the last line and the exit behind it, for as long as a pipe stays full.
+    """
+
+    _POLL = 0.2
+
+    def __init__(self, fd):
+        super().__init__()
+        self._fd = fd
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self._fd
+
+    def write(self, data):
+        while not _room(self._fd, 0 if _waited_enough() else self._POLL):
+            if _ENDING.is_set():
+                if not _blocked_since:
+                    _blocked_since.append(time.monotonic())
+                if _waited_enough():
+                    return len(data)
+        try:
+            # At most PIPE_BUF bytes: a pipe with room for a write has room for that many.
+            return os.write(self._fd, data[: select.PIPE_BUF])
+        except OSError:
+            return len(data)
+
+    def close(self):
+        if not self.closed:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        super().close()
+
+
+def _waited_enough():
+    """Whether a stop's writes have waited their time for room: the rest are dropped when there is none."""
+    return bool(_blocked_since) and time.monotonic() - _blocked_since[0] >= _ENDING_WAIT
+
+
+def _room(descriptor, seconds):
+    """Whether ``descriptor`` takes a write within ``seconds`` (an error counts as room: the write says it)."""
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)
+    try:
+        return bool(poller.poll(seconds * 1000))
+    except InterruptedError:
+        return False
+
+
+def use_own_standard_streams():
+    """Gives the command's lines streams that never fail, ``sys.stderr`` on a copy of descriptor 2.
+
+    C++ threads write to descriptor 2 itself, and some outlive their
+    work: a local Ray's driver threads, its processes killed rather than
+    shut down (which takes seconds), report the loss after the job's last
+    line; with its own copy, ``quiet_descriptor_2`` can silence them. A
+    closed standard stream (``2>&-``) becomes the null device, and writes
+    that fail (``2>/dev/full``, a closed pipe) are dropped. For the command
+    only: a library caller's streams are its own.
+    """
+    global _OWN_STREAMS
+    if _OWN_STREAMS:
+        return
+    for descriptor in (0, 1, 2):
+        # A closed one is given the null device first: else the copies below would take its number
+        # (with 2 closed, the copy of 1 became 2, and what C++ writes there went to standard output).
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+    for name, descriptor in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)  # None where the descriptor was closed at start-up
+        try:
+            copy = os.dup(descriptor)  # open now: the null device at least
+        except OSError:
+            copy = os.open(os.devnull, os.O_WRONLY)
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        buffered = io.BufferedWriter(_Forgiving(copy))
+        line_buffering = name == "stderr" or getattr(stream, "line_buffering", False)
+        setattr(sys, name, io.TextIOWrapper(buffered, encoding, "backslashreplace", line_buffering=line_buffering))
+    _OWN_STREAMS = True
+
+
+def quiet_descriptor_2():
+    """Points descriptor 2 at the null device if the command's lines have their own (``use_own_standard_streams``).
+
+    Returns:
+        Whether it did; if not, the caller restores descriptor 2 itself.
+    """
+    return _OWN_STREAMS and _to_null(2)
+
+
+def _to_null(*descriptors):
+    """Points ``descriptors`` at the null device; returns whether it could."""
+    try:
+        quiet = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        os.dup2(quiet, descriptor)
+    os.close(quiet)
+    return True
+
+
+def rescue_folder():
+    """Where an image that cannot be saved where asked is kept: the environment's temporary folder."""
+    return _ORIGINAL_TEMPORARY or tempfile.gettempdir()
+
+
+def end_process(status, *streams):
+    """Ends the process at once with ``status``, without the interpreter's and TensorFlow's teardown.
+
+    That teardown takes 1-2.5 s after a run (measured on a 2-core Xeon),
+    during which a second signal would kill the process. Before
+    ``os._exit``: ``streams``, standard output and standard error are
+    flushed, descriptors 1 and 2 pointed at the null device (nothing another
+    thread prints comes after the last line), and the modules TensorFlow's autograph wrote to the temporary
+    folder (removed by its ``atexit`` handlers, which ``os._exit`` skips) are
+    removed.
+
+    Args:
+        status: the exit status.
+        streams: other text streams to flush.
+    """
+    for stream in (*streams, sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    # The last line is written: another thread still tracing (the main thread, when the watcher ends the
+    # process) must not print after it, e.g. autograph's warning about the modules removed below.
+    _to_null(1, 2)
+    remove_autograph_files()
+    if _PRIVATE_TEMPORARY is not None:
+        shutil.rmtree(_PRIVATE_TEMPORARY, ignore_errors=True)
+    os._exit(status)
+
+
+def remove_autograph_files():
+    """Removes the ``__autograph_generated_file*.py`` modules this process wrote in the temporary folder."""
+    folder = os.path.realpath(tempfile.gettempdir())
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not name.startswith("__autograph_generated_file") or not isinstance(path, str):
+            continue
+        if os.path.dirname(os.path.realpath(path)) == folder and os.path.basename(path).startswith(name):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
+@contextlib.contextmanager
+def handling_signals(handler):
+    """Runs the block with ``handler`` for SIGINT, SIGTERM and SIGHUP; restores the old handlers after it.
+
+    Outside the main thread the signals stay as they are. The block gets
+    whether the handler was installed.
+
+    Args:
+        handler: a signal handler, or ``signal.SIG_IGN``.
+    """
+    try:
+        previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = {}
+    try:
+        yield bool(previous)
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)

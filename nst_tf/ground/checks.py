@@ -1,0 +1,113 @@
+"""Checks and size arithmetic shared by every layer: whole and finite numbers, pixel counts, image sizes.
+
+Options are checked where they enter (the option dataclasses, each job's setup) and files where they
+are read; these are the checks those boundaries share, so that each rule is written once.
+"""
+
+import math
+import numbers
+import struct
+
+from .errors import NSTError
+
+#: The longest side, in pixels, of any image, tile or margin: TensorFlow takes image sizes as 32-bit
+#: integers (``tf.image.resize``), and a larger number is a mistake, not a print.
+MAX_SIDE = 2**31 - 1
+
+
+def check_whole(name, value, least=1, most=MAX_SIDE):
+    """``value`` as an int when it is a whole number from ``least`` to ``most``.
+
+    Raises:
+        NSTError: ``value`` is not a whole number (bools are refused), or lies outside ``least`` to ``most``;
+            the message names ``name``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        what = "a positive whole number" if least == 1 else f"a whole number of at least {least}"
+        raise NSTError(f"{name} must be {what}; got {short_repr(value)}")
+    if value > most:
+        raise NSTError(f"{name} must be at most {most}; got {short_repr(value)}")
+    return int(value)
+
+
+def check_finite(name, value, float32=True):
+    """``value`` as a float, when it is a real number held finitely in float32 (as float32 rounds it),
+    or with ``float32=False`` in float64.
+
+    Raises:
+        NSTError: ``value`` is not a real number (bools are refused), is not finite, or lies beyond the
+            type's range (a float32 beyond it is infinite in the traced costs); the message names ``name``.
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+        raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        number = math.inf
+    else:
+        if not math.isfinite(number):
+            raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
+    if float32 and math.isfinite(number):
+        number = struct.unpack("f", struct.pack("f", number))[0]  # inf beyond float32's range
+    if not math.isfinite(number):
+        kind = "float32's range (magnitudes up to about 3.4e+38)" if float32 else "float64's range"
+        raise NSTError(f"{name} must lie within {kind}; got {short_repr(value)}")
+    return number
+
+
+def short_repr(value):
+    """``repr(value)`` for a message, shortened when long (a number of 400 digits)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"a whole number of {value.bit_length()} bits"
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+
+
+def whole_pixels(name, value):
+    """``value`` as an int, or ``NSTError`` naming it (NumPy integers accepted, bools refused)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Integral):
+        raise NSTError(f"{name} must be a whole number of pixels; got {value!r}")
+    return int(value)
+
+
+def check_pixels(name, value):
+    """``value`` as an int when it is a positive whole number of pixels (NumPy integers accepted, bools refused).
+
+    Raises:
+        NSTError: naming ``name`` otherwise.
+    """
+    value = whole_pixels(name, value)
+    if value < 1:
+        raise NSTError(f"{name} must be a positive number of pixels; got {value!r}")
+    return value
+
+
+def size_for(height, width, max_size):
+    """(height, width) with the same aspect ratio and the longer side ``max_size``.
+
+    Raises:
+        NSTError: ``height``, ``width`` or ``max_size`` is not a positive whole number.
+    """
+    height, width = check_pixels("height", height), check_pixels("width", width)
+    max_size = check_pixels("max_size", max_size)
+    scale = max_size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def shorter_side_size(height, width, side):
+    """(height, width) with the same aspect ratio and the shorter side ``side``, as torchvision's ``Resize(side)``.
+
+    The longer side is ``int(side * longer / shorter)`` (truncated, as
+    torchvision computes it).
+
+    Raises:
+        NSTError: ``height``, ``width`` or ``side`` is not a positive whole number, or the longer side
+            would be over ``MAX_SIDE`` pixels.
+    """
+    height, width = check_pixels("height", height), check_pixels("width", width)
+    side = check_pixels("shorter side", side)
+    longer = int(side * max(height, width) / min(height, width))  # torchvision's float arithmetic
+    if longer > MAX_SIDE:
+        raise NSTError(f"a shorter side of {side} makes a {width}x{height} image {longer} pixels long")
+    return (side, longer) if height <= width else (longer, side)

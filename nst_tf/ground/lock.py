@@ -1,0 +1,50 @@
+"""Exclusive advisory locks: one command at a time in an output folder, one download per partial file."""
+
+import contextlib
+import os
+
+from .errors import NSTError, quoted
+
+try:
+    import fcntl
+except ImportError:  # Windows: nothing is locked
+    fcntl = None
+
+
+def lock_exclusively(fd, busy):
+    """Locks open file or folder ``fd`` for this process alone (``flock``; the kernel releases it when the
+    process dies). Where the system or the file system has no locks, nothing is locked.
+
+    Raises:
+        NSTError: ``busy`` (the message) when another process holds the lock.
+    """
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise NSTError(busy) from None
+    except OSError:  # a file system without locks: go on unlocked
+        pass
+
+
+@contextlib.contextmanager
+def holding(folder):
+    """Holds an exclusive lock on ``folder`` itself for the block (no lock file is left in it).
+
+    Two commands writing results and manifest lines into one folder at once would mix them; the second
+    is refused instead.
+
+    Raises:
+        NSTError: another process holds the folder.
+    """
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        lock_exclusively(
+            fd,
+            f"{quoted(folder)}: another nst_tf command is writing into it; wait for it to end, or choose another "
+            "--output_dir",
+        )
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,271 @@
+"""The optimization loop: the course's ``model_nn`` as a generator.
+
+``StyleTransfer(objective)`` holds the image ``tf.Variable``, the optimizer
+and the loop; what is minimized is the objective's business (a ``StyleCost``
+from ``nst_tf.objective``, or any callable with its interface). ``run()`` yields
+a ``Progress`` after every reported iteration; it never prints or writes.
+
+Steps run inside one ``tf.function`` loop, traced once with the number of
+steps as a tensor argument, in calls bounded by time (about
+``slice_seconds`` each, sized from the measured step time): the host then
+talks to the device rarely, and Python, which sees Ctrl-C and signals only
+between calls, gets control back about once a second.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from ..ground.errors import NonFiniteCostError, NSTError
+from ..objective.whole import StyleCost
+from ..plan.config import OPTIMIZERS, StyleTransferConfig
+from ..tensors.images import checked_float32_batch, start_image
+from .lbfgs import LBFGS
+from .progress import Progress, Tick
+
+
+def make_optimizer(config):
+    """The optimizer ``config.optimizer`` names, with the config's settings."""
+    makers = {
+        "adam": lambda: tf.keras.optimizers.Adam(learning_rate=learning_rate(config), epsilon=config.adam_epsilon),
+        "lbfgs": lambda: LBFGS(history_size=config.lbfgs_history),
+    }
+    if config.optimizer not in makers:
+        raise NSTError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+    return makers[config.optimizer]()
+
+
+def learning_rate(config):
+    """Adam's learning rate: ``config.learning_rate``, or a schedule with ``config.learning_rate_steps``.
+
+    A step ``(i, rate)`` makes iterations ``i, i+1, ...`` (0-based) use
+    ``rate``: Keras' ``PiecewiseConstantDecay`` on the optimizer's step count,
+    which is ``i`` while iteration ``i`` is applied.
+    """
+    if not config.learning_rate_steps:
+        return config.learning_rate
+    boundaries = [iteration - 1 for iteration, _ in config.learning_rate_steps]
+    values = [config.learning_rate] + [rate for _, rate in config.learning_rate_steps]
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False, clamp=None):
+    """Builds ``run_steps(n) -> steps_done_now``, a ``tf.function`` traced once.
+
+    Each step clamps the image to ``clamp`` (``(low, high, until)``: before
+    iterations ``0 .. until - 1``, every one when ``until`` is None; CS231n
+    clamps before its steps), evaluates ``objective.value_and_gradient(image)``,
+    applies one optimizer update to the ``image`` variable, lets
+    ``objective.constrain`` act on it (clipping, where the objective asks for
+    it), and counts it in the ``steps_done`` variable. Before each update the
+    image is copied to ``last_finite``; a step whose total cost or gradient is
+    NaN or infinite stops the loop without updating, so a return value below
+    ``n`` reports it.
+    """
+
+    def clamped():
+        if clamp is None:
+            return
+        low, high, until = clamp
+        if until is None:
+            image.assign(tf.clip_by_value(image, low, high))
+        elif steps_done < until:
+            image.assign(tf.clip_by_value(image, low, high))
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)], jit_compile=jit_compile)
+    def run_steps(n):
+        done = tf.constant(0)
+        for _ in tf.range(n):
+            clamped()
+            costs, gradient = objective.value_and_gradient(image)
+            J = costs[0]  # a vector of each image's, for a batch
+            if not (tf.reduce_all(tf.math.is_finite(J)) and tf.reduce_all(tf.math.is_finite(gradient))):
+                break
+            last_finite.assign(image)
+            optimizer.apply_gradients([(gradient, image)])
+            objective.constrain(image)
+            steps_done.assign_add(1)
+            done += 1
+        return done
+
+    return run_steps
+
+
+class StyleTransfer:
+    """One style-transfer run: the image variable, the optimizer, the loop.
+
+    Args:
+        objective: a ``StyleCost`` (or an object with its interface:
+            ``objective(image) -> (J, J_content, J_style, J_tv)``,
+            ``value_and_gradient(image)``, ``content_image``, ``config`` and
+            ``present(image)``).
+        config: a ``StyleTransferConfig`` for the loop (``epochs``,
+            ``print_every``, ``optimizer``, ``learning_rate``,
+            ``lbfgs_history``, ``noise_ratio``, ``seed``, ``jit_compile``);
+            by default the objective's.
+        initial_image: starting image, the content's shape; by default
+            ``start_image(content_image, config)`` (the course's noise image
+            unless ``config.start`` says otherwise).
+
+    ``slice_seconds`` bounds the wall time of one traced call (see the
+    module docstring).
+    """
+
+    slice_seconds = 1.0
+
+    def __init__(self, objective, config=None, initial_image=None):
+        if not (callable(objective) and hasattr(objective, "content_image")):
+            raise NSTError(
+                f"objective must be a StyleCost (build one with StyleCost(model, content, style, config)); "
+                f"got {type(objective).__name__}"
+            )
+        config = objective.config if config is None else config
+        if not isinstance(config, StyleTransferConfig):
+            raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
+        # A batch objective (``BatchStyleCost``) optimizes B images at once, each with its own costs.
+        self.batched = bool(getattr(objective, "batched", False))
+        if self.batched and config.optimizer != "adam":
+            raise NSTError("L-BFGS keeps one curvature history for its whole variable: batches need --optimizer adam")
+        self.objective = objective
+        self.config = config
+        content = objective.content_image
+        if initial_image is None:
+            initial_image = start_image(content, config)
+        initial_image = checked_float32_batch(initial_image, "initial_image", batch=self.batched)
+        if initial_image.shape != content.shape:
+            raise NSTError(f"initial_image has shape {initial_image.shape}; expected the content's {content.shape}")
+
+        self.image = tf.Variable(initial_image, name="generated_image")
+        self._last_finite = tf.Variable(initial_image, trainable=False, name="last_finite_image")
+        # Counted inside the traced loop, so the count is right even when an
+        # interrupt arrives between a call's end and Python's next line.
+        self._steps_done = tf.Variable(0, trainable=False, name="steps_done")
+        self.optimizer = make_optimizer(config)
+        # Building the optimizer's state now keeps variable creation out of
+        # the traced loop.
+        self.optimizer.build([self.image])
+        # What restart() sets the optimizer back to: its scalars as they start (the step count, a
+        # learning rate kept in a variable), and zeros for the image-sized state (moments, history).
+        self._optimizer_start = [v.numpy() if v.shape.rank == 0 else None for v in self.optimizer.variables]
+        self._costs = None  # traced on the first costs() call
+        clamp = None if config.clamp is None else (*config.clamp, config.clamp_until)
+        self._run_steps = make_train_loop(
+            objective, self.image, self.optimizer, self._last_finite, self._steps_done, config.jit_compile, clamp
+        )
+        self._step_seconds = None
+
+    def restart(self, initial_image=None, epochs=None):
+        """Starts the run again from ``initial_image``, keeping the traced loop: no retracing.
+
+        For the next content image of a batch of runs (after
+        ``objective.retarget``): the image, its last finite copy and the step
+        count are assigned, and the optimizer's state is set back to its
+        start (its step count and moments, or L-BFGS's history, to zero).
+
+        Args:
+            initial_image: the start, the content's shape; by default
+                ``start_image(objective.content_image, config)``.
+            epochs: this run's iterations, when they differ from the last
+                run's (a video's first frame runs longer than the others);
+                the traced loop takes its step count as an argument, so this
+                does not retrace either.
+
+        Raises:
+            NSTError: ``initial_image`` is not of the content's shape, or ``epochs`` is not a positive
+                whole number.
+        """
+        if epochs is not None:
+            self.config = dataclasses.replace(self.config, epochs=epochs)
+        content = self.objective.content_image
+        if initial_image is None:
+            initial_image = start_image(content, self.config)
+        initial_image = checked_float32_batch(initial_image, "initial_image", batch=self.batched)
+        if initial_image.shape != content.shape:
+            raise NSTError(f"initial_image has shape {initial_image.shape}; expected the content's {content.shape}")
+        self.image.assign(initial_image)
+        self._last_finite.assign(initial_image)
+        self._steps_done.assign(0)
+        for variable, start in zip(self.optimizer.variables, self._optimizer_start):
+            variable.assign(start if start is not None else tf.zeros_like(variable))
+
+    @property
+    def iteration(self):
+        """Number of iterations done so far."""
+        return int(self._steps_done.numpy())
+
+    def current_image(self):
+        """The generated image now, as the objective presents it: normalized, shape (1, H, W, 3)."""
+        return self.objective.present(self.image.numpy())
+
+    def costs(self):
+        """(total, content, style, total variation) costs of the current image, as floats (for a batch,
+        arrays of each image's)."""
+        if self._costs is None:
+            # Traced once per run, explicitly (see step()).
+            self._costs = tf.function(lambda: self.objective(self.image)).get_concrete_function()
+        if self.batched:
+            return tuple(np.asarray(c, np.float64) for c in self._costs())  # each image's
+        return tuple(float(c) for c in self._costs())
+
+    def run(self, ticks=False):
+        """Runs the remaining iterations, yielding a ``Progress`` at each report.
+
+        Reports come after iteration ``i`` when ``config.is_report(i)``.
+        With ``ticks=True``, a ``Tick`` is also yielded after each traced
+        call that ends between reports (about every ``slice_seconds``), for
+        progress bars. Raises ``NonFiniteCostError`` when the total cost
+        becomes NaN or infinite; the image variable is then left as it was
+        and the error carries the last image of finite cost.
+        """
+        config = self.config
+        while self.iteration < config.epochs:
+            report = config.next_report(self.iteration)
+            while self.iteration <= report:
+                self.step(self._slice(report + 1 - self.iteration))
+                if ticks and self.iteration <= report:
+                    yield Tick(self.iteration)
+            J, J_content, J_style, J_tv = self.costs()
+            if not np.all(np.isfinite(J)):
+                self._raise_non_finite(report)
+            self._last_finite.assign(self.image)
+            yield Progress(report, J, J_content, J_style, self.current_image(), J_tv)
+
+    def _slice(self, remaining):
+        if self._step_seconds is None:
+            return 1
+        return int(max(1, min(remaining, self.slice_seconds // self._step_seconds)))
+
+    def step(self, n=1):
+        """Runs ``n`` iterations in one traced call, without reporting.
+
+        Raises ``NonFiniteCostError`` if a step meets a NaN or infinite cost
+        or gradient; the iterations before it are kept.
+        """
+        first = self._run_steps.experimental_get_tracing_count() == 0
+        if first:
+            # Each run traces its loop once, for its own image and objective. Traced by a call, every
+            # run's first call would count as a retrace of the same Python code, and TensorFlow warns of
+            # "frequent retracing" after five in a row of short runs (the sizes of a CoarseToFine run).
+            self._run_steps.get_concrete_function()
+        start = time.perf_counter()
+        done = int(self._run_steps(tf.constant(n, tf.int32)))
+        # The first call sets the traced loop up, so its time says nothing about a step.
+        if done and not first:
+            self._step_seconds = max((time.perf_counter() - start) / done, 1e-6)
+        if done < n:
+            self._raise_non_finite(self.iteration)
+
+    def _raise_non_finite(self, iteration):
+        raise NonFiniteCostError(
+            f"total cost became NaN or infinite at iteration {iteration}; "
+            "try a smaller learning rate or smaller alpha/beta",
+            iteration=iteration,
+            last_finite_image=self.objective.present(self._last_finite.numpy()),
+        )
+
+
+def stylize(model, content_image, style_image, config=StyleTransferConfig(), initial_image=None):
+    """Generator form of ``StyleTransfer(StyleCost(model, content, style, config)).run()``."""
+    return StyleTransfer(StyleCost(model, content_image, style_image, config), config, initial_image).run()

@@ -1,0 +1,222 @@
+"""Large images without TensorFlow: the options (``LargeImageOptions``) and the scale sizes.
+
+Kept free of TensorFlow, like ``config.py``, so that the command can check
+large-image options and size scales before TensorFlow is imported.
+``tiles.py`` lays out tiles, ``memory.py`` plans them, ``multiscale.py``
+runs the scales.
+"""
+
+import math
+import numbers
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ..ground.errors import NSTError
+from ..ground.fields import option
+from ..ground.checks import MAX_SIDE, check_whole, short_repr, shorter_side_size
+from .tiles import DEFAULT_MIN_SIZE
+
+#: The most iterations a scale may run: the loop counts its steps in a 32-bit integer.
+MAX_ITERATIONS = 2**31 - 1
+
+# Scales -------------------------------------------------------------------------------------
+
+
+def scale_sizes(height, width, scales, factor=2.0, min_size=DEFAULT_MIN_SIZE):
+    """(height, width) of each of ``scales`` sizes, smallest first, each ``factor`` times the one before.
+
+    The last is (height, width).
+
+    Raises:
+        NSTError: a size, ``scales`` or ``min_size`` is not a positive whole number, ``factor`` is not a finite
+            number above 1, or the smallest size would be below the network's smallest input (``min_size``
+            pixels a side); checked before listing any size, however many ``scales``.
+    """
+    height, width = check_whole("height", height), check_whole("width", width)
+    scales, min_size = check_whole("scales", scales), check_whole("min_size", min_size)
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 1 < factor < math.inf:
+        raise NSTError(f"scale factor must be a finite number above 1; got {short_repr(factor)}")
+    factor = float(factor)
+    h, w = _shrunk(height, factor, scales - 1), _shrunk(width, factor, scales - 1)
+    if min(h, w) < min_size:
+        most = _most_scales(height, width, factor, min_size)
+        fix = f"use at most {most} scale{'s' if most > 1 else ''} at {width}x{height}" if most else "it is too small"
+        raise NSTError(
+            f"with {scales} scales the first is {w}x{h} pixels, below the network's smallest input "
+            f"({min_size}x{min_size}); {fix}"
+        )
+    return [(_shrunk(height, factor, k), _shrunk(width, factor, k)) for k in range(scales - 1, -1, -1)]
+
+
+def _shrunk(length, factor, times):
+    """``length`` divided ``times`` times by ``factor``, rounded, at least 1 (no overflow for any ``times``)."""
+    try:
+        return max(1, round(length / factor**times))
+    except OverflowError:
+        return 1
+
+
+def _most_scales(height, width, factor, min_size):
+    """The most scales whose first size is at least ``min_size`` pixels a side (0 when none is)."""
+    shorter = min(height, width)
+    if shorter < min_size:
+        return 0
+    k = max(0, int(math.log(shorter / min_size) / math.log(factor)) - 1)
+    while min(_shrunk(height, factor, k + 1), _shrunk(width, factor, k + 1)) >= min_size:
+        k += 1
+    return k + 1
+
+
+def style_target(output, style_shape, style_scale=1.0, shorter_side=None):
+    """(height, width) a style image of (height, width) ``style_shape`` is brought to for an ``output`` size.
+
+    With ``shorter_side``, the style's own aspect ratio with that shorter
+    side, whatever the output (``shorter_side_size``); else
+    ``style_size(*output, style_scale)``, to which it is fitted as the
+    content is.
+
+    Raises:
+        NSTError: as ``style_size`` and ``shorter_side_size`` do.
+    """
+    if shorter_side is not None:
+        return shorter_side_size(*style_shape, shorter_side)
+    return style_size(*output, style_scale)
+
+
+def check_style_scale(style_scale):
+    """``style_scale`` as a float when it is a positive finite number.
+
+    Raises:
+        NSTError: ``style_scale`` is not a positive finite number (bools are refused).
+    """
+    if isinstance(style_scale, bool) or not isinstance(style_scale, numbers.Real):
+        raise NSTError(f"style_scale must be a positive number; got {short_repr(style_scale)}")
+    if not 0 < style_scale < math.inf:
+        raise NSTError(f"style_scale must be a positive number; got {short_repr(style_scale)}")
+    return float(style_scale)
+
+
+def style_size(height, width, style_scale, min_size=DEFAULT_MIN_SIZE):
+    """(height, width) the style images are fitted to for an output of ``height`` x ``width``.
+
+    Raises:
+        NSTError: ``height`` or ``width`` is not a positive whole number, ``style_scale`` is not a positive
+            finite number, or the style size would be over ``MAX_SIDE`` or under ``min_size`` pixels a side.
+    """
+    height, width = check_whole("height", height), check_whole("width", width)
+    style_scale = check_style_scale(style_scale)
+    exact_h, exact_w = height * style_scale, width * style_scale
+    if max(exact_h, exact_w) > MAX_SIDE:
+        raise NSTError(
+            f"style_scale {style_scale:g} makes the style images larger than {MAX_SIDE} pixels a side for a "
+            f"{width}x{height} output"
+        )
+    h, w = max(1, round(exact_h)), max(1, round(exact_w))
+    if min(h, w) < min_size:
+        raise NSTError(
+            f"style_scale {style_scale:g} makes the style images {w}x{h} pixels for a {width}x{height} output, "
+            f"below the network's smallest input ({min_size}x{min_size})"
+        )
+    return h, w
+
+
+# Options ------------------------------------------------------------------------------------
+
+_BYTE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+#: The largest memory size taken: 1 EiB, a million terabytes.
+MAX_BYTES = 2**60
+
+
+def parse_bytes(text):
+    """``"6G"``, ``"512M"``, ``"1.5g"``, ``"123456"`` -> bytes (units are powers of 1024).
+
+    A whole number is taken as bytes (a negative one is returned for the
+    caller to refuse).
+
+    Raises:
+        NSTError: ``text`` is written negative, is not a memory size, or is over ``MAX_BYTES``.
+    """
+    if isinstance(text, numbers.Integral) and not isinstance(text, bool):
+        value = int(text)
+    else:
+        shown = short_repr(text)
+        written = str(text)
+        if written.strip().startswith("-"):
+            raise NSTError(f"a memory size must be positive; got {shown}")
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?[bB])?\s*", written)
+        if not match:
+            raise NSTError(f"expected a memory size such as 6G, 512M or 1.5G; got {shown}")
+        value = int(Fraction(match.group(1)) * _BYTE_UNITS[match.group(2).upper()])
+    if value > MAX_BYTES:
+        raise NSTError(f"a memory size must be at most {MAX_BYTES // 2**40}T (1 EiB); got {short_repr(text)}")
+    return value
+
+
+@dataclass(frozen=True)
+class LargeImageOptions:
+    """How a large output is made: coarse to fine, in tiles, with its own texture scale.
+
+    Each field's ``metadata["help"]`` is its command-line help.
+
+    Raises:
+        NSTError: ``scales`` is not a positive whole number; ``scale_epochs`` or ``tile_size``, when given, is
+            not one up to its limit; ``style_scale`` is not a positive finite number; or ``max_memory``, when
+            given, is not a positive memory size (``parse_bytes``).
+    """
+
+    scales: int = option(
+        1,
+        "coarse to fine: optimize at N sizes, each twice the one before and ending at the requested size, "
+        "each starting from the previous result upsampled (1: only the requested size)",
+        metavar="N",
+    )
+    scale_epochs: int | None = option(
+        None, "iterations at each size before the last (default: --epochs)", metavar="N", type=int
+    )
+    style_scale: float = option(
+        1.0,
+        "fit the style images to this fraction of the output size (texture size independent of the output's)",
+        metavar="X",
+    )
+    style_size: int | None = option(
+        None,
+        "bring each style image to this shorter side, keeping its own aspect ratio, whatever the output's size "
+        "(CS231n's style_size; instead of --style_scale)",
+        metavar="N",
+        type=int,
+    )
+    max_memory: int | None = option(
+        None,
+        "memory budget such as 6G or 800M; above it the costs and gradients are computed exactly in tiles "
+        "(default: the memory available now)",
+        metavar="SIZE",
+        type=parse_bytes,
+    )
+    tile_size: int | None = option(
+        None,
+        "compute in tiles of N x N pixels (plus the margin the network needs) whatever the memory (default: only "
+        "when a run would not fit)",
+        metavar="N",
+        type=int,
+    )
+
+    def __post_init__(self):
+        object.__setattr__(self, "scales", check_whole("scales", self.scales))
+        for name, most in (("scale_epochs", MAX_ITERATIONS), ("tile_size", MAX_SIDE)):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, check_whole(name, getattr(self, name), most=most))
+        object.__setattr__(self, "style_scale", check_style_scale(self.style_scale))
+        if self.style_size is not None:
+            object.__setattr__(self, "style_size", check_whole("style_size", self.style_size, most=MAX_SIDE))
+            if self.style_scale != 1.0:
+                raise NSTError("style_size and style_scale: give one of them")
+        if self.max_memory is not None:
+            try:
+                max_memory = parse_bytes(self.max_memory)
+            except NSTError as error:
+                raise NSTError(f"max_memory: {error}") from None
+            if max_memory <= 0:
+                raise NSTError(f"max_memory must be positive; got {short_repr(self.max_memory)}")
+            object.__setattr__(self, "max_memory", max_memory)

@@ -1,0 +1,1 @@
+"""Network descriptions (vocabulary and geometry, free of TensorFlow) and their registry, ``registry.NETWORKS``."""

@@ -1,0 +1,1 @@
+"""Runs built on the loop: coarse to fine, many images, video frames, and the named presets."""

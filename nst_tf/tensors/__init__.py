@@ -1,0 +1,1 @@
+"""TensorFlow parts: the network modules, images, precision, colours, the cost functions, flow and warping."""

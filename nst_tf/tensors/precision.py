@@ -1,0 +1,132 @@
+"""The network's precision: names to dtypes, and what this machine runs natively.
+
+``StyleTransferConfig.precision`` names one of ``PRECISIONS``; this module is
+the one place that turns a name into a TensorFlow dtype and decides what
+"auto" means on the machine at hand. Gram matrices and costs are always
+float32 (``costs.py`` explains why), whatever the network runs in.
+
+"auto" chooses bf16 on CPUs with AMX, the only CPUs where it was measured
+faster than float32 (without AMX, even with AVX512_BF16, it was slower), and
+on GPUs with bfloat16 tensor cores (not measured: no GPU was at hand). The
+measurements (``benchmarks/bench.py --sections variants``) are in
+``benchmarks/results/cpu-*.md`` and README.md's Benchmarks section.
+"""
+
+import functools
+import os
+
+from ..ground.errors import NSTError
+from ..plan.config import PRECISIONS
+
+#: TensorFlow dtype name of each precision other than "auto".
+DTYPE_NAMES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+# CPU flags (as Linux's /proc/cpuinfo spells them) with which each reduced precision is native.
+_NATIVE_CPU_FLAGS = {
+    "bf16": ("amx_bf16",),
+    "fp16": ("amx_fp16",),
+}
+
+# NVIDIA compute capability from which each reduced precision has tensor-core
+# matrix products: bfloat16 from Ampere (8.0), float16 from Volta (7.0).
+_NATIVE_GPU_CAPABILITY = {"bf16": (8, 0), "fp16": (7, 0)}
+
+
+def compute_dtype(precision):
+    """The ``tf.DType`` the network runs in for ``precision`` ("auto" resolved first)."""
+    import tensorflow as tf
+
+    return tf.as_dtype(DTYPE_NAMES[resolve(precision)])
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU's feature flags, lower case, as a frozenset; empty where they cannot be read."""
+    try:
+        with open(path) as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].lower().split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _gpu_capabilities():
+    """Compute capabilities of the GPUs TensorFlow sees, e.g. [(9, 0)]; [] without one."""
+    import tensorflow as tf
+
+    found = []
+    for device in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(device).get("compute_capability")
+        found.append(tuple(capability) if capability else (0, 0))
+    return found
+
+
+def is_native(precision, gpus=None, flags=None):
+    """Whether this machine computes ``precision`` in hardware (float32 always does).
+
+    ``gpus`` (compute capabilities) and ``flags`` (CPU flags) default to this
+    machine's; with a GPU present, the GPU decides.
+    """
+    if precision == "float32":
+        return True
+    gpus = _gpu_capabilities() if gpus is None else gpus
+    if gpus:
+        return all(capability >= _NATIVE_GPU_CAPABILITY[precision] for capability in gpus)
+    flags = cpu_flags() if flags is None else flags
+    return any(flag in flags for flag in _NATIVE_CPU_FLAGS[precision]) and _onednn_allows(precision)
+
+
+def _onednn_allows(precision):
+    """False when ONEDNN_MAX_CPU_ISA holds oneDNN below the instructions ``precision`` needs.
+
+    Held so (say ``AVX2`` on an AVX512-BF16 Xeon), oneDNN cannot build
+    bfloat16 convolutions at all; "auto" must then choose float32.
+    """
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "DEFAULT").upper()
+    needs = {"bf16": ("BF16", "AMX", "FP16", "AVX10"), "fp16": ("FP16", "AMX_FP16", "AVX10")}[precision]
+    return cap in ("DEFAULT", "ALL") or any(part in cap for part in needs)
+
+
+def resolve(precision, gpus=None, flags=None):
+    """``precision`` with "auto" replaced by bf16 where it is native here, else float32.
+
+    Raises:
+        NSTError: ``precision`` is not one of ``PRECISIONS``.
+    """
+    if precision not in PRECISIONS:
+        raise NSTError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if is_native("bf16", gpus, flags) else "float32"
+
+
+def emulation_note(precision, gpus=None, flags=None):
+    """One sentence saying why ``precision`` will be slow here, or None when it is native.
+
+    Raises:
+        NSTError: ``precision`` is not one of ``PRECISIONS``.
+    """
+    precision = resolve(precision, gpus, flags)
+    if is_native(precision, gpus, flags):
+        return None
+    gpus = _gpu_capabilities() if gpus is None else gpus
+    if gpus:
+        need = ".".join(map(str, _NATIVE_GPU_CAPABILITY[precision]))
+        return (
+            f"{precision} is not accelerated on this GPU (compute capability below {need}); likely slower than float32"
+        )
+    names = " or ".join(flag.upper() for flag in _NATIVE_CPU_FLAGS[precision])
+    return (
+        f"{precision} is not accelerated on this CPU (no {names}) and is slower than float32 "
+        "(1.5x measured with AVX512_BF16 alone, 9x on an AVX2-only AMD EPYC)"
+    )
+
+
+def jit_note(gpus=None):
+    """One sentence saying why XLA will be slow here, or None where it is not known to be."""
+    gpus = _gpu_capabilities() if gpus is None else gpus
+    if gpus:
+        return None
+    return "XLA (jit_compile) is slower on CPUs: 2.4x to 4x per step measured on Intel and AMD"

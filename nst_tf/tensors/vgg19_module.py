@@ -1,0 +1,219 @@
+"""VGG-19 as a tf.Module: the course's graph, computed from weights already read.
+
+``VGG19(weights)`` holds the convolution weights (a ``VGGWeights``, read by
+``nst_tf.plan.weights.readers.read_weights`` from MatConvNet's .mat or Keras' .h5) and
+computes the course's graph: 3x3 convolutions (stride 1, SAME) plus bias and
+ReLU, and 2x2 average pooling (stride 2, SAME) after each block;
+``pooling="max"`` gives Keras' max pooling instead. The module never touches
+the disk; ``load_vgg_model(path)``, the course's name for the step, reads the
+file and builds it.
+"""
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from ..ground.errors import NSTError
+from ..plan.networks.vgg19 import GRAPH_LAYERS, MIN_IMAGE_SIZE, VGG19_NETWORK
+from ..plan.weights.readers import read_weights
+from .network_inputs import floating_dtype, in_dtype, network_input
+
+
+@dataclass(frozen=True)
+class _Converted:
+    """The part of ``VGGWeights`` that ``VGG19`` reads, for ``VGG19.astype``."""
+
+    conv: dict
+    source: str
+
+
+class VGG19(tf.Module):
+    """The course's VGG-19 graph (convolutions and average pooling) as a tf.Module.
+
+    Calling the module on a float batch of shape (1, H, W, 3), H and W at
+    least 32 (cast to the module's ``dtype``, float32 by default), returns
+    a dict from layer name ("input", "conv1_1", ..., "avgpool5") to
+    activation: the course's ``graph`` dict. Passing
+    ``layers`` computes only up to the deepest requested layer and returns
+    just those.
+
+    ``pooling`` is "avg" (the course's: 2x2 average pooling, stride 2, SAME:
+    an odd row or column is averaged alone) or "max" (Keras' VGG19 and the
+    Keras L-BFGS variant: ``MaxPooling2D((2, 2))``, stride 2, VALID: an odd
+    last row or column is dropped, so 75 rows become 37, not 38). The
+    pooling outputs keep the course's names "avgpool1" ... "avgpool5" in both
+    cases: one set of names serves every layer choice (style layers, content
+    layer, the command line's options), and a name that changed with the
+    pooling would make a layer list valid for one network and not the other.
+
+    The weights are non-trainable ``tf.Variable``s: TensorFlow then places them
+    on the GPU once, where a captured host constant would be copied to the
+    device at every call of a ``tf.function``.
+    """
+
+    #: Its description: vocabulary and tile geometry (``nst_tf.plan.networks.vgg19``).
+    network = VGG19_NETWORK
+
+    def __init__(self, weights, name="vgg19", dtype=tf.float32, pooling="avg"):
+        super().__init__(name=name)
+        if not isinstance(getattr(weights, "conv", None), dict):
+            raise NSTError(f"weights must be the VGGWeights nst_tf.read_weights returns; got {type(weights).__name__}")
+        VGG19_NETWORK.check_pooling(pooling)
+        self.pooling = pooling
+        self.dtype = floating_dtype(dtype)
+        with self.name_scope:
+            self._conv = {
+                layer: (
+                    tf.Variable(in_dtype(kernel, self.dtype), trainable=False, name=f"{layer}_kernel"),
+                    tf.Variable(in_dtype(bias, self.dtype), trainable=False, name=f"{layer}_bias"),
+                )
+                for layer, (kernel, bias) in weights.conv.items()
+            }
+        self.source = getattr(weights, "source", "<unknown>")  # for messages only
+
+    def astype(self, dtype):
+        """This network with its weights cast to ``dtype`` (self if already so).
+
+        The copy is made tensor to tensor, never through NumPy. Prefer
+        building the network in the dtype it runs in
+        (``load_vgg_model(path, dtype=...)``): then only one copy exists.
+        """
+        dtype = floating_dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        conv = {layer: (tf.cast(kernel, dtype), tf.cast(bias, dtype)) for layer, (kernel, bias) in self._conv.items()}
+        return VGG19(_Converted(conv, self.source), name=self.name, dtype=dtype, pooling=self.pooling)
+
+    @property
+    def layer_names(self):
+        """The names this module can return, in computation order."""
+        return ("input",) + GRAPH_LAYERS
+
+    def _check_layers(self, layers):
+        unknown = [name for name in layers if name not in self.layer_names]
+        if unknown:
+            raise NSTError(f"unknown VGG-19 layer {unknown[0]!r}; valid names: {', '.join(self.layer_names)}")
+
+    @staticmethod
+    def _check_image(image):
+        shape = image.shape
+        if shape.rank != 4 or shape[-1] != 3:
+            raise NSTError(f"image must have shape (1, height, width, 3); got {shape}")
+        small = [d for d in shape[1:3] if d is not None and d < MIN_IMAGE_SIZE]
+        if small:
+            raise NSTError(
+                f"image is {shape[2]}x{shape[1]} pixels; VGG-19's five poolings need at least "
+                f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
+            )
+
+    def __call__(self, image, layers=None, lean_gradient=False):
+        """Runs the network on ``image``; see the class docstring.
+
+        ``lean_gradient=True`` gives the same activations and the same
+        gradients, but a ``tf.GradientTape`` then keeps, of the forward pass,
+        only what the gradient with respect to the input needs: each
+        convolution layer's ReLU signs as booleans (1 byte per value instead
+        of the activation's 4) and, with max pooling, where each maximum was.
+        ``TiledStyleCost`` keeps every tile's forward pass between its two
+        passes this way.
+        """
+        wanted = self.layer_names if layers is None else tuple(layers)
+        self._check_layers(wanted)
+        image = network_input(image, self.dtype, self._check_image)
+        outputs = {"input": image}
+        remaining = set(wanted) - {"input"}
+        conv, pool = _LEAN[self.pooling] if lean_gradient else _LAYERS[self.pooling]
+        x = image
+        for name in GRAPH_LAYERS:
+            if not remaining:
+                break
+            if name.startswith("conv"):
+                kernel, bias = self._conv[name]
+                x = conv(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+            else:
+                x = pool(x)
+            outputs[name] = x
+            remaining.discard(name)
+        return {name: outputs[name] for name in wanted}
+
+
+def _conv_relu(x, kernel, bias):
+    return tf.nn.relu(tf.nn.conv2d(x, kernel, strides=1, padding="SAME") + bias)
+
+
+def _avg_pool(x):
+    return tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="SAME")
+
+
+def _max_pool(x):
+    return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+
+
+# The lean layers' gradients are the ops TensorFlow's own gradients of these
+# layers run (Conv2DBackpropInput, ReLU's mask, AvgPoolGrad, max pooling's
+# argmax), fed from a boolean mask or the argmax instead of the activations.
+# The weights are arguments, not captured variables, so that the gradient
+# function owes them nothing (they are constants here: None).
+
+
+@tf.custom_gradient
+def _lean_conv_relu(x, kernel, bias):
+    y = _conv_relu(x, kernel, bias)
+    positive = y > 0
+    shape = tf.shape(x)
+
+    def gradient(upstream):
+        # A scalar zero: tf.zeros_like(upstream) would allocate a third
+        # activation-sized buffer at the peak of the backward pass.
+        upstream = tf.where(positive, upstream, tf.zeros([], upstream.dtype))
+        return (
+            tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=shape, filter=kernel, out_backprop=upstream, strides=[1, 1, 1, 1], padding="SAME"
+            ),
+            None,
+            None,
+        )
+
+    return y, gradient
+
+
+@tf.custom_gradient
+def _lean_avg_pool(x):
+    shape = tf.shape(x)
+
+    def gradient(upstream):
+        return tf.raw_ops.AvgPoolGrad(
+            orig_input_shape=shape, grad=upstream, ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1], padding="SAME"
+        )
+
+    return _avg_pool(x), gradient
+
+
+@tf.custom_gradient
+def _lean_max_pool(x):
+    y, argmax = tf.nn.max_pool_with_argmax(x, ksize=2, strides=2, padding="VALID", include_batch_in_index=True)
+    shape = tf.shape(x, out_type=tf.int64)
+
+    def gradient(upstream):
+        flat = tf.scatter_nd(tf.reshape(argmax, [-1, 1]), tf.reshape(upstream, [-1]), [tf.reduce_prod(shape)])
+        return tf.reshape(flat, shape)
+
+    return y, gradient
+
+
+# {pooling: (convolution with ReLU, pooling)}, as computed and with the lean gradient.
+_LAYERS = {"avg": (_conv_relu, _avg_pool), "max": (_conv_relu, _max_pool)}
+_LEAN = {"avg": (_lean_conv_relu, _lean_avg_pool), "max": (_lean_conv_relu, _lean_max_pool)}
+
+
+def load_vgg_model(path, dtype=tf.float32, pooling="avg"):
+    """Reads a VGG-19 weights file (``nst_tf.plan.weights.readers.read_weights``) and returns the ``VGG19`` module.
+
+    The course's name for this step. The file is MatConvNet's
+    imagenet-vgg-verydeep-19.mat or Keras'
+    vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5, told apart by its
+    first bytes, not its name. ``pooling``: see ``VGG19``. Raises
+    ``WeightsFileError`` as ``read_weights`` does.
+    """
+    VGG19_NETWORK.check_pooling(pooling)  # before reading a file of hundreds of MB
+    return VGG19(read_weights(path), dtype=dtype, pooling=pooling)
