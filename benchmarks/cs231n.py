@@ -5,7 +5,7 @@
 Measures, on full-size synthetic weights in the real files' layouts (torchvision's zip .pth for
 SqueezeNet, MatConvNet's .mat for VGG-19; the weights are random, so only times are meaningful):
 
-- reading the SqueezeNet file (``Network.read_weights``, median of 5, in this process);
+- reading the SqueezeNet file (``read_network_weights``, median of 5, in this process);
 - the step time (one Adam step of the whole objective, traced, median of the steps after the
   first call) of each network on a 192x256 image with CS231n's Starry Night settings (SqueezeNet) and
   the course's (VGG-19), measured in turn in one process;
@@ -38,6 +38,8 @@ import nst_tf  # noqa: E402
 from nst_tf.plan.networks.registry import get_network  # noqa: E402
 from nst_tf.runs.presets import PRESETS  # noqa: E402
 from nst_tf.plan.weights.squeezenet_reader import write_squeezenet_weights  # noqa: E402
+from nst_tf.plan.weights.registry import read_network_weights  # noqa: E402
+from nst_tf.tensors.modules import build_network  # noqa: E402
 
 SQUEEZENET = os.path.join(HERE, ".cache", "squeezenet1_1-synthetic.pth")
 RUNS = ("cs231n_composition_vii", "cs231n_scream", "cs231n_starry_night", "cs231n_feature_inversion")
@@ -55,7 +57,7 @@ def load_seconds(path, reps=5):
     times = []
     for _ in range(reps):
         start = time.perf_counter()
-        network.read_weights(path)
+        read_network_weights(network, path)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -63,7 +65,7 @@ def load_seconds(path, reps=5):
 def step_seconds(config, weights_path, pooling, steps=20):
     """Median seconds of one traced Adam step of the whole objective on a 192x256 image."""
     network = get_network(config.network)
-    model = network.build(network.read_weights(weights_path), pooling=pooling)
+    model = build_network(network, read_network_weights(network, weights_path), pooling=pooling)
     rng = np.random.default_rng(0)
     content, style = (
         nst_tf.reshape_and_normalize_image(rng.integers(0, 256, (192, 256, 3)).astype(np.uint8), config.normalization)

@@ -24,6 +24,8 @@ from nst_tf.plan.config import OPTIMIZERS, PRECISIONS
 from nst_tf.tensors.images import reshape_and_normalize_image, start_image
 from nst_tf.plan.networks.registry import NETWORKS
 from nst_tf.objective import terms as terms_module
+from nst_tf.plan.weights.registry import read_network_weights
+from nst_tf.tensors.modules import build_network
 from nst_tf.objective.terms import ContentTerm, StyleTerm, TemporalTerm, TotalVariationTerm
 
 # The table ------------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ def network(request):
     name = request.param
     description = NETWORKS[name]
     path = request.getfixturevalue(NETWORK_TABLE[name][0])
-    return name, description.build(description.read_weights(path))
+    return name, build_network(description, read_network_weights(description, path))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The seams: a new network is a description plus a module; a new cost term is a class the objectives sum.
+"""The seams: a network is a description, a reader and a module, each registered; a cost term is a class.
 
 A toy network and a toy term are defined here, as a user's own files would
 define them, and go through the same code as VGG-19 and the course's terms:
@@ -15,6 +15,8 @@ from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, Tile
 from nst_tf.plan.memory import MemoryModel
 from nst_tf.plan.tiles import TilePlan
 from nst_tf.plan.networks.registry import Network, get_network
+from nst_tf.plan.weights.registry import READERS, read_network_weights
+from nst_tf.tensors.modules import MODULES, build_network
 
 TOY_LAYERS = ("c1", "p1", "c2", "p2", "c3")
 TOY = Network(
@@ -28,8 +30,6 @@ TOY = Network(
     content_layer="c2",
     style_layers=(("c1", 0.5), ("c3", 0.5)),
     min_image_size=4,
-    module="test_seams:ToyNet",
-    reader="test_seams:read_toy_weights",
     weights_bytes=1000,
     pixel_bytes=100,
     forward_pixel_bytes=60,
@@ -73,7 +73,9 @@ class ToyNet(tf.Module):
 @pytest.fixture
 def toynet(monkeypatch):
     monkeypatch.setitem(nst_tf.plan.networks.registry.NETWORKS, "toynet", TOY)
-    return TOY.build(TOY.read_weights("7"))
+    monkeypatch.setitem(READERS, "toynet", read_toy_weights)
+    monkeypatch.setitem(MODULES, "toynet", ToyNet)
+    return build_network("toynet", read_network_weights("toynet", "7"))
 
 
 def _toy_config(**extra):
@@ -211,10 +213,10 @@ def test_a_new_term_is_exact_in_tiles_without_a_written_gradient(model, images, 
         (lambda n: n.stride("fc6"), "layer 'fc6' is not a VGG-19 layer"),
         (lambda n: n.length("10", "conv1_1", "avg"), "length must be a whole number of pixels; got '10'"),
         (lambda n: n.length(10, "conv1_1", "median"), "pooling must be one of 'avg', 'max'; got 'median'"),
-        (lambda n: n.read_weights(None), "the weights file must be a path; got NoneType"),
+        (lambda n: read_network_weights(n, None), "the weights file must be a path; got NoneType"),
         (
-            lambda n: n.build(None),
-            "weights must be the VGGWeights nst_tf.plan.weights.readers.read_weights returns; got NoneType",
+            lambda n: build_network(n, None),
+            "weights must be the VGGWeights nst_tf.read_weights returns; got NoneType",
         ),
     ],
 )

@@ -14,6 +14,7 @@ from nst_tf.plan.tiles import TilePlan
 from nst_tf.plan.networks.registry import NETWORKS, SQUEEZENET_NETWORK, get_network
 from nst_tf.plan.networks.squeezenet import FIRES, LAYERS, MIN_IMAGE_SIZE, SqueezeNetWeights, random_squeezenet_weights
 from nst_tf.tensors.squeezenet_module import SqueezeNet
+from nst_tf.tensors.modules import build_network
 
 #: (height, width) of the images compared with NumPy: every layer sees odd and even sizes among them.
 SIZES = [(17, 17), (18, 21), (33, 47), (64, 64), (97, 130)]
@@ -26,7 +27,7 @@ def weights():
 
 @pytest.fixture(scope="module")
 def squeezenet(weights):
-    return SQUEEZENET_NETWORK.build(weights)
+    return build_network(SQUEEZENET_NETWORK, weights)
 
 
 def _image(height, width, seed=0):
@@ -268,7 +269,7 @@ def test_its_kernels_are_transposed_once_and_kept_as_constants(weights):
 def test_only_max_pooling_is_offered(weights):
     with pytest.raises(NSTError, match="pooling must be one of 'max'; got 'avg'"):
         SqueezeNet(weights, pooling="avg")
-    assert SQUEEZENET_NETWORK.build(weights).pooling == "max"
+    assert build_network(SQUEEZENET_NETWORK, weights).pooling == "max"
 
 
 # The description ------------------------------------------------------------------------------------

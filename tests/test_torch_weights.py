@@ -1,4 +1,4 @@
-"""torch.save and .safetensors weights read without torch: nst_tf.plan.weights.torchfile and nst_tf.plan.weights.squeezenet_reader.
+"""torch.save and .safetensors weights read without torch (nst_tf.plan.weights: torchfile, squeezenet_reader).
 
 The files in tests/fixtures/torch/ were written by real torch (make_fixtures.py there says how), and
 expected.npz holds their tensors as torch.load gave them. Everything hostile is made here by hand: pickles

@@ -36,6 +36,7 @@ from .jobs.outputs import FINAL_IMAGE, Outputs
 from .jobs.single import Handover, Job, run_single
 from .jobs.video_job import VideoJob, run_video
 from .signals import Stopped, StopRequest, stop_words
+from ..plan.weights.registry import read_network_weights
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -343,7 +344,7 @@ def _validated(args, preset, given=frozenset()):
     tiles = tile_plans(config, large, sizes, [image_size(path)[::-1] for path in style_paths])
     content, styles = _read_images(content_path, style_paths, sizes, large, size.content_fit)
     notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
-    weights = get_network(config.network).read_weights(args.model)  # last: the slowest check, up to 510 MB
+    weights = read_network_weights(config.network, args.model)  # last: the slowest check, up to 510 MB
     return Job(
         config=config,
         preset=preset,

@@ -237,6 +237,8 @@ class _Forgiving(io.RawIOBase):
     A write waits for room as a plain one does, in steps of ``_POLL`` seconds, until a signal asks the
     command to end: then all writes together wait ``_ENDING_WAIT`` seconds at most. A blocked write would
     hold the stream's lock, and the last line and the exit behind it, for as long as a pipe stays full.
+    It is a terminal when its descriptor is one; a write to a terminal first erases the unended line
+    another stream drew there (``draws_unended_line``).
     """
 
     _POLL = 0.2
@@ -251,7 +253,19 @@ class _Forgiving(io.RawIOBase):
     def fileno(self):
         return self._fd
 
+    def isatty(self):
+        return not self.closed and os.isatty(self._fd)
+
     def write(self, data):
+        if _unended and os.isatty(self._fd):
+            with contextlib.suppress(IndexError):  # another thread took it
+                drawn, width = _unended.pop()
+                if not drawn.closed:
+                    drawn.put(b"\r" + b" " * width + b"\r")
+        return self.put(data)
+
+    def put(self, data):
+        """Writes what of ``data`` there is room for, or drops it; returns the bytes taken."""
         while not _room(self._fd, 0 if _waited_enough() else self._POLL):
             if _ENDING.is_set():
                 if not _blocked_since:
@@ -269,6 +283,23 @@ class _Forgiving(io.RawIOBase):
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         super().close()
+
+
+#: The line drawn on a terminal and not ended (a progress line), as (the ``_Forgiving`` it went through,
+#: its width), until the next write to a terminal erases it: else that write would start after it.
+_unended = []
+
+
+def draws_unended_line(stream, width):
+    """Records that ``stream`` just drew a line of ``width`` characters on a terminal and did not end it.
+
+    The next write of the command's own streams (``use_own_standard_streams``)
+    to a terminal erases it first, so no other line starts in the middle of
+    it. For another stream, nothing is recorded.
+    """
+    raw = getattr(getattr(stream, "buffer", None), "raw", None)
+    if isinstance(raw, _Forgiving):
+        _unended[:] = [(raw, width)]
 
 
 def _waited_enough():

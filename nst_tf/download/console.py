@@ -1,4 +1,4 @@
-"""What a download tells its user: a progress line redrawn in place, and messages of one line each."""
+"""What a download tells its user: a progress line (redrawn in place on a terminal), and messages of one line each."""
 
 import contextlib
 import time
@@ -9,22 +9,32 @@ PROG = "nst-tf download"
 
 
 class Console:
-    """Writes to ``stream``: a progress line (``\\r``, at most every ``interval`` seconds) and whole lines.
+    """Writes to ``stream``: a progress line and whole lines.
 
-    A message after progress starts on a line of its own. Writing never
-    raises ``OSError`` (the terminal may be gone after SIGHUP).
+    On a terminal the progress line is redrawn in place (``\\r``) at most
+    every ``interval`` seconds; on a pipe or in a file it is a line of its
+    own at most every ``pipe_interval`` seconds, and at the end. A message
+    after progress starts on a line of its own. Writing never raises
+    ``OSError`` (the terminal may be gone after SIGHUP).
 
     Attributes:
         stream: a text stream.
-        interval: the least time between two progress redraws, in seconds.
+        interval: the least time between two progress redraws on a terminal, in seconds.
     """
+
+    pipe_interval = 10.0
 
     def __init__(self, stream, interval=0.25):
         self.stream = stream
         self.interval = interval
         self._at_line_start = True
-        self._drawn = 0.0
+        self._drawn = None
         self._start = None
+        self._width = 0
+        try:
+            self._tty = stream.isatty()
+        except (AttributeError, ValueError, OSError):
+            self._tty = False
 
     @classmethod
     def of(cls, stream):
@@ -47,7 +57,7 @@ class Console:
         self._start = (time.monotonic(), done)
 
     def progress(self, done, total, final=False):
-        """Redraws the progress line, unless it was drawn less than ``interval`` ago.
+        """Draws the progress line, unless it was drawn less than ``interval`` (``pipe_interval``) ago.
 
         Args:
             done: bytes so far.
@@ -55,17 +65,22 @@ class Console:
             final: draw whatever the time.
         """
         now = time.monotonic()
-        if not final and now - self._drawn < self.interval:
+        wait = self.interval if self._tty else self.pipe_interval
+        if not final and self._drawn is not None and now - self._drawn < wait:
             return
         self._drawn = now
         started, before = self._start or (now, done)
         rate = (done - before) / max(now - started, 1e-9)
         if total:
             eta = (total - done) / rate if rate > 0 else 0
-            text = f"\r{done / 2**20:7.1f} / {total / 2**20:.1f} MiB  {rate / 2**20:5.1f} MiB/s  ETA {eta:4.0f}s"
+            text = f"{done / 2**20:7.1f} / {total / 2**20:.1f} MiB  {rate / 2**20:5.1f} MiB/s  ETA {eta:4.0f}s"
         else:
-            text = f"\r{done / 2**20:7.1f} MiB  {rate / 2**20:5.1f} MiB/s"
-        self._write(text)
+            text = f"{done / 2**20:7.1f} MiB  {rate / 2**20:5.1f} MiB/s"
+        if not self._tty:
+            self._write(text + "\n")
+            return
+        self._write("\r" + text + " " * (self._width - len(text)))  # spaces over a longer line before it
+        self._width = max(self._width, len(text))
         self._at_line_start = False
 
     def end_line(self):
@@ -73,6 +88,7 @@ class Console:
         if not self._at_line_start:
             self._write("\n")
             self._at_line_start = True
+            self._width = 0
 
     def line(self, text):
         """Writes ``text`` as a line of its own.

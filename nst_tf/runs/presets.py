@@ -22,6 +22,8 @@ from ..plan.config import CONFIG, KERAS_VGG_MODEL, StyleTransferConfig
 from ..plan.large_options import LargeImageOptions
 from ..plan.networks.registry import get_network
 from ..tensors.images import ImageSize, load_image, reshape_and_normalize_image
+from ..plan.weights.registry import read_network_weights
+from ..tensors.modules import build_network
 
 #: Where CS231n's presets expect torchvision's SqueezeNet 1.1 weights (``python -m nst_tf.download --weights
 #: squeezenet`` puts them there).
@@ -56,7 +58,9 @@ class Preset:
 
         dtype = compute_dtype(self.config.precision) if dtype is None else dtype
         network = get_network(self.config.network)
-        return network.build(network.read_weights(self.model if path is None else path), dtype, self.pooling)
+        return build_network(
+            network, read_network_weights(network, self.model if path is None else path), dtype, self.pooling
+        )
 
     def load_image(self, path, size=None):
         """The content image at ``path``, sized and normalized as this preset does: (1, h, w, 3)."""

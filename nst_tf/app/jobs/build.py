@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 from ...ground.statuses import PROG
-from ...plan.networks.registry import get_network
+from ...tensors.modules import build_network
 
 
 def import_tensorflow_quietly(err):
@@ -71,7 +71,7 @@ def build_model(config, weights, pooling):
 
     Args:
         config: the run's ``StyleTransferConfig``.
-        weights: the weights ``read_weights`` gave.
+        weights: the weights ``read_network_weights`` gave.
         pooling: the pooling after each block, "avg" or "max".
 
     Returns:
@@ -79,7 +79,7 @@ def build_model(config, weights, pooling):
     """
     from ...tensors.precision import compute_dtype
 
-    return get_network(config.network).build(weights, dtype=compute_dtype(config.precision), pooling=pooling)
+    return build_network(config.network, weights, dtype=compute_dtype(config.precision), pooling=pooling)
 
 
 def contain_determinism(tf, seed):

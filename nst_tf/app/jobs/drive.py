@@ -8,41 +8,96 @@ becomes NaN, and saves the final image however the run ended.
 """
 
 import contextlib
+import io
+import os
 import signal
 import time
 
 from ...ground.errors import NonFiniteCostError, quoted
 from ...ground.statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
-from ..signals import Stopped, handling_signals, stop_words
+from ..signals import Stopped, draws_unended_line, handling_signals, stop_words
 from .outputs import FINAL_IMAGE
 
 
 class ProgressLine:
-    """A progress bar with ETA on ``stream``, redrawn in place on a terminal.
+    """A progress bar with ETA on ``stream``.
 
-    The ETA is taken from iterations after the first, whose time includes
-    tracing the loop.
+    On a terminal it is one line redrawn in place with ``\\r``, erased
+    before any other line the command writes to a terminal, and ended with
+    a newline at the last iteration. On a pipe or in a file it is a line at
+    each report, at the first iteration, at the first known ETA and at the
+    last, and at most one every ``interval`` seconds between. The ETA is
+    taken from iterations after the first, whose time includes tracing the loop.
     """
+
+    interval = 10.0
 
     def __init__(self, total, stream):
         self.total = total
         self.stream = stream
         self.start = time.monotonic()
         self.first_done = None
-        self.tty = stream.isatty()
+        self.tty = _isatty(stream)
+        self.written = None  # when the last line went to a pipe or a file
+        self.eta_written = False
+        self.width = 0  # of the line drawn on the terminal
+        self.ended = False
 
-    def update(self, done):
-        """Draws the bar for ``done`` of ``total`` iterations (ending the line at the last)."""
+    def update(self, done, report=False):
+        """Draws the bar for ``done`` of ``total`` iterations (ending the line at the last).
+
+        Args:
+            done: iterations done.
+            report: whether a report was just written (on a pipe or in a file, a line is then due).
+        """
+        if self.ended:
+            return
         now = time.monotonic()
         if self.first_done is None:
             self.first_done = (now, done)
         since, base = self.first_done
         eta = (now - since) / (done - base) * (self.total - done) if done > base else float("nan")
+        self.ended = done == self.total
         filled = int(30 * done / self.total)
         bar = "=" * filled + ">" * (filled < 30) + "." * (29 - filled)
         text = f"[{bar}] {done}/{self.total}  {now - self.start:.0f}s elapsed  ETA {_duration(eta)}"
-        self.stream.write(("\r" + text + ("\n" if done == self.total else "")) if self.tty else text + "\n")
+        if self.tty:
+            self._draw(text)
+        elif report or self.ended or self._due(now, eta == eta):
+            self.written, self.eta_written = now, self.eta_written or eta == eta
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def _due(self, now, eta_known):
+        """Whether a line is due on a pipe or in a file between reports: the first, the first with an ETA, or
+        one ``interval`` after the last."""
+        return self.written is None or (eta_known and not self.eta_written) or now - self.written >= self.interval
+
+    def _draw(self, text):
+        """Redraws the terminal's line as ``text``, cut to the terminal's width (a wrapped line cannot be)."""
+        columns = _columns(self.stream)
+        text = text[: columns - 1] if columns > 1 else text
+        self.stream.write("\r" + text + " " * (self.width - len(text)) + ("\n" if self.ended else ""))
         self.stream.flush()
+        self.width = 0 if self.ended else max(self.width, len(text))
+        if not self.ended:
+            draws_unended_line(self.stream, self.width)
+
+
+def _isatty(stream):
+    """Whether ``stream`` writes to a terminal (False for a closed one)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _columns(stream):
+    """The width of the terminal ``stream`` writes to; 0 where unknown."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return 0
 
 
 def _duration(seconds):
@@ -116,7 +171,7 @@ class _Followed:
         for item in self.transfer.run(ticks=True):
             stop.check()
             self.take(item)
-            bar.update(self.transfer.iteration)
+            bar.update(self.transfer.iteration, report=isinstance(item.item, self.progress_type))
 
     def take(self, item):
         """Writes the scale header and the report of a ``ScaleProgress``, and saves the images it makes due."""

@@ -17,6 +17,7 @@ from .manifest import MANIFEST, Manifest
 from .many_parts import REPORT_IMAGE, ManyJob, Member, result_stem
 from .outputs import Outputs
 from .single import Handover
+from ...plan.weights.registry import read_network_weights
 
 
 def prepare_many(request):
@@ -51,7 +52,7 @@ def prepare_many(request):
     members = _members(request, shapes, manifest, notes)
     styles = [read_image(path) for path in request.style_paths]
     tiles = _tiles(request, collections.Counter(member.size for member in members), styles)
-    weights = get_network(config.network).read_weights(request.model)  # last: the slowest check
+    weights = read_network_weights(config.network, request.model)  # last: the slowest check
     return ManyJob(
         config=config,
         preset=request.preset,

@@ -7,7 +7,6 @@ from ...ground.errors import NSTError, quoted
 from ...plan.config import StyleTransferConfig
 from ...plan.large_options import LargeImageOptions
 from ...plan.memory import tile_plans
-from ...plan.networks.registry import get_network
 from ...plan.video_options import VideoOptions
 from ...runs.presets import Preset
 from ...tensors.images import ImageSize, fit_style, image_size, read_image, size_for
@@ -15,6 +14,7 @@ from .manifest import Manifest
 from .many_setup import file_digest, file_identity
 from .single import Handover
 from .video_job import VideoJob, linked_partial, video_record
+from ...plan.weights.registry import read_network_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +66,7 @@ def prepare_video(request):
     tiles = tile_plans(config, large, [size], [image_size(path)[::-1] for path in request.style_paths])
     fit, paths = request.size.content_fit, request.style_paths
     fitted = [fit_style(read_image(path), size, fit, large.style_scale, large.style_size) for path in paths]
-    weights = get_network(config.network).read_weights(request.model)  # last: the slowest check
+    weights = read_network_weights(config.network, request.model)  # last: the slowest check
     return VideoJob(
         config=config,
         preset=request.preset,

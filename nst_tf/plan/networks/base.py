@@ -1,9 +1,11 @@
 """What nst_tf knows of a network before TensorFlow is loaded: its ``Network`` description.
 
-A network is two files: a description (this class's instance, free of
-TensorFlow, so that the command can check layer names, image sizes, tiles
-and memory before the seconds TensorFlow takes to import) and a
-``tf.Module`` that computes it, built by ``Network.build``. The description
+A network is three files, one in each layer that needs it, each with one
+registration: a description (this class's instance, free of TensorFlow, so
+that the command can check layer names, image sizes, tiles and memory before
+the seconds TensorFlow takes to import; ``plan.networks.registry.NETWORKS``),
+a weights reader (``plan.weights.registry.READERS``) and a ``tf.Module`` that
+computes it (``tensors.modules.MODULES``). The description
 owns the network's vocabulary (layer names in computation order, the default
 content and style layers), what it is fed (``normalizations``), its
 poolings, its smallest input, the memory a pixel costs, and the
@@ -14,12 +16,10 @@ and 2x2 poolings (stride 2), VGG's; a network made otherwise overrides
 ``stride``, ``reach`` and ``length`` or sets ``tileable`` to False.
 """
 
-import importlib
 import numbers
-import os
 from dataclasses import dataclass
 
-from ...ground.errors import NSTError, WeightsFileError
+from ...ground.errors import NSTError
 
 
 @dataclass(frozen=True, repr=False)
@@ -41,9 +41,6 @@ class Network:
         content_layer, style_layers: the default content layer and the
             default (name, weight) style layers.
         min_image_size: the smallest height and width it accepts.
-        module: "module:Class" of the ``tf.Module`` computing it, built as
-            ``Class(weights, dtype=..., pooling=...)``.
-        reader: "module:function" reading its weights file (``read_weights``).
         weights_bytes: the network's weights in memory (float32).
         pixel_bytes: measured peak memory of a whole-image Adam step per
             pixel of the image (``large/memory.py``).
@@ -69,8 +66,6 @@ class Network:
     content_layer: str
     style_layers: tuple
     min_image_size: int
-    module: str
-    reader: str
     weights_bytes: int
     pixel_bytes: int
     forward_pixel_bytes: int
@@ -173,35 +168,3 @@ class Network:
         align = self.alignment(layers)
         need = max(self.reach(layer) * self.stride(layer) for layer in layers)
         return -(-need // align) * align
-
-    # The module -------------------------------------------------------------------------
-
-    def read_weights(self, path):
-        """The weights in the file at ``path``, read by this network's reader (no TensorFlow).
-
-        Raises:
-            WeightsFileError: for a file that is missing, unreadable, damaged
-                or not this network's.
-        """
-        if not isinstance(path, (str, bytes, os.PathLike)):
-            raise WeightsFileError(f"the weights file must be a path; got {type(path).__name__}")
-        return _named(self.reader)(path)
-
-    def build(self, weights, dtype=None, pooling=None):
-        """The ``tf.Module`` computing this network from ``weights`` (imports TensorFlow).
-
-        Raises:
-            NSTError: for weights that are not what ``read_weights`` gives,
-                a pooling this network does not have or a dtype that is not
-                floating-point.
-        """
-        options = {"pooling": self.poolings[0] if pooling is None else pooling}
-        if dtype is not None:
-            options["dtype"] = dtype
-        return _named(self.module)(weights, **options)
-
-
-def _named(spec):
-    """The object ``"package.module:name"`` names."""
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module), name)

@@ -210,8 +210,6 @@ SQUEEZENET_NETWORK = SqueezeNetDescription(
     content_layer="fire2",
     style_layers=(("relu_conv1", 20000.0), ("fire3", 500.0), ("fire4", 12.0), ("fire5", 1.0)),
     min_image_size=MIN_IMAGE_SIZE,
-    module="nst_tf.tensors.squeezenet_module:SqueezeNet",
-    reader="nst_tf.plan.weights.squeezenet_reader:read_squeezenet",
     # Measured (CPU, float32, TensorFlow 2.21, full-width random_squeezenet_weights, the defaults above,
     # normalization "imagenet"), each in a fresh process, from /proc/self/status: VmHWM reset through
     # /proc/self/clear_refs before the part measured, as benchmarks/budget.py does; per pixel, the

@@ -114,8 +114,6 @@ VGG19_NETWORK = Network(
     content_layer="conv4_2",
     style_layers=(("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2)),
     min_image_size=MIN_IMAGE_SIZE,
-    module="nst_tf.tensors.vgg19_module:VGG19",
-    reader="nst_tf.plan.weights.readers:read_weights",
     # Measured: benchmarks/results/cpu-2026-11-23.md (scaling, load), large-cpu-2026-11-29-tiling.md and
     # budget-*.md (forward passes: 1340-1371 bytes a pixel at 512x512 and 1024x1024).
     weights_bytes=80 * 2**20,
