@@ -166,7 +166,7 @@ class NstStep:
         self.transfer = nst_tf.StyleTransfer(nst_tf.StyleCost(model, content, style, config))
 
     def first_cost(self):
-        return self.transfer.costs()[0]
+        return self.transfer.costs()["total"]
 
     def __call__(self, n=1):
         self.transfer.step(n)
@@ -402,7 +402,7 @@ def section_optimizers(model, steps, every=5, size=(300, 400)):
         transfer = nst_tf.StyleTransfer(cost)
         transfer.step(1)  # trace and warm up, then start again from the same image
         transfer = nst_tf.StyleTransfer(cost)
-        points = [{"iteration": "start", "seconds": 0.0, "total_cost": transfer.costs()[0]}]
+        points = [{"iteration": "start", "seconds": 0.0, "total_cost": transfer.costs()["total"]}]
         start = time.perf_counter()
         for progress in transfer.run():
             points.append(

@@ -73,12 +73,17 @@ def timed(fn):
     return time.perf_counter() - start
 
 
+def _total(costs):
+    """The total cost, from costs by name or from an older revision's (total, content, style, tv) tuple."""
+    return costs["total"] if isinstance(costs, dict) else costs[0]
+
+
 def compare(old, weights, size, tile, rounds):
     height, width = size
     rng = np.random.default_rng(0)
     content, style = (rng.normal(0, 50, (1, height, width, 3)).astype(np.float32) for _ in range(2))
     runs = {"old": build(old, weights, content, style, tile), "new": build(nst_tf, weights, content, style, tile)}
-    first = {key: run.costs()[0] for key, run in runs.items()}
+    first = {key: _total(run.costs()) for key, run in runs.items()}
     assert np.isclose(first["old"], first["new"], rtol=1e-5), first
     for run in runs.values():
         run.step()  # traces

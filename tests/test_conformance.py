@@ -6,7 +6,7 @@ a network, a precision, a cost term or an objective class that the table does no
 
 Checks, per cell where they make sense:
 
-- gradient: ``value_and_gradient`` equals a ``tf.GradientTape`` gradient of ``objective(image)[0]``,
+- gradient: ``value_and_gradient`` equals a ``tf.GradientTape`` gradient of ``objective(image)["total"]``,
   and the tiled objectives' costs and gradients equal the whole image's;
 - the loop: ``StyleTransfer``'s steps trace once over several calls, and the cost falls;
 - XLA: ``value_and_gradient`` compiled with ``jit_compile=True`` equals eager (float32);
@@ -218,25 +218,25 @@ def test_value_and_gradient_is_the_tape_gradient_of_the_cost_and_tiles_match_the
 
     assert [type(term) for term in objective.terms] == list(TERMS)
     costs, gradient = objective.value_and_gradient(image)
-    J, *values = (float(c) for c in costs)
-    # The objective reports the config's terms' values; a term a job adds (the temporal one) has its own.
-    values_of_all = values + [float(term.image_cost(image)) for term in objective.terms[len(values) :]]
-    assert all(value > 0 for value in values_of_all), values_of_all  # every term takes part
-    weights = [term.weight for term in objective.terms]
-    assert J == pytest.approx(sum(w * v for w, v in zip(weights, values_of_all)), rel=1e-5)
+    values = {name: float(c) for name, c in costs.items()}
+    # The objective reports each term's value under the term's name, the total first.
+    assert list(values) == ["total", *(term.name for term in objective.terms)]
+    assert all(values[term.name] > 0 for term in objective.terms), values  # every term takes part
+    weighted = sum(term.weight * values[term.name] for term in objective.terms)
+    assert values["total"] == pytest.approx(weighted, rel=1e-5)
 
     with tf.GradientTape() as tape:
         tape.watch(image)
         taped_costs = objective(image)
-    taped = tape.gradient(taped_costs[0], image)
+    taped = tape.gradient(taped_costs["total"], image)
     tolerance = TOLERANCES[precision]
-    assert [float(c) for c in taped_costs] == pytest.approx([J, *values], rel=tolerance)
+    assert {name: float(c) for name, c in taped_costs.items()} == pytest.approx(values, rel=tolerance)
     assert _relative_error(gradient, taped) < tolerance
 
     if objective_name != "whole":
         assert len(objective.tiles) == 4
         whole_costs, whole_gradient = OBJECTIVES["whole"](model, *network_images, config).value_and_gradient(image)
-        assert [J, *values] == pytest.approx([float(c) for c in whole_costs], rel=tolerance)
+        assert values == pytest.approx({name: float(c) for name, c in whole_costs.items()}, rel=tolerance)
         assert _relative_error(gradient, whole_gradient) < tolerance
 
 
@@ -266,12 +266,12 @@ def test_a_seeded_run_traces_once_lowers_the_cost_and_repeats_exactly(
         transfer = StyleTransfer(objective, config)
         for n in (1, 2, 3):
             if totals is not None:
-                totals.append(transfer.costs()[0])
+                totals.append(transfer.costs()["total"])
             transfer.step(n)
         assert transfer.iteration == 6
         assert len(traces) == 1
         if totals is not None:
-            totals.append(transfer.costs()[0])
+            totals.append(transfer.costs()["total"])
         assert objective_name == "whole" or len(objective.tiles) == 2
         return transfer.image.numpy()
 
@@ -298,7 +298,8 @@ def test_value_and_gradient_compiled_with_xla_equals_eager(network, network_imag
     image = tf.constant(start_image(network_images[0], config))
     costs, gradient = objective.value_and_gradient(image)
     compiled_costs, compiled_gradient = tf.function(objective.value_and_gradient, jit_compile=True)(image)
-    assert [float(c) for c in compiled_costs] == pytest.approx([float(c) for c in costs], rel=1e-4)
+    compiled = {name: float(c) for name, c in compiled_costs.items()}
+    assert compiled == pytest.approx({name: float(c) for name, c in costs.items()}, rel=1e-4)
     assert _relative_error(compiled_gradient, gradient) < 1e-4
 
 

@@ -243,12 +243,13 @@ def test_a_batch_objective_gives_each_images_own_costs_and_gradient(model, image
     config = StyleTransferConfig(tv_weight=1.0)
     generated = contents + np.float32(5.0)
     costs, gradient = BatchStyleCost(model, contents, style, config).value_and_gradient(tf.constant(generated))
-    assert [c.shape for c in costs] == [(2,)] * 4
+    assert {name: c.shape for name, c in costs.items()} == {name: (2,) for name in ("total", "content", "style", "tv")}
     for i in range(2):
         alone, alone_gradient = StyleCost(model, contents[i : i + 1], style, config).value_and_gradient(
             tf.constant(generated[i : i + 1])
         )
-        assert [float(c[i]) for c in costs] == pytest.approx([float(c) for c in alone], rel=1e-5)
+        mine = {name: float(c[i]) for name, c in costs.items()}
+        assert mine == pytest.approx({name: float(c) for name, c in alone.items()}, rel=1e-5)
         np.testing.assert_allclose(gradient[i], alone_gradient[0], rtol=0, atol=1e-5 * np.abs(alone_gradient).max())
 
 

@@ -57,9 +57,9 @@ def test_blending_two_styles_weighs_their_costs(model, images, rng):
     initial = StyleTransfer(
         StyleCost(model, content, [style_a, style_b], StyleTransferConfig(seed=0, style_blend_weights=(7, 3)))
     )
-    start_a = StyleTransfer(StyleCost(model, content, style_a, StyleTransferConfig(seed=0))).costs()[2]
-    start_b = StyleTransfer(StyleCost(model, content, style_b, StyleTransferConfig(seed=0))).costs()[2]
-    assert initial.costs()[2] == pytest.approx(0.7 * start_a + 0.3 * start_b, rel=1e-5)
+    start_a = StyleTransfer(StyleCost(model, content, style_a, StyleTransferConfig(seed=0))).costs()["style"]
+    start_b = StyleTransfer(StyleCost(model, content, style_b, StyleTransferConfig(seed=0))).costs()["style"]
+    assert initial.costs()["style"] == pytest.approx(0.7 * start_a + 0.3 * start_b, rel=1e-5)
     assert not np.array_equal(mixed.image, only_b.image)
 
 
@@ -75,7 +75,8 @@ def test_blend_weights_must_match_the_style_images(model, images):
 def test_the_costs_of_any_image_need_no_optimizer(model, images, rng):
     content, style = images
     image = (content + rng.normal(0, 20, content.shape)).astype(np.float32)
-    J, J_content, J_style, J_tv = StyleCost(model, content, style, StyleTransferConfig(tv_weight=0.5))(image)
+    costs = StyleCost(model, content, style, StyleTransferConfig(tv_weight=0.5))(image)
+    J, J_content, J_style, J_tv = (costs[name] for name in ("total", "content", "style", "tv"))
     names = [name for name, _ in StyleTransferConfig().style_layers]
     G = model(image, layers=["conv4_2", *names])
     expected_content = compute_content_cost(model(content, layers=["conv4_2"])["conv4_2"], G["conv4_2"])
@@ -92,8 +93,9 @@ def test_xla_gives_the_costs_eager_execution_gives(model, images, rng):
     cost = StyleCost(model, content, style, StyleTransferConfig())
     eager = cost(image)
     compiled = tf.function(cost, jit_compile=True)(image)
-    for a, b in zip(compiled, eager):
-        np.testing.assert_allclose(float(a), float(b), rtol=1e-4)
+    assert list(compiled) == list(eager) == ["total", "content", "style"]
+    for name in eager:
+        np.testing.assert_allclose(float(compiled[name]), float(eager[name]), rtol=1e-4)
 
 
 def test_astype_round_trips(model):

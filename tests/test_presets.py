@@ -106,7 +106,7 @@ def test_second_edition_preset_takes_the_courses_train_steps(keras_weights_file,
     assert start.min() >= 0 and start.max() <= 1 and np.abs(start - content).max() <= 0.25
     ours = []
     for _ in range(3):
-        ours.append(transfer.costs()[0])  # train_step returns the cost before its update
+        ours.append(transfer.costs()["total"])  # train_step returns the cost before its update
         transfer.step(1)
     course, image = course_train_steps(keras_vgg, content, style, start, 3)
     np.testing.assert_allclose(ours, course, rtol=1e-4)
@@ -121,7 +121,8 @@ def test_second_edition_gradient_is_the_courses(keras_weights_file, keras_vgg, u
     content, style = unit_images
     start = np.clip(content + 0.1, 0, 1)
     cost = StyleCost(second.load_model(keras_weights_file), content, style, second.config)
-    (J, *_), gradient = cost.value_and_gradient(tf.constant(start))
+    costs, gradient = cost.value_and_gradient(tf.constant(start))
+    J = costs["total"]
     names = [name for name, _ in SECOND_EDITION_STYLE_LAYERS] + ["block5_conv4"]
     outputs = course_outputs(keras_vgg, names)
     image = tf.constant(start)
@@ -211,11 +212,11 @@ def test_the_first_edition_preset_is_the_default():
     assert PRESETS["first_edition"].size == nst_tf.ImageSize()
 
 
-# The Keras L-BFGS variant (seed 001) as a preset -------------------------------------------
+# The Keras L-BFGS variant as a preset -------------------------------------------
 
 
-def seed_001_objective(vgg, style_bgr, combination_bgr):
-    """Seed 001's loss, written as it writes it, on Caffe-preprocessed (BGR) images."""
+def keras_lbfgs_objective(vgg, style_bgr, combination_bgr):
+    """The Keras L-BFGS notebook's loss, written as it writes it, on Caffe-preprocessed (BGR) images."""
     style_bgr, combination_bgr = (tf.constant(x, tf.float32) for x in (style_bgr, combination_bgr))
     height, width = style_bgr.shape[1:3]
     layers = ["block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4"]
@@ -239,23 +240,23 @@ def seed_001_objective(vgg, style_bgr, combination_bgr):
     return float(loss + 0.2 * tf.reduce_sum(tf.pow(a + b, 1.25)))
 
 
-def test_keras_lbfgs_preset_computes_seed_001s_objective(keras_weights_file, keras_vgg, rng):
+def test_keras_lbfgs_preset_computes_the_keras_lbfgs_notebooks_objective(keras_weights_file, keras_vgg, rng):
     variant = preset("keras_lbfgs")
     model = variant.load_model(keras_weights_file)
     pixels = [rng.uniform(0, 255, (1, SIZE, SIZE, 3)) for _ in range(3)]
     content, style, generated = (nst_tf.reshape_and_normalize_image(p[0]) for p in pixels)
-    ours = float(StyleCost(model, content, style, variant.config)(generated.astype(np.float32))[0])
+    ours = float(StyleCost(model, content, style, variant.config)(generated.astype(np.float32))["total"])
     caffe = tf.keras.applications.vgg19.preprocess_input  # RGB 0..255 -> BGR minus each channel's mean
-    theirs = seed_001_objective(keras_vgg, caffe(pixels[1].copy()), caffe(pixels[2].copy()))
+    theirs = keras_lbfgs_objective(keras_vgg, caffe(pixels[1].copy()), caffe(pixels[2].copy()))
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
-    # Where nst_tf deliberately differs: seed 001 subtracts the blue mean from red and the red one from
+    # Where nst_tf deliberately differs: that notebook subtracts the blue mean from red and the red one from
     # blue before reversing the channels. Its value for the same pictures is then another number.
     wrong = [p.copy() for p in pixels]
     for p in wrong:
         p[..., 0] -= 103.939
         p[..., 1] -= 116.779
         p[..., 2] -= 123.68
-    theirs_as_written = seed_001_objective(keras_vgg, wrong[1][..., ::-1], wrong[2][..., ::-1])
+    theirs_as_written = keras_lbfgs_objective(keras_vgg, wrong[1][..., ::-1], wrong[2][..., ::-1])
     assert not np.isclose(ours, theirs_as_written, rtol=1e-3)
 
 
@@ -266,6 +267,6 @@ def test_keras_lbfgs_preset_starts_from_the_content_and_lowers_the_cost(small_ke
     config = dataclasses.replace(variant.config, epochs=8, print_every=4)
     transfer = StyleTransfer(StyleCost(model, content, style, config))
     np.testing.assert_allclose(transfer.image.numpy(), content.astype(np.float32))
-    before = transfer.costs()[0]
+    before = transfer.costs()["total"]
     reports = list(transfer.run())
     assert reports[-1].total_cost < before and reports[-1].content_cost == 0 or config.alpha == 0

@@ -1,7 +1,8 @@
-"""README.md's code runs: every Python block as written, every command cheaply or with -h.
+"""The code of README.md and docs/ runs: every Python block as written, every command cheaply or with -h.
 
-Each block runs in an empty folder holding small synthetic weights and images
-at the paths the README names, as the repository root holds the real ones.
+The pages are README.md, each docs/*.md and pretrained-model/README.md. Each block runs in an empty
+folder holding small synthetic weights and images at the paths the pages name, as the repository
+root holds the real ones; a command that appears on several pages runs once.
 """
 
 import configparser
@@ -22,38 +23,48 @@ import pytest
 
 from nst_tf import download
 from nst_tf.app import cli
-from nst_tf.plan.config import KERAS_VGG_MODEL
-from nst_tf.runs.presets import SQUEEZENET_MODEL
-from nst_tf.plan.synthetic import write_vgg19_h5, write_vgg19_mat
 from nst_tf.plan.clip import encode, probe
+from nst_tf.plan.config import KERAS_VGG_MODEL
+from nst_tf.plan.synthetic import write_vgg19_h5, write_vgg19_mat
 from nst_tf.plan.weights.squeezenet_reader import write_squeezenet_weights
+from nst_tf.runs.presets import SQUEEZENET_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "pretrained-model" / "README.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 SHELLS = ("bash", "sh", "console", "shell")
 
-#: Appended to the command's runs: later options override earlier ones, so a run keeps what the README
+#: Appended to the command's runs: later options override earlier ones, so a run keeps what the page
 #: gives and only gets smaller and shorter.
 CHEAP = ("--width", "64", "--height", "48", "--epochs", "2", "--print_every", "1")
+#: Options a page may give large values, brought down to these at most: sizes (at the first of
+#: ``--scales``, which doubles them at each later one) and iterations.
+SIZES = {"--max_size": 64, "--shorter_side": 64, "--style_size": 64}
+ITERATIONS = {"--scale_epochs": 2, "--first_frame_epochs": 2}
+
+
+def _name(page):
+    return page.relative_to(ROOT).as_posix()
 
 
 def blocks(languages):
-    """(first line's number in README.md, text) of each fenced block in one of ``languages``."""
+    """(page, first line's number in it, text) of each fenced block in one of ``languages``."""
     found = []
-    for match in FENCE.finditer(README):
-        language, body = match.groups()
-        if language in languages:
-            line = README.count("\n", 0, match.start()) + 2
-            found.append(pytest.param(line, body, id=f"line{line}"))
+    for page in PAGES:
+        text = page.read_text()
+        for match in FENCE.finditer(text):
+            language, body = match.groups()
+            if language in languages:
+                line = text.count("\n", 0, match.start()) + 2
+                found.append(pytest.param(page, line, body, id=f"{_name(page)}:{line}"))
     return found
 
 
 def commands():
-    """Each command of the shell blocks, split at ``&&``, as argument lists."""
+    """Each command of the shell blocks, split at ``&&``, as argument lists; each once, however many pages give it."""
     found = []
     for param in blocks(SHELLS):
-        for line in param.values[1].splitlines():
+        for line in param.values[2].splitlines():
             line = line.strip().removeprefix("$ ")
             if line and not line.startswith("#"):
                 words = shlex.split(line)
@@ -62,12 +73,13 @@ def commands():
                     found.append(words[:cut])
                     words = words[cut + 1 :]
                 found.append(words)
-    return [pytest.param(words, id=" ".join(words)) for words in found]
+    unique = {shlex.join(words): words for words in found}
+    return [pytest.param(words, id=key) for key, words in unique.items()]
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
-    """Weights and images at the README's paths, written once."""
+    """Weights and images at the pages' paths, written once."""
     folder = tmp_path_factory.mktemp("assets")
     write_vgg19_mat(folder / "pretrained-model" / "imagenet-vgg-verydeep-19.mat", width_divisor=16)
     write_vgg19_h5(folder / KERAS_VGG_MODEL, width_divisor=16)
@@ -75,11 +87,18 @@ def assets(tmp_path_factory):
     (folder / "images").mkdir()
     rows, cols = np.mgrid[0:96, 0:128]
     content = np.stack([rows * 2, cols * 2, 255 - rows - cols], axis=-1) + rng.normal(0, 8, (96, 128, 3))
-    iio.imwrite(folder / "images" / "content.jpg", np.clip(content, 0, 255).astype(np.uint8))
-    # A video: three frames of the content image moving two pixels a frame.
-    moving = [np.clip(content, 0, 255).astype(np.uint8)[:64, 2 * i : 2 * i + 96] for i in range(3)]
-    encode(str(folder / "images" / "clip.mp4"), moving, (96, 64), 3.0)
+    content = np.clip(content, 0, 255).astype(np.uint8)
+    iio.imwrite(folder / "images" / "content.jpg", content)
+    # The recipes' video: three frames of the content image moving two pixels a frame.
+    moving = [content[:64, 2 * i : 2 * i + 96] for i in range(3)]
+    encode(str(folder / "my_video.mp4"), moving, (96, 64), 3.0)
     iio.imwrite(folder / "images" / "style.jpg", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    # The recipes' own photo, painting and folder of photos.
+    iio.imwrite(folder / "my_photo.jpg", content[:, ::-1])
+    iio.imwrite(folder / "my_painting.jpg", rng.integers(0, 256, (64, 48, 3), dtype=np.uint8))
+    (folder / "photos").mkdir()
+    iio.imwrite(folder / "photos" / "a.jpg", content)
+    iio.imwrite(folder / "photos" / "b.png", content[::-1])
     # CS231n's edition: SqueezeNet's weights and the assignment's image names (users place their own).
     write_squeezenet_weights(folder / SQUEEZENET_MODEL)
     for name in ("tubingen.jpg", "composition_vii.jpg", "the_scream.jpg", "starry_night.jpg"):
@@ -99,18 +118,20 @@ def scratch(assets, tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_the_readme_has_code_blocks_of_each_kind_and_no_indented_ones():
-    assert len(blocks({"python"})) >= 3 and len(commands()) >= 5
-    # An indented block would escape these tests; fences only.
-    outside = FENCE.sub("", README)
-    assert not re.search(r"\n\n {4}\S", outside), "use a fenced block"
-    assert {language for language, _ in FENCE.findall(README)} <= {"python", *SHELLS}
+def test_the_pages_have_code_blocks_of_each_kind_and_no_indented_ones():
+    assert len(blocks({"python"})) >= 5 and len(commands()) >= 20
+    for page in PAGES:
+        text = page.read_text()
+        # An indented block would escape these tests; fences only.
+        outside = FENCE.sub("", text)
+        assert not re.search(r"\n\n {4}\S", outside), f"{_name(page)}: use a fenced block"
+        assert {language for language, _ in FENCE.findall(text)} <= {"python", *SHELLS}, _name(page)
 
 
-@pytest.mark.parametrize("line, code", blocks({"python"}))
-def test_python_block_runs_as_written(line, code, scratch, capsys):
-    padded = "\n" * (line - 1) + code  # tracebacks give README.md's own line numbers
-    exec(compile(padded, str(ROOT / "README.md"), "exec"), {"__name__": "__readme__"})
+@pytest.mark.parametrize("page, line, code", blocks({"python"}))
+def test_python_block_runs_as_written(page, line, code, scratch, capsys):
+    padded = "\n" * (line - 1) + code  # tracebacks give the page's own line numbers
+    exec(compile(padded, str(page), "exec"), {"__name__": "__docs__"})
     assert capsys.readouterr().out  # each block shows what it computed
 
 
@@ -133,7 +154,7 @@ def _pytest(words):
 
 
 def _script(words):
-    """A benchmark runs for minutes: -h, in this process, with the README's own arguments."""
+    """A benchmark runs for minutes: -h, in this process, with the page's own arguments."""
     script = ROOT / words[1]
     saved = sys.modules.pop("bench", None)  # large.py imports bench.py: fresh here, and forgotten after
     try:
@@ -150,15 +171,31 @@ def _script(words):
 
 
 def _download(words):
-    """The download needs the internet: -h, after the README's own arguments (so they must parse)."""
+    """The download needs the internet: -h, after the page's own arguments (so they must parse)."""
     with pytest.raises(SystemExit) as exit_, contextlib.redirect_stdout(io.StringIO()):
         download.main([*words[3:], "-h"])
     assert exit_.value.code == 0
 
 
+def _cheap(arguments):
+    """``arguments`` made smaller and shorter: CHEAP appended, and SIZES' and ITERATIONS' options capped where given."""
+    scales = int(arguments[arguments.index("--scales") + 1]) if "--scales" in arguments else 1
+    caps = {**{option: most * 2 ** (scales - 1) for option, most in SIZES.items()}, **ITERATIONS}
+    capped = []
+    for option, most in caps.items():
+        if option in arguments:
+            capped += [option, str(min(int(arguments[arguments.index(option) + 1]), most))]
+    return [*arguments, *CHEAP, *capped]
+
+
 def _command(words, scratch, capsys):
     """The command itself runs, smaller and shorter, and saves its final image (or, for a folder, one each)."""
-    assert cli.main([*words[3:], *CHEAP]) == 0, capsys.readouterr().err
+    if "-h" in words:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(words[3:])
+        assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
+        return
+    assert cli.main(_cheap(words[3:])) == 0, capsys.readouterr().err
     output = scratch / (words[words.index("--output_dir") + 1] if "--output_dir" in words else "output")
     content = words[words.index("--content_image_filename") + 1] if "--content_image_filename" in words else ""
     if content.endswith(".mp4"):
@@ -171,7 +208,7 @@ def _command(words, scratch, capsys):
 
 
 def _cluster(words):
-    """The cluster how-to: test_ray_engine.py runs these with a head and a worker node on this machine."""
+    """The cluster recipe: test_ray_engine.py runs these with a head and a worker node on this machine."""
     import test_ray_engine
 
     assert words in test_ray_engine._cluster_block()
@@ -192,12 +229,30 @@ def test_command_block_runs(words, scratch, capsys):
     elif words[0] == "pytest":
         _pytest(words)
     else:
-        pytest.fail(f"no check for this README command; add one: {shlex.join(words)}")
+        pytest.fail(f"no check for this command; add one: {shlex.join(words)}")
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--max_size", "512"], ["--max_size", "512", *CHEAP, "--max_size", "64"]),
+        (["--max_size", "32"], ["--max_size", "32", *CHEAP, "--max_size", "32"]),
+        (
+            ["--max_size", "4096", "--scales", "3", "--scale_epochs", "100"],
+            ["--max_size", "4096", "--scales", "3", "--scale_epochs", "100", *CHEAP, "--max_size", "256"]
+            + ["--scale_epochs", "2"],
+        ),
+        (["--preset", "keras_lbfgs"], ["--preset", "keras_lbfgs", *CHEAP]),
+    ],
+)
+def test_commands_run_smaller_and_shorter_never_larger(arguments, expected):
+    assert _cheap(arguments) == expected
 
 
 def test_submodules_are_attributes_of_the_package_and_other_names_are_not():
     code = (
         "import sys, nst_tf; assert nst_tf.runs.presets.PRESETS and nst_tf.plan.networks.registry.NETWORKS; "
+        "assert nst_tf.presets is nst_tf.runs.presets; "
         "assert not hasattr(nst_tf, 'no_such_name') and not hasattr(nst_tf, '__wrapped__'); "
         "assert 'tensorflow' not in sys.modules"
     )

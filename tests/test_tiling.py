@@ -68,8 +68,10 @@ def _compare(model, config, content, styles, image, tile_size, keep_forward=Fals
     (costs, gradient), (tiled_costs, tiled_gradient) = (
         cost.value_and_gradient(tf.constant(image)) for cost in (untiled, tiled)
     )
-    cost_errors = [abs(float(t) - float(u)) / max(abs(float(u)), 1e-30) for t, u in zip(tiled_costs, costs)]
-    return tiled, cost_errors, _relative_error(tiled_gradient, gradient), [float(c) for c in tiled(tf.constant(image))]
+    assert list(tiled_costs) == list(costs)
+    cost_errors = [abs(float(tiled_costs[n]) - float(u)) / max(abs(float(u)), 1e-30) for n, u in costs.items()]
+    called = [float(c) for c in tiled(tf.constant(image)).values()]
+    return tiled, cost_errors, _relative_error(tiled_gradient, gradient), called
 
 
 # Exactness ------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_co
         for _ in tf.range(n):
             clamped()
             costs, gradient = objective.value_and_gradient(image)
-            J = costs[0]  # a vector of each image's, for a batch
+            J = costs["total"]  # a vector of each image's, for a batch
             if not (tf.reduce_all(tf.math.is_finite(J)) and tf.reduce_all(tf.math.is_finite(gradient))):
                 break
             last_finite.assign(image)
@@ -98,7 +98,7 @@ class StyleTransfer:
 
     Args:
         objective: a ``StyleCost`` (or an object with its interface:
-            ``objective(image) -> (J, J_content, J_style, J_tv)``,
+            ``objective(image) -> {"total": J, term name: value}``,
             ``value_and_gradient(image)``, ``content_image``, ``config`` and
             ``present(image)``).
         config: a ``StyleTransferConfig`` for the loop (``epochs``,
@@ -200,14 +200,14 @@ class StyleTransfer:
         return self.objective.present(self.image.numpy())
 
     def costs(self):
-        """(total, content, style, total variation) costs of the current image, as floats (for a batch,
+        """The current image's costs by name, ``{"total": J, term name: value}``, as floats (for a batch,
         arrays of each image's)."""
         if self._costs is None:
             # Traced once per run, explicitly (see step()).
             self._costs = tf.function(lambda: self.objective(self.image)).get_concrete_function()
         if self.batched:
-            return tuple(np.asarray(c, np.float64) for c in self._costs())  # each image's
-        return tuple(float(c) for c in self._costs())
+            return {name: np.asarray(c, np.float64) for name, c in self._costs().items()}  # each image's
+        return {name: float(c) for name, c in self._costs().items()}
 
     def run(self, ticks=False):
         """Runs the remaining iterations, yielding a ``Progress`` at each report.
@@ -226,11 +226,11 @@ class StyleTransfer:
                 self.step(self._slice(report + 1 - self.iteration))
                 if ticks and self.iteration <= report:
                     yield Tick(self.iteration)
-            J, J_content, J_style, J_tv = self.costs()
-            if not np.all(np.isfinite(J)):
+            costs = self.costs()
+            if not np.all(np.isfinite(costs["total"])):
                 self._raise_non_finite(report)
             self._last_finite.assign(self.image)
-            yield Progress(report, J, J_content, J_style, self.current_image(), J_tv)
+            yield Progress(report, costs, self.current_image())
 
     def _slice(self, remaining):
         if self._step_seconds is None:

@@ -64,7 +64,7 @@ class BatchStyleCost(tf.Module):
         return self._single.activations(contents, [layer])[layer]
 
     def __call__(self, images):
-        """Each image's ``(J, J_content, J_style, J_tv)``, float32 vectors of shape (B,)."""
+        """Each image's costs by name (as ``StyleCost``'s), float32 vectors of shape (B,)."""
         images = self._check(images)
         activations = self._single.activations(images)
 
@@ -83,11 +83,11 @@ class BatchStyleCost(tf.Module):
         return images
 
     def value_and_gradient(self, images):
-        """``((J, J_content, J_style, J_tv), dJ/dimages)`` with ``J`` summed over the batch for the gradient."""
+        """``(costs by name, dJ/dimages)`` with the total summed over the batch for the gradient."""
         with tf.GradientTape() as tape:
             tape.watch(images)
             costs = self(images)
-            total = tf.reduce_sum(costs[0])
+            total = tf.reduce_sum(costs["total"])
         return costs, tape.gradient(total, images)
 
     def constrain(self, images):

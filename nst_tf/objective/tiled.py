@@ -239,7 +239,7 @@ class TiledStyleCost(StyleCost):
         with tf.GradientTape() as tape:
             tape.watch(flat)
             costs = self._combined(image, tf.nest.pack_sequence_as(sums, flat), self._shapes())
-        upstream = tape.gradient(costs[0], flat, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        upstream = tape.gradient(costs["total"], flat, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         upstream = tf.nest.pack_sequence_as(sums, upstream)
         after = [self._gradient.assign(tf.zeros_like(self._gradient))]
         for i in reversed(range(len(self.tiles))):

@@ -4,10 +4,11 @@
 defines the cost: the network in the precision it runs in, the content
 target, one set of style Gram matrices per style image with its blend
 weight, the colour handling of the styles, and the total-variation term.
-Called on an image it returns ``(J, J_content, J_style, J_tv)``, so the
-course's costs of any image can be evaluated without an optimizer, and the
-optimization loop (``optimize.py``) needs to know nothing of what it
-minimizes.
+Called on an image it returns its costs by name, ``{"total": J, "content":
+J_content, "style": J_style, "tv": J_tv, ...}`` (one entry per term, see
+``terms.py``), so the course's costs of any image can be evaluated without an
+optimizer, and the optimization loop (``nst_tf.loop``) and everything that
+reports or records a run carry whatever terms the objective has.
 """
 
 import tensorflow as tf
@@ -40,15 +41,17 @@ class StyleCost(tf.Module):
             and ``clip``.
         extra_terms: image terms (``terms.py``, e.g. a ``TemporalTerm``)
             added to the objective's sum after the config's (they count in
-            ``J``; each one's own value is its ``image_cost(image)``).
+            ``J``; each one's own value is its ``image_cost(image)``, reported
+            under its ``name``).
         plan: for subclasses that compute the targets another way
             (``TiledStyleCost``'s ``TilePlan``); kept as ``self.plan`` for
             their target hooks, which this constructor calls. ``StyleCost``
             itself computes on the whole image.
 
-    Calling it on an image of shape (1, H, W, 3) returns float32 scalars
-    ``(J, J_content, J_style, J_tv)`` with
-    ``J = alpha * J_content + beta * J_style + tv_weight * J_tv`` and
+    Calling it on an image of shape (1, H, W, 3) returns its costs by name,
+    float32 scalars: ``{"total": J, "content": J_content, "style": J_style}``,
+    then ``"tv"`` when ``tv_weight`` is not 0 and each extra term's, with
+    ``J = alpha * J_content + beta * J_style + tv_weight * J_tv + ...`` and
     ``J_style = sum_s blend_s * sum_l weight_l * style cost of layer l``.
     ``terms`` holds the terms (``terms.py``) in that order. The network runs
     in ``config.precision``; activations are cast to float32 before Gram
@@ -77,9 +80,7 @@ class StyleCost(tf.Module):
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
         self.config = config
         self.plan = plan
-        self._extra_terms = list(extra_terms)
-        if any(getattr(term, "layers", None) != () or not hasattr(term, "image_cost") for term in self._extra_terms):
-            raise NSTError("extra_terms must be image terms: objects with layers=() and image_cost(image)")
+        self._extra_terms = _image_terms(extra_terms)
         self.model = _in_precision(model, config.precision)
         self.content_image = checked_float32_batch(content_image, "content_image")
         styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
@@ -205,7 +206,7 @@ class StyleCost(tf.Module):
         return image
 
     def __call__(self, image):
-        """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars."""
+        """The costs of ``image`` (shape (1, H, W, 3)) by name, ``{"total": J, term name: value}``, float32 scalars."""
         image = self._check(image)
         return self.image_costs(image, self.activations(image))
 
@@ -214,7 +215,7 @@ class StyleCost(tf.Module):
         return self._float32(self._network(images, self._layers if layers is None else list(layers)))
 
     def image_costs(self, image, activations, content_target=None):
-        """``(J, J_content, J_style, J_tv)`` of one image (1, H, W, 3) from its float32 ``activations``.
+        """The costs by name of one image (1, H, W, 3) from its float32 ``activations``.
 
         ``content_target``: the content activation to compare with, when it
         is not this objective's (``BatchStyleCost``'s images each have their
@@ -232,7 +233,7 @@ class StyleCost(tf.Module):
         return ContentTerm(self.content_layer, target, config.alpha, config.content_normalizer)
 
     def _combined(self, image, sums, shapes, terms=None):
-        """``(J, J_content, J_style, J_tv)`` from each network term's ``sums`` (in ``terms`` order).
+        """``{"total": J, term name: value}`` from each network term's ``sums`` (in ``terms`` order).
 
         Each term's value is its ``cost`` of its sums (an image term's, of
         the image); ``J = sum weight * value``. Shared with
@@ -245,8 +246,7 @@ class StyleCost(tf.Module):
             values[term.name] = value
             weighted = _weighted(term.weight, value)
             J = weighted if J is None else J + weighted
-        zero = tf.zeros([], tf.float32)
-        return J, values.get("content", zero), values.get("style", zero), values.get("tv", zero)
+        return {"total": J, **values}
 
     def constrain(self, image):
         """After each optimizer step: with ``config.clip``, clips the ``image`` variable to the pixel range."""
@@ -254,7 +254,7 @@ class StyleCost(tf.Module):
             image.assign(tf.clip_by_value(image, *self._pixel_range))
 
     def value_and_gradient(self, image):
-        """``((J, J_content, J_style, J_tv), dJ/dimage)``: what one optimizer step needs.
+        """``(costs by name, dJ/dimage)``: what one optimizer step needs.
 
         The loop calls only this, so an objective that computes the gradient
         another way (in tiles, say) plugs in by overriding it.
@@ -262,7 +262,7 @@ class StyleCost(tf.Module):
         with tf.GradientTape() as tape:
             tape.watch(image)
             costs = self(image)
-        return costs, tape.gradient(costs[0], image)
+        return costs, tape.gradient(costs["total"], image)
 
     def present(self, image):
         """``image`` as it is shown and saved: with ``preserve_colors="luminance"``, in the content's colours."""
@@ -271,6 +271,19 @@ class StyleCost(tf.Module):
     def deprocess(self, image):
         """``image`` as uint8 pixels (h, w, 3), for the objective's normalization."""
         return deprocess_image(self.present(image), self.config.normalization)
+
+
+def _image_terms(terms):
+    """``terms`` as a list, when each is an image term with a name of its own; ``NSTError`` otherwise."""
+    terms = list(terms)
+    if any(getattr(term, "layers", None) != () or not hasattr(term, "image_cost") for term in terms):
+        raise NSTError("extra_terms must be image terms: objects with layers=() and image_cost(image)")
+    names = ["total", "content", "style", "tv", *(getattr(term, "name", None) for term in terms)]
+    if any(not isinstance(name, str) or names.count(name) > 1 for name in names):
+        raise NSTError(
+            f"each extra term needs a name of its own, not one of {', '.join(names[:4])}; got {names[4:]!r:.80}"
+        )
+    return terms
 
 
 def _weighted(weight, value):

@@ -231,10 +231,8 @@ def _one(progress, position, batched):
     """Image ``position``'s ``Progress`` of a batch's (the progress itself for one image)."""
     if not batched:
         return progress
-    costs = (progress.total_cost, progress.content_cost, progress.style_cost, progress.tv_cost)
-    total, content, style, tv = (float(c[position]) for c in costs)
-    image = progress.image[position : position + 1]
-    return Progress(progress.iteration, total, content, style, image, tv)
+    costs = {name: float(value[position]) for name, value in progress.costs.items()}
+    return Progress(progress.iteration, costs, progress.image[position : position + 1])
 
 
 def _seed(config, seeds, index):

@@ -143,7 +143,7 @@ def _cs231n_presets():
         presets.append(
             Preset(
                 f"cs231n_{name}",
-                f"CS231n's {name.replace('_', ' ').title()} run (seed 003): torchvision's SqueezeNet 1.1, tubingen at "
+                f"CS231n's {name.replace('_', ' ').title()} run: torchvision's SqueezeNet 1.1, tubingen at "
                 f"{size} and the style at {style_size} (shorter sides), content weight {content_weight:g}, style "
                 f"weights {', '.join(map(str, style_weights))}, TV {tv_weight:g}, Adam 3.0 then 0.1 at 180, "
                 "200 iterations",
@@ -206,7 +206,7 @@ PRESETS = {
         ),
         Preset(
             "keras_lbfgs",
-            "the Keras L-BFGS variant (seed 001): Keras' notop .h5, max pooling, 670x670 stretched, no content "
+            "the Keras L-BFGS variant: Keras' notop .h5, max pooling, 670x670 stretched, no content "
             "term, block1_conv2 ... block5_conv4 at weight 1 with the image-size Gram normaliser, total variation "
             "(dx^2+dy^2)^1.25 at 0.2, L-BFGS from the content image",
             config=StyleTransferConfig(

@@ -234,15 +234,18 @@ def report_text(report_line, progress, config):
     The fields: ``{i}``, ``{total}``, ``{content}``, ``{style}``, ``{tv}`` (the
     terms' costs) and ``{content_loss}``, ``{style_loss}``, ``{tv_loss}``: each
     term times its weight, what CS231n's ``content_loss``, ``style_loss`` and
-    ``tv_loss`` return.
+    ``tv_loss`` return. Any other term the objective has (an extra term, by
+    its name) follows on a line of its own, ``<name> cost = <value>``, so the
+    course's own lines stay exactly as the course prints them.
     """
-    return report_line.format(
-        i=progress.iteration,
-        total=progress.total_cost,
-        content=progress.content_cost,
-        style=progress.style_cost,
-        tv=progress.tv_cost,
-        content_loss=config.alpha * progress.content_cost,
-        style_loss=config.beta * progress.style_cost,
-        tv_loss=config.tv_weight * progress.tv_cost,
+    fields = {name: progress.costs.get(name, 0.0) for name in ("total", *_COURSE_TERMS)}
+    weights = {"content": config.alpha, "style": config.beta, "tv": config.tv_weight}
+    text = report_line.format(
+        i=progress.iteration, **fields, **{f"{name}_loss": weights[name] * fields[name] for name in _COURSE_TERMS}
     )
+    others = [name for name in progress.costs if name != "total" and name not in _COURSE_TERMS]
+    return text + "".join(f"{name} cost = {progress.costs[name]:g}\n" for name in others)
+
+
+#: The terms the presets' report lines name (``{content}``, ``{content_loss}``, ...).
+_COURSE_TERMS = ("content", "style", "tv")

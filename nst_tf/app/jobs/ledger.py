@@ -117,10 +117,5 @@ class Ledger:
 
 
 def costs(progress):
-    """A ``Progress``'s costs as the manifest records them."""
-    return {
-        "total": progress.total_cost,
-        "content": progress.content_cost,
-        "style": progress.style_cost,
-        "tv": progress.tv_cost,
-    }
+    """A ``Progress``'s costs as the manifest records them: each term's by name, and the total."""
+    return {name: float(value) for name, value in progress.costs.items()}

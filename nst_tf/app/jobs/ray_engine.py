@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import io
+import json
 import os
 import queue
 import shutil
@@ -499,9 +500,7 @@ def _collect(results, job, ledger, stop):
             ledger.lose([member], row["message"])
         else:
             image = np.frombuffer(row["image"], np.float32).reshape(1, int(row["height"]), int(row["width"]), 3)
-            costs = (float(row[f"{name}_cost"]) for name in ("total", "content", "style", "tv"))
-            total, content, style, tv = costs
-            progress = Progress(int(row["iteration"]), total, content, style, image, tv)
+            progress = Progress(int(row["iteration"]), json.loads(row["costs"]), image)
             ledger.finished(member, progress, float(row["seconds"]), worker=str(row["worker"]))
         ledger.progress(0)
 
@@ -665,10 +664,7 @@ class RayStylizer:
             image=image.tobytes(),
             height=image.shape[1],
             width=image.shape[2],
-            total_cost=float(progress.total_cost),
-            content_cost=float(progress.content_cost),
-            style_cost=float(progress.style_cost),
-            tv_cost=float(progress.tv_cost),
+            costs=json.dumps({name: float(value) for name, value in progress.costs.items()}),
             iteration=int(progress.iteration),
             seconds=float(finished.seconds),
             worker=self._worker,
@@ -711,10 +707,7 @@ def _row(position, kind, message):
         "image": b"",
         "height": 0,
         "width": 0,
-        "total_cost": 0.0,
-        "content_cost": 0.0,
-        "style_cost": 0.0,
-        "tv_cost": 0.0,
+        "costs": "{}",  # each term's cost by name, and the total, as JSON
         "iteration": 0,
         "seconds": 0.0,
         "worker": "",
