@@ -263,24 +263,23 @@ def assert_same_weights(a, b):
         np.testing.assert_array_equal(a.conv[name][1], b.conv[name][1])
 
 
-def test_chunked_and_str_attributes_read_the_same(tmp_path, small_h5):
-    def chunk_and_retype(root):
-        names = root.attrs["layer_names"]
-        del root.attrs["layer_names"]
-        root.attrs["layer_names0"], root.attrs["layer_names1"] = names[:9], names[9:]
-        group = root["block3_conv2"]
-        weight_names = group.attrs["weight_names"]
-        del group.attrs["weight_names"]
-        group.attrs["weight_names0"], group.attrs["weight_names1"] = weight_names[:1], weight_names[1:]
-        group = root["block4_conv1"]
-        text = [name.decode() for name in group.attrs["weight_names"]]
-        group.attrs.create("weight_names", text, dtype=h5py.string_dtype())
+def garble_name_lists(root):
+    """Removes ``layer_names`` and puts in each layer's ``weight_names`` what no loader could use."""
+    del root.attrs["layer_names"]
+    for index, layer in enumerate(KERAS_CONVS):
+        garbage = [
+            np.arange(3),
+            np.array([b"k" * 5000, b"b"]),
+            np.array(["x"] * 960, dtype=h5py.string_dtype()),
+            np.array([root.ref] * 4, dtype=h5py.ref_dtype),
+        ][index % 4]
+        del root[layer].attrs["weight_names"]
+        root[layer].attrs["weight_names"] = garbage
 
+
+def test_the_name_lists_are_not_read_so_their_type_and_size_do_not_matter(tmp_path, small_h5):
     source = small_h5()
-    path = altered(tmp_path, source, chunk_and_retype)
-    with h5py.File(path, "r") as root:
-        assert "layer_names" not in root.attrs and isinstance(root["block4_conv1"].attrs["weight_names"][0], str)
-    assert_same_weights(read_vgg19_h5(path), read_vgg19_h5(source))
+    assert_same_weights(read_vgg19_h5(altered(tmp_path, source, garble_name_lists)), read_vgg19_h5(source))
 
 
 def test_weights_inside_a_whole_saved_model_are_read(tmp_path, small_h5):
@@ -337,19 +336,9 @@ def test_hdf5_after_a_user_block_is_found(tmp_path):
         root["x"] = np.zeros(3)
     assert Path(path).read_bytes()[:8] != b"\x89HDF\r\n\x1a\n"
     assert weights_file_kind(path) == "h5"
-    with pytest.raises(WeightsFileError, match=r"HDF5 file without a 'layer_names' attribute; not Keras' weights"):
-        load_vgg_model(path)
-
-
-def test_a_matlab_v7_3_file_goes_to_the_mat_reader(tmp_path):
-    # MATLAB v7.3 files are HDF5 after a 512-byte MATLAB header; scipy cannot read them.
-    path = tmp_path / "imagenet-vgg-verydeep-19.mat"
-    with h5py.File(path, "w", userblock_size=512) as root:
-        root["layers"] = np.zeros(3)
-    with open(path, "r+b") as handle:
-        handle.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(124) + b"\x00\x02IM")
-    assert weights_file_kind(path) == "mat"
-    with pytest.raises(WeightsFileError, match=r"cannot be read as a MATLAB \.mat file"):
+    with pytest.raises(
+        WeightsFileError, match=r"HDF5 file without Keras' VGG19 layers \(no group 'block1_conv1'\); not"
+    ):
         load_vgg_model(path)
 
 
@@ -433,9 +422,16 @@ def replace_weight(layer, index, value):
     return change
 
 
-def set_attribute(layer, values):
+def drop_weight(layer, index):
     def change(root):
-        root[layer].attrs["weight_names"] = np.array([v.encode() for v in values])
+        del root[layer][root[layer].attrs["weight_names"][index].decode()]
+
+    return change
+
+
+def add_weight(layer, name):
+    def change(root):
+        root[layer][name] = np.ones(8, np.float32)
 
     return change
 
@@ -460,15 +456,18 @@ def nan_at(layer):
     "change, message",
     [
         (
-            lambda root: root.attrs.__delitem__("layer_names"),
-            r"HDF5 file without a 'layer_names' attribute; "
-            r"not Keras' weights file \(vgg19_weights_tf_dim_.*_notop\.h5\)",
+            lambda root: [root.__delitem__(layer) for layer in KERAS_CONVS],
+            r"HDF5 file without Keras' VGG19 layers \(no group 'block1_conv1'\); "
+            r"not vgg19_weights_tf_dim_.*_notop\.h5$",
         ),
         (
             drop_layer("block5_conv4"),
             r"has no weights for layer 'block5_conv4' \(1 of Keras' 16 VGG19 convolutions missing\); not Keras' VGG19",
         ),
-        (lambda root: root.__delitem__("block3_conv3"), r"lists layer 'block3_conv3' but has no group of that name"),
+        (
+            lambda root: root.__delitem__("block3_conv3"),
+            r"has no weights for layer 'block3_conv3' \(1 of Keras' 16 VGG19 convolutions missing\)",
+        ),
         (add_layer, r"has weights for layer 'block6_conv1', which Keras' VGG19 does not have; not VGG19 weights"),
         (
             replace_weight("block2_conv1", 0, np.ones((3, 3, 5, 8), np.float32)),
@@ -487,17 +486,14 @@ def nan_at(layer):
             r"weight 'block1_conv2/kernel:0' of layer 'block1_conv2' has type int32; expected floating-point",
         ),
         (nan_at("block4_conv2"), r"block4_conv2 \(conv4_2\) weights contain NaN or infinite values"),
+        (drop_weight("block3_conv1", 1), r"layer 'block3_conv1' holds 1 weights; expected kernel and bias$"),
         (
-            set_attribute("block3_conv1", ["block3_conv1/bias:0"]),
-            r"layer 'block3_conv1' holds 1 weights; expected kernel and bias",
-        ),
-        (
-            set_attribute("block3_conv1", ["block3_conv1/kernel:0", "block3_conv1/beta:0"]),
-            r"layer 'block3_conv1' lists weight 'block3_conv1/beta:0', which is not a dataset in the file",
+            add_weight("block3_conv1", "block3_conv1/gamma:0"),
+            r"layer 'block3_conv1' holds more than 2 weights; expected kernel and bias$",
         ),
     ],
     ids=[
-        "no-layer-names",
+        "no-conv-layers",
         "vgg16-like",
         "no-group",
         "extra-layer",
@@ -507,7 +503,7 @@ def nan_at(layer):
         "integers",
         "nan",
         "one-weight",
-        "missing-dataset",
+        "three-weights",
     ],
 )
 def test_an_h5_file_of_another_network_names_the_problem(tmp_path, small_h5, change, message):
@@ -573,15 +569,6 @@ def link_to(make_link):
     return create
 
 
-def replace_attribute(owner, name, value, dtype=None):
-    def change(root):
-        node = root if owner is None else root[owner]
-        del node.attrs[name]
-        node.attrs.create(name, value, dtype=dtype)
-
-    return change
-
-
 def corrupt_chunk(group, name):
     dataset = group.create_dataset(name, shape=(3, 3, 3, 4), dtype="f4", chunks=(3, 3, 3, 4), compression="gzip")
     dataset.id.write_direct_chunk((0, 0, 0, 0), b"this is not a deflate stream", filter_mask=0)
@@ -590,8 +577,6 @@ def corrupt_chunk(group, name):
 def hostile_change(case, tmp_path, source):
     """What ``altered`` applies to make hostile file ``case``; ``source`` is a good file to link to."""
     fifo, outside = tmp_path / "weights.fifo", str(source)
-    texts = list(KERAS_CONVS)
-    names = [name.encode() for name in texts]
     changes = {
         "external-fifo": replace_with("block1_conv1", 0, external_storage(fifo, (3, 3, 3, 4))),
         "external-dev-zero": replace_with("block5_conv4", 0, external_storage("/dev/zero", (3, 3, 32, 32))),
@@ -611,19 +596,10 @@ def hostile_change(case, tmp_path, source):
         "soft-link": replace_with("block3_conv2", 1, link_to(lambda name: h5py.SoftLink("/block3_conv3/" + name))),
         "too-wide": replace_with("block1_conv1", 0, lambda g, n: g.create_dataset(n, data=np.ones((3, 3, 3, 128)))),
         "zero-wide": replace_with("block1_conv1", 0, lambda g, n: g.create_dataset(n, shape=(3, 3, 3, 0))),
-        "float128": replace_with(
-            "block2_conv2", 0, lambda g, n: g.create_dataset(n, data=np.ones((3, 3, 8, 8), np.longdouble))
-        ),
         "lzf": replace_with(
             "block1_conv2", 0, lambda g, n: g.create_dataset(n, data=np.ones((3, 3, 4, 4), "f4"), compression="lzf")
         ),
         "corrupt-chunk": replace_with("block1_conv1", 0, corrupt_chunk),
-        "integer-names": replace_attribute(None, "layer_names", np.arange(30)),
-        "reference-names": lambda root: replace_attribute(None, "layer_names", [root.ref] * 30, h5py.ref_dtype)(root),
-        "2d-names": replace_attribute(None, "layer_names", np.array(names).reshape(4, 4)),
-        "many-names": replace_attribute(None, "layer_names", np.array(names * 100)),
-        "long-name": replace_attribute("block1_conv1", "weight_names", np.array([b"k" * 5000, b"b"])),
-        "variable-length-names": replace_attribute(None, "layer_names", texts * 60, h5py.string_dtype()),
     }
     return changes[case]
 
@@ -647,16 +623,16 @@ HOSTILE_H5 = [
     ),
     (
         "external-link-weight",
-        r"weight 'block3_conv1/bias:0' of layer 'block3_conv1' is an HDF5 external link \(to another file\)",
+        r"'block3_conv1/bias:0' in layer 'block3_conv1' is an HDF5 external link \(to another file\); this reader",
     ),
     (
         "external-link-subgroup",
-        r"weight 'block1_conv2/kernel:0' of layer 'block1_conv2' goes through "
-        r"an HDF5 external link \(to another file\), 'block1_conv2'; this reader follows no links$",
+        r"'block1_conv2' in layer 'block1_conv2' is an HDF5 external link \(to another file\); "
+        r"this reader follows no links$",
     ),
     (
         "soft-link",
-        r"weight 'block3_conv2/bias:0' of layer 'block3_conv2' is an HDF5 soft link; this reader follows",
+        r"'block3_conv2/bias:0' in layer 'block3_conv2' is an HDF5 soft link; this reader follows no links$",
     ),
     (
         "too-wide",
@@ -667,32 +643,16 @@ HOSTILE_H5 = [
         r"block1_conv1 \(conv1_1\) kernel has shape \(3, 3, 3, 0\); expected \(3, 3, 3, out\), out from 1",
     ),
     (
-        "float128",
-        r"'block2_conv2' has type float128; expected floating-point numbers \(float16, float32 or float64\)$",
-    ),
-    (
         "lzf",
         r"weight 'block1_conv2/kernel:0' of layer 'block1_conv2' is stored through HDF5 filters 32000 \('lzf'\); "
         r"this reader accepts deflate \(gzip\), shuffle and fletcher32",
     ),
     ("corrupt-chunk", r"'block1_conv1' has a compressed chunk that is corrupt \(.*\); the file is damaged$"),
-    ("integer-names", r"attribute 'layer_names' of the root holds int64 values; expected names \(strings\)$"),
-    ("reference-names", r"attribute 'layer_names' of the root holds object values; expected names \(strings\)$"),
-    ("2d-names", r"attribute 'layer_names' of the root has shape \(4, 4\); expected a list of names$"),
-    ("many-names", r"attribute 'layer_names' of the root brings the list to more than 1024 names; not Keras'"),
-    ("long-name", r"attribute 'weight_names' of layer 'block1_conv1' holds names of 5000 bytes; expected at most"),
-    (
-        "variable-length-names",
-        r"attribute 'layer_names' of the root holds 960 variable-length strings, each up to the file's \d+ bytes, "
-        r"more than the 268435456 bytes this reader accepts; Keras writes fixed-length names$",
-    ),
 ]
 
 
 @pytest.mark.parametrize("case, message", HOSTILE_H5, ids=[case for case, _ in HOSTILE_H5])
 def test_a_hostile_h5_file_is_refused_before_anything_is_read(tmp_path, small_h5, case, message):
-    if case == "float128" and np.dtype(np.longdouble).itemsize != 16:
-        pytest.skip("no 128-bit long double here")
     fifo = tmp_path / "weights.fifo"
     os.mkfifo(fifo)
     path = altered(tmp_path, small_h5(), hostile_change(case, tmp_path, small_h5()))

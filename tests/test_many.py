@@ -15,6 +15,7 @@ from PIL import Image
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig
 from nst_tf.app.cli import main
 from nst_tf.app.jobs.content_inputs import content_paths, is_image_file, output_names
+from nst_tf.objective.registry import TERMS
 from nst_tf.runs.many_images import Finished, Step, stylize_many
 
 
@@ -605,3 +606,31 @@ def test_a_manifest_removed_during_the_job_is_made_again_with_what_it_recorded(
     capsys.readouterr()
     assert main(argv) == 0
     assert "2 of 2 results are done already" in capsys.readouterr().err
+
+
+class _BrightnessTerm:
+    """A toy image term, as a user's own file would write one: the squared mean of the image, weighted."""
+
+    name = "brightness"
+    layers = ()
+    weight = 1e-3
+
+    def image_cost(self, image):
+        return tf.square(tf.reduce_mean(image))
+
+
+def test_a_registered_term_is_summed_printed_and_recorded_with_no_other_edit(
+    workspace, new_weights_file, photos, capsys, monkeypatch
+):
+    monkeypatch.setitem(TERMS, "brightness", lambda config, size: _BrightnessTerm())
+    argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png", extra=["--reports"])
+    assert main([*argv, "--print_every", "1"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if "brightness cost = " in line]
+    assert len(printed) == 4  # two reports of each image, each with the term's own line
+    assert all(float(line.rsplit("= ", 1)[1]) > 0 for line in printed)
+    _, records = _manifest(workspace / "out")
+    assert [sorted(r["costs"]) for r in records] == [["brightness", "content", "style", "total"]] * 2
+    for record in records:
+        costs = record["costs"]
+        weighted = 10 * costs["content"] + 40 * costs["style"] + 1e-3 * costs["brightness"]
+        assert costs["total"] == pytest.approx(weighted, rel=1e-4)

@@ -186,7 +186,7 @@ def test_a_new_term_adds_its_weighted_cost_to_J(model, images, rng):
     activation = model(image, layers=["conv2_1"])["conv2_1"].numpy().astype(np.float64)
     n_H, n_W = activation.shape[1:3]
     expected = 50.0 * (activation.sum() / (n_H * n_W) - 3.0) ** 2
-    J_plain, J = float(plain(image)[0]), float(extended(image)[0])
+    J_plain, J = float(plain(image)["total"]), float(extended(image)["total"])
     assert J - J_plain == pytest.approx(expected, rel=1e-4)
     assert [term.name for term in extended.terms] == ["content", "style", "mean"]
 

@@ -44,6 +44,7 @@ from ..ground.errors import NSTError
 from ..plan.config import StyleTransferConfig
 from ..plan.tiles import TilePlan
 from ..tensors.costs import style_gram
+from .registry import registered_terms
 from .terms import Shapes, Window
 from .whole import StyleCost
 
@@ -355,11 +356,13 @@ def make_style_cost(model, content_image, style_image, config=None, plan=None, e
     """A ``StyleCost``, or a ``TiledStyleCost`` when ``plan`` (a ``TilePlan``) splits the content or a style image.
 
     ``MemoryModel.plan`` gives the plan a memory budget allows (None where
-    the whole image fits). ``extra_terms``: image terms added to the sum.
+    the whole image fits). ``extra_terms``: image terms added to the sum,
+    after the registered ones (``registry.TERMS``).
     """
     config = StyleTransferConfig() if config is None else config
     styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
     images = [content_image, *styles]
+    extra_terms = [*registered_terms(config, np.shape(content_image)[1:3]), *extra_terms]
     extra = {"extra_terms": extra_terms} if extra_terms else {}  # a subclass of its own may not take them
     if plan is not None and any(plan.splits(*np.shape(image)[1:3]) for image in images):
         return TiledStyleCost(model, content_image, style_image, config, plan=plan, **extra)

@@ -23,26 +23,41 @@ adds a sixth element, a view's description, None unless the storage is a
 view).
 
 A pickle can call any function, so these files are unpickled only through
-``_Unpickler``: an allow-list of globals (``collections.OrderedDict``, the
-two rebuild functions and the storage types, which are never imported or
-called), of opcodes (plain data, memo, persistent ids, and calls and BUILD
-only of what is allowed) and of persistent ids. Anything else stops the
-read with one ``WeightsFileError`` line before any of it runs. Tensors come
-back as NumPy arrays, copied out of their storages by offset, size and
+``_Unpickler``, which builds what torch.save builds for a state dict and
+refuses the rest before it runs: globals from an allow-list
+(``collections.OrderedDict``, the two rebuild functions and the storage
+types, never imported or called), opcodes without protocol 0's DICT, INST
+and OBJ, NEWOBJ, sets, the extension registry or buffers, persistent ids of
+storages only; ``OrderedDict`` called as pickle calls it (with nothing, or
+from Python 2 with a list of pairs); dict keys that are names (str) or
+counts below 2**31 (an optimizer's parameter ids), so no key is a tuple
+whose hash recurses through the C stack and no two keys can be made to
+hash alike. Tensors
+come back as NumPy arrays, copied out of their storages by offset, size and
 stride.
 
-Bounds: a caller's ``max_bytes`` (the real network's size and a little
-slack) is checked against every declared storage and every tensor before
-anything is read or allocated; the pickles may take ``max_pickle_bytes``
-together; a zip's directory, names and members are checked against each
-other and against the file's length before reading; compressed members are
-inflated no further than their declared size. What a read holds is thus
-bounded by ``max_bytes`` (twice, while tensors are copied out of their
-storages) and the pickle's objects, whatever the file declares.
+Bounds, each refused in one ``WeightsFileError`` line naming the file (the
+tests craft each): a caller's ``max_bytes`` (the real network's size and a
+little slack) is checked against every declared storage and every tensor
+before anything is read or allocated; the pickles may take
+``max_pickle_bytes`` together, and build at most about 80 bytes of objects
+per byte (each opcode makes at most one object; a call copies no more
+entries than the pickle has bytes); what the pickle built nests at most
+``MAX_NESTING`` deep, and nothing walks it deeper; a tensor's sizes and
+strides are counts below 2**63 (torch's int64) and its offset lies in its
+storage, both checked before any arithmetic; a zip's directory, names and
+members are checked against each other and against the file's length
+before reading; compressed members are inflated no further than their
+declared size. What a read holds is thus bounded by ``max_bytes`` (twice,
+while tensors are copied out of their storages) and the pickle's objects,
+and its time by the file's length, whatever the file declares. Messages
+show values cut to a few items, two levels deep, 60 characters a text.
 
 ``.safetensors`` files (an 8-byte little-endian header length, a JSON
 header, then the tensors' bytes) are checked here, header and all, before
-the ``safetensors`` package (an optional dependency) reads them.
+the ``safetensors`` package (an optional dependency) reads them: each
+field's type before its value, names twice found in one pass, shapes of
+counts below 2**63.
 """
 
 import collections
@@ -88,6 +103,12 @@ MAX_DIMS = 32
 
 #: Deepest nesting of lists, tuples and dicts accepted around the tensors (a state dict is 1, wrapped 2).
 MAX_NESTING = 16
+
+#: Integer dict keys lie below this (an optimizer's state counts its parameters): such ints are their own hash.
+MAX_INT_KEY = 1 << 31
+
+#: Sizes and strides lie below this, torch's int64 (and NumPy's intp); checked before any arithmetic on them.
+MAX_COUNT = 1 << 63
 
 #: Most bytes a .safetensors header may take; one for SqueezeNet's 52 tensors takes about 5 KB.
 MAX_SAFETENSORS_HEADER = 1 << 20
@@ -141,15 +162,16 @@ def _fail(path, problem):
     raise WeightsFileError(f"{quoted(path)}: {problem}")
 
 
-def _shown(value, limit=60):
-    """``value`` for a message, one short line: long texts are cut, huge integers summarized, objects named.
+def _shown(value, limit=60, depth=0):
+    """``value`` for a message, one short line: long texts cut, huge integers summarized, objects named.
 
     Args:
-        value: anything a pickle can hold.
+        value: anything a pickle can hold, nested however deep.
         limit: most characters of a text shown.
+        depth: how deep ``value`` lies in what is shown; sequences below depth 2 are shown as "(...)".
 
     Returns:
-        A str without line breaks or raw control characters.
+        A str without line breaks or raw control characters, of at most about 600 characters.
     """
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return repr(value)
@@ -159,8 +181,11 @@ def _shown(value, limit=60):
     if isinstance(value, (str, bytes)):
         return repr(value[:limit]) + ("..." if len(value) > limit else "")
     if type(value) in (tuple, list):
-        inner = ", ".join(_shown(item, 20) for item in value[:8]) + (", ..." if len(value) > 8 else "")
-        return f"({inner}{',' if len(value) == 1 else ''})" if type(value) is tuple else f"[{inner}]"
+        if depth < 2:
+            inner = ", ".join(_shown(item, 20, depth + 1) for item in value[:8]) + (", ..." if len(value) > 8 else "")
+        else:
+            inner = "..." if value else ""
+        return f"({inner}{',' if len(value) == 1 and depth < 2 else ''})" if type(value) is tuple else f"[{inner}]"
     return _what(value)
 
 
@@ -259,22 +284,17 @@ _ALLOWED_GLOBALS = {
 }
 
 # Opcodes that build objects of any class, or reach outside the pickle: INST, OBJ, NEWOBJ, NEWOBJ_EX,
-# the extension registry (EXT1, EXT2, EXT4), out-of-band buffers; and sets, which torch does not write.
+# the extension registry (EXT1, EXT2, EXT4), out-of-band buffers; sets, which torch does not write; and
+# protocol 0's DICT, which torch cannot write (protocol 0 has no tuples as persistent ids).
 _REFUSED_OPCODES = {
-    "INST",
-    "OBJ",
-    "NEWOBJ",
-    "NEWOBJ_EX",
-    "EXT1",
-    "EXT2",
-    "EXT4",
-    "NEXT_BUFFER",
-    "READONLY_BUFFER",
-    "BYTEARRAY8",
-    "EMPTY_SET",
-    "ADDITEMS",
-    "FROZENSET",
+    *("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4", "NEXT_BUFFER", "READONLY_BUFFER"),
+    *("BYTEARRAY8", "EMPTY_SET", "ADDITEMS", "FROZENSET", "DICT"),
 }
+
+
+def _is_key(key):
+    """Whether ``key`` is a dict key torch's files hold: a str, or an int from 0 below ``MAX_INT_KEY``."""
+    return type(key) is str or (type(key) is int and 0 <= key < MAX_INT_KEY)
 
 
 class _Unpickler(pickle._Unpickler):
@@ -285,23 +305,26 @@ class _Unpickler(pickle._Unpickler):
     allocates an array twice as long as the largest memo index (LONG_BINPUT
     0xFFFFFFFF would take 64 GB), and its opcodes are dispatched through
     a table that can be narrowed. Its stack and memo grow with the pickle's
-    length only, which the caller bounds.
+    length only, which the caller bounds; each opcode makes at most one
+    object, and calls spend ``budget``, so its work grows with it too.
     """
 
     dispatch = {}
 
-    def __init__(self, file, path, max_bytes, storages=None):
+    def __init__(self, file, path, max_bytes, budget, storages=None):
         """An unpickler for one pickle of ``path``.
 
         Args:
             file: the pickle's bytes, a binary file object (bounded by the caller).
             path: the file's name, for messages.
             max_bytes: most bytes its storages, and its tensors, may declare together.
+            budget: most calls, and entries they copy, together: the pickle's length in bytes
+                (torch's pickles spend one per 15 bytes or fewer).
             storages: key -> ``_Storage`` declared so far, shared between the pickles of one file,
                 or None where the pickle may hold no storages (the legacy format's small pickles).
         """
         super().__init__(file, encoding="utf-8")
-        self.path, self.max_bytes = path, max_bytes
+        self.path, self.max_bytes, self.budget = path, max_bytes, budget
         self.storages, self.storage_bytes, self.tensor_bytes = storages, 0, 0
 
     def fail(self, problem):
@@ -345,14 +368,24 @@ class _Unpickler(pickle._Unpickler):
         self.storages[key] = storage
         return storage
 
+    def spend(self, work):
+        """Takes ``work`` (calls, entries copied) from the budget; refuses the pickle once it is spent."""
+        self.budget -= work
+        if self.budget < 0:
+            self.fail("its pickle calls and copies more than its length allows a state dict; not a state dict")
+
     def load_reduce(self):
-        """REDUCE: a call, of ``collections.OrderedDict`` or a rebuild function only."""
+        """REDUCE: ``OrderedDict()``, Python 2's ``OrderedDict([[key, value], ...])``, or a rebuild function."""
         args = self.stack.pop()
         function = self.stack[-1]
         if type(args) is not tuple:
             self.fail(f"its pickle calls {_what(function)} with {_what(args)}; the file is damaged")
-        if function is collections.OrderedDict and len(args) <= 1:
-            self.stack[-1] = collections.OrderedDict(*args)
+        pairs = args[0] if len(args) == 1 and type(args[0]) is list else []
+        self.spend(1 + len(pairs))
+        if function is collections.OrderedDict:
+            if args and not pairs or any(type(pair) not in (list, tuple) or len(pair) != 2 for pair in pairs):
+                self.fail(f"its pickle calls collections.OrderedDict with {_shown(args)}, not as pickle does")
+            self.stack[-1] = self.set_items(collections.OrderedDict(), [item for pair in pairs for item in pair])
         elif isinstance(function, _Function):
             self.stack[-1] = self.rebuild(function, args)
         else:
@@ -365,9 +398,31 @@ class _Unpickler(pickle._Unpickler):
         """BUILD: only a state dict's ``_metadata`` (its modules' versions), which is not needed and dropped."""
         state = self.stack.pop()
         target = self.stack[-1]
-        if type(target) is collections.OrderedDict and type(state) is dict and all(type(k) is str for k in state):
-            return
-        self.fail(f"its pickle sets the state of {_what(target)} to {_what(state)}, which this reader refuses")
+        if type(target) is not collections.OrderedDict or type(state) is not dict:
+            self.fail(f"its pickle sets the state of {_what(target)} to {_what(state)}, which this reader refuses")
+
+    def load_setitem(self):
+        value, key = self.stack.pop(), self.stack.pop()
+        self.set_items(self.stack[-1], (key, value))
+
+    def load_setitems(self):
+        items = self.pop_mark()
+        self.set_items(self.stack[-1], items)
+
+    def set_items(self, target, items):
+        """SETITEM(S): ``target[key] = value`` for the pairs in ``items`` (key, value, key, ...); returns ``target``.
+
+        Each key is checked before it is hashed: a tuple's hash recurses as deep as the tuple, and ints
+        of one residue modulo 2**61 - 1 share a hash (each insertion then probes all the others).
+        """
+        odd = next((key for key in items[::2] if not _is_key(key)), self)
+        if odd is not self:
+            shown = f"the number {_shown(odd)}" if type(odd) is int else _what(odd)
+            self.fail(f"uses {shown} as a dict key; not a state dict")
+        if type(target) not in (dict, collections.OrderedDict):
+            self.fail(f"its pickle sets items of {_what(target)}; the file is damaged")
+        target.update(zip(items[::2], items[1::2]))
+        return target
 
     def rebuild(self, function, args):
         """``_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])`` or
@@ -392,9 +447,15 @@ class _Unpickler(pickle._Unpickler):
                 f"a tensor of {storage.described} has offset {_shown(offset)}, size {_shown(size)}, "
                 f"stride {_shown(stride)}; expected at most {MAX_DIMS} counts of 0 or more"
             )
+        if any(n >= MAX_COUNT for n in numbers[1:]):  # before any arithmetic: a product of huge ints takes seconds
+            self.fail(
+                f"a tensor of {storage.described} has size {_shown(size)}, stride {_shown(stride)}; "
+                "torch's sizes and strides are below 2**63"
+            )
+        self.spend(len(size))
         numel = math.prod(size)
-        last = offset + sum((n - 1) * step for n, step in zip(size, stride)) if numel else offset - 1
-        if last >= storage.numel:
+        # The offset is compared before it is added to: it may be any int.
+        if offset > storage.numel or numel and offset + sum((n - 1) * k for n, k in zip(size, stride)) >= storage.numel:
             self.fail(
                 f"a tensor of offset {_shown(offset)}, size {_shown(size)}, stride {_shown(stride)} reads past the "
                 f"end of {storage.described}, of {storage.numel} elements"
@@ -413,7 +474,7 @@ def _refuse_opcode(name):
 
 
 def _dispatch():
-    """The opcode table of ``_Unpickler``: Python's, with calls and BUILD narrowed and the rest refused."""
+    """The opcode table of ``_Unpickler``: Python's, with calls, BUILD and SETITEM(S) narrowed and the rest refused."""
     import pickletools
 
     table = {}
@@ -421,10 +482,8 @@ def _dispatch():
         code = opcode.code.encode("latin-1")[0]
         if opcode.name in _REFUSED_OPCODES:
             table[code] = _refuse_opcode(opcode.name)
-        elif opcode.name == "REDUCE":
-            table[code] = _Unpickler.load_reduce
-        elif opcode.name == "BUILD":
-            table[code] = _Unpickler.load_build
+        elif opcode.name in ("REDUCE", "BUILD", "SETITEM", "SETITEMS"):
+            table[code] = getattr(_Unpickler, f"load_{opcode.name.lower()}")
         else:
             table[code] = pickle._Unpickler.dispatch[code]
     for code in range(256):
@@ -446,7 +505,6 @@ _PICKLE_ERRORS = (
     struct.error,
     UnicodeDecodeError,
     OverflowError,
-    RecursionError,
 )
 
 
@@ -463,33 +521,6 @@ def _unpickle(unpickler, what):
         unpickler.fail(f"{what} cannot be unpickled ({detail}); the file is truncated or damaged")
 
 
-class _Bounded:
-    """``read`` and ``readline`` of a binary file that stop ``limit`` bytes past where they start.
-
-    A read that would go further, where the file goes further, stops the
-    read: the pickles are too long. Where the file ends first, the short
-    read reaches the unpickler, which reports the truncation.
-    """
-
-    def __init__(self, file, limit, path):
-        self.file, self.left, self.limit, self.path = file, limit, limit, path
-
-    def _take(self, data, wanted):
-        self.left -= len(data)
-        if len(data) < wanted and self.left == 0 and self.file.read(1):
-            _fail(self.path, f"its pickles take more than the {self.limit} bytes this reader accepts")
-        return data
-
-    def read(self, size=-1):
-        wanted = self.left + 1 if size is None or size < 0 else size
-        return self._take(self.file.read(min(wanted, self.left)), wanted)
-
-    def readline(self, size=-1):
-        wanted = self.left + 1 if size is None or size < 0 else size
-        line = self.file.readline(min(wanted, self.left))
-        return self._take(line, wanted if not line.endswith(b"\n") else len(line))
-
-
 def _materialize(value, path, done, depth=0):
     """``value`` with every ``_TensorRef`` in it (in dicts, lists, tuples) replaced by its array.
 
@@ -501,9 +532,9 @@ def _materialize(value, path, done, depth=0):
         depth: how deep ``value`` lies.
 
     Raises:
-        WeightsFileError: nesting deeper than ``MAX_NESTING``, a dict key
-            other than a string or number, or a storage, storage type or
-            function where data belongs.
+        WeightsFileError: nesting deeper than ``MAX_NESTING`` (so the walk
+            recurses no deeper), or a storage, storage type or function
+            where data belongs.
     """
     if value is None or type(value) in (str, bytes, int, float, bool):
         return value
@@ -515,13 +546,10 @@ def _materialize(value, path, done, depth=0):
         try:
             result = value.array()
         except (ValueError, OverflowError, MemoryError) as error:
-            # Sizes or strides NumPy cannot express (a dimension of 10**30 in an empty tensor, a stride of 2**62):
+            # Sizes or strides NumPy cannot express (an empty tensor of 2**310 elements, a stride of 2**62):
             # no file torch writes for a network has them.
             _fail(path, f"describes a tensor NumPy cannot build ({' '.join(str(error).split())[:80]})")
     elif type(value) in (dict, collections.OrderedDict):
-        if any(type(key) not in (str, bytes, int, float, bool) for key in value):
-            odd = next(key for key in value if type(key) not in (str, bytes, int, float, bool))
-            _fail(path, f"uses {_what(odd)} as a dict key; not a state dict")
         result = type(value)()
         done[id(value)] = (value, result)  # the original is kept, so that its id is not reused
         result.update((key, _materialize(item, path, done, depth + 1)) for key, item in value.items())
@@ -615,18 +643,29 @@ def _read_legacy(file, path, size, max_bytes, max_pickle_bytes):
             a refused pickle, storage keys that do not match the pickle's, or
             storages cut short, of a wrong count, or followed by other bytes.
     """
-    bounded = _Bounded(file, max_pickle_bytes, path)
-    header = [_unpickle(_Unpickler(bounded, path, max_bytes), what) for what in ("its magic number", "its version")]
-    if header[0] != LEGACY_MAGIC_NUMBER or type(header[0]) is not int:
+    data = file.read(max_pickle_bytes)  # the pickles lie in the file's first max_pickle_bytes bytes
+    head = io.BytesIO(data)
+
+    def unpickle(what, storages=None):
+        try:
+            return _unpickle(_Unpickler(head, path, max_bytes, len(data), storages), what)
+        except WeightsFileError:
+            if len(data) == max_pickle_bytes < size and head.tell() == len(data):  # it ran into the cut
+                _fail(path, f"its pickles take more than the {max_pickle_bytes} bytes this reader accepts")
+            raise
+
+    header = [unpickle(what) for what in ("its magic number", "its version")]
+    if type(header[0]) is not int or header[0] != LEGACY_MAGIC_NUMBER:
         _fail(path, "does not start with torch.save's magic number; not a torch.save file")
-    if header[1] != LEGACY_PROTOCOL_VERSION or type(header[1]) is not int:
+    if type(header[1]) is not int or header[1] != LEGACY_PROTOCOL_VERSION:
         _fail(path, f"is torch.save's legacy format of version {_shown(header[1])}; expected {LEGACY_PROTOCOL_VERSION}")
-    info = _unpickle(_Unpickler(bounded, path, max_bytes), "its system information")
+    info = unpickle("its system information")
     if not isinstance(info, dict) or type(info.get("little_endian", True)) is not bool:
         _fail(path, f"has system information {_shown(info)}; expected a dict; the file is damaged")
     storages = {}
-    root = _unpickle(_Unpickler(bounded, path, max_bytes, storages), "its pickle")
-    keys = _unpickle(_Unpickler(bounded, path, max_bytes), "its list of storage keys")
+    root = unpickle("its pickle", storages)
+    keys = unpickle("its list of storage keys")
+    file.seek(head.tell())
     if type(keys) is not list or any(type(key) is not str for key in keys) or len(set(keys)) != len(keys):
         _fail(path, f"lists its storages as {_shown(keys)}; expected distinct keys; the file is damaged")
     if set(keys) != set(storages):
@@ -896,8 +935,8 @@ def _read_zip(file, path, size, max_bytes, max_pickle_bytes):
     if byteorder not in (b"little", b"big"):
         _fail(path, f"has the byte order {_shown(byteorder)}; expected 'little' or 'big'")
     storages = {}
-    pickled = io.BytesIO(record("data.pkl", max_pickle_bytes))
-    root = _unpickle(_Unpickler(pickled, path, max_bytes, storages), "its pickle (data.pkl)")
+    pickled = record("data.pkl", max_pickle_bytes)
+    root = _unpickle(_Unpickler(io.BytesIO(pickled), path, max_bytes, len(pickled), storages), "its pickle (data.pkl)")
     for key, storage in storages.items():
         member = members.get(f"{top}data/{key}")
         if member is None:
@@ -971,10 +1010,13 @@ def read_open_safetensors(file, path, *, max_bytes):
 
 
 def _unique_pairs(pairs):
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"the name {_shown(sorted(k for k in keys if keys.count(k) > 1)[0])} appears twice")
-    return dict(pairs)
+    """A JSON object's ``pairs`` as a dict; ValueError naming the first name given twice (found in one pass)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the name {_shown(twice)} appears twice")
+    return result
 
 
 def _check_safetensors_header(path, header, data_bytes, max_bytes):
@@ -1001,10 +1043,14 @@ def _check_safetensors_header(path, header, data_bytes, max_bytes):
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             _fail(path, f"describes {label} as {_shown(entry)}; expected dtype, shape and data_offsets")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if dtype not in SAFETENSORS_TYPES:
+        if type(dtype) is not str or dtype not in SAFETENSORS_TYPES:
             _fail(path, f"{label} has type {_shown(dtype)}; this reader reads {', '.join(SAFETENSORS_TYPES)}")
-        if type(shape) is not list or len(shape) > MAX_DIMS or any(type(n) is not int or n < 0 for n in shape):
-            _fail(path, f"{label} has shape {_shown(shape)}; expected at most {MAX_DIMS} counts of 0 or more")
+        if (
+            type(shape) is not list
+            or len(shape) > MAX_DIMS
+            or any(type(n) is not int or not 0 <= n < MAX_COUNT for n in shape)
+        ):
+            _fail(path, f"{label} has shape {_shown(shape)}; expected at most {MAX_DIMS} counts from 0 below 2**63")
         if type(offsets) is not list or len(offsets) != 2 or any(type(n) is not int for n in offsets):
             _fail(path, f"{label} has data_offsets {_shown(offsets)}; expected [begin, end]")
         nbytes = math.prod(shape) * np.dtype(SAFETENSORS_TYPES[dtype]).itemsize
