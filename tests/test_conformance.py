@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from nst_tf import CONFIG, NSTError, StyleCost, StyleTransfer, StyleTransferConfig, TiledStyleCost
 from nst_tf.plan.config import OPTIMIZERS, PRECISIONS
+from nst_tf.plan.optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
 from nst_tf.tensors.images import reshape_and_normalize_image, start_image
 from nst_tf.plan.networks.registry import NETWORKS
 from nst_tf.objective import terms as terms_module
@@ -328,7 +329,7 @@ def _objective_classes():
 
 
 def test_the_table_lists_every_choice_nst_tf_offers():
-    assert OPTIMIZER_NAMES == OPTIMIZERS
+    assert OPTIMIZER_NAMES == OPTIMIZERS == tuple(OPTIMIZER_REGISTRY)
     assert tuple(NETWORK_TABLE) == tuple(NETWORKS)
     covered, left_out = set(PRECISION_MARKS), set(LEFT_OUT_PRECISIONS)
     assert not covered & left_out

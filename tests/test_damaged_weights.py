@@ -373,15 +373,6 @@ def test_a_file_name_with_a_newline_is_shown_quoted(tmp_path):
     assert "\n" not in str(raised.value) and r"evil\nname.mat'" in str(raised.value)
 
 
-def test_a_matlab_73_file_is_named_as_such(tmp_path):
-    path = tmp_path / "v73.mat"
-    path.write_bytes(
-        b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116) + bytes(8) + b"\x00\x02IM"
-    )
-    with pytest.raises(WeightsFileError, match=r"it is a MATLAB 7\.3 \(HDF5\) file; save it with -v7"):
-        read_vgg19_mat(path)
-
-
 # Valid .mat files holding the wrong things ------------------------------------
 
 

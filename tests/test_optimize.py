@@ -16,6 +16,8 @@ from nst_tf import (
     stylize,
     total_cost,
 )
+from nst_tf.objective.batch import BatchStyleCost
+from nst_tf.plan.optimizers import get_optimizer
 
 
 @pytest.fixture
@@ -186,3 +188,43 @@ def test_many_short_runs_in_a_row_trace_without_retracing_warnings(model, images
     finally:
         logger.removeHandler(handler)
     assert not [r for r in records if "retracing" in r.getMessage()], [r.getMessage() for r in records]
+
+
+# What each optimizer supports (nst_tf.plan.optimizers) ------------------------------------------
+
+LBFGS_CONFIG = StyleTransferConfig(optimizer="lbfgs")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda model, images: StyleTransfer(
+                BatchStyleCost(
+                    model, np.concatenate([images[0]] * 2), images[1], StyleTransferConfig(optimizer="lbfgs")
+                )
+            ),
+            "a batch objective: L-BFGS keeps one curvature history per run; batches need --optimizer adam",
+        ),
+        (
+            lambda model, images: StyleTransferConfig(optimizer="lbfgs", learning_rate_steps=((5, 1.0),)),
+            r"learning_rate_steps: only Adam has a learning rate \(L-BFGS searches its step length\)",
+        ),
+        (lambda model, images: get_optimizer("sgd"), "optimizer must be one of adam, lbfgs; got 'sgd'"),
+    ],
+    ids=["batch", "schedule", "unknown"],
+)
+def test_an_optimizer_is_refused_where_its_description_says_it_does_not_go(model, images, make, message):
+    with pytest.raises(NSTError, match=message):
+        make(model, images)
+
+
+def test_the_optimizers_state_is_what_its_description_says(model, images):
+    """L-BFGS's memory figure is its description's rows; Adam's image-sized state is in the model's figures."""
+    adam, lbfgs = get_optimizer("adam"), get_optimizer("lbfgs")
+    assert adam.state_bytes(30, 40, 10) == 0
+    assert lbfgs.state_bytes(30, 40, 10) == (2 * 10 + 4) * 3 * 30 * 40 * 4
+    transfer = StyleTransfer(StyleCost(model, *images, StyleTransferConfig(optimizer="lbfgs", lbfgs_history=3)))
+    held = sum(v.shape.num_elements() * v.dtype.size for v in transfer.optimizer.variables)
+    image_bytes = images[0].size * 4
+    assert 2 * 3 * image_bytes < held <= lbfgs.state_bytes(*images[0].shape[1:3], 3)

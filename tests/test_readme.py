@@ -154,7 +154,7 @@ def _pytest(words):
 
 
 def _script(words):
-    """A benchmark runs for minutes: -h, in this process, with the page's own arguments."""
+    """A benchmark or the notebooks' script runs for minutes: -h, in this process, with the page's own arguments."""
     script = ROOT / words[1]
     saved = sys.modules.pop("bench", None)  # large.py imports bench.py: fresh here, and forgotten after
     try:
@@ -222,7 +222,7 @@ def test_command_block_runs(words, scratch, capsys):
         _command(words, scratch, capsys)
     elif words[0] == "python" and words[1:3] == ["-m", "nst_tf.download"]:
         _download(words)
-    elif words[0] == "python" and words[1].startswith("benchmarks/"):
+    elif words[0] == "python" and words[1].startswith(("benchmarks/", "notebooks/")):
         _script(words)
     elif words[0] == "pip":
         _pip(words)

@@ -898,6 +898,14 @@ TENSOR_BOUNDS = {
         r"a tensor of storage '0' has size \(2, 3\) and stride \(1,\)$",
     ),
     "a size that is a float": (_bad_size, r"size \(2\.0,\), stride \(1,\); expected at most 32 counts"),
+    "an empty tensor 2**63 wide": (
+        _bounds("0", 4, 0, (0, 2**63), (1, 1)),
+        r"has size \(0, 9223372036854775808\), stride \(1, 1\); torch's sizes and strides are below 2\*\*63$",
+    ),
+    "a stride of 2**70": (
+        _bounds("0", 4, 0, (2, 1), (1, 2**70)),
+        r"size \(2, 1\), stride \(1, 1180591620717411303424\); torch's sizes and strides are below 2\*\*63$",
+    ),
     "a negative count": (
         _bounds("0", -1, 0, (1,), (1,)),
         r"declares a storage as .*; expected a key, a location and a",
@@ -923,8 +931,13 @@ def test_storages_and_tensors_beyond_bounds_are_refused_before_reading(tmp_path,
 
 @pytest.mark.parametrize(
     "size, stride",
-    [((0, 10**30), (1, 1)), ((0,) + (2**62,) * 5, (1,) * 6), ((1,), (2**62,)), ((2, 1), (1, 2**70))],
-    ids=["an empty tensor 10**30 wide", "an empty tensor of 2**310 elements", "a stride of 2**62", "a stride of 2**70"],
+    [((0, 2**63 - 1), (1, 1)), ((0,) + (2**62,) * 5, (1,) * 6), ((1,), (2**62,)), ((2, 1), (1, 2**63 - 1))],
+    ids=[
+        "an empty tensor 2**63 - 1 wide",
+        "an empty tensor of 2**310 elements",
+        "a stride of 2**62",
+        "a stride of 2**63 - 1",
+    ],
 )
 def test_sizes_and_strides_numpy_cannot_express_are_one_line(tmp_path, size, stride):
     # They pass the bounds (nothing is read past the storage) and failed in NumPy with a traceback.

@@ -20,35 +20,11 @@ import tensorflow as tf
 
 from ..ground.errors import NonFiniteCostError, NSTError
 from ..objective.whole import StyleCost
-from ..plan.config import OPTIMIZERS, StyleTransferConfig
+from ..plan.config import StyleTransferConfig
+from ..plan.optimizers import get_optimizer
 from ..tensors.images import checked_float32_batch, start_image
-from .lbfgs import LBFGS
+from .optimizers import make_optimizer
 from .progress import Progress, Tick
-
-
-def make_optimizer(config):
-    """The optimizer ``config.optimizer`` names, with the config's settings."""
-    makers = {
-        "adam": lambda: tf.keras.optimizers.Adam(learning_rate=learning_rate(config), epsilon=config.adam_epsilon),
-        "lbfgs": lambda: LBFGS(history_size=config.lbfgs_history),
-    }
-    if config.optimizer not in makers:
-        raise NSTError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
-    return makers[config.optimizer]()
-
-
-def learning_rate(config):
-    """Adam's learning rate: ``config.learning_rate``, or a schedule with ``config.learning_rate_steps``.
-
-    A step ``(i, rate)`` makes iterations ``i, i+1, ...`` (0-based) use
-    ``rate``: Keras' ``PiecewiseConstantDecay`` on the optimizer's step count,
-    which is ``i`` while iteration ``i`` is applied.
-    """
-    if not config.learning_rate_steps:
-        return config.learning_rate
-    boundaries = [iteration - 1 for iteration, _ in config.learning_rate_steps]
-    values = [config.learning_rate] + [rate for _, rate in config.learning_rate_steps]
-    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
 def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False, clamp=None):
@@ -126,8 +102,8 @@ class StyleTransfer:
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
         # A batch objective (``BatchStyleCost``) optimizes B images at once, each with its own costs.
         self.batched = bool(getattr(objective, "batched", False))
-        if self.batched and config.optimizer != "adam":
-            raise NSTError("L-BFGS keeps one curvature history for its whole variable: batches need --optimizer adam")
+        if self.batched:
+            get_optimizer(config.optimizer).check_batches("a batch objective")
         self.objective = objective
         self.config = config
         content = objective.content_image

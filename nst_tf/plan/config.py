@@ -16,6 +16,8 @@ from ..ground.errors import NSTError
 from ..ground.fields import option
 from .networks.registry import NETWORKS, Network, get_network
 from ..ground.checks import check_finite, check_whole
+from .optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
+from .optimizers import get_optimizer
 
 
 def _read_only(array):
@@ -61,8 +63,8 @@ STYLE_LAYERS = list(NETWORKS["vgg19"].style_layers)
 #: ``precision``: the network's dtype ("auto": what this machine runs natively).
 PRECISIONS = ("float32", "bf16", "fp16", "auto")
 
-#: ``optimizer``.
-OPTIMIZERS = ("adam", "lbfgs")
+#: ``optimizer`` (what each supports: ``optimizers.OPTIMIZERS``).
+OPTIMIZERS = tuple(OPTIMIZER_REGISTRY)
 
 #: ``preserve_colors`` (besides None).
 COLOR_MODES = ("luminance", "histogram")
@@ -285,8 +287,8 @@ class StyleTransferConfig:
         _check_choice("style_normalizer", self.style_normalizer, STYLE_NORMALIZERS)
         _check_choice("content_normalizer", self.content_normalizer, CONTENT_NORMALIZERS)
         object.__setattr__(self, "learning_rate_steps", _checked_steps(self.learning_rate_steps))
-        if self.learning_rate_steps and self.optimizer != "adam":
-            raise NSTError("learning_rate_steps: only Adam has a learning rate (L-BFGS searches its step length)")
+        if self.learning_rate_steps:
+            get_optimizer(self.optimizer).check_schedule("learning_rate_steps")
         object.__setattr__(self, "clamp", _checked_range("clamp", self.clamp))
         if self.clamp_until is not None:
             _check_whole("clamp_until", self.clamp_until, 0)

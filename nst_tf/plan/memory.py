@@ -19,7 +19,7 @@ peaks lower (1.08 times the file, 578 MB for the full .mat).
 from dataclasses import dataclass
 
 from ..ground.errors import NSTError
-from .config import OPTIMIZERS
+from .optimizers import get_optimizer
 from .large_options import style_target
 from .networks.registry import get_network
 from ..ground.checks import check_whole
@@ -54,15 +54,12 @@ class MemoryModel:
 
     def __post_init__(self):
         object.__setattr__(self, "network", get_network(self.network))
-        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
-            raise NSTError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        get_optimizer(self.optimizer)
         object.__setattr__(self, "lbfgs_history", check_whole("lbfgs_history", self.lbfgs_history))
 
     def optimizer_bytes(self, height, width):
         """L-BFGS's state, ``2 * history + 4`` float32 image-sized rows; 0 for Adam (in the image-sized figures)."""
-        if self.optimizer != "lbfgs":
-            return 0
-        return (2 * self.lbfgs_history + 4) * 3 * height * width * 4
+        return get_optimizer(self.optimizer).state_bytes(height, width, self.lbfgs_history)
 
     def runtime(self):
         """What the process takes before any image: Python, TensorFlow's runtime, the network's weights."""
@@ -232,8 +229,9 @@ class _Refusal:
         """Raises the refusal's ``NSTError``: the memory ``needed``, the budget and a hint."""
         height, width = self.size
         memory, budget = self.memory, self.budget
-        lbfgs = memory.optimizer == "lbfgs"
-        what = f"{width}x{height}" + (f" with an L-BFGS history of {memory.lbfgs_history}" if lbfgs else "")
+        optimizer = get_optimizer(memory.optimizer)
+        lbfgs = optimizer.history_rows > 0
+        what = f"{width}x{height}" + (f" with an {optimizer.title} history of {memory.lbfgs_history}" if lbfgs else "")
         limit = f"{_gib(budget)} is available" if self.available else f"the budget (--max_memory) is {_gib(budget)}"
         hint = "use a smaller --width/--height/--max_size/--shorter_side"
         hint += "" if self.available else " or a larger --max_memory"

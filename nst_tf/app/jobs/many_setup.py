@@ -10,6 +10,7 @@ from ...ground.errors import NSTError, quoted
 from ...ground.files import NotRegularFile, identities, identity, open_regular
 from ...plan.memory import MemoryModel, available_bytes, largest_style, tile_plans
 from ...plan.networks.registry import get_network
+from ...plan.optimizers import get_optimizer
 from ...ground.checks import check_whole
 from ...tensors.images import fit_image, image_size, read_image
 from .content_inputs import output_names
@@ -31,8 +32,8 @@ def prepare_many(request):
     """
     config, large = request.config, request.large
     batch_size = check_whole("--batch_size", request.batch_size)
-    if batch_size > 1 and config.optimizer != "adam":
-        raise NSTError("--batch_size: L-BFGS keeps one curvature history per run; batches need --optimizer adam")
+    if batch_size > 1:
+        get_optimizer(config.optimizer).check_batches("--batch_size")
     if batch_size > 1 and config.preserve_colors == "histogram":
         raise NSTError("--batch_size: preserve_colors histogram recolours the style for each content image")
     if large.scales != 1:

@@ -249,7 +249,11 @@ def _walk_file(file, size):
     if len(header) != HEADER_BYTES:
         raise _Refused("the file ended while its header was read")
     if header[124:128] in (b"\x00\x02IM", b"\x02\x00MI") and header.startswith(b"MATLAB"):
-        raise _Refused("it is a MATLAB 7.3 (HDF5) file; save it with -v7 to read it here", damaged=False)
+        raise _Refused(
+            "it is a MATLAB 7.3 (HDF5) file, which SciPy cannot read; save it in MATLAB with save(..., '-v7') "
+            "or download imagenet-vgg-verydeep-19.mat again",
+            damaged=False,
+        )
     if not header.startswith(b"MATLAB"):
         raise _Refused(f"it does not begin with {_HEADER_TEXT.decode()!r}", damaged=False)
     if not header.startswith(_HEADER_TEXT):

@@ -185,6 +185,7 @@ def _shown(value, limit=60, depth=0):
             inner = ", ".join(_shown(item, 20, depth + 1) for item in value[:8]) + (", ..." if len(value) > 8 else "")
         else:
             inner = "..." if value else ""
+        inner = inner if len(inner) <= 120 else inner[:117] + "..."
         return f"({inner}{',' if len(value) == 1 and depth < 2 else ''})" if type(value) is tuple else f"[{inner}]"
     return _what(value)
 
@@ -263,7 +264,7 @@ class _TensorRef:
         """The tensor as a new C-ordered NumPy array (float32 for bfloat16), once its storage is read."""
         source = self.storage.array
         native = source.dtype.newbyteorder("=")
-        if math.prod(self.size) == 0:
+        if 0 in self.size:
             values = np.zeros(self.size, native)
         else:
             # ``rebuild`` checked that the last element read lies inside the storage.
@@ -494,18 +495,8 @@ def _dispatch():
 _Unpickler.dispatch = _dispatch()
 
 # Errors Python's unpickler raises on damaged pickles (a WeightsFileError, itself a ValueError, passes).
-_PICKLE_ERRORS = (
-    pickle.UnpicklingError,
-    EOFError,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    struct.error,
-    UnicodeDecodeError,
-    OverflowError,
-)
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, LookupError, AttributeError)
+_PICKLE_ERRORS += (struct.error, OverflowError)
 
 
 def _unpickle(unpickler, what):
@@ -623,20 +614,17 @@ def read_open_torch_file(file, path, kind, *, max_bytes, max_pickle_bytes=MAX_PI
     read = _read_zip if kind == "zip" else _read_legacy
     try:
         size = os.fstat(file.fileno()).st_size
-        root, storages = read(file, path, size, max_bytes, max_pickle_bytes)
+        root = read(file, path, size, max_bytes, max_pickle_bytes)
     except OSError as error:
         _fail(path, f"cannot be read: {error.strerror or error}")
-    result = _materialize(root, path, {})
-    for storage in storages.values():
-        storage.array = None
-    return result
+    return _materialize(root, path, {})
 
 
 # The legacy format ---------------------------------------------------------------------------
 
 
 def _read_legacy(file, path, size, max_bytes, max_pickle_bytes):
-    """The legacy format's object (tensors still ``_TensorRef``) and its storages, their bytes read.
+    """The legacy format's object, its tensors still ``_TensorRef`` of storages whose bytes are read.
 
     Raises:
         WeightsFileError: a wrong magic number, protocol or system information,
@@ -678,7 +666,7 @@ def _read_legacy(file, path, size, max_bytes, max_pickle_bytes):
     left = size - file.tell()
     if left:
         _fail(path, f"holds {left} bytes after its last storage; the file is damaged")
-    return root, storages
+    return root
 
 
 def _legacy_storage(file, path, size, storage, byteorder):
@@ -712,14 +700,8 @@ _LOCATOR64 = struct.Struct("<4sIQI")  # 20 bytes
 _STORED, _DEFLATED = 0, 8
 
 
-class _Member:
-    """A zip member as its central directory entry describes it."""
-
-    __slots__ = ("name", "flags", "method", "crc", "packed", "size", "offset", "zip64")
-
-    def __init__(self, name, flags, method, crc, packed, size, offset, zip64):
-        self.name, self.flags, self.method, self.crc = name, flags, method, crc
-        self.packed, self.size, self.offset, self.zip64 = packed, size, offset, zip64
+#: A zip member as its central directory entry describes it.
+_Member = collections.namedtuple("_Member", "name flags method crc packed size offset zip64")
 
 
 def _read_at(file, offset, count):
@@ -907,7 +889,7 @@ def _inflate(path, label, packed, size):
 
 
 def _read_zip(file, path, size, max_bytes, max_pickle_bytes):
-    """The zip format's object (tensors still ``_TensorRef``) and its storages, their bytes read.
+    """The zip format's object, its tensors still ``_TensorRef`` of storages whose bytes are read.
 
     The top folder is the first member's, as torch's reader takes it.
 
@@ -945,7 +927,7 @@ def _read_zip(file, path, size, max_bytes, max_pickle_bytes):
             _fail(path, f"{storage.described} holds {_shown(member.size)} bytes; its pickle declares {storage.nbytes}")
         data = _member_bytes(file, path, member, end, storage.nbytes)
         storage.array = np.frombuffer(data, storage.type.dtype.newbyteorder("<" if byteorder == b"little" else ">"))
-    return root, storages
+    return root
 
 
 # safetensors ---------------------------------------------------------------------------------

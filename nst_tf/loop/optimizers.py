@@ -1,0 +1,35 @@
+"""Each optimizer's TensorFlow object, by name: ``MAKERS`` and ``make_optimizer``.
+
+What each optimizer supports and needs is stated once in ``nst_tf.plan.optimizers``; this module
+only makes the objects.
+"""
+
+import tensorflow as tf
+
+from ..plan.optimizers import get_optimizer
+from .lbfgs import LBFGS
+
+#: Optimizer name -> ``make(config)``, the optimizer with the config's settings.
+MAKERS = {
+    "adam": lambda config: tf.keras.optimizers.Adam(learning_rate=learning_rate(config), epsilon=config.adam_epsilon),
+    "lbfgs": lambda config: LBFGS(history_size=config.lbfgs_history),
+}
+
+
+def make_optimizer(config):
+    """The optimizer ``config.optimizer`` names, with the config's settings; ``NSTError`` for another name."""
+    return MAKERS[get_optimizer(config.optimizer).name](config)
+
+
+def learning_rate(config):
+    """Adam's learning rate: ``config.learning_rate``, or a schedule with ``config.learning_rate_steps``.
+
+    A step ``(i, rate)`` makes iterations ``i, i+1, ...`` (0-based) use
+    ``rate``: Keras' ``PiecewiseConstantDecay`` on the optimizer's step count,
+    which is ``i`` while iteration ``i`` is applied.
+    """
+    if not config.learning_rate_steps:
+        return config.learning_rate
+    boundaries = [iteration - 1 for iteration, _ in config.learning_rate_steps]
+    values = [config.learning_rate] + [rate for _, rate in config.learning_rate_steps]
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)

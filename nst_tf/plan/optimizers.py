@@ -1,0 +1,71 @@
+"""The optimizers a run can use, by name, and what each supports: ``OPTIMIZERS`` (no TensorFlow).
+
+Each ``Optimizer`` states once what it can do (a batch of images with one state per image; a
+learning-rate schedule) and what memory it needs beyond the image-sized figures every run has.
+The command's checks, the memory model and the loop read these rules from here; the
+TensorFlow object itself is made by ``nst_tf.loop.optimizers``. Adding an optimizer: a line here
+and its maker there.
+"""
+
+from dataclasses import dataclass
+
+from ..ground.errors import NSTError
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """What an optimizer supports and needs.
+
+    Attributes:
+        name: its ``--optimizer`` name; ``title``: how messages name it.
+        batches: whether it can optimize a batch of images (``--batch_size``), each with its own state.
+        schedules: whether it takes a learning rate and its steps (``learning_rate_steps``).
+        history_rows: float32 image-sized rows of state per curvature pair kept (``lbfgs_history``),
+            and ``fixed_rows`` besides: its memory beyond the image-sized figures of the memory model.
+        why_no_batches: the reason, for the one-line refusal of a batch.
+    """
+
+    name: str
+    title: str
+    batches: bool
+    schedules: bool
+    history_rows: int = 0
+    fixed_rows: int = 0
+    why_no_batches: str = ""
+
+    def state_bytes(self, height, width, history):
+        """Bytes of its state for a (height, width) RGB image keeping ``history`` curvature pairs."""
+        rows = self.history_rows * history + self.fixed_rows if self.history_rows else 0
+        return rows * 3 * height * width * 4
+
+    def check_batches(self, what):
+        """Raises ``NSTError`` naming ``what`` (the option asking for a batch) unless it takes batches."""
+        if not self.batches:
+            raise NSTError(f"{what}: {self.why_no_batches}; batches need --optimizer adam")
+
+    def check_schedule(self, what):
+        """Raises ``NSTError`` naming ``what`` unless it takes a learning rate schedule."""
+        if not self.schedules:
+            raise NSTError(f"{what}: only Adam has a learning rate ({self.title} searches its step length)")
+
+
+#: Optimizer name -> what it supports; the first is the default.
+OPTIMIZERS = {
+    "adam": Optimizer("adam", "Adam", batches=True, schedules=True),
+    "lbfgs": Optimizer(
+        "lbfgs",
+        "L-BFGS",
+        batches=False,
+        schedules=False,
+        history_rows=2,  # each pair: a step and a gradient difference
+        fixed_rows=4,  # the gradient, the direction, the line search's point and its gradient
+        why_no_batches="L-BFGS keeps one curvature history per run",
+    ),
+}
+
+
+def get_optimizer(name):
+    """The ``Optimizer`` called ``name``; ``NSTError`` naming the known ones for any other."""
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise NSTError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r:.80}")
+    return OPTIMIZERS[name]
