@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import threading
+import zlib
 from pathlib import Path
 
 import h5py
@@ -645,7 +646,7 @@ HOSTILE_H5 = [
     (
         "lzf",
         r"weight 'block1_conv2/kernel:0' of layer 'block1_conv2' is stored through HDF5 filters 32000 \('lzf'\); "
-        r"this reader accepts deflate \(gzip\), shuffle and fletcher32",
+        r"this reader accepts shuffle, deflate \(gzip\) and fletcher32, each at most once and in that order$",
     ),
     ("corrupt-chunk", r"'block1_conv1' has a compressed chunk that is corrupt \(.*\); the file is damaged$"),
 ]
@@ -703,6 +704,19 @@ def test_too_many_chunks_are_refused(tmp_path, small_h5, monkeypatch):
     path = altered(tmp_path, small_h5(), replace_with("block1_conv1", 0, create))
     with pytest.raises(
         WeightsFileError, match=r"'block1_conv1' is stored in 108 chunks of shape \(1, 1, 1, 1\); expected"
+    ):
+        read_vgg19_h5(path)
+
+
+def test_a_stored_chunk_larger_than_its_numbers_is_refused(tmp_path, small_h5):
+    def create(group, name):
+        dataset = group.create_dataset(name, shape=(3, 3, 3, 4), dtype="f4", chunks=(3, 3, 3, 4), compression="gzip")
+        # A valid deflate stream of the chunk's 432 bytes, then 64 KiB that HDF5 would read along with it.
+        dataset.id.write_direct_chunk((0, 0, 0, 0), zlib.compress(bytes(432)) + bytes(1 << 16))
+
+    path = altered(tmp_path, small_h5(), replace_with("block1_conv1", 0, create))
+    with pytest.raises(
+        WeightsFileError, match=r"'block1_conv1' has a stored chunk of 655\d\d bytes, for 432 bytes of numbers$"
     ):
         read_vgg19_h5(path)
 

@@ -298,7 +298,7 @@ def _spec(workspace, weights, photos, *extra):
     argv.remove("--seed")
     argv.remove("5")  # op determinism stays as this test process has it
     args = build_parser().parse_args(argv)
-    job = _validated(args, PRESETS["first_edition"], set())
+    _, job = _validated(args, PRESETS["first_edition"], set())
     return job, WorkerSpec.of(job, threads=1)
 
 

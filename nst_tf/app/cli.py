@@ -13,30 +13,23 @@ loaded. Exit statuses are listed in ``EXIT_STATUSES``.
 
 import argparse
 import dataclasses
-import functools
-import os
 import re
 import signal
 import sys
 
-from ..ground.errors import NSTError, quoted
+from ..ground.errors import NSTError
 from ..ground.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
-from ..plan.clip import is_video_file
 from ..plan.config import CONFIG, StyleTransferConfig
-from ..plan.large_options import MAX_ITERATIONS, LargeImageOptions, scale_sizes, style_target
-from ..plan.memory import tile_plans
-from ..plan.networks.registry import NETWORKS, get_network
-from ..ground.checks import MAX_SIDE, check_whole, short_repr
+from ..plan.large_options import MAX_ITERATIONS, LargeImageOptions
+from ..plan.networks.registry import NETWORKS
+from ..ground.checks import MAX_SIDE, short_repr
 from ..plan.video_options import VideoOptions
 from ..runs.presets import PRESETS
-from ..tensors.images import ImageSize, fit_image, fit_style, image_size, read_image
-from .jobs.content_inputs import content_paths, is_pattern
-from .jobs.many_job import run_many
-from .jobs.outputs import FINAL_IMAGE, Outputs
-from .jobs.single import Handover, Job, run_single
-from .jobs.video_job import VideoJob, run_video
+from ..tensors.images import ImageSize
+from .jobs.kinds import job_kind
+from .jobs.outputs import FINAL_IMAGE
+from .jobs.request import IMAGES_DIR, CommandRequest, resolve_image
 from .signals import Stopped, StopRequest, stop_words
-from ..plan.weights.registry import read_network_weights
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -50,8 +43,6 @@ __all__ = [
     "build_parser",
     "main",
 ]
-
-IMAGES_DIR = "images"
 
 #: The options that are not hyperparameters: the files and the network.
 FILE_OPTIONS = {
@@ -242,36 +233,6 @@ def build_parser(preset=None):
     return parser
 
 
-def _resolve_image(name, option):
-    """The path of image ``name`` (as given, else under images/); ``NSTError`` naming ``--option`` if neither."""
-    for candidate in (name, os.path.join(IMAGES_DIR, name)):
-        # Anything that exists is taken (the reader then says what is wrong with a FIFO or a folder).
-        if os.path.lexists(candidate):
-            return candidate
-    raise NSTError(f"--{option}: image not found: {quoted(name)} (looked as a path and under {IMAGES_DIR}/)")
-
-
-#: Shrinking an image by more than this on its longer side earns a note: most of its detail is lost.
-LARGE_SHRINK = 4
-
-
-def _fitted(pixels, width, height, fit, path):
-    """``fit_image``'s result; its ``NSTError`` names ``path``."""
-    try:
-        return fit_image(pixels, width, height, fit)
-    except NSTError as error:
-        raise NSTError(f"{quoted(path)}: {error}") from None
-
-
-def _shrink_note(path, width, height):
-    """A note when the image at ``path`` is shrunk more than ``LARGE_SHRINK`` times to fit; else None."""
-    original = image_size(path)
-    factor = min(original[0] / width, original[1] / height)
-    if factor <= LARGE_SHRINK:
-        return None
-    return f"{quoted(path)} is {original[0]}x{original[1]}; it is scaled down {factor:.0f}x to {width}x{height}"
-
-
 def _config(args):
     """The ``StyleTransferConfig`` of the parsed command line."""
     return StyleTransferConfig(
@@ -307,7 +268,7 @@ def _validated(args, preset, given=frozenset()):
         given: the options written on the command line (``_given``).
 
     Returns:
-        The ``Job`` the command line asks for.
+        The kind of job the command line asks for (``kinds.JobKind``) and its prepared job.
 
     Raises:
         NSTError: anything the user gave is wrong (one line, for the user).
@@ -318,142 +279,11 @@ def _validated(args, preset, given=frozenset()):
     large = LargeImageOptions(
         **{field.name: getattr(args, field.name) for field in dataclasses.fields(LargeImageOptions)}
     )
-    style_paths = [_resolve_image(name, "style_image_filename") for name in args.style_image_filename]
+    style_paths = [resolve_image(name, "style_image_filename") for name in args.style_image_filename]
     config.blend_weights(len(style_paths))
-    names = args.content_image_filename
-    under_images = functools.partial(os.path.join, IMAGES_DIR)
-    if len(names) > 1 or args.each_style or os.path.isdir(names[0]) or is_pattern(names[0], under_images):
-        return _validated_many(args, preset, config, size, large, style_paths)
-    if args.reports or args.on_error != "refuse" or args.batch_size != 1 or _ray_given(args):
-        raise NSTError(
-            "--reports, --on_error, --batch_size, --engine, --workers and --ray_address apply to several content "
-            "images (a folder, a glob, or more files)"
-        )
-    content_path = _resolve_image(names[0], "content_image_filename")
-    if is_video_file(content_path):
-        return _validated_video(args, preset, config, size, large, style_paths, content_path, set(given))
-    video_given = sorted(set(given) & {field.name for field in dataclasses.fields(VideoOptions)})
-    if video_given:
-        raise NSTError(f"--{video_given[0]} applies to a video as the content; {quoted(content_path)} is not one")
-    outputs = Outputs(folder=args.output_dir, config=config, report_image=preset.report_image, scales=large.scales)
-    outputs.check([content_path, *style_paths, args.model])  # the weights file too, were it named as a report
-    content_width, content_height = image_size(content_path)
-    height, width = size.of((content_height, content_width))
-    sizes = scale_sizes(height, width, large.scales)
-    get_network(config.network).check_pooling(args.pooling)
-    tiles = tile_plans(config, large, sizes, [image_size(path)[::-1] for path in style_paths])
-    content, styles = _read_images(content_path, style_paths, sizes, large, size.content_fit)
-    notes = [_shrink_note(path, width, height) for path in (content_path, *style_paths)]
-    weights = read_network_weights(config.network, args.model)  # last: the slowest check, up to 510 MB
-    return Job(
-        config=config,
-        preset=preset,
-        large=large,
-        fit=size.content_fit,
-        sizes=sizes,
-        tiles=tiles,
-        content=content,
-        styles=styles,
-        weights=Handover(weights),
-        pooling=args.pooling,
-        outputs=outputs,
-        notes=[note for note in notes if note],
-    )
-
-
-def _validated_many(args, preset, config, size, large, style_paths):
-    """The ``ManyJob`` of a command line naming several content images (or a folder, a glob, --each_style)."""
-    from .jobs.many_job import ManyRequest
-    from .jobs.many_setup import prepare_many
-
-    def resolve(name):
-        return _resolve_image(name, "content_image_filename")
-
-    request = ManyRequest(
-        config=config,
-        preset=preset,
-        size=size,
-        large=large,
-        pooling=args.pooling,
-        contents=content_paths(args.content_image_filename, args.recursive, resolve),
-        style_paths=style_paths,
-        folder=args.output_dir,
-        model=args.model,
-        each_style=args.each_style,
-        reports=args.reports,
-        skip_errors=args.on_error == "skip",
-        batch_size=args.batch_size,
-        ray=_ray_options(args),
-    )
-    return prepare_many(request)
-
-
-def _validated_video(args, preset, config, size, large, style_paths, path, given):
-    """The ``VideoJob`` of a command line whose content is a video file."""
-    from .jobs.video_setup import VideoRequest, prepare_video
-
-    options = VideoOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(VideoOptions)})
-    request = VideoRequest(
-        config=config,
-        preset=preset,
-        options=options,
-        size=size,
-        sized=frozenset(given & {"width", "height", "max_size"}),
-        large=large,
-        pooling=args.pooling,
-        path=path,
-        style_paths=style_paths,
-        folder=args.output_dir,
-        model=args.model,
-    )
-    return prepare_video(request)
-
-
-def _ray_given(args):
-    return args.engine != "local" or args.workers != 1 or args.ray_address is not None
-
-
-def _ray_options(args):
-    """The ``RayOptions`` of ``--engine ray`` (None for the local engine), checked."""
-    from .jobs.ray_engine import RayOptions, check_available
-
-    if args.engine == "local":
-        if _ray_given(args):
-            raise NSTError("--workers and --ray_address apply to --engine ray")
-        return None
-    if args.reports:
-        raise NSTError("--reports runs with --engine local (Ray's workers send back only the results)")
-    if args.ray_address is not None and not args.ray_address.strip():
-        raise NSTError("--ray_address: empty; give a cluster's address, or leave it out for a local Ray")
-    check_available()
-    return RayOptions(workers=check_whole("--workers", args.workers), address=args.ray_address)
-
-
-def _read_images(content_path, style_paths, sizes, large, fit):
-    """Reads the content and style images and checks that each can be fitted to the first and last sizes.
-
-    They are decoded reduced when the files are large, to the last size (the
-    styles to ``style_scale`` times it, or to ``style_size``), and fitted
-    here so that an image that cannot be fitted fails before anything is
-    created.
-
-    Returns:
-        The content image's pixels and a list of the style images' pixels.
-    """
-    height, width = sizes[-1]
-    content = read_image(content_path, target=(width, height))
-    styles = []
-    for path in style_paths:
-        style_height, style_width = style_target(sizes[-1], image_size(path)[::-1], large.style_scale, large.style_size)
-        styles.append(read_image(path, target=(style_width, style_height)))
-    for height, width in (sizes[0], sizes[-1]):
-        _fitted(content, width, height, fit, content_path)
-        for path, pixels in zip(style_paths, styles):
-            try:
-                fit_style(pixels, (height, width), fit, large.style_scale, large.style_size)
-            except NSTError as error:
-                raise NSTError(f"{quoted(path)}: {error}") from None
-    return content, styles
+    request = CommandRequest(args, preset, frozenset(given), config, size, large, style_paths)
+    kind = job_kind(request)
+    return kind, kind.prepare(request)
 
 
 def _chosen_preset(argv):
@@ -461,13 +291,6 @@ def _chosen_preset(argv):
     parser = _Parser(add_help=False)
     parser.add_argument("--preset", choices=tuple(PRESETS), default="first_edition")
     return PRESETS[parser.parse_known_args(argv)[0].preset]
-
-
-def _runner(job):
-    """The function that runs ``job``: one image, several, or a video."""
-    if isinstance(job, Job):
-        return run_single
-    return run_video if isinstance(job, VideoJob) else run_many
 
 
 def main(argv=None):
@@ -485,8 +308,8 @@ def main(argv=None):
         with stop.watching():
             preset = _chosen_preset(argv)
             args = build_parser(preset).parse_args(argv)
-            job = _validated(args, preset, _given(argv))
-            return _runner(job)(job, sys.stdout, sys.stderr, stop)
+            kind, job = _validated(args, preset, _given(argv))
+            return kind.run(job, sys.stdout, sys.stderr, stop)
     except NSTError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return EXIT_BAD_INPUT

@@ -1,10 +1,16 @@
-"""What a job builds before it runs: TensorFlow, the network, op determinism and the objectives.
+"""What every job builds before it runs, in one start-up sequence: ``start_up``.
 
 TensorFlow is imported here, by ``import_tensorflow_quietly``, and not
-before: a job refuses bad input without it.
+before: a job refuses bad input without it. Then signals are deferred (the
+job stops where it can, ``signals.py``), the precision warnings are written,
+the network is built from the weights read at setup, and the objective
+factory is made; the seeded run's op determinism is the ``Started``'s
+``deterministic()`` context. The one-image, many-image and video jobs and the
+Ray engine's workers all start this way.
 """
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
@@ -141,3 +147,43 @@ def objective_factory(tiles, err):
         return cost
 
     return objective
+
+
+@dataclasses.dataclass(frozen=True)
+class Started:
+    """What ``start_up`` built: the ``tensorflow`` module, the network ``model`` and ``make_objective``
+    (``objective_factory``'s), and the run's ``config``."""
+
+    tf: object
+    model: object
+    make_objective: object
+    config: object
+
+    def deterministic(self):
+        """Op determinism for the run when it is seeded, undone on exit (``contain_determinism``)."""
+        return contain_determinism(self.tf, self.config.seed)
+
+
+def start_up(config, weights, pooling, tiles, err, stop=None):
+    """A job's start, the same for every kind of job: TensorFlow, the network and the objective factory.
+
+    Args:
+        config: the run's ``StyleTransferConfig``.
+        weights: the weights read at setup (``read_network_weights``); the network keeps its own copy.
+        pooling: the pooling after each block.
+        tiles: the ``TilePlan`` (or None) of each size, for ``objective_factory``.
+        err: the stream for TensorFlow's lines when its import fails, warnings and notes.
+        stop: the job's ``StopRequest``: deferred once TensorFlow runs, checked once the network is built
+            (None in a Ray worker, whose driver handles signals).
+
+    Returns:
+        A ``Started``.
+    """
+    tf = import_tensorflow_quietly(err)
+    if stop is not None:
+        stop.defer()  # TensorFlow runs from here on: a signal is recorded and honoured where the job can stop
+    warn_about_precision(config, err)
+    model = build_model(config, weights, pooling)
+    if stop is not None:
+        stop.check()
+    return Started(tf, model, objective_factory(tiles, err), config)

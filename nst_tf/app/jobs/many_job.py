@@ -20,7 +20,7 @@ from ...plan.config import StyleTransferConfig
 from ...plan.large_options import LargeImageOptions
 from ...runs.presets import Preset
 from ..signals import Stopped
-from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
+from .build import start_up
 from .drive import report_text
 from .ledger import Ledger
 from .many_parts import groups, member_seed, report_name, style_images
@@ -54,14 +54,10 @@ def run_many(job, out, err, stop):
 
 
 def _run(job, out, err, stop):
-    tf = import_tensorflow_quietly(err)
-    stop.defer()
-    warn_about_precision(job.config, err)
-    model = build_model(job.config, job.weights.take(), job.pooling)
-    stop.check()
-    run = _Run(job, model, out, err)
+    started = start_up(job.config, job.weights.take(), job.pooling, job.tiles, err, stop)
+    run = _Run(job, started, out, err)
     stop.finisher = run.stopped
-    with contain_determinism(tf, job.config.seed):
+    with started.deterministic():
         try:
             run.all(stop)
         except (KeyboardInterrupt, Stopped) as stopped:
@@ -74,10 +70,10 @@ def _run(job, out, err, stop):
 class _Run:
     """A many-image run on this process: one network, each size and style choice one ``stylize_many``."""
 
-    def __init__(self, job, model, out, err):
-        self.job, self.model, self.out = job, model, out
+    def __init__(self, job, started, out, err):
+        self.job, self.model, self.out = job, started.model, out
         self.ledger = Ledger(job, out, err)
-        self.objective = objective_factory(job.tiles, err)
+        self.objective = started.make_objective
         self.stopped = self.ledger.stopped
         self.status = self.ledger.status
 

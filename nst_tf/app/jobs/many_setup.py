@@ -13,12 +13,64 @@ from ...plan.networks.registry import get_network
 from ...plan.optimizers import get_optimizer
 from ...ground.checks import check_whole
 from ...tensors.images import fit_image, image_size, read_image
-from .content_inputs import output_names
+from .content_inputs import content_paths, is_pattern, output_names
 from .manifest import MANIFEST, Manifest
+from .many_job import ManyRequest
 from .many_parts import REPORT_IMAGE, ManyJob, Member, result_stem
 from .outputs import Outputs
+from .request import IMAGES_DIR, resolve_image
 from .single import Handover
 from ...plan.weights.registry import read_network_weights
+
+
+def wants(request):
+    """Whether the command line names several content images: more files, a folder, a glob, or ``--each_style``."""
+    names = request.args.content_image_filename
+    under_images = functools.partial(os.path.join, IMAGES_DIR)
+    return len(names) > 1 or request.args.each_style or os.path.isdir(names[0]) or is_pattern(names[0], under_images)
+
+
+def prepare(request):
+    """The ``ManyJob`` of a ``CommandRequest`` naming several content images; see ``prepare_many``."""
+    args = request.args
+
+    def resolve(name):
+        return resolve_image(name, "content_image_filename")
+
+    return prepare_many(
+        ManyRequest(
+            config=request.config,
+            preset=request.preset,
+            size=request.size,
+            large=request.large,
+            pooling=args.pooling,
+            contents=content_paths(args.content_image_filename, args.recursive, resolve),
+            style_paths=request.style_paths,
+            folder=args.output_dir,
+            model=args.model,
+            each_style=args.each_style,
+            reports=args.reports,
+            skip_errors=args.on_error == "skip",
+            batch_size=args.batch_size,
+            ray=_ray_options(args),
+        )
+    )
+
+
+def _ray_options(args):
+    """The ``RayOptions`` of ``--engine ray`` (None for the local engine), checked."""
+    from .ray_engine import RayOptions, check_available
+
+    if args.engine == "local":
+        if args.workers != 1 or args.ray_address is not None:
+            raise NSTError("--workers and --ray_address apply to --engine ray")
+        return None
+    if args.reports:
+        raise NSTError("--reports runs with --engine local (Ray's workers send back only the results)")
+    if args.ray_address is not None and not args.ray_address.strip():
+        raise NSTError("--ray_address: empty; give a cluster's address, or leave it out for a local Ray")
+    check_available()
+    return RayOptions(workers=check_whole("--workers", args.workers), address=args.ray_address)
 
 
 def prepare_many(request):

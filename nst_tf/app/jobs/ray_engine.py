@@ -598,18 +598,17 @@ class RayStylizer:
     """
 
     def __init__(self, spec):
-        from .build import build_model, import_tensorflow_quietly, objective_factory, warn_about_precision
+        from .build import start_up
         from .manifest import worker
 
         os.environ["TF_NUM_INTRAOP_THREADS"] = str(spec.threads)  # read when TensorFlow's runtime starts
         self._notes = io.StringIO()
-        tf = import_tensorflow_quietly(self._notes)
-        if spec.config.seed is not None:
-            tf.config.experimental.enable_op_determinism()
-        warn_about_precision(spec.config, self._notes)
+        started = start_up(spec.config, spec.weights, spec.pooling, spec.tiles, self._notes)
+        self._determinism = started.deterministic()  # the worker's for its whole life, entered once
+        self._determinism.__enter__()
         self._spec = dataclasses.replace(spec, weights=None)
-        self._model = build_model(spec.config, spec.weights, spec.pooling)
-        self._objective = objective_factory(spec.tiles, self._notes)
+        self._model = started.model
+        self._objective = started.make_objective
         self._stylizer, self._key = None, None
         self._worker = worker()
 

@@ -5,11 +5,17 @@ import dataclasses
 from ...ground.errors import NSTError, quoted
 from ...ground.statuses import PROG
 from ...plan.config import StyleTransferConfig
-from ...plan.large_options import LargeImageOptions
+from ...plan.large_options import LargeImageOptions, scale_sizes, style_target
+from ...plan.memory import tile_plans
+from ...plan.networks.registry import get_network
+from ...plan.video_options import VideoOptions
+from ...plan.weights.registry import read_network_weights
+from ...tensors.images import fit_style, image_size, read_image
 from ...runs.presets import Preset
-from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
+from .build import start_up
 from .drive import drive
 from .outputs import Outputs
+from .request import fitted, refuse_many_image_options, resolve_image, shrink_note
 
 
 class Handover:
@@ -62,6 +68,77 @@ class Job:
     pooling: str
     outputs: Outputs
     notes: list
+
+
+def wants(request):
+    """Every command line no other kind of job takes is one image's (the last kind asked)."""
+    return True
+
+
+def prepare(request):
+    """The ``Job`` of a command line naming one content image: everything checked, nothing created.
+
+    Raises:
+        NSTError: anything the user gave is wrong (one line, for the user).
+    """
+    args, config, large, style_paths = request.args, request.config, request.large, request.style_paths
+    refuse_many_image_options(args)
+    content_path = resolve_image(args.content_image_filename[0], "content_image_filename")
+    video_given = sorted(request.given & {field.name for field in dataclasses.fields(VideoOptions)})
+    if video_given:
+        raise NSTError(f"--{video_given[0]} applies to a video as the content; {quoted(content_path)} is not one")
+    report_image = request.preset.report_image
+    outputs = Outputs(folder=args.output_dir, config=config, report_image=report_image, scales=large.scales)
+    outputs.check([content_path, *style_paths, args.model])  # the weights file too, were it named as a report
+    content_width, content_height = image_size(content_path)
+    height, width = request.size.of((content_height, content_width))
+    sizes = scale_sizes(height, width, large.scales)
+    get_network(config.network).check_pooling(args.pooling)
+    tiles = tile_plans(config, large, sizes, [image_size(path)[::-1] for path in style_paths])
+    content, styles = _read_images(content_path, style_paths, sizes, large, request.size.content_fit)
+    notes = [shrink_note(path, width, height) for path in (content_path, *style_paths)]
+    weights = read_network_weights(config.network, args.model)  # last: the slowest check, up to 510 MB
+    return Job(
+        config=config,
+        preset=request.preset,
+        large=large,
+        fit=request.size.content_fit,
+        sizes=sizes,
+        tiles=tiles,
+        content=content,
+        styles=styles,
+        weights=Handover(weights),
+        pooling=args.pooling,
+        outputs=outputs,
+        notes=[note for note in notes if note],
+    )
+
+
+def _read_images(content_path, style_paths, sizes, large, fit):
+    """Reads the content and style images and checks that each can be fitted to the first and last sizes.
+
+    They are decoded reduced when the files are large, to the last size (the
+    styles to ``style_scale`` times it, or to ``style_size``), and fitted
+    here so that an image that cannot be fitted fails before anything is
+    created.
+
+    Returns:
+        The content image's pixels and a list of the style images' pixels.
+    """
+    height, width = sizes[-1]
+    content = read_image(content_path, target=(width, height))
+    styles = []
+    for path in style_paths:
+        style_height, style_width = style_target(sizes[-1], image_size(path)[::-1], large.style_scale, large.style_size)
+        styles.append(read_image(path, target=(style_width, style_height)))
+    for height, width in (sizes[0], sizes[-1]):
+        fitted(content, width, height, fit, content_path)
+        for path, pixels in zip(style_paths, styles):
+            try:
+                fit_style(pixels, (height, width), fit, large.style_scale, large.style_size)
+            except NSTError as error:
+                raise NSTError(f"{quoted(path)}: {error}") from None
+    return content, styles
 
 
 def _start(job, err):
@@ -119,20 +196,13 @@ def _run(job, out, err, stop, created):
         return status
 
     stop.finisher = interrupted
-    tf = import_tensorflow_quietly(err)
+    started = start_up(config, job.weights.take(), job.pooling, job.tiles, err, stop)
     from ...runs.coarse_to_fine import CoarseToFine
-
-    # TensorFlow runs from here on: a signal is recorded and honoured where the job can stop (signals.py).
-    stop.defer()
-    warn_about_precision(config, err)
-    model = build_model(config, job.weights.take(), job.pooling)
-    stop.check()
-    objective = objective_factory(job.tiles, err)
 
     def start():
         """The run: one size is a coarse-to-fine run of one scale, the same loop either way."""
         return CoarseToFine(
-            model=model,
+            model=started.model,
             content_pixels=job.content,
             style_pixels=job.styles,
             config=config,
@@ -140,7 +210,7 @@ def _run(job, out, err, stop, created):
             scale_epochs=job.large.scale_epochs,
             style_scale=job.large.style_scale,
             style_size=job.large.style_size,
-            make_objective=objective,
+            make_objective=started.make_objective,
             fit=job.fit,
         )
 
@@ -152,5 +222,5 @@ def _run(job, out, err, stop, created):
         out=out,
         err=err,
         stop=stop,
-        context=contain_determinism(tf, config.seed),
+        context=started.deterministic(),
     )

@@ -29,10 +29,11 @@ from ...plan.config import StyleTransferConfig
 from ...plan.video_options import VideoOptions
 from ...runs.presets import Preset
 from ..signals import Stopped, stop_words
-from .build import build_model, contain_determinism, import_tensorflow_quietly, objective_factory, warn_about_precision
+from .build import start_up
 from .drive import ProgressLine
 from .manifest import Manifest
 from .outputs import Saver
+from .request import fitted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,28 +156,24 @@ class _VideoRun:
 
     def _stylize(self, stop):
         job = self.job
-        tf = import_tensorflow_quietly(self.err)
-        stop.check()
-        warn_about_precision(job.config, self.err)
-        model = build_model(job.config, job.weights.take(), job.pooling)
-        stop.check()
-        with contain_determinism(tf, job.config.seed):
+        started = start_up(job.config, job.weights.take(), job.pooling, job.tiles, self.err, stop)
+        with started.deterministic():
             try:
-                self._frames(model, stop)
+                self._frames(started, stop)
             except NonFiniteCostError as error:
                 self.err.write(f"{PROG}: error: frame {self.done + 1}: {error}; the frames before it are saved\n")
                 return EXIT_NON_FINITE
         return EXIT_SAVE_FAILED if self.saver.failed else EXIT_OK
 
-    def _frames(self, model, stop):
+    def _frames(self, started, stop):
         from ...plan.clip import frames
         from ...runs.many_images import Finished
         from ...runs.video_frames import VideoStylizer
 
         job, size = self.job, self.job.size
-        make = objective_factory(job.tiles, self.err)
+        make = started.make_objective
         stylizer = VideoStylizer(
-            model,
+            started.model,
             job.styles,
             job.config,
             job.options,
@@ -187,7 +184,7 @@ class _VideoRun:
             stop.check()
             if index >= job.clip.frames:
                 break  # ffmpeg counted fewer when probing: the frames counted are the video's
-            pixels = _fitted(pixels, size, job.fit, job.clip.path)
+            pixels = fitted(pixels, size[1], size[0], job.fit, job.clip.path)
             if index >= self.done:
                 earlier = {gap: self._earlier(kept, index - gap) for gap in job.options.gaps if index - gap in kept}
                 for item in stylizer.frame(index, pixels, earlier, ticks=True):
@@ -384,13 +381,3 @@ def video_record(output):
     """The name the frames folder's manifest records the encoded video ``output`` under: relative to that
     folder (``../<stem>.mp4``), so the manifest finds it beside the folder."""
     return os.path.join(os.pardir, os.path.basename(output))
-
-
-def _fitted(pixels, size, fit, path):
-    from ...tensors.images import fit_image
-
-    height, width = size
-    try:
-        return fit_image(pixels, width, height, fit)
-    except NSTError as error:
-        raise NSTError(f"{quoted(path)}: {error}") from None

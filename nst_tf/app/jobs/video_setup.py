@@ -4,6 +4,7 @@ import dataclasses
 import os
 
 from ...ground.errors import NSTError, quoted
+from ...plan.clip import is_video_file
 from ...plan.config import StyleTransferConfig
 from ...plan.large_options import LargeImageOptions
 from ...plan.memory import tile_plans
@@ -11,6 +12,7 @@ from ...plan.video_options import VideoOptions
 from ...runs.presets import Preset
 from ...tensors.images import ImageSize, fit_style, image_size, read_image, size_for
 from .manifest import Manifest
+from .request import refuse_many_image_options, resolve_image
 from .many_setup import file_digest, file_identity
 from .single import Handover
 from .video_job import VideoJob, linked_partial, video_record
@@ -33,6 +35,38 @@ class VideoRequest:
     style_paths: list
     folder: str
     model: str
+
+
+def wants(request):
+    """Whether the command line's one content image is a video (found by content; a missing file is not)."""
+    try:
+        path = resolve_image(request.args.content_image_filename[0], "content_image_filename")
+    except NSTError:
+        return False  # the one-image kind says what is missing, after its own checks
+    return is_video_file(path)
+
+
+def prepare(request):
+    """The ``VideoJob`` of a ``CommandRequest`` whose content is a video; see ``prepare_video``."""
+    args = request.args
+    refuse_many_image_options(args)
+    path = resolve_image(args.content_image_filename[0], "content_image_filename")
+    options = VideoOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(VideoOptions)})
+    return prepare_video(
+        VideoRequest(
+            config=request.config,
+            preset=request.preset,
+            options=options,
+            size=request.size,
+            sized=frozenset(request.given & {"width", "height", "max_size"}),
+            large=request.large,
+            pooling=args.pooling,
+            path=path,
+            style_paths=request.style_paths,
+            folder=args.output_dir,
+            model=args.model,
+        )
+    )
 
 
 def prepare_video(request):

@@ -117,7 +117,8 @@ CHUNK_SLACK_BYTES = 1 << 20
 # HDF5's filter codes. HDF5 inflates a deflate-compressed chunk into as much
 # memory as it takes, so each such chunk is inflated here first, up to its size.
 DEFLATE, SHUFFLE, FLETCHER32 = 1, 2, 3
-FILTER_NAMES = {DEFLATE: "deflate", SHUFFLE: "shuffle", FLETCHER32: "fletcher32"}
+#: The filters accepted, in the order they are applied when writing.
+FILTER_NAMES = {SHUFFLE: "shuffle", DEFLATE: "deflate", FLETCHER32: "fletcher32"}
 
 _OUTSIDE = "this reader reads nothing outside the weights file"
 
@@ -182,21 +183,16 @@ class _Reader:
         """Checks ``dataset``'s storage and type; nothing is read.
 
         Raises:
-            WeightsFileError: data kept outside the file (external storage,
-                a virtual dataset, an unknown layout), or numbers other than
-                floating point.
+            WeightsFileError: data kept outside the file (external storage or
+                a virtual dataset), or numbers other than floating point.
         """
         # Before the shape: an unlimited virtual dataset opens its source files to find its shape.
-        h5d = self.h5py.h5d
         plist = dataset.id.get_create_plist()
         if plist.get_external_count():
             other = os.fsdecode(plist.get_external(0)[0])[:200]
             self.fail(f"{label} keeps its numbers in another file, {quoted(other)} (HDF5 external storage); {_OUTSIDE}")
-        layout = plist.get_layout()
-        if layout == getattr(h5d, "VIRTUAL", 3):
+        if plist.get_layout() == getattr(self.h5py.h5d, "VIRTUAL", 3):
             self.fail(f"{label} is an HDF5 virtual dataset, whose numbers lie in other files; {_OUTSIDE}")
-        if layout not in (h5d.COMPACT, h5d.CONTIGUOUS, h5d.CHUNKED):
-            self.fail(f"{label} has HDF5 storage layout {layout}; expected contiguous, chunked or compact")
         if dataset.dtype.kind != "f":
             self.fail(f"{label} has type {dataset.dtype}; expected floating-point numbers")
 
@@ -211,13 +207,13 @@ class _Reader:
         plist = dataset.id.get_create_plist()
         filters = [plist.get_filter(index)[::3] for index in range(plist.get_nfilters())]
         codes = [code for code, _ in filters]
-        # Only a deflate stream that HDF5 reads first (nothing but a checksum after it) is inflated here first.
-        deflate_last = codes[codes.index(DEFLATE) + 1 :] in ([], [FLETCHER32]) if DEFLATE in codes else True
-        if not set(codes) <= set(FILTER_NAMES) or len(set(codes)) < len(codes) or not deflate_last:
+        # In the order h5py and h5repack write them: so a compressed chunk is, as stored, the one deflate stream
+        # (and a checksum) that HDF5 inflates first, and that is inflated here first.
+        if codes != [code for code in FILTER_NAMES if code in codes]:
             shown = ", ".join(f"{code} ({bytes(name[:40]).decode('ascii', 'replace')!r})" for code, name in filters)
             self.fail(
-                f"{label} is stored through HDF5 filters {shown}; this reader accepts deflate (gzip), "
-                "shuffle and fletcher32, each at most once, with nothing but fletcher32 after deflate"
+                f"{label} is stored through HDF5 filters {shown}; this reader accepts shuffle, deflate (gzip) "
+                "and fletcher32, each at most once and in that order"
             )
         if plist.get_layout() == self.h5py.h5d.CHUNKED:
             deflate = codes.index(DEFLATE) if DEFLATE in codes else None

@@ -24,34 +24,31 @@ view).
 
 A pickle can call any function, so these files are unpickled only through
 ``_Unpickler``, which builds what torch.save builds for a state dict and
-refuses the rest before it runs: globals from an allow-list
+refuses anything else before it runs: globals of an allow-list
 (``collections.OrderedDict``, the two rebuild functions and the storage
-types, never imported or called), opcodes without protocol 0's DICT, INST
-and OBJ, NEWOBJ, sets, the extension registry or buffers, persistent ids of
-storages only; ``OrderedDict`` called as pickle calls it (with nothing, or
-from Python 2 with a list of pairs); dict keys that are names (str) or
-counts below 2**31 (an optimizer's parameter ids), so no key is a tuple
-whose hash recurses through the C stack and no two keys can be made to
-hash alike. Tensors
-come back as NumPy arrays, copied out of their storages by offset, size and
-stride.
+types, never imported or called); no opcode that makes other objects (INST,
+OBJ, NEWOBJ, sets, buffers, protocol 0's DICT); storages as persistent ids;
+``OrderedDict`` called as pickle calls it (with nothing, or from Python 2
+with a list of pairs); dict keys that are str, or ints from 0 below 2**31
+(an optimizer's parameter ids): no key is a tuple, whose hash recurses as
+deep as it nests (through the C stack), and no two keys can be made to hash
+alike. Tensors come back as NumPy arrays, copied out of their storages.
 
 Bounds, each refused in one ``WeightsFileError`` line naming the file (the
-tests craft each): a caller's ``max_bytes`` (the real network's size and a
-little slack) is checked against every declared storage and every tensor
-before anything is read or allocated; the pickles may take
-``max_pickle_bytes`` together, and build at most about 80 bytes of objects
-per byte (each opcode makes at most one object; a call copies no more
-entries than the pickle has bytes); what the pickle built nests at most
-``MAX_NESTING`` deep, and nothing walks it deeper; a tensor's sizes and
-strides are counts below 2**63 (torch's int64) and its offset lies in its
-storage, both checked before any arithmetic; a zip's directory, names and
-members are checked against each other and against the file's length
-before reading; compressed members are inflated no further than their
-declared size. What a read holds is thus bounded by ``max_bytes`` (twice,
-while tensors are copied out of their storages) and the pickle's objects,
-and its time by the file's length, whatever the file declares. Messages
-show values cut to a few items, two levels deep, 60 characters a text.
+tests craft each): ``max_bytes`` (the real network's size and a little
+slack) is checked against every declared storage and every tensor before
+anything is read or allocated; the pickles may take ``max_pickle_bytes``,
+each opcode makes at most one object (at most about 80 bytes of them per
+byte), and calls and the entries they copy are at most the pickle's length;
+a tensor's sizes and strides are below 2**63 and its offset inside its
+storage, checked before any arithmetic; what the pickle built is walked to
+``MAX_NESTING`` deep, no deeper; a zip's directory, names and members are
+checked against each other and the file's length before reading, members
+inflated no further than their declared size. What a read holds is thus
+bounded by ``max_bytes`` (twice, while tensors are copied out of their
+storages) and the pickle's objects, and its time by the file's length,
+whatever the file declares. Messages show values two levels deep, a few
+items each, texts cut to 60 characters.
 
 ``.safetensors`` files (an 8-byte little-endian header length, a JSON
 header, then the tensors' bytes) are checked here, header and all, before
@@ -203,51 +200,31 @@ def _what(value):
 class _StorageType:
     """A torch storage type named by the pickle (``torch.FloatStorage``); never imported, never called."""
 
-    __slots__ = ("name", "dtype", "bfloat16")
+    __slots__ = ("described", "dtype", "bfloat16", "out_itemsize")
 
     def __init__(self, name):
-        self.name = name
-        self.dtype = np.dtype(STORAGE_TYPES[name])
-        self.bfloat16 = name == "BFloat16Storage"
-
-    @property
-    def described(self):
-        return f"torch.{self.name}"
-
-    @property
-    def out_itemsize(self):
-        """Bytes per element of the arrays made from this storage (bfloat16 is widened to float32)."""
-        return 4 if self.bfloat16 else self.dtype.itemsize
+        self.described, self.dtype, self.bfloat16 = f"torch.{name}", np.dtype(STORAGE_TYPES[name]), "BFloat16" in name
+        # Bytes per element of the arrays made from this storage: bfloat16 is widened to float32.
+        self.out_itemsize = 4 if self.bfloat16 else self.dtype.itemsize
 
 
 class _Function:
     """A torch function named by the pickle (``torch._utils._rebuild_tensor_v2``); this reader does its work."""
 
-    __slots__ = ("module", "name")
+    __slots__ = ("arguments", "described")
 
-    def __init__(self, module, name):
-        self.module, self.name = module, name
-
-    @property
-    def described(self):
-        return f"{self.module}.{self.name}"
+    def __init__(self, module, name, arguments):
+        self.arguments, self.described = arguments, f"{module}.{name}"
 
 
 class _Storage:
     """A storage the pickle declares: key, type and element count; its bytes are read after the pickle."""
 
-    __slots__ = ("key", "type", "numel", "array")
+    __slots__ = ("described", "type", "numel", "nbytes", "array")
 
     def __init__(self, key, storage_type, numel):
-        self.key, self.type, self.numel, self.array = key, storage_type, numel, None
-
-    @property
-    def described(self):
-        return f"storage {_shown(self.key)}"
-
-    @property
-    def nbytes(self):
-        return self.numel * self.type.dtype.itemsize
+        self.described, self.type, self.numel, self.array = f"storage {_shown(key)}", storage_type, numel, None
+        self.nbytes = numel * storage_type.dtype.itemsize
 
 
 class _TensorRef:
@@ -279,8 +256,8 @@ class _TensorRef:
 
 _ALLOWED_GLOBALS = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    _REBUILD_V2: _Function(*_REBUILD_V2),
-    _REBUILD: _Function(*_REBUILD),
+    _REBUILD_V2: _Function(*_REBUILD_V2, arguments=(6, 7)),  # (storage, offset, size, stride, grad, hooks[, meta])
+    _REBUILD: _Function(*_REBUILD, arguments=(4,)),  # (storage, offset, size, stride), before PyTorch 0.4
     **{("torch", name): _StorageType(name) for name in STORAGE_TYPES},
 }
 
@@ -350,7 +327,7 @@ class _Unpickler(pickle._Unpickler):
         storage_type, key, location, numel = pid[1:5]
         if not isinstance(storage_type, _StorageType):
             self.fail(f"its pickle declares a storage of type {_shown(storage_type)}; expected a torch storage type")
-        if type(key) is not str or type(location) is not str or type(numel) is not int or numel < 0:
+        if type(key) is not str or type(location) is not str or type(numel) is not int or not 0 <= numel < MAX_COUNT:
             self.fail(f"its pickle declares a storage as {_shown(pid)}; expected a key, a location and a count")
         if len(pid) == 6 and pid[5] is not None:
             self.fail(f"storage {_shown(key)} is a view of another storage, which this reader does not read")
@@ -416,10 +393,10 @@ class _Unpickler(pickle._Unpickler):
         Each key is checked before it is hashed: a tuple's hash recurses as deep as the tuple, and ints
         of one residue modulo 2**61 - 1 share a hash (each insertion then probes all the others).
         """
-        odd = next((key for key in items[::2] if not _is_key(key)), self)
-        if odd is not self:
-            shown = f"the number {_shown(odd)}" if type(odd) is int else _what(odd)
-            self.fail(f"uses {shown} as a dict key; not a state dict")
+        for key in items[::2]:
+            if not _is_key(key):
+                shown = f"the number {_shown(key)}" if type(key) is int else _what(key)
+                self.fail(f"uses {shown} as a dict key; not a state dict")
         if type(target) not in (dict, collections.OrderedDict):
             self.fail(f"its pickle sets items of {_what(target)}; the file is damaged")
         target.update(zip(items[::2], items[1::2]))
@@ -432,8 +409,7 @@ class _Unpickler(pickle._Unpickler):
         Returns:
             A ``_TensorRef``.
         """
-        counts = (6, 7) if (function.module, function.name) == _REBUILD_V2 else (4,)
-        if len(args) not in counts:
+        if len(args) not in function.arguments:
             self.fail(f"its pickle calls {function.described} with {len(args)} arguments; the file is damaged")
         storage, offset, size, stride = args[:4]
         if len(args) > 5 and args[5] is not None and (not isinstance(args[5], dict) or args[5]):
@@ -455,7 +431,7 @@ class _Unpickler(pickle._Unpickler):
             )
         self.spend(len(size))
         numel = math.prod(size)
-        # The offset is compared before it is added to: it may be any int.
+        # The offset, which may be any int, is compared before it is added to.
         if offset > storage.numel or numel and offset + sum((n - 1) * k for n, k in zip(size, stride)) >= storage.numel:
             self.fail(
                 f"a tensor of offset {_shown(offset)}, size {_shown(size)}, stride {_shown(stride)} reads past the "
@@ -863,15 +839,10 @@ def _member_bytes(file, path, member, end, limit):
 
 def _descriptor(file, member):
     """(CRC, packed size, size) from the data descriptor after ``member``'s data (the file is positioned there)."""
-    width = 8 if member.zip64 else 4
-    record = file.read(4 + 4 + 2 * width)
-    if record[:4] == b"PK\x07\x08":
-        record = record[4:]
-    else:
-        record = record[: 4 + 2 * width]
-    if len(record) < 4 + 2 * width:
-        return None, None, None
-    return struct.unpack("<I" + ("Q" if member.zip64 else "I") * 2, record[: 4 + 2 * width])
+    layout = struct.Struct("<IQQ" if member.zip64 else "<III")
+    record = file.read(4 + layout.size)  # its signature is optional
+    record = record[4:] if record[:4] == b"PK\x07\x08" else record[: layout.size]
+    return layout.unpack(record) if len(record) == layout.size else (None, None, None)
 
 
 def _inflate(path, label, packed, size):
