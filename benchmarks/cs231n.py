@@ -35,10 +35,10 @@ from PIL import Image  # noqa: E402
 
 import bench  # noqa: E402  (VGG-19 weights, machine description)
 import nst_tf  # noqa: E402
-from nst_tf.plan.networks.registry import get_network  # noqa: E402
+from nst_tf.plan.networks.network_registry import get_network  # noqa: E402
 from nst_tf.runs.presets import PRESETS  # noqa: E402
 from nst_tf.plan.weights.squeezenet_reader import write_squeezenet_weights  # noqa: E402
-from nst_tf.plan.weights.registry import read_network_weights  # noqa: E402
+from nst_tf.plan.weights.reader_registry import read_network_weights  # noqa: E402
 from nst_tf.tensors.modules import build_network  # noqa: E402
 
 SQUEEZENET = os.path.join(HERE, ".cache", "squeezenet1_1-synthetic.pth")

@@ -23,9 +23,9 @@ from nst_tf import CONFIG, NSTError, StyleCost, StyleTransfer, StyleTransferConf
 from nst_tf.plan.config import OPTIMIZERS, PRECISIONS
 from nst_tf.plan.optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
 from nst_tf.tensors.images import reshape_and_normalize_image, start_image
-from nst_tf.plan.networks.registry import NETWORKS
+from nst_tf.plan.networks.network_registry import NETWORKS
 from nst_tf.objective import terms as terms_module
-from nst_tf.plan.weights.registry import read_network_weights
+from nst_tf.plan.weights.reader_registry import read_network_weights
 from nst_tf.tensors.modules import build_network
 from nst_tf.objective.terms import ContentTerm, StyleTerm, TemporalTerm, TotalVariationTerm
 

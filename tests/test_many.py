@@ -15,7 +15,7 @@ from PIL import Image
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig
 from nst_tf.app.cli import main
 from nst_tf.app.jobs.content_inputs import content_paths, is_image_file, output_names
-from nst_tf.objective.registry import TERMS
+from nst_tf.objective.term_registry import TERMS
 from nst_tf.runs.many_images import Finished, Step, stylize_many
 
 

@@ -119,7 +119,7 @@ def test_a_precision_other_than_the_models_leaves_the_callers_model_alone(model,
 def test_every_choice_list_is_exactly_what_its_dispatch_handles(images):
     from nst_tf.tensors import colors
     from nst_tf.plan.config import COLOR_MODES, OPTIMIZERS, TV_FORMS
-    from nst_tf.loop.optimizers import MAKERS, make_optimizer
+    from nst_tf.loop.optimizer_makers import MAKERS, make_optimizer
     from nst_tf.plan.optimizers import OPTIMIZERS as REGISTRY
 
     assert set(MAKERS) == set(REGISTRY) and tuple(REGISTRY) == OPTIMIZERS

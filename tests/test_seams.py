@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import nst_tf.plan.networks.registry
+import nst_tf.plan.networks.network_registry
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, TiledStyleCost
 from nst_tf.plan.memory import MemoryModel
 from nst_tf.plan.tiles import TilePlan
-from nst_tf.plan.networks.registry import Network, get_network
-from nst_tf.plan.weights.registry import READERS, read_network_weights
+from nst_tf.plan.networks.network_registry import Network, get_network
+from nst_tf.plan.weights.reader_registry import READERS, read_network_weights
 from nst_tf.tensors.modules import MODULES, build_network
 
 TOY_LAYERS = ("c1", "p1", "c2", "p2", "c3")
@@ -72,7 +72,7 @@ class ToyNet(tf.Module):
 
 @pytest.fixture
 def toynet(monkeypatch):
-    monkeypatch.setitem(nst_tf.plan.networks.registry.NETWORKS, "toynet", TOY)
+    monkeypatch.setitem(nst_tf.plan.networks.network_registry.NETWORKS, "toynet", TOY)
     monkeypatch.setitem(READERS, "toynet", read_toy_weights)
     monkeypatch.setitem(MODULES, "toynet", ToyNet)
     return build_network("toynet", read_network_weights("toynet", "7"))

@@ -11,7 +11,7 @@ from nst_tf import NSTError, StyleCost, StyleTransferConfig
 from nst_tf.tensors.images import deprocess_image, pixel_range, reshape_and_normalize_image
 from nst_tf.plan.memory import MemoryModel
 from nst_tf.plan.tiles import TilePlan
-from nst_tf.plan.networks.registry import NETWORKS, SQUEEZENET_NETWORK, get_network
+from nst_tf.plan.networks.network_registry import NETWORKS, SQUEEZENET_NETWORK, get_network
 from nst_tf.plan.networks.squeezenet import FIRES, LAYERS, MIN_IMAGE_SIZE, SqueezeNetWeights, random_squeezenet_weights
 from nst_tf.tensors.squeezenet_module import SqueezeNet
 from nst_tf.tensors.modules import build_network

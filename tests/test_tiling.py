@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig, load_vgg_model
 from nst_tf.plan.tiles import TilePlan, spans, tile_grid
-from nst_tf.plan.networks.registry import get_network
+from nst_tf.plan.networks.network_registry import get_network
 from nst_tf.plan.networks.vgg19 import GRAPH_LAYERS, VGG19_NETWORK
 from nst_tf.objective.tiled import TiledStyleCost
 

@@ -21,7 +21,7 @@ from ..ground.errors import NSTError
 from ..ground.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
 from ..plan.config import CONFIG, StyleTransferConfig
 from ..plan.large_options import MAX_ITERATIONS, LargeImageOptions
-from ..plan.networks.registry import NETWORKS
+from ..plan.networks.network_registry import NETWORKS
 from ..ground.checks import MAX_SIDE, short_repr
 from ..plan.video_options import VideoOptions
 from ..runs.presets import PRESETS

@@ -23,7 +23,7 @@ from ..objective.whole import StyleCost
 from ..plan.config import StyleTransferConfig
 from ..plan.optimizers import get_optimizer
 from ..tensors.images import checked_float32_batch, start_image
-from .optimizers import make_optimizer
+from .optimizer_makers import make_optimizer
 from .progress import Progress, Tick
 
 

@@ -44,7 +44,7 @@ from ..ground.errors import NSTError
 from ..plan.config import StyleTransferConfig
 from ..plan.tiles import TilePlan
 from ..tensors.costs import style_gram
-from .registry import registered_terms
+from .term_registry import registered_terms
 from .terms import Shapes, Window
 from .whole import StyleCost
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ground.errors import NSTError
 from ..ground.fields import option
-from .networks.registry import NETWORKS, Network, get_network
+from .networks.network_registry import NETWORKS, Network, get_network
 from ..ground.checks import check_finite, check_whole
 from .optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
 from .optimizers import get_optimizer

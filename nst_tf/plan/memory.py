@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..ground.errors import NSTError
 from .optimizers import get_optimizer
 from .large_options import style_target
-from .networks.registry import get_network
+from .networks.network_registry import get_network
 from ..ground.checks import check_whole
 from .tiles import TilePlan, best_tile_shape
 

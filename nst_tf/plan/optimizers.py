@@ -3,7 +3,7 @@
 Each ``Optimizer`` states once what it can do (a batch of images with one state per image; a
 learning-rate schedule) and what memory it needs beyond the image-sized figures every run has.
 The command's checks, the memory model and the loop read these rules from here; the
-TensorFlow object itself is made by ``nst_tf.loop.optimizers``. Adding an optimizer: a line here
+TensorFlow object itself is made by ``nst_tf.loop.optimizer_makers``. Adding an optimizer: a line here
 and its maker there.
 """
 

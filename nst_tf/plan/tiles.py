@@ -1,7 +1,7 @@
 """Tile geometry without TensorFlow: spans, grids, tile shapes and the ``TilePlan`` a run is given.
 
 The receptive-field figures (strides, reaches, margins, lengths) are the
-network's (``nst_tf.plan.networks.registry.Network``); this module lays tiles out with
+network's (``nst_tf.plan.networks.network_registry.Network``); this module lays tiles out with
 them. ``nst_tf.objective.tiled`` computes the costs in tiles.
 
 Why tiles give the untiled costs exactly
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ..ground.checks import MAX_SIDE, check_whole, short_repr
 from ..ground.errors import NSTError
-from .networks.registry import get_network
+from .networks.network_registry import get_network
 
 #: The smallest input of the networks' default, VGG-19: what ``spans`` assumes unless told.
 DEFAULT_MIN_SIZE = 32

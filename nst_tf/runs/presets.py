@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from ..ground.errors import NSTError
 from ..plan.config import CONFIG, KERAS_VGG_MODEL, StyleTransferConfig
 from ..plan.large_options import LargeImageOptions
-from ..plan.networks.registry import get_network
+from ..plan.networks.network_registry import get_network
 from ..tensors.images import ImageSize, load_image, reshape_and_normalize_image
-from ..plan.weights.registry import read_network_weights
-from ..tensors.modules import build_network
+from ..plan.weights.reader_registry import read_network_weights
 
 #: Where CS231n's presets expect torchvision's SqueezeNet 1.1 weights (``python -m nst_tf.download --weights
 #: squeezenet`` puts them there).
@@ -58,9 +57,10 @@ class Preset:
 
         dtype = compute_dtype(self.config.precision) if dtype is None else dtype
         network = get_network(self.config.network)
-        return build_network(
-            network, read_network_weights(network, self.model if path is None else path), dtype, self.pooling
-        )
+        from ..tensors.modules import build_network  # imports TensorFlow: the command checks its input first
+
+        weights = read_network_weights(network, self.model if path is None else path)
+        return build_network(network, weights, dtype, self.pooling)
 
     def load_image(self, path, size=None):
         """The content image at ``path``, sized and normalized as this preset does: (1, h, w, 3)."""

@@ -1,10 +1,10 @@
 """Each network's ``tf.Module``, by network name: ``MODULES`` and ``build_network``.
 
 A module is built as ``Class(weights, dtype=..., pooling=...)`` from what its reader gives
-(``plan.weights.registry``) and called as ``module(image, layers)`` -> {layer: activation}.
+(``plan.weights.reader_registry``) and called as ``module(image, layers)`` -> {layer: activation}.
 """
 
-from ..plan.networks.registry import get_network
+from ..plan.networks.network_registry import get_network
 from .squeezenet_module import SqueezeNet
 from .vgg19_module import VGG19
 

@@ -16,7 +16,6 @@ import sys
 import tempfile
 
 from ...ground.statuses import PROG
-from ...tensors.modules import build_network
 
 
 def import_tensorflow_quietly(err):
@@ -83,6 +82,7 @@ def build_model(config, weights, pooling):
     Returns:
         The built network (a ``VGG19`` for "vgg19").
     """
+    from ...tensors.modules import build_network
     from ...tensors.precision import compute_dtype
 
     return build_network(config.network, weights, dtype=compute_dtype(config.precision), pooling=pooling)

@@ -9,7 +9,7 @@ import os
 from ...ground.errors import NSTError, quoted
 from ...ground.files import NotRegularFile, identities, identity, open_regular
 from ...plan.memory import MemoryModel, available_bytes, largest_style, tile_plans
-from ...plan.networks.registry import get_network
+from ...plan.networks.network_registry import get_network
 from ...plan.optimizers import get_optimizer
 from ...ground.checks import check_whole
 from ...tensors.images import fit_image, image_size, read_image
@@ -20,7 +20,7 @@ from .many_parts import REPORT_IMAGE, ManyJob, Member, result_stem
 from .outputs import Outputs
 from .request import IMAGES_DIR, resolve_image
 from .single import Handover
-from ...plan.weights.registry import read_network_weights
+from ...plan.weights.reader_registry import read_network_weights
 
 
 def wants(request):

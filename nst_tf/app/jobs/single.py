@@ -7,9 +7,9 @@ from ...ground.statuses import PROG
 from ...plan.config import StyleTransferConfig
 from ...plan.large_options import LargeImageOptions, scale_sizes, style_target
 from ...plan.memory import tile_plans
-from ...plan.networks.registry import get_network
+from ...plan.networks.network_registry import get_network
 from ...plan.video_options import VideoOptions
-from ...plan.weights.registry import read_network_weights
+from ...plan.weights.reader_registry import read_network_weights
 from ...tensors.images import fit_style, image_size, read_image
 from ...runs.presets import Preset
 from .build import start_up

@@ -16,7 +16,7 @@ from .request import refuse_many_image_options, resolve_image
 from .many_setup import file_digest, file_identity
 from .single import Handover
 from .video_job import VideoJob, linked_partial, video_record
-from ...plan.weights.registry import read_network_weights
+from ...plan.weights.reader_registry import read_network_weights
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,8 +3,8 @@
 A network is three files, one in each layer that needs it, each with one
 registration: a description (this class's instance, free of TensorFlow, so
 that the command can check layer names, image sizes, tiles and memory before
-the seconds TensorFlow takes to import; ``plan.networks.registry.NETWORKS``),
-a weights reader (``plan.weights.registry.READERS``) and a ``tf.Module`` that
+the seconds TensorFlow takes to import; ``plan.networks.network_registry.NETWORKS``),
+a weights reader (``plan.weights.reader_registry.READERS``) and a ``tf.Module`` that
 computes it (``tensors.modules.MODULES``). The description
 owns the network's vocabulary (layer names in computation order, the default
 content and style layers), what it is fed (``normalizations``), its
@@ -27,7 +27,7 @@ class Network:
     """A network's vocabulary and geometry, without TensorFlow.
 
     Attributes:
-        name: the key in ``nst_tf.plan.networks.registry.NETWORKS`` (e.g. "vgg19").
+        name: the key in ``nst_tf.plan.networks.network_registry.NETWORKS`` (e.g. "vgg19").
         title: how messages name it (e.g. "VGG-19").
         layers: the names of its layers in computation order.
         kinds: each layer's kind, "conv" (3x3, stride 1, SAME) or "pool"

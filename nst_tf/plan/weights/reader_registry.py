@@ -2,14 +2,14 @@
 
 A reader takes a path and returns the weights its network's module is built from, without
 TensorFlow; it raises ``WeightsFileError`` (one line, naming the file) for anything else.
-Adding a network: its reader here, beside its description (``plan.networks.registry``) and
+Adding a network: its reader here, beside its description (``plan.networks.network_registry``) and
 its module (``tensors.modules``).
 """
 
 import os
 
 from ...ground.errors import WeightsFileError
-from ..networks.registry import get_network
+from ..networks.network_registry import get_network
 from .readers import read_weights
 from .squeezenet_reader import read_squeezenet
 

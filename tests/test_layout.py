@@ -1,0 +1,40 @@
+"""The house's rules that no linter states: short functions, one name per module, layers as folders."""
+
+import ast
+import collections
+import configparser
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "nst_tf"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def _functions(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node.end_lineno - node.lineno + 1
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_function_is_over_sixty_lines(path):
+    long = [(name, lines) for name, lines in _functions(path) if lines > 60]
+    assert not long, long
+
+
+def test_no_two_modules_share_a_name():
+    names = collections.Counter(path.name for path in MODULES if path.name not in ("__init__.py", "__main__.py"))
+    assert [name for name, count in names.items() if count > 1] == []
+
+
+def test_the_layers_contract_names_every_folder_of_the_package():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    contract = config["importlinter:contract:layers"]
+    layers = {name.strip() for line in contract["layers"].split("\n") for name in line.split("|") if name.strip()}
+    children = {path.stem for path in PACKAGE.iterdir() if path.name != "__init__.py" and path.name != "__pycache__"}
+    assert layers == children
+    assert contract["exhaustive"] == "true"
