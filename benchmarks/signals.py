@@ -7,7 +7,7 @@ Starts the command once per delay, sends a signal that many seconds after the st
 moments cover loading the modules, reading the weights, importing TensorFlow, building the
 network and the targets, tracing the first step and the steps themselves), and measures the
 time from the signal to the process's end, its exit status, its last line and whether the
-latest image was saved. The promise: at most 3 s at any moment (README, "Stopping a run").
+latest image was saved. The promise: at most 3 s at any moment (docs/statuses-and-files.md, "Signals").
 Writes benchmarks/results/signals-<device>-<date>.json and .md.
 """
 

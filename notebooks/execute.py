@@ -31,7 +31,7 @@ from PIL import Image
 NOTEBOOK_DIR = Path(__file__).resolve().parent
 ROOT = NOTEBOOK_DIR.parent
 
-#: The teaching notebooks, in reading order (README.md's Notebooks section describes each).
+#: The teaching notebooks, in reading order (docs/contributing.md's Notebooks section describes each).
 NOTEBOOKS = [
     "Art_Generation_with_Neural_Style_Transfer.ipynb",
     "Second_edition_with_nst_tf.ipynb",

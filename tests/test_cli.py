@@ -1,5 +1,6 @@
 """``python -m nst_tf``: in-process through ``main(argv)``, and one real subprocess."""
 
+import dataclasses
 import importlib.metadata
 import os
 import pathlib
@@ -12,8 +13,8 @@ import pytest
 from PIL import Image
 
 from nst_tf import NSTError, StyleTransfer, StyleTransferConfig
-from nst_tf.app import cli
 from nst_tf.app.cli import build_parser, main
+from nst_tf.app.jobs import kinds
 
 
 def test_main_writes_the_course_files_and_prints_the_course_lines(workspace, capsys, cli_args):
@@ -438,25 +439,6 @@ def test_progress_eta_leaves_out_the_first_iteration_which_traces(monkeypatch):
     assert first.endswith("ETA ?") and second.endswith("ETA 0:00:09")
 
 
-def test_every_exit_status_is_in_the_readme():
-    with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as handle:
-        readme = handle.read()
-    section = readme.split("Exit status")[1].split("\n## ")[0]
-    for status in cli.EXIT_STATUSES:
-        assert f"`{status}`" in section, status
-
-
-def test_the_readme_option_tables_list_exactly_the_commands_options():
-    import re
-
-    with open(os.path.join(os.path.dirname(__file__), "..", "README.md")) as handle:
-        rows = [line for line in handle if line.startswith("| `--")]
-    first_cells = [re.split(r"(?<!\\)\|", row)[1] for row in rows]  # "\|" inside a cell is not a column
-    documented = {name for cell in first_cells for name in re.findall(r"`--([a-z_]+)", cell)}
-    options = {option.lstrip("-") for action in build_parser()._actions for option in action.option_strings}
-    assert documented == options - {"help", "h"}
-
-
 def test_a_seeded_run_leaves_op_determinism_as_it_found_it(cli_args):
     from tensorflow.python.framework import config as tf_config
 
@@ -531,7 +513,8 @@ def test_style_blend_weights_whose_sum_overflows_are_refused(workspace, capsys, 
 
 def test_the_largest_numbers_taken_are_validated_without_overflow(monkeypatch, cli_args):
     seen = []
-    monkeypatch.setattr(cli, "run_single", lambda job, *rest: seen.append(job) or 0)
+    recorded = [dataclasses.replace(kind, run=lambda job, *rest: seen.append(job) or 0) for kind in kinds.JOB_KINDS]
+    monkeypatch.setattr(kinds, "JOB_KINDS", tuple(recorded))
     argv = cli_args("--print_every", "2147483647", "--seed", NINES, "--alpha", "3.4028235e38", epochs=2147483647)
     assert main(argv) == 0
     config = seen[0].config

@@ -126,7 +126,7 @@ def test_a_stop_before_the_run_starts_leaves_no_output_folder_it_made(cli_args, 
         assert (workspace / "out").is_dir()
         raise Stopped(signal.SIGTERM)
 
-    monkeypatch.setattr("nst_tf.app.jobs.single.import_tensorflow_quietly", signalled)
+    monkeypatch.setattr("nst_tf.app.jobs.build.import_tensorflow_quietly", signalled)
     assert main(cli_args()) == 128 + signal.SIGTERM
     assert not (workspace / "out").exists()
     assert capsys.readouterr().err.strip().splitlines()[-1] == "nst-tf: terminated (SIGTERM)"

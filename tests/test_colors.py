@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nst_tf import CONFIG, StyleTransferConfig, stylize
+from nst_tf import CONFIG, NSTError, StyleTransferConfig, stylize
 from nst_tf.tensors.colors import match_color_statistics, preserve_luminance, rgb_to_yiq, yiq_to_rgb
 
 
@@ -58,3 +58,8 @@ def test_preserve_colors_brings_the_result_to_the_contents_chroma(model, images,
     assert preserved < 0.5 * plain
     if mode == "luminance":
         assert preserved < 1e-2
+
+
+def test_luminance_preservation_refuses_images_of_two_shapes():
+    with pytest.raises(NSTError, match=r"generated and content must have the same shape; got \(1, 40, 40, 3\) and"):
+        preserve_luminance(np.zeros((1, 40, 40, 3)), np.zeros((1, 40, 48, 3)))

@@ -262,7 +262,15 @@ def test_costs_work_on_symbolic_keras_tensors(rng):
             lambda: layer_style_cost_from_gram(np.zeros((3, 3)), np.zeros((1, 4, 4, 4))),
             r"gram_S must have shape \(n_C, n_C\) = \(4, 4\); got \(3, 3\)",
         ),
+        (
+            lambda: layer_style_cost_from_gram(np.zeros((4, 4), np.float32), np.zeros((1, 4, 4, 4))),
+            r"gram_S and a_G must have the same dtype; got float32 and float64",
+        ),
         (lambda: compute_style_cost({}, {}, [("conv1_1", 1.0)]), r"style activations have no layer 'conv1_1'"),
+        (
+            lambda: compute_style_cost([np.zeros((1, 4, 4, 3))] * 2, {"conv1_1": np.zeros((1, 4, 4, 3))}),
+            "style_image_output and generated_image_output must both be lists of layer outputs",
+        ),
         (lambda: total_cost(np.float32(1), np.float64(1)), r"same dtype; got float32 and float64"),
     ],
 )

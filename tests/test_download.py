@@ -365,6 +365,19 @@ def test_retries_are_bounded_and_back_off(site, out, capsys):
     assert listing(out) == []
 
 
+def test_requests_to_one_address_are_bounded_even_when_each_makes_progress(site, out):
+    site.drops = [1000] * 10  # every try brings bytes, so the tries in a row without progress never add up
+    with pytest.raises(NSTError, match=r"closed after 3000 of 262144 bytes \(after 3 tries\); 3000 bytes are kept"):
+        get(site, out, policy=dl.Policy(attempts=2, first_delay=0.01, chunk=4096, max_requests=3))
+    assert len(site.requests) == 3
+
+
+def test_an_unknown_hash_algorithm_is_refused_before_anything_is_created(site, out):
+    with pytest.raises(ValueError, match="unknown hash algorithm 'sha1' \\(known: md5, sha256\\)"):
+        get(site, out, algorithm="sha1")
+    assert listing(out) == [] and site.requests == []
+
+
 def test_the_next_address_is_tried_after_a_404_or_a_wrong_file(site, out, capsys):
     sources = [site.url + "/missing.mat", site.url + "/wrong.mat", site.url + "/w.mat"]
     md5_sum, origin = dl.fetch_keras_weights(
@@ -403,10 +416,13 @@ def test_a_complete_partial_file_is_checked_without_a_request(site, out):
     assert get(site, out) == md5(PAYLOAD) and listing(out) == ["w.mat"] and site.requests == []
 
 
-def test_an_existing_file_appearing_during_the_download_is_not_replaced(site, out, monkeypatch):
+@pytest.mark.parametrize(
+    "refusal", [FileExistsError(17, "File exists"), PermissionError(1, "Operation not permitted")], ids=repr
+)  # the second: a file system without hard links, where the file is renamed after a check
+def test_an_existing_file_appearing_during_the_download_is_not_replaced(site, out, monkeypatch, refusal):
     def appear(*args, **kwargs):
         (out / "w.mat").write_bytes(b"mine")
-        raise FileExistsError(17, "File exists")
+        raise refusal
 
     monkeypatch.setattr(partial_file.os, "link", appear)
     with pytest.raises(
@@ -416,6 +432,20 @@ def test_an_existing_file_appearing_during_the_download_is_not_replaced(site, ou
     ):
         get(site, out)
     assert (out / "w.mat").read_bytes() == b"mine" and (out / PARTIAL).read_bytes() == PAYLOAD
+
+
+def test_a_file_system_without_hard_links_gets_the_file_by_a_rename(site, out, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(partial_file.os, "link", refuse)
+    assert get(site, out) == md5(PAYLOAD) and (out / "w.mat").read_bytes() == PAYLOAD and listing(out) == ["w.mat"]
+
+
+def test_no_address_is_one_line(out):
+    with pytest.raises(NSTError, match="^no address to download from$"):
+        dl.download([], str(out / "w.mat"))
+    assert listing(out) == []
 
 
 def test_redirects_are_followed_to_http_addresses_only(site, out):
@@ -487,6 +517,16 @@ def test_a_partial_file_without_nst_tf_record_is_left_alone(site, out, capsys, r
     assert line.startswith("nst-tf download: error: ") and line.endswith("is left alone: move it away to download")
     assert (out / PARTIAL).read_bytes() == b"mine" and site.requests == []
     assert listing(out) == ([PARTIAL] if record is None else [PARTIAL, RECORD])
+
+
+def test_a_pipe_in_place_of_the_partial_file_is_left_alone_unread(site, out):
+    (out / RECORD).write_text(json.dumps(partial_file.new_record(site.url + "/w.mat", "w.mat", len(PAYLOAD))))
+    os.mkfifo(out / PARTIAL)  # opening it to write would wait for a reader for ever (a process of its own: no hang)
+    run = subprocess.run(command(site, out), cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=20)
+    assert run.returncode == 2, run.stderr
+    (line,) = messages(run.stderr)
+    assert line.endswith(f"{out / PARTIAL} is not a regular file; it is left alone: move it away to download")
+    assert listing(out) == [PARTIAL, RECORD] and site.requests == []
 
 
 # Bad input: one line, exit 2, nothing created

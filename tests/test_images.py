@@ -25,7 +25,7 @@ from nst_tf import (
     save_image,
     size_for,
 )
-from nst_tf.tensors.images import SAVE_FORMATS, image_size
+from nst_tf.tensors.images import SAVE_FORMATS, ImageSize, image_size
 
 
 @pytest.fixture
@@ -560,6 +560,13 @@ NORMALIZED = np.zeros((1, 40, 40, 3))
         (lambda: fit_image(PIXELS, 400, "300"), "height must be a whole number of pixels; got '300'"),
         (lambda: fit_image(PIXELS, True, 300), "width must be a whole number of pixels; got True"),
         (lambda: fit_image(PIXELS, 400, 0), "target size is 400x0 pixels"),
+        (lambda: fit_image(PIXELS, 32, 2**20), "a 40x40 image cannot be cropped to 32x1048576: that aspect ratio"),
+        (lambda: fit_image(PIXELS, 2**40, 40, "stretch"), "cannot be scaled to 1099511627776x40 pixels: "),
+        (lambda: ImageSize(width=20), "width must be a whole number of at least 32; got 20"),
+        (lambda: ImageSize(height=2**31), "height must be at most 2147483647"),
+        (lambda: ImageSize(max_size=64, shorter_side=64), "max_size and shorter_side: give one of them"),
+        (lambda: ImageSize(fit="zoom"), "fit must be one of crop, stretch"),
+        (lambda: read_image("x" * 300 + ".png"), r"^x+\.png: cannot be read: File name too long$"),
         (lambda: size_for(300, 400, None), "max_size must be a whole number"),
         (lambda: reshape_and_normalize_image(np.zeros((4, 4))), r"image must have shape \(height, width, 3\)"),
         (lambda: reshape_and_normalize_image([["a", "b", "c"]]), "image must be an array of real numbers"),
@@ -587,6 +594,21 @@ def test_misuse_raises_nst_errors_naming_the_argument(call, message, tmp_path, m
     with pytest.raises(NSTError, match=message):
         call()
     assert os.listdir(tmp_path) == []
+
+
+def test_image_sizes_are_kept_as_python_integers():
+    size = ImageSize(np.int64(64), np.int32(48), max_size=np.uint16(100))
+    assert (size.width, size.height, size.max_size) == (64, 48, 100)
+    assert all(type(value) is int for value in (size.width, size.height, size.max_size))
+
+
+def test_saving_where_no_folder_can_be_made_raises_naming_the_path(tmp_path):
+    (tmp_path / "taken").write_bytes(b"a file, not a folder")
+    with pytest.raises(ImageError) as caught:
+        save_image(tmp_path / "taken" / "out.png", NORMALIZED)
+    shown = tmp_path / "taken"
+    assert str(caught.value) == f"{shown / 'out.png'}: cannot create its folder {shown}: {os.strerror(errno.EEXIST)}"
+    assert os.listdir(tmp_path) == ["taken"]
 
 
 def test_noise_seeds_may_be_numpy_integers(photo):

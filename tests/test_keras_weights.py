@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import struct
 import threading
 import zlib
 from pathlib import Path
@@ -717,6 +718,26 @@ def test_a_stored_chunk_larger_than_its_numbers_is_refused(tmp_path, small_h5):
     path = altered(tmp_path, small_h5(), replace_with("block1_conv1", 0, create))
     with pytest.raises(
         WeightsFileError, match=r"'block1_conv1' has a stored chunk of 655\d\d bytes, for 432 bytes of numbers$"
+    ):
+        read_vgg19_h5(path)
+
+
+def test_stored_chunks_outside_a_weight_are_refused(tmp_path, small_h5):
+    def create(group, name):
+        group.create_dataset(name, data=np.ones((3, 3, 3, 8), "f4"), chunks=(3, 3, 3, 4), compression="gzip")
+
+    path = altered(tmp_path, small_h5(), replace_with("block1_conv1", 0, create))
+    # The kernel's dimensions, then its maximum ones: the first become (3, 3, 3, 4), leaving a chunk outside.
+    data, dims = bytearray(path.read_bytes()), struct.pack("<4Q", 3, 3, 3, 8)
+    assert data.count(dims) == 2
+    at = data.find(dims)
+    data[at : at + len(dims)] = struct.pack("<4Q", 3, 3, 3, 4)
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r") as root:
+        assert root["block1_conv1/block1_conv1/kernel:0"].id.get_num_chunks() == 2
+    with pytest.raises(
+        WeightsFileError,
+        match=r"'block1_conv1' holds more stored chunks than its 1 chunks of shape \(3, 3, 3, 4\); the file is damaged",
     ):
         read_vgg19_h5(path)
 

@@ -300,6 +300,26 @@ def test_batches_that_cannot_run_are_refused_before_any_work(
     assert not (workspace / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--batch_size", "2", "--preserve_colors", "histogram"], "--batch_size: preserve_colors histogram recolours"),
+        (["--scales", "2"], "--scales: several content images run at one size each; run coarse to fine one image"),
+        ([], "out exists and is not a folder"),
+    ],
+)
+def test_what_several_images_cannot_do_is_refused_in_one_line(
+    workspace, new_weights_file, photos, capsys, extra, message
+):
+    if not extra:
+        (workspace / "out").write_text("a file where the output folder would be")
+    assert main(_args(workspace, new_weights_file, photos, extra=extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert extra or (workspace / "out").read_text() == "a file where the output folder would be"
+    assert not extra or not (workspace / "out").exists()
+
+
 # From the attack on the many-image job -----------------------------------------------------------
 
 
@@ -326,7 +346,7 @@ def test_a_job_writing_into_its_input_folder_does_not_take_its_results_as_inputs
     assert main(argv) == 0
     assert sorted(os.listdir(folder)) == ["manifest.jsonl", "x.jpg", "x.png", "y.jpg", "y.png"]
     capsys.readouterr()
-    assert main(argv) == 0  # x.jpg and y.jpg were taken as inputs and refused as "one of the job's inputs"
+    assert main(argv) == 0  # x.jpg and y.jpg were taken as inputs and refused as "the job's input"
     assert "2 of 2 results are done already" in capsys.readouterr().err
 
 
@@ -474,7 +494,9 @@ def test_reports_never_overwrite_an_input_and_say_what_they_replace(workspace, n
     argv = _args(workspace, new_weights_file, folder, extra=["--reports", "--output_dir", str(folder)])
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "a.0.png is one of the job's inputs; --reports would overwrite it" in err
+    assert (
+        err.count("\n") == 0 and f"a.0.png is the job's input {folder / 'a.0.png'}; --reports would overwrite it" in err
+    )
     assert (folder / "a.0.png").read_bytes() == (photos / "c.png").read_bytes()
     assert sorted(os.listdir(folder)) == ["a.0.png", "a.png"]
 
@@ -496,7 +518,7 @@ def test_reports_never_overwrite_the_weights_file(workspace, new_weights_file, p
     argv = _args(workspace, new_weights_file, photos / "a.png", photos / "c.png", extra=["--reports"])
     argv[argv.index("--model") + 1] = str(weights)
     assert main(argv) == 2
-    assert "a.0.png is one of the job's inputs; --reports would overwrite it" in capsys.readouterr().err
+    assert f"a.0.png is the job's input {weights}; --reports would overwrite it" in capsys.readouterr().err
     assert weights.read_bytes() == original
 
 

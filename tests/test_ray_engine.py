@@ -29,7 +29,7 @@ from nst_tf import NSTError
 from nst_tf.app.cli import _validated, build_parser, main
 from nst_tf.runs.presets import PRESETS
 from nst_tf.app.jobs import ray_engine
-from nst_tf.app.jobs.ray_engine import RayStylizer, WorkerSpec
+from nst_tf.app.jobs.ray_engine import RayStylizer
 from nst_tf.plan.synthetic import write_vgg19_mat
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
@@ -293,13 +293,13 @@ def test_an_address_that_does_not_answer_as_grpc_does_is_refused_in_seconds(monk
             server.join(timeout=10)
 
 
-def _spec(workspace, weights, photos, *extra):
+def _job(workspace, weights, photos, *extra):
     argv = _args(workspace, weights, photos, extra=["--engine", "ray", "--batch_size", "2", *extra])
     argv.remove("--seed")
     argv.remove("5")  # op determinism stays as this test process has it
     args = build_parser().parse_args(argv)
     _, job = _validated(args, PRESETS["first_edition"], set())
-    return job, WorkerSpec.of(job, threads=1)
+    return job
 
 
 @pytest.mark.parametrize("pid", [782, 4194303])
@@ -325,9 +325,9 @@ def test_a_local_rays_socket_paths_fit_in_a_unix_socket_address(monkeypatch, pid
 
 
 def test_the_actor_returns_each_images_result_and_skips_one_that_cannot_be_read(workspace, new_weights_file, photos):
-    job, spec = _spec(workspace, new_weights_file, photos, "--on_error", "skip")
+    job = _job(workspace, new_weights_file, photos, "--on_error", "skip")
     (photos / "p2.png").write_bytes(b"damaged after the check")
-    stylizer = RayStylizer(spec)
+    stylizer = RayStylizer(job, threads=1)
     positions = [i for i, member in enumerate(job.members) if member.size == (48, 64)]
     assert len(positions) == 3
     rows = stylizer({"position": np.array(positions)})

@@ -37,10 +37,12 @@ SHELLS = ("bash", "sh", "console", "shell")
 #: Appended to the command's runs: later options override earlier ones, so a run keeps what the page
 #: gives and only gets smaller and shorter.
 CHEAP = ("--width", "64", "--height", "48", "--epochs", "2", "--print_every", "1")
-#: Options a page may give large values, brought down to these at most: sizes (at the first of
-#: ``--scales``, which doubles them at each later one) and iterations.
+#: Options a page may give large values, brought down to these at most: sizes and iterations.
 SIZES = {"--max_size": 64, "--shorter_side": 64, "--style_size": 64}
 ITERATIONS = {"--scale_epochs": 2, "--first_frame_epochs": 2}
+#: With ``--scales N`` the sizes are capped at this first scale (its shorter side 48, above the networks'
+#: smallest input, for the 4:3 content image), doubled N - 1 times.
+FIRST_SCALE = 64
 
 
 def _name(page):
@@ -180,7 +182,8 @@ def _download(words):
 def _cheap(arguments):
     """``arguments`` made smaller and shorter: CHEAP appended, and SIZES' and ITERATIONS' options capped where given."""
     scales = int(arguments[arguments.index("--scales") + 1]) if "--scales" in arguments else 1
-    caps = {**{option: most * 2 ** (scales - 1) for option, most in SIZES.items()}, **ITERATIONS}
+    most = SIZES if scales == 1 else dict.fromkeys(SIZES, FIRST_SCALE * 2 ** (scales - 1))
+    caps = {**most, **ITERATIONS}
     capped = []
     for option, most in caps.items():
         if option in arguments:

@@ -1,5 +1,7 @@
 """Video's building blocks: optical flow, Ruder's consistency weights, the TF warp and the temporal term."""
 
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +9,7 @@ import tensorflow as tf
 import reference
 from nst_tf import NSTError, StyleCost, StyleTransferConfig, TiledStyleCost, temporal_cost
 from nst_tf.objective.terms import TemporalTerm
+from nst_tf.plan.clip import probe
 from nst_tf.tensors.flow import consistency_weights, flow_between, long_term_weights
 from nst_tf.tensors.warp import warp
 
@@ -54,6 +57,19 @@ def test_flow_refuses_what_it_cannot_compare():
         flow_between(frame, frame[:16])
     with pytest.raises(NSTError, match="frame a must be uint8"):
         flow_between(frame.astype(np.float32), frame)
+
+
+@pytest.mark.parametrize(
+    "extra, call, named",
+    [
+        ("cv2", lambda: flow_between(_texture(32, 32), _texture(32, 32)), "OpenCV"),
+        ("imageio_ffmpeg", lambda: probe("clip.mp4"), "imageio-ffmpeg"),
+    ],
+)
+def test_a_missing_video_extra_is_one_line_naming_what_to_install(monkeypatch, extra, call, named):
+    monkeypatch.setitem(sys.modules, extra, None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(NSTError, match=rf'^video needs {named}: pip install "nst_tf\[video\]" \(or pip install'):
+        call()
 
 
 # Consistency weights -----------------------------------------------------------------------------

@@ -1,17 +1,12 @@
 """SIGINT, SIGTERM and SIGHUP, honoured within seconds at any moment of a job.
 
-Python runs a signal handler only in the main thread, between bytecodes: not
-while that thread waits in one long TensorFlow call (tracing a large step,
-one step of a print-size image), and an exception raised while TensorFlow is
-inside a call can leave its runtime inconsistent (a segmentation fault was
-seen). So the handler only records the signal once TensorFlow may be
-running (``StopRequest.defer``), the job checks for it between its phases
-and traced calls, and a watcher thread, woken by the C-level handler through
-``signal.set_wakeup_fd`` whatever the main thread is doing, keeps the promise:
-if the main thread has not begun to stop ``grace`` seconds after the signal,
-the watcher saves the latest image itself (the job's ``finisher``), writes
-the job's last line and ends the process with ``os._exit``. Whichever of the
-two begins to finish first (``claim``) does it alone.
+Python runs a signal handler only in the main thread between bytecodes, not during one long TensorFlow
+call, and an exception raised while TensorFlow is inside a call can leave its runtime inconsistent (a
+segmentation fault was seen). So once TensorFlow may run, the handler only records the signal
+(``StopRequest.defer``), the job checks for it between phases and traced calls, and a watcher thread,
+woken through ``signal.set_wakeup_fd`` whatever the main thread does, keeps the promise: if the main
+thread has not begun to stop ``grace`` seconds after the signal, the watcher saves the latest image (the
+job's ``finisher``), writes the last line and ends the process. Whichever begins first (``claim``) finishes.
 """
 
 import contextlib
@@ -31,20 +26,16 @@ from ..ground.statuses import PROG
 #: The signals a job honours.
 SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
-#: Set once a signal asks the command to end: from then on the command's own streams wait for room
-#: ``_ENDING_WAIT`` seconds in all, from the first write that finds none, and then drop what cannot go at
-#: once (a full pipe nobody reads must not hold the process).
+#: Set once a signal asks the command to end: the command's own streams then wait for room
+#: ``_ENDING_WAIT`` seconds in all, from the first write that finds none, and drop what cannot go at once
+#: (a full pipe nobody reads must not hold the process).
 _ENDING = threading.Event()
 _ENDING_WAIT = 2.0
 _blocked_since = []  # when a write first found no room after the signal
 
 
 class Stopped(BaseException):
-    """A signal asked the command to stop (SIGINT, SIGTERM or SIGHUP).
-
-    Attributes:
-        signum: the signal's number.
-    """
+    """A signal (``signum``: SIGINT, SIGTERM or SIGHUP) asked the command to stop."""
 
     def __init__(self, signum):
         super().__init__(signum)
@@ -54,19 +45,17 @@ class Stopped(BaseException):
 class StopRequest:
     """The handler of SIGINT, SIGTERM and SIGHUP, and the watcher that bounds how long a stop takes.
 
-    Until ``defer()`` the handler raises ``Stopped`` at once; after it, it
-    only records the signal, and ``check()`` raises it where the job can stop
-    safely. ``finisher``: a callable ``finisher(status) -> status`` that
-    saves the latest image and writes the last line, set by the job once a
-    run exists (before that the watcher writes "interrupted"). ``cleanups``:
-    callables the watcher runs after it, before it ends the process (what the
-    main thread would undo on its way out, e.g. removing a folder the job
-    created and left empty).
+    Until ``defer()`` the handler raises ``Stopped`` at once; after it, it only records the signal, and
+    ``check()`` raises it where the job can stop safely.
 
     Attributes:
         signum: the first signal received, or None.
         deferred: whether a signal is only recorded rather than raised.
         grace: seconds the main thread has to begin stopping by itself.
+        finisher: ``finisher(status) -> status``, set by the job once a run exists: saves the latest image
+            and writes the last line (without one the watcher writes "interrupted").
+        cleanups: callables the watcher runs before it ends the process (what the main thread would undo on
+            its way out, e.g. removing a folder the job created and left empty).
     """
 
     grace = 1.5
@@ -158,9 +147,8 @@ class StopRequest:
 
 @contextlib.contextmanager
 def _quiet_when_stopped_in_a_callback():
-    """Drops the report of a ``Stopped`` raised where Python cannot pass it on (a callback of the import
-    system's module locks, a finalizer): "Exception ignored in ..." and its traceback. The signal is
-    recorded all the same, and the watcher ends the job within its grace."""
+    """Drops Python's report ("Exception ignored in ...", a traceback) of a ``Stopped`` raised where it cannot
+    be passed on (an import lock's callback, a finalizer); the watcher ends the job all the same."""
     previous = sys.unraisablehook
 
     def hook(unraisable):
@@ -180,16 +168,9 @@ def stop_words(signum):
 
 
 def stop_at_once(line):
-    """Makes SIGINT, SIGTERM and SIGHUP end the process at once, writing ``line``, until other handlers are set.
-
-    For a command's first moments, while its modules load: nothing is
-    created then, so there is nothing to save or tidy. The status is 128
-    plus the signal's number.
-
-    Args:
-        line: the one line written to standard error; ``{what}`` in it becomes ``stop_words(signum)``,
-            e.g. "nst-tf: {what}".
-    """
+    """Makes SIGINT, SIGTERM and SIGHUP end the process at once (status 128 + the signal's number), writing
+    ``line`` (``{what}`` in it: ``stop_words(signum)``), until other handlers are set: for a command's first
+    moments, while its modules load and nothing is created yet."""
 
     def stop(signum, frame):
         _ENDING.set()
@@ -209,11 +190,9 @@ _PRIVATE_TEMPORARY = None
 def use_private_temporary_folder():
     """Makes this process's temporary files (TensorFlow's autograph modules) go to a folder of its own.
 
-    ``end_process`` removes that folder whole, whatever a thread still
-    tracing writes into it meanwhile; removing the files one by one left
-    those written after the removal. Rescued images still go to the
-    environment's temporary folder (``rescue_folder``). For the command
-    only: a library caller's temporary folder is its own business.
+    ``end_process`` removes that folder whole, whatever a thread still tracing writes into it meanwhile
+    (removing the files one by one left those written after). Rescued images still go to the environment's
+    temporary folder (``rescue_folder``). For the command only: a library caller's is its own business.
     """
     global _ORIGINAL_TEMPORARY, _PRIVATE_TEMPORARY
     if _PRIVATE_TEMPORARY is not None:
@@ -231,14 +210,13 @@ _OWN_STREAMS = False
 
 
 class _Forgiving(io.RawIOBase):
-    """Writes to descriptor ``fd``, dropping what cannot be written (a full device, a closed pipe):
-    the command's status never depends on whether its messages reach anyone.
+    """Writes to descriptor ``fd``, dropping what cannot be written (a full device, a closed pipe): the
+    command's status never depends on whether its messages reach anyone.
 
-    A write waits for room as a plain one does, in steps of ``_POLL`` seconds, until a signal asks the
-    command to end: then all writes together wait ``_ENDING_WAIT`` seconds at most. A blocked write would
-    hold the stream's lock, and the last line and the exit behind it, for as long as a pipe stays full.
-    It is a terminal when its descriptor is one; a write to a terminal first erases the unended line
-    another stream drew there (``draws_unended_line``).
+    A write waits for room in steps of ``_POLL`` seconds until a signal asks the command to end; then all
+    writes together wait ``_ENDING_WAIT`` seconds at most (a blocked write would hold the stream's lock, and
+    the last line and the exit behind it). It is a terminal when its descriptor is one; a write to a
+    terminal first erases the unended line another stream drew there (``draws_unended_line``).
     """
 
     _POLL = 0.2
@@ -291,12 +269,9 @@ _unended = []
 
 
 def draws_unended_line(stream, width):
-    """Records that ``stream`` just drew a line of ``width`` characters on a terminal and did not end it.
-
-    The next write of the command's own streams (``use_own_standard_streams``)
-    to a terminal erases it first, so no other line starts in the middle of
-    it. For another stream, nothing is recorded.
-    """
+    """Records that ``stream`` (one of ``use_own_standard_streams``'; another is passed over) just drew a
+    line of ``width`` characters on a terminal and did not end it: the next write of those streams to a
+    terminal erases it first, so no other line starts in the middle of it."""
     raw = getattr(getattr(stream, "buffer", None), "raw", None)
     if isinstance(raw, _Forgiving):
         _unended[:] = [(raw, width)]
@@ -320,13 +295,10 @@ def _room(descriptor, seconds):
 def use_own_standard_streams():
     """Gives the command's lines streams that never fail, ``sys.stderr`` on a copy of descriptor 2.
 
-    C++ threads write to descriptor 2 itself, and some outlive their
-    work: a local Ray's driver threads, its processes killed rather than
-    shut down (which takes seconds), report the loss after the job's last
-    line; with its own copy, ``quiet_descriptor_2`` can silence them. A
-    closed standard stream (``2>&-``) becomes the null device, and writes
-    that fail (``2>/dev/full``, a closed pipe) are dropped. For the command
-    only: a library caller's streams are its own.
+    C++ threads write to descriptor 2 itself, and some outlive their work (a local Ray's driver threads
+    report its killed processes after the job's last line): with a copy of its own, ``quiet_descriptor_2``
+    can silence them. A closed standard stream (``2>&-``) becomes the null device, and writes that fail
+    (``2>/dev/full``, a closed pipe) are dropped. For the command only: a library caller's are its own.
     """
     global _OWN_STREAMS
     if _OWN_STREAMS:
@@ -353,11 +325,8 @@ def use_own_standard_streams():
 
 
 def quiet_descriptor_2():
-    """Points descriptor 2 at the null device if the command's lines have their own (``use_own_standard_streams``).
-
-    Returns:
-        Whether it did; if not, the caller restores descriptor 2 itself.
-    """
+    """Points descriptor 2 at the null device if the command's lines have their own
+    (``use_own_standard_streams``); returns whether it did (if not, the caller restores descriptor 2)."""
     return _OWN_STREAMS and _to_null(2)
 
 
@@ -379,19 +348,13 @@ def rescue_folder():
 
 
 def end_process(status, *streams):
-    """Ends the process at once with ``status``, without the interpreter's and TensorFlow's teardown.
+    """Ends the process at once with ``status``, without the interpreter's and TensorFlow's teardown (1-2.5 s
+    after a run on a 2-core Xeon, during which a second signal would kill the process).
 
-    That teardown takes 1-2.5 s after a run (measured on a 2-core Xeon),
-    during which a second signal would kill the process. Before
-    ``os._exit``: ``streams``, standard output and standard error are
-    flushed, descriptors 1 and 2 pointed at the null device (nothing another
-    thread prints comes after the last line), and the modules TensorFlow's autograph wrote to the temporary
-    folder (removed by its ``atexit`` handlers, which ``os._exit`` skips) are
-    removed.
-
-    Args:
-        status: the exit status.
-        streams: other text streams to flush.
+    Before ``os._exit``: ``streams`` (other text streams), standard output and standard error are flushed,
+    descriptors 1 and 2 pointed at the null device (nothing another thread prints comes after the last
+    line), and the modules autograph wrote to the temporary folder removed (its ``atexit`` handlers would
+    have, which ``os._exit`` skips).
     """
     for stream in (*streams, sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -419,14 +382,8 @@ def remove_autograph_files():
 
 @contextlib.contextmanager
 def handling_signals(handler):
-    """Runs the block with ``handler`` for SIGINT, SIGTERM and SIGHUP; restores the old handlers after it.
-
-    Outside the main thread the signals stay as they are. The block gets
-    whether the handler was installed.
-
-    Args:
-        handler: a signal handler, or ``signal.SIG_IGN``.
-    """
+    """Runs the block with ``handler`` (or ``signal.SIG_IGN``) for SIGINT, SIGTERM and SIGHUP, then restores
+    the old ones; yields whether it was installed (outside the main thread the signals stay as they are)."""
     try:
         previous = {s: signal.signal(s, handler) for s in SIGNALS}
     except ValueError:  # not the main thread: signals stay as they are

@@ -1,60 +1,29 @@
 """One download: addresses in order, retries with backoff, resuming, size limits and the hash check.
 
-``Fetch.run`` takes the bytes an earlier run kept (read again for the
-hash), then tries each address in turn: each request asks for the rest
-(``Range``), each dropped connection, timeout or server error is tried again
-after a growing delay (``Policy``), and a server that ignores the range, or
-a file that changed, starts the file over (said in one line). No more bytes
-are ever written than the file's known size, or, while it is unknown, the
-server's Content-Length and the ceiling. The complete file becomes the
-destination only when its hash (MD5, or SHA-256, as the ``Target`` says) is
-a known one; a file with another sum is removed with its record, since it
-cannot be resumed into a right one, and the next address is tried. Bytes
-kept under a record naming another algorithm than the target's start the
-file over, said in one line.
+``Fetch.run`` hashes the bytes an earlier run kept (under a record naming another algorithm, it starts over), then
+tries each address in turn: each request asks for the rest (``Range``); a dropped connection, timeout or server
+error is tried again after a growing delay (``Policy``); a server that ignores the range, or a changed file, starts
+the file over. No more bytes are written than the file's known size or, while it is unknown, the server's
+Content-Length and the ceiling. A complete file whose hash is not a known one is removed with its record (it cannot
+be resumed into a right one), and the next address is tried.
 """
 
 import dataclasses
 import hashlib
 import http.client
 import time
+import urllib.request
 
 from ..ground.errors import NSTError, quoted
-from .partial import new_record
-from .transfer import DownloadError, RestartError, RetryableError, build_opener, one_line, open_reply
+from .partial import kept, new_record
+from .transfer import DownloadError, RestartError, RetryableError, one_line, open_reply
 
 #: The hash algorithms a download is checked by, as hashlib names them, with their names in messages.
 HASH_NAMES = {"md5": "MD5", "sha256": "SHA-256"}
 
 
-def new_hash(algorithm):
-    """An empty hash of ``algorithm``.
-
-    Args:
-        algorithm: a key of ``HASH_NAMES``.
-
-    Returns:
-        A ``hashlib`` hash object (MD5 marked as not used for security: it checks for damage, not tampering).
-
-    Raises:
-        ValueError: an algorithm not in ``HASH_NAMES``.
-    """
-    if algorithm == "md5":
-        return hashlib.md5(usedforsecurity=False)
-    if algorithm == "sha256":
-        return hashlib.sha256()
-    raise ValueError(f"unknown hash algorithm {algorithm!r} (known: {', '.join(HASH_NAMES)})")
-
-
 def size_text(size):
-    """``size`` bytes for a message: ``1 GiB``, ``100 MiB`` or ``123 bytes``.
-
-    Args:
-        size: a number of bytes.
-
-    Returns:
-        The text.
-    """
+    """``size`` bytes for a message: ``1 GiB``, ``100 MiB``, ``64 KiB`` or ``123 bytes``."""
     for unit, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
         if size >= unit and size % unit == 0:
             return f"{size // unit} {name}"
@@ -70,10 +39,7 @@ class Target:
         digests: the accepted sums (hexadecimal digests by ``algorithm``), each with a description.
         sizes: the size of the file of each sum, or None where not recorded.
         ceiling: the most bytes accepted while the size is not known.
-        algorithm: the hash the file is checked by, a key of ``HASH_NAMES`` ("md5" or "sha256").
-
-    Raises:
-        ValueError: from the constructor, for an algorithm not in ``HASH_NAMES``.
+        algorithm: the hash the file is checked by, a key of ``HASH_NAMES``.
     """
 
     name: str
@@ -82,43 +48,20 @@ class Target:
     ceiling: int
     algorithm: str = "md5"
 
-    def __post_init__(self):
-        new_hash(self.algorithm)  # refuses an unknown algorithm
-
-    @property
-    def hash_name(self):
-        """The algorithm's name in messages: "MD5" or "SHA-256"."""
-        return HASH_NAMES[self.algorithm]
-
     def known_sizes(self):
-        """The sizes of the accepted files, or None when any is not recorded.
-
-        Returns:
-            A sorted list, or None.
-        """
+        """The sizes of the accepted files, sorted, or None when any is not recorded."""
         sizes = [self.sizes.get(digest) for digest in self.digests]
         return None if not sizes or None in sizes else sorted(set(sizes))
 
     def limit(self):
-        """The most bytes the file may have, and the reason for messages.
-
-        Returns:
-            (bytes, reason).
-        """
+        """(the most bytes the file may have, the reason for messages)."""
         sizes = self.known_sizes()
         if sizes:
             return sizes[-1], f"{sizes[-1]} bytes, the size of {self.name}"
         return self.ceiling, f"{size_text(self.ceiling)}, the ceiling for {self.name} while its size is unknown"
 
     def check_total(self, total):
-        """Refuses a file size the server declares that cannot be the file's.
-
-        Args:
-            total: the size the server declares.
-
-        Raises:
-            DownloadError: more than the ceiling, or not a known size.
-        """
+        """Raises ``DownloadError`` when ``total``, the size a server declares, is over the ceiling or not known."""
         if total > self.ceiling:
             raise DownloadError(
                 f"the address declares {total} bytes, more than {size_text(self.ceiling)}, the ceiling for "
@@ -130,51 +73,45 @@ class Target:
 
 
 class Fetch:
-    """Downloads one file into a ``Partial``.
+    """Downloads one file into a ``Partial`` (its record loaded).
 
     Attributes:
-        partial: the ``Partial`` (its record loaded).
-        target: the ``Target``.
-        policy: the ``transfer.Policy``.
-        console: the ``console.Console``.
+        partial, target, policy, console: the ``Partial``, the ``Target``, the ``transfer.Policy``, the
+            ``console.Console``.
         done: bytes in the partial file.
     """
 
     def __init__(self, partial, target, policy, console):
-        self.partial = partial
-        self.target = target
-        self.policy = policy
-        self.console = console
-        self.done = 0
-        self._digest = new_hash(target.algorithm)
-        self._opener = build_opener()
+        self.partial, self.target, self.policy, self.console = partial, target, policy, console
+        self.done, self._digest = 0, hashlib.new(target.algorithm, usedforsecurity=False)  # damage, not tampering
+        self._opener = urllib.request.build_opener()  # the environment's proxies, read now
 
     def run(self, sources):
-        """Downloads from the first address that delivers a file of a known sum.
-
-        Args:
-            sources: the addresses, in order.
+        """Downloads from the first address (of ``sources``, in order) that delivers a file of a known sum.
 
         Returns:
             (the file's hexadecimal digest by the target's algorithm, the address it came from).
 
         Raises:
-            NSTError: every address failed, or the partial file cannot be
-                written (one line, saying what is kept).
+            NSTError: every address failed, or the partial file cannot be written (one line, saying what is kept).
         """
         try:
             self._reread()
-            if self._complete():
-                url = self.partial.record["url"]
+            record = self.partial.record
+            if record is not None and self.done > 0 and record.get("expected_size") == self.done:
                 try:
-                    return self._verify(url), url
+                    return self._verify(record["url"]), record["url"]
                 except DownloadError as error:
-                    self.console.note(f"the partial download from {url}: {error}")
+                    self.console.note(f"the partial download from {record['url']}: {error}")
             return self._each(sources)
         except DownloadError as error:
-            raise DownloadError(f"{error}{self.kept()}") from None
+            raise DownloadError(f"{error}{kept(self.partial.destination)}") from None
         finally:
-            self._tidy()
+            self.partial.close()
+            if self.partial.record is not None and not self.partial.size():
+                self.partial.remove()
+            if self.partial.record is None:
+                self.partial.remove_folders()
 
     def _each(self, sources):
         for index, url in enumerate(sources):
@@ -187,54 +124,24 @@ class Fetch:
                     raise DownloadError(f"{where}{last}: {error}") from None
                 self.console.note(f"{url}: {error}; trying {sources[index + 1]}")
 
-    def kept(self):
-        """What the partial file keeps, for the end of a message.
-
-        Returns:
-            ``"; N bytes are kept in ...: run the same command again to resume"``, or "".
-        """
-        size = self.partial.size() if self.partial.record is not None else 0
-        if not size:
-            return ""
-        return f"; {size} bytes are kept in {quoted(self.partial.path)}: run the same command again to resume"
-
     def _reread(self):
-        record, size = self.partial.record, self.partial.size()
-        if record is None or not size:
+        record = self.partial.record
+        if record is None or not self.partial.size():
             return
         if record["hash"] != self.target.algorithm:
             named = HASH_NAMES.get(record["hash"]) or quoted(record["hash"])
             self.console.note(
                 f"{quoted(self.partial.path)}: its record names {named}, but {self.target.name} is checked by "
-                f"{self.target.hash_name}; starting over"
+                f"{HASH_NAMES[self.target.algorithm]}; starting over"
             )
-            self._reset()
-            return
-        limit, _ = self.target.limit()
-        expected = record.get("expected_size")
-        if size > limit or (expected is not None and size > expected):
-            self.console.note(f"{quoted(self.partial.path)} cannot be part of {self.target.name}; starting over")
-            self._reset()
-            return
+            return self._reset()
         for block in self.partial.read_blocks(self.policy.chunk):
             self._digest.update(block)
             self.done += len(block)
 
-    def _complete(self):
-        record = self.partial.record
-        return record is not None and self.done > 0 and record.get("expected_size") == self.done
-
     def _reset(self):
         self.partial.remove()
-        self.done = 0
-        self._digest = new_hash(self.target.algorithm)
-
-    def _tidy(self):
-        self.partial.close()
-        if self.partial.record is not None and not self.partial.size():
-            self.partial.remove()
-        if self.partial.record is None:
-            self.partial.remove_folders()
+        self.done, self._digest = 0, hashlib.new(self.target.algorithm, usedforsecurity=False)
 
     def _from(self, url):
         failures = requests = 0
@@ -261,7 +168,7 @@ class Fetch:
     def _request(self, url):
         record = self.partial.record
         validators = record if record is not None and record["url"] == url else None
-        reply = open_reply(url, self.done, validators, self.policy, self._opener)
+        reply = open_reply(url, self.done, validators, self.policy.timeout, self._opener)
         try:
             self._accept(url, reply)
             self._receive(url, reply)
@@ -279,14 +186,12 @@ class Fetch:
             self._reset()
         elif self.done:
             _check_unchanged(self.partial.record, url, reply)
-        try:
-            if self.done:
-                self.partial.resume()
-            else:
-                record = new_record(url, self.partial.destination, reply.total, reply.validators, self.target.algorithm)
+        if not self.done:
+            record = new_record(url, self.partial.destination, reply.total, reply.validators, self.target.algorithm)
+            try:
                 self.partial.begin(record)
-        except OSError as error:
-            raise self._write_error(error) from None
+            except OSError as error:
+                raise self._write_error(error) from None
 
     def _receive(self, url, reply):
         limit, why = self.target.limit()
@@ -311,9 +216,7 @@ class Fetch:
             self.done += len(block)
             self.console.progress(self.done, reply.total)
         self.console.progress(self.done, reply.total, final=True)
-        expected = reply.total
-        if expected is None and reply.length is not None:
-            expected = reply.start + reply.length
+        expected = reply.total if reply.total is not None else reply.end
         if expected is not None and self.done < expected:  # the rest comes with the next request
             raise RetryableError(f"the connection closed after {self.done} of {expected} bytes")
 
@@ -322,8 +225,9 @@ class Fetch:
         if digest not in self.target.digests:
             self._reset()
             raise DownloadError(
-                f"downloaded file has {self.target.hash_name} {digest}, expected {' or '.join(self.target.digests)}; "
-                "nothing was saved (the file is removed: a file with a wrong sum cannot be resumed into a right one)"
+                f"downloaded file has {HASH_NAMES[self.target.algorithm]} {digest}, expected "
+                f"{' or '.join(self.target.digests)}; nothing was saved (the file is removed: a file with a wrong sum "
+                "cannot be resumed into a right one)"
             )
         try:
             self.partial.finish()
@@ -332,11 +236,10 @@ class Fetch:
         return digest
 
     def _write_error(self, error):
-        return WriteError(f"cannot write {quoted(self.partial.path)}: {error.strerror or error}{self.kept()}")
-
-
-class WriteError(NSTError):
-    """The partial file, its record or the destination cannot be written (disk full, permissions, ...)."""
+        """Not a ``DownloadError``: the next address cannot help with a full disk or a folder's permissions."""
+        return NSTError(
+            f"cannot write {quoted(self.partial.path)}: {error.strerror or error}{kept(self.partial.destination)}"
+        )
 
 
 def _check_unchanged(record, url, reply):
@@ -346,6 +249,3 @@ def _check_unchanged(record, url, reply):
             old, new = record.get(key), reply.validators.get(key)
             if old and new and old != new:
                 raise RestartError(f"the file changed since the partial download ({name} {old}, now {new})")
-    expected = record.get("expected_size")
-    if expected is not None and reply.total is not None and reply.total != expected:
-        raise RestartError(f"the file changed since the partial download ({expected} bytes, now {reply.total})")

@@ -1,14 +1,11 @@
 """Addresses, and one request to one: the answer's size, range and validators, before any byte is read.
 
-``check_url`` refuses, before anything is created, what cannot be an
-address to download from. ``open_reply`` asks an http(s):// address for the
-file from an offset (a Range request, with If-Range naming the validator of
-the bytes already kept) or opens a file:// address at that offset, and
-describes the answer as a ``Reply``. Failures are ``DownloadError``\\ s of one
-line; ``RetryableError`` marks those worth another try (a dropped connection,
-a timeout, a server error), ``RestartError`` those that mean the bytes kept
-do not fit the file at the address (a 416 answer, a range other than the one
-asked for), so the download starts over.
+``check_url`` refuses, before anything is created, what cannot be an address to download from. ``open_reply``
+asks an http(s):// address for the file from an offset (a Range request, with If-Range naming the validator of
+the bytes kept) or opens a file:// address at that offset. Failures are ``DownloadError``\\ s of one line;
+``RetryableError`` marks those worth another try (a dropped connection, a timeout, a server error),
+``RestartError`` those that mean the bytes kept do not fit the file at the address (a 416 answer, a range other
+than the one asked for, a changed file), so the download starts over.
 """
 
 import dataclasses
@@ -23,7 +20,6 @@ import urllib.request
 from ..ground.errors import NSTError, quoted
 from ..ground.files import NotRegularFile, open_regular
 
-SCHEMES = ("http", "https", "file")
 USER_AGENT = "nst_tf-download/1 (python urllib)"
 
 #: HTTP statuses worth another try besides the 5xx ones: timeout, too early, too many requests.
@@ -49,14 +45,15 @@ class Policy:
     """How hard a download tries.
 
     Attributes:
-        attempts: tries in a row without progress before an address is given
-            up (a try that received bytes starts the count again).
-        first_delay: seconds before the first retry; doubled for each further
-            failure in a row, up to ``max_delay``.
+        attempts: tries in a row without progress before an address is given up (a try that received bytes
+            starts the count again).
+        first_delay: seconds before the first retry; doubled for each further failure in a row, up to
+            ``max_delay``.
         max_delay: the longest wait between tries, in seconds.
         timeout: seconds a connection may stay silent before the try fails.
         chunk: the most bytes read and written at a time.
-        max_requests: requests to one address in all, progress or not.
+        max_requests: requests to one address in all, progress or not (a server that drops every connection
+            after a few bytes must not hold the download for ever).
     """
 
     attempts: int = 5
@@ -67,15 +64,8 @@ class Policy:
     max_requests: int = 50
 
     def delay(self, failures):
-        """The wait before the next try after ``failures`` failures in a row (at least one).
-
-        Args:
-            failures: failed tries in a row; 0 counts as 1.
-
-        Returns:
-            Seconds to wait.
-        """
-        return min(self.first_delay * 2 ** (max(failures, 1) - 1), self.max_delay)
+        """Seconds to wait before the next try after ``failures`` (at least 1) failures in a row."""
+        return min(self.first_delay * 2 ** (failures - 1), self.max_delay)
 
 
 @dataclasses.dataclass
@@ -84,16 +74,14 @@ class Reply:
 
     Attributes:
         body: has ``read1(n)`` and ``close()``.
-        start: the offset in the file of the first byte the body sends.
-        length: how many bytes the body says it sends, or None.
+        end: the offset in the file after the last byte the body says it sends, or None.
         total: the size of the whole file, or None when not stated.
-        validators: the ``etag`` and ``last_modified`` the answer states (absent ones are None).
+        validators: the ``etag`` and ``last_modified`` the answer states (None where absent).
         whole: whether the body is the whole file from its first byte (an HTTP 200).
     """
 
     body: object
-    start: int
-    length: int | None
+    end: int | None
     total: int | None
     validators: dict
     whole: bool
@@ -102,17 +90,11 @@ class Reply:
 def check_url(url):
     """Refuses what cannot be an address to download from, before anything is created or sent.
 
-    Args:
-        url: the address (text).
-
-    Returns:
-        ``url``.
-
     Raises:
-        NSTError: not text of printable ASCII, not http://, https:// or
-            file://, no host, a bad port, or a malformed IPv6 host.
+        NSTError: not printable ASCII without spaces, not http://, https:// or file://, no host, a bad port,
+            or a malformed IPv6 host.
     """
-    if not isinstance(url, str) or not url or not url.isascii() or not url.isprintable() or " " in url:
+    if not url.isascii() or not url.isprintable() or " " in url:
         raise NSTError(f"{quoted(url)} is not an address: percent-encode its spaces and other characters")
     try:
         parts = urllib.parse.urlsplit(url)
@@ -120,7 +102,7 @@ def check_url(url):
     except ValueError as error:
         raise NSTError(f"{quoted(url)} is not a valid address: {error}") from None
     scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
+    if scheme not in ("http", "https", "file"):
         raise NSTError(
             f"{quoted(url)} is not an http://, https:// or file:// address (a file of your own: file:///absolute/path)"
         )
@@ -128,19 +110,14 @@ def check_url(url):
         raise NSTError(f"{quoted(url)} names no host")
     if scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path):
         raise NSTError(f"{quoted(url)} is not a local file address (file:///absolute/path)")
-    return url
 
 
-def open_reply(url, offset, validators, policy, opener):
-    """Opens ``url`` from byte ``offset``.
+def open_reply(url, offset, validators, timeout, opener):
+    """Opens ``url`` (one ``check_url`` accepts) from byte ``offset`` (0: the whole file).
 
-    Args:
-        url: an address ``check_url`` accepts.
-        offset: the first byte wanted (0: the whole file).
-        validators: the ``etag``/``last_modified`` of the bytes kept, sent
-            as If-Range so that a changed file comes whole; or None.
-        policy: the ``Policy`` (its timeout).
-        opener: a ``urllib.request.OpenerDirector`` (see ``build_opener``).
+    ``validators``: the ``etag``/``last_modified`` of the bytes kept, sent as If-Range so that a changed file
+    comes whole, or None. ``opener``: a ``urllib.request.OpenerDirector``, whose redirect handler follows
+    http(s) addresses (urllib refuses a redirect to file://).
 
     Returns:
         A ``Reply``.
@@ -153,16 +130,21 @@ def open_reply(url, offset, validators, policy, opener):
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-        if_range = _if_range(validators or {})
+        etag, last_modified = (validators or {}).get("etag"), (validators or {}).get("last_modified")
+        if_range = etag if etag and not etag.startswith("W/") else last_modified  # If-Range takes a strong ETag only
         if if_range:
             headers["If-Range"] = if_range
     try:
-        response = opener.open(urllib.request.Request(url, headers=headers), timeout=policy.timeout)
+        response = opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as error:
         error.close()
         raise _status_error(error.code, error.reason, offset) from None
     except (OSError, http.client.HTTPException, ValueError) as error:
-        raise _connection_error(error) from None
+        reason = getattr(error, "reason", None) or error
+        if isinstance(reason, ssl.SSLCertVerificationError):  # not worth another try
+            raise DownloadError(f"the server's certificate was refused: {reason.verify_message or reason}") from None
+        retry = isinstance(reason, (OSError, http.client.HTTPException))
+        raise (RetryableError if retry else DownloadError)(one_line(reason)) from None
     try:
         return _http_reply(response, offset)
     except BaseException:
@@ -170,41 +152,16 @@ def open_reply(url, offset, validators, policy, opener):
         raise
 
 
-def _if_range(validators):
-    etag = validators.get("etag")
-    if etag and not etag.startswith("W/"):  # If-Range takes a strong ETag only
-        return etag
-    return validators.get("last_modified")
-
-
 def _status_error(code, reason, offset):
     if code == 416 and offset:
         return RestartError(f"the server refused the range from byte {offset} (HTTP 416)")
     # urllib's reasons can span lines ("... infinite loop.\nThe last 30x error message was:\nFound").
     text = " ".join(f"HTTP {code} {reason}".split())
-    if code in RETRY_STATUSES or 500 <= code < 600:
-        return RetryableError(text)
-    return DownloadError(text)
-
-
-def _connection_error(error):
-    reason = getattr(error, "reason", None) or error
-    if isinstance(reason, ssl.SSLCertVerificationError):
-        return DownloadError(f"the server's certificate was refused: {reason.verify_message or reason}")
-    if isinstance(reason, (OSError, http.client.HTTPException)):
-        return RetryableError(one_line(reason))
-    return DownloadError(one_line(reason))
+    return (RetryableError if code in RETRY_STATUSES or 500 <= code < 600 else DownloadError)(text)
 
 
 def one_line(error):
-    """An exception's message on one line, without the ``[Errno N]`` of an ``OSError``.
-
-    Args:
-        error: an exception.
-
-    Returns:
-        The text.
-    """
+    """``error``'s message on one line, without the ``[Errno N]`` of an ``OSError``."""
     text = getattr(error, "strerror", None) or str(error) or type(error).__name__
     return " ".join(str(text).split())
 
@@ -214,65 +171,26 @@ def _http_reply(response, offset):
     encoding = (headers.get("Content-Encoding") or "identity").strip().lower()
     if encoding != "identity":
         raise DownloadError(f"the server sent the file compressed (Content-Encoding {quoted(encoding)})")
-    length = _int_header(headers.get("Content-Length"))
     validators = {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
-    if response.status == 200:
-        return Reply(response, 0, length, length, validators, whole=True)
-    if response.status != 206:
-        raise DownloadError(f"unexpected answer HTTP {response.status} {response.reason}".strip())
+    if response.status == 200:  # http.client's length: the Content-Length, None when absent or invalid
+        return Reply(response, response.length, response.length, validators, whole=True)
     match = _CONTENT_RANGE.fullmatch((headers.get("Content-Range") or "").strip())
-    if not match or int(match[1]) != offset or int(match[2]) < int(match[1]):
+    if not match or int(match[1]) != offset or int(match[2]) < offset:
         raise RestartError(f"asked for bytes from {offset}, the server sent {quoted(headers.get('Content-Range'))}")
     total = None if match[3] == "*" else int(match[3])
-    return Reply(response, offset, int(match[2]) - offset + 1, total, validators, whole=False)
-
-
-def _int_header(value):
-    value = (value or "").strip()
-    return int(value) if value.isascii() and value.isdigit() else None
+    return Reply(response, int(match[2]) + 1, total, validators, whole=False)
 
 
 def _open_file(url, offset):
     path = urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
-    body = _open_regular_file(path)
-    size = os.fstat(body.fileno()).st_size
-    if offset > size:
-        body.close()
-        raise RestartError(f"the file is {size} bytes, fewer than the {offset} kept")
-    body.seek(offset)
-    mtime = os.fstat(body.fileno()).st_mtime_ns
-    validators = {"etag": None, "last_modified": f"{mtime} ns since the epoch, {size} bytes"}
-    return Reply(body, offset, size - offset, size, validators, whole=offset == 0)
-
-
-def _open_regular_file(path):
-    """Opens a regular file (or a link to one) for reading; a device, pipe or folder is refused unread."""
     try:
-        return open_regular(path)
+        body = open_regular(path)  # a device, pipe or folder is refused unread
     except NotRegularFile as error:
         kind = "a folder" if error.kind == "a folder" else "a device, pipe or socket"
         raise DownloadError(f"{quoted(path)} is {kind}, not a regular file") from None
     except OSError as error:
         raise DownloadError(f"{quoted(path)}: {error.strerror or error}") from None
-
-
-class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follows redirects to http:// and https:// addresses only."""
-
-    max_redirections = 10
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        """urllib's redirect; raises ``urllib.error.HTTPError`` unless it leads to http(s)."""
-        target = urllib.parse.urljoin(req.full_url, newurl)
-        if urllib.parse.urlsplit(target).scheme.lower() not in ("http", "https"):
-            raise urllib.error.HTTPError(target, code, f"redirect to {quoted(target)} refused", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def build_opener():
-    """An opener with the proxies of the environment, following http(s) redirects only.
-
-    Returns:
-        A ``urllib.request.OpenerDirector``.
-    """
-    return urllib.request.build_opener(_RedirectHandler())
+    status = os.fstat(body.fileno())
+    body.seek(offset)
+    validators = {"etag": None, "last_modified": f"{status.st_mtime_ns} ns since the epoch, {status.st_size} bytes"}
+    return Reply(body, status.st_size, status.st_size, validators, whole=offset == 0)

@@ -4,13 +4,18 @@ must not block the reader, nor feed it without end."""
 import os
 import stat
 
+#: What a file that is not a regular one is, in words, by the ``stat`` test of its mode.
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
 
 class NotRegularFile(OSError):
-    """The path names a folder, a pipe, a device or a socket.
-
-    Attributes:
-        kind: what it is, e.g. "a folder", "a named pipe (FIFO)".
-    """
+    """The path names a folder, a pipe, a device or a socket; ``kind`` says which, e.g. "a folder"."""
 
     def __init__(self, kind):
         super().__init__(f"is {kind}, not a regular file")
@@ -19,24 +24,14 @@ class NotRegularFile(OSError):
 
 def file_kind(mode):
     """What a file of ``st_mode`` ``mode`` that is not a regular file is, in words."""
-    for test, kind in (
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return kind
-    return "a special file"
+    return next((kind for test, kind in _KINDS if test(mode)), "a special file")
 
 
 def open_regular(path, flags=0):
     """Opens ``path`` (or the file a link there names) for binary reading if it is a regular file.
 
-    Opened without blocking, then checked: a pipe is refused without waiting for a writer, and a file
-    swapped for one after any earlier check is refused too. ``flags``: more ``os.open`` flags (e.g.
-    ``O_NOFOLLOW``).
+    Opened without blocking, then checked: a pipe is refused without waiting for a writer, and a file swapped for
+    one after any earlier check is refused too. ``flags``: more ``os.open`` flags (e.g. ``O_NOFOLLOW``).
 
     Raises:
         NotRegularFile: it is a folder, a pipe, a device or a socket.
@@ -48,7 +43,7 @@ def open_regular(path, flags=0):
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(file_kind(mode))
-        if hasattr(os, "set_blocking"):
+        if hasattr(os, "set_blocking"):  # not on Windows before Python 3.12, where nothing was opened non-blocking
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -59,11 +54,9 @@ def open_regular(path, flags=0):
 def identity(path):
     """(device, inode) of the file at ``path`` (links followed), or None when there is none: two paths
     with one identity are one file."""
-    if path is None:
-        return None
     try:
         status = os.stat(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):  # TypeError: no path (None)
         return None
     return status.st_dev, status.st_ino
 

@@ -12,16 +12,15 @@ except ImportError:  # Windows: nothing is locked
 
 
 def lock_exclusively(fd, busy):
-    """Locks open file or folder ``fd`` for this process alone (``flock``; the kernel releases it when the
-    process dies). Where the system or the file system has no locks, nothing is locked.
+    """Locks the open file or folder ``fd`` for this process alone (``flock``: the kernel releases it when the
+    process dies); where the system or the file system has no locks, nothing is locked.
 
     Raises:
         NSTError: ``busy`` (the message) when another process holds the lock.
     """
-    if fcntl is None:
-        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise NSTError(busy) from None
     except OSError:  # a file system without locks: go on unlocked
@@ -30,21 +29,16 @@ def lock_exclusively(fd, busy):
 
 @contextlib.contextmanager
 def holding(folder):
-    """Holds an exclusive lock on ``folder`` itself for the block (no lock file is left in it).
-
-    Two commands writing results and manifest lines into one folder at once would mix them; the second
-    is refused instead.
+    """Holds an exclusive lock on ``folder`` itself for the block (no lock file is left in it): two commands
+    writing results and manifest lines into one folder at once would mix them, so the second is refused.
 
     Raises:
         NSTError: another process holds the folder.
     """
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        lock_exclusively(
-            fd,
-            f"{quoted(folder)}: another nst_tf command is writing into it; wait for it to end, or choose another "
-            "--output_dir",
-        )
+        busy = f"{quoted(folder)}: another nst_tf command is writing into it; wait for it to end, or choose another"
+        lock_exclusively(fd, busy + " --output_dir")
         yield
     finally:
         os.close(fd)

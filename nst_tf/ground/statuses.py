@@ -10,7 +10,7 @@ EXIT_BAD_INPUT = 2
 EXIT_SAVE_FAILED = 3
 EXIT_SKIPPED = 4
 
-#: Every status the command exits with, and what it means (README lists the same).
+#: Every status the command exits with, and what it means (docs/statuses-and-files.md lists the same).
 EXIT_STATUSES = {
     EXIT_OK: "done",
     EXIT_NON_FINITE: "the total cost became NaN or infinite; the last image of finite cost is saved",

@@ -1,15 +1,13 @@
 """Video files: recognised by content, probed, decoded frame by frame and encoded, with imageio-ffmpeg.
 
-imageio-ffmpeg (an optional extra, ``pip install "nst_tf[video]"``) ships its
-own ffmpeg binary and runs it as a subprocess: frames come and go as raw
-RGB bytes through a pipe, one at a time, so memory holds one frame however
-long the video. Nothing here loads TensorFlow.
+imageio-ffmpeg (an optional extra, ``pip install "nst_tf[video]"``) ships an ffmpeg binary, run here as
+a subprocess: frames come and go as raw RGB bytes through a pipe, one at a time, so memory holds one
+frame however long the video. Nothing here loads TensorFlow.
 """
 
 import contextlib
 import dataclasses
 import fractions
-import importlib
 import math
 import numbers
 import os
@@ -50,9 +48,10 @@ def is_video_file(path):
 
 def _ffmpeg():
     try:
-        return importlib.import_module("imageio_ffmpeg")
+        import imageio_ffmpeg
     except ImportError:
         raise NSTError('video needs imageio-ffmpeg: pip install "nst_tf[video]" (or pip install imageio-ffmpeg)')
+    return imageio_ffmpeg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,11 +70,12 @@ def probe(path):
     """The ``Clip`` of video file ``path``.
 
     Raises:
-        NSTError: it cannot be read or decoded as a video, has no frames, an absurd frame rate, or
-            frames of more pixels than twice ``PIL.Image.MAX_IMAGE_PIXELS`` (checked before any frame is decoded).
+        NSTError: it is no video ffmpeg can decode, has no frames, an absurd frame rate, or frames over twice
+            ``PIL.Image.MAX_IMAGE_PIXELS`` (checked before any frame is decoded).
     """
     ffmpeg = _ffmpeg()
-    header = _header(ffmpeg, path)
+    # What ffmpeg says of the streams: ``ffmpeg -i path`` without an output, on standard error.
+    header = _run(ffmpeg, ["-hide_banner", "-i", _file(path)], path, timeout=60).stderr.decode(errors="replace")
     stream = re.search(r"^\s*Stream #\S+: Video: (.*)$", header, re.MULTILINE)
     if stream is None:
         if "End of file" in header:
@@ -97,17 +97,9 @@ def probe(path):
     return Clip(path=path, fps=fps, frames=count, size=(width, height), audio=audio)
 
 
-def _header(ffmpeg, path):
-    """What ffmpeg says of ``path``'s streams (``ffmpeg -i path`` without an output: its standard error)."""
-    return _run(ffmpeg, ["-hide_banner", "-i", _file(path)], path, timeout=60).stderr.decode(errors="replace")
-
-
 def _count(ffmpeg, path):
-    """The number of frames of ``path``'s first video stream, counted by decoding them as ``frames`` does.
-
-    (imageio-ffmpeg's ``count_frames_and_secs`` lets ffmpeg read the terminal: a command in the
-    background of a shell was stopped there, by SIGTTOU.)
-    """
+    """The number of frames of ``path``'s first video stream, decoded as ``frames`` does (imageio-ffmpeg's
+    ``count_frames_and_secs`` lets ffmpeg read the terminal: a command in a shell's background got SIGTTOU)."""
     arguments = ["-v", "error", "-nostats", "-progress", "pipe:1", "-i", _file(path), "-map", "0:v:0"]
     run = _run(ffmpeg, [*arguments, "-fps_mode", "passthrough", "-f", "null", "-"], path)
     if run.returncode != 0:
@@ -120,8 +112,8 @@ def _count(ffmpeg, path):
 def _run(ffmpeg, arguments, path, timeout=None):
     """Runs ffmpeg with ``arguments``; returns the ``CompletedProcess`` (its output as bytes).
 
-    ffmpeg never reads the terminal (``-nostdin``), and runs in a session of its own: Ctrl-C reaches
-    the command, which ends ffmpeg itself, not ffmpeg first (its early exit would read as a damaged file).
+    ffmpeg never reads the terminal (``-nostdin``) and runs in a session of its own: Ctrl-C reaches the
+    command, which ends ffmpeg, not ffmpeg first (its early exit would read as a damaged file).
     """
     command = [_executable(ffmpeg), "-nostdin", *arguments]
     try:
@@ -168,7 +160,9 @@ def _executable(ffmpeg):
 
 
 def _check_frames(path, width, height, fps):
-    limit = _pixel_limit()
+    import PIL.Image
+
+    limit = 2 * PIL.Image.MAX_IMAGE_PIXELS if PIL.Image.MAX_IMAGE_PIXELS else MAX_SIDE
     if not (width > 0 and height > 0):
         raise NSTError(f"{quoted(path)}: the video has no frames of a size ffmpeg can tell")
     if width * height > limit:
@@ -181,19 +175,9 @@ def _check_frames(path, width, height, fps):
         raise NSTError(f"{quoted(path)}: its frame rate is {fps:g} per second; not a video nst_tf can encode again")
 
 
-def _pixel_limit():
-    import PIL.Image
-
-    limit = PIL.Image.MAX_IMAGE_PIXELS
-    return 2 * limit if limit else MAX_SIDE
-
-
 def frames(clip):
-    """Yields ``clip``'s frames in order, uint8 arrays (height, width, 3), decoded one at a time.
-
-    ffmpeg decodes to raw RGB on a pipe, read one frame's bytes at a time. (imageio-ffmpeg's
-    ``read_frames`` does the same but leaves its pipes open when the video ends, which Python reports
-    as unclosed files.)
+    """Yields ``clip``'s frames in order, uint8 (height, width, 3), decoded one at a time as raw RGB on a pipe
+    (imageio-ffmpeg's ``read_frames`` leaves its pipes open when the video ends: unclosed files).
 
     Raises:
         NSTError: the file can no longer be decoded (it changed since it was probed).
@@ -228,11 +212,7 @@ def _said(errors, status):
 
 
 class FfmpegError(NSTError):
-    """ffmpeg failed while encoding (a full disk, an audio codec the MP4 container cannot hold).
-
-    Attributes:
-        problem: what ffmpeg said (its last line).
-    """
+    """ffmpeg failed while encoding (a full disk, an audio codec MP4 cannot hold); ``problem``: its last line."""
 
     def __init__(self, message, problem):
         super().__init__(message)
@@ -242,17 +222,14 @@ class FfmpegError(NSTError):
 def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"):
     """Writes ``frames_in_order`` (uint8 (height, width, 3), ``size`` = (width, height)) as H.264 video to ``path``.
 
-    ``audio_from``: a video whose first audio track is taken, as it is (``audio_codec="copy"``) or
-    encoded again (e.g. ``"aac"``). Both sides of ``size`` must be even (H.264's 4:2:0 colour).
-    ``path`` is overwritten: callers write to a temporary name and rename. The frames go to
-    ffmpeg through a pipe, one at a time. (imageio-ffmpeg's ``write_frames`` does the same but
-    never looks at ffmpeg's exit status: a full disk or an audio codec MP4 cannot hold gave a
-    broken file and no error.)
+    ``audio_from``: a video whose first audio track is taken, as it is (``audio_codec="copy"``) or encoded
+    again (e.g. ``"aac"``). ``path`` is overwritten (callers write to a temporary name). The frames go
+    through a pipe one at a time (imageio-ffmpeg's ``write_frames`` ignores ffmpeg's exit status).
 
     Raises:
         FfmpegError: ffmpeg fails, or ends before taking every frame.
-        NSTError: a size that is not even, a frame rate that is not a number from 0 to 1000, no
-            frames, or a frame that is not uint8 of the given size.
+        NSTError: sides that are not even (H.264's 4:2:0 colour), a frame rate not from 0 to 1000, no
+            frames, or a frame not uint8 of ``size``.
     """
     import numpy as np
 
@@ -291,11 +268,7 @@ def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"
 
 
 def count_frames(path):
-    """The number of frames of video ``path``'s first video stream, counted by decoding them.
-
-    Raises:
-        NSTError: ffmpeg cannot read it.
-    """
+    """The number of frames of video ``path``'s first video stream, counted by decoding them; ``NSTError`` else."""
     return _count(_ffmpeg(), path)
 
 
@@ -318,7 +291,3 @@ def is_frame_name(name):
     """Whether ``name`` is one ``frame_name`` gives: 6 digits or more (frame 1,000,000 on), then ``.png``."""
     digits = name[:-4]
     return name.endswith(".png") and len(digits) >= 6 and digits.isascii() and digits.isdigit() and int(digits) > 0
-
-
-def stem(path):
-    return os.path.splitext(os.path.basename(path))[0]

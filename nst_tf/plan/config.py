@@ -1,9 +1,6 @@
-"""The course's constants (``CONFIG``) and the run's hyperparameters (``StyleTransferConfig``).
-
-``StyleTransferConfig`` is the one place hyperparameters are defined: the
-library's defaults, the command line's defaults and the command line's help
-texts (each field's ``metadata["help"]``) all come from it. The module needs
-no TensorFlow, so the command can check its options before loading it.
+"""The course's constants (``CONFIG``) and the run's hyperparameters (``StyleTransferConfig``, the one place
+they are defined: the library's and the command's defaults and help texts, each field's ``metadata["help"]``).
+Free of TensorFlow, so the command checks its options before loading it.
 """
 
 import math
@@ -27,13 +24,8 @@ def _read_only(array):
 
 @dataclass(frozen=True, eq=False)
 class CourseConfig:
-    """The course helper's ``CONFIG`` class, as a frozen dataclass.
-
-    MEANS is subtracted from RGB pixels (no BGR swap, as in the course) and
-    equals the mean pixel stored in imagenet-vgg-verydeep-19.mat. It is
-    float64, as the course's NumPy array is, so a normalized image keeps the
-    course's float64 values until it enters the network.
-    """
+    """The course helper's ``CONFIG`` class, frozen. ``MEANS``, the mean pixel of imagenet-vgg-verydeep-19.mat,
+    is subtracted from RGB pixels (no BGR swap, as in the course) in float64, as the course's NumPy array is."""
 
     IMAGE_WIDTH: int = 400
     IMAGE_HEIGHT: int = 300
@@ -56,9 +48,7 @@ KERAS_VGG_MODEL = "pretrained-model/vgg19_weights_tf_dim_ordering_tf_kernels_not
 #: The course's style layers and their weights (lambda^[l]), summing to 1 (VGG-19's defaults).
 STYLE_LAYERS = list(NETWORKS["vgg19"].style_layers)
 
-# The choices of each option, in one table with their help below. The modules
-# that act on them (optimize.py, colors.py, costs.py, precision.py) import them
-# from here and test that they handle exactly these names.
+# The choices of each option; the modules that act on them import them and test that they handle exactly these.
 
 #: ``precision``: the network's dtype ("auto": what this machine runs natively).
 PRECISIONS = ("float32", "bf16", "fp16", "auto")
@@ -72,10 +62,8 @@ COLOR_MODES = ("luminance", "histogram")
 #: ``tv_form``.
 TV_FORMS = ("squared", "power")
 
-#: ``normalization``: "means" feeds RGB minus ``CONFIG.MEANS`` (the first edition, and the
-#: Caffe convention nst_tf's Keras weights are converted to); "unit" feeds RGB in [0, 1] with no
-#: mean subtraction and no swap to the BGR order VGG-19 was trained in (the second edition's
-#: choice, kept as the course made it).
+#: ``normalization``: "means", RGB minus ``CONFIG.MEANS`` (the first edition, and the Caffe convention nst_tf's
+#: Keras weights are converted to); "unit", RGB in [0, 1], no swap to VGG-19's BGR (the second edition's).
 NORMALIZATIONS = ("means", "unit", "imagenet")
 
 #: ``start``: the initial image.
@@ -88,20 +76,37 @@ STYLE_NORMALIZERS = ("layer", "image", "gram")
 CONTENT_NORMALIZERS = ("layer", "none")
 
 
-def parse_learning_rate_steps(text):
-    """``"180:0.1,400:0.01"`` -> ((180, 0.1), (400, 0.01)); the command's form of ``learning_rate_steps``."""
-    if not text.strip():
-        return ()
+#: The options of fixed choices, each with its choices.
+_CHOICES = (
+    ("network", tuple(NETWORKS)),
+    ("precision", PRECISIONS),
+    ("tv_form", TV_FORMS),
+    ("optimizer", OPTIMIZERS),
+    ("preserve_colors", (None,) + COLOR_MODES),
+    ("normalization", NORMALIZATIONS),
+    ("start", STARTS),
+    ("style_normalizer", STYLE_NORMALIZERS),
+    ("content_normalizer", CONTENT_NORMALIZERS),
+)
+
+
+def _pairs(text, form, key):
+    """Comma-separated ``KEY:NUMBER`` items as ((key(KEY), float(NUMBER)), ...); NSTError naming ``form``."""
     pairs = []
     for item in text.split(","):
-        iteration, sep, rate = item.strip().partition(":")
+        name, sep, number = item.strip().partition(":")
         try:
-            pairs.append((int(iteration), float(rate)))
+            pairs.append((key(name), float(number)))
         except ValueError:
             sep = ""
-        if not sep:
-            raise NSTError(f"expected ITERATION:RATE pairs separated by commas; got {text!r}")
+        if not sep or not name:
+            raise NSTError(f"expected {form} pairs separated by commas; got {text!r}")
     return tuple(pairs)
+
+
+def parse_learning_rate_steps(text):
+    """``"180:0.1,400:0.01"`` -> ((180, 0.1), (400, 0.01)); the command's form of ``learning_rate_steps``."""
+    return _pairs(text, "ITERATION:RATE", int) if text.strip() else ()
 
 
 def parse_range(text):
@@ -115,27 +120,13 @@ def parse_range(text):
 
 def parse_style_layers(text):
     """``"conv1_1:0.5,conv2_1:0.5"`` -> (("conv1_1", 0.5), ("conv2_1", 0.5)); the command's form of ``style_layers``."""
-    pairs = []
-    for item in text.split(","):
-        name, sep, weight = item.strip().partition(":")
-        try:
-            pairs.append((name, float(weight)))
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise NSTError(f"expected NAME:WEIGHT pairs separated by commas; got {text!r}")
-    return tuple(pairs)
+    return _pairs(text, "NAME:WEIGHT", str)
 
 
 @dataclass(frozen=True)
 class StyleTransferConfig:
-    """Hyperparameters of one style-transfer run; the defaults are the course's.
-
-    Each field's ``metadata["help"]`` says what it does (``python -m nst_tf -h``
-    prints the same text). The cost reads ``alpha``, ``beta``, the layers,
-    ``precision``, the total-variation and colour fields and
-    ``style_blend_weights``; the loop reads the others.
-    """
+    """Hyperparameters of one style-transfer run; the defaults are the course's, each field's ``metadata["help"]``
+    says what it does (as ``python -m nst_tf -h``). ``NSTError`` for a value out of its range or choices."""
 
     epochs: int = option(200, "number of iterations (the course's num_iterations)", metavar="N")
     print_every: int = option(
@@ -248,18 +239,19 @@ class StyleTransferConfig:
     )
 
     def __post_init__(self):
-        _check_whole("epochs", self.epochs, 1)
-        _check_whole("print_every", self.print_every, 1)
-        _check_number("learning_rate", self.learning_rate, positive=True)
-        _check_number("adam_epsilon", self.adam_epsilon, positive=True)
-        _check_number("alpha", self.alpha)
-        _check_number("beta", self.beta)
-        _check_number("noise_ratio", self.noise_ratio)
+        for name in ("epochs", "print_every", "lbfgs_history"):
+            check_whole(name, getattr(self, name))  # counted in 32-bit integers inside the traced loop
+        for name in ("learning_rate", "adam_epsilon", "alpha", "beta", "noise_ratio", "tv_weight"):
+            _check_number(name, getattr(self, name), positive=name in ("learning_rate", "adam_epsilon"))
         if self.noise_ratio > 1:
             raise NSTError(f"noise_ratio must be between 0 and 1; got {self.noise_ratio!r}")
+        for name in ("jit_compile", "clip"):
+            if not isinstance(getattr(self, name), bool):
+                raise NSTError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if isinstance(self.network, Network) and NETWORKS.get(self.network.name) is self.network:
             object.__setattr__(self, "network", self.network.name)  # a registered description, by its name
-        _check_choice("network", self.network, tuple(NETWORKS))
+        for name, choices in _CHOICES:
+            _check_choice(name, getattr(self, name), choices)
         network = get_network(self.network)
         network.check_layer("content_layer", self.content_layer)
         try:
@@ -271,27 +263,13 @@ class StyleTransferConfig:
             _check_number(f"weight of style layer {name}", weight)
         object.__setattr__(self, "style_layers", pairs)
         object.__setattr__(self, "seed", check_seed(self.seed))
-        _check_choice("precision", self.precision, PRECISIONS)
-        if not isinstance(self.jit_compile, bool):
-            raise NSTError(f"jit_compile must be True or False; got {self.jit_compile!r}")
-        _check_number("tv_weight", self.tv_weight)
-        _check_choice("tv_form", self.tv_form, TV_FORMS)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("preserve_colors", self.preserve_colors, (None,) + COLOR_MODES)
-        _check_whole("lbfgs_history", self.lbfgs_history, 1)
-        _check_choice("normalization", self.normalization, NORMALIZATIONS)
         network.check_normalization(self.normalization)
-        _check_choice("start", self.start, STARTS)
-        if not isinstance(self.clip, bool):
-            raise NSTError(f"clip must be True or False; got {self.clip!r}")
-        _check_choice("style_normalizer", self.style_normalizer, STYLE_NORMALIZERS)
-        _check_choice("content_normalizer", self.content_normalizer, CONTENT_NORMALIZERS)
         object.__setattr__(self, "learning_rate_steps", _checked_steps(self.learning_rate_steps))
         if self.learning_rate_steps:
             get_optimizer(self.optimizer).check_schedule("learning_rate_steps")
         object.__setattr__(self, "clamp", _checked_range("clamp", self.clamp))
         if self.clamp_until is not None:
-            _check_whole("clamp_until", self.clamp_until, 0)
+            check_whole("clamp_until", self.clamp_until, 0)
             if self.clamp is None:
                 raise NSTError("clamp_until needs clamp (the range to clamp to, e.g. --clamp -1.5:1.5)")
         if self.preserve_colors is not None and self.normalization != "means":
@@ -328,7 +306,7 @@ def _checked_steps(steps):
         raise NSTError(f"learning_rate_steps must be (iteration, rate) pairs; got {steps!r:.80}") from None
     previous = 0
     for iteration, rate in pairs:
-        _check_whole("learning_rate_steps iteration", iteration, previous + 1)
+        check_whole("learning_rate_steps iteration", iteration, previous + 1)
         _check_number(f"learning rate from iteration {iteration}", rate, positive=True)
         previous = iteration
     return tuple((int(iteration), float(rate)) for iteration, rate in pairs)
@@ -370,14 +348,9 @@ def check_seed(seed):
     """``seed`` as a Python int (NumPy integers accepted), or None; NSTError otherwise."""
     if seed is None:
         return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise NSTError(f"seed must be a non-negative whole number; got {seed!r}")
     return int(seed)
-
-
-def _check_whole(name, value, least):
-    # Iterations and history sizes are counted in 32-bit integers inside the traced loop.
-    check_whole(name, value, least, most=2**31 - 1)
 
 
 def _check_number(name, value, positive=False, ratio=False):

@@ -1,10 +1,5 @@
-"""Large images without TensorFlow: the options (``LargeImageOptions``) and the scale sizes.
-
-Kept free of TensorFlow, like ``config.py``, so that the command can check
-large-image options and size scales before TensorFlow is imported.
-``tiles.py`` lays out tiles, ``memory.py`` plans them, ``multiscale.py``
-runs the scales.
-"""
+"""Large images without TensorFlow (the command checks them first): the options (``LargeImageOptions``) and the
+scale sizes; ``tiles.py`` lays out tiles, ``memory.py`` plans them, ``runs.coarse_to_fine`` runs the scales."""
 
 import math
 import numbers
@@ -20,18 +15,14 @@ from .tiles import DEFAULT_MIN_SIZE
 #: The most iterations a scale may run: the loop counts its steps in a 32-bit integer.
 MAX_ITERATIONS = 2**31 - 1
 
-# Scales -------------------------------------------------------------------------------------
-
 
 def scale_sizes(height, width, scales, factor=2.0, min_size=DEFAULT_MIN_SIZE):
-    """(height, width) of each of ``scales`` sizes, smallest first, each ``factor`` times the one before.
-
-    The last is (height, width).
+    """(height, width) of each of ``scales`` sizes, smallest first, each ``factor`` times the one before, the
+    last (height, width).
 
     Raises:
         NSTError: a size, ``scales`` or ``min_size`` is not a positive whole number, ``factor`` is not a finite
-            number above 1, or the smallest size would be below the network's smallest input (``min_size``
-            pixels a side); checked before listing any size, however many ``scales``.
+            number above 1, or the smallest size is below ``min_size`` pixels a side (before listing any).
     """
     height, width = check_whole("height", height), check_whole("width", width)
     scales, min_size = check_whole("scales", scales), check_whole("min_size", min_size)
@@ -69,30 +60,17 @@ def _most_scales(height, width, factor, min_size):
 
 
 def style_target(output, style_shape, style_scale=1.0, shorter_side=None):
-    """(height, width) a style image of (height, width) ``style_shape`` is brought to for an ``output`` size.
-
-    With ``shorter_side``, the style's own aspect ratio with that shorter
-    side, whatever the output (``shorter_side_size``); else
-    ``style_size(*output, style_scale)``, to which it is fitted as the
-    content is.
-
-    Raises:
-        NSTError: as ``style_size`` and ``shorter_side_size`` do.
-    """
+    """(height, width) a style image of ``style_shape`` is brought to for an ``output`` size: with
+    ``shorter_side``, its own aspect ratio with that shorter side (``shorter_side_size``); else
+    ``style_size(*output, style_scale)``, to which it is fitted as the content is. ``NSTError`` as those raise."""
     if shorter_side is not None:
         return shorter_side_size(*style_shape, shorter_side)
     return style_size(*output, style_scale)
 
 
 def check_style_scale(style_scale):
-    """``style_scale`` as a float when it is a positive finite number.
-
-    Raises:
-        NSTError: ``style_scale`` is not a positive finite number (bools are refused).
-    """
-    if isinstance(style_scale, bool) or not isinstance(style_scale, numbers.Real):
-        raise NSTError(f"style_scale must be a positive number; got {short_repr(style_scale)}")
-    if not 0 < style_scale < math.inf:
+    """``style_scale`` as a float; ``NSTError`` unless a positive finite number (bools are refused)."""
+    if isinstance(style_scale, bool) or not isinstance(style_scale, numbers.Real) or not 0 < style_scale < math.inf:
         raise NSTError(f"style_scale must be a positive number; got {short_repr(style_scale)}")
     return float(style_scale)
 
@@ -101,8 +79,8 @@ def style_size(height, width, style_scale, min_size=DEFAULT_MIN_SIZE):
     """(height, width) the style images are fitted to for an output of ``height`` x ``width``.
 
     Raises:
-        NSTError: ``height`` or ``width`` is not a positive whole number, ``style_scale`` is not a positive
-            finite number, or the style size would be over ``MAX_SIDE`` or under ``min_size`` pixels a side.
+        NSTError: a size that is not a positive whole number, a bad ``style_scale``, or a style size over
+            ``MAX_SIDE`` or under ``min_size`` pixels a side.
     """
     height, width = check_whole("height", height), check_whole("width", width)
     style_scale = check_style_scale(style_scale)
@@ -121,8 +99,6 @@ def style_size(height, width, style_scale, min_size=DEFAULT_MIN_SIZE):
     return h, w
 
 
-# Options ------------------------------------------------------------------------------------
-
 _BYTE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 #: The largest memory size taken: 1 EiB, a million terabytes.
@@ -130,10 +106,8 @@ MAX_BYTES = 2**60
 
 
 def parse_bytes(text):
-    """``"6G"``, ``"512M"``, ``"1.5g"``, ``"123456"`` -> bytes (units are powers of 1024).
-
-    A whole number is taken as bytes (a negative one is returned for the
-    caller to refuse).
+    """``"6G"``, ``"512M"``, ``"1.5g"``, ``"123456"`` -> bytes (powers of 1024); a whole number is bytes (a
+    negative one is returned for the caller to refuse).
 
     Raises:
         NSTError: ``text`` is written negative, is not a memory size, or is over ``MAX_BYTES``.
@@ -156,14 +130,13 @@ def parse_bytes(text):
 
 @dataclass(frozen=True)
 class LargeImageOptions:
-    """How a large output is made: coarse to fine, in tiles, with its own texture scale.
-
-    Each field's ``metadata["help"]`` is its command-line help.
+    """How a large output is made: coarse to fine, in tiles, with its own texture scale (each field's
+    ``metadata["help"]`` is its command-line help).
 
     Raises:
-        NSTError: ``scales`` is not a positive whole number; ``scale_epochs`` or ``tile_size``, when given, is
-            not one up to its limit; ``style_scale`` is not a positive finite number; or ``max_memory``, when
-            given, is not a positive memory size (``parse_bytes``).
+        NSTError: a field out of its range: ``scales``, ``scale_epochs``, ``tile_size``, ``style_size`` whole
+            numbers up to their limits, ``style_scale`` positive and finite (not with ``style_size``),
+            ``max_memory`` a positive memory size (``parse_bytes``).
     """
 
     scales: int = option(
@@ -204,14 +177,12 @@ class LargeImageOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "scales", check_whole("scales", self.scales))
-        for name, most in (("scale_epochs", MAX_ITERATIONS), ("tile_size", MAX_SIDE)):
+        for name, most in (("scale_epochs", MAX_ITERATIONS), ("tile_size", MAX_SIDE), ("style_size", MAX_SIDE)):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_whole(name, getattr(self, name), most=most))
         object.__setattr__(self, "style_scale", check_style_scale(self.style_scale))
-        if self.style_size is not None:
-            object.__setattr__(self, "style_size", check_whole("style_size", self.style_size, most=MAX_SIDE))
-            if self.style_scale != 1.0:
-                raise NSTError("style_size and style_scale: give one of them")
+        if self.style_size is not None and self.style_scale != 1.0:
+            raise NSTError("style_size and style_scale: give one of them")
         if self.max_memory is not None:
             try:
                 max_memory = parse_bytes(self.max_memory)

@@ -1,22 +1,16 @@
 """What a run needs: an estimate of its peak memory, and the tiles that make it fit, before any work.
 
-``MemoryModel(network, optimizer, lbfgs_history)`` estimates a run's peak
-resident memory whole (``whole``) or in tiles (``tiled``) and plans its
-tiles for a budget (``plan``). The estimate is of the whole process: Python
-and TensorFlow's runtime, the network's weights, and the larger of the two
-phases of a run at one size: the targets (a forward pass of each style
-image and of the content image) and the optimization steps. The per-pixel
-figures are the network's (``Network.pixel_bytes``,
-``Network.forward_pixel_bytes``, ``Network.kept_pixel_bytes``); the others
-are below. Each was measured on a CPU in float32 (reduced precisions
-measured the same within 10%: the image, its gradient, the Gram matrices and
-the optimizer state stay float32); the runs are in ``benchmarks/results``
-(cpu-2026-11-23, large-cpu-2026-11-23, large-cpu-2026-11-29-tiling,
-budget-*). Reading the weights file comes before TensorFlow starts and
-peaks lower (1.08 times the file, 578 MB for the full .mat).
+``MemoryModel(network, optimizer, lbfgs_history)`` estimates a run's peak resident memory whole
+(``whole``) or in tiles (``tiled``), and plans its tiles for a budget (``plan``). The estimate is the
+whole process's: Python and TensorFlow's runtime, the network's weights, and the larger of a run's
+two phases at one size, the targets (forward passes of the style and content images) and the steps.
+Per-pixel figures are the network's (``Network.pixel_bytes`` and the like); each was measured on a
+CPU in float32 (reduced precisions within 10%: the image, gradient, Gram matrices and optimizer state
+stay float32), in ``benchmarks/results`` (cpu-2026-11-23, large-cpu-2026-11-23,
+large-cpu-2026-11-29-tiling, budget-*). Reading the weights comes before TensorFlow and peaks lower.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..ground.errors import NSTError
 from .optimizers import get_optimizer
@@ -41,12 +35,8 @@ _ROOM_FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.35, 0.25, 0.15, 0.1)
 
 @dataclass(frozen=True)
 class MemoryModel:
-    """Peak-memory estimates of runs of ``network`` with ``optimizer`` (L-BFGS keeping ``lbfgs_history`` pairs).
-
-    Raises:
-        NSTError: ``network`` is not a known network, ``optimizer`` is not one of ``OPTIMIZERS``, or
-            ``lbfgs_history`` is not a positive whole number.
-    """
+    """Peak-memory estimates of runs of ``network`` with ``optimizer`` (L-BFGS keeping ``lbfgs_history`` pairs);
+    ``NSTError`` for an unknown network or optimizer, or an ``lbfgs_history`` that is not a positive whole number."""
 
     network: object = "vgg19"
     optimizer: str = "adam"
@@ -66,11 +56,8 @@ class MemoryModel:
         return PROCESS_BYTES + self.network.weights_bytes + BASE_BYTES
 
     def whole(self, height, width, style=None):
-        """Estimated peak resident memory, in bytes, of a run at ``height`` x ``width`` in one piece.
-
-        ``style``: the (height, width) of the largest style image, whose
-        forward pass (the style targets) can outweigh the steps.
-        """
+        """Estimated peak resident bytes of a run at ``height`` x ``width`` in one piece; ``style``: the
+        (height, width) of the largest style image, whose forward pass can outweigh the steps."""
         height, width = _size("size", (height, width))
         style = None if style is None else _size("style", style)
         step = self.network.pixel_bytes * height * width + self.optimizer_bytes(height, width)
@@ -83,18 +70,14 @@ class MemoryModel:
         return self.runtime() + _with_margin(image_sized)
 
     def tiled(self, height, width, plan, style=None):
-        """Estimated peak resident memory of a run in the tiles of ``plan`` (a ``TilePlan``).
+        """Estimated peak resident bytes of a run in the tiles of ``plan`` (a ``TilePlan``).
 
-        The steps' share follows the largest tile's extent, plus
-        ``Network.tile_bytes`` a tile; with
-        ``plan.keep_forward``, every other tile's extent adds
-        ``Network.kept_pixel_bytes`` per pixel. The targets' share follows
-        the largest tile of the content and of the ``style`` image.
+        The steps follow the largest tile's extent, plus ``Network.tile_bytes`` a tile (and, with
+        ``plan.keep_forward``, ``Network.kept_pixel_bytes`` per pixel of every other extent); the targets
+        follow the largest tile of the content and of the ``style`` image.
         """
         if not isinstance(plan, TilePlan):
             raise NSTError(f"plan must be a TilePlan; got {type(plan).__name__}")
-        height, width = _size("size", (height, width))
-        style = None if style is None else _size("style", style)
         extents = [t.extent_pixels for t in plan.grid(height, width)]
         step = self.network.pixel_bytes * max(extents) + self.network.tile_bytes * len(extents)
         if plan.keep_forward:
@@ -104,19 +87,13 @@ class MemoryModel:
         return self.fixed_tiled(height, width) + _with_margin(max(step, targets))
 
     def plan(self, height, width, layers, max_memory=None, tile_size=None, keep_forward=None, style=None):
-        """How a run at ``height`` x ``width`` is tiled: a ``TilePlan``, or None when it runs whole.
+        """How a run at ``height`` x ``width`` of ``layers`` is tiled: a ``TilePlan``, or None when it runs whole.
 
-        ``layers``: the content and style layers (they set the margin and the
-        grid). ``max_memory``: the budget in bytes, by default the memory
-        available now (unknown: no limit). With ``tile_size`` the run is
-        tiled in squares of that side (rounded up to the grid); without it,
-        only when the whole image would not fit, in the tiles that fit and
-        compute the fewest pixels (``tiles.best_tile_shape``).
-        ``keep_forward`` (by default: wherever the budget allows it, and
-        never with an unknown budget) keeps every tile's forward pass for the
-        backward one, in the largest tiles that fit with it. ``style``: the
-        (height, width) of the largest style image (tiled too where its
-        forward pass would not fit).
+        ``max_memory``: the budget in bytes (default: the memory available now; unknown, no limit). With
+        ``tile_size``, squares of that side; else tiles only when the whole would not fit, those that fit
+        computing the fewest pixels (``tiles.best_tile_shape``). ``keep_forward`` (default: where the
+        budget allows, never with an unknown one) keeps each tile's forward pass for the backward one.
+        ``style``: the (height, width) of the largest style image, tiled too where it would not fit.
 
         Raises:
             NSTError: when not even tiles fit, naming what takes the memory; or a size, ``style``,
@@ -144,8 +121,7 @@ class MemoryModel:
 
     def _plan_whole_only(self, height, width, layers, tile_size, budget, refuse):
         """None (a whole run) for a network that cannot be tiled, or the refusal when it does not fit."""
-        for layer in self.network.layer_list(layers):
-            self.network.check_layer("layer", layer)
+        self.network.deepest(layers)  # checks every layer's name
         if tile_size is not None:
             raise NSTError(f"{self.network.title} cannot be computed in tiles; run it without --tile_size")
         whole = self.whole(height, width, refuse.style)
@@ -158,9 +134,9 @@ class MemoryModel:
         if budget is not None and self.tiled(*refuse.size, plan, style=refuse.style) > budget:
             refuse.tiles(plan, chosen=True)
         if keep_forward is None:
-            kept = _replace(plan, keep_forward=True)
+            kept = replace(plan, keep_forward=True)
             keep_forward = budget is not None and self.tiled(*refuse.size, kept, style=refuse.style) <= budget
-        return _replace(plan, keep_forward=bool(keep_forward))
+        return replace(plan, keep_forward=bool(keep_forward))
 
     def _plan_to_fit(self, base, keep_forward, budget, refuse):
         height, width = refuse.size
@@ -172,7 +148,7 @@ class MemoryModel:
                 extent = int(room * fraction)
                 shape = best_tile_shape(height, width, base.margin, base.align, extent, base.network.min_image_size)
                 if shape is not None:
-                    yield _replace(base, tile_size=shape, keep_forward=keep)
+                    yield replace(base, tile_size=shape, keep_forward=keep)
 
         def fitting(plans):
             return next((p for p in plans if self.tiled(height, width, p, refuse.style) <= budget), None)
@@ -180,20 +156,15 @@ class MemoryModel:
         plan = fitting(shapes(False))
         if plan is None:
             # The least any tried plan needs (more tiles cost more each), or the smallest tiles'.
-            tried = list(shapes(False)) or [_replace(base, tile_size=(base.align, base.align))]
+            tried = list(shapes(False)) or [replace(base, tile_size=(base.align, base.align))]
             refuse.tiles(min(tried, key=lambda p: self.tiled(height, width, p, refuse.style)))
         if keep_forward is not False:
             kept = fitting(shapes(True))
             if kept is not None:
                 return kept
             if keep_forward:
-                refuse.tiles(_replace(plan, keep_forward=True))
+                refuse.tiles(replace(plan, keep_forward=True))
         return plan
-
-
-def _replace(plan, **changes):
-    fields = dict(plan.__dict__, **changes)
-    return TilePlan(**fields)
 
 
 class _Refusal:
@@ -253,22 +224,15 @@ class _Refusal:
 
 
 def largest_style(size, style_shapes, large):
-    """(height, width) of the largest of the style images (of ``style_shapes``) for an output of ``size``.
-
-    ``large``: the ``LargeImageOptions`` that size them (``style_scale``, ``style_size``).
-    """
+    """(height, width) of the largest style image (of ``style_shapes``) for an output of ``size``, sized by
+    ``large`` (a ``LargeImageOptions``)."""
     targets = [style_target(size, shape, large.style_scale, large.style_size) for shape in style_shapes]
     return max(targets, key=lambda target: target[0] * target[1])
 
 
 def tile_plans(config, large, sizes, style_shapes):
-    """``{size: TilePlan or None}``: how a run of ``config`` is tiled at each of ``sizes``.
-
-    ``large``: the ``LargeImageOptions`` (budget, tile size, style sizing);
-    ``style_shapes``: the style images' (height, width).
-
-    Raises:
-        NSTError: as ``MemoryModel.plan`` does.
+    """``{size: TilePlan or None}``: how a run of ``config`` is tiled at each of ``sizes``, with ``large`` (a
+    ``LargeImageOptions``) and style images of (height, width) ``style_shapes``; ``NSTError`` as ``MemoryModel.plan``.
     """
     memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
     layers = [config.content_layer, *(name for name, _ in config.style_layers)]
@@ -281,11 +245,8 @@ def tile_plans(config, large, sizes, style_shapes):
 
 
 def plan_tiles(height, width, layers, optimizer="adam", lbfgs_history=100, max_memory=None, tile_size=None, **options):
-    """``MemoryModel(network, optimizer, lbfgs_history).plan(...)``; ``options``: ``keep_forward``, ``network``.
-
-    Raises:
-        NSTError: as ``MemoryModel`` and ``MemoryModel.plan`` do.
-    """
+    """``MemoryModel(network, optimizer, lbfgs_history).plan(...)`` (``options``: ``keep_forward``, ``network``,
+    ``style``); ``NSTError`` as those raise."""
     memory = MemoryModel(options.pop("network", "vgg19"), optimizer, lbfgs_history)
     return memory.plan(height, width, layers, max_memory, tile_size, **options)
 

@@ -1,20 +1,13 @@
 """Synthetic VGG-19 weights in MatConvNet's and Keras' exact file layouts.
 
-The real imagenet-vgg-verydeep-19.mat (about 510 MB) is on no package
-registry, so the tests, notebooks and benchmarks use files written here:
-random weights of the right shapes, all 43 layers including the
-fully-connected ones, the mean pixel and a class list, nested so that
-``scipy.io.loadmat`` returns what it returns for the real file (the course's
-indexing expression ``layers[0][i][0][0][2][0][0]`` works on the new layout).
-
-``write_vgg19_h5`` writes Keras' legacy HDF5 weights file
-(vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, or the full file with
-the dense layers) with the SAME random numbers as ``write_vgg19_mat`` for
-the same ``width_divisor`` and ``seed``, conv1_1's input channels stored in
-BGR order as in Keras' files, so the two files describe one network.
-
-``width_divisor`` divides every channel width (64 ... 4096) to make small
-files for tests; 1 gives the real network's sizes.
+The real imagenet-vgg-verydeep-19.mat (about 510 MB) is on no package registry, so the tests, notebooks and
+benchmarks use files written here: random weights of the right shapes, all 43 layers including the
+fully-connected ones, the mean pixel and a class list, nested so that ``scipy.io.loadmat`` returns what it
+returns for the real file (the course's ``layers[0][i][0][0][2][0][0]`` works on the new layout).
+``write_vgg19_h5`` writes Keras' legacy HDF5 weights (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, or
+the full file) with the SAME random numbers as ``write_vgg19_mat`` for the same ``width_divisor`` and
+``seed``, conv1_1's input channels in BGR order as in Keras' files, so the two files describe one network.
+``width_divisor`` divides every channel width (64 ... 4096) to make small files; 1 gives the real sizes.
 """
 
 import os
@@ -78,53 +71,36 @@ def _check_width_divisor(width_divisor):
         raise NSTError(f"width_divisor must be a divisor of 64 (1, 2, 4, ..., 64); got {width_divisor!r}")
 
 
-def _new_layer(name, weights):
+def _layer(name, weights, layout):
+    """One layer's struct, its fields in the order of the real file's ``layout`` (the course indexes them)."""
     kind = "conv" if weights is not None else "softmax" if name == "prob" else name.rstrip("0123456789_")
-    layer = {"name": name, "type": kind, "weights": weights if weights is not None else _cell([])}
+    pad, stride = np.zeros((1, 4)), np.ones((1, 2))
     if kind == "conv":
-        shape = weights[0, 0].shape
-        layer.update(
-            size=np.array(shape, dtype=float).reshape(1, 4),
-            pad=np.zeros((1, 4)) + (shape[0] == 3),
-            stride=np.ones((1, 2)),
-            dilate=np.ones((1, 2)),
-        )
+        pad += weights[0, 0].shape[0] == 3
+        if layout == "old":
+            return {"weights": weights, "pad": pad, "type": kind, "name": name, "stride": stride}
+        size = np.array(weights[0, 0].shape, dtype=float).reshape(1, 4)
+        layer = {"name": name, "type": kind, "weights": weights, "size": size, "pad": pad, "stride": stride}
+        layer["dilate"] = np.ones((1, 2))
     elif kind == "pool":
-        layer.update(method="max", pool=np.full((1, 2), 2.0), stride=np.full((1, 2), 2.0), pad=np.zeros((1, 4)))
-    elif kind == "relu":
-        layer.update(leak=np.zeros((1, 1)))
+        pool, stride = np.full((1, 2), 2.0), np.full((1, 2), 2.0)
+        if layout == "old":
+            return {"name": name, "stride": stride, "pad": pad, "type": kind, "method": "max", "pool": pool}
+        layer = {"name": name, "type": kind, "weights": _cell([]), "method": "max", "pool": pool, "stride": stride}
+        layer["pad"] = pad
+    elif layout == "old":
+        return {"type": kind, "name": name}
+    else:
+        layer = {"name": name, "type": kind, "weights": _cell([])}
+        if kind == "relu":
+            layer["leak"] = np.zeros((1, 1))
     layer["precious"] = np.zeros((1, 1), dtype=bool)
     return layer
 
 
-def _old_layer(name, weights):
-    kind = "conv" if weights is not None else "softmax" if name == "prob" else name.rstrip("0123456789_")
-    if kind == "conv":
-        shape = weights[0, 0].shape
-        return {
-            "weights": weights,
-            "pad": np.zeros((1, 4)) + (shape[0] == 3),
-            "type": kind,
-            "name": name,
-            "stride": np.ones((1, 2)),
-        }
-    if kind == "pool":
-        return {
-            "name": name,
-            "stride": np.full((1, 2), 2.0),
-            "pad": np.zeros((1, 4)),
-            "type": kind,
-            "method": "max",
-            "pool": np.full((1, 2), 2.0),
-        }
-    return {"type": kind, "name": name}
-
-
 def vgg19_mat_contents(layout="new", width_divisor=1, seed=0):
-    """The variables of a synthetic imagenet-vgg-verydeep-19.mat, for ``scipy.io.savemat``.
-
-    Layers are dicts inside a (1, 43) object array, so a test can alter one
-    (``contents["layers"][0, 2]["weights"][0, 0] = ...``) before saving.
+    """The variables of a synthetic imagenet-vgg-verydeep-19.mat, for ``scipy.io.savemat``: layers are dicts in
+    a (1, 43) object array, so a test can alter one (``contents["layers"][0, 2]["weights"][0, 0] = ...``).
 
     Raises:
         NSTError: ``layout`` is not "new" or "old", or ``width_divisor`` is not a divisor of 64.
@@ -135,15 +111,8 @@ def vgg19_mat_contents(layout="new", width_divisor=1, seed=0):
     rng = np.random.default_rng(seed)
     weights = _random_weights(rng, width_divisor, include_top=True)
     bias_shape = (1, -1) if layout == "old" else (-1, 1)
-    make_layer = _new_layer if layout == "new" else _old_layer
-    layers = _cell(
-        [
-            make_layer(
-                name, _cell([weights[name][0], weights[name][1].reshape(bias_shape)]) if name in weights else None
-            )
-            for name in MATCONVNET_LAYERS
-        ]
-    )
+    cells = {name: _cell([kernel, bias.reshape(bias_shape)]) for name, (kernel, bias) in weights.items()}
+    layers = _cell([_layer(name, cells.get(name), layout) for name in MATCONVNET_LAYERS])
     means = CONFIG.MEANS.reshape(3).astype(np.float64)
     class_names = _cell([f"n{i:08d}" for i in range(_CLASSES)])
     descriptions = _cell([f"synthetic class {i}" for i in range(_CLASSES)])
@@ -180,18 +149,12 @@ def vgg19_mat_contents(layout="new", width_divisor=1, seed=0):
 
 
 def write_vgg19_mat(path, layout="new", width_divisor=1, seed=0, compress=True, overwrite=False):
-    """Writes a synthetic imagenet-vgg-verydeep-19.mat to ``path`` and returns the path.
+    """Writes a synthetic imagenet-vgg-verydeep-19.mat to ``path`` (its folder created) and returns the path.
 
-    Args:
-        path: where to write; the folder is created. An existing file is
-            never replaced unless ``overwrite`` is true, so a real model
-            cannot be clobbered by mistake.
-        layout: "new" (MD5 106118b7...) or "old" (MD5 8ee32639...) layout.
-        width_divisor: divides every channel width; 1 is full size (about 575
-            MB of float32 before compression).
-        seed: seed of the random weights.
-        compress: zlib-compress the variables, as MATLAB's -v7 files are.
-        overwrite: replace an existing file.
+    ``layout``: "new" (the file of MD5 106118b7...) or "old" (8ee32639...). ``width_divisor``: 1 is full size
+    (about 575 MB of float32 before compression). ``seed``: of the random weights. ``compress``: zlib, as
+    MATLAB's -v7 files are. An existing file is replaced only with ``overwrite``, so that a real model
+    cannot be clobbered by mistake.
 
     Raises:
         NSTError: ``path`` exists and ``overwrite`` is false, or ``layout`` or ``width_divisor`` is not valid
@@ -254,31 +217,18 @@ def _write_keras_layers(root, weights, layers, keras_version):
 
 
 def write_vgg19_h5(path, width_divisor=1, seed=0, include_top=False, keras_version=2, overwrite=False):
-    """Writes a synthetic Keras VGG19 weights file to ``path`` and returns the path.
+    """Writes a synthetic Keras VGG19 weights file to ``path`` (its folder created) and returns the path.
 
-    The layout of Keras' legacy HDF5 weights: root attributes
-    ``layer_names`` (input_1, block1_conv1, ..., block5_pool, and flatten,
-    fc1, fc2, predictions with the top), and for Keras 2 ``backend`` and
-    ``keras_version`` (Keras 1 wrote neither; Keras' loader then assumes
-    version 1); one group per layer with attribute ``weight_names``, empty
-    for layers without weights. Datasets are named as Keras 2 names them
-    (``block1_conv1/kernel:0``, inside a subgroup) or Keras 1
-    (``block1_conv1_W_1:0``), by ``keras_version``.
+    Keras' legacy HDF5 layout: root attributes ``layer_names`` (input_1, block1_conv1, ..., block5_pool, and
+    with ``include_top`` flatten, fc1, fc2, predictions) and for ``keras_version`` 2 ``backend`` and
+    ``keras_version`` (Keras 1 wrote neither; Keras' loader then assumes version 1); one group per layer with
+    attribute ``weight_names``, empty for layers without weights; datasets named as Keras 2
+    (``block1_conv1/kernel:0``, in a subgroup) or Keras 1 (``block1_conv1_W_1:0``) names them.
 
-    The numbers are ``write_vgg19_mat``'s for the same ``width_divisor`` and
-    ``seed``: conv1_1's kernel with its input channels reversed (Keras' files
-    expect BGR input), the fully-connected kernels reshaped to Keras' Dense
-    layout (fc6's (7, 7, in, out) to (7 * 7 * in, out)).
-
-    Args:
-        path: where to write; the folder is created. An existing file is
-            never replaced unless ``overwrite`` is true.
-        width_divisor: divides every channel width; 1 is full size (about 80
-            MB without the top, 549 MB with it).
-        seed: seed of the random weights.
-        include_top: also write the dense layers fc1, fc2 and predictions.
-        keras_version: 1 or 2, the spelling of the dataset names.
-        overwrite: replace an existing file.
+    The numbers are ``write_vgg19_mat``'s for the same ``width_divisor`` (1: about 80 MB without the top,
+    549 MB with it) and ``seed``: conv1_1's input channels reversed (Keras' files expect BGR), the dense
+    kernels in Keras' layout (fc6's (7, 7, in, out) as (7 * 7 * in, out)). An existing file is replaced only
+    with ``overwrite``.
 
     Raises:
         NSTError: ``path`` exists and ``overwrite`` is false, ``width_divisor`` is not a divisor of 64, or

@@ -1,40 +1,27 @@
-"""Tile geometry without TensorFlow: spans, grids, tile shapes and the ``TilePlan`` a run is given.
+"""Tile geometry without TensorFlow: spans, grids, tile shapes and the ``TilePlan`` a run is given, laid
+out with the network's receptive-field figures (``Network``); ``nst_tf.objective.tiled`` computes in tiles.
 
-The receptive-field figures (strides, reaches, margins, lengths) are the
-network's (``nst_tf.plan.networks.network_registry.Network``); this module lays tiles out with
-them. ``nst_tf.objective.tiled`` computes the costs in tiles.
-
-Why tiles give the untiled costs exactly
-----------------------------------------
-A Gram matrix is a sum over positions, ``G = sum_p F(p) F(p)^T``, and so is
-the content cost, so both can be summed tile by tile from each tile's *core*
-(the tiles' cores partition the image). A tile's activations equal the full
-image's wherever nothing the network sees differs: a tile is extended by a
-*margin* on its inner sides and keeps the image's own border elsewhere, and
-the margin must cover the positions that see the tile's artificial edge.
-Counted at one layer's resolution, an artificial edge makes one more
-position wrong after each 3x3 convolution (its zero padding stands where real
-pixels were) and ``ceil(k / 2)`` of ``k`` wrong positions remain after a 2x2
-pooling. A layer at stride ``d`` with ``k`` wrong positions needs a margin of
-``k * d`` input pixels: 80 for conv5_1, 40 for the course's content layer
-conv4_2, 128 for avgpool5.
-
-The poolings must also see the same windows as in the full image: tiles
-start at multiples of the total stride of the deepest layer used
-(``2 ** poolings``: 16 through conv5_1, 32 with avgpool5), and every
-artificial edge lies on that grid, so inside a tile every pooled length is
-even, average pooling's SAME padding and max pooling's VALID cropping happen
-only at the image's real bottom and right borders, exactly as in the full
-image. Since the backward pass of a tile runs through the same functions of
-the same pixels, the gradient of each core's cost terms is the full image's
-too; ``nst_tf.objective.tiled`` sums those over the tiles.
+Why tiles give the untiled costs exactly: a Gram matrix is a sum over positions,
+``G = sum_p F(p) F(p)^T``, and so is the content cost, so both sum tile by tile over the tiles'
+*cores*, which partition the image. A tile's activations equal the whole image's wherever nothing
+the network sees differs: a tile extends by a *margin* on its inner sides (keeping the image's own
+border elsewhere), covering the positions that see its artificial edge. An artificial edge makes one
+more position wrong after each 3x3 convolution (zero padding where real pixels were), and ``ceil(k /
+2)`` of ``k`` wrong positions remain after a 2x2 pooling; a layer at stride ``d`` with ``k`` wrong
+positions needs ``k * d`` input pixels of margin: 80 for conv5_1, 40 for conv4_2, 128 for avgpool5.
+Tiles start at multiples of the deepest layer's total stride (16 through conv5_1, 32 with avgpool5),
+so every pooling sees the whole image's windows, and padding or cropping happens only at the image's
+real bottom and right borders. A tile's backward pass runs through the same functions of the same
+pixels, so each core's gradient is the whole image's too; ``nst_tf.objective.tiled`` sums them.
 """
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 
 from ..ground.checks import MAX_SIDE, check_whole, short_repr
 from ..ground.errors import NSTError
+from .networks.base import Network
 from .networks.network_registry import get_network
 
 #: The smallest input of the networks' default, VGG-19: what ``spans`` assumes unless told.
@@ -51,10 +38,8 @@ def _check_count(count, what):
 
 @dataclass(frozen=True)
 class Span:
-    """One tile along one axis, in input pixels: its core ``[start, stop)`` and extent ``[first, last)``.
-
-    ``first <= start < stop <= last``; the extent is what the network sees.
-    """
+    """One tile along one axis, in input pixels: its core ``[start, stop)`` inside its extent ``[first, last)``,
+    what the network sees."""
 
     start: int
     stop: int
@@ -62,27 +47,20 @@ class Span:
     last: int
 
     def core_at(self, stride, length, layer_length):
-        """The core's ``(offset, size)`` in the tile's own activation of a layer at ``stride``, along this axis.
-
-        ``length``: the full image's size along the axis, ``layer_length``:
-        the layer's. The last tile's core runs to the end of the layer, which
-        pooling can round (max pooling can leave it empty).
-        """
+        """The core's ``(offset, size)`` in the tile's activation of a layer at ``stride`` (the image ``length``
+        long, the layer ``layer_length``); the last core runs to the layer's end (max pooling can leave it empty)."""
         begin = self.start // stride
         end = self.stop // stride if self.stop < length else layer_length
         return (self.start - self.first) // stride, max(0, end - begin)
 
 
 def spans(length, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
-    """Tiles along an axis ``length`` pixels long: cores of ``tile`` pixels (the last may be shorter).
-
-    Each extent adds ``margin`` on inner sides, none beyond the image, and is
-    widened on an inner side (staying on the ``align`` grid) where it would
-    be shorter than the network's smallest input, ``min_size`` pixels.
+    """Tiles along an axis ``length`` pixels long: cores of ``tile`` pixels (the last may be shorter), each extent
+    adding ``margin`` on inner sides, widened on the ``align`` grid to at least ``min_size`` pixels.
 
     Raises:
-        NSTError: a size is not a whole number in range, ``tile`` or ``margin`` is not a multiple of ``align``,
-            ``length`` is below ``min_size``, or the axis would take more than ``MAX_TILES`` tiles.
+        NSTError: a size that is not a whole number in range, a ``tile`` or ``margin`` off the ``align`` grid,
+            a ``length`` below ``min_size``, or more than ``MAX_TILES`` tiles.
     """
     length, align, min_size = (
         check_whole(n, v) for n, v in (("length", length), ("align", align), ("min_size", min_size))
@@ -118,14 +96,10 @@ class Tile:
 
 
 def tile_grid(height, width, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
-    """The tiles of a ``height`` x ``width`` image, row by row; see ``spans``.
-
-    ``tile``: the core's side, or its (rows, columns).
+    """The tiles of a ``height`` x ``width`` image, row by row, in cores of ``tile`` (a side or (rows, columns)).
 
     Raises:
-        NSTError: ``tile`` is not a side or a (rows, columns) pair of whole numbers, a size is not a positive
-            whole number, the image is below ``min_size``, the grid would have more than ``MAX_TILES`` tiles,
-            or as ``spans``.
+        NSTError: a bad ``tile`` or size, an image below ``min_size``, over ``MAX_TILES`` tiles, or as ``spans``.
     """
     if isinstance(tile, tuple) and len(tile) != 2:
         raise NSTError(f"tile must be a side or a (rows, columns) pair; got {short_repr(tile)}")
@@ -144,17 +118,9 @@ def tile_grid(height, width, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
 
 
 def best_tile_shape(height, width, margin, align, max_extent_pixels, min_size=DEFAULT_MIN_SIZE):
-    """The (rows, columns) of tile cores whose extents all stay within ``max_extent_pixels``.
-
-    Of all shapes on the ``align`` grid, the one computing the fewest pixels
-    in all (extents overlap by the margins, and each is computed twice), then
-    the one with the fewest tiles: square-ish tiles for a small budget,
-    full-width strips (margins on two sides only) when a strip fits. None
-    when not even the smallest tile fits.
-
-    Raises:
-        NSTError: ``align`` is not a positive whole number, or as ``spans`` for the sizes given.
-    """
+    """The (rows, columns) of tile cores on the ``align`` grid whose extents all fit ``max_extent_pixels`` and that
+    compute the fewest pixels in all (extents overlap by the margins), then the fewest tiles: square-ish
+    for a small budget, full-width strips when a strip fits; None when none fits. ``NSTError`` as ``spans``."""
     align = check_whole("align", align)
     best = None
     for rows in range(align, round_tile(height, align) + 1, align):
@@ -184,11 +150,7 @@ def round_tile(tile, align):
 
 
 def tile_sides(tile_size):
-    """(rows, columns) of a tile's core from a side or a pair.
-
-    Raises:
-        NSTError: ``tile_size`` is neither a whole number from 1 to ``MAX_SIDE`` nor a pair of them.
-    """
+    """(rows, columns) of a tile's core from a side or a pair; ``NSTError`` unless whole numbers up to ``MAX_SIDE``."""
     sides = tuple(tile_size) if isinstance(tile_size, (tuple, list)) else (tile_size, tile_size)
     if len(sides) != 2 or any(
         isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 1 <= s <= MAX_SIDE for s in sides
@@ -202,9 +164,7 @@ def tile_sides(tile_size):
 
 def _layer_names(layers):
     """``layers`` as a tuple of names without repeats; ``NSTError`` naming ``layers`` for anything but names."""
-    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
-        raise NSTError(f"layers must be a list of layer names; got {short_repr(layers)}")
-    layers = tuple(layers)
+    layers = tuple(Network.layer_list(layers))
     if not all(isinstance(name, str) for name in layers):
         raise NSTError(f"layers must be a list of layer names; got {short_repr(layers)}")
     return tuple(dict.fromkeys(layers))
@@ -212,17 +172,10 @@ def _layer_names(layers):
 
 @dataclass(frozen=True)
 class TilePlan:
-    """How a run is tiled: computed once (``TilePlan.of`` or ``memory.plan_tiles``) and handed on.
-
-    Attributes:
-        network: the ``Network`` whose geometry the tiles follow.
-        layers: the cost's layers (they set the margin and the grid).
-        tile_size: (rows, columns) of a tile's core, on the grid.
-        margin: input pixels a tile extends beyond its core on inner sides.
-        keep_forward: whether every tile's forward pass is kept for the
-            backward one (``TiledStyleCost``).
-        pooling: the network's pooling (it decides the layers' lengths).
-    """
+    """How a run is tiled, computed once (``TilePlan.of``, ``memory.plan_tiles``): the ``network`` whose geometry
+    the tiles follow, the cost's ``layers`` (they set the margin and the grid), the (rows, columns)
+    ``tile_size`` of a core, the ``margin`` (input pixels beyond a core on inner sides), whether to
+    ``keep_forward`` every tile's forward pass for the backward one, and the network's ``pooling``."""
 
     network: object
     layers: tuple
@@ -233,15 +186,12 @@ class TilePlan:
 
     @classmethod
     def of(cls, layers, tile_size, margin=None, keep_forward=False, network="vgg19", pooling=None):
-        """The plan for tiles of ``tile_size`` (a side or (rows, columns), rounded up to the grid).
-
-        ``margin``: by default the least that keeps every layer exact
-        (``Network.margin``); a larger one is rounded up to the grid.
+        """The plan for tiles of ``tile_size`` (a side or (rows, columns)) and ``margin`` (by default the least
+        that keeps every layer exact, ``Network.margin``), both rounded up to the grid.
 
         Raises:
-            NSTError: an unknown network or one that cannot be tiled; ``layers`` not a non-empty list of the
-                network's layer names; ``margin`` below what the layers need; ``keep_forward`` not a bool; a bad
-                ``tile_size``; or a ``pooling`` the network does not have.
+            NSTError: an unknown or untileable network, bad ``layers``, a ``margin`` below what they need, a
+                ``keep_forward`` that is not a bool, a bad ``tile_size``, or a ``pooling`` the network lacks.
         """
         network = get_network(network)
         layers = _layer_names(layers)
@@ -294,4 +244,4 @@ class TilePlan:
     def with_pooling(self, pooling):
         """This plan for a network with ``pooling``."""
         self.network.check_pooling(pooling)
-        return TilePlan(self.network, self.layers, self.tile_size, self.margin, self.keep_forward, pooling)
+        return dataclasses.replace(self, pooling=pooling)

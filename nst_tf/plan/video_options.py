@@ -16,13 +16,12 @@ LONG_TERM_GAPS = (1, 2, 4)
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """How a video is stylized: the temporal term's weight, the flow, and the first frame's iterations.
-
-    Each field's ``metadata["help"]`` is its command-line help.
+    """How a video is stylized: the temporal term's weight, the flow, and the first frame's iterations (each
+    field's ``metadata["help"]`` is its command-line help).
 
     Raises:
-        NSTError: ``temporal_weight`` is not a finite number of at least 0, ``flow`` or ``flow_preset`` is not
-            one of its choices, or ``first_frame_epochs``, when given, is not a positive whole number.
+        NSTError: a ``temporal_weight`` that is not a finite number of at least 0, a ``flow`` or ``flow_preset``
+            not of its choices, a ``long_term`` not a bool, or a ``first_frame_epochs`` not a positive whole number.
     """
 
     temporal_weight: float = option(

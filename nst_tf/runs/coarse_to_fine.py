@@ -1,12 +1,8 @@
 """Coarse to fine: optimize a small image first, then each larger size from the last result upsampled.
 
-Most of what style transfer does to an image (where strokes and colours go)
-is settled at a small size, where a step is cheap; the larger sizes then
-only add detail. ``CoarseToFine`` runs one ``StyleTransfer`` per size, the
-content and style images fitted anew from their original pixels at each
-size (the style images at ``style_scale`` times it), each run starting from
-the previous run's image upsampled (bilinear). The optimization loop itself
-knows nothing of scales.
+Where strokes and colours go is settled at a small size, where a step is cheap; larger sizes add
+detail. ``CoarseToFine`` runs one ``StyleTransfer`` per size, the images fitted anew from their original
+pixels at each, each run starting from the previous one's image upsampled (bilinear).
 """
 
 from dataclasses import dataclass, replace
@@ -19,19 +15,14 @@ from ..loop.optimize import Progress, StyleTransfer, Tick
 from ..objective.whole import StyleCost
 from ..plan.config import StyleTransferConfig
 from ..plan.large_options import MAX_ITERATIONS, check_style_scale, style_target
-from ..tensors.images import fit_style
 from ..ground.checks import MAX_SIDE, check_whole, short_repr
-from ..tensors.images import FITS, fit_image, reshape_and_normalize_image
+from ..tensors.images import FITS, fit_image, fit_style, reshape_and_normalize_image
 
 
 @dataclass(frozen=True)
 class ScaleProgress:
-    """A ``Progress`` or ``Tick`` of the run at scale ``scale`` (1-based) of ``scales``, of ``height`` x ``width``.
-
-    Raises:
-        NSTError: ``scale``, ``scales``, ``height`` or ``width`` is not a positive whole number, ``scale`` is
-            over ``scales``, or ``item`` is neither a ``Progress`` nor a ``Tick``.
-    """
+    """A ``Progress`` or ``Tick`` of the run at scale ``scale`` (1-based) of ``scales``, of ``height`` x ``width``;
+    ``NSTError`` for a number that is not a positive whole one, ``scale`` over ``scales``, or another ``item``."""
 
     scale: int
     scales: int
@@ -84,34 +75,18 @@ def _sizes(sizes):
 class CoarseToFine:
     """A run at several sizes, smallest first; ``run()`` yields a ``ScaleProgress`` per report (or tick).
 
-    Args:
-        model: a ``VGG19``.
-        content_pixels: the content image as 8-bit RGB, shape (h, w, 3)
-            (``read_image``'s result), fitted to each size with ``fit_image``.
-        style_pixels: one such style image or a list of them.
-        config: a ``StyleTransferConfig``; ``epochs`` is the number of
-            iterations at the last size.
-        sizes: (height, width) of each scale, smallest first
-            (``large.scale_sizes`` gives a doubling sequence).
-        scale_epochs: iterations at each size but the last (default ``config.epochs``).
-        style_scale: the style images are fitted to this fraction of each size.
-        style_size: instead, each style image keeps its own aspect ratio with
-            this shorter side at every size (CS231n's ``style_size``).
-        make_objective: ``make_objective(model, content, styles, config,
-            size=(height, width))`` builds each size's objective (default: a
-            ``StyleCost``; give one that returns a ``TiledStyleCost`` for
-            large sizes, e.g. from a ``TilePlan`` per size).
-        fit: how images are brought to each size (``fit_image``'s ``fit``).
-
-    The first size starts from the course's noise image (``config.seed``),
-    every later one from the previous size's optimized image, upsampled.
+    ``content_pixels``, ``style_pixels``: 8-bit RGB (h, w, 3) images (``read_image``'s; one style or a list),
+    fitted to each of ``sizes`` ((height, width), smallest first; ``scale_sizes`` doubles) by ``fit``
+    (``fit_image``'s), the styles to ``style_scale`` of it or, with ``style_size``, to that shorter side
+    (CS231n's). ``config.epochs`` iterations run at the last size, ``scale_epochs`` (default the same)
+    at the others; the first starts from the course's noise. ``make_objective(model, content, styles,
+    config, size=(height, width))`` builds each size's objective (default ``StyleCost``).
 
     Raises:
-        NSTError: from the constructor: ``config`` is not a ``StyleTransferConfig``; an image is not 8-bit RGB
-            of shape (h, w, 3); no style image; ``sizes`` is not a non-empty list of (height, width) pairs of
-            whole numbers; ``style_scale`` is not a positive number or gives a style size the network cannot
-            take; ``scale_epochs`` is out of range; ``make_objective`` is not callable; or ``fit`` is not one of
-            ``FITS``.
+        NSTError: a bad argument: ``config``, an image that is not 8-bit RGB (h, w, 3), no style image,
+            ``sizes`` not a non-empty list of (height, width) whole numbers, a ``style_scale`` or
+            ``style_size`` giving a style size the network cannot take, ``scale_epochs`` out of range,
+            ``make_objective`` not callable, or ``fit`` not one of ``FITS``.
     """
 
     def __init__(

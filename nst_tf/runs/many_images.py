@@ -1,15 +1,10 @@
 """Many content images with one network: ``stylize_many`` yields each image's run in turn.
 
-A folder of photos stylized one command at a time reloads the network and
-retraces the step for every photo. Here the network is built once by the
-caller; the images are taken in the order given, and consecutive images of
-one shape share one objective and one traced loop: the next image only
-assigns its content target (``StyleCost.retarget``) and restarts the loop
-(``StyleTransfer.restart``), so each shape is traced once and the style
-targets are computed once per shape (again per image only where
-``preserve_colors="histogram"`` makes them depend on the content's colours).
-Order the images by shape to trace fewest times. Nothing here prints or
-writes files.
+The network is built once by the caller; consecutive images of one shape share one objective and one
+traced loop: the next image only assigns its content target (``StyleCost.retarget``) and restarts the
+loop (``StyleTransfer.restart``), so each shape is traced, and its style targets computed, once (per
+image where ``preserve_colors="histogram"`` makes them depend on the content). Order the images by shape
+to trace fewest times. Nothing here prints or writes files.
 """
 
 import numbers
@@ -29,10 +24,8 @@ from ..tensors.images import checked_float32_batch, start_image
 
 @dataclass(frozen=True)
 class Step:
-    """Progress of image ``index``: ``item`` is the ``Progress`` or ``Tick`` its run yielded.
-
-    ``images``: how many images the item stands for (a batch's tick stands for all of them).
-    """
+    """Progress of image ``index``: the ``Progress`` or ``Tick`` its run yielded, standing for ``images`` images
+    (a batch's tick stands for all of them)."""
 
     index: int
     item: object
@@ -48,14 +41,8 @@ class Started:
 
 @dataclass(frozen=True)
 class Finished:
-    """Image ``index`` is done: ``progress`` is its last report (its final image and costs).
-
-    Attributes:
-        index: the image's position in the inputs.
-        progress: the run's last ``Progress``.
-        seconds: the image's wall time, its share of tracing included.
-        traced: whether this image's shape needed a new objective and trace.
-    """
+    """Image ``index`` (its position in the inputs) is done: ``progress`` is its run's last ``Progress``,
+    ``seconds`` its wall time (its share of tracing included), ``traced`` whether it needed a new trace."""
 
     index: int
     progress: object
@@ -68,39 +55,22 @@ def stylize_many(
 ):
     """Stylizes each content image in turn with one network; yields ``Step`` and ``Finished`` items.
 
-    Args:
-        model: the network module (built once, e.g. ``Preset.load_model``).
-        contents: an iterable of normalized content images (1, H, W, 3),
-            read lazily as the generator advances (a generator of loaded
-            images keeps one batch in memory at a time).
-        style_images: the normalized style image, or a list of them blended
-            with ``config.style_blend_weights``.
-        config: a ``StyleTransferConfig`` (default: the course's).
-        seeds: each content image's seed for its start: a sequence, or a
-            callable ``seeds(index)`` (default: with ``config.seed``,
-            ``config.seed + index``; without, fresh ones).
-        make_objective: ``make_objective(model, content, styles, config)``
-            builds an objective for a new shape (default ``StyleCost``; a
-            ``TiledStyleCost`` factory for large images). Not used for
-            batches, which are ``BatchStyleCost``s.
-        ticks: also yield ``Step`` items holding ``Tick``s between reports.
-        batch_size: up to this many consecutive images of one size are
-            optimized together in one traced call (``BatchStyleCost``, Adam
-            only): the same images as one at a time, up to float rounding.
+    ``model``: the network module, built once; ``contents``: normalized content images (1, H, W, 3), read
+    lazily (a generator keeps one batch in memory); ``style_images``: one, or a list blended by
+    ``config.style_blend_weights``; ``config``: default the course's; ``seeds``: each image's, a sequence
+    or ``seeds(index)`` (default ``config.seed + index``, or fresh); ``make_objective(model, content,
+    styles, config)``: a new shape's objective (default ``StyleCost``); ``ticks``: also yield ``Tick``s;
+    ``batch_size``: up to this many consecutive images of one size optimized in one traced call
+    (``BatchStyleCost``, Adam only), as one at a time up to float rounding.
 
     Yields:
-        ``Started(indices)`` as each image (or batch) starts,
-        ``Step(index, item, images)`` for each report of image ``index``
-        (a tick: once for its batch of ``images`` images, under the first's
-        index), then ``Finished(index, progress, seconds, traced)`` for each.
+        ``Started(indices)`` as each image or batch starts, ``Step(index, item, images)`` for each report
+        (a batch's tick once, under its first index), then ``Finished(index, progress, seconds, traced)``.
 
     Raises:
-        NSTError: for a config that is not a ``StyleTransferConfig``, ``contents`` that is not an
-            iterable, a content image that is not a normalized (1, H, W, 3) image, a ``batch_size``
-            that is not a positive whole number, a ``make_objective`` that is neither None nor
-            callable, ``seeds`` that gives an image no seed or one that is not a non-negative whole
-            number (named by the image's index), or ``NonFiniteCostError`` from a run (the images
-            before it were yielded).
+        NSTError: a bad ``config``, ``contents``, content image, ``batch_size``, ``make_objective`` or
+            seed (named by the image's index); ``NonFiniteCostError`` from a run (the images before it
+            were yielded).
     """
     config = StyleTransferConfig() if config is None else config
     stylizer = Stylizer(model, style_images, config, make_objective=make_objective, batch_size=batch_size)
@@ -115,16 +85,12 @@ def stylize_many(
 class Stylizer:
     """One network's runs over content images, keeping the objective and traced loop while the shape holds.
 
-    ``stylize_many`` is this over an iterable; a worker that receives its
-    images in parts (a Ray actor) keeps one ``Stylizer`` between parts, so
-    that a shape is traced once per worker.
-
-    Args:
-        model, style_images, config, make_objective, batch_size: as for ``stylize_many``.
+    ``stylize_many`` is this over an iterable; a worker receiving its images in parts (a Ray actor) keeps
+    one between parts. Arguments as for ``stylize_many``.
 
     Raises:
-        NSTError: for a config that is not a ``StyleTransferConfig``, a ``batch_size`` that is not a
-            positive whole number, or a ``make_objective`` that is neither None nor callable.
+        NSTError: a ``config`` that is not a ``StyleTransferConfig``, a ``batch_size`` that is not a positive
+            whole number, or a ``make_objective`` that is neither None nor callable.
     """
 
     def __init__(self, model, style_images, config, *, make_objective=None, batch_size=1):
@@ -138,21 +104,12 @@ class Stylizer:
         self._transfer = None
 
     def run(self, chunk, *, seeds=None, ticks=False):
-        """Stylizes ``chunk``, up to ``batch_size`` ``(index, content)`` pairs of one shape, together.
-
-        Args:
-            chunk: an iterable of ``(index, content)`` pairs: ``index`` the image's position in the
-                inputs (a non-negative int), ``content`` a normalized (1, H, W, 3) image.
-            seeds, ticks: as for ``stylize_many``.
-
-        Yields:
-            ``Started``, ``Step`` and ``Finished`` items as ``stylize_many`` does for one chunk.
+        """Stylizes ``chunk``, 1 to ``batch_size`` ``(index, content)`` pairs (a non-negative int position in
+        the inputs, a normalized (1, H, W, 3) image) of one shape, together; yields as ``stylize_many``.
 
         Raises:
-            NSTError: ``chunk`` is not an iterable of ``(index, content)`` pairs with non-negative int
-                indices and normalized (1, H, W, 3) contents, holds contents of several shapes, none,
-                or more than ``batch_size``; ``seeds`` gives an image no seed or one that is not a
-                non-negative whole number. Raised before ``Started`` is yielded.
+            NSTError: a ``chunk`` that is not such pairs, or a bad seed (``seeds``, ``ticks`` as for
+                ``stylize_many``), before ``Started`` is yielded.
             NonFiniteCostError: from the run.
         """
         chunk = _checked_chunk(chunk)
@@ -236,11 +193,8 @@ def _one(progress, position, batched):
 
 
 def _seed(config, seeds, index):
-    """Image ``index``'s seed: ``seeds[index]`` (or ``seeds(index)``), else ``config.seed + index``, else None (fresh).
-
-    Raises:
-        NSTError: ``seeds`` has no entry for ``index``, or its seed is not None or a non-negative whole number.
-    """
+    """Image ``index``'s seed: ``seeds[index]`` (or ``seeds(index)``), else ``config.seed + index``, else None (fresh);
+    ``NSTError`` where ``seeds`` has none for ``index`` or one that is not None or a non-negative whole number."""
     if seeds is None:
         return None if config.seed is None else config.seed + index
     if callable(seeds):

@@ -1,10 +1,8 @@
 """Whole pipelines by name: the course's two editions and the Keras L-BFGS variant.
 
-A ``Preset`` bundles everything one pipeline fixes: the weights file and its
-pooling, how images are sized and normalized, the hyperparameters
-(``StyleTransferConfig``), and how the command reports (its printed line and
-its numbered image names). ``python -m nst_tf --preset NAME`` starts from a
-preset's values, and any option given as well overrides them; in the library::
+A ``Preset`` bundles what one pipeline fixes: the weights file and its pooling, how images are sized and
+normalized, the hyperparameters, and how the command reports. ``python -m nst_tf --preset NAME`` starts
+from its values (options given as well override them); in the library::
 
     preset = nst_tf.runs.presets.PRESETS["second_edition"]
     model = preset.load_model()                      # Keras' notop .h5, max pooling
@@ -31,12 +29,8 @@ SQUEEZENET_MODEL = "pretrained-model/squeezenet1_1-b8a52dc0.pth"
 
 @dataclass(frozen=True)
 class Preset:
-    """One named pipeline; see the module docstring.
-
-    ``report_line`` and ``report_image`` are format strings with ``{i}`` (the
-    iteration), ``{total}``, ``{content}`` and ``{style}`` (the costs): what the
-    command prints and which file it saves at each report.
-    """
+    """One named pipeline. ``report_line`` and ``report_image``, what the command prints and saves at each report,
+    are format strings of ``{i}`` (the iteration) and the costs (``app.jobs.drive.report_text``)."""
 
     name: str
     summary: str
@@ -239,11 +233,7 @@ PRESETS = {
 
 
 def preset(name):
-    """The ``Preset`` called ``name`` (one of ``PRESETS``).
-
-    Raises:
-        NSTError: ``name`` is not one of ``PRESETS``.
-    """
+    """The ``Preset`` called ``name``; ``NSTError`` unless one of ``PRESETS``."""
     if name not in PRESETS:
         raise NSTError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}")
     return PRESETS[name]

@@ -1,20 +1,13 @@
 """Stylizing video frames in turn, each held to the earlier ones (Ruder, Dosovitskiy and Brox 2016).
 
-For frame t (t > 0) and each earlier frame t - g it is compared with (g = 1,
-or 1, 2, 4 with long-term consistency):
-
-1. the flow from frame t to frame t - g and back (``flow.py``) gives the
-   consistency weights ``c_g`` (0 at disocclusions and motion boundaries);
-2. stylized frame t - g is warped onto frame t (``warp.py``, in TensorFlow);
-3. the optimization starts from the warped frame t - 1, its untrusted pixels
-   taken from content frame t, and minimizes the course's cost plus
-   ``temporal_weight * sum_g mean(c_g * (x - warped_g)^2)`` (the objective's
-   ``TemporalTerm``; with long-term weights for g > 1).
-
-Frame 0 starts as a single image does and runs ``first_frame_epochs``. One
-objective and one traced loop serve every frame: each frame assigns its
-content target, the term's warped frames and weights, and restarts Adam.
-Nothing here prints or writes files.
+For frame t > 0 and each earlier frame t - g it is compared with (g = 1, or 1, 2, 4 with long-term
+consistency), the flow between them and back (``flow.py``) gives the consistency weights ``c_g`` (0 at
+disocclusions and motion boundaries), and stylized frame t - g is warped onto frame t (``warp.py``). The
+optimization starts from the warped frame t - 1 (untrusted pixels from content frame t) and minimizes
+the course's cost plus ``temporal_weight * sum_g mean(c_g * (x - warped_g)^2)`` (``TemporalTerm``; with
+long-term weights for g > 1). Frame 0 starts as a single image does and runs ``first_frame_epochs``.
+One objective and traced loop serve every frame: each assigns its content target, the term's warped
+frames and weights, and restarts Adam. Nothing here prints or writes files.
 """
 
 import dataclasses
@@ -38,8 +31,7 @@ from .many_images import Finished, Step
 
 @dataclass(frozen=True)
 class Earlier:
-    """An earlier frame as the next ones need it: its ``content`` pixels (uint8 (H, W, 3)) and its
-    ``stylized`` result (normalized, (1, H, W, 3))."""
+    """An earlier frame: its ``content`` pixels (uint8 (H, W, 3)) and ``stylized`` result (normalized (1, H, W, 3))."""
 
     content: np.ndarray
     stylized: np.ndarray
@@ -48,13 +40,9 @@ class Earlier:
 class VideoStylizer:
     """One network's runs over a video's frames, sharing one objective and traced loop.
 
-    Args:
-        model: the network module.
-        style_images: the normalized style image(s), as for ``StyleCost``.
-        config: a ``StyleTransferConfig`` (``epochs``: each frame's after the first).
-        options: a ``VideoOptions``.
-        make_objective: ``make_objective(model, content, styles, config, extra_terms)`` (default
-            ``StyleCost``; the job's factory tiles large frames).
+    ``style_images``: as for ``StyleCost``; ``config``: a ``StyleTransferConfig`` (``epochs``: each frame's
+    after the first); ``options``: a ``VideoOptions``; ``make_objective(model, content, styles, config,
+    extra_terms)``: default ``StyleCost`` (the job's factory tiles large frames).
 
     Raises:
         NSTError: ``config`` or ``options`` is of the wrong type, or ``preserve_colors="luminance"``
@@ -76,25 +64,16 @@ class VideoStylizer:
         self._transfer = self._term = None
 
     def frame(self, index, pixels, earlier, *, ticks=False):
-        """Stylizes frame ``index`` (uint8 ``pixels`` (H, W, 3)) against ``earlier`` frames; yields its items.
-
-        Args:
-            index: the frame's position (0: the first, started as a single image).
-            pixels: the content frame at the output size.
-            earlier: ``{gap: Earlier}`` for the frames ``gap`` back that exist (1 at least for index > 0).
-            ticks: also yield ``Step`` items holding ``Tick``s between reports.
-
-        Yields:
-            ``Step(index, item)`` for each report (and tick), then ``Finished(index, progress, seconds, traced)``.
+        """Stylizes frame ``index`` (uint8 ``pixels`` (H, W, 3) at the output size) against ``earlier``, ``{gap:
+        Earlier}`` of the frames ``gap`` back (1 at least for index > 0); yields ``Step(index, item)`` for each
+        report (and tick, with ``ticks``), then ``Finished(index, progress, seconds, traced)``.
 
         Raises:
-            NSTError: frames of another size than the first, or a missing previous frame.
+            NSTError: a frame of another size than the first.
             NonFiniteCostError: from the run.
         """
         started = time.perf_counter()
         content = reshape_and_normalize_image(pixels, self._config.normalization).astype(np.float32)
-        if index > 0 and 1 not in earlier:
-            raise NSTError(f"frame {index} needs the frame before it")
         warped, weights = self._held(pixels, earlier)
         if index == 0 or not warped:
             start, epochs = start_image(content, self._config), self._options.first_epochs(self._config.epochs)
@@ -112,8 +91,6 @@ class VideoStylizer:
         """The earlier stylized frames warped onto this one, and their (long-term) consistency weights."""
         warped, weights = [], {}
         for gap in sorted(earlier):
-            if gap not in self._options.gaps:
-                continue
             other = earlier[gap]
             backward = flow_between(pixels, other.content, self._options.flow, self._options.flow_preset)
             forward = flow_between(other.content, pixels, self._options.flow, self._options.flow_preset)
@@ -136,7 +113,8 @@ class VideoStylizer:
             self._transfer = StyleTransfer(objective, dataclasses.replace(config, epochs=epochs), start)
             return True
         if content.shape != self._transfer.objective.content_image.shape:
-            raise NSTError(f"frame of shape {content.shape[1:3]}; the video's frames are {self._shape()}")
+            shape = tuple(self._transfer.objective.content_image.shape[1:3])
+            raise NSTError(f"frame of shape {content.shape[1:3]}; the video's frames are {shape}")
         self._transfer.objective.retarget(content)
         self._assign(warped, weights)
         self._transfer.restart(start, epochs=epochs)
@@ -151,26 +129,15 @@ class VideoStylizer:
             shape = self._term.warped.shape[1:3]
             self._term.assign(np.zeros((0, *shape, 3), np.float32), np.zeros((0, *shape), np.float32))
 
-    def _shape(self):
-        return tuple(self._transfer.objective.content_image.shape[1:3])
-
 
 def _whole(model, content, styles, config, extra_terms):
     return StyleCost(model, content, styles, config, extra_terms=extra_terms)
 
 
 def stylize_video(model, frames, style_images, config=None, options=None, *, make_objective=None, ticks=False):
-    """Stylizes a video's frames in turn; yields each frame's ``Step`` items and its ``Finished``.
-
-    Args:
-        model: the network module (built once, e.g. ``Preset.load_model``).
-        frames: an iterable of uint8 frames (H, W, 3), all of one size, read lazily.
-        style_images: the normalized style image(s).
-        config: a ``StyleTransferConfig`` (default: the course's); ``epochs`` per frame after the first.
-        options: a ``VideoOptions`` (default: its defaults).
-        make_objective, ticks: as for ``VideoStylizer``.
-
-    Keeps the last frames the temporal term needs (4 with long-term consistency) in memory.
+    """Stylizes ``frames`` (uint8 (H, W, 3) of one size, read lazily) in turn; yields each frame's ``Step`` items
+    and its ``Finished``. ``config`` and ``options`` default to the course's and ``VideoOptions()``; the rest as
+    for ``VideoStylizer``. Keeps the last frames the temporal term needs (4 with long-term consistency).
 
     Raises:
         NSTError: as ``VideoStylizer``; NonFiniteCostError from a run.

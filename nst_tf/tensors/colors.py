@@ -1,14 +1,10 @@
 """Keeping the content image's colours (Gatys et al. 2016, "Preserving colour in neural artistic style transfer").
 
-Two ways, both on normalized images of shape (1, H, W, 3) (``CONFIG.MEANS``
-subtracted), both in NumPy and outside the optimization:
-
-* ``"luminance"``: after optimizing, keep the generated image's luminance
-  (Y of YIQ) and take the chrominance (I and Q) from the content image, so
-  only light and shade come from the style.
-* ``"histogram"``: before optimizing, recolour the style image so that the
-  mean and covariance of its RGB pixels equal the content image's; the
-  optimization then paints with the content's palette.
+Two ways, on normalized images (1, H, W, 3) (``CONFIG.MEANS`` subtracted), in NumPy, outside the optimization:
+``"luminance"``: after optimizing, keep the generated image's luminance (Y of YIQ) and take the chrominance
+(I and Q) from the content image, so only light and shade come from the style. ``"histogram"``: before
+optimizing, recolour the style image so that its RGB pixels' mean and covariance equal the content image's;
+the optimization then paints with the content's palette.
 """
 
 import numpy as np
@@ -18,13 +14,7 @@ from ..plan.config import COLOR_MODES, CONFIG
 from .images import checked_float32_batch
 
 # NTSC RGB -> YIQ (FCC 1953 coefficients); YIQ -> RGB is its exact inverse.
-_RGB_TO_YIQ = np.array(
-    [
-        [0.299, 0.587, 0.114],
-        [0.595716, -0.274453, -0.321263],
-        [0.211456, -0.522591, 0.311135],
-    ]
-)
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 
 
@@ -43,9 +33,8 @@ def yiq_to_rgb(yiq):
 
 
 def preserve_luminance(generated, content):
-    """Generated image's luminance with the content image's chrominance.
-
-    Both normalized, the same shape; returns a normalized float32 image.
+    """The generated image's luminance with the content image's chrominance: both normalized, of one shape; the
+    result normalized float32.
 
     Raises:
         NSTError: either is not a finite normalized image of shape (1, H, W, 3), or their shapes differ.
@@ -71,9 +60,8 @@ def _sqrt_and_inverse_sqrt(covariance):
 def match_color_statistics(style, content):
     """The style image recoloured so its RGB mean and covariance equal the content's.
 
-    ``x' = C_c^(1/2) C_s^(-1/2) (x - mu_s) + mu_c`` over the style's pixels x
-    (symmetric matrix square roots). Both images normalized; the result is
-    normalized float32, the style's shape, clipped to valid pixel values.
+    ``x' = C_c^(1/2) C_s^(-1/2) (x - mu_s) + mu_c`` over the style's pixels x (symmetric matrix square roots).
+    Both images normalized; the result normalized float32, the style's shape, clipped to valid pixel values.
 
     Raises:
         NSTError: either is not a finite normalized image of shape (1, H, W, 3).
@@ -89,10 +77,8 @@ def match_color_statistics(style, content):
 
 
 def recolor_styles(mode, styles, content):
-    """The style images as the optimization sees them for ``preserve_colors=mode``.
-
-    "histogram" recolours each with ``match_color_statistics``; None and
-    "luminance" (which acts on the result instead) leave them as they are.
+    """The style images as the optimization sees them for ``preserve_colors=mode``: "histogram" recolours each
+    with ``match_color_statistics``; None and "luminance" (which acts on the result) leave them as they are.
 
     Raises:
         NSTError: ``mode`` is not None or one of ``COLOR_MODES``, or (for "histogram") an image is not a
@@ -105,10 +91,8 @@ def recolor_styles(mode, styles, content):
 
 
 def present(mode, image, content):
-    """The generated ``image`` as shown and saved for ``preserve_colors=mode``.
-
-    "luminance" gives it the content's chrominance (``preserve_luminance``);
-    None and "histogram" (which acted on the styles) leave it as it is.
+    """The generated ``image`` as shown and saved for ``preserve_colors=mode``: "luminance" gives it the
+    content's chrominance (``preserve_luminance``); None and "histogram" (which acted on the styles) do not.
 
     Raises:
         NSTError: ``mode`` is not None or one of ``COLOR_MODES``, or (for "luminance") as

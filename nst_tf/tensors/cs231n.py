@@ -1,28 +1,18 @@
 """Stanford CS231n's style-transfer functions (assignment 3), as the assignment names them, in TensorFlow.
 
-``content_loss``, ``gram_matrix``, ``style_loss`` and ``tv_loss`` are the
-assignment's graded functions; ``preprocess``, ``deprocess``,
-``extract_features`` and ``rel_error`` its helpers. Every function takes
-tensors (or values convertible to tensors) and returns tensors; none reads
-files, prints or calls NumPy, so all of them also run inside
-``tf.function``. They compute in their inputs' dtype (float32 or float64);
-wrong shapes, dtypes and types raise ``NSTError``.
+``content_loss``, ``gram_matrix``, ``style_loss`` and ``tv_loss`` are the assignment's graded functions;
+``preprocess``, ``deprocess``, ``extract_features`` and ``rel_error`` its helpers. They take tensors (or values
+convertible to tensors) and return tensors, so they also run inside ``tf.function``; they compute in their
+inputs' dtype (float32 or float64); wrong shapes, dtypes and types raise ``NSTError``.
 
-Layouts and indices. Activations here are NHWC, (N, H, W, C), as nst_tf's
-networks return them (the PyTorch edition's are NCHW, (N, C, H, W); every
-loss below is a sum over all positions, so only ``gram_matrix`` needs to
-know where the channels are). The network is SqueezeNet 1.1
-(``nst_tf.tensors.squeezenet_module.SqueezeNet``): the PyTorch edition
-indexes its layers by torchvision's ``features`` index, 0 ... 12, as
-``extract_features`` lists them here (content layer 3, style layers
-(1, 4, 6, 7), Gram check on features[5]); the TensorFlow edition numbers
-the same layers one lower (2; (0, 3, 5, 6); 4), its first convolution
-including the ReLU. nst_tf names them too: 1 "relu_conv1", 3 "fire2",
-4 "fire3", 5 "pool3", 6 "fire4", 7 "fire5" (``nst_tf.plan.networks.squeezenet``).
-
-The Coursera course's ``nst_tf.tensors.costs.gram_matrix`` (of an unrolled (n_C,
-n_H*n_W) matrix, unnormalized) is another function; this module's takes
-the activation itself.
+Activations here are NHWC, as nst_tf's networks return them (the PyTorch edition's are NCHW; every loss is a
+sum over all positions, so only ``gram_matrix`` needs to know where the channels are). The network is
+SqueezeNet 1.1 (``nst_tf.tensors.squeezenet_module.SqueezeNet``): the PyTorch edition indexes its layers by
+torchvision's ``features`` index, 0 ... 12, as ``extract_features`` lists them (content layer 3, style layers
+(1, 4, 6, 7), Gram check on features[5]); the TensorFlow edition numbers them one lower (2; (0, 3, 5, 6); 4),
+its first convolution including the ReLU. nst_tf's names: 1 "relu_conv1", 3 "fire2", 4 "fire3", 5 "pool3",
+6 "fire4", 7 "fire5" (``nst_tf.plan.networks.squeezenet``). The Coursera course's ``costs.gram_matrix`` (of an
+unrolled (n_C, n_H*n_W) matrix, unnormalized) is another function; this module's takes the activation.
 """
 
 import numbers
@@ -30,6 +20,7 @@ import numbers
 import tensorflow as tf
 
 from ..ground.errors import NSTError
+from .costs import as_tensor, check_same, shape_text
 
 #: The largest size ``preprocess`` takes: TensorFlow sizes images in 32-bit integers, and the longer side
 #: grows with the aspect ratio.
@@ -43,34 +34,14 @@ SQUEEZENET_STD = (0.229, 0.224, 0.225)
 # Argument checks --------------------------------------------------------------------------------
 
 
-def _tensor(x, name):
-    try:
-        return tf.convert_to_tensor(x)
-    except (TypeError, ValueError):
-        raise NSTError(f"{name} must be a tensor or array; got {type(x).__name__}") from None
-
-
-def _shape_text(x):
-    if x.shape.rank is None:
-        return "unknown rank"
-    return "(" + ", ".join("None" if d is None else str(d) for d in x.shape.as_list()) + ")"
-
-
 def _floating(x, name, rank=None, layout=None):
     """``x`` as a floating tensor, of static rank ``rank`` when given (``layout`` names its axes)."""
-    x = _tensor(x, name)
+    x = as_tensor(x, name)
     if not x.dtype.is_floating:
         raise NSTError(f"{name} must be a floating-point tensor; got dtype {x.dtype.name}")
     if rank is not None and x.shape.rank != rank:
-        raise NSTError(f"{name} must have shape {layout}; got {_shape_text(x)}")
+        raise NSTError(f"{name} must have shape {layout}; got {shape_text(x)}")
     return x
-
-
-def _same(a, b, name_a, name_b):
-    if not a.shape.is_compatible_with(b.shape):
-        raise NSTError(f"{name_a} and {name_b} must have the same shape; got {_shape_text(a)} and {_shape_text(b)}")
-    if a.dtype != b.dtype:
-        raise NSTError(f"{name_a} and {name_b} must have the same dtype; got {a.dtype.name} and {b.dtype.name}")
 
 
 def _weight(weight, dtype, name):
@@ -80,14 +51,10 @@ def _weight(weight, dtype, name):
             return tf.constant(weight, dtype)
         except (TypeError, ValueError, OverflowError):  # 10**400: no float holds it
             raise NSTError(f"{name} must be a number a float holds; got {weight!r:.80}") from None
-    tensor = None
-    if isinstance(weight, (tf.Tensor, tf.Variable)):
-        tensor = weight
-    elif not isinstance(weight, (bool, str, bytes)) and weight is not None:
-        try:
-            tensor = tf.convert_to_tensor(weight)
-        except (TypeError, ValueError):
-            pass
+    try:
+        tensor = tf.convert_to_tensor(weight)
+    except (TypeError, ValueError):
+        tensor = None
     if tensor is None or tensor.shape.rank != 0 or not (tensor.dtype.is_floating or tensor.dtype.is_integer):
         raise NSTError(f"{name} must be a number or a scalar tensor; got {weight!r:.80}")
     return tf.cast(tensor, dtype)
@@ -103,42 +70,29 @@ def _sequence(value, name):
 
 
 def content_loss(content_weight, content_current, content_original):
-    """Content loss: ``content_weight * sum((content_current - content_original)**2)``.
+    """Content loss ``content_weight * sum((content_current - content_original)**2)``, a scalar tensor in the
+    features' dtype (unlike the Coursera cost, not divided by the layer's size).
 
-    Args:
-        content_weight: scalar weighting the loss (a number or a scalar tensor).
-        content_current: features of the current image at the content layer,
-            shape (1, H_l, W_l, C_l) (the PyTorch edition's (1, C_l, H_l, W_l)).
-        content_original: features of the content image, same shape and dtype.
-
-    Returns:
-        A scalar tensor in the features' dtype. Unlike the Coursera cost,
-        nothing is divided by the layer's size.
+    ``content_weight`` is a number or a scalar tensor; ``content_current`` and ``content_original`` are the
+    current and content images' features at the content layer, (1, H_l, W_l, C_l), of one dtype.
 
     Raises:
-        NSTError: a feature tensor is not a floating tensor of rank 4, the two
-            differ in shape or dtype, or ``content_weight`` is not a number.
+        NSTError: a feature tensor is not a floating tensor of rank 4, the two differ in shape or dtype, or
+            ``content_weight`` is not a number.
     """
     current = _floating(content_current, "content_current", 4, "(1, H_l, W_l, C_l)")
     original = _floating(content_original, "content_original", 4, "(1, H_l, W_l, C_l)")
-    _same(current, original, "content_current", "content_original")
+    check_same(current, original, "content_current", "content_original")
     weight = _weight(content_weight, current.dtype, "content_weight")
     return weight * tf.reduce_sum(tf.square(current - original))
 
 
 def gram_matrix(features, normalize=True):
-    """Gram matrices of a batch of NHWC features.
+    """Gram matrices (N, C, C) of NHWC features (N, H, W, C): ``G[n, c, d] = sum_{h, w} F[n, h, w, c] F[n, h, w, d]``,
+    divided by one image's number of values ``H * W * C`` when ``normalize``.
 
-    Args:
-        features: shape (N, H, W, C).
-        normalize: whether to divide by the number of values of one image's
-            features, ``H * W * C``.
-
-    Returns:
-        Shape (N, C, C): ``G[n, c, d] = sum_{h, w} F[n, h, w, c] F[n, h, w, d]``,
-        divided by ``H * W * C`` when ``normalize`` (the PyTorch edition's
-        ``gram_matrix`` of (N, C, H, W) features; the TensorFlow edition's,
-        for (1, H, W, C), returns its (C, C) matrix without the batch axis).
+    The PyTorch edition's ``gram_matrix`` of (N, C, H, W) features; the TensorFlow edition's, for (1, H, W, C),
+    returns its (C, C) matrix without the batch axis.
 
     Raises:
         NSTError: ``features`` is not a floating tensor of rank 4, or ``normalize`` is not a bool.
@@ -173,28 +127,19 @@ def _feature(feats, key, position):
 
 
 def style_loss(feats, style_layers, style_targets, style_weights):
-    """Style loss: ``sum_i style_weights[i] * sum((G_i - style_targets[i])**2)``.
+    """Style loss ``sum_i style_weights[i] * sum((G_i - style_targets[i])**2)``, a scalar tensor in the features'
+    dtype, with ``G_i = gram_matrix(feats[style_layers[i]])`` (normalized).
 
-    Args:
-        feats: the current image's features: a list of activations, each
-            (1, H_l, W_l, C_l), indexed by layer (``extract_features``), or a
-            dict of them (an integer key also finds the string key "3").
-        style_layers: the layers of ``feats`` to use, e.g. [1, 4, 6, 7] (the
-            PyTorch edition's indices; the TensorFlow edition's [0, 3, 5, 6]
-            index its own, shorter list).
-        style_targets: for each of ``style_layers``, the style image's Gram
-            matrix at that layer, shape (1, C_l, C_l), same dtype as feats.
-        style_weights: one weight per layer (numbers or scalar tensors).
-
-    ``G_i`` is ``gram_matrix(feats[style_layers[i]])``, normalized.
-
-    Returns:
-        A scalar tensor in the features' dtype.
+    ``feats``: the current image's features, a list of (1, H_l, W_l, C_l) activations indexed by layer
+    (``extract_features``), or a dict of them (an integer key also finds the string key "3"). ``style_layers``:
+    the layers to use, e.g. [1, 4, 6, 7] (the PyTorch edition's indices; the TensorFlow edition's [0, 3, 5, 6]
+    index its own, shorter list). ``style_targets``: for each, the style image's Gram matrix (1, C_l, C_l), of
+    the features' dtype. ``style_weights``: one number or scalar tensor per layer.
 
     Raises:
-        NSTError: ``feats`` is not a list, tuple or dict; the three lists are
-            not lists of one length, or empty; a layer is not in ``feats``; a
-            target's shape or dtype is not its Gram matrix's; a weight is not a number.
+        NSTError: ``feats`` is not a list, tuple or dict; the three lists are not lists of one length, or empty;
+            a layer is not in ``feats``; a target's shape or dtype is not its Gram matrix's; a weight is not a
+            number.
     """
     if not isinstance(feats, (list, tuple, dict)):
         raise NSTError(f"feats must be a list or dict of activations; got {type(feats).__name__}")
@@ -212,25 +157,17 @@ def style_loss(feats, style_layers, style_targets, style_weights):
     for i, (key, target, weight) in enumerate(zip(layers, targets, weights)):
         gram = gram_matrix(_feature(feats, key, i))
         target = _floating(target, f"style_targets[{i}]")
-        _same(gram, target, f"the Gram matrix of layer {key!r:.40}", f"style_targets[{i}]")
+        check_same(gram, target, f"the Gram matrix of layer {key!r:.40}", f"style_targets[{i}]")
         term = _weight(weight, gram.dtype, f"style_weights[{i}]") * tf.reduce_sum(tf.square(gram - target))
         loss = term if loss is None else loss + term
     return loss
 
 
 def tv_loss(img, tv_weight):
-    """Total-variation loss: ``tv_weight * (sum dh**2 + sum dw**2)`` over all channels.
+    """Total-variation loss ``tv_weight * (sum dh**2 + sum dw**2)`` over all channels, a scalar tensor in the
+    image's dtype, with ``dh = img[:, 1:] - img[:, :-1]`` and ``dw = img[:, :, 1:] - img[:, :, :-1]``.
 
-    Args:
-        img: the image, shape (1, H, W, 3) (the PyTorch edition's (1, 3, H, W)).
-        tv_weight: scalar weight (a number or a scalar tensor).
-
-    ``dh = img[:, 1:, :, :] - img[:, :-1, :, :]`` and
-    ``dw = img[:, :, 1:, :] - img[:, :, :-1, :]``: squared differences of
-    vertically and horizontally neighbouring pixels, summed.
-
-    Returns:
-        A scalar tensor in the image's dtype.
+    ``img`` is (1, H, W, 3) (the PyTorch edition's (1, 3, H, W)); ``tv_weight`` a number or a scalar tensor.
 
     Raises:
         NSTError: ``img`` is not a floating tensor of rank 4, or ``tv_weight`` is not a number.
@@ -261,34 +198,26 @@ def _resized_shape(height, width, size):
 
 
 def preprocess(image, size):
-    """CS231n's ``preprocess``: resize the shorter side to ``size``, then normalize for SqueezeNet.
+    """CS231n's ``preprocess``: uint8 RGB ``image`` (H, W, 3) -> float32 (1, h, w, 3), its shorter side resized to
+    ``size`` (the longer to ``int(size * long / short)``, as torchvision's ``Resize(size)``), then normalized
+    for SqueezeNet.
 
-    Args:
-        image: uint8 RGB pixels, shape (H, W, 3).
-        size: the shorter side after resizing (a positive int); the longer
-            becomes ``int(size * long / short)``, as torchvision's
-            ``Resize(size)`` makes it. An image already of that size is kept.
-
-    Resizing is bilinear and antialiased (``tf.image.resize``; PIL's
-    filter in the assignment, which differs by a level or so), rounded to
-    8 bits as PIL's image is; then ``(pixels / 255 - SQUEEZENET_MEAN) /
-    SQUEEZENET_STD`` (``nst_tf.tensors.images``' "imagenet" normalization).
-
-    Returns:
-        float32, shape (1, h, w, 3).
+    Resizing is bilinear and antialiased (``tf.image.resize``; PIL's filter in the assignment, which differs
+    by a level or so), rounded to 8 bits as PIL's image is, and skipped for an image already of that size;
+    then ``(pixels / 255 - SQUEEZENET_MEAN) / SQUEEZENET_STD`` (``images``' "imagenet" normalization).
 
     Raises:
         NSTError: ``image`` is not a uint8 tensor of shape (H, W, 3), or ``size`` is not a positive whole number.
     """
-    image = _tensor(image, "image")
+    image = as_tensor(image, "image")
     if image.dtype != tf.uint8:
         raise NSTError(f"image must hold uint8 pixels; got dtype {image.dtype.name}")
     if image.shape.rank != 3 or image.shape[-1] not in (None, 3):
-        raise NSTError(f"image must have shape (H, W, 3); got {_shape_text(image)}")
+        raise NSTError(f"image must have shape (H, W, 3); got {shape_text(image)}")
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or not 1 <= size <= MAX_SIZE:
         raise NSTError(f"size must be a whole number of pixels from 1 to {MAX_SIZE}; got {size!r:.80}")
     if 0 in image.shape[:2]:
-        raise NSTError(f"image holds no pixels; got shape {_shape_text(image)}")
+        raise NSTError(f"image holds no pixels; got shape {shape_text(image)}")
     pixels = tf.cast(image, tf.float32)
     shape = tf.shape(image)
     new_height, new_width = _resized_shape(shape[0], shape[1], int(size))
@@ -304,30 +233,22 @@ def preprocess(image, size):
 
 
 def deprocess(img, should_rescale=True):
-    """CS231n's ``deprocess``: a normalized image back to uint8 pixels for display.
+    """CS231n's ``deprocess``: a normalized image (1, H, W, 3) or (H, W, 3) back to uint8 pixels (H, W, 3).
 
-    Args:
-        img: normalized image, shape (1, H, W, 3) or (H, W, 3).
-        should_rescale: rescale the denormalized values to fill [0, 1]
-            (``(x - min) / (max - min)``; a constant image becomes 0), as the
-            PyTorch edition does by default; the TensorFlow edition's
-            ``deprocess_image`` defaults to not rescaling.
-
-    Returns:
-        uint8, shape (H, W, 3): ``img * SQUEEZENET_STD + SQUEEZENET_MEAN``,
-        optionally rescaled, clipped to [0, 1], times 255, rounded (the
-        assignment truncates), so that ``deprocess(preprocess(x, s),
-        False)`` is ``x`` when ``x`` is already of size ``s``.
+    ``img * SQUEEZENET_STD + SQUEEZENET_MEAN``, with ``should_rescale`` rescaled to fill [0, 1] (``(x - min) /
+    (max - min)``; a constant image becomes 0, as the PyTorch edition does by default; the TensorFlow
+    edition's ``deprocess_image`` does not), clipped to [0, 1], times 255, rounded (the assignment
+    truncates), so that ``deprocess(preprocess(x, s), False)`` is ``x`` when ``x`` is already of size ``s``.
 
     Raises:
-        NSTError: ``img`` is not a floating tensor of shape (1, H, W, 3) or
-            (H, W, 3), or ``should_rescale`` is not a bool.
+        NSTError: ``img`` is not a floating tensor of shape (1, H, W, 3) or (H, W, 3), or ``should_rescale``
+            is not a bool.
     """
     img = _floating(img, "img")
     if img.shape.rank == 3:
         img = img[None]
     if img.shape.rank != 4 or img.shape[0] not in (None, 1) or img.shape[-1] not in (None, 3):
-        raise NSTError(f"img must have shape (1, H, W, 3) or (H, W, 3); got {_shape_text(img)}")
+        raise NSTError(f"img must have shape (1, H, W, 3) or (H, W, 3); got {shape_text(img)}")
     if not isinstance(should_rescale, bool):
         raise NSTError(f"should_rescale must be True or False; got {should_rescale!r:.80}")
     mean, std = _normalizer(img.dtype)
@@ -339,15 +260,9 @@ def deprocess(img, should_rescale=True):
 
 
 def extract_features(x, cnn):
-    """CS231n's ``extract_features``: the list of every layer's activation of ``x``, in order.
-
-    Args:
-        x: normalized image batch, shape (N, H, W, 3).
-        cnn: a network module (``SqueezeNet``; any nst_tf network module).
-
-    Returns:
-        A list with one activation per layer of ``cnn.network.layers``; for
-        SqueezeNet ``features[i]`` is torchvision's features.i (13 of them).
+    """CS231n's ``extract_features``: the list of every layer's activation of ``x`` (N, H, W, 3), in the order of
+    ``cnn.network.layers`` (``cnn``: ``SqueezeNet`` or any nst_tf network module); for SqueezeNet
+    ``features[i]`` is torchvision's features.i (13 of them).
 
     Raises:
         NSTError: ``cnn`` is not an nst_tf network module, or as the module does for ``x``.
@@ -360,24 +275,19 @@ def extract_features(x, cnn):
 
 
 def rel_error(x, y):
-    """CS231n's relative error: ``max(|x - y| / max(1e-8, |x| + |y|))``, elementwise, in float64.
-
-    Args:
-        x, y: real tensors or values of broadcastable shapes.
-
-    Returns:
-        A float64 scalar tensor: the largest elementwise relative error.
+    """CS231n's relative error ``max(|x - y| / max(1e-8, |x| + |y|))``, elementwise, a float64 scalar tensor, for
+    real tensors or values ``x`` and ``y`` of broadcastable shapes.
 
     Raises:
         NSTError: ``x`` or ``y`` is not a real tensor, or their shapes do not broadcast.
     """
-    x, y = _tensor(x, "x"), _tensor(y, "y")
+    x, y = as_tensor(x, "x"), as_tensor(y, "y")
     for name, value in (("x", x), ("y", y)):
         if not (value.dtype.is_floating or value.dtype.is_integer):
             raise NSTError(f"{name} must hold real numbers; got dtype {value.dtype.name}")
     try:
         tf.broadcast_static_shape(x.shape, y.shape)
     except ValueError:
-        raise NSTError(f"x and y must have broadcastable shapes; got {_shape_text(x)} and {_shape_text(y)}") from None
+        raise NSTError(f"x and y must have broadcastable shapes; got {shape_text(x)} and {shape_text(y)}") from None
     x, y = tf.cast(x, tf.float64), tf.cast(y, tf.float64)
     return tf.reduce_max(tf.abs(x - y) / tf.maximum(tf.constant(1e-8, tf.float64), tf.abs(x) + tf.abs(y)))

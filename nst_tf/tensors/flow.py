@@ -1,17 +1,11 @@
 """Optical flow between video frames (OpenCV) and Ruder et al.'s per-pixel consistency weights.
 
-Convention: ``flow_between(a, b)`` is the flow ``f`` with ``a[p] ~ b[p + f[p]]``
-(OpenCV's ``calc(a, b)``), ``f[..., 0]`` the column and ``f[..., 1]`` the row
-displacement. So for frame t, ``flow_between(frame_t, frame_{t-1})`` brings
-frame t-1 onto frame t (``warp.warp``), and ``flow_between(frame_{t-1},
-frame_t)`` is the forward flow the consistency check compares it with.
-
-OpenCV is an optional extra (``pip install "nst_tf[video]"``); it is
-imported when a flow is first asked for. These functions take and return
-NumPy arrays: flow runs on the host, once per frame, outside the traced step.
+``flow_between(a, b)`` is the flow ``f`` with ``a[p] ~ b[p + f[p]]`` (OpenCV's ``calc(a, b)``; ``f[..., 0]``
+the column, ``f[..., 1]`` the row displacement): ``flow_between(frame_t, frame_{t-1})`` brings frame t-1
+onto frame t (``warp.warp``), and the forward ``flow_between(frame_{t-1}, frame_t)`` checks it. OpenCV, an
+optional extra (``pip install "nst_tf[video]"``), is imported at the first flow. NumPy in and out: flow
+runs on the host, once per frame, outside the traced step.
 """
-
-import importlib
 
 import numpy as np
 
@@ -21,23 +15,19 @@ from ..plan.video_options import DIS_PRESETS, FLOW_METHODS
 
 def _cv2():
     try:
-        return importlib.import_module("cv2")
+        import cv2
     except ImportError:
         raise NSTError('video needs OpenCV: pip install "nst_tf[video]" (or pip install opencv-python-headless)')
+    return cv2
 
 
 def flow_between(a, b, method="dis", preset="medium"):
-    """The dense flow ``f`` with ``a[p] ~ b[p + f[p]]``, shape (H, W, 2) float32 (dx, dy).
-
-    Args:
-        a, b: frames of one size, uint8 (H, W, 3) RGB or (H, W) grey.
-        method: "dis" (OpenCV's dense inverse search, Kroeger et al. 2016)
-            or "farneback" (Farneback 2003).
-        preset: DIS's speed and accuracy preset, one of ``DIS_PRESETS``.
+    """The dense flow ``f`` with ``a[p] ~ b[p + f[p]]``, shape (H, W, 2) float32 (dx, dy), between frames of one
+    size, uint8 (H, W, 3) RGB or (H, W) grey, by ``method`` "dis" (dense inverse search, Kroeger et al. 2016;
+    ``preset`` one of ``DIS_PRESETS``) or "farneback" (Farneback 2003).
 
     Raises:
-        NSTError: an unknown method or preset, frames of other sizes or
-            kinds, or OpenCV missing.
+        NSTError: an unknown method or preset, frames of other sizes or kinds, or OpenCV missing.
     """
     if method not in FLOW_METHODS:
         raise NSTError(f"--flow must be one of {', '.join(FLOW_METHODS)}; got {method!r:.40}")
@@ -70,22 +60,13 @@ def _grey(cv2, frame, name):
 
 
 def consistency_weights(backward, forward):
-    """Ruder et al.'s weights for frame t: 1 where the flow is trusted, 0 where it is not.
+    """Ruder et al.'s weights for frame t, float32 (H, W): 1 where the flow is trusted, 0 where it is not.
 
-    A pixel ``p`` of frame t is not trusted (Ruder, Dosovitskiy and Brox 2016, section 3.2, as their
-    consistency checker computes it) where
-
-    - its source ``p + backward[p]`` lies outside frame t-1;
-    - the flows disagree (a disocclusion): with ``w = forward[p + backward[p]]`` (bilinear) and
-      ``u = backward[p]``, ``|w + u|^2 > 0.01 (|w|^2 + |u|^2) + 0.5``;
-    - it lies on a motion boundary: ``|grad u_x|^2 + |grad u_y|^2 > 0.01 |u|^2 + 0.002``.
-
-    Args:
-        backward: ``flow_between(frame_t, frame_{t-1})``, shape (H, W, 2).
-        forward: ``flow_between(frame_{t-1}, frame_t)``, the same shape.
-
-    Returns:
-        float32 (H, W) of 0s and 1s.
+    From ``backward = flow_between(frame_t, frame_{t-1})`` and ``forward = flow_between(frame_{t-1}, frame_t)``,
+    both (H, W, 2), a pixel ``p`` is not trusted (Ruder, Dosovitskiy and Brox 2016, section 3.2, as their
+    consistency checker computes it) where its source ``p + u`` (``u = backward[p]``) lies outside frame
+    t-1; where the flows disagree (a disocclusion), ``|w + u|^2 > 0.01 (|w|^2 + |u|^2) + 0.5`` with ``w =
+    forward[p + u]`` (bilinear); or on a motion boundary, ``|grad u_x|^2 + |grad u_y|^2 > 0.01 |u|^2 + 0.002``.
 
     Raises:
         NSTError: the flows' shapes differ or are not (H, W, 2).
@@ -100,7 +81,7 @@ def consistency_weights(backward, forward):
     x, y = cols + backward[..., 0], rows + backward[..., 1]
     inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
     cv2 = _cv2()
-    there = _sampled(cv2, forward, x, y)  # the forward flow where each pixel came from
+    there = cv2.remap(forward, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # where each pixel came from
     squares = np.sum((there + backward) ** 2, -1)
     agree = squares <= 0.01 * (np.sum(there**2, -1) + np.sum(backward**2, -1)) + 0.5
     gradients = sum(np.square(g) for channel in (0, 1) for g in np.gradient(backward[..., channel]))
@@ -108,18 +89,10 @@ def consistency_weights(backward, forward):
     return (inside & agree & smooth).astype(np.float32)
 
 
-def _sampled(cv2, flow, x, y):
-    return cv2.remap(flow, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 def long_term_weights(weights):
-    """Ruder et al.'s long-term weights: each earlier frame counts only where no nearer one is trusted.
-
-    Args:
-        weights: ``{gap: consistency weights (H, W)}`` for the frames ``gap`` back (e.g. 1, 2, 4).
-
-    Returns:
-        ``{gap: max(weights[gap] - sum of weights[g] for g < gap, 0)}``, float32.
+    """Ruder et al.'s long-term weights: from ``{gap: consistency weights (H, W)}`` of the frames ``gap``
+    back, ``{gap: max(weights[gap] - sum of weights[g] for g < gap, 0)}`` (float32): a frame counts only
+    where no nearer one is trusted.
 
     Raises:
         NSTError: the weights are not all of one shape.

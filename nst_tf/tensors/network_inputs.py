@@ -5,14 +5,13 @@ import tensorflow as tf
 from ..ground.errors import NSTError
 
 
-def network_input(image, dtype, check):
-    """``image`` as a tensor, checked by ``check(tensor)`` (the network's shape rules), cast to ``dtype``.
-
-    ``check`` may return the tensor to go on with (one that asserts sizes
-    known only at run time), or None.
+def network_input(image, dtype, min_size, needs):
+    """``image`` as a tensor cast to ``dtype``, when it is a batch (N >= 1, height, width, 3) of real numbers whose
+    sides, where known, are at least ``min_size`` (``needs`` names what needs that, for the message).
 
     Raises:
-        NSTError: ``image`` is not an array or tensor, or holds no image; or what ``check`` raises.
+        NSTError: ``image`` is not an array or tensor, holds no image or no real numbers, or is of another
+            shape or smaller.
     """
     try:
         image = tf.convert_to_tensor(image)
@@ -20,10 +19,15 @@ def network_input(image, dtype, check):
         raise NSTError(
             f"image must be an array or tensor of shape (1, height, width, 3); got {type(image).__name__}"
         ) from None
-    if image.shape.rank and image.shape[0] == 0:
-        raise NSTError(f"image must hold at least one image; got shape {image.shape}")
-    checked = check(image)
-    image = image if checked is None else checked
+    shape = image.shape
+    if shape.rank and shape[0] == 0:
+        raise NSTError(f"image must hold at least one image; got shape {shape}")
+    if not (image.dtype.is_floating or image.dtype.is_integer):
+        raise NSTError(f"image must hold real numbers; got dtype {image.dtype.name}")
+    if shape.rank != 4 or shape[-1] != 3:
+        raise NSTError(f"image must have shape (1, height, width, 3); got {shape}")
+    if any(d is not None and d < min_size for d in shape[1:3]):
+        raise NSTError(f"image is {shape[2]}x{shape[1]} pixels; {needs} at least {min_size}x{min_size}")
     return image if image.dtype == dtype else tf.cast(image, dtype)
 
 

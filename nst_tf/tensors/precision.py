@@ -1,15 +1,11 @@
 """The network's precision: names to dtypes, and what this machine runs natively.
 
-``StyleTransferConfig.precision`` names one of ``PRECISIONS``; this module is
-the one place that turns a name into a TensorFlow dtype and decides what
-"auto" means on the machine at hand. Gram matrices and costs are always
-float32 (``costs.py`` explains why), whatever the network runs in.
-
-"auto" chooses bf16 on CPUs with AMX, the only CPUs where it was measured
-faster than float32 (without AMX, even with AVX512_BF16, it was slower), and
-on GPUs with bfloat16 tensor cores (not measured: no GPU was at hand). The
-measurements (``benchmarks/bench.py --sections variants``) are in
-``benchmarks/results/cpu-*.md`` and README.md's Benchmarks section.
+``StyleTransferConfig.precision`` names one of ``PRECISIONS``; this module turns a name into a TensorFlow dtype
+and decides what "auto" means here. Gram matrices and costs are always float32 (``costs.py`` says why).
+"auto" chooses bf16 on CPUs with AMX, the only CPUs where it was measured faster than float32 (without AMX,
+even with AVX512_BF16, it was slower), and on GPUs with bfloat16 tensor cores (not measured). The measurements
+(``benchmarks/bench.py --sections variants``) are in ``benchmarks/results/cpu-*.md`` and README.md's
+Benchmarks section.
 """
 
 import functools
@@ -22,13 +18,10 @@ from ..plan.config import PRECISIONS
 DTYPE_NAMES = {"float32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 # CPU flags (as Linux's /proc/cpuinfo spells them) with which each reduced precision is native.
-_NATIVE_CPU_FLAGS = {
-    "bf16": ("amx_bf16",),
-    "fp16": ("amx_fp16",),
-}
+_NATIVE_CPU_FLAGS = {"bf16": ("amx_bf16",), "fp16": ("amx_fp16",)}
 
-# NVIDIA compute capability from which each reduced precision has tensor-core
-# matrix products: bfloat16 from Ampere (8.0), float16 from Volta (7.0).
+# NVIDIA compute capability from which each reduced precision has tensor-core matrix products: bfloat16 from
+# Ampere (8.0), float16 from Volta (7.0).
 _NATIVE_GPU_CAPABILITY = {"bf16": (8, 0), "fp16": (7, 0)}
 
 
@@ -64,11 +57,8 @@ def _gpu_capabilities():
 
 
 def is_native(precision, gpus=None, flags=None):
-    """Whether this machine computes ``precision`` in hardware (float32 always does).
-
-    ``gpus`` (compute capabilities) and ``flags`` (CPU flags) default to this
-    machine's; with a GPU present, the GPU decides.
-    """
+    """Whether this machine computes ``precision`` in hardware (float32 always does); ``gpus`` (compute
+    capabilities) and ``flags`` (CPU flags) default to this machine's; with a GPU present, the GPU decides."""
     if precision == "float32":
         return True
     gpus = _gpu_capabilities() if gpus is None else gpus
@@ -79,11 +69,8 @@ def is_native(precision, gpus=None, flags=None):
 
 
 def _onednn_allows(precision):
-    """False when ONEDNN_MAX_CPU_ISA holds oneDNN below the instructions ``precision`` needs.
-
-    Held so (say ``AVX2`` on an AVX512-BF16 Xeon), oneDNN cannot build
-    bfloat16 convolutions at all; "auto" must then choose float32.
-    """
+    """False when ONEDNN_MAX_CPU_ISA holds oneDNN below the instructions ``precision`` needs (say ``AVX2`` on an
+    AVX512-BF16 Xeon): oneDNN then cannot build bfloat16 convolutions at all, and "auto" must choose float32."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "DEFAULT").upper()
     needs = {"bf16": ("BF16", "AMX", "FP16", "AVX10"), "fp16": ("FP16", "AMX_FP16", "AVX10")}[precision]
     return cap in ("DEFAULT", "ALL") or any(part in cap for part in needs)

@@ -1,15 +1,12 @@
 """VGG-19 as a tf.Module: the course's graph, computed from weights already read.
 
-``VGG19(weights)`` holds the convolution weights (a ``VGGWeights``, read by
-``nst_tf.plan.weights.readers.read_weights`` from MatConvNet's .mat or Keras' .h5) and
-computes the course's graph: 3x3 convolutions (stride 1, SAME) plus bias and
-ReLU, and 2x2 average pooling (stride 2, SAME) after each block;
-``pooling="max"`` gives Keras' max pooling instead. The module never touches
-the disk; ``load_vgg_model(path)``, the course's name for the step, reads the
-file and builds it.
+``VGG19(weights)`` holds the convolution weights (a ``VGGWeights``, read by ``read_weights`` from MatConvNet's
+.mat or Keras' .h5) and computes the course's graph: 3x3 convolutions (stride 1, SAME) plus bias and ReLU, and
+2x2 average pooling (stride 2, SAME) after each block, or with ``pooling="max"`` Keras' max pooling. The
+module never touches the disk; ``load_vgg_model(path)``, the course's name for the step, reads the file.
 """
 
-from dataclasses import dataclass
+from types import SimpleNamespace
 
 import tensorflow as tf
 
@@ -19,36 +16,20 @@ from ..plan.weights.readers import read_weights
 from .network_inputs import floating_dtype, in_dtype, network_input
 
 
-@dataclass(frozen=True)
-class _Converted:
-    """The part of ``VGGWeights`` that ``VGG19`` reads, for ``VGG19.astype``."""
-
-    conv: dict
-    source: str
-
-
 class VGG19(tf.Module):
     """The course's VGG-19 graph (convolutions and average pooling) as a tf.Module.
 
-    Calling the module on a float batch of shape (1, H, W, 3), H and W at
-    least 32 (cast to the module's ``dtype``, float32 by default), returns
-    a dict from layer name ("input", "conv1_1", ..., "avgpool5") to
-    activation: the course's ``graph`` dict. Passing
-    ``layers`` computes only up to the deepest requested layer and returns
-    just those.
+    Called on a float batch (1, H, W, 3), H and W at least 32 (cast to the module's ``dtype``, float32 by
+    default), it returns the course's ``graph`` dict: layer name ("input", "conv1_1", ..., "avgpool5") ->
+    activation; ``layers`` computes only up to the deepest requested layer and returns just those.
 
-    ``pooling`` is "avg" (the course's: 2x2 average pooling, stride 2, SAME:
-    an odd row or column is averaged alone) or "max" (Keras' VGG19 and the
-    Keras L-BFGS variant: ``MaxPooling2D((2, 2))``, stride 2, VALID: an odd
-    last row or column is dropped, so 75 rows become 37, not 38). The
-    pooling outputs keep the course's names "avgpool1" ... "avgpool5" in both
-    cases: one set of names serves every layer choice (style layers, content
-    layer, the command line's options), and a name that changed with the
-    pooling would make a layer list valid for one network and not the other.
+    ``pooling`` is "avg" (the course's: 2x2, stride 2, SAME: an odd row or column is averaged alone) or "max"
+    (Keras' VGG19 and the Keras L-BFGS variant: ``MaxPooling2D((2, 2))``, stride 2, VALID: an odd last row
+    or column is dropped, so 75 rows become 37). The pooling outputs keep the names "avgpool1" ... "avgpool5"
+    in both cases, so that one layer list is valid for either network.
 
-    The weights are non-trainable ``tf.Variable``s: TensorFlow then places them
-    on the GPU once, where a captured host constant would be copied to the
-    device at every call of a ``tf.function``.
+    The weights are non-trainable ``tf.Variable``s: TensorFlow places them on the GPU once, where a captured
+    host constant would be copied to the device at every call of a ``tf.function``.
     """
 
     #: Its description: vocabulary and tile geometry (``nst_tf.plan.networks.vgg19``).
@@ -72,17 +53,13 @@ class VGG19(tf.Module):
         self.source = getattr(weights, "source", "<unknown>")  # for messages only
 
     def astype(self, dtype):
-        """This network with its weights cast to ``dtype`` (self if already so).
-
-        The copy is made tensor to tensor, never through NumPy. Prefer
-        building the network in the dtype it runs in
-        (``load_vgg_model(path, dtype=...)``): then only one copy exists.
-        """
+        """This network with its weights cast to ``dtype`` (self if already so), tensor to tensor; building it in
+        the dtype it runs in (``load_vgg_model(path, dtype=...)``) keeps only one copy."""
         dtype = floating_dtype(dtype)
         if dtype == self.dtype:
             return self
         conv = {layer: (tf.cast(kernel, dtype), tf.cast(bias, dtype)) for layer, (kernel, bias) in self._conv.items()}
-        return VGG19(_Converted(conv, self.source), name=self.name, dtype=dtype, pooling=self.pooling)
+        return VGG19(SimpleNamespace(conv=conv, source=self.source), name=self.name, dtype=dtype, pooling=self.pooling)
 
     @property
     def layer_names(self):
@@ -94,32 +71,17 @@ class VGG19(tf.Module):
         if unknown:
             raise NSTError(f"unknown VGG-19 layer {unknown[0]!r}; valid names: {', '.join(self.layer_names)}")
 
-    @staticmethod
-    def _check_image(image):
-        shape = image.shape
-        if shape.rank != 4 or shape[-1] != 3:
-            raise NSTError(f"image must have shape (1, height, width, 3); got {shape}")
-        small = [d for d in shape[1:3] if d is not None and d < MIN_IMAGE_SIZE]
-        if small:
-            raise NSTError(
-                f"image is {shape[2]}x{shape[1]} pixels; VGG-19's five poolings need at least "
-                f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
-            )
-
     def __call__(self, image, layers=None, lean_gradient=False):
         """Runs the network on ``image``; see the class docstring.
 
-        ``lean_gradient=True`` gives the same activations and the same
-        gradients, but a ``tf.GradientTape`` then keeps, of the forward pass,
-        only what the gradient with respect to the input needs: each
-        convolution layer's ReLU signs as booleans (1 byte per value instead
-        of the activation's 4) and, with max pooling, where each maximum was.
-        ``TiledStyleCost`` keeps every tile's forward pass between its two
-        passes this way.
+        ``lean_gradient=True`` gives the same activations and gradients, but a ``tf.GradientTape`` keeps of the
+        forward pass only what the gradient with respect to the input needs: each convolution's ReLU signs as
+        booleans (1 byte per value instead of 4) and, with max pooling, where each maximum was.
+        ``TiledStyleCost`` keeps every tile's forward pass between its two passes this way.
         """
         wanted = self.layer_names if layers is None else tuple(layers)
         self._check_layers(wanted)
-        image = network_input(image, self.dtype, self._check_image)
+        image = network_input(image, self.dtype, MIN_IMAGE_SIZE, "VGG-19's five poolings need")
         outputs = {"input": image}
         remaining = set(wanted) - {"input"}
         conv, pool = _LEAN[self.pooling] if lean_gradient else _LAYERS[self.pooling]
@@ -163,8 +125,8 @@ def _lean_conv_relu(x, kernel, bias):
     shape = tf.shape(x)
 
     def gradient(upstream):
-        # A scalar zero: tf.zeros_like(upstream) would allocate a third
-        # activation-sized buffer at the peak of the backward pass.
+        # A scalar zero: tf.zeros_like(upstream) would allocate a third activation-sized buffer at the peak
+        # of the backward pass.
         upstream = tf.where(positive, upstream, tf.zeros([], upstream.dtype))
         return (
             tf.raw_ops.Conv2DBackpropInput(
@@ -207,13 +169,12 @@ _LEAN = {"avg": (_lean_conv_relu, _lean_avg_pool), "max": (_lean_conv_relu, _lea
 
 
 def load_vgg_model(path, dtype=tf.float32, pooling="avg"):
-    """Reads a VGG-19 weights file (``nst_tf.plan.weights.readers.read_weights``) and returns the ``VGG19`` module.
+    """The course's name for this step: reads a VGG-19 weights file (``read_weights``: MatConvNet's
+    imagenet-vgg-verydeep-19.mat or Keras' vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5, told apart by
+    their first bytes) and returns the ``VGG19`` module. ``pooling``: see ``VGG19``.
 
-    The course's name for this step. The file is MatConvNet's
-    imagenet-vgg-verydeep-19.mat or Keras'
-    vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5, told apart by its
-    first bytes, not its name. ``pooling``: see ``VGG19``. Raises
-    ``WeightsFileError`` as ``read_weights`` does.
+    Raises:
+        WeightsFileError: as ``read_weights`` does.
     """
     VGG19_NETWORK.check_pooling(pooling)  # before reading a file of hundreds of MB
     return VGG19(read_weights(path), dtype=dtype, pooling=pooling)

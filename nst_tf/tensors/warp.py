@@ -1,8 +1,7 @@
 """Bilinear warping of images by a dense flow, in TensorFlow (tensors in, tensors out).
 
-TensorFlow's core has no dense warp (``tfa.image.dense_image_warp`` went with
-TensorFlow Addons, which is no longer maintained), and this one is a few
-gathers, so it is written here.
+TensorFlow's core has no dense warp (``tfa.image.dense_image_warp`` went with TensorFlow Addons, no longer
+maintained), and this one is a few gathers.
 """
 
 import tensorflow as tf
@@ -13,19 +12,12 @@ from ..ground.errors import NSTError
 def warp(image, flow):
     """``image`` sampled at each pixel displaced by ``flow``: ``out[p] = image[p + flow[p]]``, bilinear.
 
-    Args:
-        image: shape (B, H, W, C), floating.
-        flow: shape (B, H, W, 2), the displacement ``(dx, dy)`` in pixels of
-            each output pixel's source (columns first, as OpenCV gives
-            flow): for the flow from frame t to frame t-1, ``warp(frame t-1,
-            flow)`` is frame t-1 brought onto frame t.
-
-    Returns:
-        Shape (B, H, W, C), the image's dtype. A source outside the image
-        takes the nearest border pixel (the consistency weights mark those
-        pixels as not trusted); a NaN displacement counts as none. Positions
-        are computed in float32 whatever the image's dtype (bfloat16 cannot
-        count past 256 pixels).
+    ``image``: (B, H, W, C), floating. ``flow``: (B, H, W, 2), each output pixel's source displacement
+    ``(dx, dy)`` in pixels (columns first, as OpenCV gives flow): for the flow from frame t to frame t-1,
+    ``warp(frame t-1, flow)`` is frame t-1 brought onto frame t. The result is (B, H, W, C) in the image's
+    dtype. A source outside the image takes the nearest border pixel (the consistency weights mark those
+    pixels as not trusted); a NaN displacement counts as none. Positions are computed in float32 whatever
+    the image's dtype (bfloat16 cannot count past 256 pixels).
 
     Raises:
         NSTError: the image is not floating, or the shapes do not match or are not of rank 4.

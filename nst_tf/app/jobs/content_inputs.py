@@ -2,9 +2,9 @@
 
 import glob
 import os
-import stat
 
 from ...ground.errors import NSTError, quoted
+from ...ground.files import open_regular
 
 #: The first bytes of the image formats Pillow reads that photos come in.
 _SIGNATURES = (
@@ -22,11 +22,9 @@ _SIGNATURES = (
 def is_image_file(path):
     """Whether ``path`` is a regular file whose first bytes are those of an image format (not its name)."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             head = handle.read(16)
-    except OSError:
+    except OSError:  # NotRegularFile too
         return False
     return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
@@ -41,24 +39,14 @@ def is_pattern(name, resolve=None):
 
 
 def content_paths(names, recursive=False, resolve=None):
-    """The content images ``names`` give, in order: each file as given, each glob's and folder's images sorted.
+    """The paths of the content images ``names`` (the command line's values) give, in order, each once.
 
-    A folder contributes the files in it that are images by their content,
-    sorted by name, its subfolders too with ``recursive``; a pattern with
-    ``*``, ``?`` or ``[`` that names no existing file is expanded as a glob
-    (sorted). A path given twice is taken once.
-
-    Args:
-        names: the command line's values.
-        recursive: look into subfolders of folders.
-        resolve: ``resolve(name)`` -> path for a plain file name (e.g. one
-            looked up under images/); by default the name itself.
-
-    Returns:
-        A list of paths.
+    A plain name is taken as ``resolve(name)`` gives it (e.g. looked up under images/; by default as it
+    is); a folder gives the files in it that are images by their content, sorted by name, its subfolders'
+    too with ``recursive``; a glob (``is_pattern``) the images it matches, sorted.
 
     Raises:
-        NSTError: a glob or folder holding no image, or a name that is none of these.
+        NSTError: a glob or folder holding no image.
     """
     found = []
     for name in names:
@@ -119,13 +107,12 @@ def _folder_images(folder, recursive):
 def output_names(paths, style_paths=None, extension=".jpg"):
     """The result's file name of each content image (with ``style_paths``, of each content and style).
 
-    ``<content stem>.jpg``, or ``<content stem>__<style stem>.jpg`` per
-    style; a name already taken by an earlier image gets ``-2``, ``-3``, ...
-    before its extension (predictable: the images' order decides).
+    ``<content stem>.jpg``, or ``<content stem>__<style stem>.jpg`` per style; a name already taken by an
+    earlier image gets ``-2``, ``-3``, ... before its extension (the images' order decides).
 
     Returns:
-        (names, notes): the names, one per path (per path and style, content
-        major), and one line for each renamed image.
+        (names, notes): the names, one per path (per path and style, content major), and a line for each
+        renamed image.
     """
     stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
     if style_paths:

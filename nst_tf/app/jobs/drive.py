@@ -1,10 +1,8 @@
-"""The drive loop: follows a run to its end or to a stop, reporting and saving as it goes.
+"""The drive loop: follows a ``CoarseToFine`` run to its end or to a stop, reporting and saving as it goes.
 
-``drive()`` consumes a ``CoarseToFine`` run's progress items: it prints each
-scale's header and the preset's report lines, saves what ``Outputs`` says is
-due, draws a progress line with an ETA, turns SIGINT, SIGTERM and SIGHUP into
-a prompt stop between traced calls (``signals.py``), saves the last finite image when the cost
-becomes NaN, and saves the final image however the run ended.
+It prints each scale's header and the preset's report lines, saves what ``Outputs`` says is due, draws a
+progress line with an ETA, stops between traced calls on SIGINT, SIGTERM or SIGHUP (``signals.py``),
+saves the last finite image when the cost becomes NaN, and the final image however the run ended.
 """
 
 import contextlib
@@ -22,12 +20,10 @@ from .outputs import FINAL_IMAGE
 class ProgressLine:
     """A progress bar with ETA on ``stream``.
 
-    On a terminal it is one line redrawn in place with ``\\r``, erased
-    before any other line the command writes to a terminal, and ended with
-    a newline at the last iteration. On a pipe or in a file it is a line at
-    each report, at the first iteration, at the first known ETA and at the
-    last, and at most one every ``interval`` seconds between. The ETA is
-    taken from iterations after the first, whose time includes tracing the loop.
+    On a terminal it is one line redrawn in place with ``\\r``, erased before any other line the command
+    writes to a terminal, and ended at the last iteration. On a pipe or in a file it is a line at each
+    report, at the first iteration, at the first known ETA and at the last, and at most one every
+    ``interval`` seconds between. The ETA is taken from iterations after the first (which traces the loop).
     """
 
     interval = 10.0
@@ -44,12 +40,8 @@ class ProgressLine:
         self.ended = False
 
     def update(self, done, report=False):
-        """Draws the bar for ``done`` of ``total`` iterations (ending the line at the last).
-
-        Args:
-            done: iterations done.
-            report: whether a report was just written (on a pipe or in a file, a line is then due).
-        """
+        """Draws the bar for ``done`` of ``total`` iterations (ending the line at the last); ``report``: a
+        report was just written (on a pipe or in a file, a line is then due)."""
         if self.ended:
             return
         now = time.monotonic()
@@ -113,23 +105,17 @@ def drive(start, outputs, saver, report_line, out, err, stop, context=None):
     """Runs a coarse-to-fine run to its end, a stop or a NaN cost, and saves its images.
 
     Args:
-        start: a callable returning the run (a ``CoarseToFine``); called
-            inside the drive, so that a signal while it is set up is handled
-            as one during the run.
-        outputs: the run's ``Outputs``: what is saved when.
-        saver: the ``Saver`` the images are saved with.
-        report_line: the preset's report line, with ``{i}``, ``{total}``,
-            ``{content}``, ``{style}`` and ``{tv}`` (the terms' costs) and
-            ``{content_loss}``, ``{style_loss}``, ``{tv_loss}`` (each times its weight).
-        out: the stream for report lines, scale headers and the final path.
-        err: the stream for the progress line, notes and errors.
+        start: a callable returning the run (a ``CoarseToFine``); called inside the drive, so that a signal
+            while it is set up is handled as one during the run.
+        outputs, saver: the run's ``Outputs`` (what is saved when) and the ``Saver`` that saves them.
+        report_line: the preset's report line (``report_text``).
+        out: the stream for report lines, scale headers and the final path; ``err``: for the progress
+            line, notes and errors.
         stop: the ``StopRequest`` handling the signals.
-        context: a context manager the optimization runs in (the final save
-            happens after it), e.g. ``contain_determinism``'s.
+        context: a context manager the optimization runs in (the final save comes after it).
 
     Returns:
-        The exit status: ``EXIT_OK``, ``EXIT_NON_FINITE``, ``EXIT_SAVE_FAILED``
-        or 128 plus the signal's number.
+        ``EXIT_OK``, ``EXIT_NON_FINITE``, ``EXIT_SAVE_FAILED`` or 128 plus the signal's number.
     """
     followed = _Followed(outputs, saver, report_line, out, err)
     with context if context is not None else contextlib.nullcontext():
@@ -151,15 +137,9 @@ class _Followed:
     def __init__(self, outputs, saver, report_line, out, err):
         from ...loop.optimize import Progress
 
-        self.progress_type = Progress
-        self.outputs = outputs
-        self.saver = saver
-        self.report_line = report_line
-        self.out = out
-        self.err = err
-        self.transfer = None
-        self.reported = -1
-        self.scale = 0
+        self.progress_type, self.outputs, self.saver, self.report_line = Progress, outputs, saver, report_line
+        self.out, self.err = out, err
+        self.transfer, self.reported, self.scale = None, -1, 0
 
     def follow(self, start, stop):
         """Starts the run and takes its items until it ends; raises ``Stopped`` at the first item after a signal."""
@@ -183,15 +163,11 @@ class _Followed:
         if item.scale == item.scales:
             self.reported = progress.iteration
             if self.outputs.reports(progress.iteration):
-                self._report(progress)
+                self.out.write(report_text(self.report_line, progress, self.outputs.config))
+                self.out.flush()
                 self.saver.save(self.outputs.report_name(progress.iteration), progress.image)
         elif progress.iteration == self.transfer.epochs[item.scale - 1] - 1:
             self.saver.save(self.outputs.scale_images[item.scale - 1], progress.image)
-
-    def _report(self, progress):
-        """Writes the preset's report line for ``progress`` to ``out``."""
-        self.out.write(report_text(self.report_line, progress, self.outputs.config))
-        self.out.flush()
 
     def non_finite(self, error):
         """Saves the last finite image as the final one and writes the error; returns the exit status."""
@@ -202,10 +178,7 @@ class _Followed:
 
     def finish(self, status):
         """Saves the latest image (and a report image due but not yet saved); returns the exit status.
-
-        Args:
-            status: ``EXIT_OK``, or 128 plus the number of the signal that stopped the run.
-        """
+        ``status``: ``EXIT_OK``, or 128 plus the number of the signal that stopped the run."""
         transfer = self.transfer
         if transfer is None or transfer.current_image() is None:
             self.err.write(f"\n{PROG}: interrupted before the first iteration; nothing was saved\n")
@@ -231,12 +204,10 @@ class _Followed:
 def report_text(report_line, progress, config):
     """``report_line`` (a preset's) filled in for ``progress`` (a ``Progress``) of a run with ``config``.
 
-    The fields: ``{i}``, ``{total}``, ``{content}``, ``{style}``, ``{tv}`` (the
-    terms' costs) and ``{content_loss}``, ``{style_loss}``, ``{tv_loss}``: each
-    term times its weight, what CS231n's ``content_loss``, ``style_loss`` and
-    ``tv_loss`` return. Any other term the objective has (an extra term, by
-    its name) follows on a line of its own, ``<name> cost = <value>``, so the
-    course's own lines stay exactly as the course prints them.
+    The fields: ``{i}``, ``{total}``, ``{content}``, ``{style}``, ``{tv}`` (the terms' costs) and
+    ``{content_loss}``, ``{style_loss}``, ``{tv_loss}`` (each term times its weight, as CS231n's functions
+    return them). Any other term follows on a line of its own, ``<name> cost = <value>``, so the course's
+    own lines stay exactly as the course prints them.
     """
     fields = {name: progress.costs.get(name, 0.0) for name in ("total", *_COURSE_TERMS)}
     weights = {"content": config.alpha, "style": config.beta, "tv": config.tv_weight}

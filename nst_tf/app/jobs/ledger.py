@@ -1,10 +1,11 @@
 """The bookkeeping of a many-image job, whichever engine runs it: each result saved and recorded, the last lines."""
 
+import signal
 import threading
 
 from ...ground.errors import NSTError, quoted
 from ...ground.statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_SKIPPED, PROG
-from ..signals import stop_words
+from ..signals import Stopped, stop_words
 from .drive import ProgressLine
 
 
@@ -21,29 +22,30 @@ class Ledger:
     def __init__(self, job, out, err):
         self.job, self.out, self.err = job, out, err
         self.saver = job.outputs.saver(err)
-        self.done = 0
-        self.skipped = []
-        self.non_finite = []
-        self.under_way = []
+        self.done, self.skipped, self.non_finite, self.under_way = 0, [], [], []
         self.bar = ProgressLine(max(1, len(job.members)) * job.config.epochs, err)
         # Held while a result and its manifest line are written: the watcher's last line (``stopped``)
         # waits for them, so a signal never leaves an image without its line. A signal meanwhile is
         # recorded as at any other moment (ignoring signals here lost them).
         self.writing = threading.RLock()
 
+    def follow(self, work, stop):
+        """Runs ``work()`` (every member); returns the exit status, a signal's (``stopped``) if one ended it."""
+        try:
+            work()
+        except (KeyboardInterrupt, Stopped) as stopped:
+            stop.claim()
+            return self.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
+        stop.claim()
+        return self.status()
+
     def progress(self, iterations):
         """Draws the progress line: ``iterations`` of the members under way done, beyond the ended ones'."""
         self.bar.update(min(self.bar.total, self.done * self.job.config.epochs + iterations))
 
     def finished(self, member, progress, seconds, worker=None):
-        """Saves ``member``'s result (its last ``Progress``), records it in the manifest and says so.
-
-        Args:
-            member: the ``Member``.
-            progress: its run's last ``Progress`` (image, costs, iteration).
-            seconds: its wall time.
-            worker: the process that computed it, ``host:pid`` (default: this one).
-        """
+        """Saves ``member``'s result (its run's last ``Progress``), records it in the manifest with its wall time
+        ``seconds`` and ``worker`` (``host:pid``; default: this process), and says so."""
         with self.writing:
             saved = self.saver.save(member.name, progress.image) and self._record(member, progress, seconds, worker)
             self.done += 1
@@ -87,23 +89,18 @@ class Ledger:
         self.under_way = [m for m in self.under_way if m not in members]
 
     def stopped(self, status):
-        """The last line after a signal (the images under way are dropped); returns ``status``.
-
-        Waits for a result being written (``writing``), so that the line counts it.
-        """
+        """Writes the last line after a signal (the images under way are dropped); returns ``status``. Waits
+        for a result being written (``writing``), so that the line counts it."""
         with self.writing:
-            return self._stopped(status)
-
-    def _stopped(self, status):
-        what = stop_words(status - 128)
-        names = [quoted(member.path) for member in self.under_way]
-        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-        under_way = f" ({shown} {'was' if len(names) == 1 else 'were'} under way, not saved)" if names else ""
-        self.err.write(
-            f"\n{PROG}: {what} after {self.done} of {len(self.job.members)} images{under_way}; the finished ones are "
-            "saved and recorded: the same command does the rest\n"
-        )
-        return status
+            what = stop_words(status - 128)
+            names = [quoted(member.path) for member in self.under_way]
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            under_way = f" ({shown} {'was' if len(names) == 1 else 'were'} under way, not saved)" if names else ""
+            self.err.write(
+                f"\n{PROG}: {what} after {self.done} of {len(self.job.members)} images{under_way}; the finished ones "
+                "are saved and recorded: the same command does the rest\n"
+            )
+            return status
 
     def status(self):
         """The exit status after every member ran (a note first when some were skipped)."""

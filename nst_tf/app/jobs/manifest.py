@@ -1,24 +1,21 @@
 """``manifest.jsonl``: what a many-image job finished, so that a rerun does only the rest.
 
-The first line records the settings (the hyperparameters, sizes, style
-images, weights file and options that change a result) and their SHA-256
-fingerprint; each later line one finished image: its input, style images,
-output name, final costs, iterations, seconds, the worker and the
-fingerprint. A line is appended and flushed to disk only after its image is
-saved, so every line names a complete file. A rerun with the same settings
-skips the inputs already recorded whose output is still there; with other
-settings into the same folder it is refused.
+The first line records the settings that change a result and their SHA-256 fingerprint; each later line
+one finished image (input, style images, output name, final costs, iterations, seconds, worker,
+fingerprint), appended and flushed only after its image is saved. A rerun with the same settings skips the
+inputs recorded whose output is still there; one with other settings into the same folder is refused.
 """
 
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import socket
-import stat
 
 from ...ground.errors import NSTError, quoted
+from ...ground.files import NotRegularFile, open_regular
 
 MANIFEST = "manifest.jsonl"
 
@@ -34,15 +31,12 @@ def worker():
 
 
 class Manifest:
-    """The manifest of the output folder ``folder`` for a job with ``settings``.
+    """The manifest of the output folder ``folder`` for a job with ``settings`` (JSON-able).
 
     Attributes:
         path: the manifest's path.
-        settings: the job's settings (JSON-able).
-        finished: each output name the manifest records, mapped to the (input path, SHA-256 of the
-            content image's bytes) it was last made from (None for a line that records no SHA-256): an
-            output made again from another input (the names follow the folder's images) counts for
-            that input only.
+        finished: each output name recorded -> the (input path, SHA-256 of its bytes or None) it was last
+            made from: an output made again from another input counts for that input only.
     """
 
     def __init__(self, folder, settings):
@@ -52,21 +46,15 @@ class Manifest:
         self.finished = {}
 
     def load(self):
-        """Reads the manifest, if any; refuses one made with other settings.
-
-        Lines are read one at a time, each up to ``LINE_LIMIT`` characters: memory holds the records
-        of finished outputs, whatever size the file has.
+        """Reads the manifest, if any, a line (up to ``LINE_LIMIT`` characters) at a time: memory holds the
+        records of finished outputs, whatever size the file has.
 
         Raises:
             NSTError: the manifest cannot be read, is not one, or records other settings.
         """
-        if not os.path.lexists(self.path):
-            return
-        if os.path.islink(self.path) or not stat.S_ISREG(os.lstat(self.path).st_mode):
-            # A link could send the job's lines elsewhere; a pipe would block the reading forever.
-            raise NSTError(f"{quoted(self.path)}: is not a regular file nst_tf wrote; choose another --output_dir")
         try:
-            with open(self.path, encoding="utf-8") as handle:
+            # Never through a link (the job's lines would go elsewhere) nor from a pipe (it would block).
+            with io.TextIOWrapper(open_regular(self.path, getattr(os, "O_NOFOLLOW", 0)), encoding="utf-8") as handle:
                 records = (_record(line) for line in _lines(handle) if line.strip())
                 self._check_header(next(records, None))
                 for record in records:
@@ -74,6 +62,10 @@ class Manifest:
         except FileNotFoundError:
             return
         except (OSError, UnicodeDecodeError) as error:
+            if isinstance(error, NotRegularFile) or getattr(error, "errno", None) == errno.ELOOP:
+                raise NSTError(
+                    f"{quoted(self.path)}: is not a regular file nst_tf wrote; choose another --output_dir"
+                ) from None
             reason = getattr(error, "strerror", None) or error
             raise NSTError(f"{quoted(self.path)}: cannot be read: {reason}") from None
 
@@ -110,9 +102,7 @@ class Manifest:
 
     def add(self, **record):
         """Appends one finished image's line (after its image is saved); a new manifest starts with its header.
-
-        ``worker``, the process that computed it (``host:pid``), defaults to this one; ``input_sha256``
-        is the SHA-256 of the content image's bytes (a changed image is made again).
+        ``worker`` (``host:pid``) defaults to this process; ``input_sha256``: the content image's SHA-256.
 
         Raises:
             NSTError: it cannot be written (the manifest is then as it was, but for a line cut short by a full
@@ -141,7 +131,8 @@ class Manifest:
         return b"".join(lines)
 
     def _create(self, header):
-        """Makes the manifest with its ``header`` lines whole or not at all: written aside, then linked to its name."""
+        """Makes the manifest with its ``header`` lines whole or not at all: written aside, then renamed (the
+        folder's lock keeps other commands from making one meanwhile)."""
         from ...tensors.images import new_file
 
         fd, temporary = new_file(os.path.dirname(self.path) or ".", ".jsonl")
@@ -151,13 +142,7 @@ class Manifest:
                 handle.flush()
                 with contextlib.suppress(OSError):
                     os.fsync(handle.fileno())
-            try:
-                os.link(temporary, self.path)
-            except FileExistsError:  # made meanwhile: its header is whole too
-                pass
-            except OSError:  # a file system without hard links (FAT, some network shares)
-                if not os.path.lexists(self.path):
-                    os.rename(temporary, self.path)
+            os.replace(temporary, self.path)
         finally:
             with contextlib.suppress(OSError):
                 os.remove(temporary)

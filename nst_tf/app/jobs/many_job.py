@@ -1,17 +1,13 @@
 """The many-image job: several content images, one network, each result saved and recorded as it is done.
 
-Images are taken by size (one objective and one traced loop per size, see
-``nst_tf.runs.many_images``), then in the order the command listed them. Each result is
-saved atomically as ``<content stem>.jpg`` (or ``<content stem>__<style
-stem>.jpg`` with ``--each_style``) and recorded in ``manifest.jsonl``
-(``manifest.py``) after it is saved; a rerun with the same settings does
-only what is not recorded. A signal ends the job between traced calls (or
-by the watcher, ``signals.py``): the finished images stay, the image under
-way is dropped, and the last line says what is left.
+Images are taken by size (one objective and traced loop per size, ``nst_tf.runs.many_images``), then in
+the command's order. Each result is saved atomically as ``<content stem>.jpg`` (``<content stem>__<style
+stem>.jpg`` with ``--each_style``), then recorded in ``manifest.jsonl``; a rerun with the same settings
+does only what is not recorded. A signal ends the job between traced calls (or by the watcher,
+``signals.py``): the finished images stay, the one under way is dropped, the last line says what is left.
 """
 
 import dataclasses
-import signal
 
 from ...ground.errors import NonFiniteCostError, NSTError, quoted
 from ...ground.lock import holding
@@ -19,7 +15,6 @@ from ...ground.statuses import EXIT_OK, PROG
 from ...plan.config import StyleTransferConfig
 from ...plan.large_options import LargeImageOptions
 from ...runs.presets import Preset
-from ..signals import Stopped
 from .build import start_up
 from .drive import report_text
 from .ledger import Ledger
@@ -56,15 +51,9 @@ def run_many(job, out, err, stop):
 def _run(job, out, err, stop):
     started = start_up(job.config, job.weights.take(), job.pooling, job.tiles, err, stop)
     run = _Run(job, started, out, err)
-    stop.finisher = run.stopped
+    stop.finisher = run.ledger.stopped
     with started.deterministic():
-        try:
-            run.all(stop)
-        except (KeyboardInterrupt, Stopped) as stopped:
-            stop.claim()
-            return run.stopped(128 + getattr(stopped, "signum", signal.SIGINT))
-    stop.claim()
-    return run.status()
+        return run.ledger.follow(lambda: run.all(stop), stop)
 
 
 class _Run:
@@ -74,8 +63,6 @@ class _Run:
         self.job, self.model, self.out = job, started.model, out
         self.ledger = Ledger(job, out, err)
         self.objective = started.make_objective
-        self.stopped = self.ledger.stopped
-        self.status = self.ledger.status
 
     def all(self, stop):
         """Runs every member: each size and style choice is one ``stylize_many`` over its members."""
@@ -86,13 +73,13 @@ class _Run:
         from ...runs.many_images import Finished, Started, stylize_many
 
         size, styles = group[0].size, group[0].styles
-        handed = _Handed(self.job.config)  # the members stylize_many received, in its order
+        handed = []  # the members stylize_many received, in its order
         run = stylize_many(
             self.model,
             self._contents(group, handed, stop),
             style_images(self.job, size, styles),
             self.job.config,
-            seeds=handed.seed,
+            seeds=lambda position: member_seed(self.job.config, handed[position]),
             make_objective=lambda model, content, style_images, config: self.objective(
                 model, content, style_images, config, size=size
             ),
@@ -133,17 +120,6 @@ class _Run:
         self.ledger.progress((item.iteration + 1 if reported else item.iterations) * images)
 
 
-class _Handed(list):
-    """The members handed to ``stylize_many``, in its order; ``seed(i)`` is the i-th one's seed."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-
-    def seed(self, position):
-        return member_seed(self.config, self[position])
-
-
 # Setting up: everything checked before anything is created ----------------------------------------
 
 
@@ -156,9 +132,7 @@ class ManyRequest:
         contents: the content images' paths; ``style_paths``: the style images'.
         folder: the output folder; ``model``: the weights file's path.
         each_style: one result per content and style image (else the styles blended).
-        reports: print and save each member's reports.
-        skip_errors: ``--on_error skip``.
-        batch_size: ``--batch_size``.
+        reports, skip_errors, batch_size: ``--reports``, ``--on_error skip``, ``--batch_size``.
         ray: the ``RayOptions`` of ``--engine ray``, or None.
     """
 

@@ -34,23 +34,18 @@ class ManyJob:
     """A validated many-image command line; nothing in it is created or loaded yet.
 
     Attributes:
-        config: the hyperparameters (``config.seed + index`` seeds member ``index``).
-        preset: the ``Preset`` (its report line).
-        large: the large-image options (style sizing).
+        config, preset, large, pooling: as for one image (``config.seed + index`` seeds member ``index``).
         fit: how images are brought to their size.
         members: the ``Member``s still to do, in the order they run (by size).
         style_paths: the style images' paths; ``styles``: their pixels.
-        tiles: the ``TilePlan`` (or None) of each size.
-        weights: a ``Handover`` of the network's weights.
-        pooling: the pooling.
-        outputs: the output folder's ``Outputs`` (``prepare``, ``remove_if_empty``, ``saver``).
-        manifest: the folder's ``Manifest`` (loaded).
+        tiles: the ``TilePlan`` (or None) of each size; ``weights``: a ``Handover`` of the network's weights.
+        outputs: the output folder's ``Outputs``; ``manifest``: its ``Manifest`` (loaded).
         read: ``read(path, size, digest=None)`` -> pixels fitted to ``size``; raises ``NSTError`` for an
             unreadable image, or one whose bytes no longer have the SHA-256 ``digest``.
         reports: print each member's report lines and save its report images.
-        batch_size: up to this many members of one size optimized together.
         skip_errors: an unreadable member is noted and skipped (``--on_error skip``).
         notes: lines for standard error before the job starts.
+        batch_size: up to this many members of one size optimized together.
         ray: the ``RayOptions`` of ``--engine ray``; None runs the job in this process.
     """
 
@@ -89,11 +84,8 @@ REPORT_IMAGE = re.compile(r"^(.+)\.(0|[1-9][0-9]*)\.png$")
 
 
 def style_images(job, size, styles):
-    """The style images ``styles`` (indices into ``job.styles``) brought to their size for an output of ``size``.
-
-    Returns:
-        A list of normalized (1, h, w, 3) images.
-    """
+    """The style images ``styles`` (indices into ``job.styles``) brought to their size for an output of
+    ``size``: a list of normalized (1, h, w, 3) images."""
     large = job.large
     return [
         reshape_and_normalize_image(

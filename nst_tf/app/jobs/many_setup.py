@@ -7,18 +7,18 @@ import hashlib
 import os
 
 from ...ground.errors import NSTError, quoted
-from ...ground.files import NotRegularFile, identities, identity, open_regular
+from ...ground.files import NotRegularFile, identities, open_regular
 from ...plan.memory import MemoryModel, available_bytes, largest_style, tile_plans
 from ...plan.networks.network_registry import get_network
 from ...plan.optimizers import get_optimizer
 from ...ground.checks import check_whole
-from ...tensors.images import fit_image, image_size, read_image
+from ...tensors.images import image_size, read_image
 from .content_inputs import content_paths, is_pattern, output_names
 from .manifest import MANIFEST, Manifest
 from .many_job import ManyRequest
 from .many_parts import REPORT_IMAGE, ManyJob, Member, result_stem
-from .outputs import Outputs
-from .request import IMAGES_DIR, resolve_image
+from .outputs import Outputs, check_saves, listing
+from .request import IMAGES_DIR, fitted, resolve_image
 from .single import Handover
 from ...plan.weights.reader_registry import read_network_weights
 
@@ -34,9 +34,6 @@ def prepare(request):
     """The ``ManyJob`` of a ``CommandRequest`` naming several content images; see ``prepare_many``."""
     args = request.args
 
-    def resolve(name):
-        return resolve_image(name, "content_image_filename")
-
     return prepare_many(
         ManyRequest(
             config=request.config,
@@ -44,7 +41,9 @@ def prepare(request):
             size=request.size,
             large=request.large,
             pooling=args.pooling,
-            contents=content_paths(args.content_image_filename, args.recursive, resolve),
+            contents=content_paths(
+                args.content_image_filename, args.recursive, lambda name: resolve_image(name, "content_image_filename")
+            ),
             style_paths=request.style_paths,
             folder=args.output_dir,
             model=args.model,
@@ -90,8 +89,7 @@ def prepare_many(request):
         raise NSTError("--batch_size: preserve_colors histogram recolours the style for each content image")
     if large.scales != 1:
         raise NSTError("--scales: several content images run at one size each; run coarse to fine one image at a time")
-    if os.path.exists(request.folder) and not os.path.isdir(request.folder):
-        raise NSTError(f"--output_dir: {quoted(request.folder)} exists and is not a folder")
+    listing(request.folder)  # a file there is refused before its manifest is looked for
     manifest = Manifest(request.folder, _settings(request))
     manifest.load()
     notes, shapes = [], {}
@@ -149,19 +147,12 @@ def _checked_content(path, request):
 
 
 def _read(path, size, fit, digest=None):
-    """The content image at ``path`` brought to ``size`` (height, width); ``NSTError`` naming it otherwise.
-
-    ``digest``: the SHA-256 its bytes had when the job was set up; a file changed since is refused (its
-    result would be recorded under the old bytes' digest).
-    """
+    """The content image at ``path`` brought to ``size`` (height, width); ``NSTError`` naming it otherwise, or
+    when its bytes no longer have the SHA-256 ``digest`` (its result would be recorded under the old one)."""
     height, width = size
     if digest is not None and file_digest(path) != digest:
         raise NSTError(f"{quoted(path)}: its bytes changed since the job started; the same command again does it")
-    pixels = read_image(path, target=(width, height))
-    try:
-        return fit_image(pixels, width, height, fit)
-    except NSTError as error:
-        raise NSTError(f"{quoted(path)}: {error}") from None
+    return fitted(read_image(path, target=(width, height)), width, height, fit, path)
 
 
 def _members(request, shapes, manifest, notes):
@@ -184,7 +175,11 @@ def _members(request, shapes, manifest, notes):
     _check_names(request, everything, manifest, inputs)
     if request.reports:
         _check_reports(request, everything, inputs, notes)
-    todo = [m for m in everything if not manifest.done(m.path, m.name, m.digest) or not _exists(request, m)]
+    todo = [
+        m
+        for m in everything
+        if not manifest.done(m.path, m.name, m.digest) or not os.path.isfile(os.path.join(request.folder, m.name))
+    ]
     if len(todo) < len(everything):
         notes.append(
             f"{len(everything) - len(todo)} of {len(everything)} results are done already ({MANIFEST}); "
@@ -194,25 +189,12 @@ def _members(request, shapes, manifest, notes):
     return todo
 
 
-def _exists(request, member):
-    return os.path.isfile(os.path.join(request.folder, member.name))
-
-
 def _check_names(request, members, manifest, inputs):
-    """Refuses output names held by a link, a folder, an input (``inputs``: their identities), or a file this
-    job did not make."""
-    recorded = manifest.outputs
-    for member in members:
-        path = os.path.join(request.folder, member.name)
-        if os.path.islink(path):
-            raise NSTError(f"--output_dir: {quoted(path)} is a symbolic link; results are never written through links")
-        if not os.path.lexists(path):
-            continue
-        if os.path.isdir(path):
-            raise NSTError(f"--output_dir: {quoted(path)} is a folder; this job would save {member.name} there")
-        if identity(path) in inputs:
-            raise NSTError(f"--output_dir: {quoted(path)} is one of the job's inputs and would be overwritten")
-        if member.name not in recorded:
+    """Refuses output names held by a link, a folder, an input (``inputs``: ``{identity: path}``), or a file
+    this job did not make."""
+    names = {member.name for member in members}
+    for path in check_saves(request.folder, names.__contains__, inputs, "job", "this job"):
+        if os.path.basename(path) not in manifest.outputs:
             raise NSTError(
                 f"--output_dir: {quoted(path)} exists and is not a result {MANIFEST} records; this job would "
                 "replace it (move it, or choose another --output_dir)"
@@ -220,31 +202,15 @@ def _check_names(request, members, manifest, inputs):
 
 
 def _check_reports(request, members, inputs, notes):
-    """Refuses report image names (``<stem>.<i>.png``) held by a link, a folder or an input (``inputs``: their
-    identities); notes how many other files have them, which the job replaces, as a single run does its own.
-
-    The folder is listed once: the names grow with ``epochs`` times the members.
-    """
-    if not os.path.isdir(request.folder):
-        return
+    """Refuses report image names (``<stem>.<i>.png``) held by a link, a folder or an input; notes how many
+    other files have them, which the job replaces, as a single run does its own."""
     stems = {result_stem(member.name) for member in members}
-    config, found = request.config, 0
-    try:
-        with os.scandir(request.folder) as listing:
-            entries = list(listing)
-    except OSError as error:
-        raise NSTError(f"--output_dir: cannot read {quoted(request.folder)}: {error.strerror or error}") from None
-    for entry in entries:
-        match = REPORT_IMAGE.match(entry.name)
-        if not match or match.group(1) not in stems or not _reported(config, int(match.group(2))):
-            continue
-        path = os.path.join(request.folder, entry.name)
-        if entry.is_symlink() or entry.is_dir():
-            what = "a symbolic link" if entry.is_symlink() else "a folder"
-            raise NSTError(f"--output_dir: {quoted(path)} is {what}; --reports would save an image under that name")
-        if identity(path) in inputs:
-            raise NSTError(f"--output_dir: {quoted(path)} is one of the job's inputs; --reports would overwrite it")
-        found += 1
+
+    def ours(name):
+        match = REPORT_IMAGE.match(name)
+        return bool(match) and match.group(1) in stems and _reported(request.config, int(match.group(2)))
+
+    found = len(check_saves(request.folder, ours, inputs, "job", "--reports"))
     if found:
         notes.append(
             f"{quoted(request.folder)} already holds {found} images named as this job's reports; --reports "
@@ -263,26 +229,26 @@ def _tiles(request, sizes, styles):
     shapes = [style.shape[:2] for style in styles]
     plans = tile_plans(config, large, sizes, shapes)
     memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
+    largest = {size: largest_style(size, shapes, large) for size in sizes}
     if request.batch_size > 1:
         for size, count in sizes.items():
-            style = largest_style(size, shapes, large)
-            _check_batch(request, memory, size, style, plans[size], min(request.batch_size, count))
+            _check_batch(request, memory, size, largest[size], plans[size], min(request.batch_size, count))
     if request.ray is not None and not request.ray.address:
-        _check_local_workers(request, memory, sizes, shapes, plans)
+        _check_local_workers(request, memory, sizes, largest, plans)
     return plans
 
 
-def _check_local_workers(request, memory, sizes, shapes, plans):
+def _check_local_workers(request, memory, sizes, largest, plans):
     """Refuses more actors of a local Ray than this machine's CPUs, or than its memory holds at once: each
-    actor holds the network and runs its batches (a cluster's nodes are its own to size)."""
+    actor holds the network and runs its batches (a cluster's nodes are its own to size). ``largest``: the
+    largest style's shape at each size."""
     from .ray_engine import local_cpus
 
     workers, cpus = request.ray.workers, local_cpus()
     if workers > cpus:
         raise NSTError(f"--workers {workers}: a local Ray runs on this machine's {cpus} CPUs; give at most {cpus}")
     actors = min(workers, sum(-(-count // request.batch_size) for count in sizes.values()))
-    budget = request.large.max_memory or available_bytes()
-    if actors < 2 or budget is None:
+    if actors < 2:
         return
     for (height, width), count in sizes.items():
         if plans[(height, width)] is not None:
@@ -290,14 +256,9 @@ def _check_local_workers(request, memory, sizes, shapes, plans):
                 f"--workers {workers}: {width}x{height} is computed in tiles to fit the memory budget in one "
                 "process, and each worker is a process of its own (use --workers 1)"
             )
-        style = largest_style((height, width), shapes, request.large)
-        need = actors * memory.whole(height * min(request.batch_size, count), width, style)
-        if need > budget:
-            limit = "the budget (--max_memory) is" if request.large.max_memory else "available:"
-            raise NSTError(
-                f"--workers {workers}: {actors} workers each holding the network and a {width}x{height} run need "
-                f"about {need / 2**30:.2f} GiB of memory; {limit} {budget / 2**30:.2f} GiB (use fewer --workers)"
-            )
+        need = actors * memory.whole(height * min(request.batch_size, count), width, largest[(height, width)])
+        what = f"{actors} workers each holding the network and a {width}x{height} run"
+        _check_fits(request, f"--workers {workers}", need, what, "use fewer --workers")
 
 
 def _check_batch(request, memory, size, style, plan, count):
@@ -305,14 +266,18 @@ def _check_batch(request, memory, size, style, plan, count):
     height, width = size
     if plan is not None:
         raise NSTError(f"--batch_size: {width}x{height} is computed in tiles; batches run whole (use --batch_size 1)")
+    need = memory.whole(height * count, width, style)  # B images take what one image B times taller takes
+    what = f"{count} images of {width}x{height} at once"
+    _check_fits(request, f"--batch_size {request.batch_size}", need, what, "use a smaller --batch_size")
+
+
+def _check_fits(request, option, need, what, fix):
+    """Refuses ``need`` bytes for ``what`` beyond the budget: ``--max_memory``, else the memory available."""
     budget = request.large.max_memory or available_bytes()
-    # B images of one size take what one image B times taller takes.
-    need = memory.whole(height * count, width, style)
     if budget is not None and need > budget:
         limit = "the budget (--max_memory) is" if request.large.max_memory else "available:"
         raise NSTError(
-            f"--batch_size {request.batch_size}: {count} images of {width}x{height} at once need about "
-            f"{need / 2**30:.2f} GiB of memory; {limit} {budget / 2**30:.2f} GiB (use a smaller --batch_size)"
+            f"{option}: {what} need about {need / 2**30:.2f} GiB of memory; {limit} {budget / 2**30:.2f} GiB ({fix})"
         )
 
 
@@ -335,7 +300,7 @@ def _settings(request):
 
 def file_digest(path):
     """SHA-256 of an image's bytes: a changed style image is another setting, a changed content image
-    another input (its name is neither)."""
+    another input (its name is neither). ``NSTError`` when it cannot be read."""
     digest = hashlib.sha256()
     try:
         # A pipe put in an image's place after the checks must not hold the job forever.

@@ -1,9 +1,8 @@
 """What a run saves, when and under which names; the output folder's checks; saving with a rescue.
 
-A run saves, in its output folder, a report image every ``print_every``
-iterations of its last scale (named by the preset's ``report_image``, e.g.
-``"{i}.png"``), each earlier scale's result (``scale1.png`` ...) and the final
-image, ``generated_image.jpg``.
+A run saves in its output folder a report image every ``print_every`` iterations of its last scale (named
+by the preset's ``report_image``, e.g. ``"{i}.png"``), each earlier scale's result (``scale1.png`` ...) and
+the final image, ``generated_image.jpg``.
 """
 
 import contextlib
@@ -26,14 +25,8 @@ _SCALE_IMAGE = re.compile(r"^scale([1-9][0-9]*)\.png$")
 
 
 def numbered(template):
-    """A pattern matching the names ``template`` gives report images.
-
-    Args:
-        template: a file name with ``{i}`` for the iteration, e.g. ``"{i}.png"``.
-
-    Returns:
-        A compiled ``re`` pattern whose group 1 is the iteration.
-    """
+    """A compiled pattern of the names ``template`` (with ``{i}``, e.g. ``"{i}.png"``) gives report images;
+    group 1 is the iteration."""
     return re.compile("^" + re.escape(template).replace(re.escape("{i}"), r"(0|[1-9][0-9]*)") + "$")
 
 
@@ -43,8 +36,7 @@ class Outputs:
 
     Attributes:
         folder: the output folder (created by ``prepare`` if missing).
-        config: the run's ``StyleTransferConfig`` (``epochs``, ``print_every``
-            and the ``normalization`` images are saved with).
+        config: the run's ``StyleTransferConfig`` (``epochs``, ``print_every``, the images' ``normalization``).
         report_image: the report images' name, with ``{i}`` for the iteration.
         scales: how many sizes the run has; each but the last saves its result.
     """
@@ -69,18 +61,9 @@ class Outputs:
         return self.report_image.format(i=iteration)
 
     def reports(self, iteration):
-        """Whether ``iteration`` of the last scale has its costs printed and its image saved.
-
-        Every ``print_every``-th iteration does. The last iteration is
-        reported too (``config.is_report``) but saved only as the final
-        image, as the course does.
-
-        Args:
-            iteration: an iteration of the last scale, from 0.
-
-        Returns:
-            True for a reported iteration.
-        """
+        """Whether ``iteration`` (of the last scale, from 0) has its costs printed and its image saved: every
+        ``print_every``-th does. The last iteration is reported too (``config.is_report``) but saved only as
+        the final image, as the course does."""
         return 0 <= iteration < self.config.epochs and iteration % self.config.print_every == 0
 
     def _is_scale_image(self, name):
@@ -93,142 +76,128 @@ class Outputs:
         match = pattern.match(name)
         return name == FINAL_IMAGE or self._is_scale_image(name) or bool(match and self.reports(int(match.group(1))))
 
-    def _entries(self):
-        """The folder's entries; ``NSTError`` when it cannot be listed."""
-        try:
-            with os.scandir(self.folder) as entries:
-                return list(entries)
-        except OSError as error:
-            raise NSTError(f"--output_dir: cannot read {quoted(self.folder)}: {_reason(error)}") from None
-
     def check(self, inputs):
-        """Refuses, before anything is created, outputs that would fail or destroy an input.
-
-        Report and scale images are checked against what is in the folder,
-        never listed one by one: the lists grow with ``epochs`` and
-        ``scales``. An output name held by a symbolic link (dangling, looping
-        or not) is refused: saving would write through it to wherever it
-        points.
+        """Refuses, before anything is created, outputs that would fail or destroy an input (``check_saves``).
 
         Args:
             inputs: the paths of the run's inputs (its images and weights file; None is passed over).
 
         Raises:
-            NSTError: ``folder`` is not a folder or cannot be listed, or an
-                image would be saved over a link, a folder or one of ``inputs``.
+            NSTError: ``folder`` is not a folder or cannot be listed, or an image would be saved over a
+                link, a folder or one of ``inputs``.
         """
-        if os.path.exists(self.folder) and not os.path.isdir(self.folder):
-            raise NSTError(f"--output_dir: {quoted(self.folder)} exists and is not a folder")
-        if not os.path.isdir(self.folder):
-            return
         pattern = numbered(self.report_image)
-        found = [entry for entry in self._entries() if self._ours(entry.name, pattern)]
-        sources = identities(inputs)
-        for entry in found:
-            if entry.is_symlink():
-                raise NSTError(
-                    f"--output_dir: {quoted(entry.path)} is a symbolic link; this run would save an image under that "
-                    "name and never writes through a link (remove it or choose another folder)"
-                )
-            if entry.is_dir():
-                raise NSTError(
-                    f"--output_dir: {quoted(entry.path)} is a folder; this run would save an image under that name"
-                )
-            source = sources.get(identity(entry.path))
-            if source is not None:
-                raise NSTError(
-                    f"--output_dir: {quoted(entry.path)} is the run's input {quoted(source)} and would be overwritten"
-                )
+        check_saves(self.folder, lambda name: self._ours(name, pattern), identities(inputs), "run", "this run")
 
     def earlier_reports(self):
         """How many files in the folder have a report image's name, whatever their iteration."""
-        if not os.path.isdir(self.folder):
-            return 0
         pattern = numbered(self.report_image)
-        return sum(1 for name in os.listdir(self.folder) if pattern.match(name))
+        return sum(1 for entry in listing(self.folder) if pattern.match(entry.name))
 
     def earlier_scale_images(self):
-        """The names of this run's ``scale_images`` already in the folder, in scale order.
-
-        Raises:
-            NSTError: the folder exists but cannot be listed.
-        """
-        if not os.path.isdir(self.folder):
-            return []
-        found = [entry.name for entry in self._entries() if self._is_scale_image(entry.name)]
+        """The names of this run's ``scale_images`` already in the folder, in scale order (``NSTError`` when
+        the folder cannot be listed)."""
+        found = [entry.name for entry in listing(self.folder) if self._is_scale_image(entry.name)]
         return sorted(found, key=lambda name: int(_SCALE_IMAGE.match(name).group(1)))
 
     def prepare(self):
-        """Creates the folder and proves it writable, before any work starts.
-
-        Returns:
-            Whether the folder was created (``remove_if_empty`` then undoes it).
-
-        Raises:
-            NSTError: the folder cannot be created or written to.
-        """
+        """Creates the folder and proves it writable, before any work starts; returns whether it was created
+        (``remove_if_empty`` then undoes it). ``NSTError`` when it cannot be created or written to."""
         created = not os.path.isdir(self.folder)
         try:
             os.makedirs(self.folder, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.folder):
                 pass
         except OSError as error:
-            raise NSTError(f"--output_dir: cannot write to {quoted(self.folder)}: {error.strerror or error}") from None
+            raise NSTError(f"--output_dir: cannot write to {quoted(self.folder)}: {_reason(error)}") from None
         return created
 
     def remove_if_empty(self):
         """Removes the folder if it is empty (a run stopped before it saved anything); never raises."""
-        try:
+        with contextlib.suppress(OSError):
             os.rmdir(self.folder)
-        except OSError:
-            pass
 
     def saver(self, err):
         """A ``Saver`` into this folder that writes its failures to ``err``."""
         return Saver(self.folder, self.config.normalization, err)
 
 
+def listing(folder):
+    """The entries of ``folder`` (none when there is nothing there yet); ``NSTError`` when it is no folder or
+    cannot be listed."""
+    if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise NSTError(f"--output_dir: {quoted(folder)} exists and is not a folder")
+        return []
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as error:
+        raise NSTError(f"--output_dir: cannot read {quoted(folder)}: {_reason(error)}") from None
+
+
+def check_saves(folder, ours, sources, owner, who):
+    """Refuses to save in ``folder`` under a name ``ours(name)`` accepts that is held by a symbolic link
+    (dangling, looping or not: saving would write through it), a folder, or an input.
+
+    The folder is listed once, the names never one by one: they grow with ``epochs`` and ``scales``.
+
+    Args:
+        sources: ``{identity: path}`` of the inputs (``ground.files.identities``).
+        owner, who: for the messages, e.g. "run" and "this run", "job" and "--reports".
+
+    Returns:
+        The paths in ``folder`` with such names (files the save would replace).
+
+    Raises:
+        NSTError: the folder cannot be listed, or a name is held so.
+    """
+    found = []
+    for entry in listing(folder):
+        if not ours(entry.name):
+            continue
+        held = "a symbolic link" if entry.is_symlink() else "a folder" if entry.is_dir() else None
+        if held:
+            raise NSTError(
+                f"--output_dir: {quoted(entry.path)} is {held}; {who} would save an image under that name (remove "
+                "it or choose another --output_dir)"
+            )
+        source = sources.get(identity(entry.path))
+        if source is not None:
+            raise NSTError(
+                f"--output_dir: {quoted(entry.path)} is the {owner}'s input {quoted(source)}; {who} would overwrite it"
+            )
+        found.append(entry.path)
+    return found
+
+
 class Saver:
     """Saves images into a folder; a failure is written to ``err`` and kept, not raised, and the image rescued.
-
-    Attributes:
-        failed: whether any save failed.
-    """
+    ``failed``: whether any save failed."""
 
     def __init__(self, folder, normalization, err):
-        self.folder = folder
-        self.normalization = normalization
-        self.err = err
+        self.folder, self.normalization, self.err = folder, normalization, err
         self.failed = False
         self._lock = threading.Lock()
 
     def save(self, name, image):
-        """Saves ``image`` as ``name``; on failure, writes one line and saves it in $TMPDIR or ~ instead.
+        """Saves ``image`` (normalized, as ``save_image`` takes it) as ``name`` in the folder; on failure writes
+        one line and saves it in $TMPDIR or ~ instead. Returns whether it was saved where asked.
 
         One save at a time: the signal watcher's final save waits for one the main thread began.
-
-        Args:
-            name: the file name in the folder.
-            image: a normalized image, as ``save_image`` takes it.
-
-        Returns:
-            True when the image was saved where asked.
         """
-        with self._lock:
-            return self._save(name, image)
-
-    def _save(self, name, image):
         from ...tensors.images import save_image
 
         path = os.path.join(self.folder, name)
-        try:
-            # A link planted after ``Outputs.check`` is refused too, and the image rescued.
-            save_image(path, image, self.normalization, through_links=False)
-            return True
-        except (NSTError, OSError) as error:
-            detail = str(error) if isinstance(error, NSTError) else f"{quoted(path)}: {_reason(error)}"
-            self._keep_elsewhere(name, image, f"cannot save {detail}")
-            return False
+        with self._lock:
+            try:
+                # A link planted after ``Outputs.check`` is refused too, and the image rescued.
+                save_image(path, image, self.normalization, through_links=False)
+                return True
+            except (NSTError, OSError) as error:
+                detail = str(error) if isinstance(error, NSTError) else f"{quoted(path)}: {_reason(error)}"
+                self._keep_elsewhere(name, image, f"cannot save {detail}")
+                return False
 
     def withdraw(self, name, image, why):
         """Removes ``name``, saved but not to be kept there (``why``: the reason, e.g. its record could not be
@@ -261,7 +230,6 @@ class Saver:
                 if path is not None:  # the empty placeholder of a failed rescue is not left behind
                     with contextlib.suppress(OSError):
                         os.remove(path)
-                continue
         return None
 
 

@@ -1,15 +1,11 @@
 """The video job: a video's frames stylized in turn, kept as PNGs, then encoded with the input's audio.
 
-Each stylized frame is saved atomically as ``<stem>.frames/000001.png`` ...
-and recorded in that folder's ``manifest.jsonl`` (``manifest.py``: the
-settings on its first line, so a rerun with other settings is refused); a
-rerun resumes at the first frame not recorded (the earlier frames' flow is
-computed again from the decoded video, their stylized frames read back). When
-every frame is done, ``<stem>.mp4`` is encoded under a temporary name in the
-output folder and linked to its name only if that name is still free: a
-user's file is never replaced, and a stopped encoding leaves no partial
-video. A signal ends the job between traced calls or encoded frames (or by
-the watcher, ``signals.py``), the finished frames intact.
+Each stylized frame is saved atomically as ``<stem>.frames/000001.png`` ... and recorded in that folder's
+``manifest.jsonl`` (its first line the settings, so a rerun with others is refused); a rerun resumes at
+the first frame not recorded (the earlier frames' flow computed again, their stylized frames read back).
+Then ``<stem>.mp4`` is encoded under a temporary name and linked to its name only if that is still free:
+a user's file is never replaced, and a stopped encoding leaves no partial video. A signal ends the job
+between traced calls or encoded frames (or by the watcher, ``signals.py``), the finished frames intact.
 """
 
 import contextlib
@@ -24,13 +20,15 @@ import threading
 from ...ground.errors import NonFiniteCostError, NSTError, quoted
 from ...ground.lock import holding
 from ...ground.statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
-from ...plan.clip import end_ffmpeg
+from ...plan.clip import FfmpegError, count_frames, encode, end_ffmpeg, frame_name, frames
 from ...plan.config import StyleTransferConfig
 from ...plan.video_options import VideoOptions
 from ...runs.presets import Preset
+from ...tensors.images import new_file, read_image, reshape_and_normalize_image
 from ..signals import Stopped, stop_words
 from .build import start_up
 from .drive import ProgressLine
+from .ledger import costs
 from .manifest import Manifest
 from .outputs import Saver
 from .request import fitted
@@ -40,21 +38,12 @@ from .request import fitted
 class VideoJob:
     """A validated video command line; nothing in it is created or loaded yet.
 
-    Attributes:
-        config: the hyperparameters (``epochs``: each frame's after the first).
-        preset: the ``Preset``.
-        options: the ``VideoOptions``.
-        clip: the input's ``Clip`` (fps, frame count, size, audio).
-        size: the frames' (height, width), both even.
-        fit: how frames are brought to ``size``.
-        style_paths: the style images' paths; ``styles``: their normalized images at ``size``.
-        tiles: the ``TilePlan`` (or None) of ``size``, keyed by it.
-        weights: a ``Handover`` of the network's weights.
-        pooling: the pooling.
-        folder: the output folder; ``frames_folder``: ``<stem>.frames`` in it; ``output``: ``<stem>.mp4``.
-        manifest: the frames folder's ``Manifest`` (loaded).
-        done: how many leading frames are recorded and present already.
-        notes: lines for standard error before the job starts.
+    ``config``'s ``epochs`` are each frame's after the first; ``clip`` is the input's ``Clip``; ``size`` the
+    frames' (height, width), both even, reached by ``fit``; ``styles`` the normalized style images at
+    ``size``; ``tiles`` the ``TilePlan`` (or None) keyed by ``size``; ``weights`` a ``Handover``;
+    ``frames_folder`` is ``<stem>.frames`` and ``output`` ``<stem>.mp4`` in ``folder``; ``manifest`` the
+    frames folder's (loaded); ``done`` the leading frames recorded and present; ``notes`` lines for
+    standard error before the job starts.
     """
 
     config: StyleTransferConfig
@@ -166,7 +155,6 @@ class _VideoRun:
         return EXIT_SAVE_FAILED if self.saver.failed else EXIT_OK
 
     def _frames(self, started, stop):
-        from ...plan.clip import frames
         from ...runs.many_images import Finished
         from ...runs.video_frames import VideoStylizer
 
@@ -204,7 +192,6 @@ class _VideoRun:
     def _earlier(self, kept, index):
         """Frame ``index`` as the temporal term needs it: its content pixels and its saved stylized frame."""
         from ...runs.video_frames import Earlier
-        from ...tensors.images import reshape_and_normalize_image
 
         pixels = _saved_frame(self.job, index)
         stylized = reshape_and_normalize_image(pixels, self.job.config.normalization)
@@ -216,9 +203,6 @@ class _VideoRun:
         self.bar.update(min(self.bar.total, before + iterations))
 
     def _finished(self, index, item):
-        from ...plan.clip import frame_name
-        from .ledger import costs
-
         name = frame_name(index)
         with self.writing:
             # Saved under a name of its own, recorded, then renamed: a kill between two of these leaves a
@@ -241,14 +225,11 @@ class _VideoRun:
                 self.saver.failed = True
                 return
             self.done = index + 1
-        self.out.write(f"saved {quoted(os.path.basename(self.job.frames_folder))}/{name} ({index + 1} of ")
-        self.out.write(f"{self.job.clip.frames})\n")
+        folder = quoted(os.path.basename(self.job.frames_folder))
+        self.out.write(f"saved {folder}/{name} ({index + 1} of {self.job.clip.frames})\n")
         self.out.flush()
 
     def _encode(self, stop):
-        from ...plan.clip import FfmpegError, count_frames, encode
-        from ...tensors.images import new_file
-
         job = self.job
         height, width = job.size
         # Created as open() creates files: the video gets the umask's permissions, as the frames do.
@@ -299,16 +280,12 @@ class _VideoRun:
     def stopped(self, status):
         """The last line after a signal; the finished frames stay. Returns ``status``."""
         with self.writing:
-            return self._stopped(status)
-
-    def _stopped(self, status):
-        self.remove_partial()
-        what = stop_words(status - 128)
-        self.err.write(
-            f"\n{PROG}: {what} after {self.done} of {self.job.clip.frames} frames; the finished ones are saved in "
-            f"{quoted(self.job.frames_folder)}: the same command goes on from there\n"
-        )
-        return status
+            self.remove_partial()
+            self.err.write(
+                f"\n{PROG}: {stop_words(status - 128)} after {self.done} of {self.job.clip.frames} frames; the "
+                f"finished ones are saved in {quoted(self.job.frames_folder)}: the same command goes on from there\n"
+            )
+            return status
 
 
 def _pending(name):
@@ -359,9 +336,6 @@ def _saved_frame(job, index):
     Raises:
         NSTError: it cannot be read, or is not of the job's size (changed since the job began).
     """
-    from ...plan.clip import frame_name
-    from ...tensors.images import read_image
-
     path = os.path.join(job.frames_folder, frame_name(index))
     advice = "delete it and run the same command again to make it again"
     try:

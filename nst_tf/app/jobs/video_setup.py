@@ -4,37 +4,16 @@ import dataclasses
 import os
 
 from ...ground.errors import NSTError, quoted
-from ...plan.clip import is_video_file
-from ...plan.config import StyleTransferConfig
-from ...plan.large_options import LargeImageOptions
+from ...plan.clip import even, frame_name, is_frame_name, is_video_file, probe
 from ...plan.memory import tile_plans
 from ...plan.video_options import VideoOptions
-from ...runs.presets import Preset
-from ...tensors.images import ImageSize, fit_style, image_size, read_image, size_for
+from ...tensors.images import fit_style, image_size, read_image, reshape_and_normalize_image, size_for
 from .manifest import Manifest
 from .request import refuse_many_image_options, resolve_image
 from .many_setup import file_digest, file_identity
 from .single import Handover
 from .video_job import VideoJob, linked_partial, video_record
 from ...plan.weights.reader_registry import read_network_weights
-
-
-@dataclasses.dataclass(frozen=True)
-class VideoRequest:
-    """A video command line as given: ``size`` and ``sized`` (the sizing options the user wrote) decide the
-    frames' size; the rest as for a single image."""
-
-    config: StyleTransferConfig
-    preset: Preset
-    options: VideoOptions
-    size: ImageSize
-    sized: frozenset
-    large: LargeImageOptions
-    pooling: str
-    path: str
-    style_paths: list
-    folder: str
-    model: str
 
 
 def wants(request):
@@ -47,73 +26,44 @@ def wants(request):
 
 
 def prepare(request):
-    """The ``VideoJob`` of a ``CommandRequest`` whose content is a video; see ``prepare_video``."""
-    args = request.args
+    """The ``VideoJob`` of a ``CommandRequest`` whose content is a video, every input checked; nothing is created.
+
+    Raises:
+        NSTError: anything given is wrong: a file that is no video ffmpeg can read (or has no frames or
+            absurd sizes), ``--scales``, an output ``<stem>.mp4`` that is not this job's, a frames folder of
+            other settings or holding frames it did not record, a style image, the memory, the weights.
+    """
+    args, large, config = request.args, request.large, request.config
     refuse_many_image_options(args)
     path = resolve_image(args.content_image_filename[0], "content_image_filename")
     options = VideoOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(VideoOptions)})
-    return prepare_video(
-        VideoRequest(
-            config=request.config,
-            preset=request.preset,
-            options=options,
-            size=request.size,
-            sized=frozenset(request.given & {"width", "height", "max_size"}),
-            large=request.large,
-            pooling=args.pooling,
-            path=path,
-            style_paths=request.style_paths,
-            folder=args.output_dir,
-            model=args.model,
-        )
-    )
-
-
-def prepare_video(request):
-    """The ``VideoJob`` of ``request``, every input checked; nothing is created.
-
-    Raises:
-        NSTError: anything given is wrong (one line): a file that is not a video ffmpeg can read, one
-            without frames or with absurd sizes, ``--scales``, an output ``<stem>.mp4`` that exists and
-            is not this job's, a frames folder of other settings or holding frames it did not record,
-            a style image, the memory, the weights.
-    """
-    from ...plan.clip import probe
-
-    if request.large.scales != 1:
+    if large.scales != 1:
         raise NSTError("--scales: a video's frames run at one size each")
-    clip = probe(request.path)
-    size = frame_size(request.size, request.sized, clip.size[::-1])
-    stem = os.path.splitext(os.path.basename(request.path))[0] or "video"
-    frames_folder = os.path.join(request.folder, f"{stem}.frames")
-    output = os.path.join(request.folder, f"{stem}.mp4")
-    if os.path.exists(request.folder) and not os.path.isdir(request.folder):
-        raise NSTError(f"--output_dir: {quoted(request.folder)} exists and is not a folder")
-    if os.path.lexists(frames_folder) and (os.path.islink(frames_folder) or not os.path.isdir(frames_folder)):
-        raise NSTError(f"{quoted(frames_folder)} exists and is not a folder nst_tf made; move it")
-    manifest = Manifest(frames_folder, _settings(request, clip, size))
+    clip = probe(path)
+    size = frame_size(request.size, request.given & {"width", "height", "max_size"}, clip.size[::-1])
+    folder, frames_folder, output = _places(path, args.output_dir)
+    manifest = Manifest(frames_folder, _settings(request, options, path, clip, size))
     manifest.load()
     done, notes = _done(manifest, clip, frames_folder, output, size)
-    large, config = request.large, request.config
     # The memory check first, from the style images' headers: the styles are then fitted to frames
     # of a size known to fit (fitting them to an absurd one would take the memory it lacks).
-    tiles = tile_plans(config, large, [size], [image_size(path)[::-1] for path in request.style_paths])
-    fit, paths = request.size.content_fit, request.style_paths
-    fitted = [fit_style(read_image(path), size, fit, large.style_scale, large.style_size) for path in paths]
-    weights = read_network_weights(config.network, request.model)  # last: the slowest check
+    tiles = tile_plans(config, large, [size], [image_size(style)[::-1] for style in request.style_paths])
+    fit = request.size.content_fit
+    styles = [fit_style(read_image(p), size, fit, large.style_scale, large.style_size) for p in request.style_paths]
+    weights = read_network_weights(config.network, args.model)  # last: the slowest check
     return VideoJob(
         config=config,
         preset=request.preset,
-        options=request.options,
+        options=options,
         clip=clip,
         size=size,
-        fit=request.size.content_fit,
+        fit=fit,
         style_paths=list(request.style_paths),
-        styles=[_normalized(style, config) for style in fitted],
+        styles=[reshape_and_normalize_image(style, config.normalization).astype("float32") for style in styles],
         tiles=tiles,
         weights=Handover(weights),
-        pooling=request.pooling,
-        folder=request.folder,
+        pooling=args.pooling,
+        folder=folder,
         frames_folder=frames_folder,
         output=output,
         manifest=manifest,
@@ -122,15 +72,25 @@ def prepare_video(request):
     )
 
 
+def _places(path, folder):
+    """The output ``folder``, and in it the frames folder ``<stem>.frames`` and the video ``<stem>.mp4`` of
+    ``path``; ``NSTError`` where either folder is taken by something else."""
+    stem = os.path.splitext(os.path.basename(path))[0] or "video"
+    frames_folder, output = os.path.join(folder, f"{stem}.frames"), os.path.join(folder, f"{stem}.mp4")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NSTError(f"--output_dir: {quoted(folder)} exists and is not a folder")
+    if os.path.lexists(frames_folder) and (os.path.islink(frames_folder) or not os.path.isdir(frames_folder)):
+        raise NSTError(f"{quoted(frames_folder)} exists and is not a folder nst_tf made; move it")
+    return folder, frames_folder, output
+
+
 def frame_size(size, sized, shape):
     """The frames' (height, width) for a video of ``shape`` (height, width), both even (H.264's 4:2:0 colour).
 
-    The video's aspect ratio is kept (nothing cropped) unless both ``--width`` and ``--height`` were given
-    (then the frames are fitted as images are, ``--fit``): the longer side is ``--max_size``, else the one
-    side given, else the longer of the default width and height; ``shorter_side`` (a preset's) is kept.
+    The video's aspect ratio is kept unless both ``--width`` and ``--height`` were given (then frames are
+    fitted as images are, ``--fit``): the longer side is ``--max_size``, else the one side given, else the
+    longer default; a preset's ``shorter_side`` is kept.
     """
-    from ...plan.clip import even
-
     height, width = shape
     if size.max_size is None and size.shorter_side is None and not {"width", "height"} <= sized:
         if "width" in sized:
@@ -147,13 +107,10 @@ def frame_size(size, sized, shape):
 def _done(manifest, clip, frames_folder, output, size):
     """How many leading frames are done, and the notes to say so; refuses frames or a video not recorded.
 
-    A recorded video still there is done, whatever became of its frames since. A recorded frame that
-    is damaged or not of ``size`` (height, width) since is made again, with those after it: it is this
-    job's file. A frame-named file not recorded is the user's (the job saves a frame under another
-    name until its line is written), and refused.
+    A recorded video still there is done, whatever became of its frames. A recorded frame damaged or not
+    of ``size`` (height, width) since is made again, with those after it. A frame-named file not recorded
+    is the user's (the job saves a frame under another name until its line is written), and refused.
     """
-    from ...plan.clip import frame_name
-
     recorded = manifest.outputs
     if video_record(output) in recorded and os.path.isfile(output) and not os.path.islink(output):
         return clip.frames, [f"{quoted(output)} is done already ({clip.frames} frames)"]
@@ -181,8 +138,6 @@ def _done(manifest, clip, frames_folder, output, size):
 
 def _strays(frames_folder, recorded):
     """The frame-named files in ``frames_folder`` the manifest does not record, sorted."""
-    from ...plan.clip import is_frame_name
-
     if not os.path.isdir(frames_folder):
         return []
     return sorted(name for name in os.listdir(frames_folder) if is_frame_name(name) and name not in recorded)
@@ -190,29 +145,21 @@ def _strays(frames_folder, recorded):
 
 def _intact(frames_folder, index, size):
     """Whether frame ``index``'s file can be read and is ``size`` (height, width)."""
-    from ...plan.clip import frame_name
-
     try:
         return image_size(os.path.join(frames_folder, frame_name(index))) == (size[1], size[0])
     except NSTError:
         return False
 
 
-def _settings(request, clip, size):
+def _settings(request, options, path, clip, size):
     return {
         "config": dataclasses.asdict(request.config),
-        "video": dataclasses.asdict(request.options),
+        "video": dataclasses.asdict(options),
         "size": {"height": size[0], "width": size[1], "fit": request.size.content_fit},
         "large": dataclasses.asdict(request.large),
-        "pooling": request.pooling,
-        "input": file_digest(request.path),
+        "pooling": request.args.pooling,
+        "input": file_digest(path),
         "frames": clip.frames,
-        "styles": [file_digest(path) for path in request.style_paths],
-        "weights": file_identity(request.model),
+        "styles": [file_digest(style) for style in request.style_paths],
+        "weights": file_identity(request.args.model),
     }
-
-
-def _normalized(pixels, config):
-    from ...tensors.images import reshape_and_normalize_image
-
-    return reshape_and_normalize_image(pixels, config.normalization).astype("float32")

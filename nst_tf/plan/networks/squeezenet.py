@@ -1,18 +1,14 @@
 """SqueezeNet 1.1's description, as torchvision builds it and CS231n's style transfer uses it.
 
-Kept free of TensorFlow, like ``vgg19.py``. ``PARAMETERS`` lists the tensors
-of torchvision's ``squeezenet1_1-b8a52dc0.pth`` by their state-dict keys
-with their PyTorch shapes (kernels OIHW); ``SqueezeNetWeights`` is what its
-readers (``nst_tf.plan.weights.squeezenet_reader``) return. ``SQUEEZENET_NETWORK`` is the
-network as nst_tf computes it (``squeezenet_module.SqueezeNet``): the 13
-modules of torchvision's ``features``, each layer named two ways.
+Free of TensorFlow, like ``vgg19.py``. ``PARAMETERS``: the tensors of torchvision's
+``squeezenet1_1-b8a52dc0.pth`` by state-dict key, with PyTorch shapes (kernels OIHW);
+``SqueezeNetWeights``: what its readers return; ``SQUEEZENET_NETWORK``: the 13 modules of
+torchvision's ``features`` as nst_tf computes them (``squeezenet_module.SqueezeNet``).
 
-Layer names (``LAYERS``; each also answers to its torchvision index,
-``ALIASES``). The names are those of the authors' Caffe model
-(SqueezeNet_v1.1/train_val.prototxt; its in-place ReLU is named relu_conv1
-there too); the PyTorch edition of CS231n indexes ``features`` as the
-second column, the TensorFlow edition one lower (its first convolution
-includes the ReLU, so its 0 is features.1 and features.0 has no index)::
+Layer names (``LAYERS``) are the authors' Caffe model's (SqueezeNet_v1.1/train_val.prototxt); each
+also answers to its torchvision index (``ALIASES``), as the PyTorch edition of CS231n numbers
+``features``; the TensorFlow edition numbers one lower (its 0 is features.1, its first convolution
+including the ReLU)::
 
     name        index  TF ed.  module (torchvision)          output (C, size for input L)
     conv1         0      -     Conv2d(3, 64, 3, stride 2)     64, floor((L - 3) / 2) + 1
@@ -29,12 +25,10 @@ includes the ReLU, so its 0 is features.1 and features.0 has no index)::
     fire8        11     10     Fire(384, 64, 256, 256)       512, same
     fire9        12     11     Fire(512, 64, 256, 256)       512, same
 
-A ceil-mode pooling's last window may hang over the bottom or right edge
-(PyTorch's rule: it must start inside the input), so a pooling of n >= 2
-positions gives n // 2 of them; features.12 is not empty from 17x17 on.
+A ceil-mode pooling's last window may hang over the bottom or right edge (PyTorch's rule: it must start
+inside the input), so a pooling of n >= 2 positions gives n // 2; features.12 is not empty from 17x17 on.
 """
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,15 +73,9 @@ FEATURE_PARAMETERS = tuple(key for key in PARAMETERS if key.startswith("features
 
 @dataclass(frozen=True, eq=False)
 class SqueezeNetWeights:
-    """SqueezeNet 1.1's ``features`` weights as NumPy arrays (no TensorFlow).
-
-    Attributes:
-        params: state-dict key (``FEATURE_PARAMETERS``) -> float32 array in
-            PyTorch's layout (kernels OIHW, biases (out,)), as the file has it.
-        layout: the kind of file read: "zip" or "legacy" (torch.save's two
-            formats), "safetensors", or "synthetic".
-        source: the path the weights were read from.
-    """
+    """SqueezeNet 1.1's ``features`` weights: ``params``, state-dict key (``FEATURE_PARAMETERS``) -> float32 array
+    in PyTorch's layout (kernels OIHW, biases (out,)); ``layout``, the file's kind ("zip" or "legacy",
+    torch.save's two formats, "safetensors" or "synthetic"); ``source``, the path read."""
 
     params: dict
     layout: str
@@ -109,21 +97,7 @@ def random_squeezenet_weights(seed=0, source="<synthetic>"):
 
 
 #: The 13 modules of ``features`` in computation order, by name; a layer's torchvision index is its position.
-LAYERS = (
-    "conv1",
-    "relu_conv1",
-    "pool1",
-    "fire2",
-    "fire3",
-    "pool3",
-    "fire4",
-    "fire5",
-    "pool5",
-    "fire6",
-    "fire7",
-    "fire8",
-    "fire9",
-)
+LAYERS = tuple("conv1 relu_conv1 pool1 fire2 fire3 pool3 fire4 fire5 pool5 fire6 fire7 fire8 fire9".split())
 
 #: Each layer's kind: "conv" (3x3, stride 2, no padding), "relu", "pool" (3x3, stride 2, ceil mode) or "fire".
 KINDS = ("conv", "relu", "pool") + tuple("pool" if name.startswith("pool") else "fire" for name in LAYERS[3:])
@@ -159,15 +133,11 @@ def pool_length(length):
 class SqueezeNetDescription(Network):
     """``Network`` with SqueezeNet's geometry: a stride-2 VALID convolution, ceil-mode poolings, Fire modules.
 
-    Its layers are not on a grid tiles could share (features.0 is unpadded,
-    so position i of conv1 sees input pixels 2i .. 2i + 2, and the ceil-mode
-    poolings add a window at even sizes only), so it is not ``tileable`` and
-    has no ``reach``; ``stride`` and ``length`` are exact.
+    Its layers are on no grid tiles could share (conv1's position i sees input pixels 2i .. 2i + 2; the
+    ceil-mode poolings add a window at even sizes only): it is not ``tileable`` and has no ``reach``.
     """
 
-    def stride(self, layer):
-        """Input pixels between neighbouring positions of ``layer``: 2 per stride-2 layer up to it."""
-        return 2 ** sum(1 for kind in self._up_to(layer) if kind in ("conv", "pool"))
+    _strided = ("conv", "pool")
 
     def reach(self, layer):
         """Refused: SqueezeNet cannot be computed in tiles (see the class docstring)."""
@@ -177,23 +147,10 @@ class SqueezeNetDescription(Network):
             "poolings keep no tile on the whole image's grid"
         )
 
-    def length(self, length, layer, pooling):
-        """Size along one axis of ``layer``'s activation for an input ``length`` pixels long (0: none).
-
-        ``conv1_length`` after features.0, ``pool_length`` after each
-        pooling; the ReLU and the Fire modules (1x1 and padded 3x3
-        convolutions) keep the size.
-        """
-        self.check_pooling(pooling)
-        if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 0:
-            raise NSTError(f"length must be a whole number of pixels; got {length!r:.80}")
-        length = int(length)
-        for kind in self._up_to(layer):
-            if kind == "conv":
-                length = conv1_length(length)
-            elif kind == "pool":
-                length = pool_length(length)
-        return length
+    def _after(self, kind, length, pooling):
+        """``conv1_length`` after features.0, ``pool_length`` after each pooling; the ReLU and the Fire
+        modules (1x1 and padded 3x3 convolutions) keep the size."""
+        return conv1_length(length) if kind == "conv" else pool_length(length) if kind == "pool" else length
 
 
 #: SqueezeNet 1.1 as nst_tf computes it: torchvision's ``features``, CS231n's default layers, its memory.
@@ -210,20 +167,14 @@ SQUEEZENET_NETWORK = SqueezeNetDescription(
     content_layer="fire2",
     style_layers=(("relu_conv1", 20000.0), ("fire3", 500.0), ("fire4", 12.0), ("fire5", 1.0)),
     min_image_size=MIN_IMAGE_SIZE,
-    # Measured (CPU, float32, TensorFlow 2.21, full-width random_squeezenet_weights, the defaults above,
-    # normalization "imagenet"), each in a fresh process, from /proc/self/status: VmHWM reset through
-    # /proc/self/clear_refs before the part measured, as benchmarks/budget.py does; per pixel, the
-    # difference between square images of sides 256 and 768, and 512 and 1024, divided by the difference
-    # in pixels. weights_bytes: VmRSS grown by building the module and a first 32x32 call (15.7-16.4 MB);
-    # pixel_bytes: three whole-image Adam steps (StyleTransfer.step, traced), their peak above the
-    # built objective (546 and 558 bytes a pixel); forward_pixel_bytes: StyleCost's targets for a style
-    # image of that side (302 and 315); kept_pixel_bytes: a forward pass to the deepest default layer
-    # under a GradientTape, eager, all it keeps (563 and 561; SqueezeNet has no lean pass, and is never
-    # tiled, so only a caller keeping a forward pass reads it).
+    # Measured (CPU, float32, TensorFlow 2.21, random_squeezenet_weights, the defaults above), each in a
+    # fresh process from VmHWM as benchmarks/budget.py does, per pixel between square images of sides
+    # 256 and 768, and 512 and 1024: weights_bytes, VmRSS grown by building the module (15.7-16.4 MB);
+    # pixel_bytes, three traced Adam steps above the built objective (546 and 558); forward_pixel_bytes,
+    # the style targets (302 and 315); kept_pixel_bytes, a forward pass under a GradientTape (563 and 561).
     weights_bytes=16 * 2**20,
-    # A whole command measured more (the attack of 2026-12-01, /usr/bin/time's peak): 1781-1936 MiB at
-    # 1024x1365 where 560 estimated 1.59 GiB, 2.67 GiB at 1536x2048: the command's own buffers (the image
-    # read, fitted and normalized, the report images) add to the steps' peak. 800 keeps both under it.
+    # A whole command peaked higher (/usr/bin/time): 1781-1936 MiB at 1024x1365 where 560 estimated 1.59
+    # GiB, 2.67 GiB at 1536x2048, its own image buffers added to the steps'; 800 keeps both under it.
     pixel_bytes=800,
     forward_pixel_bytes=320,
     kept_pixel_bytes=560,

@@ -1,10 +1,5 @@
-"""VGG-19's description (``VGG19_NETWORK``): layer names, indices and widths, geometry, and its weights.
-
-Kept free of TensorFlow so that the command can check its options (layer
-names, image sizes) before TensorFlow is imported, which takes seconds. The
-module computing it is ``vgg19_module.VGG19``; its readers are in
-``nst_tf.plan.weights.readers``.
-"""
+"""VGG-19's description (``VGG19_NETWORK``): layer names, indices and widths, geometry, and its weights, free of
+TensorFlow (the command checks its options first); ``vgg19_module.VGG19`` computes it."""
 
 from dataclasses import dataclass
 
@@ -12,52 +7,17 @@ import numpy as np
 
 from .base import Network
 
-#: The 43 layers of MatConvNet's VGG-19, by index in the file's ``layers`` cell.
+# fmt: off
+#: The 43 layers of MatConvNet's VGG-19, by index in the file's ``layers`` cell (a row a block).
 MATCONVNET_LAYERS = (
-    "conv1_1",
-    "relu1_1",
-    "conv1_2",
-    "relu1_2",
-    "pool1",
-    "conv2_1",
-    "relu2_1",
-    "conv2_2",
-    "relu2_2",
-    "pool2",
-    "conv3_1",
-    "relu3_1",
-    "conv3_2",
-    "relu3_2",
-    "conv3_3",
-    "relu3_3",
-    "conv3_4",
-    "relu3_4",
-    "pool3",
-    "conv4_1",
-    "relu4_1",
-    "conv4_2",
-    "relu4_2",
-    "conv4_3",
-    "relu4_3",
-    "conv4_4",
-    "relu4_4",
-    "pool4",
-    "conv5_1",
-    "relu5_1",
-    "conv5_2",
-    "relu5_2",
-    "conv5_3",
-    "relu5_3",
-    "conv5_4",
-    "relu5_4",
-    "pool5",
-    "fc6",
-    "relu6",
-    "fc7",
-    "relu7",
-    "fc8",
-    "prob",
-)  # fmt: skip  (one row per block, as the course lists them)
+    "conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+    "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+    "conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4", "pool3",
+    "conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4", "pool4",
+    "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4", "pool5",
+    "fc6", "relu6", "fc7", "relu7", "fc8", "prob",
+)
+# fmt: on
 
 #: Index of each convolution in the file, as the course's ``_weights(i, name)`` uses it.
 CONV_INDEX = {name: i for i, name in enumerate(MATCONVNET_LAYERS) if name.startswith("conv")}
@@ -84,15 +44,9 @@ DOWNLOAD_HINT = (
 
 @dataclass(frozen=True, eq=False)
 class VGGWeights:
-    """What the network needs from a weights file, as NumPy arrays (no TensorFlow).
-
-    Attributes:
-        conv: layer name -> (kernel of shape (3, 3, in, out), bias of shape (out,)),
-            float32, in the order of ``CONV_INDEX``, for RGB input.
-        mean_pixel: the file's mean RGB pixel, shape (3,).
-        layout: "new" or "old" (MatConvNet's two layouts) or "keras".
-        source: the path the weights were read from.
-    """
+    """What the network needs from a weights file, as NumPy arrays: ``conv``, layer name -> (kernel (3, 3, in,
+    out), bias (out,)), float32, in ``CONV_INDEX``'s order, for RGB input; ``mean_pixel``, the file's mean RGB
+    pixel (3,); ``layout``, "new" or "old" (MatConvNet's two) or "keras"; ``source``, the path read."""
 
     conv: dict
     mean_pixel: np.ndarray

@@ -397,9 +397,7 @@ class _Unpickler(pickle._Unpickler):
             if not _is_key(key):
                 shown = f"the number {_shown(key)}" if type(key) is int else _what(key)
                 self.fail(f"uses {shown} as a dict key; not a state dict")
-        if type(target) not in (dict, collections.OrderedDict):
-            self.fail(f"its pickle sets items of {_what(target)}; the file is damaged")
-        target.update(zip(items[::2], items[1::2]))
+        target.update(zip(items[::2], items[1::2]))  # of a dict; anything else has no update, or refuses it
         return target
 
     def rebuild(self, function, args):
@@ -569,7 +567,8 @@ def read_torch_file(path, *, max_bytes, max_pickle_bytes=MAX_PICKLE_BYTES, missi
     Raises:
         WeightsFileError: one line naming the file: not a regular file,
             neither format, truncated or damaged, a pickle that names
-            anything outside the allow-list (nothing of it is run), storages
+            anything outside the allow-list or builds what torch.save does
+            not (nothing of it is run; see the module's docstring), storages
             or tensors beyond ``max_bytes``, or pickles beyond
             ``max_pickle_bytes``.
     """
