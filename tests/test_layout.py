@@ -38,3 +38,14 @@ def test_the_layers_contract_names_every_folder_of_the_package():
     children = {path.stem for path in PACKAGE.iterdir() if path.name != "__init__.py" and path.name != "__pycache__"}
     assert layers == children
     assert contract["exhaustive"] == "true"
+
+
+def test_every_public_name_is_found_where_the_package_says():
+    import nst_tf
+
+    for name in nst_tf.__all__:
+        value = getattr(nst_tf, name)
+        assert name.isupper() or value.__name__ == name, name
+    assert nst_tf.presets.PRESETS and nst_tf.cs231n.style_loss
+    with pytest.raises(AttributeError, match="module 'nst_tf' has no attribute 'stylise'"):
+        nst_tf.stylise
