@@ -99,10 +99,7 @@ class Fetch:
             self._reread()
             record = self.partial.record
             if record is not None and self.done > 0 and record.get("expected_size") == self.done:
-                try:
-                    return self._verify(record["url"]), record["url"]
-                except DownloadError as error:
-                    self.console.note(f"the partial download from {record['url']}: {error}")
+                return self._verify(record["url"]), record["url"]
             return self._each(sources)
         except DownloadError as error:
             raise DownloadError(f"{error}{kept(self.partial.destination)}") from None

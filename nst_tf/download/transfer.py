@@ -12,7 +12,6 @@ import dataclasses
 import http.client
 import os
 import re
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -141,8 +140,6 @@ def open_reply(url, offset, validators, timeout, opener):
         raise _status_error(error.code, error.reason, offset) from None
     except (OSError, http.client.HTTPException, ValueError) as error:
         reason = getattr(error, "reason", None) or error
-        if isinstance(reason, ssl.SSLCertVerificationError):  # not worth another try
-            raise DownloadError(f"the server's certificate was refused: {reason.verify_message or reason}") from None
         retry = isinstance(reason, (OSError, http.client.HTTPException))
         raise (RetryableError if retry else DownloadError)(one_line(reason)) from None
     try:
@@ -174,6 +171,7 @@ def _http_reply(response, offset):
     validators = {"etag": headers.get("ETag"), "last_modified": headers.get("Last-Modified")}
     if response.status == 200:  # http.client's length: the Content-Length, None when absent or invalid
         return Reply(response, response.length, response.length, validators, whole=True)
+    # A 206; any other answer (another 2xx, an ftp:// one after a redirect) has no Content-Range and is refused.
     match = _CONTENT_RANGE.fullmatch((headers.get("Content-Range") or "").strip())
     if not match or int(match[1]) != offset or int(match[2]) < offset:
         raise RestartError(f"asked for bytes from {offset}, the server sent {quoted(headers.get('Content-Range'))}")
