@@ -416,6 +416,15 @@ def test_a_complete_partial_file_is_checked_without_a_request(site, out):
     assert get(site, out) == md5(PAYLOAD) and listing(out) == ["w.mat"] and site.requests == []
 
 
+def test_a_complete_partial_file_with_a_wrong_sum_is_noted_and_downloaded_again_in_the_same_run(site, out, capsys):
+    (out / RECORD).write_text(json.dumps(partial_file.new_record(site.url + "/w.mat", "w.mat", len(PAYLOAD))))
+    (out / PARTIAL).write_bytes(bytes(len(PAYLOAD)))  # complete, but damaged
+    assert get(site, out) == md5(PAYLOAD) and (out / "w.mat").read_bytes() == PAYLOAD
+    assert site.ranges() == [None] and listing(out) == ["w.mat"]
+    (line,) = messages(capsys.readouterr().err)
+    assert line.startswith(f"nst-tf download: the partial download from {site.url}/w.mat: downloaded file has MD5 ")
+
+
 @pytest.mark.parametrize(
     "refusal", [FileExistsError(17, "File exists"), PermissionError(1, "Operation not permitted")], ids=repr
 )  # the second: a file system without hard links, where the file is renamed after a check

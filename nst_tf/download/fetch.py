@@ -99,7 +99,10 @@ class Fetch:
             self._reread()
             record = self.partial.record
             if record is not None and self.done > 0 and record.get("expected_size") == self.done:
-                return self._verify(record["url"]), record["url"]
+                try:
+                    return self._verify(record["url"]), record["url"]
+                except DownloadError as error:  # removed by _verify: download it again now
+                    self.console.note(f"the partial download from {record['url']}: {error}")
             return self._each(sources)
         except DownloadError as error:
             raise DownloadError(f"{error}{kept(self.partial.destination)}") from None
