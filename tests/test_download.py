@@ -994,3 +994,32 @@ def test_help_lists_squeezenet(capsys):
     assert "--weights {mat,keras,squeezenet}" in text and "--sha256 SHA256" in text
     assert f"squeezenet: torchvision's {SQUEEZENET_FILE}" in text and "or SHA-256 for squeezenet" in text
     assert f"or {dl.SQUEEZENET_MODEL} for squeezenet" in text and "20 MiB for squeezenet" in text
+
+
+def test_a_refused_certificate_is_one_line_at_once_without_retries(tmp_path, out):
+    """An HTTPS server on this machine with a certificate of its own, which no authority signed."""
+    import ssl
+    import threading
+    import time
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", "/CN=127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        start = time.monotonic()
+        url = f"https://127.0.0.1:{server.server_address[1]}/w.mat"
+        with pytest.raises(NSTError, match=r"^download of .*/w\.mat failed: the server's certificate was refused: "):
+            dl.download(url, str(out / "w.mat"), known(PAYLOAD), policy=dl.Policy(attempts=3, first_delay=5.0))
+        assert time.monotonic() - start < 4  # the 5 s delays of a retry never come
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert listing(out) == []

@@ -10,6 +10,7 @@ than the one asked for, a changed file), so the download starts over.
 
 import dataclasses
 import http.client
+import ssl
 import os
 import re
 import urllib.error
@@ -140,6 +141,8 @@ def open_reply(url, offset, validators, timeout, opener):
         raise _status_error(error.code, error.reason, offset) from None
     except (OSError, http.client.HTTPException, ValueError) as error:
         reason = getattr(error, "reason", None) or error
+        if isinstance(reason, ssl.SSLCertVerificationError):  # no retry makes a refused certificate good
+            raise DownloadError(f"the server's certificate was refused: {reason.verify_message or reason}") from None
         retry = isinstance(reason, (OSError, http.client.HTTPException))
         raise (RetryableError if retry else DownloadError)(one_line(reason)) from None
     try:
