@@ -205,11 +205,11 @@ EXPECTED = {
     "an int key of 2**31": r"uses the number 2147483648 as a dict key; not a state dict$",
     "a storage of 2**400,000 elements": r"declares a storage as \('storage', .*, 2\*\*399999 or more\); expected",
     "an offset of 2**400,000, 3,000 times": r"a tensor of offset 2\*\*399999 or more, size \(1,\), .* reads past",
-    "a safetensors type that is a list": r"tensor 'a' has type \[\]; this reader reads F64, F32",
-    "a safetensors type that is an object": r"tensor 'a' has type a dict; this reader reads F64, F32",
-    "a safetensors header of 104,000 names, one twice": r"is not valid JSON \(the name '00000' appears twice\)",
-    "a safetensors header of 104,000 names": r"has a header of 104000 entries; this reader accepts 4096$",
-    "a safetensors shape of 4,000-digit numbers": r"tensor 'a' has shape \[2\*\*13287 or more, .*; expected at most",
+    "a safetensors type that is a list": r"refused by safetensors \(.*invalid type: sequence, expected string or map",
+    "a safetensors type that is an object": r"refused by safetensors \(.*invalid value: map, expected map with a",
+    "a safetensors header of 104,000 names, one twice": r"by safetensors \(.*invalid type: integer `0`, expected struct",
+    "a safetensors header of 104,000 names": r"by safetensors \(.*invalid type: integer `0`, expected struct TensorInfo",
+    "a safetensors shape of 4,000-digit numbers": r"refused by safetensors \(.*number out of range at line 1",
 }
 
 #: One file of each kind the attack found, for the command.

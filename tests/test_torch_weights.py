@@ -994,7 +994,7 @@ def _zip_structure_cases():
         ),
         "a member count above the entries": (
             good[: end + 8] + struct.pack("<HH", 5, 5) + good[end + 12 :],
-            r"whose directory is damaged at its byte \d+$",
+            r"whose directory is damaged: it holds 4 members, not 5$",
         ),
         "two disks": (good[: end + 4] + struct.pack("<H", 1) + good[end + 6 :], r"split over several disks"),
         "a local header past the end": (
@@ -1225,7 +1225,11 @@ def _safetensors(header, data=b""):
 
 
 def _safetensors_cases():
-    a = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+    # The header's checks are the safetensors package's: each refusal names its reason.
+    a, refused = (
+        {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+        r"is refused by safetensors \(Error while deserializing: ",
+    )
     return {
         "a header of 2**40 bytes": (
             struct.pack("<Q", 2**40) + b"{}",
@@ -1235,30 +1239,36 @@ def _safetensors_cases():
             struct.pack("<Q", 5000) + b'{"a": 1}',
             r"declares a header of 5000 bytes, longer than the file; the file is truncated$",
         ),
-        "garbage": (_safetensors(b"{garbage\xff"), r"has a header that is not valid JSON \(.*\); not a \.safetensors"),
-        "a list": (_safetensors([1, 2]), r"has a header that is a list; expected a JSON object$"),
-        "a name twice": (
+        "garbage": (_safetensors(b"{garbage\xff"), rf"{refused}invalid UTF-8 in header: .*\); the file is damaged$"),
+        "a list": (_safetensors([1, 2]), rf"{refused}invalid JSON in header: invalid type: sequence"),
+        "a name twice, once without fields": (
             _safetensors(b'{"a": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}, "a": {}}'),
-            r"the name 'a' appears twice",
+            rf"{refused}invalid JSON in header: missing field `dtype`",
         ),
-        "deep nesting": (_safetensors(b"[" * 100000 + b"]" * 100000), r"has a header that is not valid JSON"),
-        "a long number": (_safetensors(b'{"a": ' + b"9" * 5000 + b"}"), r"has a header that is not valid JSON"),
-        "bfloat16": (_safetensors({"a": {**a, "dtype": "BF16"}}, bytes(8)), r"tensor 'a' has type 'BF16'; this reader"),
-        "a negative dimension": (_safetensors({"a": {**a, "shape": [-2]}}, bytes(8)), r"tensor 'a' has shape \[-2\]"),
+        "deep nesting": (_safetensors(b"[" * 100000 + b"]" * 100000), rf"{refused}invalid JSON in header"),
+        "a long number": (_safetensors(b'{"a": ' + b"9" * 5000 + b"}"), rf"{refused}.*number out of range"),
+        "bfloat16": (
+            _safetensors({"a": {**a, "dtype": "BF16", "data_offsets": [0, 4]}}, bytes(4)),
+            r"holds tensors of type 'BF16', which NumPy has no type for; save them as F32$",
+        ),
+        "a negative dimension": (_safetensors({"a": {**a, "shape": [-2]}}, bytes(8)), r"integer `-2`, expected usize"),
         "offsets past the data": (
             _safetensors({"a": {**a, "data_offsets": [0, 4000]}}, bytes(8)),
-            r"tensor 'a' of type F32 and shape \[2\] \(8 bytes\) lies at \[0, 4000\], outside the file's 8 bytes",
+            rf"{refused}invalid shape, data type, or offset for tensor\); the file is damaged$",
         ),
         "offsets of another length": (
             _safetensors({"a": {**a, "data_offsets": [0, 4]}}, bytes(8)),
-            r"lies at \[0, 4\]",
+            rf"{refused}invalid shape, data type, or offset for tensor\)",
         ),
         "a huge shape": (
             _safetensors({"a": {**a, "shape": [2**40, 2**40]}}, bytes(8)),
-            r"\(4835703278458516698824704 bytes\) lies at \[0, 8\]",
+            rf"{refused}.*overflow computing buffer size from shape",
         ),
-        "missing fields": (_safetensors({"a": {"dtype": "F32"}}), r"describes tensor 'a' as a dict; expected dtype"),
-        "metadata of numbers": (_safetensors({"__metadata__": {"x": 1}}), r"has __metadata__ that is not a mapping"),
+        "missing fields": (_safetensors({"a": {"dtype": "F32"}}), rf"{refused}.*missing field `shape`"),
+        "metadata of numbers": (
+            _safetensors({"__metadata__": {"x": 1}}),
+            r"invalid type: integer `1`, expected a string",
+        ),
         "overlapping tensors": (
             _safetensors({"a": a, "b": a}, bytes(8)),
             r"is refused by safetensors \(.*\); the file is damaged$",

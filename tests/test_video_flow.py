@@ -217,13 +217,13 @@ def test_the_temporal_term_adds_its_weighted_cost_to_j_and_is_zero_until_assigne
     plain = StyleCost(model, content, style, config)
     timed = StyleCost(model, content, style, config, extra_terms=[term])
     image = tf.constant(content + rng.normal(0, 5, content.shape).astype(np.float32))
-    assert float(timed(image)[0]) == float(plain(image)[0])
+    assert float(timed(image)["total"]) == float(plain(image)["total"])
     previous = content + rng.normal(0, 5, content.shape).astype(np.float32)
     weights = rng.integers(0, 2, content.shape[:3]).astype(np.float32)
     term.assign(previous, weights)
     expected = reference.temporal_cost(image[0].numpy(), previous, weights)
     np.testing.assert_allclose(float(term.image_cost(image)), expected, rtol=1e-5)
-    np.testing.assert_allclose(float(timed(image)[0]), float(plain(image)[0]) + 50 * expected, rtol=1e-5)
+    np.testing.assert_allclose(float(timed(image)["total"]), float(plain(image)["total"]) + 50 * expected, rtol=1e-5)
     with pytest.raises(NSTError, match="the temporal term takes up to 3 frames"):
         term.assign(np.zeros((4, *content.shape[1:])), np.zeros((4, *content.shape[1:3])))
 

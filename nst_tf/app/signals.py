@@ -61,11 +61,7 @@ class StopRequest:
     grace = 1.5
 
     def __init__(self, err=None):
-        self.signum = None
-        self.deferred = False
-        self.finisher = None
-        self.cleanups = []
-        self.err = err
+        self.signum, self.deferred, self.finisher, self.cleanups, self.err = None, False, None, [], err
         self._finishing = threading.Lock()
 
     def __call__(self, signum, frame):
@@ -353,8 +349,8 @@ def end_process(status, *streams):
 
     Before ``os._exit``: ``streams`` (other text streams), standard output and standard error are flushed,
     descriptors 1 and 2 pointed at the null device (nothing another thread prints comes after the last
-    line), and the modules autograph wrote to the temporary folder removed (its ``atexit`` handlers would
-    have, which ``os._exit`` skips).
+    line), and the command's own temporary folder (``use_private_temporary_folder``) removed with the
+    modules autograph wrote there (its ``atexit`` handlers would have, which ``os._exit`` skips).
     """
     for stream in (*streams, sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -362,22 +358,9 @@ def end_process(status, *streams):
     # The last line is written: another thread still tracing (the main thread, when the watcher ends the
     # process) must not print after it, e.g. autograph's warning about the modules removed below.
     _to_null(1, 2)
-    remove_autograph_files()
     if _PRIVATE_TEMPORARY is not None:
         shutil.rmtree(_PRIVATE_TEMPORARY, ignore_errors=True)
     os._exit(status)
-
-
-def remove_autograph_files():
-    """Removes the ``__autograph_generated_file*.py`` modules this process wrote in the temporary folder."""
-    folder = os.path.realpath(tempfile.gettempdir())
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if not name.startswith("__autograph_generated_file") or not isinstance(path, str):
-            continue
-        if os.path.dirname(os.path.realpath(path)) == folder and os.path.basename(path).startswith(name):
-            with contextlib.suppress(OSError):
-                os.remove(path)
 
 
 @contextlib.contextmanager

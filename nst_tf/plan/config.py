@@ -78,7 +78,6 @@ CONTENT_NORMALIZERS = ("layer", "none")
 
 #: The options of fixed choices, each with its choices.
 _CHOICES = (
-    ("network", tuple(NETWORKS)),
     ("precision", PRECISIONS),
     ("tv_form", TV_FORMS),
     ("optimizer", OPTIMIZERS),
@@ -250,6 +249,7 @@ class StyleTransferConfig:
                 raise NSTError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if isinstance(self.network, Network) and NETWORKS.get(self.network.name) is self.network:
             object.__setattr__(self, "network", self.network.name)  # a registered description, by its name
+        _check_choice("network", self.network, tuple(NETWORKS))  # as registered now, later registrations too
         for name, choices in _CHOICES:
             _check_choice(name, getattr(self, name), choices)
         network = get_network(self.network)

@@ -102,17 +102,11 @@ def _duration(seconds):
 
 
 def drive(start, outputs, saver, report_line, out, err, stop, context=None):
-    """Runs a coarse-to-fine run to its end, a stop or a NaN cost, and saves its images.
-
-    Args:
-        start: a callable returning the run (a ``CoarseToFine``); called inside the drive, so that a signal
-            while it is set up is handled as one during the run.
-        outputs, saver: the run's ``Outputs`` (what is saved when) and the ``Saver`` that saves them.
-        report_line: the preset's report line (``report_text``).
-        out: the stream for report lines, scale headers and the final path; ``err``: for the progress
-            line, notes and errors.
-        stop: the ``StopRequest`` handling the signals.
-        context: a context manager the optimization runs in (the final save comes after it).
+    """Runs the coarse-to-fine run ``start()`` returns (called inside, so a signal while it is set up is
+    handled as one during the run) to its end, a stop (``stop``: the ``StopRequest``) or a NaN cost, saving
+    what ``outputs`` says with ``saver``. Report lines (``report_text`` of ``report_line``), scale headers and
+    the final path go to ``out``; the progress line, notes and errors to ``err``. ``context``: a context
+    manager the optimization runs in (the final save comes after it).
 
     Returns:
         ``EXIT_OK``, ``EXIT_NON_FINITE``, ``EXIT_SAVE_FAILED`` or 128 plus the signal's number.

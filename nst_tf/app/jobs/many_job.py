@@ -22,12 +22,8 @@ from .many_parts import groups, member_seed, report_name, style_images
 
 
 def run_many(job, out, err, stop):
-    """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``).
-
-    Raises:
-        NSTError: the output folder or its manifest cannot be written.
-        Stopped: a signal came before the first image started.
-    """
+    """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``). Raises ``NSTError`` when the output
+    folder or its manifest cannot be written, ``Stopped`` for a signal before the first image started."""
     for note in job.notes:
         err.write(f"{PROG}: note: {note}\n")
     if not job.members:

@@ -167,19 +167,13 @@ def _members(request, shapes, manifest, notes):
     for index, path in zip(indices, paths):
         size, digest = request.size.of(shapes[path]), file_digest(path)
         for styles in style_choices:
-            member = Member(
-                index=index, path=os.path.abspath(path), name=next(names), size=size, styles=styles, digest=digest
-            )
-            everything.append(member)
+            member = dict(index=index, path=os.path.abspath(path), size=size, styles=styles, digest=digest)
+            everything.append(Member(name=next(names), **member))
     inputs = identities([*(request.contents[index] for index in indices), *request.style_paths, request.model])
     _check_names(request, everything, manifest, inputs)
     if request.reports:
         _check_reports(request, everything, inputs, notes)
-    todo = [
-        m
-        for m in everything
-        if not manifest.done(m.path, m.name, m.digest) or not os.path.isfile(os.path.join(request.folder, m.name))
-    ]
+    todo = [m for m in everything if not manifest.done(m.path, m.name, m.digest)]  # done: its file is there
     if len(todo) < len(everything):
         notes.append(
             f"{len(everything) - len(todo)} of {len(everything)} results are done already ({MANIFEST}); "
@@ -283,12 +277,10 @@ def _check_fits(request, option, need, what, fix):
 
 def _settings(request):
     """What changes a result: recorded in the manifest, a rerun with other values refused."""
-    config = dataclasses.asdict(request.config)
-    large = dataclasses.asdict(request.large)
-    for name in ("max_memory", "tile_size"):  # tiles give the same costs: not a setting of the result
-        large.pop(name)
+    # Tiles give the same costs: the budget and tile size are no settings of the result.
+    large = {k: v for k, v in dataclasses.asdict(request.large).items() if k not in ("max_memory", "tile_size")}
     return {
-        "config": config,
+        "config": dataclasses.asdict(request.config),
         "size": dataclasses.asdict(request.size),
         "large": large,
         "pooling": request.pooling,

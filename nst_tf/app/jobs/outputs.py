@@ -77,15 +77,8 @@ class Outputs:
         return name == FINAL_IMAGE or self._is_scale_image(name) or bool(match and self.reports(int(match.group(1))))
 
     def check(self, inputs):
-        """Refuses, before anything is created, outputs that would fail or destroy an input (``check_saves``).
-
-        Args:
-            inputs: the paths of the run's inputs (its images and weights file; None is passed over).
-
-        Raises:
-            NSTError: ``folder`` is not a folder or cannot be listed, or an image would be saved over a
-                link, a folder or one of ``inputs``.
-        """
+        """Refuses, before anything is created, outputs that would fail or destroy one of ``inputs`` (the run's
+        images and weights file; None is passed over): ``NSTError`` as ``check_saves`` raises it."""
         pattern = numbered(self.report_image)
         check_saves(self.folder, lambda name: self._ours(name, pattern), identities(inputs), "run", "this run")
 
@@ -138,16 +131,10 @@ def listing(folder):
 
 def check_saves(folder, ours, sources, owner, who):
     """Refuses to save in ``folder`` under a name ``ours(name)`` accepts that is held by a symbolic link
-    (dangling, looping or not: saving would write through it), a folder, or an input.
-
-    The folder is listed once, the names never one by one: they grow with ``epochs`` and ``scales``.
-
-    Args:
-        sources: ``{identity: path}`` of the inputs (``ground.files.identities``).
-        owner, who: for the messages, e.g. "run" and "this run", "job" and "--reports".
-
-    Returns:
-        The paths in ``folder`` with such names (files the save would replace).
+    (dangling, looping or not: saving would write through it), a folder, or an input (``sources``:
+    ``ground.files.identities``); returns the paths of the files with such names. The folder is listed
+    once, the names never one by one (they grow with ``epochs`` and ``scales``). ``owner`` and ``who`` name
+    what saves in the messages, e.g. "run" and "this run", "job" and "--reports".
 
     Raises:
         NSTError: the folder cannot be listed, or a name is held so.

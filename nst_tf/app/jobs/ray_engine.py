@@ -1,13 +1,11 @@
 """``--engine ray``: the many-image job on Ray Data, on this machine or on a cluster.
 
-The members still to do become a dataset of row numbers, mapped by ``--workers`` stateful actors
-(``RayStylizer``): each builds the network and sizes the style images once, then reads each content image
-with nst_tf's own reader and stylizes it with ``nst_tf.runs.many_images.Stylizer`` (one trace per shape and
-actor). The results stream back to this process, the one writer of the images (atomic saves) and of the
-manifest (``Ledger``): a worker killed mid-image, which Ray restarts, still leaves each image saved once
-with one manifest line. Weights and style images travel in Ray's object store; content images are read where
-the actors run (on a cluster, every node must see them at the same path). While Ray runs, what it writes to
-descriptor 2 goes to a log file in the temporary folder, the command's lines to the original standard error.
+The members still to do become a dataset of row numbers mapped by ``--workers`` actors (``RayStylizer``),
+each building the network once and stylizing with ``nst_tf.runs.many_images.Stylizer``. The results
+stream back to this process, the one writer of images and manifest (``Ledger``): a worker killed
+mid-image, which Ray restarts, still leaves each image saved once with one manifest line. Content images
+are read where the actors run (on a cluster, every node must see them at the same path). While Ray runs,
+what it writes to descriptor 2 goes to a log file, the command's lines to the original standard error.
 """
 
 import contextlib
@@ -37,13 +35,8 @@ _POLL = 0.2
 
 @dataclasses.dataclass(frozen=True)
 class RayOptions:
-    """Where and how wide ``--engine ray`` runs.
-
-    Attributes:
-        workers: how many actors stylize at once (each holds a network).
-        address: an existing cluster's address (``ray start --head`` prints it); None starts a local Ray
-            inside the command, sized to this machine.
-    """
+    """Where and how wide ``--engine ray`` runs: ``workers`` actors at once (each holds a network), on the
+    cluster at ``address`` (``ray start --head`` prints it) or, with None, on a local Ray of the command's."""
 
     workers: int = 1
     address: str = None
@@ -96,11 +89,9 @@ def run_on_ray(job, out, err, stop):
 
 
 def _ray_folder():
-    """A new folder for a local Ray's session files and its processes' temporary files (``TMPDIR``).
-
-    Removed whole when the job ends: actors killed at the end cannot remove the TensorFlow modules they
-    wrote. Under /tmp when the temporary folder's path is long: Ray's socket paths inside it must fit a
-    Unix socket address (107 bytes).
+    """A new folder for a local Ray's session files and its processes' temporary files (``TMPDIR``), removed
+    whole at the end (actors killed then cannot remove the TensorFlow modules they wrote). Under /tmp when
+    the temporary folder's path is long: Ray's socket paths in it must fit a Unix socket address (107 bytes).
     """
     base, prefix = tempfile.gettempdir(), f"nst_tf-{os.getpid()}-ray-"
     # Ray's longest path there: a session folder named by date, time and a process number (up to 7 digits),
@@ -125,13 +116,11 @@ def _end_local_ray(folder, processes=()):
 def _ray_lines_aside(err):
     """Sends Ray's lines to a log file for the block; yields (a stream for the command's lines, the log's path).
 
-    Ray's C++ core writes to descriptor 2, its Python loggers to ``sys.stderr`` as it was when Ray was
-    imported, and its cluster's errors (a worker that died) to ``sys.stdout``: for the block the descriptor
-    points at the log and both streams are replaced by ones on it; ``err``, if it was on descriptor 2, is
-    reopened on a copy of the old one. The log is kept only when the block failed (a stop is no failure) and
-    Ray wrote something. Afterwards descriptor 2 points at the null device where the command's lines have a
-    descriptor of their own (``quiet_descriptor_2``: a local Ray's driver threads outlive the block and
-    report its killed processes); else it is given back.
+    Ray's C++ core writes to descriptor 2, its loggers to ``sys.stderr`` as it was at Ray's import, its
+    cluster's errors to ``sys.stdout``: for the block all three go to the log (``err``, if on descriptor 2,
+    is reopened on a copy of it). The log is kept only when the block failed (a stop is no failure) and is
+    not empty. Afterwards descriptor 2 goes to the null device where the command's lines have their own
+    (``quiet_descriptor_2``: a local Ray's driver threads report its killed processes later), else back.
     """
     err.flush()
     saved = os.dup(2)
@@ -172,8 +161,7 @@ def _text(descriptor, closefd=True):
 
 def _start(options, log, folder, stop):
     """Imports Ray and starts it (a local Ray sized to this machine, or connected to ``options.address``),
-    then gives the job's signals back to ``stop`` (``ray.init`` sets its own SIGTERM handler, ``sys.exit``,
-    which would end the job without its last line).
+    then gives the job's signals back to ``stop`` (``ray.init`` sets a SIGTERM handler that calls ``sys.exit``).
 
     Raises:
         NSTError: Ray cannot start or reach the cluster.
@@ -222,14 +210,11 @@ _TOKEN_LIMIT = 16_000
 
 
 def _check_token():
-    """Refuses a Ray authentication token that is not one, read where and as Ray reads it: gRPC aborts the
-    process (status 134, no line) on bytes a header cannot hold, Ray retries for long on one over gRPC's
-    header limit, waits half a minute on an empty one, and its read of a pipe never ends.
-
-    Ray reads ``RAY_AUTH_TOKEN`` when set and not empty, else the first line of the file
-    ``RAY_AUTH_TOKEN_PATH`` names or of ``~/.ray/auth_token``, stripped of white space; none with
-    ``RAY_AUTH_MODE=disabled``. A missing, empty or unreadable file, or a folder, is left to Ray, which
-    says so at once.
+    """Refuses a Ray authentication token that is not one: gRPC aborts the process (status 134, no line) on
+    bytes a header cannot hold, Ray retries for long on one over gRPC's header limit, waits half a minute on
+    an empty one, and its read of a pipe never ends. Read as Ray reads it: ``RAY_AUTH_TOKEN`` if not empty,
+    else the first line of the file ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, stripped; none with
+    ``RAY_AUTH_MODE=disabled``. A missing, empty or unreadable file, or a folder, Ray reports at once.
 
     Raises:
         NSTError: the token file is not a regular file, or the token is empty (the variable), longer than
@@ -367,12 +352,8 @@ def _dataset(ray, job):
 
 def _results(dataset, log, stop):
     """Yields the dataset's result rows, pulled by a thread of their own: the main thread looks for a signal
-    every ``_POLL`` seconds however long an image takes, instead of waiting inside Ray.
-
-    Raises:
-        NSTError: the dataset failed (a worker error Ray does not retry).
-        Stopped: a signal came.
-    """
+    every ``_POLL`` seconds however long an image takes. Raises ``NSTError`` when the dataset failed (a worker
+    error Ray does not retry), ``Stopped`` after a signal."""
     rows = queue.Queue(maxsize=64)
 
     def pull():
