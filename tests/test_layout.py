@@ -49,3 +49,13 @@ def test_every_public_name_is_found_where_the_package_says():
     assert nst_tf.presets.PRESETS and nst_tf.cs231n.style_loss
     with pytest.raises(AttributeError, match="module 'nst_tf' has no attribute 'stylise'"):
         nst_tf.stylise
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.name != "__init__.py"], ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_imports_from_its_own_packages_init(path):
+    """``from . import name`` takes submodules only: a registry or a name lives in a module of its own."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module is None:
+            for alias in node.names:
+                assert (path.parent / f"{alias.name}.py").exists() or (path.parent / alias.name).is_dir(), alias.name

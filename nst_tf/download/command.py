@@ -10,7 +10,6 @@ from pathlib import Path
 from ..app.signals import Stopped
 from ..ground.errors import NSTError, quoted
 from ..plan.config import CONFIG, KERAS_VGG_MODEL
-from . import __all__  # noqa: F401  (the public names, listed once, in the package)
 from .console import Console, stopping_on_signals
 from .fetch import HASH_NAMES, Fetch, Target, size_text
 from .partial import Partial, kept, partial_paths  # noqa: F401  (partial_paths: a public name)
