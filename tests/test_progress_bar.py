@@ -58,6 +58,15 @@ def read_all(master, process, seconds=300):
     return b"".join(chunks).decode()
 
 
+def read_written(master, quiet=0.3):
+    """What has been written to the terminal so far: read until nothing more comes for ``quiet`` seconds
+    (one read may return before a second stream's bytes have crossed the terminal)."""
+    chunks = []
+    while select.select([master], [], [], quiet)[0]:
+        chunks.append(os.read(master, 65536))
+    return b"".join(chunks).decode()
+
+
 def own_stream(descriptor):
     """A text stream as ``use_own_standard_streams`` makes one, on a copy of ``descriptor``."""
     raw = signals._Forgiving(os.dup(descriptor))
@@ -195,7 +204,7 @@ def test_a_message_on_the_terminal_erases_the_drawn_bar_first(clock, same_stream
         out.write("Iteration 3 :\n")
         out.flush()
         bar.update(4)
-        output = os.read(master, 65536).decode()
+        output = read_written(master)
     finally:
         for closing in (out, err):
             closing.close()
@@ -214,7 +223,7 @@ def test_a_message_elsewhere_leaves_the_bar_on_the_terminal(clock):
         bar.update(3)
         out.write("Iteration 3 :\n")
         out.flush()
-        shown = screen(os.read(master, 65536).decode())
+        shown = screen(read_written(master))
         assert os.read(reader, 100) == b"Iteration 3 :\n"
     finally:
         for closing in (out, err):
