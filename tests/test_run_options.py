@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from nst_tf import NSTError, StyleCost, StyleTransfer, StyleTransferConfig
-from nst_tf.tensors.images import start_image
 from nst_tf.objective.terms import ContentTerm, StyleTerm
+from nst_tf.tensors.images import start_image
 
 
 def _transfer(model, images, **options):

@@ -1,13 +1,8 @@
 """``python -m nst_tf`` / ``nst-tf``: the course's style-transfer job from the command line.
 
-The options are those of the course's command-line port (content and style
-file names, epochs, print_every, learning_rate, alpha, beta), the files, the
-image size (``ImageSize``) and every field of ``StyleTransferConfig``; the
-help texts and defaults of the last two come from their dataclass fields.
-
-Everything the user gave is checked (options, image files, the weights
-file's structure, the output folder, the memory the run needs) before
-anything is created and before TensorFlow, which takes seconds to import, is
+The options are the course's (content and style files, epochs, print_every, learning_rate, alpha,
+beta), the files, and every field of the option dataclasses (their help and defaults). Everything
+the user gave is checked before anything is created and before TensorFlow (seconds to import) is
 loaded. Exit statuses are listed in ``EXIT_STATUSES``.
 """
 
@@ -152,7 +147,6 @@ def _typed(convert):
     """An argparse type whose NSTError becomes argparse's own message."""
 
     def parse(text):
-        """``convert(text)``; raises ``argparse.ArgumentTypeError`` with the message of its ``NSTError``."""
         try:
             return convert(text)
         except NSTError as error:
@@ -241,13 +235,8 @@ def _config(args):
 
 
 def _overriding_the_preset(args, preset, given):
-    """Drops a preset's sizing that an option the user gave replaces.
-
-    A preset's ``--shorter_side`` gives way to ``--max_size``, ``--width`` or
-    ``--height`` given on the command line, and its ``--style_size`` to
-    ``--style_scale``: options given override the preset, and these pairs
-    exclude each other.
-    """
+    """Drops a preset's sizing that a given option replaces: its ``--shorter_side`` gives way to
+    ``--max_size``, ``--width`` or ``--height``, its ``--style_size`` to ``--style_scale``."""
     if "shorter_side" not in given and given & {"max_size", "width", "height"}:
         args.shorter_side = None
     if "style_size" not in given and "style_scale" in given:
@@ -260,19 +249,8 @@ def _given(argv):
 
 
 def _validated(args, preset, given=frozenset()):
-    """Checks everything the user gave, before anything is created or TensorFlow is loaded.
-
-    Args:
-        args: the parsed command line.
-        preset: the ``Preset`` it was parsed with.
-        given: the options written on the command line (``_given``).
-
-    Returns:
-        The kind of job the command line asks for (``kinds.JobKind``) and its prepared job.
-
-    Raises:
-        NSTError: anything the user gave is wrong (one line, for the user).
-    """
+    """``(kinds.JobKind, its prepared job)`` of the parsed ``args`` (parsed with ``preset``; ``given``: the
+    options written), everything checked before anything is created; ``NSTError`` for anything wrong."""
     _overriding_the_preset(args, preset, set(given))
     config = _config(args)
     size = ImageSize(args.width, args.height, args.max_size, args.fit, args.shorter_side)
@@ -294,14 +272,7 @@ def _chosen_preset(argv):
 
 
 def main(argv=None):
-    """Runs the command.
-
-    Args:
-        argv: the arguments (default: ``sys.argv[1:]``).
-
-    Returns:
-        The exit status (see ``EXIT_STATUSES``).
-    """
+    """Runs the command on ``argv`` (default: ``sys.argv[1:]``); returns the exit status (``EXIT_STATUSES``)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     stop = StopRequest(sys.stderr)
     try:

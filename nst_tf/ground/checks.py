@@ -1,8 +1,5 @@
-"""Checks and size arithmetic shared by every layer: whole and finite numbers, pixel counts, image sizes.
-
-Options are checked where they enter (the option dataclasses, each job's setup) and files where they
-are read; these are the checks those boundaries share, so that each rule is written once.
-"""
+"""Checks and size arithmetic the boundaries share (whole and finite numbers, pixel counts, image
+sizes), so that each rule is written once."""
 
 import math
 import numbers
@@ -31,12 +28,8 @@ def check_whole(name, value, least=1, most=MAX_SIDE):
 
 
 def check_finite(name, value, float32=True):
-    """``value`` as a float, when it is a real number held finitely in float32 (as float32 rounds it),
-    or with ``float32=False`` in float64.
-
-    Raises:
-        NSTError: ``value`` is not a real number (bools are refused), is not finite, or lies beyond the
-            type's range (a float32 beyond it is infinite in the traced costs); the message names ``name``.
+    """``value`` as a float (as float32 rounds it, unless ``float32=False``) when it is a real number held
+    finitely in that type; else ``NSTError`` naming ``name`` (bools are refused).
     """
     if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
         raise NSTError(f"{name} must be a finite number; got {short_repr(value)}")
@@ -72,11 +65,7 @@ def whole_pixels(name, value):
 
 
 def check_pixels(name, value):
-    """``value`` as an int when it is a positive whole number of pixels (NumPy integers accepted, bools refused).
-
-    Raises:
-        NSTError: naming ``name`` otherwise.
-    """
+    """``value`` as an int when a positive whole number of pixels (as ``whole_pixels``); else ``NSTError``."""
     value = whole_pixels(name, value)
     if value < 1:
         raise NSTError(f"{name} must be a positive number of pixels; got {value!r}")
@@ -96,10 +85,8 @@ def size_for(height, width, max_size):
 
 
 def shorter_side_size(height, width, side):
-    """(height, width) with the same aspect ratio and the shorter side ``side``, as torchvision's ``Resize(side)``.
-
-    The longer side is ``int(side * longer / shorter)`` (truncated, as
-    torchvision computes it).
+    """(height, width) with the same aspect ratio and the shorter side ``side``, as torchvision's ``Resize(side)``
+    (the longer side ``int(side * longer / shorter)``, truncated).
 
     Raises:
         NSTError: ``height``, ``width`` or ``side`` is not a positive whole number, or the longer side

@@ -4,11 +4,7 @@ import os
 
 
 class NSTError(ValueError):
-    """Base class of every error nst_tf raises on purpose.
-
-    It derives from ValueError because nearly every failure is bad input
-    (a shape, a file, an option); callers can catch ``NSTError`` alone.
-    """
+    """Base class of every error nst_tf raises on purpose (a ValueError: nearly every one is bad input)."""
 
 
 class WeightsFileError(NSTError):
@@ -20,12 +16,8 @@ class ImageError(NSTError):
 
 
 class NonFiniteCostError(NSTError):
-    """The total cost became NaN or infinite during optimization.
-
-    ``last_finite_image`` holds the last generated image (normalized, shape
-    (1, H, W, 3)) whose cost was finite, and ``iteration`` the iteration at
-    which the non-finite cost appeared.
-    """
+    """The total cost became NaN or infinite at ``iteration``; ``last_finite_image``: the last generated
+    image (normalized, (1, H, W, 3)) whose cost was finite."""
 
     def __init__(self, message, *, iteration, last_finite_image):
         super().__init__(message)
@@ -36,12 +28,9 @@ class NonFiniteCostError(NSTError):
 def quoted(path):
     """``path`` for a message: as it is when it reads safely, else as Python's repr of the text.
 
-    A path of printable characters without leading or trailing spaces is
-    shown unchanged, so ordinary messages read naturally (``photo.jpg: file
-    is empty``). Anything else (newlines, terminal escape codes, other
-    invisible characters, undecodable bytes, an empty name) is shown quoted
-    with backslash escapes, so it can neither break the one-line message nor
-    reach the terminal raw. Bytes paths are shown as text, not as ``b'...'``.
+    Printable paths without outer spaces read naturally (``photo.jpg: file is empty``); anything else
+    (newlines, escape codes, undecodable bytes, an empty name) is quoted with backslash escapes, so it
+    can neither break the one-line message nor reach the terminal raw. Bytes paths are shown as text.
     """
     text = os.fsdecode(path) if isinstance(path, bytes) else str(path)
     if text and text.isprintable() and text == text.strip():

@@ -1,17 +1,11 @@
 """L-BFGS for the image, in TensorFlow, with one curvature history for the whole run.
 
-Style-transfer tools that use L-BFGS (Justin Johnson's neural-style through
-torch's optim.lbfgs, PyTorch's ``torch.optim.LBFGS``) keep the last
-``history_size`` pairs (s, y) = (change of image, change of gradient) for
-the entire optimization. TensorFlow ports that call SciPy's L-BFGS once per
-reporting interval start from an empty history every time, and lose most of
-the method's advantage. Here the history lives in variables beside the
-image, so reporting (which ends a traced call) does not disturb it.
-
-Each iteration costs one cost-and-gradient evaluation, as an Adam step
-does: like torch's ``LBFGS`` with no line search, the step is the two-loop
-direction times ``learning_rate`` (1.0 is the natural choice), and the first
-step is scaled by ``min(1, 1 / sum|g|)``.
+Like Justin Johnson's neural-style (torch's optim.lbfgs) and ``torch.optim.LBFGS``, it keeps the
+last ``history_size`` pairs (s, y) = (change of image, change of gradient) for the whole
+optimization, in variables beside the image, so reporting does not reset it (as calling SciPy's
+L-BFGS once per report would). Each iteration costs one cost-and-gradient evaluation: with no line
+search, the step is the two-loop direction times ``learning_rate``, the first scaled by
+``min(1, 1 / sum|g|)``.
 """
 
 import tensorflow as tf
@@ -39,7 +33,6 @@ class LBFGS(tf.Module):
             raise NSTError(f"history_size must be a positive whole number; got {history_size!r}")
         self.learning_rate = float(learning_rate)
         self.history_size = history_size
-        self._built = False
 
     def build(self, var_list):
         """Creates the history for the single variable in ``var_list``.
@@ -60,7 +53,6 @@ class LBFGS(tf.Module):
             self.previous_x = tf.Variable(tf.zeros([n]), trainable=False, name="previous_x")
             self.previous_g = tf.Variable(tf.zeros([n]), trainable=False, name="previous_g")
             self.iterations = tf.Variable(0, trainable=False, name="iterations")
-        self._built = True
 
     def _remember(self, x, g):
         s = x - self.previous_x
@@ -105,13 +97,7 @@ class LBFGS(tf.Module):
         return -r
 
     def apply_gradients(self, grads_and_vars):
-        """One L-BFGS iteration for the (gradient, variable) pair given.
-
-        Raises:
-            NSTError: ``build`` has not been called.
-        """
-        if not self._built:
-            raise NSTError("call build([variable]) before apply_gradients")
+        """One L-BFGS iteration for the (gradient, variable) pair given (after ``build``)."""
         ((gradient, variable),) = grads_and_vars
         x = tf.reshape(tf.cast(variable, tf.float32), [-1])
         g = tf.reshape(tf.cast(gradient, tf.float32), [-1])

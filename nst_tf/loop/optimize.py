@@ -1,15 +1,10 @@
 """The optimization loop: the course's ``model_nn`` as a generator.
 
-``StyleTransfer(objective)`` holds the image ``tf.Variable``, the optimizer
-and the loop; what is minimized is the objective's business (a ``StyleCost``
-from ``nst_tf.objective``, or any callable with its interface). ``run()`` yields
-a ``Progress`` after every reported iteration; it never prints or writes.
-
-Steps run inside one ``tf.function`` loop, traced once with the number of
-steps as a tensor argument, in calls bounded by time (about
-``slice_seconds`` each, sized from the measured step time): the host then
-talks to the device rarely, and Python, which sees Ctrl-C and signals only
-between calls, gets control back about once a second.
+``StyleTransfer(objective)`` holds the image ``tf.Variable``, the optimizer and the loop; ``run()``
+yields a ``Progress`` after every reported iteration and never prints or writes. Steps run in one
+``tf.function`` loop, traced once with the step count as a tensor, in calls of about
+``slice_seconds``: the host talks to the device rarely, and Python, which sees Ctrl-C and signals
+only between calls, gets control back about once a second.
 """
 
 import dataclasses
@@ -30,15 +25,11 @@ from .progress import Progress, Tick
 def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False, clamp=None):
     """Builds ``run_steps(n) -> steps_done_now``, a ``tf.function`` traced once.
 
-    Each step clamps the image to ``clamp`` (``(low, high, until)``: before
-    iterations ``0 .. until - 1``, every one when ``until`` is None; CS231n
-    clamps before its steps), evaluates ``objective.value_and_gradient(image)``,
-    applies one optimizer update to the ``image`` variable, lets
-    ``objective.constrain`` act on it (clipping, where the objective asks for
-    it), and counts it in the ``steps_done`` variable. Before each update the
-    image is copied to ``last_finite``; a step whose total cost or gradient is
-    NaN or infinite stops the loop without updating, so a return value below
-    ``n`` reports it.
+    Each step clamps the image to ``clamp`` (``(low, high, until)``: before iterations below ``until``,
+    every one when None; CS231n clamps before its steps), takes ``objective.value_and_gradient``,
+    copies the image to ``last_finite``, applies one optimizer update, ``objective.constrain``s it and
+    counts it in ``steps_done``. A NaN or infinite total cost or gradient stops the loop before its
+    update, so a return value below ``n`` reports it.
     """
 
     def clamped():
@@ -73,20 +64,13 @@ class StyleTransfer:
     """One style-transfer run: the image variable, the optimizer, the loop.
 
     Args:
-        objective: a ``StyleCost`` (or an object with its interface:
-            ``objective(image) -> {"total": J, term name: value}``,
-            ``value_and_gradient(image)``, ``content_image``, ``config`` and
-            ``present(image)``).
-        config: a ``StyleTransferConfig`` for the loop (``epochs``,
-            ``print_every``, ``optimizer``, ``learning_rate``,
-            ``lbfgs_history``, ``noise_ratio``, ``seed``, ``jit_compile``);
-            by default the objective's.
-        initial_image: starting image, the content's shape; by default
-            ``start_image(content_image, config)`` (the course's noise image
-            unless ``config.start`` says otherwise).
+        objective: a ``StyleCost`` (or an object with its interface: ``objective(image) -> {"total": J,
+            term name: value}``, ``value_and_gradient``, ``constrain``, ``content_image``, ``config``, ``present``).
+        config: a ``StyleTransferConfig`` for the loop; by default the objective's.
+        initial_image: the start, the content's shape; by default ``start_image(content_image, config)``
+            (the course's noise image unless ``config.start`` says otherwise).
 
-    ``slice_seconds`` bounds the wall time of one traced call (see the
-    module docstring).
+    ``slice_seconds`` bounds the wall time of one traced call.
     """
 
     slice_seconds = 1.0
@@ -106,13 +90,7 @@ class StyleTransfer:
             get_optimizer(config.optimizer).check_batches("a batch objective")
         self.objective = objective
         self.config = config
-        content = objective.content_image
-        if initial_image is None:
-            initial_image = start_image(content, config)
-        initial_image = checked_float32_batch(initial_image, "initial_image", batch=self.batched)
-        if initial_image.shape != content.shape:
-            raise NSTError(f"initial_image has shape {initial_image.shape}; expected the content's {content.shape}")
-
+        initial_image = self._initial(initial_image)
         self.image = tf.Variable(initial_image, name="generated_image")
         self._last_finite = tf.Variable(initial_image, trainable=False, name="last_finite_image")
         # Counted inside the traced loop, so the count is right even when an
@@ -135,18 +113,12 @@ class StyleTransfer:
     def restart(self, initial_image=None, epochs=None):
         """Starts the run again from ``initial_image``, keeping the traced loop: no retracing.
 
-        For the next content image of a batch of runs (after
-        ``objective.retarget``): the image, its last finite copy and the step
-        count are assigned, and the optimizer's state is set back to its
-        start (its step count and moments, or L-BFGS's history, to zero).
+        For the next content image (after ``objective.retarget``): the image, its last finite copy and
+        the step count are assigned, and the optimizer's state set back to its start.
 
         Args:
-            initial_image: the start, the content's shape; by default
-                ``start_image(objective.content_image, config)``.
-            epochs: this run's iterations, when they differ from the last
-                run's (a video's first frame runs longer than the others);
-                the traced loop takes its step count as an argument, so this
-                does not retrace either.
+            initial_image: the start, the content's shape; by default ``start_image``'s.
+            epochs: this run's iterations, when they differ from the last run's (a video's first frame).
 
         Raises:
             NSTError: ``initial_image`` is not of the content's shape, or ``epochs`` is not a positive
@@ -154,17 +126,21 @@ class StyleTransfer:
         """
         if epochs is not None:
             self.config = dataclasses.replace(self.config, epochs=epochs)
-        content = self.objective.content_image
-        if initial_image is None:
-            initial_image = start_image(content, self.config)
-        initial_image = checked_float32_batch(initial_image, "initial_image", batch=self.batched)
-        if initial_image.shape != content.shape:
-            raise NSTError(f"initial_image has shape {initial_image.shape}; expected the content's {content.shape}")
+        initial_image = self._initial(initial_image)
         self.image.assign(initial_image)
         self._last_finite.assign(initial_image)
         self._steps_done.assign(0)
         for variable, start in zip(self.optimizer.variables, self._optimizer_start):
             variable.assign(start if start is not None else tf.zeros_like(variable))
+
+    def _initial(self, image):
+        """``image`` (default ``start_image``) as a float32 batch; ``NSTError`` unless of the content's shape."""
+        content = self.objective.content_image
+        image = start_image(content, self.config) if image is None else image
+        image = checked_float32_batch(image, "initial_image", batch=self.batched)
+        if image.shape != content.shape:
+            raise NSTError(f"initial_image has shape {image.shape}; expected the content's {content.shape}")
+        return image
 
     @property
     def iteration(self):
@@ -186,14 +162,11 @@ class StyleTransfer:
         return {name: float(c) for name, c in self._costs().items()}
 
     def run(self, ticks=False):
-        """Runs the remaining iterations, yielding a ``Progress`` at each report.
+        """Runs the remaining iterations, yielding a ``Progress`` after iteration ``i`` when ``config.is_report(i)``.
 
-        Reports come after iteration ``i`` when ``config.is_report(i)``.
-        With ``ticks=True``, a ``Tick`` is also yielded after each traced
-        call that ends between reports (about every ``slice_seconds``), for
-        progress bars. Raises ``NonFiniteCostError`` when the total cost
-        becomes NaN or infinite; the image variable is then left as it was
-        and the error carries the last image of finite cost.
+        With ``ticks=True``, also a ``Tick`` after each traced call that ends between reports. Raises
+        ``NonFiniteCostError``, carrying the last image of finite cost, when the total cost becomes
+        NaN or infinite.
         """
         config = self.config
         while self.iteration < config.epochs:
@@ -214,11 +187,8 @@ class StyleTransfer:
         return int(max(1, min(remaining, self.slice_seconds // self._step_seconds)))
 
     def step(self, n=1):
-        """Runs ``n`` iterations in one traced call, without reporting.
-
-        Raises ``NonFiniteCostError`` if a step meets a NaN or infinite cost
-        or gradient; the iterations before it are kept.
-        """
+        """Runs ``n`` iterations in one traced call, without reporting; ``NonFiniteCostError`` if a step meets
+        a NaN or infinite cost or gradient (the iterations before it are kept)."""
         first = self._run_steps.experimental_get_tracing_count() == 0
         if first:
             # Each run traces its loop once, for its own image and objective. Traced by a call, every

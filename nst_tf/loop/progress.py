@@ -1,8 +1,5 @@
-"""What a run yields: ``Progress`` reports and ``Tick``s between them (plain records, no TensorFlow).
-
-Kept apart from ``optimize`` so that a process that only receives results
-(the Ray engine's driver) need not import TensorFlow.
-"""
+"""What a run yields: ``Progress`` reports and ``Tick``s between them (plain records, no TensorFlow,
+so that a process that only receives results, the Ray engine's driver, need not import it)."""
 
 from dataclasses import dataclass
 
@@ -13,15 +10,10 @@ import numpy as np
 class Progress:
     """One report of a run.
 
-    ``costs`` are the costs of the image after the optimizer step of
-    ``iteration`` (0-based) by name, as the objective gives them:
-    ``{"total": J, "content": J_content, "style": J_style, ...}``, one entry
-    per cost term (``nst_tf.objective.terms``). ``image`` is that image as the
-    objective presents it (normalized, shape (1, H, W, 3)). A batch run
-    (``BatchStyleCost``) reports arrays of each image's costs, and its
-    images, (B, H, W, 3). ``total_cost``, ``content_cost``, ``style_cost`` and
-    ``tv_cost`` are the course's names for four of them (0 for a term the
-    objective does not have).
+    ``costs``: the costs by name of the image after the step of ``iteration`` (0-based), ``{"total": J,
+    "content": J_content, "style": J_style, ...}``; ``image``: that image as the objective presents it
+    (1, H, W, 3). A batch run reports arrays of each image's costs, and (B, H, W, 3) images.
+    ``total_cost``, ``content_cost``, ``style_cost``, ``tv_cost``: the course's names (0 for a term not there).
     """
 
     iteration: int

@@ -1,12 +1,9 @@
 """Cost terms beyond the config's, by name: ``TERMS``, which every objective ``make_style_cost`` builds includes.
 
-The course's terms (content, style, total variation) come from the config. A new term is a class
-with a ``name`` (how reports, the manifest and the Ray engine's records name its value), a
-``weight``, ``layers = ()`` and ``image_cost(image) -> float32 scalar`` (see ``terms.py``), plus
-one registration here: ``TERMS[name] = make``, where ``make(config, size)`` returns the term for a
-run of ``config`` at ``size`` (height, width), or None to leave it out of that run. The command's
-jobs, the library's ``make_style_cost`` and the tiled objective then sum it, differentiate it, and
-print and record its value with no other edit.
+A new term is a class with a ``name`` (how reports and records name its value), a ``weight``,
+``layers = ()`` and ``image_cost(image) -> float32 scalar`` (``terms.py``), plus ``TERMS[name] = make``
+here, ``make(config, size)`` giving the term for a run at ``size`` (height, width) or None. The jobs,
+``make_style_cost`` and the tiled objective then sum, differentiate, print and record it.
 """
 
 #: Term name -> ``make(config, size)`` returning the term, or None where it does not apply.

@@ -1,29 +1,21 @@
 """The terms an objective sums: content, style, total variation; a new term is a new class here.
 
-Two kinds of term:
+- A *network term* (``ContentTerm``, ``StyleTerm``) reduces activations to ``sums``, tensors that add
+  up over any partition of the image's positions (a sum of squared differences, Gram matrices); its
+  ``cost`` is a function of those sums only, so ``cost(sum over tiles of sums(cores))`` is the whole
+  image's cost whatever the tiles, and automatic differentiation gives its gradient in tiles too.
+- An *image term* (``TotalVariationTerm``, ``TemporalTerm``) reads the whole image itself.
 
-- A *network term* (``ContentTerm``, ``StyleTerm``) reads activations. It
-  reduces them to ``sums``: tensors that add up over any partition of the
-  image's positions (the content's sum of squared differences, the style's
-  Gram matrices), and its ``cost`` is a function of those sums only. So the
-  whole image's cost is ``cost(sums(whole activations))``, and in tiles it is
-  ``cost(sum over tiles of sums(core activations))``: the same numbers,
-  whatever the tiles. The tiled objective differentiates ``cost`` with
-  respect to the sums and pushes that through ``sums`` of each tile by
-  automatic differentiation: no term has a hand-written gradient.
-- An *image term* (``TotalVariationTerm``, ``TemporalTerm``) reads the
-  image itself; the objectives compute it on the whole image (also when
-  the network terms are tiled).
-
-Each term has a ``name`` (how the objective reports its value) and a
-``weight``; the objective's ``J`` is ``sum weight * cost``.
+Each term has a ``name`` (how its value is reported) and a ``weight``; ``J = sum weight * cost``.
 """
+
+from typing import Callable, NamedTuple
 
 import tensorflow as tf
 
+from ..ground.checks import check_finite, check_whole
 from ..ground.errors import NSTError
 from ..plan.config import CONTENT_NORMALIZERS, STYLE_NORMALIZERS
-from ..ground.checks import check_finite, check_whole
 from ..tensors.costs import (
     content_cost_from_sum,
     gram_distance,
@@ -35,23 +27,17 @@ from ..tensors.costs import (
 )
 
 
-class Shapes:
+class Shapes(NamedTuple):
     """The whole image's sizes a term's cost needs: ``image`` (H, W) and ``layer(name)`` (n_H, n_W)."""
 
-    def __init__(self, image, layer_size):
-        self.image = image
-        self._layer_size = layer_size
-
-    def layer(self, name):
-        return self._layer_size(name)
+    image: tuple
+    layer: Callable
 
 
 class Window:
     """Where a piece of an image lies in the whole image's activations: ``crop(tensor, layer)`` cuts it out.
 
-    The whole image is ``Window()``; a tile's core gives its offsets and
-    sizes per layer (``Window(boxes)``, boxes: {layer: ((row, rows), (col,
-    cols))}).
+    The whole image is ``Window()``; a tile's core is ``Window({layer: ((row, rows), (col, cols))})``.
     """
 
     def __init__(self, boxes=None):
@@ -64,6 +50,11 @@ class Window:
         return tensor[:, r : r + rows, c : c + cols, :]
 
 
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise NSTError(f"{name} must be one of {', '.join(choices)}; got {value!r:.80}")
+
+
 class ContentTerm:
     """The content cost at ``layer`` against ``target``, the content image's activation there.
 
@@ -73,14 +64,13 @@ class ContentTerm:
     ``squares`` itself (CS231n's ``content_loss`` without its weight).
 
     Raises:
-        NSTError: ``normalizer`` is not one of ``CONTENT_NORMALIZERS``.
+        NSTError: ``normalizer`` is not one of ``CONTENT_NORMALIZERS`` (a term is built by user code too).
     """
 
     name = "content"
 
     def __init__(self, layer, target, weight, normalizer="layer"):
-        if normalizer not in CONTENT_NORMALIZERS:
-            raise NSTError(f"normalizer must be one of {', '.join(CONTENT_NORMALIZERS)}; got {normalizer!r:.80}")
+        _check_choice("normalizer", normalizer, CONTENT_NORMALIZERS)
         self.layer = layer
         self.layers = (layer,)
         self.target = target
@@ -116,17 +106,16 @@ class StyleTerm:
 
     ``sums``: each layer's Gram matrix ``G_l`` of the window's activations
     (a layer missing from them, an empty tile core, is left out).
+
+    Raises:
+        NSTError: ``normalizer`` is not one of ``STYLE_NORMALIZERS``.
     """
 
     name = "style"
 
     def __init__(self, style_layers, targets, blend_weights, normalizer, weight):
-        if normalizer not in STYLE_NORMALIZERS:
-            raise NSTError(f"normalizer must be one of {', '.join(STYLE_NORMALIZERS)}; got {normalizer!r:.80}")
-        try:
-            self.style_layers = tuple((layer, weight) for layer, weight in style_layers)
-        except (TypeError, ValueError):
-            raise NSTError(f"style_layers must be (layer, weight) pairs; got {style_layers!r:.80}") from None
+        _check_choice("normalizer", normalizer, STYLE_NORMALIZERS)
+        self.style_layers = tuple(style_layers)
         self.layers = tuple(dict.fromkeys(layer for layer, _ in self.style_layers))
         self.targets = targets
         self.blend_weights = blend_weights
@@ -179,21 +168,14 @@ class TotalVariationTerm:
 class TemporalTerm:
     """Temporal consistency of a video frame with earlier stylized frames (Ruder et al. 2016).
 
-    ``image_cost(image) = temporal_cost(image, warped, weights)``:
-    ``sum_k mean(c_k * (image - w_k)^2)`` over the ``count`` earlier stylized
-    frames ``w_k`` warped onto this frame, with their per-pixel consistency
-    weights ``c_k`` (1 where the flow is trusted, 0 at disocclusions and
-    motion boundaries; long-term weights for frames further back).
-
-    The warped frames and weights live in variables, so a traced loop runs
-    on, untraced, when ``assign`` gives it the next frame's; until then (and
-    for a video's first frame) the weights are zero and so is the term.
+    ``image_cost(image) = temporal_cost(image, warped, weights) = sum_k mean(c_k * (image - w_k)^2)``
+    over the ``count`` earlier stylized frames ``w_k`` warped onto this frame, with per-pixel
+    consistency weights ``c_k`` (0 at disocclusions and motion boundaries). They live in variables,
+    so a traced loop runs on untraced when ``assign`` gives the next frame's; until then the term is 0.
 
     Args:
-        size: the frame's (H, W).
-        weight: the term's weight (``temporal_weight``).
-        count: how many earlier frames it compares with (1; 3 for long-term
-            consistency over frames -1, -2, -4).
+        size: the frame's (H, W); ``weight``: ``temporal_weight``; ``count``: how many earlier frames
+            it compares with (3 for long-term consistency over frames -1, -2, -4).
     """
 
     name = "temporal"

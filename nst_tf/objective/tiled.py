@@ -1,37 +1,21 @@
 """The objective and its gradient for images too large for memory, exactly, in tiles.
 
-``TiledStyleCost`` is a ``StyleCost`` whose ``__call__`` and
-``value_and_gradient`` never run the network on more than one tile (its
-core plus a margin; ``nst_tf.plan.tiles`` explains why that is exact) at a
-time:
+``TiledStyleCost`` is a ``StyleCost`` that never runs the network on more than one tile (its core
+plus a margin; ``nst_tf.plan.tiles`` explains why that is exact) at a time:
 
-1. Forward, tile by tile: every network term's ``sums`` (``terms.py``: the
-   style's Gram matrices, the content's sum of squares) of the whole image
-   are added up from the tiles' cores. The terms' ``cost`` of those sums
-   are the costs.
-2. Backward, tile by tile: the gradient of ``J`` with respect to the summed
-   statistics, ``dJ/dsums``, is found by automatic differentiation of the
-   terms' ``cost``; since ``sums`` adds over tiles, each tile's part of
-   ``dJ/dimage`` is ``dJ/dsums`` pushed back through that tile's ``sums``
-   (automatic differentiation again) and its forward pass. The tiles' input
-   gradients, which overlap in the margins, are added into one image-sized
-   variable. No term has a hand-written gradient.
+1. Forward, tile by tile: every network term's ``sums`` (``terms.py``: Gram matrices, the content's
+   sum of squares) of the whole image are added up from the tiles' cores; their ``cost`` is the cost.
+2. Backward, tile by tile: ``dJ/dsums`` comes from automatic differentiation of the terms' ``cost``;
+   since ``sums`` adds over tiles, each tile's part of ``dJ/dimage`` is ``dJ/dsums`` pushed back
+   through that tile's ``sums`` and forward pass, added into one image-sized variable (the margins
+   overlap). No term has a hand-written gradient.
 
-Pass 2 needs each tile's forward pass. By default it runs it again, one
-tile at a time, so that a traced step holds one tile's activations at a
-time however many tiles there are (each tile's reads wait, by control
-dependencies, for the previous tile's results); the last tile of pass 1 is
-kept under its tape and is the first of pass 2. With ``keep_forward`` every
-tile's forward pass is kept from pass 1 in the lean form that ``VGG19``'s
-``lean_gradient`` gives (ReLU signs as booleans) with the activations of the
-cost's layers (conv1_1's, the largest, is computed again instead): faster,
-and memory grows with the image again, at about a fifth of the whole
-image's rate (``Network.kept_pixel_bytes``; step times in
-``benchmarks/results``).
-
-Image terms (total variation) are computed on the whole image. The
-optimizer, L-BFGS's history and colour preservation see the whole image
-variable as before.
+Pass 2 runs each tile's forward pass again, one tile at a time (control dependencies order the
+tiles), so a traced step holds one tile's activations however many tiles there are; the last tile
+of pass 1 is kept under its tape. With ``keep_forward`` every tile's forward pass is kept in
+``VGG19``'s ``lean_gradient`` form (ReLU signs as booleans, conv1_1 computed again): faster, with
+memory growing at about a fifth of the whole image's rate (``Network.kept_pixel_bytes``).
+Image terms (total variation) are computed on the whole image.
 """
 
 import contextlib
@@ -53,35 +37,22 @@ class TiledStyleCost(StyleCost):
     """``StyleCost`` computed in tiles: the same costs and gradients, memory bounded by the tile.
 
     Args:
-        model, content_image, style_image, config: as for ``StyleCost``
-            (``config`` by default ``StyleTransferConfig()``); ``model`` must
-            carry its ``network`` (a ``Network``) and ``pooling``, which
-            decide the tile geometry.
-        tile_size: side of a tile's core in pixels, or its (rows, columns)
-            (full-width strips have margins on two sides only), rounded up to
-            the pooling grid (16 pixels through conv5_1, 32 with avgpool5).
-        margin: pixels a tile extends beyond its core on inner sides; by
-            default the least that keeps every layer used exact
-            (``Network.margin``). A larger one is rounded up to the grid.
-        keep_forward: keep every tile's forward pass from pass 1 to pass 2
-            (what its gradient needs of it: ``VGG19``'s lean gradient), so
-            that no tile runs forward twice; faster, and it takes about
-            ``Network.kept_pixel_bytes`` per pixel of every tile's extent.
-            False: one tile's forward pass at a time, run again in pass 2
-            (the last tile of pass 1 excepted). ``MemoryModel.plan`` keeps
-            them where the budget allows.
-        plan: a ``TilePlan`` instead of ``tile_size``, ``margin`` and
-            ``keep_forward`` (what ``make_style_cost`` passes).
-        extra_terms: image terms added to the sum, as for ``StyleCost``
-            (computed on the whole image).
+        model, content_image, style_image, config: as for ``StyleCost``; ``model`` must carry its
+            ``network`` (a ``Network``) and ``pooling``, which decide the tile geometry.
+        tile_size: side of a tile's core in pixels, or its (rows, columns) (full-width strips have
+            margins on two sides only), rounded up to the pooling grid (16 pixels through conv5_1).
+        margin: pixels a tile extends beyond its core on inner sides; by default the least that keeps
+            every layer used exact (``Network.margin``); a larger one is rounded up to the grid.
+        keep_forward: keep every tile's forward pass from pass 1 to pass 2 (about
+            ``Network.kept_pixel_bytes`` per pixel of every tile's extent) rather than run it again.
+        plan: a ``TilePlan`` instead of ``tile_size``, ``margin`` and ``keep_forward``.
+        extra_terms: image terms added to the sum, as for ``StyleCost`` (computed on the whole image).
 
-    The content target and the style Gram matrices are computed in tiles
-    too, each image with its own grid. ``tiles``: the content image's tiles.
+    The targets are computed in tiles too, each image on its own grid. ``tiles``: the content's tiles.
 
     Raises:
-        NSTError: as ``StyleCost``, and for a model without a network's
-            geometry, a margin below what the layers need, or a tile size or
-            ``keep_forward`` of the wrong kind.
+        NSTError: as ``StyleCost``, and for a model without a network's geometry, a margin below what
+            the layers need, a tile size or ``keep_forward`` of the wrong kind, or a plan for other layers.
     """
 
     def __init__(
@@ -109,7 +80,7 @@ class TiledStyleCost(StyleCost):
         layers = [config.content_layer, *(layer for layer, _ in config.style_layers)]
         if plan is None:
             plan = TilePlan.of(layers, tile_size, margin, keep_forward, network, pooling)
-        _check_plan(plan, network, layers)
+        _check_plan(plan, layers)
         plan = plan.with_pooling(pooling)
         super().__init__(model, content_image, style_image, config, name=name, plan=plan, extra_terms=extra_terms)
         self.tiles = plan.grid(*self.content_image.shape[1:3])
@@ -150,11 +121,8 @@ class TiledStyleCost(StyleCost):
         cores, boxes = {}, {}
         for layer in layers:
             (r, rows), (c, cols) = box = self.plan.core_box(tile, layer, *size)
-            a = activations[layer]
-            if r + rows > a.shape[1] or c + cols > a.shape[2]:
-                raise AssertionError(f"tile core {(r, rows, c, cols)} outside {layer} activation {a.shape}")
             if rows and cols:
-                cores[layer] = _crop(a, box)
+                cores[layer] = _crop(activations[layer], box)
                 boxes[layer] = box
         return _TileRun(x, tape if taped else None, activations, cores, boxes, self._window(tile, boxes))
 
@@ -227,13 +195,13 @@ class TiledStyleCost(StyleCost):
         return total, kept
 
     def __call__(self, image):
-        """``(J, J_content, J_style, J_tv)`` of ``image`` (shape (1, H, W, 3)), float32 scalars, in tiles."""
+        """The costs of ``image`` (1, H, W, 3) by name, float32 scalars, in tiles."""
         image = self._check(image)
         sums, _ = self._forward_pass(image, taped=False)
         return self._combined(image, sums, self._shapes())
 
     def value_and_gradient(self, image):
-        """``((J, J_content, J_style, J_tv), dJ/dimage)``, both passes in tiles; see the module docstring."""
+        """``(costs by name, dJ/dimage)``, both passes in tiles; see the module docstring."""
         image = self._check(image)
         sums, kept = self._forward_pass(image, taped=True)
         flat = tf.nest.flatten(sums)
@@ -293,18 +261,15 @@ class TiledStyleCost(StyleCost):
         return tape.gradient(J, image)
 
 
-# Of the activations a kept forward pass would hold until pass 2, conv1_1's
-# is the largest (64 channels at full resolution, a third of what a tile
-# keeps) and the cheapest to compute again (from 3 channels: under 1% of
-# a forward pass's multiply-adds). Its values are computed again in pass 2; the tape keeps
-# only its ReLU signs.
+# Of a kept forward pass's activations, conv1_1's is the largest (a third of what a tile keeps) and
+# the cheapest to compute again (under 1% of a forward pass's multiply-adds): pass 2 computes it
+# again and the tape keeps only its ReLU signs.
 _COMPUTED_AGAIN = ("conv1_1",)
 
 
 class _TileRun(NamedTuple):
-    """One tile through the network: its input ``x``, the tape (or None), ``{layer: activation}``,
-    ``{layer: the core's activation}``, ``{layer: the core's box in the activation}`` and the
-    ``Window`` of its cores in the whole image's activations."""
+    """One tile through the network: input, tape (or None), and by layer its activations, cores and
+    core boxes, with the ``Window`` of its cores in the whole image's activations."""
 
     x: tf.Tensor
     tape: object
@@ -314,12 +279,10 @@ class _TileRun(NamedTuple):
     window: Window
 
 
-def _check_plan(plan, network, layers):
-    """Raises ``NSTError`` unless ``plan`` is a ``TilePlan`` for ``network`` whose margin covers ``layers``."""
+def _check_plan(plan, layers):
+    """Raises ``NSTError`` unless ``plan`` is a ``TilePlan`` whose margin covers ``layers``."""
     if not isinstance(plan, TilePlan):
         raise NSTError(f"plan must be a TilePlan; got {type(plan).__name__}")
-    if plan.network is not network:
-        raise NSTError(f"plan is for {plan.network.title}; the model is {network.title}")
     missing = [layer for layer in layers if layer not in plan.layers]
     if missing:
         raise NSTError(
@@ -355,9 +318,7 @@ def _pad_to(core, box, shape):
 def make_style_cost(model, content_image, style_image, config=None, plan=None, extra_terms=()):
     """A ``StyleCost``, or a ``TiledStyleCost`` when ``plan`` (a ``TilePlan``) splits the content or a style image.
 
-    ``MemoryModel.plan`` gives the plan a memory budget allows (None where
-    the whole image fits). ``extra_terms``: image terms added to the sum,
-    after the registered ones (``registry.TERMS``).
+    ``extra_terms``: image terms added to the sum after the registered ones (``term_registry.TERMS``).
     """
     config = StyleTransferConfig() if config is None else config
     styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]

@@ -1,14 +1,9 @@
 """The objective of a run as one object: ``StyleCost``.
 
-``StyleCost(model, content_image, style_image, config)`` owns everything that
-defines the cost: the network in the precision it runs in, the content
-target, one set of style Gram matrices per style image with its blend
-weight, the colour handling of the styles, and the total-variation term.
-Called on an image it returns its costs by name, ``{"total": J, "content":
-J_content, "style": J_style, "tv": J_tv, ...}`` (one entry per term, see
-``terms.py``), so the course's costs of any image can be evaluated without an
-optimizer, and the optimization loop (``nst_tf.loop``) and everything that
-reports or records a run carry whatever terms the objective has.
+It owns the network in its precision, the content target, each style image's Gram matrices and blend
+weight, the styles' colour handling and the total-variation term. Called on an image it returns its
+costs by name, ``{"total": J, "content": J_content, "style": J_style, "tv": J_tv, ...}`` (one entry
+per term, ``terms.py``), which the loop and everything that reports a run carry as they are.
 """
 
 import tensorflow as tf
@@ -34,29 +29,17 @@ class StyleCost(tf.Module):
         style_image: normalized style image, shape (1, h, w, 3), or a list of
             them blended with ``config.style_blend_weights``; sizes may differ
             from the content's.
-        config: a ``StyleTransferConfig``; this object reads ``alpha``,
-            ``beta``, ``content_layer``, ``style_layers``, ``precision``,
-            ``tv_weight``, ``tv_form``, ``preserve_colors``,
-            ``style_blend_weights``, ``normalization``, ``style_normalizer``, ``content_normalizer``
-            and ``clip``.
-        extra_terms: image terms (``terms.py``, e.g. a ``TemporalTerm``)
-            added to the objective's sum after the config's (they count in
-            ``J``; each one's own value is its ``image_cost(image)``, reported
-            under its ``name``).
-        plan: for subclasses that compute the targets another way
-            (``TiledStyleCost``'s ``TilePlan``); kept as ``self.plan`` for
-            their target hooks, which this constructor calls. ``StyleCost``
-            itself computes on the whole image.
+        config: a ``StyleTransferConfig`` (its cost, precision, colour and clipping fields).
+        extra_terms: image terms (``terms.py``, e.g. a ``TemporalTerm``) added to the sum after the
+            config's; each is reported under its ``name``.
+        plan: kept as ``self.plan`` for a subclass's target hooks (``TiledStyleCost``'s ``TilePlan``).
 
-    Calling it on an image of shape (1, H, W, 3) returns its costs by name,
-    float32 scalars: ``{"total": J, "content": J_content, "style": J_style}``,
-    then ``"tv"`` when ``tv_weight`` is not 0 and each extra term's, with
-    ``J = alpha * J_content + beta * J_style + tv_weight * J_tv + ...`` and
-    ``J_style = sum_s blend_s * sum_l weight_l * style cost of layer l``.
-    ``terms`` holds the terms (``terms.py``) in that order. The network runs
-    in ``config.precision``; activations are cast to float32 before Gram
-    matrices and costs (float16 Gram sums overflow, bfloat16 ones lose three
-    digits).
+    Called on an image (1, H, W, 3) it returns float32 scalars ``{"total": J, "content": J_content,
+    "style": J_style}``, then ``"tv"`` when ``tv_weight`` is not 0 and each extra term's, with
+    ``J = alpha * J_content + beta * J_style + tv_weight * J_tv + ...`` and ``J_style = sum_s blend_s *
+    sum_l weight_l * style cost of layer l``; ``terms`` holds the terms in that order. Activations are
+    cast to float32 before Gram matrices and costs (float16 Gram sums overflow, bfloat16 ones lose
+    three digits).
 
     Raises:
         NSTError: for a config that is not a ``StyleTransferConfig``, a model
@@ -117,11 +100,8 @@ class StyleCost(tf.Module):
     def retarget(self, content_image):
         """Makes this objective the one of another content image of the same shape, without retracing.
 
-        The content target (and, with ``preserve_colors="histogram"``, the
-        style targets, which depend on the content's colours) are assigned
-        to their variables, so a loop traced for this objective runs on,
-        untraced, for the new image. Style targets are otherwise kept: they
-        are computed once per style.
+        The content target (and, with ``preserve_colors="histogram"``, the style targets, which depend
+        on the content's colours) are assigned to their variables; other style targets are kept.
 
         Raises:
             NSTError: ``content_image`` is not a normalized image of this objective's content shape.
@@ -172,11 +152,7 @@ class StyleCost(tf.Module):
         return {name: tf.cast(a, tf.float32) for name, a in activations.items()}
 
     def _content_activation(self, image):
-        """float32 activation of ``image`` at the content layer: the content target.
-
-        With ``_style_grams``, the one place the targets are computed, so a
-        subclass (``TiledStyleCost``) can compute them another way.
-        """
+        """float32 activation of ``image`` at the content layer; with ``_style_grams``, a subclass's hook."""
         return self._float32(self._network(image, [self.content_layer]))[self.content_layer]
 
     def _style_grams(self, image, layers):
@@ -217,9 +193,8 @@ class StyleCost(tf.Module):
     def image_costs(self, image, activations, content_target=None):
         """The costs by name of one image (1, H, W, 3) from its float32 ``activations``.
 
-        ``content_target``: the content activation to compare with, when it
-        is not this objective's (``BatchStyleCost``'s images each have their
-        own); the style targets and weights are this objective's.
+        ``content_target``: the content activation to compare with when not this objective's
+        (``BatchStyleCost``'s images each have their own).
         """
         terms = self.terms
         if content_target is not None:
@@ -235,9 +210,7 @@ class StyleCost(tf.Module):
     def _combined(self, image, sums, shapes, terms=None):
         """``{"total": J, term name: value}`` from each network term's ``sums`` (in ``terms`` order).
 
-        Each term's value is its ``cost`` of its sums (an image term's, of
-        the image); ``J = sum weight * value``. Shared with
-        ``TiledStyleCost``, which sums the terms' ``sums`` over tiles.
+        A value is the term's ``cost`` of its sums (an image term's, of the image); ``J = sum weight * value``.
         """
         values, J = {}, None
         sums = iter(sums)
@@ -254,11 +227,7 @@ class StyleCost(tf.Module):
             image.assign(tf.clip_by_value(image, *self._pixel_range))
 
     def value_and_gradient(self, image):
-        """``(costs by name, dJ/dimage)``: what one optimizer step needs.
-
-        The loop calls only this, so an objective that computes the gradient
-        another way (in tiles, say) plugs in by overriding it.
-        """
+        """``(costs by name, dJ/dimage)``: all the loop calls, so a tiled objective overrides it."""
         with tf.GradientTape() as tape:
             tape.watch(image)
             costs = self(image)
@@ -301,8 +270,4 @@ def _in_precision(model, precision):
     if not callable(model):
         raise NSTError(f"model must be a VGG19 (or a callable with its interface); got {type(model).__name__}")
     dtype = compute_dtype(precision)
-    if getattr(model, "dtype", tf.float32) == dtype:
-        return model
-    if not hasattr(model, "astype"):
-        raise NSTError(f"precision {precision!r} needs a model with an astype(dtype) method")
-    return model.astype(dtype)
+    return model if getattr(model, "dtype", tf.float32) == dtype else model.astype(dtype)

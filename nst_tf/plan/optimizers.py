@@ -1,10 +1,7 @@
 """The optimizers a run can use, by name, and what each supports: ``OPTIMIZERS`` (no TensorFlow).
 
-Each ``Optimizer`` states once what it can do (a batch of images with one state per image; a
-learning-rate schedule) and what memory it needs beyond the image-sized figures every run has.
-The command's checks, the memory model and the loop read these rules from here; the
-TensorFlow object itself is made by ``nst_tf.loop.optimizer_makers``. Adding an optimizer: a line here
-and its maker there.
+The command's checks, the memory model and the loop read each one's rules here; its TensorFlow object
+is made by ``nst_tf.loop.optimizer_makers``. Adding an optimizer: a line here and its maker there.
 """
 
 from dataclasses import dataclass
@@ -16,13 +13,10 @@ from ..ground.errors import NSTError
 class Optimizer:
     """What an optimizer supports and needs.
 
-    Attributes:
-        name: its ``--optimizer`` name; ``title``: how messages name it.
-        batches: whether it can optimize a batch of images (``--batch_size``), each with its own state.
-        schedules: whether it takes a learning rate and its steps (``learning_rate_steps``).
-        history_rows: float32 image-sized rows of state per curvature pair kept (``lbfgs_history``),
-            and ``fixed_rows`` besides: its memory beyond the image-sized figures of the memory model.
-        why_no_batches: the reason, for the one-line refusal of a batch.
+    ``name``: its ``--optimizer`` name; ``title``: how messages name it; ``batches``: whether it takes a
+    batch of images (``--batch_size``); ``schedules``: whether it takes a learning rate and its steps;
+    ``history_rows`` per curvature pair kept and ``fixed_rows``: float32 image-sized rows of state beyond
+    the memory model's image-sized figures; ``why_no_batches``: the refusal's reason.
     """
 
     name: str

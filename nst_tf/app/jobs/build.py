@@ -1,12 +1,8 @@
 """What every job builds before it runs, in one start-up sequence: ``start_up``.
 
-TensorFlow is imported here, by ``import_tensorflow_quietly``, and not
-before: a job refuses bad input without it. Then signals are deferred (the
-job stops where it can, ``signals.py``), the precision warnings are written,
-the network is built from the weights read at setup, and the objective
-factory is made; the seeded run's op determinism is the ``Started``'s
-``deterministic()`` context. The one-image, many-image and video jobs and the
-Ray engine's workers all start this way.
+TensorFlow is imported here and not before (a job refuses bad input without it); then signals are
+deferred (``signals.py``), precision warnings written, the network built and the objective factory
+made. The one-image, many-image and video jobs and the Ray engine's workers all start this way.
 """
 
 import contextlib
@@ -19,23 +15,11 @@ from ...ground.statuses import PROG
 
 
 def import_tensorflow_quietly(err):
-    """Imports TensorFlow and starts its runtime with their log lines (file descriptor 2) discarded.
+    """The ``tensorflow`` module, imported and started with its log lines (file descriptor 2) discarded.
 
-    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore
-    TF_CPP_MIN_LOG_LEVEL and come at import and at the first operation, so
-    the descriptor itself is pointed at a temporary file while both happen;
-    if that fails, what TensorFlow wrote is written to ``err`` (not when a
-    signal interrupts it: then the job stops with its own line).
-
-    Args:
-        err: the stream for TensorFlow's lines when the import fails.
-
-    Returns:
-        The ``tensorflow`` module.
-
-    Raises:
-        Exception: whatever importing TensorFlow or its first operation raises (an ``ImportError``, say),
-            re-raised after TensorFlow's lines are written to ``err``.
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL and come at
+    import and at the first operation, so the descriptor points at a temporary file meanwhile. An
+    ``Exception`` from either is re-raised after TensorFlow's lines are written to ``err``.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
@@ -58,12 +42,7 @@ def import_tensorflow_quietly(err):
 
 
 def warn_about_precision(config, err):
-    """Writes a warning line to ``err`` for each precision note: bfloat16 emulated, XLA unavailable.
-
-    Args:
-        config: the run's ``StyleTransferConfig`` (``precision``, ``jit_compile``).
-        err: the stream for the warnings.
-    """
+    """Writes to ``err`` a warning line for each of ``config``'s precision notes (bfloat16 emulated, no XLA)."""
     from ...tensors.precision import emulation_note, jit_note
 
     for note in (emulation_note(config.precision), jit_note() if config.jit_compile else None):
@@ -72,16 +51,8 @@ def warn_about_precision(config, err):
 
 
 def build_model(config, weights, pooling):
-    """The network ``config.network`` with ``weights``, computing in ``config.precision``'s dtype.
-
-    Args:
-        config: the run's ``StyleTransferConfig``.
-        weights: the weights ``read_network_weights`` gave.
-        pooling: the pooling after each block, "avg" or "max".
-
-    Returns:
-        The built network (a ``VGG19`` for "vgg19").
-    """
+    """The network ``config.network`` with ``weights`` (``read_network_weights``'s) and ``pooling``
+    ("avg" or "max"), computing in ``config.precision``'s dtype."""
     from ...tensors.modules import build_network
     from ...tensors.precision import compute_dtype
 
@@ -89,17 +60,9 @@ def build_model(config, weights, pooling):
 
 
 def contain_determinism(tf, seed):
-    """Op determinism for a seeded run, undone afterwards so an in-process caller keeps its own setting.
+    """A context: op determinism on for a seeded run (now), back off on exit if it was off before.
 
-    Determinism is turned on by this call, and turned back off when the
-    returned context exits if it was off before.
-
-    Args:
-        tf: the ``tensorflow`` module.
-        seed: the run's seed; None leaves determinism as it is.
-
-    Returns:
-        A context manager.
+    ``seed`` None leaves determinism as it is; an in-process caller keeps its own setting.
     """
     if seed is None:
         return contextlib.nullcontext()
@@ -110,7 +73,6 @@ def contain_determinism(tf, seed):
 
     @contextlib.contextmanager
     def restore():
-        """Turns determinism back off on exit if it was off before."""
         try:
             yield
         finally:
@@ -121,19 +83,11 @@ def contain_determinism(tf, seed):
 
 
 def objective_factory(tiles, err):
-    """The ``make_objective`` of a ``CoarseToFine``: each size's cost, tiled where its plan says.
-
-    Args:
-        tiles: the ``TilePlan`` (or None) of each size, keyed by (height, width).
-        err: the stream for a note on each size computed in tiles.
-
-    Returns:
-        ``objective(model, content, styles, config, size=(height, width), extra_terms=())``,
-        returning a ``StyleCost`` or a ``TiledStyleCost``.
-    """
+    """A ``CoarseToFine``'s ``make_objective(model, content, styles, config, size, extra_terms=())``: each
+    size's ``StyleCost``, tiled where ``tiles`` (its ``TilePlan`` or None, by (height, width)) says, with a
+    note on ``err`` when it is."""
 
     def objective(model, content, styles, config, size, extra_terms=()):
-        """The cost of one size (plus ``extra_terms``), tiled if its plan says so; a note on ``err`` when it is."""
         from ...objective.tiled import TiledStyleCost, make_style_cost
 
         cost = make_style_cost(model, content, styles, config, plan=tiles[tuple(size)], extra_terms=extra_terms)
@@ -165,19 +119,11 @@ class Started:
 
 
 def start_up(config, weights, pooling, tiles, err, stop=None):
-    """A job's start, the same for every kind of job: TensorFlow, the network and the objective factory.
+    """A job's ``Started``, the same for every kind of job: TensorFlow, the network and the objective factory.
 
-    Args:
-        config: the run's ``StyleTransferConfig``.
-        weights: the weights read at setup (``read_network_weights``); the network keeps its own copy.
-        pooling: the pooling after each block.
-        tiles: the ``TilePlan`` (or None) of each size, for ``objective_factory``.
-        err: the stream for TensorFlow's lines when its import fails, warnings and notes.
-        stop: the job's ``StopRequest``: deferred once TensorFlow runs, checked once the network is built
-            (None in a Ray worker, whose driver handles signals).
-
-    Returns:
-        A ``Started``.
+    ``weights``, ``pooling``: as for ``build_model``; ``tiles``: as for ``objective_factory``; ``err``:
+    TensorFlow's lines when its import fails, warnings and notes; ``stop``: the job's ``StopRequest``,
+    deferred once TensorFlow runs and checked once the network is built (None in a Ray worker).
     """
     tf = import_tensorflow_quietly(err)
     if stop is not None:

@@ -1,9 +1,5 @@
-"""A command line on its way to a job: ``CommandRequest``, and the checks every kind of job shares.
-
-The command parses and checks its options, builds a ``CommandRequest``, and hands it to the first
-kind of job (``kinds.JOB_KINDS``) that wants it; that kind's ``prepare`` checks the rest (files,
-folders, memory, the weights) before anything is created.
-"""
+"""A command line on its way to a job: ``CommandRequest`` (handed to the first of ``kinds.JOB_KINDS``
+that wants it, whose ``prepare`` checks the rest), and the checks every kind of job shares."""
 
 import dataclasses
 import os
@@ -20,14 +16,8 @@ LARGE_SHRINK = 4
 
 @dataclasses.dataclass(frozen=True)
 class CommandRequest:
-    """A parsed command line, each option checked, before its kind of job is chosen.
-
-    Attributes:
-        args: the parsed options; ``preset``: the ``Preset`` they were parsed with; ``given``: the
-            options written on the command line.
-        config: the ``StyleTransferConfig``; ``size``: the ``ImageSize``; ``large``: the
-            ``LargeImageOptions``; ``style_paths``: the style images' paths, found.
-    """
+    """A parsed command line, each option checked: ``args``, the ``preset`` they were parsed with, the
+    options ``given``, the ``config``, ``size`` (``ImageSize``), ``large`` options and ``style_paths``."""
 
     args: object
     preset: object

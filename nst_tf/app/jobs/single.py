@@ -25,13 +25,7 @@ class Handover:
         self._value = [value]
 
     def take(self):
-        """The value; ``NSTError`` when it was taken already.
-
-        Raises:
-            NSTError: on a second call.
-        """
-        if not self._value:
-            raise NSTError("this value was handed over already")
+        """The value, once: the holder then lets it go."""
         return self._value.pop()
 
 
@@ -39,21 +33,10 @@ class Handover:
 class Job:
     """What a validated command line asks for: nothing in it is created or loaded yet.
 
-    Attributes:
-        config: the hyperparameters.
-        preset: the ``Preset`` (report line and image names).
-        large: the large-image options.
-        fit: how images are brought to each size (``fit_image``'s ``fit``).
-        sizes: (height, width) of each scale, smallest first.
-        tiles: the ``TilePlan`` (or None) of each size, keyed by (height, width).
-        content: the content image's pixels, 8-bit RGB.
-        styles: the style images' pixels, 8-bit RGB.
-        weights: a ``Handover`` of the network's weights, as ``read_weights``
-            gave them: taken once, when the network is built, so that the
-            NumPy arrays are freed once the network holds its own copy.
-        pooling: the pooling after each block.
-        outputs: what the run saves, and where.
-        notes: lines for standard error before the run starts.
+    ``preset``: report line and image names; ``fit``: ``fit_image``'s; ``sizes``: (height, width) of
+    each scale, smallest first; ``tiles``: the ``TilePlan`` (or None) of each size; ``content``,
+    ``styles``: 8-bit RGB pixels; ``weights``: a ``Handover`` of the network's weights, taken when the
+    network is built so the NumPy arrays are freed then; ``notes``: lines for standard error.
     """
 
     config: StyleTransferConfig
@@ -115,16 +98,8 @@ def prepare(request):
 
 
 def _read_images(content_path, style_paths, sizes, large, fit):
-    """Reads the content and style images and checks that each can be fitted to the first and last sizes.
-
-    They are decoded reduced when the files are large, to the last size (the
-    styles to ``style_scale`` times it, or to ``style_size``), and fitted
-    here so that an image that cannot be fitted fails before anything is
-    created.
-
-    Returns:
-        The content image's pixels and a list of the style images' pixels.
-    """
+    """``(content pixels, [style pixels])``, decoded reduced to the last size (the styles to their
+    ``style_scale`` or ``style_size``); ``NSTError`` unless each fits the first and last sizes."""
     height, width = sizes[-1]
     content = read_image(content_path, target=(width, height))
     styles = []
@@ -162,20 +137,11 @@ def _start(job, err):
 
 
 def run_single(job, out, err, stop):
-    """Runs ``job``: builds the network, styles the image, saves the images.
+    """Runs ``job``: builds the network, styles the image, saves the images; returns the exit status.
 
-    Args:
-        job: a validated ``Job``.
-        out: the stream for report lines, scale headers and the final path.
-        err: the stream for notes, warnings, the progress line and errors.
-        stop: the ``StopRequest`` handling SIGINT, SIGTERM and SIGHUP (``signals.py``).
-
-    Returns:
-        The exit status (see ``statuses.EXIT_STATUSES``).
-
-    Raises:
-        NSTError: the output folder cannot be written to.
-        Stopped: a signal came before the run started.
+    ``out``: report lines, scale headers, the final path; ``err``: notes, warnings, the progress line
+    and errors; ``stop``: the ``StopRequest`` (``signals.py``). Raises ``NSTError`` when the output
+    folder cannot be written to, ``Stopped`` for a signal before the run started.
     """
     created = _start(job, err)
     try:
@@ -188,8 +154,7 @@ def run_single(job, out, err, stop):
 def _run(job, out, err, stop, created):
     config = job.config
 
-    def interrupted(status):
-        """The watcher's finish while the network is built: no image exists yet."""
+    def interrupted(status):  # the watcher's finish while the network is built: no image exists yet
         if created:
             job.outputs.remove_if_empty()
         err.write(f"\n{PROG}: interrupted\n")
@@ -199,8 +164,7 @@ def _run(job, out, err, stop, created):
     started = start_up(config, job.weights.take(), job.pooling, job.tiles, err, stop)
     from ...runs.coarse_to_fine import CoarseToFine
 
-    def start():
-        """The run: one size is a coarse-to-fine run of one scale, the same loop either way."""
+    def start():  # one size is a coarse-to-fine run of one scale
         return CoarseToFine(
             model=started.model,
             content_pixels=job.content,
