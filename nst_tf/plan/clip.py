@@ -67,12 +67,8 @@ class Clip:
 
 
 def probe(path):
-    """The ``Clip`` of video file ``path``.
-
-    Raises:
-        NSTError: it is no video ffmpeg can decode, has no frames, an absurd frame rate, or frames over twice
-            ``PIL.Image.MAX_IMAGE_PIXELS`` (checked before any frame is decoded).
-    """
+    """The ``Clip`` of video file ``path``; ``NSTError`` for no video ffmpeg can decode, no frames, an absurd
+    frame rate, or frames over twice ``PIL.Image.MAX_IMAGE_PIXELS`` (checked before any frame is decoded)."""
     ffmpeg = _ffmpeg()
     # What ffmpeg says of the streams: ``ffmpeg -i path`` without an output, on standard error.
     header = _run(ffmpeg, ["-hide_banner", "-i", _file(path)], path, timeout=60).stderr.decode(errors="replace")
@@ -110,11 +106,9 @@ def _count(ffmpeg, path):
 
 
 def _run(ffmpeg, arguments, path, timeout=None):
-    """Runs ffmpeg with ``arguments``; returns the ``CompletedProcess`` (its output as bytes).
-
-    ffmpeg never reads the terminal (``-nostdin``) and runs in a session of its own: Ctrl-C reaches the
-    command, which ends ffmpeg, not ffmpeg first (its early exit would read as a damaged file).
-    """
+    """Runs ffmpeg with ``arguments``; returns the ``CompletedProcess`` (output as bytes). ffmpeg never reads
+    the terminal (``-nostdin``) and runs in a session of its own: Ctrl-C reaches the command, which ends
+    ffmpeg, not ffmpeg first (its early exit would read as a damaged file)."""
     command = [_executable(ffmpeg), "-nostdin", *arguments]
     try:
         with _started(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
@@ -177,11 +171,8 @@ def _check_frames(path, width, height, fps):
 
 def frames(clip):
     """Yields ``clip``'s frames in order, uint8 (height, width, 3), decoded one at a time as raw RGB on a pipe
-    (imageio-ffmpeg's ``read_frames`` leaves its pipes open when the video ends: unclosed files).
-
-    Raises:
-        NSTError: the file can no longer be decoded (it changed since it was probed).
-    """
+    (imageio-ffmpeg's ``read_frames`` leaves its pipes open when the video ends: unclosed files); ``NSTError``
+    where the file can no longer be decoded (it changed since it was probed)."""
     import numpy as np
 
     width, height = clip.size
@@ -228,8 +219,7 @@ def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"
 
     Raises:
         FfmpegError: ffmpeg fails, or ends before taking every frame.
-        NSTError: sides that are not even (H.264's 4:2:0 colour), a frame rate not from 0 to 1000, no
-            frames, or a frame not uint8 of ``size``.
+        NSTError: sides that are not even (H.264's 4:2:0 colour), a frame rate not from 0 to 1000, or no frames.
     """
     import numpy as np
 
@@ -248,12 +238,8 @@ def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"
         with _started(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors) as process:
             count = 0
             try:
-                for frame in frames_in_order:
-                    frame = np.ascontiguousarray(frame)
-                    if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
-                        shape = f"uint8 ({height}, {width}, 3)"
-                        raise NSTError(f"a frame of {frame.dtype} {frame.shape}; the video's are {shape}")
-                    process.stdin.write(memoryview(frame).cast("B"))
+                for frame in frames_in_order:  # the callers' frames are read back at the video's size
+                    process.stdin.write(memoryview(np.ascontiguousarray(frame, np.uint8)).cast("B"))
                     count += 1
                 process.stdin.close()
             except (BrokenPipeError, ConnectionResetError):  # ffmpeg ended early: its message says why

@@ -18,12 +18,8 @@ MAX_ITERATIONS = 2**31 - 1
 
 def scale_sizes(height, width, scales, factor=2.0, min_size=DEFAULT_MIN_SIZE):
     """(height, width) of each of ``scales`` sizes, smallest first, each ``factor`` times the one before, the
-    last (height, width).
-
-    Raises:
-        NSTError: a size, ``scales`` or ``min_size`` is not a positive whole number, ``factor`` is not a finite
-            number above 1, or the smallest size is below ``min_size`` pixels a side (before listing any).
-    """
+    last (height, width). ``NSTError`` for a size, ``scales`` or ``min_size`` not a positive whole number, a
+    ``factor`` not a finite number above 1, or a smallest size below ``min_size`` pixels a side."""
     height, width = check_whole("height", height), check_whole("width", width)
     scales, min_size = check_whole("scales", scales), check_whole("min_size", min_size)
     if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 1 < factor < math.inf:
@@ -76,12 +72,9 @@ def check_style_scale(style_scale):
 
 
 def style_size(height, width, style_scale, min_size=DEFAULT_MIN_SIZE):
-    """(height, width) the style images are fitted to for an output of ``height`` x ``width``.
-
-    Raises:
-        NSTError: a size that is not a positive whole number, a bad ``style_scale``, or a style size over
-            ``MAX_SIDE`` or under ``min_size`` pixels a side.
-    """
+    """(height, width) the style images are fitted to for an output of ``height`` x ``width``; ``NSTError`` for a
+    size not a positive whole number, a bad ``style_scale``, or a style size over ``MAX_SIDE`` or under
+    ``min_size`` pixels a side."""
     height, width = check_whole("height", height), check_whole("width", width)
     style_scale = check_style_scale(style_scale)
     exact_h, exact_w = height * style_scale, width * style_scale
@@ -107,11 +100,8 @@ MAX_BYTES = 2**60
 
 def parse_bytes(text):
     """``"6G"``, ``"512M"``, ``"1.5g"``, ``"123456"`` -> bytes (powers of 1024); a whole number is bytes (a
-    negative one is returned for the caller to refuse).
-
-    Raises:
-        NSTError: ``text`` is written negative, is not a memory size, or is over ``MAX_BYTES``.
-    """
+    negative one is returned for the caller to refuse). ``NSTError`` for ``text`` written negative, not a
+    memory size, or over ``MAX_BYTES``."""
     if isinstance(text, numbers.Integral) and not isinstance(text, bool):
         value = int(text)
     else:
@@ -131,12 +121,9 @@ def parse_bytes(text):
 @dataclass(frozen=True)
 class LargeImageOptions:
     """How a large output is made: coarse to fine, in tiles, with its own texture scale (each field's
-    ``metadata["help"]`` is its command-line help).
-
-    Raises:
-        NSTError: a field out of its range: ``scales``, ``scale_epochs``, ``tile_size``, ``style_size`` whole
-            numbers up to their limits, ``style_scale`` positive and finite (not with ``style_size``),
-            ``max_memory`` a positive memory size (``parse_bytes``).
+    ``metadata["help"]`` is its command-line help). ``NSTError`` for a field out of its range: ``scales``,
+    ``scale_epochs``, ``tile_size``, ``style_size`` whole numbers up to their limits, ``style_scale`` positive
+    and finite (not with ``style_size``), ``max_memory`` a positive memory size (``parse_bytes``).
     """
 
     scales: int = option(

@@ -1,12 +1,11 @@
 """What a run needs: an estimate of its peak memory, and the tiles that make it fit, before any work.
 
-``MemoryModel(network, optimizer, lbfgs_history)`` estimates a run's peak resident memory whole
-(``whole``) or in tiles (``tiled``), and plans its tiles for a budget (``plan``). The estimate is the
-whole process's: Python and TensorFlow's runtime, the network's weights, and the larger of a run's
-two phases at one size, the targets (forward passes of the style and content images) and the steps.
-Per-pixel figures are the network's (``Network.pixel_bytes`` and the like); each was measured on a
-CPU in float32 (reduced precisions within 10%: the image, gradient, Gram matrices and optimizer state
-stay float32), in ``benchmarks/results`` (cpu-2026-11-23, large-cpu-2026-11-23,
+``MemoryModel`` estimates a run's peak resident memory whole (``whole``) or in tiles (``tiled``), and plans
+its tiles for a budget (``plan``): the whole process's, Python and TensorFlow's runtime, the network's
+weights, and the larger of a run's two phases at one size, the targets (forward passes of the style and
+content images) and the steps. Per-pixel figures are the network's (``Network.pixel_bytes`` and the like),
+measured on a CPU in float32 (reduced precisions within 10%: image, gradient, Gram matrices and optimizer
+state stay float32), in ``benchmarks/results`` (cpu-2026-11-23, large-cpu-2026-11-23,
 large-cpu-2026-11-29-tiling, budget-*). Reading the weights comes before TensorFlow and peaks lower.
 """
 
@@ -70,12 +69,10 @@ class MemoryModel:
         return self.runtime() + _with_margin(image_sized)
 
     def tiled(self, height, width, plan, style=None):
-        """Estimated peak resident bytes of a run in the tiles of ``plan`` (a ``TilePlan``).
-
-        The steps follow the largest tile's extent, plus ``Network.tile_bytes`` a tile (and, with
-        ``plan.keep_forward``, ``Network.kept_pixel_bytes`` per pixel of every other extent); the targets
-        follow the largest tile of the content and of the ``style`` image.
-        """
+        """Estimated peak resident bytes of a run in the tiles of ``plan`` (a ``TilePlan``): the steps follow the
+        largest tile's extent, plus ``Network.tile_bytes`` a tile (and, with ``plan.keep_forward``,
+        ``Network.kept_pixel_bytes`` per pixel of every other extent); the targets the largest tile of the
+        content and of the ``style`` image."""
         if not isinstance(plan, TilePlan):
             raise NSTError(f"plan must be a TilePlan; got {type(plan).__name__}")
         extents = [t.extent_pixels for t in plan.grid(height, width)]
@@ -95,9 +92,7 @@ class MemoryModel:
         budget allows, never with an unknown one) keeps each tile's forward pass for the backward one.
         ``style``: the (height, width) of the largest style image, tiled too where it would not fit.
 
-        Raises:
-            NSTError: when not even tiles fit, naming what takes the memory; or a size, ``style``,
-                ``max_memory``, ``layers`` or ``tile_size`` that is not valid.
+        ``NSTError`` when not even tiles fit, naming what takes the memory, or for an invalid argument.
         """
         height, width = check_whole("height", height), check_whole("width", width)
         if style is not None:

@@ -56,11 +56,9 @@ class Span:
 
 def spans(length, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
     """Tiles along an axis ``length`` pixels long: cores of ``tile`` pixels (the last may be shorter), each extent
-    adding ``margin`` on inner sides, widened on the ``align`` grid to at least ``min_size`` pixels.
-
-    Raises:
-        NSTError: a size that is not a whole number in range, a ``tile`` or ``margin`` off the ``align`` grid,
-            a ``length`` below ``min_size``, or more than ``MAX_TILES`` tiles.
+    adding ``margin`` on inner sides, widened on the ``align`` grid to at least ``min_size`` pixels. ``NSTError``
+    for a size not a whole number in range, a ``tile`` or ``margin`` off the ``align`` grid, a ``length`` below
+    ``min_size``, or more than ``MAX_TILES`` tiles.
     """
     length, align, min_size = (
         check_whole(n, v) for n, v in (("length", length), ("align", align), ("min_size", min_size))
@@ -96,11 +94,8 @@ class Tile:
 
 
 def tile_grid(height, width, tile, margin, align, min_size=DEFAULT_MIN_SIZE):
-    """The tiles of a ``height`` x ``width`` image, row by row, in cores of ``tile`` (a side or (rows, columns)).
-
-    Raises:
-        NSTError: a bad ``tile`` or size, an image below ``min_size``, over ``MAX_TILES`` tiles, or as ``spans``.
-    """
+    """The tiles of a ``height`` x ``width`` image, row by row, in cores of ``tile`` (a side or (rows, columns));
+    ``NSTError`` for a bad ``tile`` or size, an image below ``min_size``, over ``MAX_TILES`` tiles, or as ``spans``."""
     if isinstance(tile, tuple) and len(tile) != 2:
         raise NSTError(f"tile must be a side or a (rows, columns) pair; got {short_repr(tile)}")
     rows, cols = (
@@ -187,11 +182,9 @@ class TilePlan:
     @classmethod
     def of(cls, layers, tile_size, margin=None, keep_forward=False, network="vgg19", pooling=None):
         """The plan for tiles of ``tile_size`` (a side or (rows, columns)) and ``margin`` (by default the least
-        that keeps every layer exact, ``Network.margin``), both rounded up to the grid.
-
-        Raises:
-            NSTError: an unknown or untileable network, bad ``layers``, a ``margin`` below what they need, a
-                ``keep_forward`` that is not a bool, a bad ``tile_size``, or a ``pooling`` the network lacks.
+        that keeps every layer exact, ``Network.margin``), both rounded up to the grid. ``NSTError`` for an
+        unknown or untileable network, bad ``layers``, a ``margin`` below what they need, a ``keep_forward`` not
+        a bool, a bad ``tile_size``, or a ``pooling`` the network lacks.
         """
         network = get_network(network)
         layers = _layer_names(layers)

@@ -1,9 +1,5 @@
-"""Coarse to fine: optimize a small image first, then each larger size from the last result upsampled.
-
-Where strokes and colours go is settled at a small size, where a step is cheap; larger sizes add
-detail. ``CoarseToFine`` runs one ``StyleTransfer`` per size, the images fitted anew from their original
-pixels at each, each run starting from the previous one's image upsampled (bilinear).
-"""
+"""Coarse to fine: optimize a small image first, where a step is cheap, then each larger size from the last
+result upsampled (bilinear), the images fitted anew from their original pixels at each size."""
 
 from dataclasses import dataclass, replace
 
@@ -75,18 +71,17 @@ def _sizes(sizes):
 class CoarseToFine:
     """A run at several sizes, smallest first; ``run()`` yields a ``ScaleProgress`` per report (or tick).
 
-    ``content_pixels``, ``style_pixels``: 8-bit RGB (h, w, 3) images (``read_image``'s; one style or a list),
-    fitted to each of ``sizes`` ((height, width), smallest first; ``scale_sizes`` doubles) by ``fit``
-    (``fit_image``'s), the styles to ``style_scale`` of it or, with ``style_size``, to that shorter side
-    (CS231n's). ``config.epochs`` iterations run at the last size, ``scale_epochs`` (default the same)
-    at the others; the first starts from the course's noise. ``make_objective(model, content, styles,
-    config, size=(height, width))`` builds each size's objective (default ``StyleCost``).
+    ``content_pixels``, ``style_pixels``: 8-bit RGB (h, w, 3) images (one style or a list), fitted to each of
+    ``sizes`` ((height, width), smallest first; ``scale_sizes`` doubles) by ``fit``, the styles to
+    ``style_scale`` of it or, with ``style_size``, to that shorter side (CS231n's). ``config.epochs``
+    iterations run at the last size, ``scale_epochs`` (default the same) at the others; the first starts
+    from the course's noise. ``make_objective(model, content, styles, config, size=(height, width))``
+    builds each size's objective (default ``StyleCost``).
 
     Raises:
-        NSTError: a bad argument: ``config``, an image that is not 8-bit RGB (h, w, 3), no style image,
-            ``sizes`` not a non-empty list of (height, width) whole numbers, a ``style_scale`` or
-            ``style_size`` giving a style size the network cannot take, ``scale_epochs`` out of range,
-            ``make_objective`` not callable, or ``fit`` not one of ``FITS``.
+        NSTError: a bad argument: ``config``, an image, no style image, ``sizes``, a ``style_scale`` or
+            ``style_size`` giving a style size the network cannot take, ``scale_epochs``, ``make_objective``
+            or ``fit``.
     """
 
     def __init__(

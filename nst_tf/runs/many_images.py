@@ -1,10 +1,9 @@
 """Many content images with one network: ``stylize_many`` yields each image's run in turn.
 
-The network is built once by the caller; consecutive images of one shape share one objective and one
-traced loop: the next image only assigns its content target (``StyleCost.retarget``) and restarts the
-loop (``StyleTransfer.restart``), so each shape is traced, and its style targets computed, once (per
-image where ``preserve_colors="histogram"`` makes them depend on the content). Order the images by shape
-to trace fewest times. Nothing here prints or writes files.
+Consecutive images of one shape share one objective and traced loop: the next image only assigns its
+content target (``StyleCost.retarget``) and restarts the loop (``StyleTransfer.restart``), so each shape is
+traced, and its style targets computed, once (per image with ``preserve_colors="histogram"``). Order the
+images by shape to trace fewest times. Nothing here prints or writes files.
 """
 
 import numbers
@@ -55,22 +54,18 @@ def stylize_many(
 ):
     """Stylizes each content image in turn with one network; yields ``Step`` and ``Finished`` items.
 
-    ``model``: the network module, built once; ``contents``: normalized content images (1, H, W, 3), read
-    lazily (a generator keeps one batch in memory); ``style_images``: one, or a list blended by
-    ``config.style_blend_weights``; ``config``: default the course's; ``seeds``: each image's, a sequence
-    or ``seeds(index)`` (default ``config.seed + index``, or fresh); ``make_objective(model, content,
-    styles, config)``: a new shape's objective (default ``StyleCost``); ``ticks``: also yield ``Tick``s;
-    ``batch_size``: up to this many consecutive images of one size optimized in one traced call
-    (``BatchStyleCost``, Adam only), as one at a time up to float rounding.
+    ``contents``: normalized content images (1, H, W, 3), read lazily; ``style_images``: one, or a list
+    blended by ``config.style_blend_weights``; ``seeds``: each image's, a sequence or ``seeds(index)``
+    (default ``config.seed + index``, or fresh); ``make_objective(model, content, styles, config)``: a new
+    shape's objective (default ``StyleCost``); ``ticks``: also yield ``Tick``s; ``batch_size``: up to this
+    many consecutive images of one size in one traced call (``BatchStyleCost``, Adam only).
 
-    Yields:
-        ``Started(indices)`` as each image or batch starts, ``Step(index, item, images)`` for each report
-        (a batch's tick once, under its first index), then ``Finished(index, progress, seconds, traced)``.
+    Yields ``Started(indices)`` as each image or batch starts, ``Step(index, item, images)`` for each report
+    (a batch's tick once, under its first index), then ``Finished(index, progress, seconds, traced)``.
 
     Raises:
-        NSTError: a bad ``config``, ``contents``, content image, ``batch_size``, ``make_objective`` or
-            seed (named by the image's index); ``NonFiniteCostError`` from a run (the images before it
-            were yielded).
+        NSTError: a bad ``config``, ``contents``, content image, ``batch_size``, ``make_objective`` or seed
+            (named by the image's index); ``NonFiniteCostError`` from a run (the images before it yielded).
     """
     config = StyleTransferConfig() if config is None else config
     stylizer = Stylizer(model, style_images, config, make_objective=make_objective, batch_size=batch_size)
@@ -86,11 +81,7 @@ class Stylizer:
     """One network's runs over content images, keeping the objective and traced loop while the shape holds.
 
     ``stylize_many`` is this over an iterable; a worker receiving its images in parts (a Ray actor) keeps
-    one between parts. Arguments as for ``stylize_many``.
-
-    Raises:
-        NSTError: a ``config`` that is not a ``StyleTransferConfig``, a ``batch_size`` that is not a positive
-            whole number, or a ``make_objective`` that is neither None nor callable.
+    one between parts. Arguments, and the ``NSTError`` for a bad one, as for ``stylize_many``.
     """
 
     def __init__(self, model, style_images, config, *, make_objective=None, batch_size=1):
@@ -106,12 +97,8 @@ class Stylizer:
     def run(self, chunk, *, seeds=None, ticks=False):
         """Stylizes ``chunk``, 1 to ``batch_size`` ``(index, content)`` pairs (a non-negative int position in
         the inputs, a normalized (1, H, W, 3) image) of one shape, together; yields as ``stylize_many``.
-
-        Raises:
-            NSTError: a ``chunk`` that is not such pairs, or a bad seed (``seeds``, ``ticks`` as for
-                ``stylize_many``), before ``Started`` is yielded.
-            NonFiniteCostError: from the run.
-        """
+        ``NSTError`` for a ``chunk`` that is not such pairs or a bad seed, before ``Started`` is yielded;
+        ``NonFiniteCostError`` from the run."""
         chunk = _checked_chunk(chunk)
         if not chunk or len(chunk) > self.batch_size or len({c.shape for _, c in chunk}) > 1:
             raise NSTError(f"a chunk holds 1 to {self.batch_size} content images of one shape")
@@ -147,11 +134,8 @@ class Stylizer:
 
 
 def chunks(pairs, batch_size):
-    """Lists of up to ``batch_size`` consecutive ``(index, content)`` of one shape from ``pairs``, read lazily.
-
-    Raises:
-        NSTError: a content that is not a normalized (1, H, W, 3) image, named by its index.
-    """
+    """Lists of up to ``batch_size`` consecutive ``(index, content)`` of one shape from ``pairs``, read lazily;
+    ``NSTError`` for a content that is not a normalized (1, H, W, 3) image, named by its index."""
     chunk = []
     for index, content in pairs:
         content = checked_float32_batch(content, f"content image {index}")

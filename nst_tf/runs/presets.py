@@ -88,11 +88,12 @@ class Preset:
 _COURSE_STYLE_LAYERS = tuple((f"conv{block}_1", 0.2) for block in range(1, 6))
 
 #: CS231n's runs: (name, style image, image size, style size, content weight, style weights at features
-#: 1, 4, 6, 7, tv weight); feature inversion is Starry Night's run without style from a random start.
+#: 1, 4, 6, 7, tv weight, start); feature inversion is Starry Night's run without style from a random start.
 _CS231N_RUNS = (
-    ("composition_vii", "composition_vii.jpg", 192, 512, 5e-2, (20000, 500, 12, 1), 5e-2),
-    ("scream", "the_scream.jpg", 192, 224, 3e-2, (200000, 800, 12, 1), 2e-2),
-    ("starry_night", "starry_night.jpg", 192, 192, 6e-2, (300000, 1000, 15, 3), 2e-2),
+    ("composition_vii", "composition_vii.jpg", 192, 512, 5e-2, (20000, 500, 12, 1), 5e-2, "content"),
+    ("scream", "the_scream.jpg", 192, 224, 3e-2, (200000, 800, 12, 1), 2e-2, "content"),
+    ("starry_night", "starry_night.jpg", 192, 192, 6e-2, (300000, 1000, 15, 3), 2e-2, "content"),
+    ("feature_inversion", "starry_night.jpg", 192, 192, 6e-2, (0, 0, 0, 0), 2e-2, "uniform"),
 )
 
 _CS231N_DIFFERENCES = (
@@ -104,9 +105,10 @@ _CS231N_DIFFERENCES = (
 )
 
 
-def _cs231n_config(content_weight, style_weights, tv_weight, **changes):
-    """CS231n's hyperparameters on SqueezeNet (features indices as the PyTorch edition numbers them)."""
-    settings = dict(
+def _cs231n_preset(name, style, size, style_size, content_weight, style_weights, tv_weight, start):
+    """The preset of one of CS231n's runs: its hyperparameters on SqueezeNet (features indices as the PyTorch
+    edition numbers them)."""
+    config = StyleTransferConfig(
         network="squeezenet",
         normalization="imagenet",
         epochs=200,
@@ -123,45 +125,29 @@ def _cs231n_config(content_weight, style_weights, tv_weight, **changes):
         tv_weight=tv_weight,
         clamp=(-1.5, 1.5),
         clamp_until=190,
-        start="content",
+        start=start,
     )
-    return StyleTransferConfig(**{**settings, **changes})
-
-
-def _cs231n_presets():
-    """The presets of CS231n's three style-transfer runs and its feature inversion."""
-    report = "Iteration {i}: total {total:g} = content {content_loss:g} + style {style_loss:g} + tv {tv_loss:g}\n"
-    common = dict(model=SQUEEZENET_MODEL, pooling="max", report_line=report, content_image="images/tubingen.jpg")
-    presets = []
-    for name, style, size, style_size, content_weight, style_weights, tv_weight in _CS231N_RUNS:
-        presets.append(
-            Preset(
-                f"cs231n_{name}",
-                f"CS231n's {name.replace('_', ' ').title()} run: torchvision's SqueezeNet 1.1, tubingen at "
-                f"{size} and the style at {style_size} (shorter sides), content weight {content_weight:g}, style "
-                f"weights {', '.join(map(str, style_weights))}, TV {tv_weight:g}, Adam 3.0 then 0.1 at 180, "
-                "200 iterations",
-                config=_cs231n_config(content_weight, style_weights, tv_weight),
-                size=ImageSize(shorter_side=size),
-                large=LargeImageOptions(style_size=style_size),
-                style_image=f"images/{style}",
-                differences=_CS231N_DIFFERENCES,
-                **common,
-            )
-        )
-    presets.append(
-        Preset(
-            "cs231n_feature_inversion",
-            "CS231n's feature inversion: Starry Night's settings with no style, from uniform noise",
-            config=_cs231n_config(6e-2, (0, 0, 0, 0), 2e-2, start="uniform"),
-            size=ImageSize(shorter_side=192),
-            large=LargeImageOptions(style_size=192),
-            style_image="images/starry_night.jpg",
-            differences=_CS231N_DIFFERENCES,
-            **common,
-        )
+    summary = (
+        f"CS231n's {name.replace('_', ' ').title()} run: torchvision's SqueezeNet 1.1, tubingen at {size} and the "
+        f"style at {style_size} (shorter sides), content weight {content_weight:g}, style weights "
+        f"{', '.join(map(str, style_weights))}, TV {tv_weight:g}, Adam 3.0 then 0.1 at 180, 200 iterations"
     )
-    return presets
+    if start == "uniform":
+        summary = "CS231n's feature inversion: Starry Night's settings with no style, from uniform noise"
+    return Preset(
+        f"cs231n_{name}",
+        summary,
+        config=config,
+        size=ImageSize(shorter_side=size),
+        large=LargeImageOptions(style_size=style_size),
+        style_image=f"images/{style}",
+        differences=_CS231N_DIFFERENCES,
+        model=SQUEEZENET_MODEL,
+        pooling="max",
+        report_line="Iteration {i}: total {total:g} = content {content_loss:g} + style {style_loss:g} + tv {tv_loss:g}"
+        "\n",
+        content_image="images/tubingen.jpg",
+    )
 
 
 PRESETS = {
@@ -227,7 +213,7 @@ PRESETS = {
                 "each time; nst_tf runs one L-BFGS with history 10 for 1000 evaluations, the same budget.",
             ),
         ),
-        *_cs231n_presets(),
+        *(_cs231n_preset(*run) for run in _CS231N_RUNS),
     )
 }
 

@@ -42,11 +42,9 @@ class VideoStylizer:
 
     ``style_images``: as for ``StyleCost``; ``config``: a ``StyleTransferConfig`` (``epochs``: each frame's
     after the first); ``options``: a ``VideoOptions``; ``make_objective(model, content, styles, config,
-    extra_terms)``: default ``StyleCost`` (the job's factory tiles large frames).
-
-    Raises:
-        NSTError: ``config`` or ``options`` is of the wrong type, or ``preserve_colors="luminance"``
-            (the saved frames' colours would not be those the temporal term compares).
+    extra_terms)``: default ``StyleCost`` (the job's factory tiles large frames). ``NSTError`` for a
+    ``config`` or ``options`` of the wrong type, or ``preserve_colors="luminance"`` (the saved frames'
+    colours would not be those the temporal term compares).
     """
 
     def __init__(self, model, style_images, config, options, *, make_objective=None):
@@ -66,11 +64,8 @@ class VideoStylizer:
     def frame(self, index, pixels, earlier, *, ticks=False):
         """Stylizes frame ``index`` (uint8 ``pixels`` (H, W, 3) at the output size) against ``earlier``, ``{gap:
         Earlier}`` of the frames ``gap`` back (1 at least for index > 0); yields ``Step(index, item)`` for each
-        report (and tick, with ``ticks``), then ``Finished(index, progress, seconds, traced)``.
-
-        Raises:
-            NSTError: a frame of another size than the first.
-            NonFiniteCostError: from the run.
+        report (and tick, with ``ticks``), then ``Finished(index, progress, seconds, traced)``. ``NSTError``
+        for a frame of another size than the first; ``NonFiniteCostError`` from the run.
         """
         started = time.perf_counter()
         content = reshape_and_normalize_image(pixels, self._config.normalization).astype(np.float32)
@@ -137,10 +132,8 @@ def _whole(model, content, styles, config, extra_terms):
 def stylize_video(model, frames, style_images, config=None, options=None, *, make_objective=None, ticks=False):
     """Stylizes ``frames`` (uint8 (H, W, 3) of one size, read lazily) in turn; yields each frame's ``Step`` items
     and its ``Finished``. ``config`` and ``options`` default to the course's and ``VideoOptions()``; the rest as
-    for ``VideoStylizer``. Keeps the last frames the temporal term needs (4 with long-term consistency).
-
-    Raises:
-        NSTError: as ``VideoStylizer``; NonFiniteCostError from a run.
+    for ``VideoStylizer``, and the errors too. Keeps the last frames the temporal term needs (4 with long-term
+    consistency).
     """
     config = StyleTransferConfig() if config is None else config
     options = VideoOptions() if options is None else options

@@ -34,11 +34,7 @@ def yiq_to_rgb(yiq):
 
 def preserve_luminance(generated, content):
     """The generated image's luminance with the content image's chrominance: both normalized, of one shape; the
-    result normalized float32.
-
-    Raises:
-        NSTError: either is not a finite normalized image of shape (1, H, W, 3), or their shapes differ.
-    """
+    result normalized float32. ``NSTError`` unless both are finite normalized (1, H, W, 3) images of one shape."""
     generated_rgb = _pixels(generated, "generated")
     content_rgb = _pixels(content, "content")
     if generated_rgb.shape != content_rgb.shape:
@@ -62,9 +58,7 @@ def match_color_statistics(style, content):
 
     ``x' = C_c^(1/2) C_s^(-1/2) (x - mu_s) + mu_c`` over the style's pixels x (symmetric matrix square roots).
     Both images normalized; the result normalized float32, the style's shape, clipped to valid pixel values.
-
-    Raises:
-        NSTError: either is not a finite normalized image of shape (1, H, W, 3).
+    ``NSTError`` unless both are finite normalized (1, H, W, 3) images.
     """
     style_rgb = _pixels(style, "style").reshape(-1, 3)
     content_rgb = _pixels(content, "content").reshape(-1, 3)
@@ -79,11 +73,7 @@ def match_color_statistics(style, content):
 def recolor_styles(mode, styles, content):
     """The style images as the optimization sees them for ``preserve_colors=mode``: "histogram" recolours each
     with ``match_color_statistics``; None and "luminance" (which acts on the result) leave them as they are.
-
-    Raises:
-        NSTError: ``mode`` is not None or one of ``COLOR_MODES``, or (for "histogram") an image is not a
-            finite normalized image of shape (1, H, W, 3).
-    """
+    ``NSTError`` for a ``mode`` not None or one of ``COLOR_MODES``, or as ``match_color_statistics`` raises."""
     _check_mode(mode)
     if mode == "histogram":
         return [match_color_statistics(style, content) for style in styles]
@@ -93,11 +83,7 @@ def recolor_styles(mode, styles, content):
 def present(mode, image, content):
     """The generated ``image`` as shown and saved for ``preserve_colors=mode``: "luminance" gives it the
     content's chrominance (``preserve_luminance``); None and "histogram" (which acted on the styles) do not.
-
-    Raises:
-        NSTError: ``mode`` is not None or one of ``COLOR_MODES``, or (for "luminance") as
-            ``preserve_luminance`` does.
-    """
+    ``NSTError`` for a ``mode`` not None or one of ``COLOR_MODES``, or as ``preserve_luminance`` raises."""
     _check_mode(mode)
     if mode == "luminance":
         return preserve_luminance(image, content)

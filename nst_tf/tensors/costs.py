@@ -62,9 +62,8 @@ def compute_content_cost(a_C, a_G):
     """Content cost ``sum((a_C - a_G)**2) / (4 * n_H * n_W * n_C)``, a scalar tensor.
 
     ``a_C`` and ``a_G`` are the content and generated images' activations of one layer, (1, n_H, n_W, n_C), of
-    one dtype. The second edition's call, with the lists of a Keras model's outputs
-    (``compute_content_cost(content_output, generated_output)``), is accepted too: as there, the last output
-    of each is the content layer's.
+    one dtype; or, the second edition's call, the lists of a Keras model's outputs, whose last is the content
+    layer's.
 
     Raises:
         NSTError: an activation is not a floating tensor of shape (1, n_H, n_W, n_C), the two differ in
@@ -90,9 +89,8 @@ def content_cost_from_sum(squares, n_H, n_W, n_C):
 def gram_matrix(A):
     """Gram (style) matrix ``A @ A^T``, (n_C, n_C), of an unrolled activation ``A`` of shape (n_C, n_H*n_W).
 
-    Computed as the course writes it, ``tf.matmul(A, tf.transpose(A))``. Its float32 values pass the course's
-    own check (``np.isclose``) on every CPU; their last bits depend on the CPU's arithmetic (vector width,
-    FMA, oneDNN's kernel), as the course's own do.
+    Computed as the course writes it, ``tf.matmul(A, tf.transpose(A))``; float32's last bits depend on the CPU's
+    arithmetic (vector width, FMA, oneDNN's kernel), as the course's own do.
 
     Raises:
         NSTError: ``A`` cannot be converted to a tensor or is not of rank 2.
@@ -109,15 +107,10 @@ def _unroll(a):
 
 
 def style_gram(a):
-    """Gram matrix (n_C, n_C) of a (1, n_H, n_W, n_C) activation.
-
-    ``gram_matrix`` of the course's unrolled activation, computed as ``F^T F`` with ``F = reshape(a, (n_H*n_W,
-    n_C))`` and ``transpose_a``, which spares materializing the transpose at every step (the two can differ
-    in float32's last bit).
-
-    Raises:
-        NSTError: ``a`` is not a floating tensor of shape (1, n_H, n_W, n_C).
-    """
+    """Gram matrix (n_C, n_C) of a (1, n_H, n_W, n_C) activation: ``gram_matrix`` of the course's unrolled
+    activation, as ``F^T F`` with ``F = reshape(a, (n_H*n_W, n_C))`` and ``transpose_a``, which spares
+    materializing the transpose (float32's last bit may differ). ``NSTError`` unless ``a`` is a floating
+    tensor of shape (1, n_H, n_W, n_C)."""
     a = _activation(a, "a")
     unrolled = tf.reshape(a, [-1, _dims(a)[2]])
     return tf.matmul(unrolled, unrolled, transpose_a=True)
@@ -162,9 +155,8 @@ def layer_style_cost_from_gram(gram_S, a_G, normalizer=None):
 def compute_layer_style_cost(a_S, a_G):
     """Style cost ``sum((G_S - G_G)**2) / (4 * n_C**2 * (n_H*n_W)**2)`` of one layer, a scalar tensor.
 
-    ``a_S`` and ``a_G`` are the style and generated images' activations, (1, n_H, n_W, n_C), of one dtype;
-    each is unrolled as the course does, reshaped to (n_H*n_W, n_C) and transposed to (n_C, n_H*n_W), and
-    its Gram matrix taken with ``gram_matrix``.
+    ``a_S`` and ``a_G`` are the style and generated images' activations, (1, n_H, n_W, n_C), of one dtype,
+    each unrolled as the course does to (n_C, n_H*n_W) for ``gram_matrix``.
 
     Raises:
         NSTError: an activation is not a floating tensor of shape (1, n_H, n_W, n_C), or the two differ in
@@ -192,9 +184,9 @@ def compute_style_cost(style_activations, generated_activations, style_layers=ST
     ``style_layers``' (layer name, weight) pairs; ``S`` and ``G`` map layer names to the style and generated
     images' activations (1, n_H, n_W, n_C).
 
-    The second edition's call, with the lists of a Keras model's outputs, is accepted too: as there, every
-    output but the last (the content layer's) is a style layer, paired with ``style_layers`` by position. The
-    first edition's ``compute_style_cost(model, STYLE_LAYERS)`` ran a TF1 session; its TF2 equivalent is
+    The second edition's call, with the lists of a Keras model's outputs, is accepted too: every output but the
+    last (the content layer's) is a style layer, paired with ``style_layers`` by position. The first edition's
+    ``compute_style_cost(model, STYLE_LAYERS)`` ran a TF1 session; in TF2 it is
     ``compute_style_cost(model(style, layers=names), model(generated, layers=names))``.
 
     Raises:
@@ -293,8 +285,7 @@ def temporal_cost(image, warped, weights):
 
     ``sum_k sum(weights[k] * (image - warped[k])**2) / (H W C)``: for each earlier stylized frame ``k`` warped
     onto this one (``warped``, (K, H, W, C)), the mean squared difference, weighted per pixel by ``weights``
-    ((K, H, W, 1), 0 where the flow is not trusted: disocclusions and motion boundaries); summed over the K
-    frames. Zero for an image equal to its warped predecessors where they are trusted.
+    ((K, H, W, 1), 0 where the flow is not trusted: disocclusions and motion boundaries).
 
     Raises:
         NSTError: ``image`` is not a floating tensor of shape (1, H, W, C), or ``warped`` and

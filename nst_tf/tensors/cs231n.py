@@ -31,9 +31,6 @@ SQUEEZENET_MEAN = (0.485, 0.456, 0.406)
 SQUEEZENET_STD = (0.229, 0.224, 0.225)
 
 
-# Argument checks --------------------------------------------------------------------------------
-
-
 def _floating(x, name, rank=None, layout=None):
     """``x`` as a floating tensor, of static rank ``rank`` when given (``layout`` names its axes)."""
     x = as_tensor(x, name)
@@ -66,9 +63,6 @@ def _sequence(value, name):
     return list(value)
 
 
-# The losses -------------------------------------------------------------------------------------
-
-
 def content_loss(content_weight, content_current, content_original):
     """Content loss ``content_weight * sum((content_current - content_original)**2)``, a scalar tensor in the
     features' dtype (unlike the Coursera cost, not divided by the layer's size).
@@ -91,11 +85,8 @@ def gram_matrix(features, normalize=True):
     """Gram matrices (N, C, C) of NHWC features (N, H, W, C): ``G[n, c, d] = sum_{h, w} F[n, h, w, c] F[n, h, w, d]``,
     divided by one image's number of values ``H * W * C`` when ``normalize``.
 
-    The PyTorch edition's ``gram_matrix`` of (N, C, H, W) features; the TensorFlow edition's, for (1, H, W, C),
-    returns its (C, C) matrix without the batch axis.
-
-    Raises:
-        NSTError: ``features`` is not a floating tensor of rank 4, or ``normalize`` is not a bool.
+    (The PyTorch edition's takes (N, C, H, W); the TensorFlow edition's returns (C, C), without the batch axis.)
+    ``NSTError`` unless ``features`` is a floating tensor of rank 4 and ``normalize`` a bool.
     """
     features = _floating(features, "features", 4, "(N, H, W, C)")
     if not isinstance(normalize, bool):
@@ -168,18 +159,13 @@ def tv_loss(img, tv_weight):
     image's dtype, with ``dh = img[:, 1:] - img[:, :-1]`` and ``dw = img[:, :, 1:] - img[:, :, :-1]``.
 
     ``img`` is (1, H, W, 3) (the PyTorch edition's (1, 3, H, W)); ``tv_weight`` a number or a scalar tensor.
-
-    Raises:
-        NSTError: ``img`` is not a floating tensor of rank 4, or ``tv_weight`` is not a number.
+    ``NSTError`` unless ``img`` is a floating tensor of rank 4 and ``tv_weight`` a number.
     """
     img = _floating(img, "img", 4, "(1, H, W, 3)")
     weight = _weight(tv_weight, img.dtype, "tv_weight")
     dh = img[:, 1:, :, :] - img[:, :-1, :, :]
     dw = img[:, :, 1:, :] - img[:, :, :-1, :]
     return weight * (tf.reduce_sum(tf.square(dh)) + tf.reduce_sum(tf.square(dw)))
-
-
-# Helpers ----------------------------------------------------------------------------------------
 
 
 def _normalizer(dtype):
@@ -202,12 +188,9 @@ def preprocess(image, size):
     ``size`` (the longer to ``int(size * long / short)``, as torchvision's ``Resize(size)``), then normalized
     for SqueezeNet.
 
-    Resizing is bilinear and antialiased (``tf.image.resize``; PIL's filter in the assignment, which differs
-    by a level or so), rounded to 8 bits as PIL's image is, and skipped for an image already of that size;
-    then ``(pixels / 255 - SQUEEZENET_MEAN) / SQUEEZENET_STD`` (``images``' "imagenet" normalization).
-
-    Raises:
-        NSTError: ``image`` is not a uint8 tensor of shape (H, W, 3), or ``size`` is not a positive whole number.
+    Resizing is bilinear and antialiased (``tf.image.resize``; the assignment's PIL filter differs by a level or
+    so), rounded to 8 bits, skipped for an image already of that size; then ``(pixels / 255 - SQUEEZENET_MEAN)
+    / SQUEEZENET_STD``. ``NSTError`` unless ``image`` is uint8 (H, W, 3) and ``size`` a positive whole number.
     """
     image = as_tensor(image, "image")
     if image.dtype != tf.uint8:
@@ -240,9 +223,7 @@ def deprocess(img, should_rescale=True):
     edition's ``deprocess_image`` does not), clipped to [0, 1], times 255, rounded (the assignment
     truncates), so that ``deprocess(preprocess(x, s), False)`` is ``x`` when ``x`` is already of size ``s``.
 
-    Raises:
-        NSTError: ``img`` is not a floating tensor of shape (1, H, W, 3) or (H, W, 3), or ``should_rescale``
-            is not a bool.
+    ``NSTError`` unless ``img`` is a floating (1, H, W, 3) or (H, W, 3) tensor and ``should_rescale`` a bool.
     """
     img = _floating(img, "img")
     if img.shape.rank == 3:
@@ -262,10 +243,7 @@ def deprocess(img, should_rescale=True):
 def extract_features(x, cnn):
     """CS231n's ``extract_features``: the list of every layer's activation of ``x`` (N, H, W, 3), in the order of
     ``cnn.network.layers`` (``cnn``: ``SqueezeNet`` or any nst_tf network module); for SqueezeNet
-    ``features[i]`` is torchvision's features.i (13 of them).
-
-    Raises:
-        NSTError: ``cnn`` is not an nst_tf network module, or as the module does for ``x``.
+    ``features[i]`` is torchvision's features.i (13 of them). ``NSTError`` for another ``cnn``, or as it raises.
     """
     network = getattr(cnn, "network", None)
     if not callable(cnn) or network is None:
@@ -276,11 +254,7 @@ def extract_features(x, cnn):
 
 def rel_error(x, y):
     """CS231n's relative error ``max(|x - y| / max(1e-8, |x| + |y|))``, elementwise, a float64 scalar tensor, for
-    real tensors or values ``x`` and ``y`` of broadcastable shapes.
-
-    Raises:
-        NSTError: ``x`` or ``y`` is not a real tensor, or their shapes do not broadcast.
-    """
+    real tensors or values ``x`` and ``y`` of broadcastable shapes (``NSTError`` otherwise)."""
     x, y = as_tensor(x, "x"), as_tensor(y, "y")
     for name, value in (("x", x), ("y", y)):
         if not (value.dtype.is_floating or value.dtype.is_integer):

@@ -14,13 +14,14 @@ import re
 import secrets
 import stat
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import PIL.Image
 
 from ..ground.checks import check_pixels, check_whole, shorter_side_size, size_for, whole_pixels
 from ..ground.errors import ImageError, NSTError, quoted
+from ..ground.fields import option
 from ..plan.clip import is_video_file
 from ..plan.config import CONFIG, NORMALIZATIONS, check_seed
 from ..plan import large_options
@@ -93,11 +94,9 @@ def _check_image_file(path):
 def _opened(path):
     """``PIL.Image.open(path)`` (a checked file) whose every failure, while open too, is an ``ImageError`` naming it.
 
-    Pillow warns (``DecompressionBombWarning``) above ``PIL.Image.MAX_IMAGE_PIXELS`` pixels and refuses above
-    twice that. Images between the two are read without the warning (their size is known to the caller, and
-    with a target they are decoded reduced); those above are refused, naming their pixel count. Pillow's
-    ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left as it is (False unless the program changed it), so a truncated
-    file is refused.
+    Images over ``PIL.Image.MAX_IMAGE_PIXELS`` are read without Pillow's warning (the caller knows their size
+    and may decode them reduced); those over twice that, which Pillow refuses, are refused naming their pixel
+    count. ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left as it is (False by default): a truncated file is refused.
     """
     _check_image_file(path)
     shown = quoted(path)
@@ -131,11 +130,8 @@ def _unreadable(path, error):
 
 
 def _orientation(image, decoded):
-    """The EXIF orientation, 1 (as stored) to 8; 1 when absent, unreadable or out of range.
-
-    A PNG's eXIf chunk may follow the pixel data: before decoding, only one that precedes it is seen (Pillow
-    would otherwise decode the whole image).
-    """
+    """The EXIF orientation, 1 (as stored) to 8; 1 when absent, unreadable or out of range. Before decoding, a
+    PNG's eXIf chunk is seen only if it precedes the pixel data (else Pillow would decode the whole image)."""
     if not decoded and image.format == "PNG" and "exif" not in image.info:
         return 1
     try:
@@ -153,11 +149,9 @@ def _upright_size(size, orientation):
 
 
 def _reduction(size, target):
-    """The largest whole factor an image of ``size`` may shrink by before being fitted to ``target``.
-
-    Fitting (either way) scales each axis by at most ``max(W / w, H / h)``, so after shrinking by ``k`` the
-    image stays ``REDUCING_GAP`` times larger than needed while ``w / k >= 2 W`` and ``h / k >= 2 H``.
-    """
+    """The largest whole factor ``k`` an image of ``size`` (w, h) may shrink by before being fitted to ``target``
+    (W, H): fitting either way scales each axis by at most ``max(W / w, H / h)``, so the image stays
+    ``REDUCING_GAP`` times larger than needed while ``w / k >= 2 W`` and ``h / k >= 2 H``."""
     (w, h), (target_w, target_h) = size, target
     return max(1, min(w // (REDUCING_GAP * target_w), h // (REDUCING_GAP * target_h)))
 
@@ -203,13 +197,10 @@ def _to_rgb(pixels):
 
 
 def _decode(path, target_of=None):
-    """(pixels, target): the image at ``path`` (checked by ``_path_argument``) as upright (h, w, 3) uint8, and
-    the (width, height) ``target_of`` maps its full upright (width, height) to (None without ``target_of``).
-
-    With a target, the image is decoded reduced where that keeps it ``REDUCING_GAP`` times the target's size:
-    JPEG by DCT scaling while decoding (``Image.draft``: 1/2, 1/4 or 1/8), any format by averaging whole
-    blocks of pixels after decoding (``Image.reduce``).
-    """
+    """(pixels, target): the image at ``path`` as upright (h, w, 3) uint8, and the (width, height) ``target_of``
+    maps its full upright (width, height) to (None without ``target_of``). With a target, the image is decoded
+    reduced where that keeps it ``REDUCING_GAP`` times the target's size: JPEG by DCT scaling while decoding
+    (``Image.draft``: 1/2, 1/4 or 1/8), any format by averaging blocks after decoding (``Image.reduce``)."""
     with _opened(path) as image:
         full_size, target = image.size, None
         if target_of is not None:
@@ -237,16 +228,14 @@ def read_image(path, target=None):
     """Reads an image file as upright 8-bit RGB, shape (height, width, 3).
 
     Colour modes become RGB, grayscale three equal channels, transparency is composited over white, 16-bit
-    and float samples are scaled to 8 bits (see ``_eight_bit``), and an EXIF orientation is applied.
-    Without ``target`` the image keeps its full size. ``target``, the (width, height) the image will be
-    fitted to (``fit_image``, either fit), lets a large image be decoded reduced, by a whole factor keeping
-    it at least twice the fit's size each way; the fitted result then differs from a full decode's by a
-    few levels at most.
+    and float samples are scaled to 8 bits (``_eight_bit``), and an EXIF orientation is applied. ``target``,
+    the (width, height) the image will be fitted to (``fit_image``), lets a large image be decoded reduced by
+    a whole factor, keeping it at least twice that size each way (the fitted result then differs from a full
+    decode's by a few levels at most); without it the image keeps its full size.
 
     Raises:
-        ImageError: ``path`` is not a file path, or the file is missing, empty, truncated or unreadable, a float
-            image with NaN or infinite values, or over Pillow's decompression-bomb limit
-            (``2 * PIL.Image.MAX_IMAGE_PIXELS``).
+        ImageError: ``path`` is not a file path; the file is missing, empty, truncated, unreadable, a float
+            image with NaN or infinite values, or over ``2 * PIL.Image.MAX_IMAGE_PIXELS``.
         NSTError: ``target`` is neither None nor a pair of positive whole numbers.
     """
     path = _path_argument(path)
@@ -261,13 +250,9 @@ def read_image(path, target=None):
 
 
 def image_size(path):
-    """(width, height) of the image at ``path`` as ``read_image`` returns it, from the file's header.
-
-    Nothing is decoded; the EXIF orientation is applied (except from a PNG eXIf chunk after the pixel data).
-
-    Raises:
-        ImageError: as ``read_image`` does, for a path or file it cannot open.
-    """
+    """(width, height) of the image at ``path`` as ``read_image`` returns it, from the file's header (nothing is
+    decoded; the EXIF orientation is applied, except from a PNG eXIf chunk after the pixel data); ``ImageError``
+    as ``read_image`` raises for a path or file it cannot open."""
     with _opened(_path_argument(path)) as image:
         return _upright_size(image.size, _orientation(image, decoded=False))
 
@@ -337,14 +322,11 @@ def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_s
     """``read_image`` then ``fit_image``: 8-bit RGB of shape (height, width, 3).
 
     With ``max_size``, ``width`` and ``height`` are ignored: the image keeps its aspect ratio, its longer side
-    scaled to ``max_size`` pixels. A large image is decoded reduced (``read_image``'s ``target``), so a
-    12000x12000 JPEG fitted to 400x300 never occupies its full size in memory.
+    ``max_size`` pixels. A large image is decoded reduced (``read_image``'s ``target``).
 
     Raises:
-        ImageError: ``path`` is not a file path; the file cannot be read (as in ``read_image``); the target size
-            is under ``MIN_IMAGE_SIZE`` on a side; or the image cannot be fitted (as in ``fit_image``).
-        NSTError: ``width`` or ``height`` is not a whole number, ``max_size`` is not a positive one, or ``fit``
-            is not one of ``FITS``.
+        ImageError: as ``read_image`` and ``fit_image`` do; a target size under ``MIN_IMAGE_SIZE`` on a side.
+        NSTError: ``width``, ``height`` or ``max_size`` is not a positive whole number, or a bad ``fit``.
     """
     path = _path_argument(path)
     if max_size is None:
@@ -385,14 +367,12 @@ def _real_array(image, name):
 def reshape_and_normalize_image(image, normalization="means"):
     """Adds the batch axis and normalizes: (h, w, 3) -> (1, h, w, 3).
 
-    ``"means"`` (the first edition) subtracts ``CONFIG.MEANS``; the course subtracts its float64 MEANS from the
-    uint8 image, so the result is float64 (exact) until it enters the network. ``"unit"`` (the second edition)
-    divides by 255 in float32, as ``tf.image.convert_image_dtype`` does. ``"imagenet"`` (torchvision's,
-    SqueezeNet's) computes ``(image / 255 - IMAGENET_MEAN) / IMAGENET_STD`` in float32.
+    ``"means"`` (the first edition) subtracts the float64 ``CONFIG.MEANS``, as the course does: float64 (exact)
+    until it enters the network. ``"unit"`` (the second edition) divides by 255 in float32, as
+    ``tf.image.convert_image_dtype``. ``"imagenet"``: ``(image / 255 - IMAGENET_MEAN) / IMAGENET_STD`` in float32.
 
     Raises:
-        ImageError: ``image`` is not an array of real numbers, holds NaN or infinite values, or is not
-            of shape (h, w, 3).
+        ImageError: ``image`` is not a finite array of real numbers of shape (h, w, 3).
         NSTError: ``normalization`` is not one of ``IMAGE_NORMALIZATIONS``.
     """
     image = _real_array(image, "image")
@@ -409,11 +389,7 @@ def reshape_and_normalize_image(image, normalization="means"):
 
 def pixel_range(normalization="means"):
     """(lowest, highest) normalized pixel values, each of shape (1, 1, 1, 3): 0 and 255 normalized (float32
-    per channel for "imagenet").
-
-    Raises:
-        NSTError: ``normalization`` is not one of ``IMAGE_NORMALIZATIONS``.
-    """
+    per channel for "imagenet"); ``NSTError`` for a ``normalization`` not one of ``IMAGE_NORMALIZATIONS``."""
     normalization = _normalization(normalization)
     if normalization == "imagenet":
         return (np.float32(0) - IMAGENET_MEAN) / IMAGENET_STD, (np.float32(1) - IMAGENET_MEAN) / IMAGENET_STD
@@ -430,11 +406,7 @@ def _normalization(normalization):
 
 def checked_float32_batch(image, name, batch=False):
     """``image`` as float32 when it is a finite (1, height, width, 3) image ((B, height, width, 3), B >= 1,
-    with ``batch``).
-
-    Raises:
-        NSTError: otherwise, naming it ``name``.
-    """
+    with ``batch``); ``NSTError`` naming it ``name`` otherwise."""
     shape = "(B, height, width, 3)" if batch else "(1, height, width, 3)"
     try:
         image = np.asarray(image, dtype=np.float32)
@@ -450,15 +422,13 @@ def checked_float32_batch(image, name, batch=False):
 def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=None):
     """The course's starting image: ``noise * noise_ratio + content_image * (1 - noise_ratio)``.
 
-    The float32 noise is uniform in [-20, 20), of the normalized content image's shape (1, h, w, 3); without
-    ``seed`` it comes from NumPy's global generator, as in the course (``np.random.seed`` repeats it), with
-    ``seed`` from ``np.random.default_rng(seed)``. The dtypes follow the course's: float64 for a float64
-    content image.
+    The float32 noise is uniform in [-20, 20), of the content image's shape (1, h, w, 3): from NumPy's global
+    generator as in the course (``np.random.seed`` repeats it), or from ``np.random.default_rng(seed)``.
+    The dtypes follow the course's: float64 for a float64 content image.
 
     Raises:
-        ImageError: ``content_image`` is not an array of real numbers or holds NaN or infinite values.
-        NSTError: ``noise_ratio`` is not a number between 0 and 1, or ``seed`` is not None or a
-            non-negative whole number.
+        ImageError: ``content_image`` is not a finite array of real numbers.
+        NSTError: ``noise_ratio`` is not a number between 0 and 1, or ``seed`` not None or a whole number >= 0.
     """
     content_image = _real_array(content_image, "content_image")
     real = isinstance(noise_ratio, numbers.Real) and not isinstance(noise_ratio, (bool, np.bool_))
@@ -500,8 +470,7 @@ def deprocess_image(image, normalization="means"):
     and rounded, which gives back exactly the uint8 image ``reshape_and_normalize_image`` normalized.
 
     Raises:
-        ImageError: ``image`` is not an array of real numbers, holds NaN or infinite values, or is not
-            of shape (1, h, w, 3).
+        ImageError: ``image`` is not a finite array of real numbers of shape (1, h, w, 3).
         NSTError: ``normalization`` is not one of ``IMAGE_NORMALIZATIONS``.
     """
     image = _real_array(image, "image")
@@ -518,11 +487,10 @@ def deprocess_image(image, normalization="means"):
 def save_image(path, image, normalization="means", *, through_links=True):
     """Writes a normalized (1, h, w, 3) image, atomically; the format follows the extension (``SAVE_FORMATS``).
 
-    The folder is created. The file is written under a temporary name in the same folder, flushed to disk and
-    renamed over ``path``: a failed or interrupted save leaves neither a truncated image nor a temporary file,
-    and an existing file stays as it was until the new one is complete. The new file gets the permissions a
-    plain ``open()`` gives: those of the file it replaces, else ``0o666`` less the umask. A symbolic link at
-    ``path`` is written through, as ``open()`` does, unless ``through_links`` is False.
+    The folder is created. The file is written under a temporary name beside it, flushed to disk and renamed
+    over ``path``: a failed or interrupted save leaves no truncated image and no temporary file, and an existing
+    file stays until the new one is complete. Permissions are those ``open()`` gives (the replaced file's, else
+    ``0o666`` less the umask); a symbolic link at ``path`` is written through unless ``through_links`` is False.
 
     Raises:
         ImageError: naming the path and the reason: not a file path, a folder at ``path``, a symbolic link
@@ -565,8 +533,7 @@ def save_image(path, image, normalization="means", *, through_links=True):
 
 
 def _save_target(path, through_links):
-    """(file ``save_image`` writes for ``path``, its folder (made here), extension, Pillow format), or
-    ``ImageError`` as ``save_image`` says."""
+    """(file ``save_image`` writes for ``path``, its folder (made here), extension, Pillow format)."""
     shown = quoted(path)
     if os.path.islink(path) and not through_links:
         # The rename would replace the link itself; the image is refused rather than the link lost.
@@ -600,12 +567,9 @@ def _sync(file):
 
 
 def new_file(folder, extension, prefix=".nst_tf-"):
-    """(descriptor, path) of a new, empty file ``folder/<prefix><16 random hex digits><extension>``.
-
-    Created exclusively (``O_EXCL``) with mode 0o666, so the umask (and any default ACL of the folder) applies
-    exactly as for a plain ``open(path, "w")``; reading the umask would need ``os.umask``, which changes it for
-    every thread.
-    """
+    """(descriptor, path) of a new, empty file ``folder/<prefix><16 random hex digits><extension>``, created
+    exclusively with mode 0o666 so the umask and the folder's default ACL apply as for ``open(path, "w")``
+    (reading the umask would need ``os.umask``, which changes it for every thread)."""
     temporary = os.path.join(folder, f"{prefix}{secrets.token_hex(8)}{extension}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     return os.open(temporary, flags, 0o666), temporary
@@ -615,10 +579,9 @@ def new_file(folder, extension, prefix=".nst_tf-"):
 class ImageSize:
     """The size the content and style images are brought to.
 
-    ``width`` x ``height`` (both images centre-cropped to that aspect ratio and scaled, or with
-    ``fit="stretch"`` scaled whole); or, with ``max_size``, the content image's aspect ratio with that longer
-    side; or, with ``shorter_side``, with that shorter side (the longer one truncated, as torchvision's
-    ``Resize(size)`` computes it: CS231n's ``image_size``). Each field's ``metadata["help"]`` is its
+    ``width`` x ``height`` (centre-cropped to that aspect ratio and scaled, or with ``fit="stretch"`` scaled
+    whole); or the content image's aspect ratio with a ``max_size`` longer side, or a ``shorter_side`` (the
+    longer truncated, as torchvision's ``Resize(size)``: CS231n's ``image_size``). ``metadata["help"]``: the
     command-line help.
 
     Raises:
@@ -626,37 +589,27 @@ class ImageSize:
             that is not None is not a whole number of at least ``MIN_IMAGE_SIZE``; or both of those are given.
     """
 
-    width: int = field(
-        default=CONFIG.IMAGE_WIDTH, metadata={"help": "width of the generated image in pixels", "metavar": "N"}
+    width: int = option(CONFIG.IMAGE_WIDTH, "width of the generated image in pixels", metavar="N")
+    height: int = option(CONFIG.IMAGE_HEIGHT, "height of the generated image in pixels", metavar="N")
+    max_size: int | None = option(
+        None,
+        "keep the content image's aspect ratio with this longer side, instead of --width x --height; the style "
+        "images are brought to the same size",
+        metavar="N",
+        type=int,
     )
-    height: int = field(
-        default=CONFIG.IMAGE_HEIGHT, metadata={"help": "height of the generated image in pixels", "metavar": "N"}
+    fit: str = option(
+        "crop",
+        "crop: centre-crop to width:height, then scale (nothing is stretched); stretch: scale the whole image to "
+        "width x height (the second edition)",
+        choices=FITS,
     )
-    max_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "keep the content image's aspect ratio with this longer side, instead of "
-            "--width x --height; the style images are brought to the same size",
-            "metavar": "N",
-            "type": int,
-        },
-    )
-    fit: str = field(
-        default="crop",
-        metadata={
-            "help": "crop: centre-crop to width:height, then scale (nothing is stretched); stretch: scale "
-            "the whole image to width x height (the second edition)",
-            "choices": FITS,
-        },
-    )
-    shorter_side: int | None = field(
-        default=None,
-        metadata={
-            "help": "keep the content image's aspect ratio with this shorter side (CS231n's image_size), instead "
-            "of --width x --height",
-            "metavar": "N",
-            "type": int,
-        },
+    shorter_side: int | None = option(
+        None,
+        "keep the content image's aspect ratio with this shorter side (CS231n's image_size), instead of "
+        "--width x --height",
+        metavar="N",
+        type=int,
     )
 
     def __post_init__(self):
@@ -683,12 +636,7 @@ class ImageSize:
 
 
 def fit_style(pixels, output, fit, style_scale=1.0, style_size=None):
-    """A style image's pixels (h, w, 3) brought to their size for an output of ``output`` (height, width):
-    fitted as ``fit`` says to ``style_target``'s size, or with ``style_size`` (its aspect ratio kept) resized
-    whole.
-
-    Raises:
-        NSTError: as ``style_target`` and ``fit_image`` do.
-    """
+    """A style image's pixels (h, w, 3) brought to their size for an output of ``output`` (height, width): fitted
+    as ``fit`` says to ``style_target``'s size, or with ``style_size`` resized whole; ``NSTError`` as those raise."""
     height, width = large_options.style_target(output, pixels.shape[:2], style_scale, style_size)
     return fit_image(pixels, width, height, fit if style_size is None else "stretch")

@@ -23,7 +23,6 @@ from ...ground.statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
 from ...plan.clip import FfmpegError, count_frames, encode, end_ffmpeg, frame_name, frames
 from ...plan.config import StyleTransferConfig
 from ...plan.video_options import VideoOptions
-from ...runs.presets import Preset
 from ...tensors.images import new_file, read_image, reshape_and_normalize_image
 from ..signals import Stopped, stop_words
 from .build import start_up
@@ -47,12 +46,10 @@ class VideoJob:
     """
 
     config: StyleTransferConfig
-    preset: Preset
     options: VideoOptions
     clip: object
     size: tuple
     fit: str
-    style_paths: list
     styles: list
     tiles: dict
     weights: object
@@ -66,11 +63,8 @@ class VideoJob:
 
 
 def run_video(job, out, err, stop):
-    """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``).
-
-    Raises:
-        NSTError: the output folder cannot be written, the video cannot be decoded or encoded.
-        Stopped: a signal came before the first frame started.
+    """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``). ``NSTError`` where the output folder
+    cannot be written or the video cannot be decoded or encoded; ``Stopped`` for a signal before the first frame.
     """
     created = _make_folders(job)  # first: a folder that cannot be made is the one line said
     for note in job.notes:
@@ -331,11 +325,8 @@ def linked_partial(folder, output):
 
 
 def _saved_frame(job, index):
-    """The pixels of stylized frame ``index`` as saved.
-
-    Raises:
-        NSTError: it cannot be read, or is not of the job's size (changed since the job began).
-    """
+    """The pixels of stylized frame ``index`` as saved; ``NSTError`` where it cannot be read or is not of the
+    job's size (changed since the job began)."""
     path = os.path.join(job.frames_folder, frame_name(index))
     advice = "delete it and run the same command again to make it again"
     try:

@@ -27,11 +27,9 @@ def wants(request):
 
 def prepare(request):
     """The ``VideoJob`` of a ``CommandRequest`` whose content is a video, every input checked; nothing is created.
-
-    Raises:
-        NSTError: anything given is wrong: a file that is no video ffmpeg can read (or has no frames or
-            absurd sizes), ``--scales``, an output ``<stem>.mp4`` that is not this job's, a frames folder of
-            other settings or holding frames it did not record, a style image, the memory, the weights.
+    ``NSTError`` for anything wrong: no video ffmpeg can read (or no frames, absurd sizes), ``--scales``, an
+    output ``<stem>.mp4`` not this job's, a frames folder of other settings or holding frames it did not
+    record, a style image, the memory, the weights.
     """
     args, large, config = request.args, request.large, request.config
     refuse_many_image_options(args)
@@ -53,12 +51,10 @@ def prepare(request):
     weights = read_network_weights(config.network, args.model)  # last: the slowest check
     return VideoJob(
         config=config,
-        preset=request.preset,
         options=options,
         clip=clip,
         size=size,
         fit=fit,
-        style_paths=list(request.style_paths),
         styles=[reshape_and_normalize_image(style, config.normalization).astype("float32") for style in styles],
         tiles=tiles,
         weights=Handover(weights),
@@ -86,11 +82,9 @@ def _places(path, folder):
 
 def frame_size(size, sized, shape):
     """The frames' (height, width) for a video of ``shape`` (height, width), both even (H.264's 4:2:0 colour).
-
-    The video's aspect ratio is kept unless both ``--width`` and ``--height`` were given (then frames are
-    fitted as images are, ``--fit``): the longer side is ``--max_size``, else the one side given, else the
-    longer default; a preset's ``shorter_side`` is kept.
-    """
+    The video's aspect ratio is kept unless both ``--width`` and ``--height`` were given (then frames are fitted
+    as images are): the longer side is ``--max_size``, else the one side given, else the longer default; a
+    preset's ``shorter_side`` is kept."""
     height, width = shape
     if size.max_size is None and size.shorter_side is None and not {"width", "height"} <= sized:
         if "width" in sized:
@@ -105,12 +99,10 @@ def frame_size(size, sized, shape):
 
 
 def _done(manifest, clip, frames_folder, output, size):
-    """How many leading frames are done, and the notes to say so; refuses frames or a video not recorded.
-
-    A recorded video still there is done, whatever became of its frames. A recorded frame damaged or not
-    of ``size`` (height, width) since is made again, with those after it. A frame-named file not recorded
-    is the user's (the job saves a frame under another name until its line is written), and refused.
-    """
+    """How many leading frames are done, and the notes to say so. A recorded video still there is done,
+    whatever became of its frames; a recorded frame damaged or not of ``size`` (height, width) since is made
+    again, with those after it; a frame-named file not recorded is the user's (the job saves a frame under
+    another name until its line is written), and refused, as is a video not recorded."""
     recorded = manifest.outputs
     if video_record(output) in recorded and os.path.isfile(output) and not os.path.islink(output):
         return clip.frames, [f"{quoted(output)} is done already ({clip.frames} frames)"]
