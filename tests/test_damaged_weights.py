@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+import scipy.sparse
 
 from nst_tf import WeightsFileError, read_vgg19_mat
 from nst_tf.plan.synthetic import vgg19_mat_contents, write_vgg19_h5, write_vgg19_mat
@@ -208,12 +209,103 @@ def _unknown_type_file(path):
     return path
 
 
+def _variable(content, compress=False):
+    """The miMATRIX element of ``content``, or its miCOMPRESSED element."""
+    element = struct.pack("<II", MiMATRIX, len(content)) + content
+    return (
+        struct.pack("<II", MiCOMPRESSED, len(zlib.compress(element))) + zlib.compress(element) if compress else element
+    )
+
+
+def _hidden_cell_file(path):
+    """Cell 1 of 'layers' ends 8 bytes before its size, there an empty array; cell 2's data has type 200.
+
+    Reading cell 1's content and then the next 8 bytes as cell 2 would pass the real cell 2 unseen, and
+    loadmat (which goes to each cell's declared end) segfaults on it.
+    """
+    double = _matrix_header(6, (1, 1)) + _element(9, struct.pack("<d", 1.0))
+    cell_1 = struct.pack("<II", MiMATRIX, len(double) + 8) + double + struct.pack("<II", MiMATRIX, 0)
+    cell_2 = _variable(_matrix_header(6, (1, 1)) + struct.pack("<II", 200, 8) + struct.pack("<d", 1.0))
+    path.write_bytes(_header() + _variable(_matrix_header(1, (1, 2), b"layers") + cell_1 + cell_2))
+    return path
+
+
+def _unknown_char_type_file(path):
+    """'layers' is a char array whose data has type 200: loadmat 1.17 segfaults on it."""
+    path.write_bytes(_header() + _variable(_matrix_header(4, (1, 4), b"layers") + _element(200, b"abcd")))
+    return path
+
+
+def _zero_field_slot_file(path):
+    """'layers' is a struct whose field names take 0 bytes each."""
+    content = _matrix_header(2, (1, 1), b"layers") + _element(MiINT32, struct.pack("<i", 0)) + _element(MiINT8, b"")
+    path.write_bytes(_header() + _variable(content))
+    return path
+
+
+def _many_characters_file(path):
+    """A compressed 'layers' of 2^24 + 8 characters (64 MiB as loadmat stores them): about 16 KB on disk."""
+    content = _matrix_header(4, (1, 2**24 + 8), b"layers") + _element(16, b"a" * (2**24 + 8))
+    path.write_bytes(_header() + _variable(content, compress=True))
+    return path
+
+
+def _cut_stream_file(path):
+    """A compressed 'layers' declaring 1000 doubles that its zlib stream does not hold."""
+    content = _matrix_header(6, (1, 1000), b"layers") + struct.pack("<II", 9, 8000)
+    packed = zlib.compress(struct.pack("<II", MiMATRIX, len(content) + 8000) + content)
+    path.write_bytes(_header() + struct.pack("<II", MiCOMPRESSED, len(packed)) + packed)
+    return path
+
+
+def _negative_count_file(path):
+    """A cell 'a' of -2^21 cells, which loadmat skips, lowering the count of cells; then 2^21 empty cells."""
+    negative = _variable(_matrix_header(1, (1, -(2**21)), b"a"))
+    cells = _matrix_header(1, (1, 2**21), b"layers") + struct.pack("<II", MiMATRIX, 0) * 2**21
+    path.write_bytes(_header() + negative + _variable(cells, compress=True))
+    return path
+
+
+def _field_names_bomb_file(path):
+    """A compressed struct 'layers' of 64 bytes whose field names declare 512 MiB: zeros, 500 KB packed."""
+    head = _matrix_header(2, (1, 1), b"layers") + _element(MiINT32, struct.pack("<i", 32))
+    head += struct.pack("<II", MiINT8, 512 << 20)
+    packer = zlib.compressobj(9)
+    packed = packer.compress(struct.pack("<II", MiMATRIX, len(head)) + head) + packer.flush(zlib.Z_FULL_FLUSH)
+    packed += (packer.compress(bytes(1 << 20)) + packer.flush(zlib.Z_FULL_FLUSH)) * 512 + b"\x03\x00"
+    path.write_bytes(_header() + struct.pack("<II", MiCOMPRESSED, len(packed)) + packed)
+    return path
+
+
+def _huge_struct_file(path):
+    """A 'layers' declared a 1x2^30 struct array of one field, with no values in it."""
+    fields = _element(MiINT32, struct.pack("<i", 8)) + _element(MiINT8, b"a".ljust(8, b"\0"))
+    path.write_bytes(_header() + _variable(_matrix_header(2, (1, 2**30), b"layers") + fields))
+    return path
+
+
+def _fieldless_struct_file(path):
+    """A 'layers' declared a 65536x65536 struct array without fields: nothing to read, 2^32 elements to visit."""
+    fields = _element(MiINT32, struct.pack("<i", 8)) + _element(MiINT8, b"")
+    path.write_bytes(_header() + _variable(_matrix_header(2, (1 << 16, 1 << 16), b"layers") + fields))
+    return path
+
+
 HOSTILE = {
     "huge_cell": _huge_cell_file,
     "deeply_nested": _deeply_nested_file,
     "many_empty_cells": _many_empty_cells_file,
     "bomb": _bomb_file,
     "unknown_type": _unknown_type_file,
+    "hidden_cell": _hidden_cell_file,
+    "unknown_char_type": _unknown_char_type_file,
+    "zero_field_slot": _zero_field_slot_file,
+    "many_characters": _many_characters_file,
+    "cut_stream": _cut_stream_file,
+    "negative_count": _negative_count_file,
+    "field_names_bomb": _field_names_bomb_file,
+    "huge_struct": _huge_struct_file,
+    "fieldless_struct": _fieldless_struct_file,
 }
 
 
@@ -274,6 +366,18 @@ def test_pristine_files_load_in_the_child(child, layout, compress):
         ("deeply_nested", r"is nested more than 16 cells or structs deep"),
         ("many_empty_cells", r"brings the file's cells and struct fields to more than 1048576"),
         ("bomb", r"hold \d+ bytes, more than the 1073741824 this reader accepts"),
+        ("hidden_cell", r"variable 'layers'\{1\} \(1x1\) ends 8 bytes before its declared size, at byte 248"),
+        ("unknown_char_type", r"characters of variable 'layers' \(1x4 char\) have data type 200, which is not a"),
+        ("zero_field_slot", r"field-name length of variable 'layers' is 4 bytes holding 0; expected an int32 above 0"),
+        ("many_characters", r"variable 'layers' brings the file's characters to more than 16777216"),
+        ("cut_stream", r"the compressed variable at byte 128 ends \d+ bytes early"),
+        ("negative_count", r"variable at byte 128 has a negative dimension: 1x-2097152, at byte 152"),
+        ("fieldless_struct", r"variable 'layers' brings the file's cells and struct fields to more than 1048576"),
+        (
+            "huge_struct",
+            r"'layers' is a 1x1073741824 struct array with 1 fields, but the 0 bytes left in it hold at most 0",
+        ),
+        ("field_names_bomb", r"field names of variable 'layers' of 536870912 bytes runs past its array, at inflated"),
     ],
 )
 def test_hostile_files_are_refused_without_crashing(child, case, message):
@@ -427,6 +531,13 @@ def test_complex_weights_are_refused(tmp_path, layout, part, name):
     weights[0, part] = weights[0, part] + 0.5j * np.ones_like(weights[0, part])
     with pytest.raises(WeightsFileError, match=rf"bad\.mat: {name} is complex; expected real numbers$"):
         read_vgg19_mat(save(tmp_path, contents))
+
+
+def test_a_sparse_array_is_refused_as_a_kind_this_reader_does_not_read(tmp_path):
+    path = save(tmp_path, {"layers": scipy.sparse.identity(3, format="csc")})
+    pattern = r"bad\.mat: cannot be read as a MATLAB \.mat file \(variable at byte 128 is a MATLAB sparse array, which"
+    with pytest.raises(WeightsFileError, match=pattern + r" this reader does not read\)$"):
+        read_vgg19_mat(path)
 
 
 # Keras .h5 files: changed bytes and declared sizes, read in one child process ----------------

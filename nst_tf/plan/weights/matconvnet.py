@@ -1,17 +1,13 @@
 """MatConvNet's imagenet-vgg-verydeep-19.mat: the reader, free of TensorFlow.
 
-``read_vgg19_mat(path)`` checks the file's structure first (``nst_tf.plan.weights.matfile``:
-scipy's loadmat can crash or exhaust memory on a damaged file), reads it with
-``scipy.io.loadmat`` and returns a ``VGGWeights`` holding only the 16
-convolution kernels and biases and the mean pixel. The fully-connected layers
-(about 470 MB of the 510 MB) are dropped as soon as the file is parsed and
-never become tensors.
+``read_vgg19_mat(path)`` checks the file's structure first (``nst_tf.plan.weights.matfile``: scipy's loadmat
+can crash or exhaust memory on a damaged file), reads it with ``scipy.io.loadmat`` and returns a
+``VGGWeights`` of the 16 convolution kernels and biases and the mean pixel. The fully-connected layers
+(about 470 MB of the 510 MB) are dropped as soon as the file is parsed.
 
-Both MatConvNet layouts of the file are understood. Struct fields are read
-by name, because the layouts order them differently (the "new" layout's
-structs begin name, type, weights; the "old" layout's conv structs begin
-weights, pad, type, name) and old-layout relu and pool structs carry other
-fields altogether.
+Both MatConvNet layouts are understood. Struct fields are read by name, because the layouts order them
+differently (the "new" layout's structs begin name, type, weights; the "old" layout's conv structs begin
+weights, pad, type, name) and old-layout relu and pool structs carry other fields altogether.
 """
 
 import warnings
@@ -95,14 +91,12 @@ def _read_mat(path):
 
 
 def read_vgg19_mat(path):
-    """Reads the convolution weights and mean pixel of imagenet-vgg-verydeep-19.mat.
+    """The ``VGGWeights`` (convolution weights and mean pixel) of imagenet-vgg-verydeep-19.mat.
 
-    Returns a ``VGGWeights``. Raises ``WeightsFileError`` (an ``NSTError``),
-    one line naming the file and the problem, when the path is missing, a
-    dangling or looping link, unreadable, or not a regular file (a pipe or a
-    device is refused before anything is read); when the file is damaged or
-    not a .mat file; or when it is another network or holds kernels, biases
-    or a mean image that are not real finite numbers of the right shapes.
+    Raises ``WeightsFileError`` (an ``NSTError``), one line naming the file and the problem, when the path is
+    missing, a dangling or looping link, unreadable, or not a regular file (a pipe or a device is refused
+    before anything is read); when the file is damaged or not a .mat file; or when it is another network or
+    holds kernels, biases or a mean image that are not real finite numbers of the right shapes.
     """
     path = weights_path(path)
     mat = _read_mat(path)

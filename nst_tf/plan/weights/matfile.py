@@ -419,29 +419,22 @@ class _Walker:
             self._count(source, at, count, label, "characters")
             source.skip(0 if small is not None else length + (-length % 8))
         elif klass == MX_CELL:
-            self._values(source, start, end, count, label, f"a {_shape(dims)} cell array")
+            self._values(source, start, end, count, label, f"a {_shape(dims)} cell array", count)
             for i in range(count):
                 self._matrix(source, end, depth + 1, (label, "{", i + 1))
         else:
             fields = self._fields(source, end, label)
-            self._values(
-                source,
-                start,
-                end,
-                count * len(fields),
-                label,
-                f"a {_shape(dims)} struct array with {len(fields)} fields",
-            )
+            what = f"a {_shape(dims)} struct array with {len(fields)} fields"
+            self._values(source, start, end, count * len(fields), label, what, count * max(1, len(fields)))
             for i in range(count):
                 element = (label, "(", f"{i + 1})") if count > 1 else label
                 for name in fields:
                     self._matrix(source, end, depth + 1, (element, ".", name))
 
-    def _values(self, source, start, end, count, label, what):
-        """Counts ``count`` cells or field values; each takes at least an 8-byte tag in what is left of the array.
-
-        loadmat allocates them all before reading any.
-        """
+    def _values(self, source, start, end, count, label, what, visits):
+        """Checks that ``count`` cells or field values fit what is left of the array, each in an 8-byte tag at
+        least (loadmat allocates them all before reading any); counts the ``visits`` loadmat makes, one per
+        value or per element of a struct array without fields."""
         if count * 8 > end - source.pos:
             _bad(
                 source,
@@ -449,7 +442,7 @@ class _Walker:
                 f"{_label(label)} is {what}, but the {end - source.pos} bytes left in it hold at most "
                 f"{(end - source.pos) // 8} values",
             )
-        self._count(source, start, count, label, "cells and struct fields")
+        self._count(source, start, visits, label, "cells and struct fields")
 
     def _matrix(self, source, end, depth, label):
         """Walks one miMATRIX element (tag and content) inside a cell or struct."""

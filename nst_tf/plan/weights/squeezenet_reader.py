@@ -1,23 +1,17 @@
 """torchvision's SqueezeNet 1.1 weights (CS231n's network), read into ``SqueezeNetWeights`` without torch.
 
-torchvision distributes them as ``squeezenet1_1-b8a52dc0.pth``, a
-``torch.save`` file of the model's state dict: 52 tensors, 50 of them the
-convolutions of ``features`` (the only ones style transfer needs), 2 the
-classifier's (read and dropped). The file may be in either of torch.save's
-formats, zip or legacy; a ``.safetensors`` file of the same state dict is
-read too (with the optional ``safetensors`` package). The kind is found
-from the file's first bytes, never from its name.
+torchvision distributes them as ``squeezenet1_1-b8a52dc0.pth``, a ``torch.save`` file (zip or legacy
+format) of the model's state dict: 52 tensors, 50 of them the convolutions of ``features`` (all that style
+transfer needs), 2 the classifier's (read and dropped). A ``.safetensors`` file of the same state dict is
+read too (with the optional ``safetensors`` package). The kind is found from the file's first bytes, never
+from its name.
 
-The file may be hostile: it is read by ``nst_tf.plan.weights.torchfile``,
-which builds only what torch.save builds for a state dict (nothing in the
-file is run; its docstring gives the bounds) and holds at most
-``SQUEEZENET_MAX_BYTES`` of tensors and a pickle of
-``SQUEEZENET_MAX_PICKLE_BYTES``, whatever the file declares: each hostile
-file the tests craft is refused in one line within 10 seconds (about half
-a second measured) and 48 MB more than reading the real network takes (25
-MB at most measured). Every feature tensor's shape is checked against
-``PARAMETERS``; float16 and float64 tensors are converted to float32, and
-non-finite values refused.
+The file may be hostile: ``nst_tf.plan.weights.torchfile`` reads it, building only what torch.save builds
+for a state dict (nothing in the file is run) and holding at most ``SQUEEZENET_MAX_BYTES`` of tensors and
+a pickle of ``SQUEEZENET_MAX_PICKLE_BYTES``, whatever the file declares: each hostile file the tests craft
+is refused in one line within 10 seconds and 48 MB more than reading the real network takes. Every feature
+tensor's shape is checked against ``PARAMETERS``; float16 and float64 tensors become float32, and
+non-finite values are refused.
 """
 
 import math
@@ -82,18 +76,12 @@ def _file_kind(handle, path):
 
 
 def squeezenet_file_kind(path):
-    """The kind of SqueezeNet weights file at ``path``, from its first bytes, not its name.
-
-    Args:
-        path: the file.
-
-    Returns:
-        "zip" or "legacy" (torch.save's two formats) or "safetensors".
+    """The kind of SqueezeNet weights file at ``path`` from its first bytes, not its name: "zip" or "legacy"
+    (torch.save's two formats) or "safetensors".
 
     Raises:
-        WeightsFileError: one line naming the file and the expected kinds:
-            missing (with how to download it), a folder, not a regular file
-            (a named pipe, a device), empty, or of another kind.
+        WeightsFileError: one line naming the file and the expected kinds: missing (with how to download it),
+            a folder, not a regular file (a named pipe, a device), empty, or of another kind.
     """
     path = weights_path(path)
     with open_regular_file(path, SQUEEZENET_DOWNLOAD_HINT, f"is a folder; {EXPECTED_KINDS}") as handle:
@@ -103,25 +91,19 @@ def squeezenet_file_kind(path):
 def read_squeezenet(path):
     """Reads torchvision's SqueezeNet 1.1 weights (``features`` only) from a torch.save or .safetensors file.
 
-    Accepts the state dict itself, or one wrapped as ``{"state_dict": ...}``,
-    or one whose keys all start with ``module.`` (as ``nn.DataParallel``
-    saves them). The classifier's tensors are read and dropped.
-
-    Args:
-        path: the file, such as ``pretrained-model/squeezenet1_1-b8a52dc0.pth``.
+    Accepts the state dict itself, one wrapped as ``{"state_dict": ...}``, or one whose keys all start with
+    ``module.`` (as ``nn.DataParallel`` saves them), from a file such as
+    ``pretrained-model/squeezenet1_1-b8a52dc0.pth``.
 
     Returns:
-        ``SqueezeNetWeights``: the 50 ``FEATURE_PARAMETERS`` as float32
-        arrays in PyTorch's layout (kernels OIHW); layout the file's kind
-        ("zip", "legacy" or "safetensors"); source ``path``.
+        ``SqueezeNetWeights``: the 50 ``FEATURE_PARAMETERS`` as float32 arrays in PyTorch's layout (kernels
+        OIHW); layout the file's kind ("zip", "legacy" or "safetensors"); source ``path``.
 
     Raises:
-        WeightsFileError: (an ``NSTError``) one line naming the file and the
-            problem: see ``squeezenet_file_kind``; truncated or damaged; a
-            pickle that names anything but tensors (nothing of it is run);
-            more than ``SQUEEZENET_MAX_BYTES`` declared; a key missing, of
-            another network, of the wrong shape or type, or with NaN or
-            infinite values; or, for .safetensors, the package missing.
+        WeightsFileError: (an ``NSTError``) one line naming the file and the problem: see
+            ``squeezenet_file_kind``; truncated or damaged; a pickle that names anything but tensors (nothing
+            of it is run); more than ``SQUEEZENET_MAX_BYTES`` declared; a key missing, of another network, of
+            the wrong shape or type, or with NaN or infinite values; or, for .safetensors, the package missing.
     """
     path = weights_path(path)
     with open_regular_file(path, SQUEEZENET_DOWNLOAD_HINT, f"is a folder; {EXPECTED_KINDS}") as handle:

@@ -184,10 +184,9 @@ _REFUSED_OPCODES = {
 class _Unpickler(pickle._Unpickler):
     """Unpickles a torch.save pickle through allow-lists; see the module docstring.
 
-    Python's own unpickler is subclassed rather than the C one: its memo is a dict, where the C one
-    allocates an array twice as long as the largest memo index (LONG_BINPUT 0xFFFFFFFF would take 64 GB),
-    and its opcode table can be narrowed. Its stack and memo grow with the pickle's length only, each
-    opcode makes at most one object, and calls spend ``budget``.
+    Python's own unpickler is subclassed, not the C one: its memo is a dict, where the C one allocates an array
+    twice as long as the largest memo index (LONG_BINPUT 0xFFFFFFFF would take 64 GB), and its opcode table
+    can be narrowed. Its stack and memo grow with the pickle's length only; calls spend ``budget``.
     """
 
     dispatch = {}
@@ -347,8 +346,8 @@ def _dispatch():
 _Unpickler.dispatch = _dispatch()
 
 # Errors Python's unpickler raises on damaged pickles (a WeightsFileError, itself a ValueError, passes).
-_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, LookupError, AttributeError)
-_PICKLE_ERRORS += (struct.error, OverflowError)
+_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, LookupError, AttributeError, struct.error)
+_PICKLE_ERRORS += (OverflowError,)
 
 
 def _unpickle(unpickler, what):
@@ -368,11 +367,9 @@ def _materialize(value, path, done, depth=0):
     """``value`` with every ``_TensorRef`` in it (in dicts, lists, tuples) replaced by its array.
 
     ``done`` maps id -> (original, result) of the tensors and containers met so far, so that one the pickle
-    names many times (BINGET) is copied once.
-
-    Raises:
-        WeightsFileError: nesting deeper than ``MAX_NESTING`` (so the walk recurses no deeper), a storage,
-            storage type or function where data belongs, or a tensor NumPy cannot build.
+    names many times (BINGET) is copied once. Raises ``WeightsFileError`` for nesting deeper than
+    ``MAX_NESTING`` (so the walk recurses no deeper), a storage, storage type or function where data
+    belongs, or a tensor NumPy cannot build.
     """
     if value is None or type(value) in (str, bytes, int, float, bool):
         return value
@@ -405,9 +402,9 @@ def _materialize(value, path, done, depth=0):
 def torch_file_kind(handle):
     """ "zip", "legacy" or "safetensors" for the open binary file ``handle``, from its first bytes; None else.
 
-    The legacy format opens with the pickled magic number (after PROTO, and a FRAME from protocol 4 on);
-    a zip archive with ``PK\\x03\\x04`` (or, empty, its end record); a .safetensors file with an 8-byte
-    header length and the header's ``{``.
+    The legacy format opens with the pickled magic number (after PROTO, and a FRAME from protocol 4 on); a zip
+    archive with ``PK\\x03\\x04`` (or, empty, its end record); a .safetensors file with an 8-byte header
+    length and the header's ``{``.
     """
     handle.seek(0)
     head = handle.read(32)
@@ -847,18 +844,17 @@ def _serialized_legacy(tensors):
 def write_state_dict(path, tensors, format="zip", top="archive", serialization_id=None):
     """Writes ``tensors`` as torch.save writes a state dict (an OrderedDict of tensors), without torch.
 
-    The bytes are those PyTorch 2.13's ``torch.save`` writes for the same
-    tensors (each in its own storage, on the CPU), but for the legacy
-    format's storage keys (torch uses memory addresses) and the zip
-    format's serialization id; ``torch.load`` reads them.
+    The bytes are those PyTorch 2.13's ``torch.save`` writes for the same tensors (each in its own storage, on
+    the CPU), but for the legacy format's storage keys (torch uses memory addresses) and the zip format's
+    serialization id; ``torch.load`` reads them.
 
     Args:
         path: the file to write; replaced atomically (written beside it, then renamed over it).
         tensors: name -> array (float16/32/64, int8/16/32/64, uint8 or bool), in the order to save.
         format: "zip" (torch.save's default) or "legacy" (``_use_new_zipfile_serialization=False``).
         top: the zip archive's top folder (torch names it after the file, "archive" for a buffer).
-        serialization_id: the zip format's ``.data/serialization_id`` record, 40 digits;
-            torch's is random, the default is derived from the tensors.
+        serialization_id: the zip format's ``.data/serialization_id`` record, 40 digits; torch's is random,
+            the default is derived from the tensors.
 
     Returns:
         ``path``.
@@ -892,12 +888,8 @@ def write_safetensors(path, tensors):
 def write_atomically(path, data):
     """Writes ``data`` to a new file beside ``path``, then renames it over ``path``: never half a file.
 
-    A symbolic link at ``path`` is refused rather than replaced (the rename
-    would replace the link itself, not its target); the temporary file is
-    created exclusively under an unpredictable name.
-
-    Returns:
-        ``path``.
+    A symbolic link at ``path`` is refused rather than replaced (the rename would replace the link itself,
+    not its target); the temporary file is created exclusively under an unpredictable name. Returns ``path``.
 
     Raises:
         WeightsFileError: ``path`` is a link or a folder, or the file cannot be written.
