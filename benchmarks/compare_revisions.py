@@ -2,6 +2,7 @@
 
     python benchmarks/compare_revisions.py --old d5ddb56            # 400x300 whole, 1024x1024 in tiles
     python benchmarks/compare_revisions.py --old d5ddb56 --quick    # fewer rounds, 512x512 tiles
+    python benchmarks/compare_revisions.py --old d5ddb56 --quick --rounds 8    # 8 rounds of each
 
 The earlier revision's package is extracted with ``git archive`` into a temporary folder as
 ``nst_tf_old`` and imported beside ``nst_tf``; both load the same full-size synthetic weights
@@ -133,12 +134,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", required=True, help="the earlier revision (a commit, tag or branch)")
     parser.add_argument("--quick", action="store_true", help="fewer rounds; tiles at 512x512")
+    parser.add_argument("--rounds", type=int, help="rounds of every variant (default: 15 whole, 4 tiled; --quick 5, 2)")
     args = parser.parse_args()
     weights = bench.ensure_weights()
-    variants = [((300, 400), None, 5 if args.quick else 15)]
+    variants = [((300, 400), None, args.rounds or (5 if args.quick else 15))]
     big = 512 if args.quick else 1024
-    variants += [((big, big), (big // 2, big, True), 2 if args.quick else 4)]
-    variants += [((big, big), (big // 2, big // 2, False), 2 if args.quick else 4)]
+    variants += [((big, big), (big // 2, big, True), args.rounds or (2 if args.quick else 4))]
+    variants += [((big, big), (big // 2, big // 2, False), args.rounds or (2 if args.quick else 4))]
     with tempfile.TemporaryDirectory() as folder:
         old = import_old(args.old, folder)
         rows = []
