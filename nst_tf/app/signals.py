@@ -1,12 +1,11 @@
 """SIGINT, SIGTERM and SIGHUP, honoured within seconds at any moment of a job.
 
-Python runs a signal handler only in the main thread between bytecodes, not during one long TensorFlow
-call, and an exception raised while TensorFlow is inside a call can leave its runtime inconsistent (a
-segmentation fault was seen). So once TensorFlow may run, the handler only records the signal
-(``StopRequest.defer``), the job checks for it between phases and traced calls, and a watcher thread,
-woken through ``signal.set_wakeup_fd`` whatever the main thread does, keeps the promise: if the main
-thread has not begun to stop ``grace`` seconds after the signal, the watcher saves the latest image (the
-job's ``finisher``), writes the last line and ends the process. Whichever begins first (``claim``) finishes.
+Python runs a handler only in the main thread between bytecodes, and an exception raised inside a TensorFlow
+call can leave its runtime inconsistent (a segmentation fault was seen). So once TensorFlow may run, the handler
+only records the signal (``StopRequest.defer``) and the job checks for it between phases and traced calls; a
+watcher thread woken through ``signal.set_wakeup_fd`` saves the latest image (the job's ``finisher``), writes
+the last line and ends the process if the main thread has not begun to stop ``grace`` seconds after the signal.
+Whichever begins first (``claim``) finishes.
 """
 
 import contextlib
@@ -26,9 +25,9 @@ from ..ground.statuses import PROG
 #: The signals a job honours.
 SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
-#: Set once a signal asks the command to end: the command's own streams then wait for room
-#: ``_ENDING_WAIT`` seconds in all, from the first write that finds none, and drop what cannot go at once
-#: (a full pipe nobody reads must not hold the process).
+#: Set once a signal asks the command to end: the command's own streams then wait for room ``_ENDING_WAIT``
+#: seconds in all, from the first write that finds none, and drop what cannot go (a full pipe nobody reads
+#: must not hold the process).
 _ENDING = threading.Event()
 _ENDING_WAIT = 2.0
 _blocked_since = []  # when a write first found no room after the signal
@@ -45,17 +44,11 @@ class Stopped(BaseException):
 class StopRequest:
     """The handler of SIGINT, SIGTERM and SIGHUP, and the watcher that bounds how long a stop takes.
 
-    Until ``defer()`` the handler raises ``Stopped`` at once; after it, it only records the signal, and
-    ``check()`` raises it where the job can stop safely.
-
-    Attributes:
-        signum: the first signal received, or None.
-        deferred: whether a signal is only recorded rather than raised.
-        grace: seconds the main thread has to begin stopping by itself.
-        finisher: ``finisher(status) -> status``, set by the job once a run exists: saves the latest image
-            and writes the last line (without one the watcher writes "interrupted").
-        cleanups: callables the watcher runs before it ends the process (what the main thread would undo on
-            its way out, e.g. removing a folder the job created and left empty).
+    Until ``defer()`` the handler raises ``Stopped`` at once; after it, it records the first signal
+    (``signum``) and ``check()`` raises it where the job can stop safely. ``grace``: seconds the main thread has
+    to begin stopping. ``finisher(status) -> status``, set by the job once a run exists, saves the latest
+    image and writes the last line (without one the watcher writes "interrupted"). ``cleanups``: what the
+    main thread would undo on its way out (e.g. removing an empty folder the job made), run by the watcher.
     """
 
     grace = 1.5
@@ -143,15 +136,10 @@ class StopRequest:
 
 @contextlib.contextmanager
 def _quiet_when_stopped_in_a_callback():
-    """Drops Python's report ("Exception ignored in ...", a traceback) of a ``Stopped`` raised where it cannot
-    be passed on (an import lock's callback, a finalizer); the watcher ends the job all the same."""
+    """Drops Python's report ("Exception ignored in ...") of a ``Stopped`` raised where it cannot be passed on
+    (an import lock's callback, a finalizer); the watcher ends the job all the same."""
     previous = sys.unraisablehook
-
-    def hook(unraisable):
-        if not isinstance(unraisable.exc_value, Stopped):
-            previous(unraisable)
-
-    sys.unraisablehook = hook
+    sys.unraisablehook = lambda unraisable: isinstance(unraisable.exc_value, Stopped) or previous(unraisable)
     try:
         yield
     finally:
@@ -178,17 +166,14 @@ def stop_at_once(line):
         signal.signal(signum, stop)
 
 
-#: The temporary folder as the environment set it, before ``use_private_temporary_folder`` (None: not used).
-_ORIGINAL_TEMPORARY = None
-_PRIVATE_TEMPORARY = None
+#: The temporary folder as the environment set it, and this process's own (``use_private_temporary_folder``).
+_ORIGINAL_TEMPORARY = _PRIVATE_TEMPORARY = None
 
 
 def use_private_temporary_folder():
-    """Makes this process's temporary files (TensorFlow's autograph modules) go to a folder of its own.
-
-    ``end_process`` removes that folder whole, whatever a thread still tracing writes into it meanwhile
-    (removing the files one by one left those written after). Rescued images still go to the environment's
-    temporary folder (``rescue_folder``). For the command only: a library caller's is its own business.
+    """Makes this process's temporary files (TensorFlow's autograph modules) go to a folder of its own, which
+    ``end_process`` removes whole, whatever a thread still tracing writes into it meanwhile. Rescued images
+    still go to the environment's (``rescue_folder``). For the command only: a library caller's is its own.
     """
     global _ORIGINAL_TEMPORARY, _PRIVATE_TEMPORARY
     if _PRIVATE_TEMPORARY is not None:
@@ -207,13 +192,10 @@ _OWN_STREAMS = False
 
 class _Forgiving(io.RawIOBase):
     """Writes to descriptor ``fd``, dropping what cannot be written (a full device, a closed pipe): the
-    command's status never depends on whether its messages reach anyone.
-
-    A write waits for room in steps of ``_POLL`` seconds until a signal asks the command to end; then all
-    writes together wait ``_ENDING_WAIT`` seconds at most (a blocked write would hold the stream's lock, and
-    the last line and the exit behind it). It is a terminal when its descriptor is one; a write to a
-    terminal first erases the unended line another stream drew there (``draws_unended_line``).
-    """
+    command's status never depends on whether its messages reach anyone. A write waits for room in steps of
+    ``_POLL`` seconds until a signal asks the command to end; then all writes together wait ``_ENDING_WAIT``
+    seconds at most (a blocked write would hold the stream's lock, and the last line behind it). A write to a
+    terminal first erases the unended line another stream drew there."""
 
     _POLL = 0.2
 
@@ -259,15 +241,14 @@ class _Forgiving(io.RawIOBase):
         super().close()
 
 
-#: The line drawn on a terminal and not ended (a progress line), as (the ``_Forgiving`` it went through,
-#: its width), until the next write to a terminal erases it: else that write would start after it.
+#: The line drawn on a terminal and not ended (a progress line), as (its ``_Forgiving``, its width), until
+#: the next write to a terminal erases it: else that write would start after it.
 _unended = []
 
 
 def draws_unended_line(stream, width):
-    """Records that ``stream`` (one of ``use_own_standard_streams``'; another is passed over) just drew a
-    line of ``width`` characters on a terminal and did not end it: the next write of those streams to a
-    terminal erases it first, so no other line starts in the middle of it."""
+    """Records that ``stream`` (one of ``use_own_standard_streams``'; another is passed over) just drew an
+    unended line of ``width`` characters on a terminal, for the next write there to erase first."""
     raw = getattr(getattr(stream, "buffer", None), "raw", None)
     if isinstance(raw, _Forgiving):
         _unended[:] = [(raw, width)]
@@ -289,13 +270,11 @@ def _room(descriptor, seconds):
 
 
 def use_own_standard_streams():
-    """Gives the command's lines streams that never fail, ``sys.stderr`` on a copy of descriptor 2.
-
-    C++ threads write to descriptor 2 itself, and some outlive their work (a local Ray's driver threads
-    report its killed processes after the job's last line): with a copy of its own, ``quiet_descriptor_2``
-    can silence them. A closed standard stream (``2>&-``) becomes the null device, and writes that fail
-    (``2>/dev/full``, a closed pipe) are dropped. For the command only: a library caller's are its own.
-    """
+    """Gives the command's lines streams that never fail, ``sys.stderr`` on a copy of descriptor 2: C++ threads
+    write to descriptor 2 itself, some after their work (a local Ray's driver threads report its killed
+    processes after the job's last line): the command's lines on a copy, ``quiet_descriptor_2`` can silence
+    those. A closed standard stream (``2>&-``) becomes the null device, and failed writes (``2>/dev/full``, a
+    closed pipe) are dropped. For the command only: a library caller's are its own."""
     global _OWN_STREAMS
     if _OWN_STREAMS:
         return
@@ -344,19 +323,16 @@ def rescue_folder():
 
 
 def end_process(status, *streams):
-    """Ends the process at once with ``status``, without the interpreter's and TensorFlow's teardown (1-2.5 s
-    after a run on a 2-core Xeon, during which a second signal would kill the process).
-
-    Before ``os._exit``: ``streams`` (other text streams), standard output and standard error are flushed,
-    descriptors 1 and 2 pointed at the null device (nothing another thread prints comes after the last
-    line), and the command's own temporary folder (``use_private_temporary_folder``) removed with the
-    modules autograph wrote there (its ``atexit`` handlers would have, which ``os._exit`` skips).
+    """Ends the process at once with ``status``, skipping the interpreter's and TensorFlow's teardown (1-2.5 s,
+    during which a second signal would kill the process): ``streams``, standard output and standard error are
+    flushed, descriptors 1 and 2 pointed at the null device, and the private temporary folder removed (its
+    ``atexit`` handlers would have, which ``os._exit`` skips).
     """
     for stream in (*streams, sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    # The last line is written: another thread still tracing (the main thread, when the watcher ends the
-    # process) must not print after it, e.g. autograph's warning about the modules removed below.
+    # Another thread still tracing (the main thread, when the watcher ends the process) must not print after
+    # the last line, e.g. autograph's warning about the modules removed below.
     _to_null(1, 2)
     if _PRIVATE_TEMPORARY is not None:
         shutil.rmtree(_PRIVATE_TEMPORARY, ignore_errors=True)

@@ -31,8 +31,8 @@ from ..plan.networks.vgg19 import MIN_IMAGE_SIZE
 #: so the final antialiased scaling still does the filtering (as Pillow's ``thumbnail(reducing_gap=2.0)``).
 REDUCING_GAP = 2
 
-#: torchvision's ImageNet normalization, "imagenet" (SqueezeNet's, as CS231n feeds it): RGB / 255, minus
-#: IMAGENET_MEAN, over IMAGENET_STD, in float32 as ``ToTensor`` and ``Normalize`` compute it.
+#: torchvision's ImageNet normalization ("imagenet", SqueezeNet's in CS231n): RGB / 255, minus IMAGENET_MEAN,
+#: over IMAGENET_STD, in float32 as ``ToTensor`` and ``Normalize`` compute it.
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape((1, 1, 1, 3))
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32).reshape((1, 1, 1, 3))
 IMAGENET_MEAN.setflags(write=False)
@@ -50,12 +50,10 @@ FITS = ("crop", "stretch")
 
 # EXIF orientation (TIFF tag 274), 2 to 8 -> the transposition that shows the image upright.
 _ORIENTATION_TAG = 0x0112
-_UPRIGHT = {
-    orientation: PIL.Image.Transpose[name]
-    for orientation, name in enumerate(
-        ("FLIP_LEFT_RIGHT", "ROTATE_180", "FLIP_TOP_BOTTOM", "TRANSPOSE", "ROTATE_270", "TRANSVERSE", "ROTATE_90"), 2
-    )
-}
+_TRANSPOSITIONS = "FLIP_LEFT_RIGHT ROTATE_180 FLIP_TOP_BOTTOM TRANSPOSE ROTATE_270 TRANSVERSE ROTATE_90".split()
+_UPRIGHT = {orientation: PIL.Image.Transpose[name] for orientation, name in enumerate(_TRANSPOSITIONS, 2)}
+
+_VIDEO = "is a video, where an image is needed (a video is stylized alone: one content file)"
 
 
 def _path_argument(path, name="path"):
@@ -94,9 +92,9 @@ def _check_image_file(path):
 def _opened(path):
     """``PIL.Image.open(path)`` (a checked file) whose every failure, while open too, is an ``ImageError`` naming it.
 
-    Images over ``PIL.Image.MAX_IMAGE_PIXELS`` are read without Pillow's warning (the caller knows their size
-    and may decode them reduced); those over twice that, which Pillow refuses, are refused naming their pixel
-    count. ``ImageFile.LOAD_TRUNCATED_IMAGES`` is left as it is (False by default): a truncated file is refused.
+    Images over ``PIL.Image.MAX_IMAGE_PIXELS`` are read without Pillow's warning (the caller may decode them
+    reduced); those over twice that, which Pillow refuses, are refused naming their pixel count. A truncated
+    file is refused (``ImageFile.LOAD_TRUNCATED_IMAGES`` is left as it is).
     """
     _check_image_file(path)
     shown = quoted(path)
@@ -111,22 +109,13 @@ def _opened(path):
         count = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(count.group(1)):,} pixels" if count else "more pixels than that"
         limit = f"{2 * PIL.Image.MAX_IMAGE_PIXELS:,} pixels, twice PIL.Image.MAX_IMAGE_PIXELS"
-        raise ImageError(
-            f"{shown}: has {size}, over Pillow's limit for one image ({limit}); refused as a possible "
-            "decompression bomb"
-        ) from None
-    except OSError as error:
-        if "truncated" in str(error).lower():
-            raise ImageError(f"{shown}: image file is truncated (it ends before its pixel data does)") from None
-        raise ImageError(_unreadable(path, error)) from error
+        bomb = f"over Pillow's limit for one image ({limit}); refused as a possible decompression bomb"
+        raise ImageError(f"{shown}: has {size}, {bomb}") from None
     except Exception as error:  # Pillow raises many types for files it cannot parse
-        raise ImageError(_unreadable(path, error)) from error
-
-
-def _unreadable(path, error):
-    if is_video_file(path):
-        return f"{quoted(path)}: is a video, where an image is needed (a video is stylized alone: one content file)"
-    return f"{quoted(path)}: not a readable image ({type(error).__name__})"
+        if isinstance(error, OSError) and "truncated" in str(error).lower():
+            raise ImageError(f"{shown}: image file is truncated (it ends before its pixel data does)") from None
+        what = _VIDEO if is_video_file(path) else f"not a readable image ({type(error).__name__})"
+        raise ImageError(f"{shown}: {what}") from error
 
 
 def _orientation(image, decoded):
@@ -150,19 +139,15 @@ def _upright_size(size, orientation):
 
 def _reduction(size, target):
     """The largest whole factor ``k`` an image of ``size`` (w, h) may shrink by before being fitted to ``target``
-    (W, H): fitting either way scales each axis by at most ``max(W / w, H / h)``, so the image stays
-    ``REDUCING_GAP`` times larger than needed while ``w / k >= 2 W`` and ``h / k >= 2 H``."""
+    (W, H), keeping ``w / k >= 2 W`` and ``h / k >= 2 H`` (fitting scales each axis by at most that much)."""
     (w, h), (target_w, target_h) = size, target
     return max(1, min(w // (REDUCING_GAP * target_w), h // (REDUCING_GAP * target_h)))
 
 
 def _eight_bit(image):
-    """``image`` (loaded) as an 8-bit L, LA, RGB or RGBA Pillow image; transparency becomes alpha.
-
-    Pillow converts the colour modes (CMYK, YCbCr, LAB, HSV, palette, ...). Pillow would clip 16-bit, 32-bit
-    integer and float samples to 8 bits, so they are scaled here: integers by 1/257 (65535 -> 255), floats
-    from 0..1 when none exceeds 1, else from 0..255; a float image with NaN or infinite values is refused.
-    """
+    """``image`` (loaded) as an 8-bit L, LA, RGB or RGBA Pillow image, transparency as alpha. Pillow converts the
+    colour modes but would clip 16-bit, 32-bit integer and float samples, so those are scaled here: integers by
+    1/257 (65535 -> 255), floats from 0..1 when none exceeds 1, else from 0..255; NaN or infinity: ``ImageError``."""
     mode, transparency = image.mode, image.info.get("transparency")
     if mode in ("I", "F") or mode.startswith("I;16"):
         values = np.asarray(image)
@@ -207,8 +192,7 @@ def _decode(path, target_of=None):
             upright = _upright_size(full_size, _orientation(image, decoded=False))
             factor = _reduction(upright, target_of(upright))
             if factor > 1:
-                # Asks for at least size / factor; the JPEG decoder picks the largest of 1/8, 1/4, 1/2 that
-                # gives it. Other formats ignore drafts.
+                # At least size / factor: the JPEG decoder picks the largest scale that gives it; others ignore it.
                 image.draft(None, (-(-full_size[0] // factor), -(-full_size[1] // factor)))
         image.load()
         orientation = _orientation(image, decoded=True)
@@ -225,13 +209,11 @@ def _decode(path, target_of=None):
 
 
 def read_image(path, target=None):
-    """Reads an image file as upright 8-bit RGB, shape (height, width, 3).
-
-    Colour modes become RGB, grayscale three equal channels, transparency is composited over white, 16-bit
-    and float samples are scaled to 8 bits (``_eight_bit``), and an EXIF orientation is applied. ``target``,
-    the (width, height) the image will be fitted to (``fit_image``), lets a large image be decoded reduced by
-    a whole factor, keeping it at least twice that size each way (the fitted result then differs from a full
-    decode's by a few levels at most); without it the image keeps its full size.
+    """Reads an image file as upright 8-bit RGB (height, width, 3), its EXIF orientation applied: colour modes
+    become RGB, grayscale three equal channels, transparency is composited over white, 16-bit and float samples
+    are scaled to 8 bits. With ``target``, the (width, height) it will be fitted to, a large image is decoded
+    reduced by a whole factor, keeping it at least twice that size each way (the fitted result then differs
+    from a full decode's by a few levels at most).
 
     Raises:
         ImageError: ``path`` is not a file path; the file is missing, empty, truncated, unreadable, a float
@@ -250,9 +232,8 @@ def read_image(path, target=None):
 
 
 def image_size(path):
-    """(width, height) of the image at ``path`` as ``read_image`` returns it, from the file's header (nothing is
-    decoded; the EXIF orientation is applied, except from a PNG eXIf chunk after the pixel data); ``ImageError``
-    as ``read_image`` raises for a path or file it cannot open."""
+    """(width, height) of the image at ``path`` as ``read_image`` returns it, from the file's header (the EXIF
+    orientation applied, except from a PNG eXIf chunk after the pixel data); ``ImageError`` as ``read_image``."""
     with _opened(_path_argument(path)) as image:
         return _upright_size(image.size, _orientation(image, decoded=False))
 
@@ -273,10 +254,9 @@ def _check_fit(fit):
 def fit_image(image, width, height, fit="crop"):
     """Brings an (h, w, 3) uint8 image to exactly (height, width, 3); one of that size is returned as it is.
 
-    ``fit="crop"`` keeps the aspect ratio: the largest centred region of the target's aspect ratio is cut
-    out, then scaled. ``fit="stretch"`` scales the whole image (the second edition's ``Image.resize``).
-    Scaling is Pillow's bilinear filter, which widens with the factor when shrinking, so downscaling is
-    antialiased (as ``tf.image.resize(..., antialias=True)``).
+    ``fit="crop"`` cuts out the largest centred region of the target's aspect ratio, then scales it;
+    ``fit="stretch"`` scales the whole image (the second edition's ``Image.resize``). Pillow's bilinear filter
+    widens with the factor when shrinking, so downscaling is antialiased.
 
     Raises:
         ImageError: ``image`` is not an (h, w, 3) uint8 array; it or the target is under ``MIN_IMAGE_SIZE`` on
@@ -310,19 +290,15 @@ def fit_image(image, width, height, fit="crop"):
         start = ((w if wide else h) - crop) // 2
         pixels = pixels[:, start : start + crop] if wide else pixels[start : start + crop]
     try:
-        resized = PIL.Image.fromarray(np.ascontiguousarray(pixels)).resize(
-            (width, height), PIL.Image.Resampling.BILINEAR
-        )
+        resized = PIL.Image.fromarray(np.ascontiguousarray(pixels)).resize((width, height), PIL.Image.BILINEAR)
     except (MemoryError, ValueError, OverflowError) as error:
         raise ImageError(f"cannot be scaled to {width}x{height} pixels: {_reason(error)}") from None
     return np.asarray(resized)
 
 
 def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_size=None, fit="crop"):
-    """``read_image`` then ``fit_image``: 8-bit RGB of shape (height, width, 3).
-
-    With ``max_size``, ``width`` and ``height`` are ignored: the image keeps its aspect ratio, its longer side
-    ``max_size`` pixels. A large image is decoded reduced (``read_image``'s ``target``).
+    """``read_image`` (decoding a large image reduced) then ``fit_image``: 8-bit RGB (height, width, 3), or with
+    ``max_size`` the image's aspect ratio with that longer side (``width`` and ``height`` ignored).
 
     Raises:
         ImageError: as ``read_image`` and ``fit_image`` do; a target size under ``MIN_IMAGE_SIZE`` on a side.
@@ -367,9 +343,9 @@ def _real_array(image, name):
 def reshape_and_normalize_image(image, normalization="means"):
     """Adds the batch axis and normalizes: (h, w, 3) -> (1, h, w, 3).
 
-    ``"means"`` (the first edition) subtracts the float64 ``CONFIG.MEANS``, as the course does: float64 (exact)
-    until it enters the network. ``"unit"`` (the second edition) divides by 255 in float32, as
-    ``tf.image.convert_image_dtype``. ``"imagenet"``: ``(image / 255 - IMAGENET_MEAN) / IMAGENET_STD`` in float32.
+    ``"means"`` (the first edition) subtracts the float64 ``CONFIG.MEANS``, as the course does. ``"unit"`` (the
+    second edition) divides by 255 in float32, as ``tf.image.convert_image_dtype``. ``"imagenet"``:
+    ``(image / 255 - IMAGENET_MEAN) / IMAGENET_STD`` in float32.
 
     Raises:
         ImageError: ``image`` is not a finite array of real numbers of shape (h, w, 3).
@@ -389,8 +365,7 @@ def reshape_and_normalize_image(image, normalization="means"):
 
 def pixel_range(normalization="means"):
     """(lowest, highest) normalized pixel values, each of shape (1, 1, 1, 3): 0 and 255 normalized (float32
-    per channel for "imagenet"); ``NSTError`` for a ``normalization`` not one of ``IMAGE_NORMALIZATIONS``."""
-    normalization = _normalization(normalization)
+    per channel for "imagenet") for one of ``IMAGE_NORMALIZATIONS``, which the config has checked."""
     if normalization == "imagenet":
         return (np.float32(0) - IMAGENET_MEAN) / IMAGENET_STD, (np.float32(1) - IMAGENET_MEAN) / IMAGENET_STD
     if normalization == "unit":
@@ -420,11 +395,9 @@ def checked_float32_batch(image, name, batch=False):
 
 
 def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=None):
-    """The course's starting image: ``noise * noise_ratio + content_image * (1 - noise_ratio)``.
-
-    The float32 noise is uniform in [-20, 20), of the content image's shape (1, h, w, 3): from NumPy's global
-    generator as in the course (``np.random.seed`` repeats it), or from ``np.random.default_rng(seed)``.
-    The dtypes follow the course's: float64 for a float64 content image.
+    """The course's starting image: ``noise * noise_ratio + content_image * (1 - noise_ratio)``, the float32 noise
+    uniform in [-20, 20) of the content's shape (1, h, w, 3), from NumPy's global generator as in the course
+    (``np.random.seed`` repeats it) or ``np.random.default_rng(seed)``; float64 for a float64 content image.
 
     Raises:
         ImageError: ``content_image`` is not a finite array of real numbers.
@@ -442,12 +415,10 @@ def generate_noise_image(content_image, noise_ratio=CONFIG.NOISE_RATIO, seed=Non
 
 
 def start_image(content_image, config):
-    """The initial image ``config.start`` names, for a normalized content image.
-
-    "course": ``generate_noise_image(content, config.noise_ratio, config.seed)``. "additive": the content plus
-    float32 noise uniform in [-noise_ratio, noise_ratio), clipped to ``config.normalization``'s pixel range
-    (the second edition's start, with 0.25). "content": the content itself (CS231n's start). "uniform":
-    float32 noise uniform in [0, 1), the content's shape (CS231n's feature inversion, ``uniform_(0, 1)``).
+    """The initial image ``config.start`` names, for a normalized content image. "course":
+    ``generate_noise_image(content, config.noise_ratio, config.seed)``. "additive": the content plus float32
+    noise uniform in [-noise_ratio, noise_ratio), clipped to the pixel range (the second edition's start).
+    "content": the content (CS231n's). "uniform": float32 noise uniform in [0, 1) (CS231n's feature inversion).
     """
     if config.start == "course":
         return generate_noise_image(content_image, config.noise_ratio, config.seed)
@@ -464,10 +435,10 @@ def start_image(content_image, config):
 def deprocess_image(image, normalization="means"):
     """Inverse of ``reshape_and_normalize_image``: (1, h, w, 3) -> uint8 (h, w, 3).
 
-    ``"means"``: adds ``CONFIG.MEANS``, clips to 0..255 and truncates, as the course's ``save_image`` does.
-    ``"unit"``: times 255, clipped and truncated, as the second edition's ``tensor_to_image`` (whose clipped
-    images never need the clipping). ``"imagenet"``: ``(image * IMAGENET_STD + IMAGENET_MEAN) * 255``, clipped
-    and rounded, which gives back exactly the uint8 image ``reshape_and_normalize_image`` normalized.
+    ``"means"``: adds ``CONFIG.MEANS``, clips to 0..255 and truncates, as the course's ``save_image``.
+    ``"unit"``: times 255, clipped and truncated, as the second edition's ``tensor_to_image``. ``"imagenet"``:
+    ``(image * IMAGENET_STD + IMAGENET_MEAN) * 255``, clipped and rounded, which gives back exactly the uint8
+    image that was normalized.
 
     Raises:
         ImageError: ``image`` is not a finite array of real numbers of shape (1, h, w, 3).
@@ -488,9 +459,9 @@ def save_image(path, image, normalization="means", *, through_links=True):
     """Writes a normalized (1, h, w, 3) image, atomically; the format follows the extension (``SAVE_FORMATS``).
 
     The folder is created. The file is written under a temporary name beside it, flushed to disk and renamed
-    over ``path``: a failed or interrupted save leaves no truncated image and no temporary file, and an existing
-    file stays until the new one is complete. Permissions are those ``open()`` gives (the replaced file's, else
-    ``0o666`` less the umask); a symbolic link at ``path`` is written through unless ``through_links`` is False.
+    over ``path``: a failed or interrupted save leaves no truncated image and no temporary file. Permissions
+    are those ``open()`` gives (the replaced file's, else ``0o666`` less the umask); a symbolic link at
+    ``path`` is written through unless ``through_links`` is False.
 
     Raises:
         ImageError: naming the path and the reason: not a file path, a folder at ``path``, a symbolic link
@@ -581,12 +552,11 @@ class ImageSize:
 
     ``width`` x ``height`` (centre-cropped to that aspect ratio and scaled, or with ``fit="stretch"`` scaled
     whole); or the content image's aspect ratio with a ``max_size`` longer side, or a ``shorter_side`` (the
-    longer truncated, as torchvision's ``Resize(size)``: CS231n's ``image_size``). ``metadata["help"]``: the
-    command-line help.
+    longer truncated, as torchvision's ``Resize(size)``: CS231n's ``image_size``).
 
     Raises:
-        NSTError: ``fit`` is not one of ``FITS``; ``width``, ``height`` or a ``max_size`` or ``shorter_side``
-            that is not None is not a whole number of at least ``MIN_IMAGE_SIZE``; or both of those are given.
+        NSTError: ``fit`` is not one of ``FITS``; ``width``, ``height``, ``max_size`` or ``shorter_side`` is
+            not a whole number of at least ``MIN_IMAGE_SIZE``; or both of the last two are given.
     """
 
     width: int = option(CONFIG.IMAGE_WIDTH, "width of the generated image in pixels", metavar="N")
@@ -622,8 +592,8 @@ class ImageSize:
 
     @property
     def content_fit(self):
-        """How the content image is brought to its size: ``fit``, or "stretch" with ``shorter_side`` (torchvision
-        resizes the whole image to the truncated size; cropping would cut the truncated fraction away)."""
+        """``fit``, or "stretch" with ``shorter_side`` (torchvision resizes the whole image to the truncated
+        size; cropping would cut the truncated fraction away)."""
         return "stretch" if self.shorter_side is not None else self.fit
 
     def of(self, shape):

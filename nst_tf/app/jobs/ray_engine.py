@@ -1,15 +1,15 @@
 """``--engine ray``: the many-image job on Ray Data, on this machine or on a cluster.
 
 The members still to do become a dataset of row numbers mapped by ``--workers`` actors (``RayStylizer``),
-each building the network once and stylizing with ``nst_tf.runs.many_images.Stylizer``. The results
-stream back to this process, the one writer of images and manifest (``Ledger``): a worker killed
-mid-image, which Ray restarts, still leaves each image saved once with one manifest line. Content images
-are read where the actors run (on a cluster, every node must see them at the same path). While Ray runs,
-what it writes to descriptor 2 goes to a log file, the command's lines to the original standard error.
+each building the network once and stylizing with ``Stylizer``. The results stream back to this process, the
+one writer of images and manifest (``Ledger``), so a worker killed mid-image and restarted by Ray still leaves
+each image saved once. Content images are read where the actors run (on a cluster, every node must see them
+at the same path). While Ray runs, what it writes to descriptor 2 goes to a log file.
 """
 
 import contextlib
 import dataclasses
+import functools
 import importlib.util
 import io
 import json
@@ -35,8 +35,8 @@ _POLL = 0.2
 
 @dataclasses.dataclass(frozen=True)
 class RayOptions:
-    """Where and how wide ``--engine ray`` runs: ``workers`` actors at once (each holds a network), on the
-    cluster at ``address`` (``ray start --head`` prints it) or, with None, on a local Ray of the command's."""
+    """``workers`` actors at once (each holds a network), on the cluster at ``address`` (``ray start --head``
+    prints it) or, with None, on a local Ray of the command's."""
 
     workers: int = 1
     address: str = None
@@ -49,12 +49,9 @@ def check_available():
 
 
 def run_on_ray(job, out, err, stop):
-    """Runs ``job`` (a ``ManyJob`` whose ``ray`` is set) on Ray; returns the exit status.
-
-    Raises:
-        NSTError: Ray cannot start or reach the cluster, or a worker failed in a way Ray does not retry.
-        Stopped: a signal came before Ray started.
-    """
+    """Runs ``job`` (a ``ManyJob`` whose ``ray`` is set) on Ray; returns the exit status. Raises ``NSTError``
+    when Ray cannot start or reach the cluster or a worker failed in a way Ray does not retry, ``Stopped``
+    for a signal before Ray started."""
     from .ledger import Ledger
 
     folder = None if job.ray.address else _ray_folder()
@@ -89,10 +86,9 @@ def run_on_ray(job, out, err, stop):
 
 
 def _ray_folder():
-    """A new folder for a local Ray's session files and its processes' temporary files (``TMPDIR``), removed
-    whole at the end (actors killed then cannot remove the TensorFlow modules they wrote). Under /tmp when
-    the temporary folder's path is long: Ray's socket paths in it must fit a Unix socket address (107 bytes).
-    """
+    """A new folder for a local Ray's session files and its processes' ``TMPDIR``, removed whole at the end
+    (killed actors cannot remove the modules they wrote); under /tmp when the temporary folder's path is too
+    long for Ray's socket paths in it (a Unix socket address holds 107 bytes)."""
     base, prefix = tempfile.gettempdir(), f"nst_tf-{os.getpid()}-ray-"
     # Ray's longest path there: a session folder named by date, time and a process number (up to 7 digits),
     # and the object store's socket in it; mkdtemp adds 8 characters to the prefix.
@@ -115,13 +111,11 @@ def _end_local_ray(folder, processes=()):
 @contextlib.contextmanager
 def _ray_lines_aside(err):
     """Sends Ray's lines to a log file for the block; yields (a stream for the command's lines, the log's path).
-
     Ray's C++ core writes to descriptor 2, its loggers to ``sys.stderr`` as it was at Ray's import, its
-    cluster's errors to ``sys.stdout``: for the block all three go to the log (``err``, if on descriptor 2,
-    is reopened on a copy of it). The log is kept only when the block failed (a stop is no failure) and is
-    not empty. Afterwards descriptor 2 goes to the null device where the command's lines have their own
-    (``quiet_descriptor_2``: a local Ray's driver threads report its killed processes later), else back.
-    """
+    cluster's errors to ``sys.stdout``: all three go to the log (``err``, if on descriptor 2, is reopened on a
+    copy of it), kept only when the block failed (a stop is no failure) and not empty. Afterwards descriptor 2
+    goes back, or to the null device where ``quiet_descriptor_2`` can (a local Ray's driver threads report its
+    killed processes later)."""
     err.flush()
     saved = os.dup(2)
     handle, log = tempfile.mkstemp(prefix=f"nst_tf-{os.getpid()}-ray-", suffix=".log", dir=rescue_folder())
@@ -160,12 +154,9 @@ def _text(descriptor, closefd=True):
 
 
 def _start(options, log, folder, stop):
-    """Imports Ray and starts it (a local Ray sized to this machine, or connected to ``options.address``),
-    then gives the job's signals back to ``stop`` (``ray.init`` sets a SIGTERM handler that calls ``sys.exit``).
-
-    Raises:
-        NSTError: Ray cannot start or reach the cluster.
-        Stopped: SIGTERM came while Ray's own handler was in place.
+    """Imports and starts Ray (a local Ray sized to this machine, or connected to ``options.address``), then
+    gives the signals back to ``stop`` (``ray.init`` sets a SIGTERM handler that calls ``sys.exit``). Raises
+    ``NSTError`` when Ray cannot start or reach the cluster, ``Stopped`` for a SIGTERM its handler took.
     """
     import logging
 
@@ -210,15 +201,11 @@ _TOKEN_LIMIT = 16_000
 
 
 def _check_token():
-    """Refuses a Ray authentication token that is not one: gRPC aborts the process (status 134, no line) on
-    bytes a header cannot hold, Ray retries for long on one over gRPC's header limit, waits half a minute on
-    an empty one, and its read of a pipe never ends. Read as Ray reads it: ``RAY_AUTH_TOKEN`` if not empty,
-    else the first line of the file ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, stripped; none with
+    """Refuses a Ray authentication token that is not one (``NSTError``): gRPC aborts the process (status 134, no
+    line) on bytes a header cannot hold, Ray retries for long on one over ``_TOKEN_LIMIT`` bytes, waits half a
+    minute on an empty one and never ends reading a pipe. Read as Ray reads it: ``RAY_AUTH_TOKEN`` if not empty,
+    else the first line of ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, stripped; none with
     ``RAY_AUTH_MODE=disabled``. A missing, empty or unreadable file, or a folder, Ray reports at once.
-
-    Raises:
-        NSTError: the token file is not a regular file, or the token is empty (the variable), longer than
-            ``_TOKEN_LIMIT`` bytes or not printable ASCII.
     """
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         return
@@ -254,12 +241,9 @@ def _check_token():
 
 
 def _check_reachable(address, timeout=5.0):
-    """Refuses an address that is not ``host:port`` or ``auto``, Ray Client's ``ray://`` (Ray Data jobs
-    fail under it), and one where nothing answers as a Ray cluster's gRPC server does within ``timeout``
-    seconds: a port that stays silent, closes or speaks something else made ``ray.init`` wait for minutes.
-
-    Raises:
-        NSTError: the address is malformed or a Ray Client one, or no Ray cluster answers there.
+    """Refuses an address that is not ``host:port`` or ``auto``, Ray Client's ``ray://`` (Ray Data jobs fail
+    under it), and one where nothing answers as a Ray cluster's gRPC server within ``timeout`` seconds (a
+    port that stays silent, closes or speaks something else made ``ray.init`` wait for minutes): ``NSTError``.
     """
     if address == "auto":
         return  # Ray finds the cluster this machine belongs to, or says there is none
@@ -288,8 +272,8 @@ _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x0
 
 def _grpc_problem(connection, deadline):
     """What is wrong with the answer to a gRPC client's first bytes on ``connection`` by ``deadline``
-    (``time.monotonic()``), or None: a gRPC server, as Ray's GCS is, answers with a SETTINGS frame. With
-    ``RAY_USE_TLS`` ("1" or "true") the GCS expects TLS first: then any answer but plain gRPC's does.
+    (``time.monotonic()``), or None: a gRPC server, as Ray's GCS, answers with a SETTINGS frame; with
+    ``RAY_USE_TLS`` ("1" or "true") the GCS expects TLS, so then any answer but plain gRPC's does.
     ``{timeout}`` in the text is the caller's to fill."""
     connection.sendall(_HTTP2_PREFACE)
     head = b""
@@ -339,21 +323,16 @@ def _dataset(ray, job):
     # read or repartition task would wait for a free CPU forever), and a killed actor's retry redoes one batch.
     count = len(job.members)
     rows = ray.data.from_items([{"position": i} for i in range(count)], override_num_blocks=-(-count // job.batch_size))
-    return rows.map_batches(
-        RayStylizer,
-        fn_constructor_args=(job, max(1, int(cpus))),  # the job (its weights too) goes to each actor once
-        batch_size=job.batch_size,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=cpus,
-        num_gpus=gpus,
-    )
+    pool = dict(compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus, num_gpus=gpus)
+    # The job (its weights too) goes to each actor once.
+    batches = dict(fn_constructor_args=(job, max(1, int(cpus))), batch_size=job.batch_size, batch_format="numpy")
+    return rows.map_batches(RayStylizer, **batches, **pool)
 
 
 def _results(dataset, log, stop):
-    """Yields the dataset's result rows, pulled by a thread of their own: the main thread looks for a signal
-    every ``_POLL`` seconds however long an image takes. Raises ``NSTError`` when the dataset failed (a worker
-    error Ray does not retry), ``Stopped`` after a signal."""
+    """Yields the dataset's result rows, pulled by a thread of their own so that the main thread looks for a
+    signal every ``_POLL`` seconds. ``NSTError`` when the dataset failed (a worker error Ray does not retry),
+    ``Stopped`` after a signal."""
     rows = queue.Queue(maxsize=64)
 
     def pull():
@@ -417,17 +396,13 @@ def _descendants(root):
     return found
 
 
-# The worker side ---------------------------------------------------------------------------------------
-
-
 class RayStylizer:
     """A Ray Data actor for ``job`` (a ``ManyJob``, its weights not yet taken) with ``threads`` TensorFlow
     threads per operation: the network built once, then each batch of rows read, stylized and sent back.
-
-    Called with a batch ``{"position": array}``, it returns one row per position: ``kind`` ("done",
-    "skipped" for an image that cannot be read, "non_finite"), ``message``, the result ``image`` (float32
-    bytes, normalized, ``height`` x ``width`` x 3), ``costs``, ``iteration``, ``seconds``, ``worker``
-    (``host:pid``) and ``notes`` (the warnings this actor has not sent yet).
+    Called with ``{"position": array}``, it returns one row per position: ``kind`` ("done", "skipped" for an
+    image that cannot be read, "non_finite"), ``message``, the result ``image`` (float32 bytes, normalized,
+    ``height`` x ``width`` x 3), ``costs``, ``iteration``, ``seconds``, ``worker`` (``host:pid``) and
+    ``notes`` (the warnings this actor has not sent yet).
     """
 
     def __init__(self, job, threads):
@@ -439,9 +414,7 @@ class RayStylizer:
         started = start_up(job.config, job.weights.take(), job.pooling, job.tiles, self._notes)
         self._determinism = started.deterministic()  # the worker's for its whole life, entered once
         self._determinism.__enter__()
-        self._job = job
-        self._model = started.model
-        self._objective = started.make_objective
+        self._job, self._model, self._objective = job, started.model, started.make_objective
         self._stylizer, self._key = None, None
         self._worker = worker()
 
@@ -483,18 +456,9 @@ class RayStylizer:
 
         progress = finished.progress
         image = np.ascontiguousarray(progress.image, dtype=np.float32)
-        return _row(
-            finished.index,
-            "done",
-            "",
-            image=image.tobytes(),
-            height=image.shape[1],
-            width=image.shape[2],
-            costs=json.dumps(costs(progress)),
-            iteration=int(progress.iteration),
-            seconds=float(finished.seconds),
-            worker=self._worker,
-        )
+        done = dict(image=image.tobytes(), height=image.shape[1], width=image.shape[2], worker=self._worker)
+        done.update(costs=json.dumps(costs(progress)), iteration=int(progress.iteration))
+        return _row(finished.index, "done", "", seconds=float(finished.seconds), **done)
 
     def _stylizer_for(self, member):
         """The ``Stylizer`` of ``member``'s size and styles (the previous one kept while they hold)."""
@@ -505,15 +469,8 @@ class RayStylizer:
         if key != self._key:
             job = self._job
             self._stylizer = None  # the previous size's state goes before the next is built
-            self._stylizer = Stylizer(
-                self._model,
-                style_images(job, member.size, member.styles),
-                job.config,
-                make_objective=lambda model, content, styles, config: self._objective(
-                    model, content, styles, config, size=member.size
-                ),
-                batch_size=job.batch_size,
-            )
+            styles, make = style_images(job, *key), functools.partial(self._objective, size=member.size)
+            self._stylizer = Stylizer(self._model, styles, job.config, make_objective=make, batch_size=job.batch_size)
             self._key = key
         return self._stylizer
 

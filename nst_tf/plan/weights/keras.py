@@ -1,36 +1,18 @@
 """Keras' VGG19 ImageNet weights (the course's second edition), read into ``VGGWeights``.
 
-Keras distributes them as legacy HDF5 weight files,
-``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` (convolutions only,
-about 80 MB) and ``vgg19_weights_tf_dim_ordering_tf_kernels.h5`` (with the
-dense layers, about 549 MB). In that format each layer has a group named as
-the layer (``block1_conv1``) holding its weights, directly (Keras 1:
-``block1_conv1_W_1:0``, ``block1_conv1_b_1:0``) or in a subgroup (Keras 2:
-``block1_conv1/kernel:0``; Keras 3: ``block1_conv1/kernel``). A convolution's
-group holds two datasets: the 4-axis one is the kernel, the other the bias,
-however they are spelled. A whole model saved in HDF5 keeps the same layout
-in its group ``model_weights``.
+Keras' legacy HDF5 files (``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``, about 80 MB, and the full
+``..._kernels.h5``, 549 MB) keep each layer in a group named as the layer, its weights directly (Keras 1:
+``block1_conv1_W_1:0``) or in a subgroup (Keras 2: ``block1_conv1/kernel:0``; Keras 3: ``block1_conv1/kernel``);
+the 4-axis dataset is the kernel. A whole model saved in HDF5 has this layout in ``model_weights``. Only the 16
+convolutions are read: not the dense layers, nor the ``layer_names`` attributes (HDF5 reads a string list whole).
 
-The attributes ``layer_names`` and ``weight_names`` that list the layers
-and their weights are not read: the layers are found by name, and HDF5 reads
-a list of variable-length strings (Keras 3 writes them so) whole, each string
-as long as the file declares. Only the 16 convolution datasets are read; the
-dense layers of the full file are neither read nor checked.
+A file may be hostile: only hard links are followed, numbers outside the file (external storage, virtual
+datasets) are refused, and each weight's type, shape, filters and chunks are checked before it is read; each
+compressed chunk is inflated here first, no further than its declared size (HDF5 would inflate it whole). What
+the reader holds is thus bounded by the real network's weights.
 
-A file may be hostile. The reader follows no HDF5 links but hard ones (an
-external link would open another file), refuses datasets whose numbers lie
-outside the file (external storage, virtual datasets), and checks every
-weight's type and shape against VGG19's widths, and its filters (deflate,
-shuffle, fletcher32) and chunks, before reading it. HDF5 inflates a
-compressed chunk into as much memory as it takes, so each is inflated here
-first, no further than its declared size. What the reader holds is thus
-bounded by the real network's weights, whatever the file declares.
-
-Keras' kernels expect Caffe's input: BGR channels minus the means
-(103.939, 116.779, 123.68). nst_tf feeds RGB minus ``CONFIG.MEANS``
-(123.68, 116.779, 103.939), the same numbers in the reverse channel order, so
-reversing conv1_1's input-channel axis gives identical activations; no other
-layer sees the channel order.
+Keras' kernels expect Caffe's input, BGR minus (103.939, 116.779, 123.68); nst_tf feeds RGB minus
+``CONFIG.MEANS``, the same numbers reversed, so conv1_1's input-channel axis is reversed.
 """
 
 import math
@@ -54,11 +36,9 @@ KERAS_CONV_LAYERS = {
 #: The dense layers of the file with the top; they hold weights that are not read.
 KERAS_TOP_LAYERS = ("fc1", "fc2", "predictions")
 
-#: Caffe's mean pixel in RGB order: what ``keras.applications.vgg19.preprocess_input``
-#: subtracts, listed there as B, G, R = 103.939, 116.779, 123.68.
+#: Caffe's mean pixel in RGB order (``keras.applications.vgg19.preprocess_input`` lists it as B, G, R).
 CAFFE_MEAN_RGB = np.array([123.68, 116.779, 103.939])
 
-# Re-exported names: the file's name and place are facts of the course (config.py).
 KERAS_WEIGHTS_FILE = os.path.basename(KERAS_VGG_MODEL)
 
 KERAS_DOWNLOAD_HINT = (
@@ -83,13 +63,9 @@ EXPECTED_KINDS = (
 def file_kind(handle, path):
     """ "mat" or "h5" for the open file ``handle`` (of ``path``), from its first bytes; ``WeightsFileError`` else.
 
-    A MATLAB file opens with a 128-byte text header beginning
-    "MATLAB 5.0 MAT-file" (MatConvNet's files). A MATLAB v7.3 file
-    ("MATLAB 7.3 MAT-file") is HDF5 inside, after a 512-byte header; it is
-    called "mat" as well, so that the .mat reader, not the Keras reader,
-    reports that it cannot read it. An HDF5 file carries the 8-byte
-    signature ``\\x89HDF\\r\\n\\x1a\\n`` at offset 0, or after a user block
-    at 512, 1024, 2048, ...
+    A MATLAB file opens with a 128-byte header "MATLAB 5.0 MAT-file"; a v7.3 one ("MATLAB 7.3 MAT-file",
+    HDF5 inside) is "mat" too, so that the .mat reader reports it cannot read it. An HDF5 file carries its
+    signature at offset 0, or after a user block at 512, 1024, 2048, ...
     """
     size = os.fstat(handle.fileno()).st_size
     handle.seek(0)
@@ -107,17 +83,13 @@ def file_kind(handle, path):
 
 
 # Bounds on what a file may make the reader hold; Keras' VGG19 files are far inside all of them.
-
 #: Most chunks one weight may be stored in.
 MAX_CHUNKS = 1 << 16
-
 #: How far a chunk may exceed its weight's bytes (a chunked weight that was resized smaller).
 CHUNK_SLACK_BYTES = 1 << 20
 
-# HDF5's filter codes. HDF5 inflates a deflate-compressed chunk into as much
-# memory as it takes, so each such chunk is inflated here first, up to its size.
+# HDF5's filter codes, and (the dict) those accepted, in the order they are applied when writing.
 DEFLATE, SHUFFLE, FLETCHER32 = 1, 2, 3
-#: The filters accepted, in the order they are applied when writing.
 FILTER_NAMES = {SHUFFLE: "shuffle", DEFLATE: "deflate", FLETCHER32: "fletcher32"}
 
 _OUTSIDE = "this reader reads nothing outside the weights file"
@@ -130,28 +102,18 @@ _KERAS_3_WEIGHTS = (
 
 
 class _Reader:
-    """Reads Keras' weights from one open HDF5 file.
-
-    Every object is reached through hard links only, and every weight's
-    storage, type, shape and chunks are checked before any of its numbers is
-    read, so that a file can neither make the reader touch other files nor
-    allocate more than the real network's weights need.
-    """
+    """Reads Keras' weights from one open HDF5 file (``h5py`` the module, ``path`` the file's name for messages),
+    through hard links only, checking each weight's storage, type, shape and chunks before reading it."""
 
     def __init__(self, h5py, path):
-        """A reader of one file: ``h5py`` the module, ``path`` the file's name for messages."""
         self.h5py, self.path = h5py, path
 
     def fail(self, problem):
-        """Raises ``WeightsFileError`` naming the file and ``problem`` (one line)."""
         _fail(self.path, problem)
 
     def child(self, parent, name, label):
         """The object a hard link ``name`` in group ``parent`` leads to, or None; ``label`` names it in messages.
-
-        Raises:
-            WeightsFileError: ``name`` is a soft, external or user-defined link; such links are never followed.
-        """
+        ``WeightsFileError`` for a soft, external or user-defined link: those are never followed."""
         link = parent.get(name, getlink=True)
         if link is None or isinstance(link, self.h5py.HardLink):
             return None if link is None else parent[name]
@@ -159,14 +121,8 @@ class _Reader:
         self.fail(f"{label} is an HDF5 {kind.get(type(link), 'user-defined link')}; this reader follows no links")
 
     def weights_of(self, group, layer, prefix="", depth=3):
-        """The datasets in ``group`` and its subgroups, ``depth`` levels down: [(path in the layer, dataset)].
-
-        Keras 1 keeps a layer's weights in its group, Keras 2 and 3 in a subgroup.
-        The walk stops at a third dataset: a convolution has two.
-
-        Raises:
-            WeightsFileError: a link in the group other than a hard link.
-        """
+        """[(path in the layer, dataset)] in ``group`` and its subgroups, ``depth`` levels down; the walk stops
+        at a third dataset (a convolution has two). ``WeightsFileError`` for a link other than a hard one."""
         found = []
         for name in group:
             path = prefix + name
@@ -180,12 +136,8 @@ class _Reader:
         return found
 
     def dataset(self, dataset, label):
-        """Checks ``dataset``'s storage and type; nothing is read.
-
-        Raises:
-            WeightsFileError: data kept outside the file (external storage or
-                a virtual dataset), or numbers other than floating point.
-        """
+        """Checks ``dataset``'s storage and type, reading nothing: ``WeightsFileError`` for numbers kept
+        outside the file (external storage, a virtual dataset) or other than floating point."""
         # Before the shape: an unlimited virtual dataset opens its source files to find its shape.
         plist = dataset.id.get_create_plist()
         if plist.get_external_count():
@@ -197,18 +149,13 @@ class _Reader:
             self.fail(f"{label} has type {dataset.dtype}; expected floating-point numbers")
 
     def read(self, dataset, label):
-        """The numbers of ``dataset``, whose shape the caller has checked, as float32, after its chunks are checked.
-
-        Raises:
-            WeightsFileError: filters other than deflate, shuffle and
-                fletcher32, or chunks that could make HDF5 allocate more than
-                the weight's size (see ``_check_chunks``).
-        """
+        """The numbers of ``dataset`` (of checked shape) as float32, once its filters and chunks are checked;
+        ``WeightsFileError`` for filters other than shuffle, deflate and fletcher32 or refused chunks."""
         plist = dataset.id.get_create_plist()
         filters = [plist.get_filter(index)[::3] for index in range(plist.get_nfilters())]
         codes = [code for code, _ in filters]
-        # In the order h5py and h5repack write them: so a compressed chunk is, as stored, the one deflate stream
-        # (and a checksum) that HDF5 inflates first, and that is inflated here first.
+        # In the order h5py and h5repack write them: a compressed chunk is then, as stored, the one deflate
+        # stream (and a checksum) that HDF5 inflates first, and that is inflated here first.
         if codes != [code for code in FILTER_NAMES if code in codes]:
             shown = ", ".join(f"{code} ({bytes(name[:40]).decode('ascii', 'replace')!r})" for code, name in filters)
             self.fail(
@@ -221,19 +168,10 @@ class _Reader:
         return np.asarray(dataset[()], dtype=np.float32)
 
     def _check_chunks(self, dataset, chunk, deflate, label):
-        """Checks a chunked weight's chunk size, count and stored chunks, and inflates each compressed chunk.
-
-        Args:
-            dataset: an h5py dataset of checked shape.
-            chunk: its chunk shape.
-            deflate: the position of deflate among its filters, or None.
-            label: the weight, for messages.
-
-        Raises:
-            WeightsFileError: chunks larger than the weight, too many of
-                them, a stored chunk larger than a chunk, or a compressed
-                chunk that is corrupt or inflates to more than a chunk.
-        """
+        """Checks a chunked weight's chunk shape ``chunk``, count and stored chunks, and inflates each compressed
+        one (``deflate``: the position of deflate among its filters, or None). ``WeightsFileError``: chunks larger
+        than the weight, too many, a stored chunk larger than a chunk, or a compressed chunk that is corrupt or
+        inflates to more than a chunk."""
         shape, itemsize = dataset.shape, dataset.dtype.itemsize
         chunk_bytes, weight_bytes = math.prod(chunk) * itemsize, math.prod(shape) * itemsize
         if chunk_bytes > weight_bytes + CHUNK_SLACK_BYTES:
@@ -258,12 +196,8 @@ class _Reader:
                 self._check_inflated(dataset.id.read_direct_chunk(info.chunk_offset)[1], chunk_bytes, label)
 
     def _check_inflated(self, packed, chunk_bytes, label):
-        """Inflates the deflate-compressed chunk ``packed``, no further than ``chunk_bytes``, and forgets the result.
-
-        Raises:
-            WeightsFileError: the stream is corrupt or inflates to more than
-                ``chunk_bytes`` and a checksum.
-        """
+        """Inflates the deflate stream ``packed`` no further than ``chunk_bytes`` and a checksum, and forgets
+        the result; ``WeightsFileError`` if it is corrupt or inflates to more."""
         limit = chunk_bytes + 4  # a fletcher32 checksum applied before compression
         try:
             inflated = len(zlib.decompressobj().decompress(packed, limit + 1))
@@ -273,13 +207,8 @@ class _Reader:
             self.fail(f"{label} has a compressed chunk that inflates to more than its {chunk_bytes} bytes")
 
     def conv_groups(self, root):
-        """Keras' layer name -> its h5py group, for VGG19's 16 convolutions.
-
-        Raises:
-            WeightsFileError: a convolution's group is missing, the file is
-                Keras 3's other format, or a layer VGG19 does not have holds
-                weights (another network, such as one with batch normalization).
-        """
+        """Keras' layer name -> its h5py group, for VGG19's 16 convolutions; ``WeightsFileError`` when one is
+        missing, the file is Keras 3's other format, or a layer VGG19 does not have holds weights."""
         groups = {layer: self.child(root, layer, f"layer {layer!r}") for layer in KERAS_CONV_LAYERS}
         missing = [layer for layer, group in groups.items() if not isinstance(group, self.h5py.Group)]
         if len(missing) == len(groups):
@@ -299,20 +228,9 @@ class _Reader:
         return groups
 
     def conv_layer(self, group, layer, in_channels):
-        """One convolution's (kernel, bias) as float32; shapes are checked against VGG19's widths before reading.
-
-        Args:
-            group: the layer's h5py group.
-            layer: its Keras name (block1_conv1 ...).
-            in_channels: the previous convolution's output channels (3 for the first).
-
-        Returns:
-            (kernel of shape (3, 3, in_channels, out), bias of shape (out,)),
-            out at most VGG19's width for the layer.
-
-        Raises:
-            WeightsFileError: not two weights, a wrong shape, a refused
-                dataset (see ``dataset`` and ``read``), or NaN or infinite values.
+        """(kernel (3, 3, in_channels, out), bias (out,)) as float32 of the convolution ``layer`` (Keras' name)
+        in ``group``, out at most VGG19's width; shapes are checked before reading, so a wrong file is never
+        loaded whole. ``WeightsFileError``: not two weights, a wrong shape, a refused dataset, NaN or infinity.
         """
         name = KERAS_CONV_LAYERS[layer]
         found = self.weights_of(group, layer)
@@ -323,14 +241,12 @@ class _Reader:
             self.dataset(dataset, f"weight {path!r} of layer {layer!r}")
         # Spelled differently by each Keras version, the kernel is told from the bias by its four axes.
         (kernel_path, kernel), (bias_path, bias) = sorted(found, key=lambda item: -len(item[1].shape or ()))
-        width = CONV_WIDTHS[name]
-        shape = kernel.shape
+        width, shape = CONV_WIDTHS[name], kernel.shape
         if shape is None or len(shape) != 4 or shape[:3] != (3, 3, in_channels) or not 1 <= shape[3] <= width:
             expected = f"expected (3, 3, {in_channels}, out), out from 1 to {width}"
             self.fail(f"{layer} ({name}) kernel has shape {shape}; {expected}")
         if bias.shape != shape[3:]:
             self.fail(f"{layer} ({name}) bias has shape {bias.shape}; expected ({shape[3]},)")
-        # Shapes are checked before reading, so a wrong file is never loaded whole.
         kernel = self.read(kernel, f"weight {kernel_path!r} of layer {layer!r}")
         bias = self.read(bias, f"weight {bias_path!r} of layer {layer!r}")
         if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
@@ -338,14 +254,9 @@ class _Reader:
         return kernel, bias
 
     def read_conv(self, root):
-        """Course name -> (kernel, bias) from an open Keras weights file, conv1_1's input channels in RGB order.
-
-        Raises:
-            WeightsFileError: see ``conv_groups`` and ``conv_layer``.
-        """
+        """Course name -> (kernel, bias) from an open Keras weights file, conv1_1's input channels in RGB order."""
         groups = self.conv_groups(root)
-        conv = {}
-        in_channels = 3
+        conv, in_channels = {}, 3
         for layer, name in KERAS_CONV_LAYERS.items():
             conv[name] = self.conv_layer(groups[layer], layer, in_channels)
             in_channels = conv[name][0].shape[3]
@@ -356,30 +267,19 @@ class _Reader:
 
 
 def read_vgg19_h5(path):
-    """Reads the convolution weights of Keras' VGG19 weight file into ``VGGWeights``.
-
-    Accepts ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` and the
-    full file with the dense layers (not read), the weights Keras 1, 2 or 3
-    writes in its legacy HDF5 format, or a whole model Keras saved in HDF5.
-
-    Args:
-        path: the .h5 file.
-
-    Returns:
-        ``VGGWeights`` with kernels of shape (3, 3, in, out) for RGB input
-        (conv1_1's input channels reversed from Keras' BGR), float32;
-        ``mean_pixel`` Caffe's means in RGB order; layout "keras"; source ``path``.
+    """Reads the convolution weights of Keras' VGG19 weight file ``path`` into ``VGGWeights``: float32 kernels
+    (3, 3, in, out) for RGB input (conv1_1's input channels reversed from Keras' BGR), ``mean_pixel`` Caffe's
+    means in RGB order, layout "keras", source ``path``. Accepts the "notop" file and the full one (dense layers
+    not read), as Keras 1, 2 or 3 writes them in its legacy HDF5 format, or a whole model Keras saved in HDF5.
 
     Raises:
-        WeightsFileError: (an ``NSTError``) one line naming the file and the
-            problem: it is missing, not a regular file, not HDF5, damaged,
-            Keras 3's ``.weights.h5`` format, another network, holds kernels
-            of the wrong shape or non-finite values, or would make the reader
-            follow links, read other files or allocate more than the weights need.
+        WeightsFileError: one line naming the file and the problem: missing, not a regular file, not HDF5,
+            damaged, Keras 3's ``.weights.h5`` format, another network, kernels of the wrong shape or
+            non-finite values, or it would make the reader follow links, read other files or allocate more
+            than the weights need.
     """
     path = weights_path(path)
-    # h5py comes with Keras; imported here so that the .mat route never needs it.
-    import h5py
+    import h5py  # comes with Keras; imported here so that the .mat route never needs it
 
     # h5py reads the file opened here, so a pipe or a device is refused before any read.
     with open_regular_file(path, missing_hint=KERAS_DOWNLOAD_HINT) as file:
