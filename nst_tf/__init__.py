@@ -1,20 +1,11 @@
 """nst_tf: the deeplearning.ai neural style transfer assignment as a TensorFlow 2 library.
 
-The course's graded functions (``compute_content_cost``, ``gram_matrix``,
-``compute_layer_style_cost``, ``compute_style_cost``, ``total_cost``), its
-helpers (``CONFIG``, ``reshape_and_normalize_image``,
-``generate_noise_image``, ``save_image``, ``load_vgg_model``), the objective
-(``StyleCost``) and the optimization loop (``StyleTransfer``, ``stylize``),
-plus what the course leaves out: total variation, L-BFGS, colour
-preservation, several styles, and large images (``TiledStyleCost``: the
-same costs and gradients in tiles; ``CoarseToFine``: several sizes). Stanford
-CS231n's edition runs on ``SqueezeNet`` (torchvision's SqueezeNet 1.1, read by
-``read_squeezenet``), with its functions under their names in
-``nst_tf.tensors.cs231n``.
+The course's graded functions and helpers (``compute_content_cost`` ... ``total_cost``, ``CONFIG``,
+``load_vgg_model``), the objective (``StyleCost``) and the loop (``StyleTransfer``, ``stylize``), plus what the
+course leaves out: total variation, L-BFGS, colour preservation, several styles, large images
+(``TiledStyleCost``, ``CoarseToFine``) and Stanford CS231n's edition on ``SqueezeNet`` (``nst_tf.tensors.cs231n``).
 
-The names below, and the submodules (``nst_tf.runs.presets.PRESETS``), are
-imported on first use, so that ``python -m nst_tf -h`` and the command's
-input errors answer before TensorFlow (seconds to import) is loaded.
+Names are imported on first use, so that ``python -m nst_tf -h`` and input errors answer before TensorFlow loads.
 """
 
 __version__ = "0.1.0"

@@ -19,8 +19,7 @@ KERAS_WEIGHTS_FILE = os.path.basename(KERAS_VGG_MODEL)
 
 URL = "https://www.vlfeat.org/matconvnet/models/imagenet-vgg-verydeep-19.mat"
 
-#: Where the .mat is downloaded from: MatConvNet's own address (no mirror is known; see pretrained-model/README.md
-#: on adding one: each is checked by the full MD5 sum).
+#: Where the .mat is downloaded from: MatConvNet's own address (no mirror is known; see pretrained-model/README.md).
 MAT_SOURCES = (URL,)
 
 #: MD5 sums of the two layouts MatConvNet has published (see pretrained-model/README.md).
@@ -31,44 +30,38 @@ KNOWN_MD5 = {
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + KERAS_WEIGHTS_FILE
 
-#: Keras' address, then the GitHub release Keras used before (fchollet/deep-learning-models v0.1), which Keras
-#: checked against the same sum.
+#: Keras' address, then the GitHub release Keras used before (fchollet/deep-learning-models v0.1), same sum.
 KERAS_MIRROR = "https://github.com/fchollet/deep-learning-models/releases/download/v0.1/" + KERAS_WEIGHTS_FILE
 KERAS_SOURCES = (KERAS_URL, KERAS_MIRROR)
 
 #: MD5 sum Keras itself checks the file against (keras.applications.vgg19).
 KERAS_KNOWN_MD5 = {"253f8cb515780f3b799900260a226db6": "Keras VGG19 without the top"}
 
-#: Where ``--weights squeezenet`` saves torchvision's SqueezeNet 1.1 weights, CS231n's presets' default ``--model``:
-#: ``nst_tf.runs.presets.SQUEEZENET_MODEL`` (a test checks it), written out because importing the presets would
-#: load Pillow and the networks into the downloader's start-up.
+#: Where ``--weights squeezenet`` saves torchvision's SqueezeNet 1.1: the CS231n presets' default ``--model``,
+#: written out here (a test checks it) because importing the presets would load Pillow and the networks.
 SQUEEZENET_MODEL = "pretrained-model/squeezenet1_1-b8a52dc0.pth"
 
-#: torchvision's own address for the file (``torchvision.models.SqueezeNet1_1_Weights.IMAGENET1K_V1``); no mirror
-#: is known.
+#: torchvision's own address (``SqueezeNet1_1_Weights.IMAGENET1K_V1``); no mirror is known.
 SQUEEZENET_URL = "https://download.pytorch.org/models/" + os.path.basename(SQUEEZENET_MODEL)
 SQUEEZENET_SOURCES = (SQUEEZENET_URL,)
 
-#: torchvision's own check: the first 8 hexadecimal digits of the file's SHA-256, in its name, which
-#: ``torch.hub.download_url_to_file`` compares (torchvision publishes no more of it).
+#: torchvision's own check: the first 8 hexadecimal digits of the file's SHA-256, in its name.
 SQUEEZENET_HASH_PREFIX = "b8a52dc0"
 
-#: The file's full SHA-256, which nst_tf checks: published by several projects outside PyTorch that pin the file,
-#: agreeing with each other and with torchvision's prefix.
+#: The full SHA-256 nst_tf checks, as projects pinning the file publish it (it agrees with torchvision's prefix).
 SQUEEZENET_KNOWN_SHA256 = {
     "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b": "torchvision's SqueezeNet 1.1",
 }
 
-#: Size in bytes of the file of each known sum; None (or absent, as SqueezeNet's) where not recorded: the ceiling
-#: bounds those. Keras' file: the size Keras' own download reports ("80134624/80134624").
+#: Size in bytes of the file of each known sum; None or absent where not recorded (the ceiling bounds those).
+#: Keras' file: the size Keras' own download reports.
 KNOWN_SIZES = {
     "106118b7cf60435e6d8e04f6a6dc3657": None,
     "8ee3263992981a1d26e73b3ca028a123": None,
     "253f8cb515780f3b799900260a226db6": 80134624,
 }
 
-#: The most bytes accepted while a file's size is unknown: the .mat is about 510 MB, Keras' file about 80 MB,
-#: SqueezeNet's about 4.97 MB.
+#: The most bytes accepted while a file's size is unknown (the .mat is ~510 MB, Keras' ~80 MB, SqueezeNet's ~5 MB).
 MAT_CEILING = 1 << 30
 KERAS_CEILING = 100 << 20
 SQUEEZENET_CEILING = 20 << 20
@@ -90,23 +83,14 @@ def download(
 ):
     """Downloads ``url`` to ``destination`` and checks its hash (MD5 by default) against ``known_md5``.
 
-    Args:
-        url: an address (http://, https:// or file://), or several, tried in order.
-        destination: the file to create; it must not exist.
-        known_md5: the accepted sums (hexadecimal digests by ``algorithm``), each with a description.
-        stream: where progress and notes go (default: standard error).
-        sizes: the size of the file of each sum (default: ``KNOWN_SIZES``; None: unknown).
-        ceiling: the most bytes accepted while the size is unknown.
-        policy: retries, delays, timeout and chunk size (default: ``Policy()``).
-        algorithm: the hash, "md5" or "sha256".
+    ``url``: an http(s):// or file:// address, or several tried in order; ``destination``: a file that must not
+    exist; ``known_md5``: the accepted hexadecimal digests by ``algorithm`` ("md5" or "sha256"), each with a
+    description; ``stream``: progress and notes (default standard error); ``sizes``: each sum's file size
+    (default ``KNOWN_SIZES``); ``ceiling``: the most bytes while the size is unknown; ``policy``: a ``Policy``.
 
-    Returns:
-        The file's hexadecimal digest by ``algorithm``.
-
-    Raises:
-        NSTError: a bad address or destination (before anything is created), or every address failed (one line,
-            saying what is kept for the next run). A ``KeyboardInterrupt`` keeps the partial file and its record.
-        ValueError: an ``algorithm`` other than "md5" and "sha256" (before anything is created).
+    Returns the file's hexadecimal digest. Raises ``NSTError`` for a bad address or destination (before anything
+    is created) or when every address failed (one line, saying what is kept for the next run; a
+    ``KeyboardInterrupt`` keeps the partial file too), ``ValueError`` for another ``algorithm``.
     """
     return _download(url, destination, known_md5, stream, sizes, ceiling, policy, algorithm)[0]
 
@@ -120,17 +104,9 @@ def fetch_squeezenet_weights(
     ceiling=SQUEEZENET_CEILING,
     policy=None,
 ):
-    """Downloads torchvision's SqueezeNet 1.1 weights to ``destination`` and checks their SHA-256.
-
-    ``known_sha256``: the accepted sums, each with a description (default: ``SQUEEZENET_KNOWN_SHA256``); the other
-    arguments as ``download`` takes them (its size is not recorded: ``ceiling`` bounds it).
-
-    Returns:
-        (the file's SHA-256, the address it came from).
-
-    Raises:
-        NSTError: as ``download`` does.
-    """
+    """Downloads torchvision's SqueezeNet 1.1 weights to ``destination`` and checks their SHA-256 against
+    ``known_sha256`` (default ``SQUEEZENET_KNOWN_SHA256``); the rest as ``download``'s. Returns (the SHA-256, the
+    address it came from); raises as ``download`` does."""
     known = SQUEEZENET_KNOWN_SHA256 if known_sha256 is None else known_sha256
     return _download(url, destination, known, stream, None, ceiling, policy, "sha256")
 
@@ -158,17 +134,11 @@ def fetch_keras_weights(
     policy=None,
     algorithm="md5",
 ):
-    """Keras' VGG19 weights at ``destination``: copied from Keras' cache if a good copy is there, else downloaded.
+    """Keras' VGG19 weights at ``destination``: copied from Keras' cache (``cache_dir``, default
+    ``keras_cache_dir()``) if a good copy is there, else downloaded; the other arguments as ``download``'s.
 
-    ``cache_dir``: Keras' cache folder (default: ``keras_cache_dir()``); the other arguments as ``download`` takes
-    them.
-
-    Returns:
-        (the file's digest, MD5 by default; where the file came from: the cached file or the address).
-
-    Raises:
-        NSTError: as ``download`` does. A cached copy with an unknown sum is left alone, said in one line, and the
-            file downloaded.
+    Returns (the file's digest, the cached file or the address it came from). Raises ``NSTError`` as ``download``
+    does; a cached copy with an unknown sum is left alone, said in one line, and the file downloaded.
     """
     cached = os.path.join(cache_dir or keras_cache_dir(), KERAS_WEIGHTS_FILE)
     return _download(url, destination, known_md5, stream, sizes, ceiling, policy, algorithm, cached)
@@ -201,16 +171,12 @@ def _download(url, destination, known, stream, sizes, ceiling, policy, algorithm
         console.end_line()
 
 
-#: How each option's sums are named in messages.
 _SUM_WORDS = {"md5": "an MD5 sum", "sha256": "a SHA-256 sum"}
 
 
 def _sum_of(algorithm):
-    """The ``type`` of ``--md5`` or ``--sha256``: a sum of ``algorithm`` ("md5" or "sha256"), in lower case.
-
-    The function it returns raises ``argparse.ArgumentTypeError`` for anything else, naming the other option for a
-    sum of the other's length.
-    """
+    """The ``type`` of ``--md5`` or ``--sha256``: a lower-case sum of ``algorithm``; ``ArgumentTypeError`` for
+    anything else (naming the other option for a sum of its length)."""
 
     def parse(text):
         kind = {32: "md5", 64: "sha256"}.get(len(text)) if re.fullmatch("[0-9a-fA-F]+", text) else None
@@ -301,12 +267,8 @@ def _choice(args):
 
 
 def main(argv=None):
-    """Runs the command on ``argv`` (default: ``sys.argv[1:]``).
-
-    Returns:
-        0 when the file is saved; 2 on an error (one line on standard error); 128 plus the signal's number after
-        Ctrl-C, SIGTERM or SIGHUP, the partial file kept for the next run.
-    """
+    """Runs the command on ``argv`` (default: ``sys.argv[1:]``); returns 0 when the file is saved, 2 on an error
+    (one line), or 128 plus the signal's number after Ctrl-C, SIGTERM or SIGHUP (the partial file kept)."""
     console = Console(sys.stderr)
     try:
         args = build_parser().parse_args(argv)
@@ -314,8 +276,7 @@ def main(argv=None):
         console.note(f"error: {error}")
         return 2
     sources, output, algorithm, known, ceiling = _choice(args)
-    # The destination must not exist (checked before anything is created): if it does after a signal, this run
-    # saved it.
+    # The destination cannot exist yet (checked first): if it does after a signal, this run saved it.
     existed = os.path.lexists(output)
     cached = os.path.join(keras_cache_dir(), KERAS_WEIGHTS_FILE) if args.weights == "keras" else None
     try:

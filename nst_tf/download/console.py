@@ -32,10 +32,8 @@ class Console:
         self._start = (time.monotonic(), done)
 
     def progress(self, done, total, final=False):
-        """Draws ``done`` bytes of ``total`` (or None), unless drawn less than ``interval`` (``pipe_interval``) ago.
-
-        ``final``: draw whatever the time.
-        """
+        """Draws ``done`` bytes of ``total`` (or None), unless drawn less than ``interval`` (``pipe_interval``) ago
+        and not ``final``."""
         now = time.monotonic()
         wait = self.interval if self._tty else self.pipe_interval
         if not final and self._drawn is not None and now - self._drawn < wait:
@@ -76,13 +74,8 @@ class Console:
 
 @contextlib.contextmanager
 def stopping_on_signals():
-    """Turns the first SIGINT, SIGTERM or SIGHUP in the block into ``Stopped``; later ones are ignored.
-
-    The old handlers come back after the block. Outside the main thread the signals stay as they are.
-
-    Raises:
-        Stopped: in the block, at the first of those signals (main thread only).
-    """
+    """Turns the first SIGINT, SIGTERM or SIGHUP in the block into ``Stopped`` (later ones are ignored), in the
+    main thread only; the old handlers come back after the block."""
     received = []
 
     def handler(signum, frame):

@@ -1,11 +1,10 @@
 """One download: addresses in order, retries with backoff, resuming, size limits and the hash check.
 
-``Fetch.run`` hashes the bytes an earlier run kept (under a record naming another algorithm, it starts over), then
-tries each address in turn: each request asks for the rest (``Range``); a dropped connection, timeout or server
-error is tried again after a growing delay (``Policy``); a server that ignores the range, or a changed file, starts
-the file over. No more bytes are written than the file's known size or, while it is unknown, the server's
-Content-Length and the ceiling. A complete file whose hash is not a known one is removed with its record (it cannot
-be resumed into a right one), and the next address is tried.
+``Fetch.run`` hashes the bytes an earlier run kept (starting over under a record naming another algorithm), then
+tries each address: each request asks for the rest (``Range``); a dropped connection, timeout or server error is
+retried after a growing delay (``Policy``); a server ignoring the range, or a changed file, starts over. No more
+bytes are written than the known size or, while unknown, the Content-Length and the ceiling. A complete file of
+an unknown hash is removed with its record (it cannot be resumed into a right one); the next address is tried.
 """
 
 import dataclasses
@@ -32,15 +31,9 @@ def size_text(size):
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """What is downloaded.
-
-    Attributes:
-        name: the file's name, for messages.
-        digests: the accepted sums (hexadecimal digests by ``algorithm``), each with a description.
-        sizes: the size of the file of each sum, or None where not recorded.
-        ceiling: the most bytes accepted while the size is not known.
-        algorithm: the hash the file is checked by, a key of ``HASH_NAMES``.
-    """
+    """What is downloaded: its ``name`` (for messages), the accepted hexadecimal ``digests`` by ``algorithm`` (a
+    key of ``HASH_NAMES``) each with a description, the file ``sizes`` of each (None where not recorded), and
+    the most bytes accepted while the size is not known (``ceiling``)."""
 
     name: str
     digests: dict
@@ -73,13 +66,8 @@ class Target:
 
 
 class Fetch:
-    """Downloads one file into a ``Partial`` (its record loaded).
-
-    Attributes:
-        partial, target, policy, console: the ``Partial``, the ``Target``, the ``transfer.Policy``, the
-            ``console.Console``.
-        done: bytes in the partial file.
-    """
+    """Downloads one file into a ``Partial`` (its record loaded), by a ``Target``, a ``transfer.Policy`` and a
+    ``console.Console``; ``done``: the bytes in the partial file."""
 
     def __init__(self, partial, target, policy, console):
         self.partial, self.target, self.policy, self.console = partial, target, policy, console
@@ -87,14 +75,9 @@ class Fetch:
         self._opener = urllib.request.build_opener()  # the environment's proxies, read now
 
     def run(self, sources):
-        """Downloads from the first address (of ``sources``, in order) that delivers a file of a known sum.
-
-        Returns:
-            (the file's hexadecimal digest by the target's algorithm, the address it came from).
-
-        Raises:
-            NSTError: every address failed, or the partial file cannot be written (one line, saying what is kept).
-        """
+        """(the hexadecimal digest, the address) of the first of ``sources`` that delivers a file of a known sum;
+        ``NSTError`` when every address failed or the partial file cannot be written (one line, saying what is
+        kept)."""
         try:
             self._reread()
             record = self.partial.record

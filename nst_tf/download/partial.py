@@ -1,12 +1,11 @@
 """nst_tf's partial file beside a destination, with the record that makes it nst_tf's.
 
-A download to ``folder/name`` writes ``folder/.name.nst_tf-partial`` and its record
-``folder/.name.nst_tf-partial.json``: JSON with the address, the expected size, the server's ETag and
-Last-Modified, the hash algorithm (``md5`` or ``sha256``: a resumed download hashes the kept bytes the same way) and
-the destination's name. The record is written (atomically) before the partial file is created and removed after
-it, so a partial file without one, or with a record nst_tf did not write, is someone else's: it is never opened for
-writing, emptied or removed. The complete file becomes the destination by a hard link (or, where links are not
-supported, a rename after a check), which never replaces an existing file.
+A download to ``folder/name`` writes ``folder/.name.nst_tf-partial`` and its JSON record
+``.name.nst_tf-partial.json`` (address, expected size, ETag, Last-Modified, hash algorithm, destination's name).
+The record is written (atomically) before the partial file is created and removed after it, so a partial file
+without one, or with a record nst_tf did not write, is someone else's: never opened for writing, emptied or
+removed. The complete file becomes the destination by a hard link (or, without links, a rename after a check),
+which never replaces an existing file.
 """
 
 import contextlib
@@ -41,15 +40,9 @@ def kept(destination):
 
 
 def check_destination(destination):
-    """Refuses a destination that cannot become a new file, before anything is created.
-
-    Returns:
-        The folders to create for it, outermost first.
-
-    Raises:
-        NSTError: it exists (a file, a folder or a link), names a folder, holds a NUL, or its nearest existing
-            folder is a file or not writable.
-    """
+    """The folders to create for ``destination``, outermost first; ``NSTError`` before anything is created
+    when it exists (a file, a folder or a link), names a folder, holds a NUL, or its nearest existing folder is
+    a file or not writable."""
     text, name = quoted(destination), os.path.basename(destination)
     if "\0" in os.fsdecode(destination):
         raise NSTError(f"{text}: embedded null byte")
@@ -72,16 +65,8 @@ def check_destination(destination):
 
 
 class Partial:
-    """nst_tf's partial file for one destination, and its record.
-
-    Attributes:
-        destination: the file to download to.
-        path, record_path: the partial file and its record.
-        record: the record (a dict) once loaded or written, else None.
-
-    Raises:
-        NSTError: from the constructor, when ``destination`` cannot become a new file (``check_destination``).
-    """
+    """nst_tf's partial file for ``destination`` (``path``) and its record (``record_path``; ``record``, the
+    dict, once loaded or written). The constructor raises ``NSTError`` as ``check_destination`` does."""
 
     def __init__(self, destination):
         self.destination = os.fspath(destination)
@@ -91,14 +76,10 @@ class Partial:
         self._created = []
 
     def load(self):
-        """Reads the record an earlier run left, and opens and locks its partial file.
+        """Reads the record an earlier run left (returned; None without one), and opens and locks its partial file.
 
-        Returns:
-            The record, or None when there is no partial download.
-
-        Raises:
-            NSTError: a partial file without a record, a record nst_tf did not write, a partial file that is not
-                a regular file (a pipe would block the download), or one another download holds.
+        Raises ``NSTError`` for a partial file without a record, a record nst_tf did not write, a partial file
+        that is not a regular file (a pipe would block the download), or one another download holds.
         """
         has_partial = os.path.lexists(self.path)
         if not os.path.lexists(self.record_path):
@@ -128,11 +109,7 @@ class Partial:
             yield from iter(lambda: handle.read(chunk), b"")
 
     def begin(self, record):
-        """Starts the partial file: writes ``record``, then creates the file (and the folders it needs).
-
-        Raises:
-            OSError: a folder, the file or the record cannot be written.
-        """
+        """Writes ``record``, then creates the partial file (and the folders it needs); raises ``OSError``."""
         for folder in self._missing:
             if not os.path.isdir(folder):
                 os.mkdir(folder)
@@ -163,12 +140,9 @@ class Partial:
             view = view[os.write(self._fd, view) :]
 
     def finish(self):
-        """Puts the complete partial file in place as the destination and removes the record.
-
-        Raises:
-            NSTError: the destination appeared meanwhile (the partial file is kept).
-            OSError: the file cannot be synced or linked.
-        """
+        """Puts the complete partial file in place as the destination and removes the record; ``NSTError`` when
+        the destination appeared meanwhile (the partial file is kept), ``OSError`` when it cannot be synced or
+        linked."""
         os.fsync(self._fd)
         self.close()
         appeared = NSTError(
@@ -212,15 +186,9 @@ class Partial:
 
 
 def new_record(url, destination, expected_size=None, validators=None, algorithm="md5"):
-    """A record's fields, for ``Partial.begin``.
-
-    Args:
-        url: the address the bytes come from.
-        destination: the destination's path (its name is recorded).
-        expected_size: the size the server states, or None.
-        validators: the server's ``etag`` and ``last_modified``, or None.
-        algorithm: the hash the file is checked by, as hashlib names it ("md5", "sha256").
-    """
+    """A record's fields, for ``Partial.begin``: the address ``url``, the ``destination``'s name, the size the
+    server states (or None), its ``etag`` and ``last_modified`` ``validators`` (or None), and the hash
+    ``algorithm`` as hashlib names it."""
     validators = validators or {}
     return {
         "format": RECORD_FORMAT,

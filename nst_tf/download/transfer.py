@@ -1,11 +1,9 @@
 """Addresses, and one request to one: the answer's size, range and validators, before any byte is read.
 
-``check_url`` refuses, before anything is created, what cannot be an address to download from. ``open_reply``
-asks an http(s):// address for the file from an offset (a Range request, with If-Range naming the validator of
-the bytes kept) or opens a file:// address at that offset. Failures are ``DownloadError``\\ s of one line;
-``RetryableError`` marks those worth another try (a dropped connection, a timeout, a server error),
-``RestartError`` those that mean the bytes kept do not fit the file at the address (a 416 answer, a range other
-than the one asked for, a changed file), so the download starts over.
+``check_url`` refuses what cannot be an address; ``open_reply`` asks an http(s):// address for the file from an
+offset (Range, with If-Range naming the kept bytes' validator) or opens a file:// one there. Failures are
+one-line ``DownloadError``\\ s; ``RetryableError`` marks those worth another try, ``RestartError`` those meaning
+the kept bytes do not fit the file at the address (a 416, another range, a changed file): the download restarts.
 """
 
 import dataclasses
@@ -44,16 +42,11 @@ class RestartError(DownloadError):
 class Policy:
     """How hard a download tries.
 
-    Attributes:
-        attempts: tries in a row without progress before an address is given up (a try that received bytes
-            starts the count again).
-        first_delay: seconds before the first retry; doubled for each further failure in a row, up to
-            ``max_delay``.
-        max_delay: the longest wait between tries, in seconds.
-        timeout: seconds a connection may stay silent before the try fails.
-        chunk: the most bytes read and written at a time.
-        max_requests: requests to one address in all, progress or not (a server that drops every connection
-            after a few bytes must not hold the download for ever).
+    ``attempts``: tries in a row without progress before an address is given up (a try that received bytes
+    starts the count again); ``first_delay``: seconds before the first retry, doubled for each further failure
+    in a row up to ``max_delay``; ``timeout``: seconds a connection may stay silent; ``chunk``: the most bytes
+    read and written at a time; ``max_requests``: requests to one address in all, progress or not (a server
+    that drops every connection after a few bytes must not hold the download for ever).
     """
 
     attempts: int = 5
@@ -70,15 +63,9 @@ class Policy:
 
 @dataclasses.dataclass
 class Reply:
-    """An answer whose body is still to be read.
-
-    Attributes:
-        body: has ``read1(n)`` and ``close()``.
-        end: the offset in the file after the last byte the body says it sends, or None.
-        total: the size of the whole file, or None when not stated.
-        validators: the ``etag`` and ``last_modified`` the answer states (None where absent).
-        whole: whether the body is the whole file from its first byte (an HTTP 200).
-    """
+    """An answer whose ``body`` (with ``read1(n)`` and ``close()``) is still to be read: ``end``, the offset after
+    the last byte it says it sends (or None); ``total``, the whole file's size (or None); the ``etag`` and
+    ``last_modified`` ``validators`` (None where absent); ``whole``: the body is the whole file (an HTTP 200)."""
 
     body: object
     end: int | None
@@ -88,12 +75,8 @@ class Reply:
 
 
 def check_url(url):
-    """Refuses what cannot be an address to download from, before anything is created or sent.
-
-    Raises:
-        NSTError: not printable ASCII without spaces, not http://, https:// or file://, no host, a bad port,
-            or a malformed IPv6 host.
-    """
+    """Refuses with ``NSTError``, before anything is created or sent, an address not printable ASCII without
+    spaces, not http://, https:// or file://, or with no host, a bad port or a malformed IPv6 host."""
     if not url.isascii() or not url.isprintable() or " " in url:
         raise NSTError(f"{quoted(url)} is not an address: percent-encode its spaces and other characters")
     try:
@@ -113,17 +96,11 @@ def check_url(url):
 
 
 def open_reply(url, offset, validators, timeout, opener):
-    """Opens ``url`` (one ``check_url`` accepts) from byte ``offset`` (0: the whole file).
+    """A ``Reply`` for ``url`` (one ``check_url`` accepts) from byte ``offset`` (0: the whole file).
 
     ``validators``: the ``etag``/``last_modified`` of the bytes kept, sent as If-Range so that a changed file
-    comes whole, or None. ``opener``: a ``urllib.request.OpenerDirector``, whose redirect handler follows
-    http(s) addresses (urllib refuses a redirect to file://).
-
-    Returns:
-        A ``Reply``.
-
-    Raises:
-        RetryableError, RestartError, DownloadError: as the module says.
+    comes whole, or None. ``opener``: a ``urllib.request.OpenerDirector`` (urllib refuses a redirect to file://).
+    Raises ``RetryableError``, ``RestartError`` or ``DownloadError`` as the module says.
     """
     if urllib.parse.urlsplit(url).scheme.lower() == "file":
         return _open_file(url, offset)

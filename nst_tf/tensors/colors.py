@@ -1,10 +1,8 @@
 """Keeping the content image's colours (Gatys et al. 2016, "Preserving colour in neural artistic style transfer").
 
-Two ways, on normalized images (1, H, W, 3) (``CONFIG.MEANS`` subtracted), in NumPy, outside the optimization:
-``"luminance"``: after optimizing, keep the generated image's luminance (Y of YIQ) and take the chrominance
-(I and Q) from the content image, so only light and shade come from the style. ``"histogram"``: before
-optimizing, recolour the style image so that its RGB pixels' mean and covariance equal the content image's;
-the optimization then paints with the content's palette.
+On normalized images (1, H, W, 3), in NumPy, outside the optimization. ``"luminance"``: after optimizing, the
+generated image's luminance (Y of YIQ) with the content's chrominance (I, Q). ``"histogram"``: before it, the
+style recoloured to the content's RGB mean and covariance, so the optimization paints with the content's palette.
 """
 
 import numpy as np
@@ -54,11 +52,10 @@ def _sqrt_and_inverse_sqrt(covariance):
 
 
 def match_color_statistics(style, content):
-    """The style image recoloured so its RGB mean and covariance equal the content's.
-
-    ``x' = C_c^(1/2) C_s^(-1/2) (x - mu_s) + mu_c`` over the style's pixels x (symmetric matrix square roots).
-    Both images normalized; the result normalized float32, the style's shape, clipped to valid pixel values.
-    ``NSTError`` unless both are finite normalized (1, H, W, 3) images.
+    """The style image recoloured so its RGB mean and covariance equal the content's:
+    ``x' = C_c^(1/2) C_s^(-1/2) (x - mu_s) + mu_c`` over its pixels x (symmetric square roots); normalized
+    float32 of the style's shape, clipped to valid pixels. ``NSTError`` unless both are finite normalized
+    (1, H, W, 3) images.
     """
     style_rgb = _pixels(style, "style").reshape(-1, 3)
     content_rgb = _pixels(content, "content").reshape(-1, 3)

@@ -1,11 +1,8 @@
-"""The course's cost functions, as pure TensorFlow functions: tensors (or values convertible to tensors) in,
-tensors out, so they work eagerly, inside ``tf.function`` (also with unknown spatial sizes) and in Keras layers.
+"""The course's cost functions as pure TensorFlow functions (tensors in and out: eager, in ``tf.function`` with
+unknown sizes too, and in Keras layers), computing in their inputs' dtype.
 
-Precision: they compute in their inputs' dtype; float32 and float64 are exact in the course's sense. float16
-is unusable for the style cost at real sizes: the normaliser 4 * n_C**2 * (n_H*n_W)**2 exceeds float16's
-maximum (65504) for any layer larger than about 2x2x8, so the cost becomes inf/inf or 0. bfloat16 has
-float32's range but 8 bits of mantissa, so Gram sums lose about three significant digits. For reduced
-precision, cast activations to float32 before calling these functions.
+float16 cannot hold the style cost at real sizes (4 * n_C**2 * (n_H*n_W)**2 exceeds 65504 past about 2x2x8), and
+bfloat16's 8-bit mantissa loses three digits of Gram sums: cast reduced-precision activations to float32 first.
 """
 
 import tensorflow as tf
@@ -132,14 +129,10 @@ def gram_distance(gram_S, gram_G, normalizer):
 
 
 def layer_style_cost_from_gram(gram_S, a_G, normalizer=None):
-    """Style cost ``sum((gram_S - style_gram(a_G))**2) / normalizer`` of one layer, a scalar tensor.
-
-    ``gram_S``: the style image's Gram matrix (n_C, n_C); ``a_G``: the generated image's activation (1, n_H,
-    n_W, n_C); ``normalizer`` by default the course's ``4 * n_C**2 * (n_H*n_W)**2`` of ``a_G``.
-
-    Raises:
-        NSTError: ``a_G`` is not a floating tensor of shape (1, n_H, n_W, n_C), or ``gram_S`` is not of shape
-            (n_C, n_C) or not of ``a_G``'s dtype.
+    """Style cost ``sum((gram_S - style_gram(a_G))**2) / normalizer`` of one layer, a scalar tensor, from the
+    style's Gram matrix (n_C, n_C) and the generated activation (1, n_H, n_W, n_C); ``normalizer`` by default
+    the course's ``4 * n_C**2 * (n_H*n_W)**2``. ``NSTError`` for an ``a_G`` not floating (1, n_H, n_W, n_C), or a
+    ``gram_S`` not (n_C, n_C) of its dtype.
     """
     a_G = _activation(a_G, "a_G")
     gram_S = tf.convert_to_tensor(gram_S)
@@ -182,17 +175,14 @@ def weighted_style_cost(style_layers, layer_cost):
 def compute_style_cost(style_activations, generated_activations, style_layers=STYLE_LAYERS):
     """Weighted style cost ``sum_l weight_l * compute_layer_style_cost(S[l], G[l])``, a scalar tensor, over
     ``style_layers``' (layer name, weight) pairs; ``S`` and ``G`` map layer names to the style and generated
-    images' activations (1, n_H, n_W, n_C).
-
-    The second edition's call, with the lists of a Keras model's outputs, is accepted too: every output but the
-    last (the content layer's) is a style layer, paired with ``style_layers`` by position. The first edition's
-    ``compute_style_cost(model, STYLE_LAYERS)`` ran a TF1 session; in TF2 it is
-    ``compute_style_cost(model(style, layers=names), model(generated, layers=names))``.
+    images' activations (1, n_H, n_W, n_C). The second edition's lists of a Keras model's outputs are accepted
+    too: all but the last (the content layer's) pair with ``style_layers`` by position. The first edition's
+    ``compute_style_cost(model, STYLE_LAYERS)`` needed a TF1 session; in TF2 pass ``model(style, layers=names)``
+    and ``model(generated, layers=names)``.
 
     Raises:
-        NSTError: the first edition's ``(model, STYLE_LAYERS)`` call; arguments that are neither mappings nor
-            (both) lists of outputs; a layer of ``style_layers`` missing from a mapping; output counts that
-            disagree with ``style_layers``; or activations ``compute_layer_style_cost`` refuses.
+        NSTError: that first-edition call; arguments neither mappings nor lists of outputs; a layer missing;
+            output counts that disagree with ``style_layers``; activations ``compute_layer_style_cost`` refuses.
     """
     if _is_style_layers(generated_activations):
         raise NSTError(
@@ -262,14 +252,10 @@ def total_cost(J_content, J_style, alpha=10, beta=40):
 def total_variation_cost(image, form="squared"):
     """Total-variation regularizer of an image (1, H, W, C), a scalar tensor in its dtype.
 
-    ``form="squared"``: the sum over all channels of squared differences between vertically or horizontally
-    neighbouring pixels, ``sum (x[i+1, j] - x[i, j])**2 + sum (x[i, j+1] - x[i, j])**2``. ``form="power"``
-    (the Keras L-BFGS variant's): over the top-left (H-1) x (W-1) pixels,
-    ``sum ((x[i, j] - x[i+1, j])**2 + (x[i, j] - x[i, j+1])**2) ** 1.25``.
-
-    Raises:
-        NSTError: ``form`` is not one of ``TV_FORMS``, or ``image`` is not a floating tensor of shape
-            (1, H, W, C).
+    ``form="squared"``: ``sum (x[i+1, j] - x[i, j])**2 + sum (x[i, j+1] - x[i, j])**2`` over all channels;
+    ``"power"`` (the Keras L-BFGS variant's), over the top-left (H-1) x (W-1) pixels:
+    ``sum ((x[i, j] - x[i+1, j])**2 + (x[i, j] - x[i, j+1])**2) ** 1.25``. ``NSTError`` for a ``form`` not in
+    ``TV_FORMS``, or an ``image`` not floating (1, H, W, C).
     """
     if form not in TV_FORMS:
         raise NSTError(f"form must be one of {', '.join(TV_FORMS)}; got {form!r}")
@@ -283,13 +269,10 @@ def total_variation_cost(image, form="squared"):
 def temporal_cost(image, warped, weights):
     """Ruder et al.'s temporal consistency cost of a video frame (1, H, W, C), a scalar tensor in its dtype.
 
-    ``sum_k sum(weights[k] * (image - warped[k])**2) / (H W C)``: for each earlier stylized frame ``k`` warped
-    onto this one (``warped``, (K, H, W, C)), the mean squared difference, weighted per pixel by ``weights``
-    ((K, H, W, 1), 0 where the flow is not trusted: disocclusions and motion boundaries).
-
-    Raises:
-        NSTError: ``image`` is not a floating tensor of shape (1, H, W, C), or ``warped`` and
-            ``weights`` are not (K, H, W, C) and (K, H, W, 1) of its sizes and dtype, with the same K.
+    ``sum_k sum(weights[k] * (image - warped[k])**2) / (H W C)`` over the earlier stylized frames ``warped``
+    (K, H, W, C) warped onto this one, weighted per pixel by ``weights`` (K, H, W, 1) (0 where the flow is not
+    trusted). ``NSTError`` for an ``image`` not floating (1, H, W, C), or ``warped`` and ``weights`` not of its
+    sizes and dtype with one K.
     """
     x = _activation(image, "image")
     warped, weights = as_tensor(warped, "warped"), as_tensor(weights, "weights")

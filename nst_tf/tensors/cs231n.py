@@ -1,18 +1,11 @@
 """Stanford CS231n's style-transfer functions (assignment 3), as the assignment names them, in TensorFlow.
 
-``content_loss``, ``gram_matrix``, ``style_loss`` and ``tv_loss`` are the assignment's graded functions;
-``preprocess``, ``deprocess``, ``extract_features`` and ``rel_error`` its helpers. They take tensors (or values
-convertible to tensors) and return tensors, so they also run inside ``tf.function``; they compute in their
-inputs' dtype (float32 or float64); wrong shapes, dtypes and types raise ``NSTError``.
-
-Activations here are NHWC, as nst_tf's networks return them (the PyTorch edition's are NCHW; every loss is a
-sum over all positions, so only ``gram_matrix`` needs to know where the channels are). The network is
-SqueezeNet 1.1 (``nst_tf.tensors.squeezenet_module.SqueezeNet``): the PyTorch edition indexes its layers by
-torchvision's ``features`` index, 0 ... 12, as ``extract_features`` lists them (content layer 3, style layers
-(1, 4, 6, 7), Gram check on features[5]); the TensorFlow edition numbers them one lower (2; (0, 3, 5, 6); 4),
-its first convolution including the ReLU. nst_tf's names: 1 "relu_conv1", 3 "fire2", 4 "fire3", 5 "pool3",
-6 "fire4", 7 "fire5" (``nst_tf.plan.networks.squeezenet``). The Coursera course's ``costs.gram_matrix`` (of an
-unrolled (n_C, n_H*n_W) matrix, unnormalized) is another function; this module's takes the activation.
+The graded ``content_loss``, ``gram_matrix``, ``style_loss`` and ``tv_loss`` and the helpers ``preprocess``,
+``deprocess``, ``extract_features`` and ``rel_error``: tensors in and out (also in ``tf.function``), in their
+inputs' dtype; wrong shapes, dtypes and types raise ``NSTError``. Activations are NHWC (the PyTorch edition's
+NCHW; only ``gram_matrix`` cares). The network is SqueezeNet 1.1: the PyTorch edition indexes torchvision's
+``features`` 0 ... 12 (content layer 3, style layers (1, 4, 6, 7)); the TensorFlow edition numbers them one lower
+(``nst_tf.plan.networks.squeezenet`` names them). The Coursera ``costs.gram_matrix`` takes an unrolled matrix.
 """
 
 import numbers
@@ -65,14 +58,8 @@ def _sequence(value, name):
 
 def content_loss(content_weight, content_current, content_original):
     """Content loss ``content_weight * sum((content_current - content_original)**2)``, a scalar tensor in the
-    features' dtype (unlike the Coursera cost, not divided by the layer's size).
-
-    ``content_weight`` is a number or a scalar tensor; ``content_current`` and ``content_original`` are the
-    current and content images' features at the content layer, (1, H_l, W_l, C_l), of one dtype.
-
-    Raises:
-        NSTError: a feature tensor is not a floating tensor of rank 4, the two differ in shape or dtype, or
-            ``content_weight`` is not a number.
+    features' dtype (not divided by the layer's size, unlike the Coursera cost), of features (1, H_l, W_l, C_l).
+    ``NSTError`` for features not floating of rank 4 or differing in shape or dtype, or a weight not a number.
     """
     current = _floating(content_current, "content_current", 4, "(1, H_l, W_l, C_l)")
     original = _floating(content_original, "content_original", 4, "(1, H_l, W_l, C_l)")
@@ -83,10 +70,8 @@ def content_loss(content_weight, content_current, content_original):
 
 def gram_matrix(features, normalize=True):
     """Gram matrices (N, C, C) of NHWC features (N, H, W, C): ``G[n, c, d] = sum_{h, w} F[n, h, w, c] F[n, h, w, d]``,
-    divided by one image's number of values ``H * W * C`` when ``normalize``.
-
-    (The PyTorch edition's takes (N, C, H, W); the TensorFlow edition's returns (C, C), without the batch axis.)
-    ``NSTError`` unless ``features`` is a floating tensor of rank 4 and ``normalize`` a bool.
+    divided by ``H * W * C`` when ``normalize`` (the PyTorch edition takes NCHW; the TensorFlow edition returns
+    (C, C)). ``NSTError`` unless ``features`` is floating of rank 4 and ``normalize`` a bool.
     """
     features = _floating(features, "features", 4, "(N, H, W, C)")
     if not isinstance(normalize, bool):
@@ -121,16 +106,11 @@ def style_loss(feats, style_layers, style_targets, style_weights):
     """Style loss ``sum_i style_weights[i] * sum((G_i - style_targets[i])**2)``, a scalar tensor in the features'
     dtype, with ``G_i = gram_matrix(feats[style_layers[i]])`` (normalized).
 
-    ``feats``: the current image's features, a list of (1, H_l, W_l, C_l) activations indexed by layer
-    (``extract_features``), or a dict of them (an integer key also finds the string key "3"). ``style_layers``:
-    the layers to use, e.g. [1, 4, 6, 7] (the PyTorch edition's indices; the TensorFlow edition's [0, 3, 5, 6]
-    index its own, shorter list). ``style_targets``: for each, the style image's Gram matrix (1, C_l, C_l), of
-    the features' dtype. ``style_weights``: one number or scalar tensor per layer.
-
-    Raises:
-        NSTError: ``feats`` is not a list, tuple or dict; the three lists are not lists of one length, or empty;
-            a layer is not in ``feats``; a target's shape or dtype is not its Gram matrix's; a weight is not a
-            number.
+    ``feats``: a list of (1, H_l, W_l, C_l) activations by layer (``extract_features``), or a dict (an integer
+    key also finds "3"); ``style_layers``: e.g. [1, 4, 6, 7] (the PyTorch edition's; the TensorFlow edition's
+    [0, 3, 5, 6] index its shorter list); ``style_targets``: the style's Gram matrices (1, C_l, C_l);
+    ``style_weights``: numbers or scalar tensors. ``NSTError`` for other types, lists of unequal or no length,
+    a layer not in ``feats``, a target of another shape or dtype, a weight not a number.
     """
     if not isinstance(feats, (list, tuple, dict)):
         raise NSTError(f"feats must be a list or dict of activations; got {type(feats).__name__}")
@@ -155,12 +135,8 @@ def style_loss(feats, style_layers, style_targets, style_weights):
 
 
 def tv_loss(img, tv_weight):
-    """Total-variation loss ``tv_weight * (sum dh**2 + sum dw**2)`` over all channels, a scalar tensor in the
-    image's dtype, with ``dh = img[:, 1:] - img[:, :-1]`` and ``dw = img[:, :, 1:] - img[:, :, :-1]``.
-
-    ``img`` is (1, H, W, 3) (the PyTorch edition's (1, 3, H, W)); ``tv_weight`` a number or a scalar tensor.
-    ``NSTError`` unless ``img`` is a floating tensor of rank 4 and ``tv_weight`` a number.
-    """
+    """Total-variation loss ``tv_weight * (sum dh**2 + sum dw**2)`` over all channels of ``img`` (1, H, W, 3), a
+    scalar tensor in its dtype; ``NSTError`` unless ``img`` is floating of rank 4 and ``tv_weight`` a number."""
     img = _floating(img, "img", 4, "(1, H, W, 3)")
     weight = _weight(tv_weight, img.dtype, "tv_weight")
     dh = img[:, 1:, :, :] - img[:, :-1, :, :]
@@ -184,13 +160,10 @@ def _resized_shape(height, width, size):
 
 
 def preprocess(image, size):
-    """CS231n's ``preprocess``: uint8 RGB ``image`` (H, W, 3) -> float32 (1, h, w, 3), its shorter side resized to
-    ``size`` (the longer to ``int(size * long / short)``, as torchvision's ``Resize(size)``), then normalized
-    for SqueezeNet.
-
-    Resizing is bilinear and antialiased (``tf.image.resize``; the assignment's PIL filter differs by a level or
-    so), rounded to 8 bits, skipped for an image already of that size; then ``(pixels / 255 - SQUEEZENET_MEAN)
-    / SQUEEZENET_STD``. ``NSTError`` unless ``image`` is uint8 (H, W, 3) and ``size`` a positive whole number.
+    """CS231n's ``preprocess``: uint8 RGB ``image`` (H, W, 3) -> float32 (1, h, w, 3), the shorter side resized
+    to ``size`` as torchvision's ``Resize(size)`` (bilinear, antialiased, rounded to 8 bits; skipped at that
+    size), then ``(pixels / 255 - SQUEEZENET_MEAN) / SQUEEZENET_STD``. ``NSTError`` unless ``image`` is uint8
+    (H, W, 3) and ``size`` a whole number from 1 to ``MAX_SIZE``.
     """
     image = as_tensor(image, "image")
     if image.dtype != tf.uint8:
@@ -218,12 +191,10 @@ def preprocess(image, size):
 def deprocess(img, should_rescale=True):
     """CS231n's ``deprocess``: a normalized image (1, H, W, 3) or (H, W, 3) back to uint8 pixels (H, W, 3).
 
-    ``img * SQUEEZENET_STD + SQUEEZENET_MEAN``, with ``should_rescale`` rescaled to fill [0, 1] (``(x - min) /
-    (max - min)``; a constant image becomes 0, as the PyTorch edition does by default; the TensorFlow
-    edition's ``deprocess_image`` does not), clipped to [0, 1], times 255, rounded (the assignment
-    truncates), so that ``deprocess(preprocess(x, s), False)`` is ``x`` when ``x`` is already of size ``s``.
-
-    ``NSTError`` unless ``img`` is a floating (1, H, W, 3) or (H, W, 3) tensor and ``should_rescale`` a bool.
+    ``img * SQUEEZENET_STD + SQUEEZENET_MEAN``, with ``should_rescale`` rescaled to fill [0, 1] (a constant image
+    becomes 0, as the PyTorch edition does), clipped, times 255, rounded (the assignment truncates), so that
+    ``deprocess(preprocess(x, s), False)`` is ``x`` at size ``s``. ``NSTError`` for another shape or dtype, or a
+    ``should_rescale`` not a bool.
     """
     img = _floating(img, "img")
     if img.shape.rank == 3:
@@ -241,10 +212,8 @@ def deprocess(img, should_rescale=True):
 
 
 def extract_features(x, cnn):
-    """CS231n's ``extract_features``: the list of every layer's activation of ``x`` (N, H, W, 3), in the order of
-    ``cnn.network.layers`` (``cnn``: ``SqueezeNet`` or any nst_tf network module); for SqueezeNet
-    ``features[i]`` is torchvision's features.i (13 of them). ``NSTError`` for another ``cnn``, or as it raises.
-    """
+    """CS231n's ``extract_features``: every layer's activation of ``x`` (N, H, W, 3), in ``cnn.network.layers``'
+    order (for SqueezeNet, torchvision's features.0 ... 12); ``NSTError`` for a ``cnn`` not an nst_tf network."""
     network = getattr(cnn, "network", None)
     if not callable(cnn) or network is None:
         raise NSTError(f"cnn must be an nst_tf network module (SqueezeNet); got {type(cnn).__name__}")

@@ -1,10 +1,8 @@
 """Optical flow between video frames (OpenCV) and Ruder et al.'s per-pixel consistency weights.
 
-``flow_between(a, b)`` is the flow ``f`` with ``a[p] ~ b[p + f[p]]`` (OpenCV's ``calc(a, b)``; ``f[..., 0]``
-the column, ``f[..., 1]`` the row displacement): ``flow_between(frame_t, frame_{t-1})`` brings frame t-1
-onto frame t (``warp.warp``), and the forward ``flow_between(frame_{t-1}, frame_t)`` checks it. OpenCV, an
-optional extra (``pip install "nst_tf[video]"``), is imported at the first flow. NumPy in and out: flow
-runs on the host, once per frame, outside the traced step.
+``flow_between(frame_t, frame_{t-1})`` brings frame t-1 onto frame t (``warp.warp``); the forward flow checks it.
+OpenCV (``pip install "nst_tf[video]"``) is imported at the first flow. NumPy in and out: flow runs on the host,
+once per frame, outside the traced step.
 """
 
 import numpy as np
@@ -24,10 +22,8 @@ def _cv2():
 def flow_between(a, b, method="dis", preset="medium"):
     """The dense flow ``f`` with ``a[p] ~ b[p + f[p]]``, shape (H, W, 2) float32 (dx, dy), between frames of one
     size, uint8 (H, W, 3) RGB or (H, W) grey, by ``method`` "dis" (dense inverse search, Kroeger et al. 2016;
-    ``preset`` one of ``DIS_PRESETS``) or "farneback" (Farneback 2003).
-
-    Raises:
-        NSTError: an unknown method or preset, frames of other sizes or kinds, or OpenCV missing.
+    ``preset`` one of ``DIS_PRESETS``) or "farneback" (Farneback 2003). ``NSTError`` for an unknown method or
+    preset, frames of other sizes or kinds, or OpenCV missing.
     """
     if method not in FLOW_METHODS:
         raise NSTError(f"--flow must be one of {', '.join(FLOW_METHODS)}; got {method!r:.40}")
@@ -62,14 +58,11 @@ def _grey(cv2, frame, name):
 def consistency_weights(backward, forward):
     """Ruder et al.'s weights for frame t, float32 (H, W): 1 where the flow is trusted, 0 where it is not.
 
-    From ``backward = flow_between(frame_t, frame_{t-1})`` and ``forward = flow_between(frame_{t-1}, frame_t)``,
-    both (H, W, 2), a pixel ``p`` is not trusted (Ruder, Dosovitskiy and Brox 2016, section 3.2, as their
-    consistency checker computes it) where its source ``p + u`` (``u = backward[p]``) lies outside frame
-    t-1; where the flows disagree (a disocclusion), ``|w + u|^2 > 0.01 (|w|^2 + |u|^2) + 0.5`` with ``w =
-    forward[p + u]`` (bilinear); or on a motion boundary, ``|grad u_x|^2 + |grad u_y|^2 > 0.01 |u|^2 + 0.002``.
-
-    Raises:
-        NSTError: the flows' shapes differ or are not (H, W, 2).
+    From ``backward = flow_between(frame_t, frame_{t-1})`` and the ``forward`` flow, both (H, W, 2), a pixel ``p``
+    is not trusted (Ruder, Dosovitskiy and Brox 2016, section 3.2, as their checker computes it) where its source
+    ``p + u`` (``u = backward[p]``) lies outside frame t-1; where ``|w + u|^2 > 0.01 (|w|^2 + |u|^2) + 0.5`` with
+    ``w = forward[p + u]`` (a disocclusion); or where ``|grad u_x|^2 + |grad u_y|^2 > 0.01 |u|^2 + 0.002`` (a
+    motion boundary). ``NSTError`` when the flows' shapes differ or are not (H, W, 2).
     """
     backward = np.asarray(backward, np.float32)
     forward = np.asarray(forward, np.float32)
@@ -90,13 +83,9 @@ def consistency_weights(backward, forward):
 
 
 def long_term_weights(weights):
-    """Ruder et al.'s long-term weights: from ``{gap: consistency weights (H, W)}`` of the frames ``gap``
-    back, ``{gap: max(weights[gap] - sum of weights[g] for g < gap, 0)}`` (float32): a frame counts only
-    where no nearer one is trusted.
-
-    Raises:
-        NSTError: the weights are not all of one shape.
-    """
+    """Ruder et al.'s long-term weights: from ``{gap: consistency weights (H, W)}`` of the frames ``gap`` back,
+    ``{gap: max(weights[gap] - sum of weights[g] for g < gap, 0)}`` (float32): a frame counts only where no
+    nearer one is trusted. ``NSTError`` when the weights are not all of one shape."""
     nearer, result = None, {}
     for gap in sorted(weights):
         own = np.asarray(weights[gap], np.float32)

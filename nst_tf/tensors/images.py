@@ -365,7 +365,8 @@ def reshape_and_normalize_image(image, normalization="means"):
 
 def pixel_range(normalization="means"):
     """(lowest, highest) normalized pixel values, each of shape (1, 1, 1, 3): 0 and 255 normalized (float32
-    per channel for "imagenet") for one of ``IMAGE_NORMALIZATIONS``, which the config has checked."""
+    per channel for "imagenet"); ``NSTError`` for a normalization not in ``IMAGE_NORMALIZATIONS``."""
+    normalization = _normalization(normalization)
     if normalization == "imagenet":
         return (np.float32(0) - IMAGENET_MEAN) / IMAGENET_STD, (np.float32(1) - IMAGENET_MEAN) / IMAGENET_STD
     if normalization == "unit":

@@ -13,13 +13,9 @@ MODULES = {"vgg19": VGG19, "squeezenet": SqueezeNet}
 
 
 def build_network(network, weights, dtype=None, pooling=None):
-    """The ``tf.Module`` computing ``network`` (a name or a ``Network``) from ``weights``.
-
-    ``pooling`` defaults to the network's first pooling choice; ``dtype`` to the module's own.
-
-    Raises:
-        NSTError: for weights that are not what the network's reader gives, a pooling the network
-            does not have, a dtype that is not floating-point, or an unknown network.
+    """The ``tf.Module`` computing ``network`` (a name or a ``Network``) from ``weights``, with ``pooling``
+    (default: the network's first choice) and ``dtype`` (default: the module's own). ``NSTError`` for weights
+    not what the network's reader gives, an unknown pooling or network, or a dtype not floating-point.
     """
     network = get_network(network)
     options = {"pooling": network.poolings[0] if pooling is None else pooling}

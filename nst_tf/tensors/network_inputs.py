@@ -6,12 +6,8 @@ from ..ground.errors import NSTError
 
 
 def network_input(image, dtype, min_size, needs):
-    """``image`` as a tensor cast to ``dtype``, when it is a batch (N >= 1, height, width, 3) of real numbers whose
-    sides, where known, are at least ``min_size`` (``needs`` names what needs that, for the message).
-
-    Raises:
-        NSTError: ``image`` is not an array or tensor, holds no image or no real numbers, or is of another
-            shape or smaller.
+    """``image`` as a tensor cast to ``dtype``: a batch (N >= 1, height, width, 3) of real numbers whose sides,
+    where known, are at least ``min_size`` (``needs`` names what needs that). ``NSTError`` for anything else.
     """
     try:
         image = tf.convert_to_tensor(image)
@@ -32,11 +28,7 @@ def network_input(image, dtype, min_size, needs):
 
 
 def floating_dtype(dtype):
-    """``dtype`` as a floating-point ``tf.DType``.
-
-    Raises:
-        NSTError: ``dtype`` is not a type, or not a floating-point one.
-    """
+    """``dtype`` as a floating-point ``tf.DType``; ``NSTError`` when it is not a type, or not a floating one."""
     try:
         dtype = tf.as_dtype(dtype)
     except TypeError:

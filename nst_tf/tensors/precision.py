@@ -1,11 +1,8 @@
-"""The network's precision: names to dtypes, and what this machine runs natively.
+"""The network's precision: names (``PRECISIONS``) to dtypes, and what "auto" means on this machine.
 
-``StyleTransferConfig.precision`` names one of ``PRECISIONS``; this module turns a name into a TensorFlow dtype
-and decides what "auto" means here. Gram matrices and costs are always float32 (``costs.py`` says why).
-"auto" chooses bf16 on CPUs with AMX, the only CPUs where it was measured faster than float32 (without AMX,
-even with AVX512_BF16, it was slower), and on GPUs with bfloat16 tensor cores (not measured). The measurements
-(``benchmarks/bench.py --sections variants``) are in ``benchmarks/results/cpu-*.md`` and README.md's
-Benchmarks section.
+Gram matrices and costs are always float32 (``costs.py`` says why). "auto" chooses bf16 on CPUs with AMX, the
+only CPUs where it was measured faster than float32 (even with AVX512_BF16 it was slower), and on GPUs with
+bfloat16 tensor cores (not measured); see ``benchmarks/results/cpu-*.md`` and README.md's Benchmarks section.
 """
 
 import functools
@@ -77,11 +74,8 @@ def _onednn_allows(precision):
 
 
 def resolve(precision, gpus=None, flags=None):
-    """``precision`` with "auto" replaced by bf16 where it is native here, else float32.
-
-    Raises:
-        NSTError: ``precision`` is not one of ``PRECISIONS``.
-    """
+    """``precision`` with "auto" replaced by bf16 where it is native here, else float32; ``NSTError`` for one not
+    in ``PRECISIONS``."""
     if precision not in PRECISIONS:
         raise NSTError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision != "auto":
@@ -90,11 +84,8 @@ def resolve(precision, gpus=None, flags=None):
 
 
 def emulation_note(precision, gpus=None, flags=None):
-    """One sentence saying why ``precision`` will be slow here, or None when it is native.
-
-    Raises:
-        NSTError: ``precision`` is not one of ``PRECISIONS``.
-    """
+    """One sentence saying why ``precision`` will be slow here, or None when it is native; ``NSTError`` as
+    ``resolve`` raises."""
     precision = resolve(precision, gpus, flags)
     if is_native(precision, gpus, flags):
         return None

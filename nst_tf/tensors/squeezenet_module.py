@@ -1,10 +1,8 @@
 """SqueezeNet 1.1 as a tf.Module: torchvision's ``features``, computed from weights already read.
 
-``SqueezeNet(weights)`` holds the ``features`` parameters of a ``SqueezeNetWeights`` (read by
-``read_squeezenet`` from torchvision's ``squeezenet1_1-b8a52dc0.pth``, or made by
-``random_squeezenet_weights``), its kernels turned from PyTorch's OIHW to TensorFlow's HWIO once, here. It
-computes in NHWC exactly what torchvision computes in NCHW (``nst_tf.plan.networks.squeezenet`` names the
-layers); the module never touches the disk.
+``SqueezeNet(weights)`` holds a ``SqueezeNetWeights``' ``features`` parameters (``read_squeezenet``'s, or
+``random_squeezenet_weights``'), kernels turned from PyTorch's OIHW to HWIO once, and computes in NHWC exactly
+what torchvision computes in NCHW (``nst_tf.plan.networks.squeezenet`` names the layers). It never touches disk.
 """
 
 from types import SimpleNamespace
@@ -39,21 +37,16 @@ def _hwio(weights):
 class SqueezeNet(tf.Module):
     """torchvision's SqueezeNet 1.1 ``features`` (CS231n's style-transfer network) as a tf.Module.
 
-    Called on a float batch (N, H, W, 3), H and W at least 17, normalized as torchvision's ImageNet models
-    expect (``normalization="imagenet"``) and cast to the module's ``dtype`` (float32 by default), it returns
-    layer name -> NHWC activation: "input" and the 13 layers ("conv1" ... "fire9"), each also asked for by its
-    torchvision index ("0" ... "12"); ``layers`` computes only up to the deepest requested layer and returns
-    those, keyed by the names asked.
-
-    The layers are torchvision's: features.0 is a 3x3 convolution, stride 2, no padding (before the ReLU,
-    features.1); the poolings are 3x3 max poolings, stride 2, ceil mode (``_ceil_max_pool``); a Fire module
-    is a 1x1 "squeeze" convolution with ReLU, then the channel concatenation of the ReLUs of a 1x1 and a 3x3
-    (padding 1) "expand" convolution. ``pooling`` has one choice, "max". The weights are non-trainable
-    ``tf.Variable``s, as VGG19's are.
+    Called on a float batch (N, H, W, 3), H and W at least 17, normalized as torchvision's ImageNet models expect,
+    it returns layer name -> NHWC activation: "input" and the 13 layers ("conv1" ... "fire9", each also by its
+    torchvision index "0" ... "12"); ``layers`` computes only up to the deepest asked and returns those, keyed
+    as asked. As torchvision: features.0 a 3x3 convolution, stride 2, unpadded (ReLU: features.1); poolings 3x3
+    max, stride 2, ceil mode; a Fire module a 1x1 "squeeze" convolution with ReLU, then the concatenated ReLUs of
+    a 1x1 and a 3x3 (padding 1) "expand" convolution. The weights are non-trainable ``tf.Variable``s.
 
     Raises:
         NSTError: ``weights`` lacks a ``features`` parameter or has one of another shape; ``dtype`` is not
-            floating-point; ``pooling`` is not "max".
+            floating-point; ``pooling`` is not "max" (its one choice).
     """
 
     #: Its description: vocabulary and geometry (``nst_tf.plan.networks.squeezenet``).

@@ -1,9 +1,6 @@
-"""VGG-19 as a tf.Module: the course's graph, computed from weights already read.
-
-``VGG19(weights)`` holds the convolution weights (a ``VGGWeights``, read by ``read_weights`` from MatConvNet's
-.mat or Keras' .h5) and computes the course's graph: 3x3 convolutions (stride 1, SAME) plus bias and ReLU, and
-2x2 average pooling (stride 2, SAME) after each block, or with ``pooling="max"`` Keras' max pooling. The
-module never touches the disk; ``load_vgg_model(path)``, the course's name for the step, reads the file.
+"""VGG-19 as a tf.Module: the course's graph (3x3 convolutions, stride 1, SAME, plus bias and ReLU; 2x2 average
+or max pooling after each block), computed from a ``VGGWeights`` already read. It never touches the disk;
+``load_vgg_model(path)``, the course's name for the step, reads the file.
 """
 
 from types import SimpleNamespace
@@ -19,17 +16,12 @@ from .network_inputs import floating_dtype, in_dtype, network_input
 class VGG19(tf.Module):
     """The course's VGG-19 graph (convolutions and average pooling) as a tf.Module.
 
-    Called on a float batch (1, H, W, 3), H and W at least 32 (cast to the module's ``dtype``, float32 by
-    default), it returns the course's ``graph`` dict: layer name ("input", "conv1_1", ..., "avgpool5") ->
-    activation; ``layers`` computes only up to the deepest requested layer and returns just those.
-
-    ``pooling`` is "avg" (the course's: 2x2, stride 2, SAME: an odd row or column is averaged alone) or "max"
-    (Keras' VGG19 and the Keras L-BFGS variant: ``MaxPooling2D((2, 2))``, stride 2, VALID: an odd last row
-    or column is dropped, so 75 rows become 37). The pooling outputs keep the names "avgpool1" ... "avgpool5"
-    in both cases, so that one layer list is valid for either network.
-
-    The weights are non-trainable ``tf.Variable``s: TensorFlow places them on the GPU once, where a captured
-    host constant would be copied to the device at every call of a ``tf.function``.
+    Called on a float batch (1, H, W, 3), H and W at least 32, it returns the course's ``graph`` dict: layer name
+    ("input", "conv1_1", ..., "avgpool5") -> activation; ``layers`` computes only up to the deepest asked.
+    ``pooling`` "avg" is the course's (2x2, stride 2, SAME: an odd row or column is averaged alone); "max" is
+    Keras' (``MaxPooling2D((2, 2))``, VALID: an odd last row or column is dropped, 75 rows become 37); the
+    outputs keep the names "avgpool1" ... "avgpool5" either way. The weights are non-trainable ``tf.Variable``s:
+    placed on the GPU once, where a captured host constant would be copied at every ``tf.function`` call.
     """
 
     #: Its description: vocabulary and tile geometry (``nst_tf.plan.networks.vgg19``).
@@ -72,13 +64,10 @@ class VGG19(tf.Module):
             raise NSTError(f"unknown VGG-19 layer {unknown[0]!r}; valid names: {', '.join(self.layer_names)}")
 
     def __call__(self, image, layers=None, lean_gradient=False):
-        """Runs the network on ``image``; see the class docstring.
-
-        ``lean_gradient=True`` gives the same activations and gradients, but a ``tf.GradientTape`` keeps of the
-        forward pass only what the gradient with respect to the input needs: each convolution's ReLU signs as
-        booleans (1 byte per value instead of 4) and, with max pooling, where each maximum was.
-        ``TiledStyleCost`` keeps every tile's forward pass between its two passes this way.
-        """
+        """Runs the network on ``image``; see the class docstring. ``lean_gradient=True``: the same activations
+        and gradients, but a ``tf.GradientTape`` keeps of the forward pass only each convolution's ReLU signs
+        as booleans (1 byte per value, not 4) and where each maximum was (``TiledStyleCost`` keeps every tile's
+        forward pass between its two passes so)."""
         wanted = self.layer_names if layers is None else tuple(layers)
         self._check_layers(wanted)
         image = network_input(image, self.dtype, MIN_IMAGE_SIZE, "VGG-19's five poolings need")
@@ -111,11 +100,9 @@ def _max_pool(x):
     return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
 
 
-# The lean layers' gradients are the ops TensorFlow's own gradients of these
-# layers run (Conv2DBackpropInput, ReLU's mask, AvgPoolGrad, max pooling's
-# argmax), fed from a boolean mask or the argmax instead of the activations.
-# The weights are arguments, not captured variables, so that the gradient
-# function owes them nothing (they are constants here: None).
+# The lean gradients run the ops TensorFlow's own gradients of these layers run (Conv2DBackpropInput, ReLU's mask,
+# AvgPoolGrad, max pooling's argmax), fed from a boolean mask or the argmax instead of the activations. The weights
+# are arguments, not captured variables, so the gradient function owes them nothing (constants here: None).
 
 
 @tf.custom_gradient
@@ -169,12 +156,9 @@ _LEAN = {"avg": (_lean_conv_relu, _lean_avg_pool), "max": (_lean_conv_relu, _lea
 
 
 def load_vgg_model(path, dtype=tf.float32, pooling="avg"):
-    """The course's name for this step: reads a VGG-19 weights file (``read_weights``: MatConvNet's
-    imagenet-vgg-verydeep-19.mat or Keras' vgg19_weights_tf_dim_ordering_tf_kernels(_notop).h5, told apart by
-    their first bytes) and returns the ``VGG19`` module. ``pooling``: see ``VGG19``.
-
-    Raises:
-        WeightsFileError: as ``read_weights`` does.
+    """The course's name for this step: the ``VGG19`` module of a weights file ``read_weights`` reads
+    (MatConvNet's .mat or Keras' .h5, told apart by their first bytes). ``pooling``: see ``VGG19``. Raises
+    ``WeightsFileError`` as ``read_weights`` does.
     """
     VGG19_NETWORK.check_pooling(pooling)  # before reading a file of hundreds of MB
     return VGG19(read_weights(path), dtype=dtype, pooling=pooling)

@@ -1,7 +1,5 @@
-"""Bilinear warping of images by a dense flow, in TensorFlow (tensors in, tensors out).
-
-TensorFlow's core has no dense warp (``tfa.image.dense_image_warp`` went with TensorFlow Addons, no longer
-maintained), and this one is a few gathers.
+"""Bilinear warping of images by a dense flow, in TensorFlow: a few gathers (core TensorFlow has no dense warp
+since TensorFlow Addons' ``dense_image_warp`` went unmaintained).
 """
 
 import tensorflow as tf
@@ -12,15 +10,11 @@ from ..ground.errors import NSTError
 def warp(image, flow):
     """``image`` sampled at each pixel displaced by ``flow``: ``out[p] = image[p + flow[p]]``, bilinear.
 
-    ``image``: (B, H, W, C), floating. ``flow``: (B, H, W, 2), each output pixel's source displacement
-    ``(dx, dy)`` in pixels (columns first, as OpenCV gives flow): for the flow from frame t to frame t-1,
-    ``warp(frame t-1, flow)`` is frame t-1 brought onto frame t. The result is (B, H, W, C) in the image's
-    dtype. A source outside the image takes the nearest border pixel (the consistency weights mark those
-    pixels as not trusted); a NaN displacement counts as none. Positions are computed in float32 whatever
-    the image's dtype (bfloat16 cannot count past 256 pixels).
-
-    Raises:
-        NSTError: the image is not floating, or the shapes do not match or are not of rank 4.
+    ``image``: (B, H, W, C), floating; ``flow``: (B, H, W, 2), each output pixel's source displacement
+    ``(dx, dy)`` (OpenCV's order): ``warp(frame t-1, flow from t to t-1)`` brings frame t-1 onto frame t.
+    Returns (B, H, W, C) in the image's dtype. A source outside takes the nearest border pixel; a NaN
+    displacement counts as none. Positions are float32 whatever the dtype (bfloat16 cannot count past 256).
+    ``NSTError`` for an image not floating, or shapes that do not match or are not of rank 4.
     """
     image = tf.convert_to_tensor(image)
     if not image.dtype.is_floating:

@@ -1,8 +1,6 @@
-"""What every job builds before it runs, in one start-up sequence: ``start_up``.
-
-TensorFlow is imported here and not before (a job refuses bad input without it); then signals are
-deferred (``signals.py``), precision warnings written, the network built and the objective factory
-made. The one-image, many-image and video jobs and the Ray engine's workers all start this way.
+"""What every job builds before it runs, in one start-up sequence (``start_up``): TensorFlow imported (not
+before: bad input is refused without it), signals deferred, precision warnings written, the network built and
+the objective factory made.
 """
 
 import contextlib
@@ -15,12 +13,9 @@ from ...ground.statuses import PROG
 
 
 def import_tensorflow_quietly(err):
-    """The ``tensorflow`` module, imported and started with its log lines (file descriptor 2) discarded.
-
-    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL and come at
-    import and at the first operation, so the descriptor points at a temporary file meanwhile. An
-    ``Exception`` from either is re-raised after TensorFlow's lines are written to ``err``.
-    """
+    """The ``tensorflow`` module, imported and started with its log lines (file descriptor 2) discarded: its C++
+    start-up lines ignore TF_CPP_MIN_LOG_LEVEL and come at import and the first operation. An ``Exception``
+    from either is re-raised after TensorFlow's lines are written to ``err``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
@@ -60,10 +55,8 @@ def build_model(config, weights, pooling):
 
 
 def contain_determinism(tf, seed):
-    """A context: op determinism on for a seeded run (now), back off on exit if it was off before.
-
-    ``seed`` None leaves determinism as it is; an in-process caller keeps its own setting.
-    """
+    """A context: op determinism on for a seeded run (now), back off on exit if it was off before; ``seed`` None
+    leaves it as it is (an in-process caller keeps its own setting)."""
     if seed is None:
         return contextlib.nullcontext()
     from tensorflow.python.framework import config as tf_config
@@ -119,12 +112,10 @@ class Started:
 
 
 def start_up(config, weights, pooling, tiles, err, stop=None):
-    """A job's ``Started``, the same for every kind of job: TensorFlow, the network and the objective factory.
-
-    ``weights``, ``pooling``: as for ``build_model``; ``tiles``: as for ``objective_factory``; ``err``:
-    TensorFlow's lines when its import fails, warnings and notes; ``stop``: the job's ``StopRequest``,
-    deferred once TensorFlow runs and checked once the network is built (None in a Ray worker).
-    """
+    """A job's ``Started``: TensorFlow, the network (``build_model``) and the objective factory
+    (``objective_factory``); ``err``: TensorFlow's lines when its import fails, warnings and notes; ``stop``:
+    the job's ``StopRequest``, deferred once TensorFlow runs and checked once the network is built (None in a
+    Ray worker)."""
     tf = import_tensorflow_quietly(err)
     if stop is not None:
         stop.defer()  # TensorFlow runs from here on: a signal is recorded and honoured where the job can stop

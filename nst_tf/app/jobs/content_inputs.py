@@ -39,14 +39,10 @@ def is_pattern(name, resolve=None):
 
 
 def content_paths(names, recursive=False, resolve=None):
-    """The paths of the content images ``names`` (the command line's values) give, in order, each once.
-
-    A plain name is taken as ``resolve(name)`` gives it (e.g. looked up under images/; by default as it
-    is); a folder gives the files in it that are images by their content, sorted by name, its subfolders'
-    too with ``recursive``; a glob (``is_pattern``) the images it matches, sorted.
-
-    Raises:
-        NSTError: a glob or folder holding no image.
+    """The paths of the content images ``names`` (the command line's values) give, in order, each once: a plain
+    name as ``resolve(name)`` gives it (default: as it is); a folder its files that are images by content, sorted
+    (its subfolders' too with ``recursive``); a glob (``is_pattern``) the images it matches, sorted. ``NSTError``
+    for a glob or folder holding no image.
     """
     found = []
     for name in names:
@@ -105,14 +101,9 @@ def _folder_images(folder, recursive):
 
 
 def output_names(paths, style_paths=None, extension=".jpg"):
-    """The result's file name of each content image (with ``style_paths``, of each content and style).
-
-    ``<content stem>.jpg``, or ``<content stem>__<style stem>.jpg`` per style; a name already taken by an
-    earlier image gets ``-2``, ``-3``, ... before its extension (the images' order decides).
-
-    Returns:
-        (names, notes): the names, one per path (per path and style, content major), and a line for each
-        renamed image.
+    """(names, notes): the result's file name of each content image (with ``style_paths``, of each content and
+    style, content major): ``<content stem>.jpg`` or ``<content stem>__<style stem>.jpg``, a name taken by an
+    earlier image getting ``-2``, ``-3``, ... before its extension; a note for each renamed image.
     """
     stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
     if style_paths:

@@ -1,8 +1,6 @@
-"""The drive loop: follows a ``CoarseToFine`` run to its end or to a stop, reporting and saving as it goes.
-
-It prints each scale's header and the preset's report lines, saves what ``Outputs`` says is due, draws a
-progress line with an ETA, stops between traced calls on SIGINT, SIGTERM or SIGHUP (``signals.py``),
-saves the last finite image when the cost becomes NaN, and the final image however the run ended.
+"""The drive loop: follows a ``CoarseToFine`` run to its end or a stop, printing scale headers and report lines,
+saving what ``Outputs`` says is due, drawing a progress line, stopping between traced calls on a signal, saving
+the last finite image on a NaN cost and the final image however the run ended.
 """
 
 import contextlib
@@ -18,12 +16,10 @@ from .outputs import FINAL_IMAGE
 
 
 class ProgressLine:
-    """A progress bar with ETA on ``stream``.
-
-    On a terminal it is one line redrawn in place with ``\\r``, erased before any other line the command
-    writes to a terminal, and ended at the last iteration. On a pipe or in a file it is a line at each
-    report, at the first iteration, at the first known ETA and at the last, and at most one every
-    ``interval`` seconds between. The ETA is taken from iterations after the first (which traces the loop).
+    """A progress bar with ETA on ``stream``: on a terminal one line redrawn in place (``\\r``), erased before
+    any other line written there, ended at the last iteration; on a pipe or in a file a line at each report, at
+    the first iteration, the first known ETA and the last, and at most one every ``interval`` seconds between.
+    The ETA is taken from iterations after the first (which traces the loop).
     """
 
     interval = 10.0
@@ -102,14 +98,11 @@ def _duration(seconds):
 
 
 def drive(start, outputs, saver, report_line, out, err, stop, context=None):
-    """Runs the coarse-to-fine run ``start()`` returns (called inside, so a signal while it is set up is
-    handled as one during the run) to its end, a stop (``stop``: the ``StopRequest``) or a NaN cost, saving
-    what ``outputs`` says with ``saver``. Report lines (``report_text`` of ``report_line``), scale headers and
-    the final path go to ``out``; the progress line, notes and errors to ``err``. ``context``: a context
-    manager the optimization runs in (the final save comes after it).
-
-    Returns:
-        ``EXIT_OK``, ``EXIT_NON_FINITE``, ``EXIT_SAVE_FAILED`` or 128 plus the signal's number.
+    """Runs the coarse-to-fine run ``start()`` returns (called inside, so a signal while it is set up is handled
+    as one during the run) to its end, a stop (``stop``: the ``StopRequest``) or a NaN cost, saving what
+    ``outputs`` says with ``saver``. Report lines, scale headers and the final path go to ``out``; the progress
+    line, notes and errors to ``err``. ``context``: a context manager the optimization runs in (the final save
+    comes after it). Returns ``EXIT_OK``, ``EXIT_NON_FINITE``, ``EXIT_SAVE_FAILED`` or 128 plus the signal.
     """
     followed = _Followed(outputs, saver, report_line, out, err)
     with context if context is not None else contextlib.nullcontext():
@@ -196,12 +189,10 @@ class _Followed:
 
 
 def report_text(report_line, progress, config):
-    """``report_line`` (a preset's) filled in for ``progress`` (a ``Progress``) of a run with ``config``.
-
-    The fields: ``{i}``, ``{total}``, ``{content}``, ``{style}``, ``{tv}`` (the terms' costs) and
-    ``{content_loss}``, ``{style_loss}``, ``{tv_loss}`` (each term times its weight, as CS231n's functions
-    return them). Any other term follows on a line of its own, ``<name> cost = <value>``, so the course's
-    own lines stay exactly as the course prints them.
+    """``report_line`` (a preset's) filled in for ``progress`` (a ``Progress``) of a run with ``config``: ``{i}``,
+    ``{total}``, ``{content}``, ``{style}``, ``{tv}`` (the terms' costs) and ``{content_loss}``, ``{style_loss}``,
+    ``{tv_loss}`` (times their weights, as CS231n's functions return them). Any other term follows on a line of
+    its own, ``<name> cost = <value>``, so the course's lines stay exactly as the course prints them.
     """
     fields = {name: progress.costs.get(name, 0.0) for name in ("total", *_COURSE_TERMS)}
     weights = {"content": config.alpha, "style": config.beta, "tv": config.tv_weight}

@@ -1,13 +1,9 @@
 """The kinds of job the command runs, by registration: ``JOB_KINDS``.
 
-A kind of job is a module (or two: its setup and its run) with three functions, and a line here:
-
-* ``wants(request) -> bool``: whether a ``request.CommandRequest`` asks for this kind (asked in the
-  order of ``JOB_KINDS``; the first that wants it takes it);
-* ``prepare(request) -> job``: everything the user gave checked, nothing created and TensorFlow not
-  loaded; a one-line ``NSTError`` for anything wrong;
-* ``run(job, out, err, stop) -> status``: starts with ``build.start_up`` (TensorFlow, signals
-  deferred, the network, the objective factory), runs, saves, and returns the exit status.
+A kind has ``wants(request) -> bool`` (asked in ``JOB_KINDS``' order; the first that wants a
+``request.CommandRequest`` takes it), ``prepare(request) -> job`` (everything checked, nothing created,
+TensorFlow not loaded; a one-line ``NSTError`` for anything wrong) and ``run(job, out, err, stop) -> status``
+(starting with ``build.start_up``).
 """
 
 import dataclasses

@@ -11,13 +11,8 @@ from .drive import ProgressLine
 
 class Ledger:
     """What a many-image job saved, skipped and lost; its progress line, its last line and its status.
-
-    Attributes:
-        done: how many members ended with a result (saved, or kept elsewhere when saving failed).
-        skipped: the members whose content image could not be read at their turn.
-        non_finite: the members whose cost became NaN or infinite.
-        under_way: the members running now (named when a signal stops the job).
-    """
+    ``done``: members ended with a result (saved, or kept elsewhere); ``skipped``: those unreadable at their
+    turn; ``non_finite``: those whose cost became NaN or infinite; ``under_way``: those running now."""
 
     def __init__(self, job, out, err):
         self.job, self.out, self.err = job, out, err

@@ -1,9 +1,9 @@
 """``manifest.jsonl``: what a many-image job finished, so that a rerun does only the rest.
 
-The first line records the settings that change a result and their SHA-256 fingerprint; each later line
-one finished image (input, style images, output name, final costs, iterations, seconds, worker,
-fingerprint), appended and flushed only after its image is saved. A rerun with the same settings skips the
-inputs recorded whose output is still there; one with other settings into the same folder is refused.
+The first line records the settings that change a result and their SHA-256 fingerprint; each later line one
+finished image (input, styles, output, costs, iterations, seconds, worker, fingerprint), appended only after its
+image is saved. A rerun with the same settings skips recorded inputs whose output is there; other settings into
+the same folder are refused.
 """
 
 import contextlib
@@ -31,13 +31,8 @@ def worker():
 
 
 class Manifest:
-    """The manifest of the output folder ``folder`` for a job with ``settings`` (JSON-able).
-
-    Attributes:
-        path: the manifest's path.
-        finished: each output name recorded -> the (input path, SHA-256 of its bytes or None) it was last
-            made from: an output made again from another input counts for that input only.
-    """
+    """The manifest of the output folder ``folder`` for a job with ``settings`` (JSON-able); ``finished``: each
+    output name recorded -> the (input path, its SHA-256 or None) it was last made from."""
 
     def __init__(self, folder, settings):
         self.path = os.path.join(folder, MANIFEST)
@@ -46,11 +41,8 @@ class Manifest:
         self.finished = {}
 
     def load(self):
-        """Reads the manifest, if any, a line (up to ``LINE_LIMIT`` characters) at a time: memory holds the
-        records of finished outputs, whatever size the file has.
-
-        Raises:
-            NSTError: the manifest cannot be read, is not one, or records other settings.
+        """Reads the manifest, if any, a line (up to ``LINE_LIMIT`` characters) at a time: memory holds only the
+        records of finished outputs. ``NSTError`` when it cannot be read, is not one, or records other settings.
         """
         try:
             # Never through a link (the job's lines would go elsewhere) nor from a pipe (it would block).
@@ -102,11 +94,9 @@ class Manifest:
 
     def add(self, **record):
         """Appends one finished image's line (after its image is saved); a new manifest starts with its header.
-        ``worker`` (``host:pid``) defaults to this process; ``input_sha256``: the content image's SHA-256.
-
-        Raises:
-            NSTError: it cannot be written (the manifest is then as it was, but for a line cut short by a full
-                disk, which is no record: the next line starts on a line of its own).
+        ``worker`` defaults to this process; ``input_sha256``: the content image's SHA-256. ``NSTError`` when it
+        cannot be written (the manifest is then as it was, but for a line cut short by a full disk, which is no
+        record: the next line starts on a line of its own).
         """
         record["worker"] = record.get("worker") or worker()
         line = _line({**record, "fingerprint": self.fingerprint})
@@ -119,9 +109,8 @@ class Manifest:
         self.finished[record["output"]] = (record["input"], record.get("input_sha256"))
 
     def _header_and_known(self):
-        """A new manifest's lines: its header, and a line for each result already recorded whose file is there
-        (the manifest was removed during the job: else its results would block the rerun as files it did not
-        make)."""
+        """A new manifest's lines: its header, and a line for each recorded result whose file is there (the
+        manifest was removed during the job: else its results would block the rerun as files it did not make)."""
         lines = [_line({"nst_tf_manifest": 1, "fingerprint": self.fingerprint, "settings": self.settings})]
         folder = os.path.dirname(self.path)
         for output, (source, digest) in self.finished.items():

@@ -1,10 +1,9 @@
 """The many-image job: several content images, one network, each result saved and recorded as it is done.
 
-Images are taken by size (one objective and traced loop per size, ``nst_tf.runs.many_images``), then in
-the command's order. Each result is saved atomically as ``<content stem>.jpg`` (``<content stem>__<style
-stem>.jpg`` with ``--each_style``), then recorded in ``manifest.jsonl``; a rerun with the same settings
-does only what is not recorded. A signal ends the job between traced calls (or by the watcher,
-``signals.py``): the finished images stay, the one under way is dropped, the last line says what is left.
+Images run by size (one objective and traced loop per size), then in the command's order. Each result is saved
+atomically as ``<content stem>.jpg`` (``<content stem>__<style stem>.jpg`` with ``--each_style``), then
+recorded in ``manifest.jsonl``; a rerun with the same settings does only the rest. A signal ends the job
+between traced calls: the finished images stay, the one under way is dropped, the last line says what is left.
 """
 
 import dataclasses
@@ -61,7 +60,7 @@ class _Run:
         self.objective = started.make_objective
 
     def all(self, stop):
-        """Runs every member: each size and style choice is one ``stylize_many`` over its members."""
+        """Runs every member, each size and style choice in one ``stylize_many``."""
         for group in groups(self.job.members):
             self._group(group, stop)
 
@@ -121,16 +120,9 @@ class _Run:
 
 @dataclasses.dataclass(frozen=True)
 class ManyRequest:
-    """What the command line asks of a many-image job (parsed and checked option by option).
-
-    Attributes:
-        config, preset, size (``ImageSize``), large (``LargeImageOptions``), pooling: as for one image.
-        contents: the content images' paths; ``style_paths``: the style images'.
-        folder: the output folder; ``model``: the weights file's path.
-        each_style: one result per content and style image (else the styles blended).
-        reports, skip_errors, batch_size: ``--reports``, ``--on_error skip``, ``--batch_size``.
-        ray: the ``RayOptions`` of ``--engine ray``, or None.
-    """
+    """What the command line asks of a many-image job, each option checked: as ``ManyJob``'s fields, plus the
+    content image paths ``contents``, the output ``folder``, the weights file ``model`` and ``each_style`` (one
+    result per content and style image, else the styles blended)."""
 
     config: StyleTransferConfig
     preset: Preset

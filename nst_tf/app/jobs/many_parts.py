@@ -1,7 +1,5 @@
-"""What the many-image job and its Ray engine share: the job's description, its members and their names.
-
-Kept apart from ``many_job`` (which runs a job here or hands it to ``ray_engine``) so that the Ray
-engine needs nothing from the module that calls it.
+"""What the many-image job and its Ray engine share (so that the engine needs nothing from ``many_job``, which
+calls it): the job's description, its members and their names.
 """
 
 import dataclasses
@@ -16,10 +14,8 @@ from .manifest import Manifest
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-    """One result to make: content image ``path`` (with ``styles``, indices into the job's) saved as ``name``.
-
-    ``digest`` is the SHA-256 of the content image's bytes when the job was set up.
-    """
+    """One result to make: content image ``path`` (``digest``: its SHA-256 at setup) with ``styles`` (indices
+    into the job's), saved as ``name``."""
 
     index: int
     path: str
@@ -33,20 +29,13 @@ class Member:
 class ManyJob:
     """A validated many-image command line; nothing in it is created or loaded yet.
 
-    Attributes:
-        config, preset, large, pooling: as for one image (``config.seed + index`` seeds member ``index``).
-        fit: how images are brought to their size.
-        members: the ``Member``s still to do, in the order they run (by size).
-        style_paths: the style images' paths; ``styles``: their pixels.
-        tiles: the ``TilePlan`` (or None) of each size; ``weights``: a ``Handover`` of the network's weights.
-        outputs: the output folder's ``Outputs``; ``manifest``: its ``Manifest`` (loaded).
-        read: ``read(path, size, digest=None)`` -> pixels fitted to ``size``; raises ``NSTError`` for an
-            unreadable image, or one whose bytes no longer have the SHA-256 ``digest``.
-        reports: print each member's report lines and save its report images.
-        skip_errors: an unreadable member is noted and skipped (``--on_error skip``).
-        notes: lines for standard error before the job starts.
-        batch_size: up to this many members of one size optimized together.
-        ray: the ``RayOptions`` of ``--engine ray``; None runs the job in this process.
+    ``config``, ``preset``, ``large``, ``pooling``: as for one image (``config.seed + index`` seeds member
+    ``index``); ``fit``: how images reach their size; ``members``: the ``Member``s still to do, in run order;
+    ``style_paths`` and ``styles``: the style images' paths and pixels; ``tiles``: the ``TilePlan`` (or None) by
+    size; ``weights``: a ``Handover``; ``outputs``, ``manifest``: the folder's (the manifest loaded); ``read``:
+    ``read(path, size, digest=None)`` -> pixels at ``size`` (``NSTError`` for an unreadable image or one whose
+    SHA-256 is no longer ``digest``); ``reports``, ``skip_errors``, ``batch_size``: the options; ``notes``: lines
+    for standard error; ``ray``: the ``RayOptions`` of ``--engine ray``, or None (this process).
     """
 
     config: StyleTransferConfig

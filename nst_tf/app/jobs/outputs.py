@@ -1,8 +1,6 @@
-"""What a run saves, when and under which names; the output folder's checks; saving with a rescue.
-
-A run saves in its output folder a report image every ``print_every`` iterations of its last scale (named
-by the preset's ``report_image``, e.g. ``"{i}.png"``), each earlier scale's result (``scale1.png`` ...) and
-the final image, ``generated_image.jpg``.
+"""What a run saves, when and under which names (report images named by the preset every ``print_every``
+iterations of the last scale, ``scale1.png`` ... for earlier scales, ``generated_image.jpg``); the output folder's
+checks; saving with a rescue.
 """
 
 import contextlib
@@ -32,14 +30,9 @@ def numbered(template):
 
 @dataclasses.dataclass(frozen=True)
 class Outputs:
-    """The images one run saves in ``folder``.
-
-    Attributes:
-        folder: the output folder (created by ``prepare`` if missing).
-        config: the run's ``StyleTransferConfig`` (``epochs``, ``print_every``, the images' ``normalization``).
-        report_image: the report images' name, with ``{i}`` for the iteration.
-        scales: how many sizes the run has; each but the last saves its result.
-    """
+    """The images one run saves in ``folder`` (created by ``prepare``): ``config`` gives ``epochs``,
+    ``print_every`` and the ``normalization``; ``report_image`` names report images with ``{i}``; of ``scales``
+    sizes, each but the last saves its result."""
 
     folder: str
     config: StyleTransferConfig
@@ -130,14 +123,11 @@ def listing(folder):
 
 
 def check_saves(folder, ours, sources, owner, who):
-    """Refuses to save in ``folder`` under a name ``ours(name)`` accepts that is held by a symbolic link
-    (dangling, looping or not: saving would write through it), a folder, or an input (``sources``:
-    ``ground.files.identities``); returns the paths of the files with such names. The folder is listed
-    once, the names never one by one (they grow with ``epochs`` and ``scales``). ``owner`` and ``who`` name
-    what saves in the messages, e.g. "run" and "this run", "job" and "--reports".
-
-    Raises:
-        NSTError: the folder cannot be listed, or a name is held so.
+    """The paths of the files in ``folder`` with a name ``ours(name)`` accepts; ``NSTError`` when the folder
+    cannot be listed or such a name is held by a symbolic link (dangling, looping or not: saving would write
+    through it), a folder, or an input (``sources``: ``ground.files.identities``). The folder is listed once,
+    never the names one by one (they grow with ``epochs`` and ``scales``). ``owner`` and ``who`` name what
+    saves in the messages, e.g. "run" and "this run", "job" and "--reports".
     """
     found = []
     for entry in listing(folder):
@@ -168,11 +158,9 @@ class Saver:
         self._lock = threading.Lock()
 
     def save(self, name, image):
-        """Saves ``image`` (normalized, as ``save_image`` takes it) as ``name`` in the folder; on failure writes
-        one line and saves it in $TMPDIR or ~ instead. Returns whether it was saved where asked.
-
-        One save at a time: the signal watcher's final save waits for one the main thread began.
-        """
+        """Saves normalized ``image`` as ``name`` in the folder; on failure writes one line and saves it in $TMPDIR
+        or ~ instead. Returns whether it was saved where asked. One save at a time: the signal watcher's final
+        save waits for one the main thread began."""
         from ...tensors.images import save_image
 
         path = os.path.join(self.folder, name)

@@ -31,13 +31,9 @@ class Handover:
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """What a validated command line asks for: nothing in it is created or loaded yet.
-
-    ``preset``: report line and image names; ``fit``: ``fit_image``'s; ``sizes``: (height, width) of
-    each scale, smallest first; ``tiles``: the ``TilePlan`` (or None) of each size; ``content``,
-    ``styles``: 8-bit RGB pixels; ``weights``: a ``Handover`` of the network's weights, taken when the
-    network is built so the NumPy arrays are freed then; ``notes``: lines for standard error.
-    """
+    """A validated one-image command line; nothing in it is created or loaded yet. ``sizes``: (height, width)
+    of each scale, smallest first; ``tiles``: the ``TilePlan`` (or None) by size; ``content``, ``styles``: 8-bit
+    RGB pixels; ``weights``: a ``Handover``, taken when the network is built so the arrays are freed then."""
 
     config: StyleTransferConfig
     preset: Preset
@@ -59,11 +55,8 @@ def wants(request):
 
 
 def prepare(request):
-    """The ``Job`` of a command line naming one content image: everything checked, nothing created.
-
-    Raises:
-        NSTError: anything the user gave is wrong (one line, for the user).
-    """
+    """The ``Job`` of a command line naming one content image: everything checked (``NSTError``, one line),
+    nothing created."""
     args, config, large, style_paths = request.args, request.config, request.large, request.style_paths
     refuse_many_image_options(args)
     content_path = resolve_image(args.content_image_filename[0], "content_image_filename")
@@ -137,12 +130,10 @@ def _start(job, err):
 
 
 def run_single(job, out, err, stop):
-    """Runs ``job``: builds the network, styles the image, saves the images; returns the exit status.
-
-    ``out``: report lines, scale headers, the final path; ``err``: notes, warnings, the progress line
-    and errors; ``stop``: the ``StopRequest`` (``signals.py``). Raises ``NSTError`` when the output
-    folder cannot be written to, ``Stopped`` for a signal before the run started.
-    """
+    """Runs ``job`` (builds the network, styles the image, saves the images); returns the exit status. ``out``:
+    report lines, scale headers, the final path; ``err``: notes, warnings, the progress line and errors;
+    ``stop``: the ``StopRequest``. ``NSTError`` when the output folder cannot be written, ``Stopped`` for a
+    signal before the run started."""
     created = _start(job, err)
     try:
         return _run(job, out, err, stop, created)

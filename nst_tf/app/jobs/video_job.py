@@ -1,11 +1,10 @@
 """The video job: a video's frames stylized in turn, kept as PNGs, then encoded with the input's audio.
 
-Each stylized frame is saved atomically as ``<stem>.frames/000001.png`` ... and recorded in that folder's
-``manifest.jsonl`` (its first line the settings, so a rerun with others is refused); a rerun resumes at
-the first frame not recorded (the earlier frames' flow computed again, their stylized frames read back).
-Then ``<stem>.mp4`` is encoded under a temporary name and linked to its name only if that is still free:
-a user's file is never replaced, and a stopped encoding leaves no partial video. A signal ends the job
-between traced calls or encoded frames (or by the watcher, ``signals.py``), the finished frames intact.
+Each frame is saved atomically as ``<stem>.frames/000001.png`` ... and recorded in that folder's
+``manifest.jsonl`` (first line: the settings; a rerun with others is refused); a rerun resumes at the first
+frame not recorded. ``<stem>.mp4`` is encoded under a temporary name and linked to its name only if still
+free: a user's file is never replaced, a stopped encoding leaves no partial video. A signal ends the job
+between traced calls or encoded frames, the finished frames intact.
 """
 
 import contextlib
@@ -37,12 +36,11 @@ from .request import fitted
 class VideoJob:
     """A validated video command line; nothing in it is created or loaded yet.
 
-    ``config``'s ``epochs`` are each frame's after the first; ``clip`` is the input's ``Clip``; ``size`` the
-    frames' (height, width), both even, reached by ``fit``; ``styles`` the normalized style images at
-    ``size``; ``tiles`` the ``TilePlan`` (or None) keyed by ``size``; ``weights`` a ``Handover``;
-    ``frames_folder`` is ``<stem>.frames`` and ``output`` ``<stem>.mp4`` in ``folder``; ``manifest`` the
-    frames folder's (loaded); ``done`` the leading frames recorded and present; ``notes`` lines for
-    standard error before the job starts.
+    ``config.epochs`` are each frame's after the first; ``clip``: the input's ``Clip``; ``size``: the frames'
+    (height, width), both even, reached by ``fit``; ``styles``: normalized at ``size``; ``tiles``: the
+    ``TilePlan`` (or None) by size; ``weights``: a ``Handover``; ``frames_folder`` and ``output``:
+    ``<stem>.frames`` and ``<stem>.mp4`` in ``folder``; ``manifest``: the frames folder's (loaded); ``done``:
+    the leading frames recorded and present; ``notes``: lines for standard error.
     """
 
     config: StyleTransferConfig
@@ -63,9 +61,8 @@ class VideoJob:
 
 
 def run_video(job, out, err, stop):
-    """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``). ``NSTError`` where the output folder
-    cannot be written or the video cannot be decoded or encoded; ``Stopped`` for a signal before the first frame.
-    """
+    """Runs ``job``; returns the exit status. ``NSTError`` where the output folder cannot be written or the video
+    cannot be decoded or encoded; ``Stopped`` for a signal before the first frame."""
     created = _make_folders(job)  # first: a folder that cannot be made is the one line said
     for note in job.notes:
         err.write(f"{PROG}: note: {note}\n")
@@ -199,9 +196,8 @@ class _VideoRun:
     def _finished(self, index, item):
         name = frame_name(index)
         with self.writing:
-            # Saved under a name of its own, recorded, then renamed: a kill between two of these leaves a
-            # leftover (removed at the next run) or a recorded frame missing (made again), never a frame
-            # file the manifest does not record, which could be the user's.
+            # Saved aside, recorded, then renamed: a kill between leaves a leftover (removed next run) or a
+            # recorded frame missing (made again), never an unrecorded frame file, which could be the user's.
             if not self.saver.save(_pending(name), item.progress.image):
                 return
             self.job.manifest.add(
@@ -313,8 +309,8 @@ def _remove_leftovers(job):
 
 
 def linked_partial(folder, output):
-    """The partial video in ``folder`` that ``output`` is a hard link of, or None: a run killed between
-    giving the video its name and recording it (the video was complete and counted by then)."""
+    """The partial video in ``folder`` that ``output`` is a hard link of (a run killed between naming the
+    complete video and recording it), or None."""
     if not os.path.isfile(output) or os.path.islink(output):
         return None
     for path in _partials(folder, output):
@@ -343,6 +339,5 @@ def _saved_frame(job, index):
 
 
 def video_record(output):
-    """The name the frames folder's manifest records the encoded video ``output`` under: relative to that
-    folder (``../<stem>.mp4``), so the manifest finds it beside the folder."""
+    """The manifest's name for the video ``output``: ``../<stem>.mp4``, relative to the frames folder."""
     return os.path.join(os.pardir, os.path.basename(output))
