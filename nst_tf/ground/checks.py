@@ -13,12 +13,8 @@ MAX_SIDE = 2**31 - 1
 
 
 def check_whole(name, value, least=1, most=MAX_SIDE):
-    """``value`` as an int when it is a whole number from ``least`` to ``most``.
-
-    Raises:
-        NSTError: ``value`` is not a whole number (bools are refused), or lies outside ``least`` to ``most``;
-            the message names ``name``.
-    """
+    """``value`` as an int when it is a whole number (not a bool) from ``least`` to ``most``; else ``NSTError``
+    naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
         what = "a positive whole number" if least == 1 else f"a whole number of at least {least}"
         raise NSTError(f"{name} must be {what}; got {short_repr(value)}")
@@ -73,11 +69,8 @@ def check_pixels(name, value):
 
 
 def size_for(height, width, max_size):
-    """(height, width) with the same aspect ratio and the longer side ``max_size``.
-
-    Raises:
-        NSTError: ``height``, ``width`` or ``max_size`` is not a positive whole number.
-    """
+    """(height, width) with the same aspect ratio and the longer side ``max_size``; ``NSTError`` unless all three
+    are positive whole numbers."""
     height, width = check_pixels("height", height), check_pixels("width", width)
     max_size = check_pixels("max_size", max_size)
     scale = max_size / max(height, width)
@@ -86,12 +79,8 @@ def size_for(height, width, max_size):
 
 def shorter_side_size(height, width, side):
     """(height, width) with the same aspect ratio and the shorter side ``side``, as torchvision's ``Resize(side)``
-    (the longer side ``int(side * longer / shorter)``, truncated).
-
-    Raises:
-        NSTError: ``height``, ``width`` or ``side`` is not a positive whole number, or the longer side
-            would be over ``MAX_SIDE`` pixels.
-    """
+    (the longer side ``int(side * longer / shorter)``, truncated); ``NSTError`` unless all three are positive whole
+    numbers, or for a longer side over ``MAX_SIDE``."""
     height, width = check_pixels("height", height), check_pixels("width", width)
     side = check_pixels("shorter side", side)
     longer = int(side * max(height, width) / min(height, width))  # torchvision's float arithmetic

@@ -26,12 +26,8 @@ class NonFiniteCostError(NSTError):
 
 
 def quoted(path):
-    """``path`` for a message: as it is when it reads safely, else as Python's repr of the text.
-
-    Printable paths without outer spaces read naturally (``photo.jpg: file is empty``); anything else
-    (newlines, escape codes, undecodable bytes, an empty name) is quoted with backslash escapes, so it
-    can neither break the one-line message nor reach the terminal raw. Bytes paths are shown as text.
-    """
+    """``path`` (bytes shown as text) for a message: as it is when printable without outer spaces, else Python's
+    repr, so newlines, escape codes or an empty name can neither break the line nor reach the terminal raw."""
     text = os.fsdecode(path) if isinstance(path, bytes) else str(path)
     if text and text.isprintable() and text == text.strip():
         return text
@@ -39,10 +35,7 @@ def quoted(path):
 
 
 def last_line(error, limit=200):
-    """The last non-blank line of ``error``'s text (at most ``limit`` characters), or its type's name.
-
-    Other libraries' errors (ffmpeg's output, Ray's tracebacks) end with what went wrong; their
-    earlier lines would break a one-line message.
-    """
+    """The last non-blank line of ``error``'s text (at most ``limit`` characters), or its type's name: other
+    libraries' errors (ffmpeg's, Ray's tracebacks) end with what went wrong."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1][:limit] if lines else type(error).__name__

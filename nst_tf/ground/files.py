@@ -28,14 +28,9 @@ def file_kind(mode):
 
 
 def open_regular(path, flags=0):
-    """Opens ``path`` (or the file a link there names) for binary reading if it is a regular file.
-
-    Opened without blocking, then checked: a pipe is refused without waiting for a writer, and a file swapped for
-    one after any earlier check is refused too. ``flags``: more ``os.open`` flags (e.g. ``O_NOFOLLOW``).
-
-    Raises:
-        NotRegularFile: it is a folder, a pipe, a device or a socket.
-        OSError: it cannot be opened.
+    """Opens ``path`` (links followed) for binary reading if it is a regular file: opened without blocking, then
+    checked, so a pipe is refused without waiting for a writer. ``flags``: more ``os.open`` flags.
+    ``NotRegularFile`` for a folder, pipe, device or socket; ``OSError`` where it cannot be opened.
     """
     extra = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(path, os.O_RDONLY | extra | flags)

@@ -13,11 +13,7 @@ except ImportError:  # Windows: nothing is locked
 
 def lock_exclusively(fd, busy):
     """Locks the open file or folder ``fd`` for this process alone (``flock``: the kernel releases it when the
-    process dies); where the system or the file system has no locks, nothing is locked.
-
-    Raises:
-        NSTError: ``busy`` (the message) when another process holds the lock.
-    """
+    process dies; without locks, nothing is locked); ``NSTError(busy)`` when another process holds it."""
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -30,11 +26,7 @@ def lock_exclusively(fd, busy):
 @contextlib.contextmanager
 def holding(folder):
     """Holds an exclusive lock on ``folder`` itself for the block (no lock file is left in it): two commands
-    writing results and manifest lines into one folder at once would mix them, so the second is refused.
-
-    Raises:
-        NSTError: another process holds the folder.
-    """
+    writing into one folder at once would mix their results, so the second is refused with ``NSTError``."""
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         busy = f"{quoted(folder)}: another nst_tf command is writing into it; wait for it to end, or choose another"

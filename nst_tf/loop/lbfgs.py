@@ -1,11 +1,9 @@
 """L-BFGS for the image, in TensorFlow, with one curvature history for the whole run.
 
-Like Justin Johnson's neural-style (torch's optim.lbfgs) and ``torch.optim.LBFGS``, it keeps the
-last ``history_size`` pairs (s, y) = (change of image, change of gradient) for the whole
-optimization, in variables beside the image, so reporting does not reset it (as calling SciPy's
-L-BFGS once per report would). Each iteration costs one cost-and-gradient evaluation: with no line
-search, the step is the two-loop direction times ``learning_rate``, the first scaled by
-``min(1, 1 / sum|g|)``.
+Like Justin Johnson's neural-style (torch's optim.lbfgs) and ``torch.optim.LBFGS``, it keeps the last
+``history_size`` pairs (s, y) = (change of image, change of gradient) for the whole run, in variables, so reports
+do not reset it (as SciPy's L-BFGS called per report would). One cost-and-gradient evaluation an iteration: no
+line search; the step is the two-loop direction times ``learning_rate``, the first scaled by ``min(1, 1 / sum|g|)``.
 """
 
 import tensorflow as tf
@@ -35,11 +33,7 @@ class LBFGS(tf.Module):
         self.history_size = history_size
 
     def build(self, var_list):
-        """Creates the history for the single variable in ``var_list``.
-
-        Raises:
-            NSTError: ``var_list`` does not hold exactly one variable.
-        """
+        """Creates the history for the single variable in ``var_list``; ``NSTError`` for another count."""
         if len(var_list) != 1:
             raise NSTError("LBFGS optimizes exactly one variable (the image)")
         (variable,) = var_list
@@ -60,9 +54,8 @@ class LBFGS(tf.Module):
         ys = tf.tensordot(y, s, 1)
         if ys > CURVATURE_EPSILON:
             slot = self.head.value()
-            # Row assignments update the history in place; a dense read of
-            # the (history_size, n) variables anywhere in the step would make
-            # TensorFlow copy them whole on the next write.
+            # Row assignments update the history in place; a dense read of the (history_size, n) variables
+            # anywhere in the step would make TensorFlow copy them whole on the next write.
             self.s[slot].assign(s)
             self.y[slot].assign(y)
             self.rho[slot].assign(1.0 / ys)

@@ -93,12 +93,10 @@ class StyleTransfer:
         initial_image = self._initial(initial_image)
         self.image = tf.Variable(initial_image, name="generated_image")
         self._last_finite = tf.Variable(initial_image, trainable=False, name="last_finite_image")
-        # Counted inside the traced loop, so the count is right even when an
-        # interrupt arrives between a call's end and Python's next line.
+        # Counted inside the traced loop: right even when an interrupt comes between a call and the next line.
         self._steps_done = tf.Variable(0, trainable=False, name="steps_done")
         self.optimizer = make_optimizer(config)
-        # Building the optimizer's state now keeps variable creation out of
-        # the traced loop.
+        # Building the optimizer's state now keeps variable creation out of the traced loop.
         self.optimizer.build([self.image])
         # What restart() sets the optimizer back to: its scalars as they start (the step count, a
         # learning rate kept in a variable), and zeros for the image-sized state (moments, history).
@@ -111,18 +109,15 @@ class StyleTransfer:
         self._step_seconds = None
 
     def restart(self, initial_image=None, epochs=None):
-        """Starts the run again from ``initial_image``, keeping the traced loop: no retracing.
-
-        For the next content image (after ``objective.retarget``): the image, its last finite copy and
-        the step count are assigned, and the optimizer's state set back to its start.
+        """Starts the run again from ``initial_image`` without retracing (for the next content image, after
+        ``objective.retarget``): the image, its last finite copy, the step count and the optimizer's state are reset.
 
         Args:
             initial_image: the start, the content's shape; by default ``start_image``'s.
             epochs: this run's iterations, when they differ from the last run's (a video's first frame).
 
         Raises:
-            NSTError: ``initial_image`` is not of the content's shape, or ``epochs`` is not a positive
-                whole number.
+            NSTError: ``initial_image`` is not of the content's shape, or ``epochs`` not a positive whole number.
         """
         if epochs is not None:
             self.config = dataclasses.replace(self.config, epochs=epochs)
@@ -162,12 +157,9 @@ class StyleTransfer:
         return {name: float(c) for name, c in self._costs().items()}
 
     def run(self, ticks=False):
-        """Runs the remaining iterations, yielding a ``Progress`` after iteration ``i`` when ``config.is_report(i)``.
-
-        With ``ticks=True``, also a ``Tick`` after each traced call that ends between reports. Raises
-        ``NonFiniteCostError``, carrying the last image of finite cost, when the total cost becomes
-        NaN or infinite.
-        """
+        """Runs the remaining iterations, yielding a ``Progress`` after iteration ``i`` when ``config.is_report(i)``
+        (with ``ticks``, also a ``Tick`` after each traced call between reports). ``NonFiniteCostError``, with the
+        last image of finite cost, when the total cost becomes NaN or infinite."""
         config = self.config
         while self.iteration < config.epochs:
             report = config.next_report(self.iteration)
@@ -191,9 +183,8 @@ class StyleTransfer:
         a NaN or infinite cost or gradient (the iterations before it are kept)."""
         first = self._run_steps.experimental_get_tracing_count() == 0
         if first:
-            # Each run traces its loop once, for its own image and objective. Traced by a call, every
-            # run's first call would count as a retrace of the same Python code, and TensorFlow warns of
-            # "frequent retracing" after five in a row of short runs (the sizes of a CoarseToFine run).
+            # Traced explicitly: traced by a call, each run's first call counts as a retrace, and TensorFlow warns
+            # of "frequent retracing" after five short runs in a row (the sizes of a CoarseToFine run).
             self._run_steps.get_concrete_function()
         start = time.perf_counter()
         done = int(self._run_steps(tf.constant(n, tf.int32)))

@@ -1,8 +1,4 @@
-"""Each optimizer's TensorFlow object, by name: ``MAKERS`` and ``make_optimizer``.
-
-What each optimizer supports and needs is stated once in ``nst_tf.plan.optimizers``; this module
-only makes the objects.
-"""
+"""Each optimizer's TensorFlow object, by name: ``MAKERS`` and ``make_optimizer`` (rules: ``plan.optimizers``)."""
 
 import tensorflow as tf
 
@@ -22,12 +18,9 @@ def make_optimizer(config):
 
 
 def learning_rate(config):
-    """Adam's learning rate: ``config.learning_rate``, or a schedule with ``config.learning_rate_steps``.
-
-    A step ``(i, rate)`` makes iterations ``i, i+1, ...`` (0-based) use
-    ``rate``: Keras' ``PiecewiseConstantDecay`` on the optimizer's step count,
-    which is ``i`` while iteration ``i`` is applied.
-    """
+    """Adam's learning rate: ``config.learning_rate``, or with ``config.learning_rate_steps`` a schedule: a step
+    ``(i, rate)`` makes iterations ``i, i+1, ...`` (0-based) use ``rate`` (Keras' ``PiecewiseConstantDecay`` on the
+    optimizer's step count, ``i`` while iteration ``i`` is applied)."""
     if not config.learning_rate_steps:
         return config.learning_rate
     boundaries = [iteration - 1 for iteration, _ in config.learning_rate_steps]

@@ -8,11 +8,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Progress:
-    """One report of a run.
-
-    ``costs``: the costs by name of the image after the step of ``iteration`` (0-based), ``{"total": J,
-    "content": J_content, "style": J_style, ...}``; ``image``: that image as the objective presents it
-    (1, H, W, 3). A batch run reports arrays of each image's costs, and (B, H, W, 3) images.
+    """One report of a run. ``costs``: the costs by name of the image after the step of ``iteration`` (0-based),
+    ``{"total": J, "content": J_content, "style": J_style, ...}``; ``image``: that image as the objective presents
+    it (1, H, W, 3). A batch run reports arrays of each image's costs, and (B, H, W, 3) images.
     ``total_cost``, ``content_cost``, ``style_cost``, ``tv_cost``: the course's names (0 for a term not there).
     """
 

@@ -1,9 +1,8 @@
 """The objective of several content images of one size at once: ``BatchStyleCost``.
 
-The network runs on the whole batch; each image's costs are those ``StyleCost`` computes for it alone
-(``StyleCost.image_costs``, vectorized). The gradient of the summed totals is each image's own, so
-with Adam, which updates every element by itself, a batch follows the same steps as separate runs,
-up to float rounding.
+The network runs on the whole batch; each image's costs are ``StyleCost.image_costs`` of it alone, vectorized.
+The gradient of the summed totals is each image's own, so with Adam (elementwise) a batch follows the steps of
+separate runs, up to float rounding.
 """
 
 import numpy as np
@@ -22,8 +21,7 @@ class BatchStyleCost(tf.Module):
     Args:
         model: a network module (``VGG19``, ``SqueezeNet``).
         content_images: normalized content images, shape (B, H, W, 3).
-        style_image: a normalized style image, or a list of them blended with
-            ``config.style_blend_weights`` (targets computed once, shared).
+        style_image: a normalized style image, or a list blended with ``config.style_blend_weights`` (shared).
         config: a ``StyleTransferConfig``.
 
     Called on images of the content's shape it returns each image's costs by name, float32 vectors (B,).

@@ -35,10 +35,8 @@ class Shapes(NamedTuple):
 
 
 class Window:
-    """Where a piece of an image lies in the whole image's activations: ``crop(tensor, layer)`` cuts it out.
-
-    The whole image is ``Window()``; a tile's core is ``Window({layer: ((row, rows), (col, cols))})``.
-    """
+    """Where a piece of an image lies in the whole image's activations: ``crop(tensor, layer)`` cuts it out. The
+    whole image is ``Window()``; a tile's core ``Window({layer: ((row, rows), (col, cols))})``."""
 
     def __init__(self, boxes=None):
         self._boxes = boxes
@@ -58,10 +56,9 @@ def _check_choice(name, value, choices):
 class ContentTerm:
     """The content cost at ``layer`` against ``target``, the content image's activation there.
 
-    ``sums``: ``{"squares": sum((target - a_G)**2)}`` over the window;
-    ``cost``: with ``normalizer="layer"``, ``squares / (4 n_H n_W n_C)`` of
-    the whole layer (the course's ``compute_content_cost``); with "none",
-    ``squares`` itself (CS231n's ``content_loss`` without its weight).
+    ``sums``: ``{"squares": sum((target - a_G)**2)}`` over the window; ``cost``: with ``normalizer="layer"``,
+    ``squares / (4 n_H n_W n_C)`` of the whole layer (the course's ``compute_content_cost``); with "none",
+    ``squares`` (CS231n's ``content_loss`` without its weight).
 
     Raises:
         NSTError: ``normalizer`` is not one of ``CONTENT_NORMALIZERS`` (a term is built by user code too).
@@ -97,15 +94,12 @@ class StyleTerm:
         style_layers: (layer, weight) pairs.
         targets: per style image, ``{layer: its Gram matrix S}``.
         blend_weights: one per style image, summing to 1.
-        normalizer: "layer" (the course's ``4 n_C^2 (n_H n_W)^2`` of each
-            layer), "image" (``4 * 3^2 * (H W)^2`` of the image) or "gram"
-            (CS231n's: each Gram matrix divided by its own image's ``n_H n_W
-            n_C`` at that layer, their squared difference not divided
-            further; ``targets`` are then already divided by the style's).
+        normalizer: "layer" (the course's ``4 n_C^2 (n_H n_W)^2`` of each layer), "image" (``4 * 3^2 * (H W)^2``
+            of the image) or "gram" (CS231n's: each Gram matrix divided by its own image's ``n_H n_W n_C``,
+            the squared difference not divided further; ``targets`` come divided).
         weight: beta.
 
-    ``sums``: each layer's Gram matrix ``G_l`` of the window's activations
-    (a layer missing from them, an empty tile core, is left out).
+    ``sums``: each layer's Gram matrix ``G_l`` of the window's activations (an empty tile core's left out).
 
     Raises:
         NSTError: ``normalizer`` is not one of ``STYLE_NORMALIZERS``.
@@ -191,13 +185,8 @@ class TemporalTerm:
         self.weights = tf.Variable(tf.zeros((count, height, width, 1)), trainable=False, name="temporal_weights")
 
     def assign(self, warped, weights):
-        """Compares with the frames ``warped`` (k, H, W, 3), weighted by ``weights`` (k, H, W), k <= ``count``.
-
-        Frames not given (a video's first frames, with long-term consistency) get zero weight.
-
-        Raises:
-            NSTError: more frames than ``count``, or shapes other than the term's.
-        """
+        """Compares with the frames ``warped`` (k, H, W, 3), weighted by ``weights`` (k, H, W), k <= ``count``;
+        frames not given (a video's first) get zero weight. ``NSTError`` for more frames or other shapes."""
         warped = tf.convert_to_tensor(warped, tf.float32)
         weights = tf.convert_to_tensor(weights, tf.float32)[..., None]
         given = warped.shape[0]

@@ -1,21 +1,18 @@
 """The objective and its gradient for images too large for memory, exactly, in tiles.
 
-``TiledStyleCost`` is a ``StyleCost`` that never runs the network on more than one tile (its core
-plus a margin; ``nst_tf.plan.tiles`` explains why that is exact) at a time:
+``TiledStyleCost`` is a ``StyleCost`` that runs the network on one tile (core plus margin; ``nst_tf.plan.tiles``
+explains why that is exact) at a time:
 
-1. Forward, tile by tile: every network term's ``sums`` (``terms.py``: Gram matrices, the content's
-   sum of squares) of the whole image are added up from the tiles' cores; their ``cost`` is the cost.
-2. Backward, tile by tile: ``dJ/dsums`` comes from automatic differentiation of the terms' ``cost``;
-   since ``sums`` adds over tiles, each tile's part of ``dJ/dimage`` is ``dJ/dsums`` pushed back
-   through that tile's ``sums`` and forward pass, added into one image-sized variable (the margins
-   overlap). No term has a hand-written gradient.
+1. Forward: every network term's ``sums`` (Gram matrices, the content's sum of squares) of the whole image are
+   added up from the tiles' cores; their ``cost`` is the cost.
+2. Backward: ``dJ/dsums`` comes from automatic differentiation of ``cost``; as ``sums`` adds over tiles, each
+   tile's part of ``dJ/dimage`` is ``dJ/dsums`` pushed back through its ``sums`` and forward pass, added into
+   one image-sized variable (margins overlap). No term has a hand-written gradient.
 
-Pass 2 runs each tile's forward pass again, one tile at a time (control dependencies order the
-tiles), so a traced step holds one tile's activations however many tiles there are; the last tile
-of pass 1 is kept under its tape. With ``keep_forward`` every tile's forward pass is kept in
-``VGG19``'s ``lean_gradient`` form (ReLU signs as booleans, conv1_1 computed again): faster, with
-memory growing at about a fifth of the whole image's rate (``Network.kept_pixel_bytes``).
-Image terms (total variation) are computed on the whole image.
+Pass 2 runs each tile's forward pass again, one at a time (control dependencies order them), so a step holds one
+tile's activations; pass 1's last tile is kept under its tape. ``keep_forward`` keeps every tile's forward pass in
+``lean_gradient`` form (ReLU signs as booleans, conv1_1 computed again): faster, memory growing at about a fifth
+of the whole image's rate (``Network.kept_pixel_bytes``). Image terms (total variation) see the whole image.
 """
 
 import contextlib
@@ -37,14 +34,12 @@ class TiledStyleCost(StyleCost):
     """``StyleCost`` computed in tiles: the same costs and gradients, memory bounded by the tile.
 
     Args:
-        model, content_image, style_image, config: as for ``StyleCost``; ``model`` must carry its
-            ``network`` (a ``Network``) and ``pooling``, which decide the tile geometry.
-        tile_size: side of a tile's core in pixels, or its (rows, columns) (full-width strips have
-            margins on two sides only), rounded up to the pooling grid (16 pixels through conv5_1).
-        margin: pixels a tile extends beyond its core on inner sides; by default the least that keeps
-            every layer used exact (``Network.margin``); a larger one is rounded up to the grid.
-        keep_forward: keep every tile's forward pass from pass 1 to pass 2 (about
-            ``Network.kept_pixel_bytes`` per pixel of every tile's extent) rather than run it again.
+        model, content_image, style_image, config: as for ``StyleCost``; ``model`` carries the ``network``
+            and ``pooling`` that decide the tile geometry.
+        tile_size: a core's side or (rows, columns), rounded up to the pooling grid (16 through conv5_1).
+        margin: pixels beyond a core on inner sides; by default the least that keeps the layers exact
+            (``Network.margin``), a larger one rounded up to the grid.
+        keep_forward: keep every tile's forward pass for pass 2 (``Network.kept_pixel_bytes`` a pixel).
         plan: a ``TilePlan`` instead of ``tile_size``, ``margin`` and ``keep_forward``.
         extra_terms: image terms added to the sum, as for ``StyleCost`` (computed on the whole image).
 
@@ -106,11 +101,8 @@ class TiledStyleCost(StyleCost):
         return image[:, tile.rows.first : tile.rows.last, tile.cols.first : tile.cols.last, :]
 
     def _run_tile(self, x, tile, size, taped=False, layers=None):
-        """The network on the tile ``x`` of an image of ``size`` (height, width): a ``_TileRun``.
-
-        ``layers``: by default the cost's. ``taped``: under a tape watching
-        ``x``, with the network's lean gradient when ``keep_forward``.
-        """
+        """The network on the tile ``x`` of an image of ``size`` (height, width): a ``_TileRun``. ``layers``: by
+        default the cost's; ``taped``: under a tape watching ``x`` (lean gradient with ``keep_forward``)."""
         layers = self._layers if layers is None else layers
         tape = tf.GradientTape() if taped else contextlib.nullcontext()
         with tape:
@@ -174,17 +166,13 @@ class TiledStyleCost(StyleCost):
         return [term.sums(cores, window) for term in self._network_terms()]
 
     def _forward_pass(self, image, taped):
-        """Pass 1: ``(sums, kept)``: every network term's sums over all tiles, and the taped tile runs.
-
-        ``kept``: the ``_TileRun``s run under a tape for pass 2 (none unless
-        ``taped``; then every tile with ``keep_forward``, else the last).
-        """
+        """Pass 1: ``(sums, kept)``: every network term's sums over all tiles, and the ``_TileRun``s taped for pass 2
+        (none unless ``taped``; then every tile with ``keep_forward``, else the last)."""
         size = self.content_image.shape[1:3]
         total, kept, after = None, {}, []
         for i, tile in enumerate(self.tiles):
             keep = taped and (self.keep_forward or i == len(self.tiles) - 1)
-            # Reading the tile only after the previous tile's sums exist keeps
-            # a traced step from running the tiles side by side.
+            # Reading the tile after the previous tile's sums keeps a traced step from running tiles side by side.
             with tf.control_dependencies(after):
                 x = self._slice(image, tile)
             run = self._run_tile(x, tile, size, keep)
@@ -230,8 +218,7 @@ class TiledStyleCost(StyleCost):
             again = [layer for layer in _COMPUTED_AGAIN if layer in run.boxes]
             if again:
                 values = {**values, **self._float32(self._network(run.x, again))}
-        # The cores are cut again from the activations, so that pass 1's
-        # copies need not live until pass 2.
+        # The cores are cut again, so that pass 1's copies need not live until pass 2.
         layers = list(run.boxes)
         cores = [_crop(values[layer], run.boxes[layer]) for layer in layers]
         with tf.GradientTape() as tape:
@@ -244,8 +231,7 @@ class TiledStyleCost(StyleCost):
             output_gradients=tf.nest.flatten(wanted),
             unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
-        # The upstream gradients are padded to the whole activation: the
-        # gradient of the core's slice (StridedSliceGrad) took a fifth of a step.
+        # Padded to the whole activation: the gradient of the core's slice (StridedSliceGrad) took a fifth of a step.
         padded = [
             _pad_to(g, run.boxes[layer], run.activations[layer].shape) for layer, g in zip(layers, core_gradients)
         ]
@@ -261,9 +247,8 @@ class TiledStyleCost(StyleCost):
         return tape.gradient(J, image)
 
 
-# Of a kept forward pass's activations, conv1_1's is the largest (a third of what a tile keeps) and
-# the cheapest to compute again (under 1% of a forward pass's multiply-adds): pass 2 computes it
-# again and the tape keeps only its ReLU signs.
+# conv1_1's activation is a third of what a kept tile holds and under 1% of a forward pass's multiply-adds:
+# pass 2 computes it again and the tape keeps only its ReLU signs.
 _COMPUTED_AGAIN = ("conv1_1",)
 
 
@@ -316,10 +301,8 @@ def _pad_to(core, box, shape):
 
 
 def make_style_cost(model, content_image, style_image, config=None, plan=None, extra_terms=()):
-    """A ``StyleCost``, or a ``TiledStyleCost`` when ``plan`` (a ``TilePlan``) splits the content or a style image.
-
-    ``extra_terms``: image terms added to the sum after the registered ones (``term_registry.TERMS``).
-    """
+    """A ``StyleCost``, or a ``TiledStyleCost`` when ``plan`` (a ``TilePlan``) splits the content or a style image;
+    ``extra_terms``: image terms added after the registered ones (``term_registry.TERMS``)."""
     config = StyleTransferConfig() if config is None else config
     styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
     images = [content_image, *styles]

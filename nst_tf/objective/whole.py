@@ -21,14 +21,11 @@ class StyleCost(tf.Module):
     """The course's cost, ``alpha * J_content + beta * J_style``, plus total variation: a sum of terms.
 
     Args:
-        model: a network module (``VGG19``), or any callable
-            ``model(image, layers=[...]) -> {name: activation}`` with a
-            ``dtype`` and, for a precision other than its own,
-            ``astype(dtype)``.
+        model: a network module (``VGG19``), or any callable ``model(image, layers=[...]) -> {name: activation}``
+            with a ``dtype`` and, for a precision other than its own, ``astype(dtype)``.
         content_image: normalized content image, shape (1, H, W, 3).
-        style_image: normalized style image, shape (1, h, w, 3), or a list of
-            them blended with ``config.style_blend_weights``; sizes may differ
-            from the content's.
+        style_image: normalized style image (1, h, w, 3), or a list of them blended with
+            ``config.style_blend_weights``; sizes may differ from the content's.
         config: a ``StyleTransferConfig`` (its cost, precision, colour and clipping fields).
         extra_terms: image terms (``terms.py``, e.g. a ``TemporalTerm``) added to the sum after the
             config's; each is reported under its ``name``.
@@ -42,9 +39,8 @@ class StyleCost(tf.Module):
     three digits).
 
     Raises:
-        NSTError: for a config that is not a ``StyleTransferConfig``, a model
-            that is not callable, images of the wrong shape or values, no
-            style image, or a blend weight count that does not match.
+        NSTError: a config that is not a ``StyleTransferConfig``, a model that is not callable, images of the
+            wrong shape or values, no style image, or a blend weight count that does not match.
     """
 
     def __init__(
@@ -80,9 +76,7 @@ class StyleCost(tf.Module):
         style_names = [name for name, _ in self.style_layers]
         self._layers = list(dict.fromkeys([self.content_layer, *style_names]))
         with self.name_scope:
-            # Variables rather than captured constants: a traced loop then
-            # reads them where they live (on the GPU) instead of embedding
-            # copies in its graph.
+            # Variables, not captured constants: a traced loop reads them where they live, not copies in its graph.
             self.content_target = tf.Variable(
                 self._content_activation(self.content_image), trainable=False, name="content_target"
             )
@@ -98,14 +92,9 @@ class StyleCost(tf.Module):
         self.terms = self._make_terms()
 
     def retarget(self, content_image):
-        """Makes this objective the one of another content image of the same shape, without retracing.
-
-        The content target (and, with ``preserve_colors="histogram"``, the style targets, which depend
-        on the content's colours) are assigned to their variables; other style targets are kept.
-
-        Raises:
-            NSTError: ``content_image`` is not a normalized image of this objective's content shape.
-        """
+        """Makes this objective the one of another content image of the same shape, without retracing: the
+        content target (and, with ``preserve_colors="histogram"``, the style targets) are assigned to their
+        variables. ``NSTError`` unless ``content_image`` is a normalized image of the content's shape."""
         content_image = checked_float32_batch(content_image, "content_image")
         if content_image.shape != self.content_image.shape:
             raise NSTError(
@@ -132,10 +121,8 @@ class StyleCost(tf.Module):
         return terms + self._extra_terms
 
     def _network(self, image, layers, **options):
-        # nst_tf's networks take RGB (the .mat's order; Keras' BGR first layer
-        # is reversed on reading). The second edition feeds its RGB [0, 1]
-        # pixels to Keras' BGR layer as they are, so "unit" reverses them
-        # here to give that edition's activations.
+        # nst_tf's networks take RGB (Keras' BGR first layer is reversed on reading); the second edition feeds
+        # RGB [0, 1] pixels to Keras' BGR layer as they are, so "unit" reverses them to give its activations.
         if self.config.normalization == "unit":
             image = tf.reverse(image, axis=[-1])
         activations = self.model(image, layers=layers, **options)
@@ -191,11 +178,8 @@ class StyleCost(tf.Module):
         return self._float32(self._network(images, self._layers if layers is None else list(layers)))
 
     def image_costs(self, image, activations, content_target=None):
-        """The costs by name of one image (1, H, W, 3) from its float32 ``activations``.
-
-        ``content_target``: the content activation to compare with when not this objective's
-        (``BatchStyleCost``'s images each have their own).
-        """
+        """The costs by name of one image (1, H, W, 3) from its float32 ``activations``; ``content_target``: the
+        content activation to compare with, when not this objective's (``BatchStyleCost``'s)."""
         terms = self.terms
         if content_target is not None:
             terms = [self._content_term(content_target) if term.name == "content" else term for term in terms]
@@ -208,10 +192,8 @@ class StyleCost(tf.Module):
         return ContentTerm(self.content_layer, target, config.alpha, config.content_normalizer)
 
     def _combined(self, image, sums, shapes, terms=None):
-        """``{"total": J, term name: value}`` from each network term's ``sums`` (in ``terms`` order).
-
-        A value is the term's ``cost`` of its sums (an image term's, of the image); ``J = sum weight * value``.
-        """
+        """``{"total": J, term name: value}`` from each network term's ``sums`` (in ``terms`` order): a value is the
+        term's ``cost`` of its sums (an image term's, of the image); ``J = sum weight * value``."""
         values, J = {}, None
         sums = iter(sums)
         for term in self.terms if terms is None else terms:

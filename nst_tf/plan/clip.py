@@ -1,8 +1,7 @@
 """Video files: recognised by content, probed, decoded frame by frame and encoded, with imageio-ffmpeg.
 
-imageio-ffmpeg (an optional extra, ``pip install "nst_tf[video]"``) ships an ffmpeg binary, run here as
-a subprocess: frames come and go as raw RGB bytes through a pipe, one at a time, so memory holds one
-frame however long the video. Nothing here loads TensorFlow.
+imageio-ffmpeg (``pip install "nst_tf[video]"``) ships an ffmpeg binary, run as a subprocess: frames pass as raw RGB
+through a pipe one at a time, so memory holds one frame however long the video. Nothing here loads TensorFlow.
 """
 
 import contextlib
@@ -213,9 +212,8 @@ class FfmpegError(NSTError):
 def encode(path, frames_in_order, size, fps, audio_from=None, audio_codec="copy"):
     """Writes ``frames_in_order`` (uint8 (height, width, 3), ``size`` = (width, height)) as H.264 video to ``path``.
 
-    ``audio_from``: a video whose first audio track is taken, as it is (``audio_codec="copy"``) or encoded
-    again (e.g. ``"aac"``). ``path`` is overwritten (callers write to a temporary name). The frames go
-    through a pipe one at a time (imageio-ffmpeg's ``write_frames`` ignores ffmpeg's exit status).
+    ``audio_from``: a video whose first audio track is taken as it is (``audio_codec="copy"``) or encoded again
+    (``"aac"``). ``path`` is overwritten. Frames go through our own pipe (imageio-ffmpeg's ignores the exit status).
 
     Raises:
         FfmpegError: ffmpeg fails, or ends before taking every frame.

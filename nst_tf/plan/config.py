@@ -1,7 +1,5 @@
-"""The course's constants (``CONFIG``) and the run's hyperparameters (``StyleTransferConfig``, the one place
-they are defined: the library's and the command's defaults and help texts, each field's ``metadata["help"]``).
-Free of TensorFlow, so the command checks its options before loading it.
-"""
+"""The course's constants (``CONFIG``) and the run's hyperparameters (``StyleTransferConfig``: the library's and the
+command's defaults and help texts), free of TensorFlow, so the command checks its options before loading it."""
 
 import math
 import numbers
@@ -354,8 +352,8 @@ def check_seed(seed):
 
 
 def _check_number(name, value, positive=False, ratio=False):
-    """Refuses ``value`` unless it is a finite number float32 holds (float64 for one of ``ratio``s, which
-    are divided by their sum in float64), at least 0 (above 0 if ``positive``)."""
+    """Refuses ``value`` unless a finite number float32 holds (float64 for a ``ratio``), at least 0 (above 0 if
+    ``positive``)."""
     number = check_finite(name, value, float32=not ratio)
     if number < 0 or (positive and number == 0):
         raise NSTError(f"{name} must be {'positive' if positive else 'zero or more'}; got {value!r}")

@@ -1,12 +1,9 @@
 """What a run needs: an estimate of its peak memory, and the tiles that make it fit, before any work.
 
-``MemoryModel`` estimates a run's peak resident memory whole (``whole``) or in tiles (``tiled``), and plans
-its tiles for a budget (``plan``): the whole process's, Python and TensorFlow's runtime, the network's
-weights, and the larger of a run's two phases at one size, the targets (forward passes of the style and
-content images) and the steps. Per-pixel figures are the network's (``Network.pixel_bytes`` and the like),
-measured on a CPU in float32 (reduced precisions within 10%: image, gradient, Gram matrices and optimizer
-state stay float32), in ``benchmarks/results`` (cpu-2026-11-23, large-cpu-2026-11-23,
-large-cpu-2026-11-29-tiling, budget-*). Reading the weights comes before TensorFlow and peaks lower.
+``MemoryModel`` estimates a run's peak resident memory whole (``whole``) or in tiles (``tiled``) and plans tiles for
+a budget (``plan``): the process, the network's weights, and the larger of a run's two phases, the targets (forward
+passes of the style and content images) and the steps. Per-pixel figures are the network's (``Network.pixel_bytes``
+and the like), measured on a CPU in float32 (reduced precisions within 10%) in ``benchmarks/results``.
 """
 
 from dataclasses import dataclass, replace
@@ -69,10 +66,9 @@ class MemoryModel:
         return self.runtime() + _with_margin(image_sized)
 
     def tiled(self, height, width, plan, style=None):
-        """Estimated peak resident bytes of a run in the tiles of ``plan`` (a ``TilePlan``): the steps follow the
-        largest tile's extent, plus ``Network.tile_bytes`` a tile (and, with ``plan.keep_forward``,
-        ``Network.kept_pixel_bytes`` per pixel of every other extent); the targets the largest tile of the
-        content and of the ``style`` image."""
+        """Estimated peak resident bytes of a run in the tiles of ``plan`` (a ``TilePlan``): the steps (the largest
+        extent, ``Network.tile_bytes`` a tile, ``kept_pixel_bytes`` of the other extents with ``keep_forward``) or
+        the targets (the largest tile of the content and of the ``style`` image)."""
         if not isinstance(plan, TilePlan):
             raise NSTError(f"plan must be a TilePlan; got {type(plan).__name__}")
         extents = [t.extent_pixels for t in plan.grid(height, width)]
@@ -87,12 +83,10 @@ class MemoryModel:
         """How a run at ``height`` x ``width`` of ``layers`` is tiled: a ``TilePlan``, or None when it runs whole.
 
         ``max_memory``: the budget in bytes (default: the memory available now; unknown, no limit). With
-        ``tile_size``, squares of that side; else tiles only when the whole would not fit, those that fit
-        computing the fewest pixels (``tiles.best_tile_shape``). ``keep_forward`` (default: where the
-        budget allows, never with an unknown one) keeps each tile's forward pass for the backward one.
-        ``style``: the (height, width) of the largest style image, tiled too where it would not fit.
-
-        ``NSTError`` when not even tiles fit, naming what takes the memory, or for an invalid argument.
+        ``tile_size``, squares of that side; else tiles only when the whole would not fit, those computing the
+        fewest pixels (``best_tile_shape``). ``keep_forward``: default, where the budget allows (never unknown).
+        ``style``: the largest style image's (height, width). ``NSTError`` when not even tiles fit, naming what
+        takes the memory, or for an invalid argument.
         """
         height, width = check_whole("height", height), check_whole("width", width)
         if style is not None:
@@ -105,8 +99,7 @@ class MemoryModel:
             return self._plan_whole_only(height, width, layers, tile_size, budget, refuse)
         base = TilePlan.of(layers, 1, network=self.network)
         if budget is not None and self.fixed_tiled(height, width) > budget:
-            # The image-sized state alone does not fit: no tile shape can help, and a grid of the smallest
-            # tiles over such an image would itself take memory and time to list.
+            # The image-sized state alone does not fit: no tile shape can help (nor is a grid listed).
             refuse.smallest_tiles(base)
         if tile_size is not None:
             return self._plan_squares(base, tile_size, keep_forward, budget, refuse)
@@ -256,8 +249,8 @@ def _size(name, size):
 
 
 def _with_margin(image_bytes):
-    """``image_bytes`` plus a tenth: the figures above are bare measurements, and a command's peaks were
-    measured up to 1.4% above them (budget-*.md); the rest is for other CPUs and builds of TensorFlow."""
+    """``image_bytes`` plus a tenth: a command's peaks measured up to 1.4% above the bare figures; the rest is
+    for other CPUs and builds of TensorFlow."""
     return image_bytes + image_bytes // 10
 
 

@@ -1,7 +1,6 @@
 """The optimizers a run can use, by name, and what each supports: ``OPTIMIZERS`` (no TensorFlow).
 
-The command's checks, the memory model and the loop read each one's rules here; its TensorFlow object
-is made by ``nst_tf.loop.optimizer_makers``. Adding an optimizer: a line here and its maker there.
+The checks, the memory model and the loop read its rules here; ``nst_tf.loop.optimizer_makers`` makes its object.
 """
 
 from dataclasses import dataclass
@@ -11,13 +10,10 @@ from ..ground.errors import NSTError
 
 @dataclass(frozen=True)
 class Optimizer:
-    """What an optimizer supports and needs.
-
-    ``name``: its ``--optimizer`` name; ``title``: how messages name it; ``batches``: whether it takes a
-    batch of images (``--batch_size``); ``schedules``: whether it takes a learning rate and its steps;
-    ``history_rows`` per curvature pair kept and ``fixed_rows``: float32 image-sized rows of state beyond
-    the memory model's image-sized figures; ``why_no_batches``: the refusal's reason.
-    """
+    """What an optimizer supports and needs. ``name``: its ``--optimizer`` name; ``title``: how messages name it;
+    ``batches``: whether it takes a batch of images; ``schedules``: whether it takes a learning rate and its steps;
+    ``history_rows`` per curvature pair kept and ``fixed_rows``: float32 image-sized rows of state beyond the
+    memory model's image-sized figures; ``why_no_batches``: the refusal's reason."""
 
     name: str
     title: str

@@ -1,13 +1,11 @@
 """Synthetic VGG-19 weights in MatConvNet's and Keras' exact file layouts.
 
-The real imagenet-vgg-verydeep-19.mat (about 510 MB) is on no package registry, so the tests, notebooks and
-benchmarks use files written here: random weights of the right shapes, all 43 layers including the
-fully-connected ones, the mean pixel and a class list, nested so that ``scipy.io.loadmat`` returns what it
-returns for the real file (the course's ``layers[0][i][0][0][2][0][0]`` works on the new layout).
-``write_vgg19_h5`` writes Keras' legacy HDF5 weights (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, or
-the full file) with the SAME random numbers as ``write_vgg19_mat`` for the same ``width_divisor`` and
-``seed``, conv1_1's input channels in BGR order as in Keras' files, so the two files describe one network.
-``width_divisor`` divides every channel width (64 ... 4096) to make small files; 1 gives the real sizes.
+The real imagenet-vgg-verydeep-19.mat (510 MB) is on no package registry, so tests, notebooks and benchmarks use
+files written here: random weights of the right shapes for all 43 layers, the mean pixel and a class list, nested so
+that ``scipy.io.loadmat`` returns what it does for the real file (the course's ``layers[0][i][0][0][2][0][0]``
+works). ``write_vgg19_h5`` writes Keras' HDF5 weights with the SAME numbers as ``write_vgg19_mat`` for the same
+``width_divisor`` and ``seed`` (conv1_1 in BGR, as Keras'), so both describe one network. ``width_divisor``
+divides every channel width (64 ... 4096) for small files; 1 gives the real sizes.
 """
 
 import os
@@ -49,11 +47,8 @@ def _layer_shapes(width_divisor):
 
 
 def _random_weights(rng, width_divisor, include_top):
-    """name -> (kernel, bias of shape (out,)), float32, drawn from ``rng`` in the file's layer order.
-
-    The convolutions come first, so stopping before the fully-connected
-    layers leaves their numbers unchanged.
-    """
+    """name -> (kernel, bias (out,)), float32, from ``rng`` in the file's layer order (convolutions first, so
+    stopping before the fully-connected layers leaves their numbers unchanged)."""
     weights = {}
     for name, (kernel_shape, bias_length) in _layer_shapes(width_divisor).items():
         if name.startswith("fc") and not include_top:
@@ -151,14 +146,9 @@ def vgg19_mat_contents(layout="new", width_divisor=1, seed=0):
 def write_vgg19_mat(path, layout="new", width_divisor=1, seed=0, compress=True, overwrite=False):
     """Writes a synthetic imagenet-vgg-verydeep-19.mat to ``path`` (its folder created) and returns the path.
 
-    ``layout``: "new" (the file of MD5 106118b7...) or "old" (8ee32639...). ``width_divisor``: 1 is full size
-    (about 575 MB of float32 before compression). ``seed``: of the random weights. ``compress``: zlib, as
-    MATLAB's -v7 files are. An existing file is replaced only with ``overwrite``, so that a real model
-    cannot be clobbered by mistake.
-
-    Raises:
-        NSTError: ``path`` exists and ``overwrite`` is false, or ``layout`` or ``width_divisor`` is not valid
-            (see ``vgg19_mat_contents``).
+    ``layout``: "new" (the file of MD5 106118b7...) or "old" (8ee32639...). ``width_divisor`` 1 is full size (575 MB
+    of float32 before compression). ``compress``: zlib, as MATLAB's -v7. An existing file is replaced only with
+    ``overwrite`` (a real model is not clobbered by mistake). ``NSTError`` for that, or as ``vgg19_mat_contents``.
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
@@ -219,20 +209,12 @@ def _write_keras_layers(root, weights, layers, keras_version):
 def write_vgg19_h5(path, width_divisor=1, seed=0, include_top=False, keras_version=2, overwrite=False):
     """Writes a synthetic Keras VGG19 weights file to ``path`` (its folder created) and returns the path.
 
-    Keras' legacy HDF5 layout: root attributes ``layer_names`` (input_1, block1_conv1, ..., block5_pool, and
-    with ``include_top`` flatten, fc1, fc2, predictions) and for ``keras_version`` 2 ``backend`` and
-    ``keras_version`` (Keras 1 wrote neither; Keras' loader then assumes version 1); one group per layer with
-    attribute ``weight_names``, empty for layers without weights; datasets named as Keras 2
-    (``block1_conv1/kernel:0``, in a subgroup) or Keras 1 (``block1_conv1_W_1:0``) names them.
-
-    The numbers are ``write_vgg19_mat``'s for the same ``width_divisor`` (1: about 80 MB without the top,
-    549 MB with it) and ``seed``: conv1_1's input channels reversed (Keras' files expect BGR), the dense
-    kernels in Keras' layout (fc6's (7, 7, in, out) as (7 * 7 * in, out)). An existing file is replaced only
-    with ``overwrite``.
-
-    Raises:
-        NSTError: ``path`` exists and ``overwrite`` is false, ``width_divisor`` is not a divisor of 64, or
-            ``keras_version`` is not 1 or 2.
+    Keras' legacy HDF5 layout: root attributes ``layer_names`` (input_1, block1_conv1, ..., block5_pool, and with
+    ``include_top`` flatten, fc1, fc2, predictions) and, for ``keras_version`` 2, ``backend`` and ``keras_version``;
+    a group per layer with ``weight_names`` (empty without weights); datasets named as Keras 2
+    (``block1_conv1/kernel:0``) or Keras 1 (``block1_conv1_W_1:0``) names them. The numbers are ``write_vgg19_mat``'s
+    (1: 80 MB without the top, 549 MB with it), conv1_1's input reversed (BGR), dense kernels flattened. An existing
+    file is replaced only with ``overwrite``. ``NSTError`` for that, a bad ``width_divisor`` or ``keras_version``.
     """
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:

@@ -1,18 +1,16 @@
 """Tile geometry without TensorFlow: spans, grids, tile shapes and the ``TilePlan`` a run is given, laid
 out with the network's receptive-field figures (``Network``); ``nst_tf.objective.tiled`` computes in tiles.
 
-Why tiles give the untiled costs exactly: a Gram matrix is a sum over positions,
-``G = sum_p F(p) F(p)^T``, and so is the content cost, so both sum tile by tile over the tiles'
-*cores*, which partition the image. A tile's activations equal the whole image's wherever nothing
-the network sees differs: a tile extends by a *margin* on its inner sides (keeping the image's own
-border elsewhere), covering the positions that see its artificial edge. An artificial edge makes one
-more position wrong after each 3x3 convolution (zero padding where real pixels were), and ``ceil(k /
-2)`` of ``k`` wrong positions remain after a 2x2 pooling; a layer at stride ``d`` with ``k`` wrong
-positions needs ``k * d`` input pixels of margin: 80 for conv5_1, 40 for conv4_2, 128 for avgpool5.
-Tiles start at multiples of the deepest layer's total stride (16 through conv5_1, 32 with avgpool5),
-so every pooling sees the whole image's windows, and padding or cropping happens only at the image's
-real bottom and right borders. A tile's backward pass runs through the same functions of the same
-pixels, so each core's gradient is the whole image's too; ``nst_tf.objective.tiled`` sums them.
+Why tiles give the untiled costs exactly: a Gram matrix ``G = sum_p F(p) F(p)^T`` and the content cost are sums
+over positions, so both sum over the tiles' *cores*, which partition the image. A tile's activations equal the
+whole image's wherever what the network sees does not differ: a tile extends by a *margin* on its inner sides,
+covering the positions that see its artificial edge. That edge makes one more position wrong after each 3x3
+convolution (zero padding where real pixels were), and ``ceil(k / 2)`` of ``k`` remain after a 2x2 pooling; a
+layer at stride ``d`` with ``k`` wrong positions needs ``k * d`` pixels of margin: 80 for conv5_1, 40 for
+conv4_2, 128 for avgpool5. Tiles start at multiples of the deepest layer's stride (16 through conv5_1, 32 with
+avgpool5), so every pooling sees the whole image's windows, and padding or cropping happens only at the image's
+real bottom and right borders. The backward pass runs through the same functions of the same pixels, so each
+core's gradient is the whole image's too.
 """
 
 import dataclasses

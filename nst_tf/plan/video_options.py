@@ -16,13 +16,8 @@ LONG_TERM_GAPS = (1, 2, 4)
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """How a video is stylized: the temporal term's weight, the flow, and the first frame's iterations (each
-    field's ``metadata["help"]`` is its command-line help).
-
-    Raises:
-        NSTError: a ``temporal_weight`` that is not a finite number of at least 0, a ``flow`` or ``flow_preset``
-            not of its choices, a ``long_term`` not a bool, or a ``first_frame_epochs`` not a positive whole number.
-    """
+    """How a video is stylized: the temporal term's weight, the flow, the first frame's iterations (each field's
+    ``metadata["help"]`` is its command-line help). ``NSTError`` for a field out of its range or choices."""
 
     temporal_weight: float = option(
         1e4,

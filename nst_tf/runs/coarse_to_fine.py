@@ -71,17 +71,12 @@ def _sizes(sizes):
 class CoarseToFine:
     """A run at several sizes, smallest first; ``run()`` yields a ``ScaleProgress`` per report (or tick).
 
-    ``content_pixels``, ``style_pixels``: 8-bit RGB (h, w, 3) images (one style or a list), fitted to each of
-    ``sizes`` ((height, width), smallest first; ``scale_sizes`` doubles) by ``fit``, the styles to
-    ``style_scale`` of it or, with ``style_size``, to that shorter side (CS231n's). ``config.epochs``
-    iterations run at the last size, ``scale_epochs`` (default the same) at the others; the first starts
-    from the course's noise. ``make_objective(model, content, styles, config, size=(height, width))``
-    builds each size's objective (default ``StyleCost``).
-
-    Raises:
-        NSTError: a bad argument: ``config``, an image, no style image, ``sizes``, a ``style_scale`` or
-            ``style_size`` giving a style size the network cannot take, ``scale_epochs``, ``make_objective``
-            or ``fit``.
+    ``content_pixels``, ``style_pixels``: 8-bit RGB (h, w, 3) images (one style or a list), fitted by ``fit`` to
+    each of ``sizes`` ((height, width), smallest first), the styles to ``style_scale`` of it or to the shorter side
+    ``style_size`` (CS231n's). ``config.epochs`` iterations run at the last size, ``scale_epochs`` (default the
+    same) at the others, the first from the course's noise. ``make_objective(model, content, styles, config,
+    size=(height, width))`` builds each size's objective (default ``StyleCost``). ``NSTError`` for a bad argument
+    (a style size the network cannot take too).
     """
 
     def __init__(

@@ -1,9 +1,8 @@
 """Many content images with one network: ``stylize_many`` yields each image's run in turn.
 
-Consecutive images of one shape share one objective and traced loop: the next image only assigns its
-content target (``StyleCost.retarget``) and restarts the loop (``StyleTransfer.restart``), so each shape is
-traced, and its style targets computed, once (per image with ``preserve_colors="histogram"``). Order the
-images by shape to trace fewest times. Nothing here prints or writes files.
+Consecutive images of one shape share one objective and traced loop (``StyleCost.retarget``,
+``StyleTransfer.restart``): each shape is traced, and its style targets computed, once (per image with
+``preserve_colors="histogram"``). Nothing here prints or writes files.
 """
 
 import numbers
@@ -54,11 +53,10 @@ def stylize_many(
 ):
     """Stylizes each content image in turn with one network; yields ``Step`` and ``Finished`` items.
 
-    ``contents``: normalized content images (1, H, W, 3), read lazily; ``style_images``: one, or a list
-    blended by ``config.style_blend_weights``; ``seeds``: each image's, a sequence or ``seeds(index)``
-    (default ``config.seed + index``, or fresh); ``make_objective(model, content, styles, config)``: a new
-    shape's objective (default ``StyleCost``); ``ticks``: also yield ``Tick``s; ``batch_size``: up to this
-    many consecutive images of one size in one traced call (``BatchStyleCost``, Adam only).
+    ``contents``: normalized content images (1, H, W, 3), read lazily; ``style_images``: one, or a list blended by
+    ``config.style_blend_weights``; ``seeds``: a sequence or ``seeds(index)`` (default ``config.seed + index``, or
+    fresh); ``make_objective(model, content, styles, config)``: a new shape's objective (default ``StyleCost``);
+    ``batch_size``: up to this many consecutive images of one size in one traced call (Adam only).
 
     Yields ``Started(indices)`` as each image or batch starts, ``Step(index, item, images)`` for each report
     (a batch's tick once, under its first index), then ``Finished(index, progress, seconds, traced)``.
@@ -78,11 +76,8 @@ def stylize_many(
 
 
 class Stylizer:
-    """One network's runs over content images, keeping the objective and traced loop while the shape holds.
-
-    ``stylize_many`` is this over an iterable; a worker receiving its images in parts (a Ray actor) keeps
-    one between parts. Arguments, and the ``NSTError`` for a bad one, as for ``stylize_many``.
-    """
+    """One network's runs over content images, keeping the objective and traced loop while the shape holds (a
+    Ray actor keeps one between parts). Arguments and errors as for ``stylize_many``."""
 
     def __init__(self, model, style_images, config, *, make_objective=None, batch_size=1):
         if not isinstance(config, StyleTransferConfig):

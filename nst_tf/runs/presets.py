@@ -1,16 +1,9 @@
 """Whole pipelines by name: the course's two editions and the Keras L-BFGS variant.
 
-A ``Preset`` bundles what one pipeline fixes: the weights file and its pooling, how images are sized and
-normalized, the hyperparameters, and how the command reports. ``python -m nst_tf --preset NAME`` starts
-from its values (options given as well override them); in the library::
-
-    preset = nst_tf.runs.presets.PRESETS["second_edition"]
-    model = preset.load_model()                      # Keras' notop .h5, max pooling
-    content = preset.load_image("images/content.jpg")
-    style = preset.load_image("images/style.jpg")
-    for progress in preset.stylize(model, content, style): ...
-
-Where nst_tf deliberately differs from a pipeline, its ``differences`` say so.
+A ``Preset`` bundles what one pipeline fixes: the weights file and its pooling, image sizing and normalization,
+the hyperparameters and the command's reports. ``python -m nst_tf --preset NAME`` starts from its values (options
+given override them); in the library, ``PRESETS["second_edition"].load_model()``, ``.load_image(path)`` and
+``.stylize(model, content, style)``. Where nst_tf deliberately differs from a pipeline, ``differences`` says so.
 """
 
 from dataclasses import dataclass, field
@@ -22,8 +15,7 @@ from ..plan.networks.network_registry import get_network
 from ..tensors.images import ImageSize, load_image, reshape_and_normalize_image
 from ..plan.weights.reader_registry import read_network_weights
 
-#: Where CS231n's presets expect torchvision's SqueezeNet 1.1 weights (``python -m nst_tf.download --weights
-#: squeezenet`` puts them there).
+#: Where CS231n's presets expect torchvision's SqueezeNet 1.1 weights (``nst_tf.download --weights squeezenet``).
 SQUEEZENET_MODEL = "pretrained-model/squeezenet1_1-b8a52dc0.pth"
 
 

@@ -1,13 +1,11 @@
 """Stylizing video frames in turn, each held to the earlier ones (Ruder, Dosovitskiy and Brox 2016).
 
-For frame t > 0 and each earlier frame t - g it is compared with (g = 1, or 1, 2, 4 with long-term
-consistency), the flow between them and back (``flow.py``) gives the consistency weights ``c_g`` (0 at
-disocclusions and motion boundaries), and stylized frame t - g is warped onto frame t (``warp.py``). The
-optimization starts from the warped frame t - 1 (untrusted pixels from content frame t) and minimizes
-the course's cost plus ``temporal_weight * sum_g mean(c_g * (x - warped_g)^2)`` (``TemporalTerm``; with
-long-term weights for g > 1). Frame 0 starts as a single image does and runs ``first_frame_epochs``.
-One objective and traced loop serve every frame: each assigns its content target, the term's warped
-frames and weights, and restarts Adam. Nothing here prints or writes files.
+For frame t > 0 and each earlier frame t - g (g = 1, or 1, 2, 4 with long-term consistency), the flow both ways
+(``flow.py``) gives consistency weights ``c_g`` (0 at disocclusions and motion boundaries), and stylized frame
+t - g is warped onto frame t (``warp.py``). The optimization starts from warped frame t - 1 (untrusted pixels
+from content frame t) and minimizes the course's cost plus ``temporal_weight * sum_g mean(c_g * (x - warped_g)^2)``
+(``TemporalTerm``). Frame 0 starts as a single image and runs ``first_frame_epochs``. One objective and traced
+loop serve every frame. Nothing here prints or writes files.
 """
 
 import dataclasses

@@ -1,13 +1,10 @@
 """What nst_tf knows of a network before TensorFlow is loaded: its ``Network`` description.
 
-A network is three files, each with one registration: this description (free of TensorFlow, so that
-the command checks layer names, image sizes, tiles and memory before TensorFlow's seconds to import;
-``plan.networks.network_registry.NETWORKS``), a weights reader (``plan.weights.reader_registry.READERS``)
-and a ``tf.Module`` that computes it (``tensors.modules.MODULES``). The description owns the layer names,
-what the network is fed, its poolings, its smallest input, the memory a pixel costs, and the
-receptive-field geometry tiling needs: that of a chain of 3x3 "SAME" convolutions (stride 1) and 2x2
-poolings (stride 2), VGG's; a network made otherwise overrides ``_strided`` and ``_after`` or sets
-``tileable`` to False.
+A network is three registered files: this description (free of TensorFlow, so the command checks layers, sizes,
+tiles and memory before importing it; ``NETWORKS``), a weights reader (``READERS``) and a ``tf.Module``
+(``tensors.modules.MODULES``). The description owns layer names, inputs, poolings, smallest input, memory a pixel
+costs, and VGG's receptive-field geometry (3x3 SAME convolutions, 2x2 poolings); a network made otherwise
+overrides ``_strided`` and ``_after`` or sets ``tileable`` to False.
 """
 
 import numbers

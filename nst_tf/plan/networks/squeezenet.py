@@ -1,14 +1,9 @@
 """SqueezeNet 1.1's description, as torchvision builds it and CS231n's style transfer uses it.
 
-Free of TensorFlow, like ``vgg19.py``. ``PARAMETERS``: the tensors of torchvision's
-``squeezenet1_1-b8a52dc0.pth`` by state-dict key, with PyTorch shapes (kernels OIHW);
-``SqueezeNetWeights``: what its readers return; ``SQUEEZENET_NETWORK``: the 13 modules of
-torchvision's ``features`` as nst_tf computes them (``squeezenet_module.SqueezeNet``).
-
-Layer names (``LAYERS``) are the authors' Caffe model's (SqueezeNet_v1.1/train_val.prototxt); each
-also answers to its torchvision index (``ALIASES``), as the PyTorch edition of CS231n numbers
-``features``; the TensorFlow edition numbers one lower (its 0 is features.1, its first convolution
-including the ReLU)::
+Free of TensorFlow. ``PARAMETERS``: torchvision's ``squeezenet1_1-b8a52dc0.pth`` tensors by key, PyTorch shapes
+(kernels OIHW); ``SQUEEZENET_NETWORK``: the 13 modules of ``features`` as nst_tf computes them. Layer names are the
+authors' Caffe model's; each also answers to its torchvision index (``ALIASES``), as CS231n's PyTorch edition
+numbers ``features`` (its TensorFlow edition numbers one lower: its 0 is features.1, conv1 with its ReLU)::
 
     name        index  TF ed.  module (torchvision)          output (C, size for input L)
     conv1         0      -     Conv2d(3, 64, 3, stride 2)     64, floor((L - 3) / 2) + 1
@@ -118,12 +113,9 @@ def conv1_length(length):
 
 
 def pool_length(length):
-    """Positions of a ``MaxPool2d(3, 2, ceil_mode=True)`` for ``length`` inputs, as PyTorch computes it.
-
-    ``ceil((length - 3) / 2) + 1``, less one where that last window would
-    start outside the input (never without padding); 0 where PyTorch
-    refuses (fewer than 2 inputs). That is ``length // 2`` from 2 on.
-    """
+    """Positions of a ``MaxPool2d(3, 2, ceil_mode=True)`` for ``length`` inputs, as PyTorch computes it:
+    ``ceil((length - 3) / 2) + 1``, less one where the last window would start outside the input; 0 below 2
+    inputs (PyTorch refuses). That is ``length // 2`` from 2 on."""
     out = (length - 3 + 1) // 2 + 1
     if (out - 1) * 2 >= length:
         out -= 1
@@ -131,11 +123,8 @@ def pool_length(length):
 
 
 class SqueezeNetDescription(Network):
-    """``Network`` with SqueezeNet's geometry: a stride-2 VALID convolution, ceil-mode poolings, Fire modules.
-
-    Its layers are on no grid tiles could share (conv1's position i sees input pixels 2i .. 2i + 2; the
-    ceil-mode poolings add a window at even sizes only): it is not ``tileable`` and has no ``reach``.
-    """
+    """``Network`` with SqueezeNet's geometry: a stride-2 VALID convolution, ceil-mode poolings, Fire modules; on
+    no grid tiles could share (conv1's position i sees pixels 2i .. 2i + 2), so not ``tileable``, no ``reach``."""
 
     _strided = ("conv", "pool")
 
@@ -167,14 +156,12 @@ SQUEEZENET_NETWORK = SqueezeNetDescription(
     content_layer="fire2",
     style_layers=(("relu_conv1", 20000.0), ("fire3", 500.0), ("fire4", 12.0), ("fire5", 1.0)),
     min_image_size=MIN_IMAGE_SIZE,
-    # Measured (CPU, float32, TensorFlow 2.21, random_squeezenet_weights, the defaults above), each in a
-    # fresh process from VmHWM as benchmarks/budget.py does, per pixel between square images of sides
-    # 256 and 768, and 512 and 1024: weights_bytes, VmRSS grown by building the module (15.7-16.4 MB);
-    # pixel_bytes, three traced Adam steps above the built objective (546 and 558); forward_pixel_bytes,
-    # the style targets (302 and 315); kept_pixel_bytes, a forward pass under a GradientTape (563 and 561).
+    # Measured (CPU, float32, TensorFlow 2.21; VmHWM in a fresh process, per pixel between squares of 256 and 768,
+    # 512 and 1024 pixels): building the module 15.7-16.4 MB; three Adam steps 546 and 558; the style targets 302
+    # and 315; a forward pass under a GradientTape 563 and 561.
     weights_bytes=16 * 2**20,
-    # A whole command peaked higher (/usr/bin/time): 1781-1936 MiB at 1024x1365 where 560 estimated 1.59
-    # GiB, 2.67 GiB at 1536x2048, its own image buffers added to the steps'; 800 keeps both under it.
+    # A whole command peaked higher (its image buffers too): 1781-1936 MiB at 1024x1365, 2.67 GiB at 1536x2048;
+    # 800 keeps both under the estimate.
     pixel_bytes=800,
     forward_pixel_bytes=320,
     kept_pixel_bytes=560,

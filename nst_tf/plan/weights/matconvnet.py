@@ -1,13 +1,9 @@
 """MatConvNet's imagenet-vgg-verydeep-19.mat: the reader, free of TensorFlow.
 
-``read_vgg19_mat(path)`` checks the file's structure first (``nst_tf.plan.weights.matfile``: scipy's loadmat
-can crash or exhaust memory on a damaged file), reads it with ``scipy.io.loadmat`` and returns a
-``VGGWeights`` of the 16 convolution kernels and biases and the mean pixel. The fully-connected layers
-(about 470 MB of the 510 MB) are dropped as soon as the file is parsed.
-
-Both MatConvNet layouts are understood. Struct fields are read by name, because the layouts order them
-differently (the "new" layout's structs begin name, type, weights; the "old" layout's conv structs begin
-weights, pad, type, name) and old-layout relu and pool structs carry other fields altogether.
+``read_vgg19_mat(path)`` checks the structure first (``matfile``: loadmat can crash or exhaust memory on a damaged
+file), reads it with ``scipy.io.loadmat`` and returns a ``VGGWeights`` of the 16 convolutions and the mean pixel;
+the fully-connected layers (470 of its 510 MB) are dropped once parsed. Both MatConvNet layouts are read, struct
+fields by name: the layouts order them differently, and old-layout relu and pool structs have other fields.
 """
 
 import warnings
@@ -60,10 +56,8 @@ def _mean_pixel(mat, layout, path):
     average = _numeric(_field(normalization, "averageImage", path, "normalization"), path, "averageImage")
     if average.size == 0 or (average.shape[-1] != 3 and average.size != 3):
         _fail(path, f"averageImage has shape {average.shape}; expected 3 colour channels")
-    # The new layout stores the mean pixel itself (1x1x3); the old one a
-    # 224x224x3 mean image, whose mean over height and width is that pixel.
-    # (A signalling NaN warns when cast, a huge image overflows its sum:
-    # both end as non-finite values, refused below.)
+    # The new layout stores the mean pixel (1x1x3), the old a 224x224x3 mean image. A signalling NaN warns when
+    # cast, a huge image overflows its sum: both end non-finite, refused below.
     with np.errstate(over="ignore", invalid="ignore"):
         average = average.astype(np.float64)
         mean_pixel = average.reshape(-1, 3).mean(axis=0)
@@ -73,8 +67,7 @@ def _mean_pixel(mat, layout, path):
 
 
 def _read_mat(path):
-    # One open file for the check and for loadmat, so loadmat reads the file
-    # that was checked. The check makes loadmat safe: see nst_tf.plan.weights.matfile.
+    # One open file for the check and for loadmat, so loadmat reads the file that was checked.
     with open_regular_file(path, missing_hint=DOWNLOAD_HINT, folder_problem="is a folder, not the .mat file") as file:
         check_open_mat_file(file, path)
         try:
@@ -93,10 +86,8 @@ def _read_mat(path):
 def read_vgg19_mat(path):
     """The ``VGGWeights`` (convolution weights and mean pixel) of imagenet-vgg-verydeep-19.mat.
 
-    Raises ``WeightsFileError`` (an ``NSTError``), one line naming the file and the problem, when the path is
-    missing, a dangling or looping link, unreadable, or not a regular file (a pipe or a device is refused
-    before anything is read); when the file is damaged or not a .mat file; or when it is another network or
-    holds kernels, biases or a mean image that are not real finite numbers of the right shapes.
+    ``WeightsFileError``, one line naming the file: missing, a bad link, unreadable or not a regular file (refused
+    before any read), damaged, not a .mat file, another network, or weights not real finite numbers of VGG-19's shapes.
     """
     path = weights_path(path)
     mat = _read_mat(path)
@@ -122,13 +113,9 @@ def read_vgg19_mat(path):
         weights = _field(layers[i], "weights", path, f"layer {i} ({name})").reshape(-1)
         if weights.size != 2:
             _fail(path, f"{name} holds {weights.size} weight arrays; expected kernel and bias")
-        # Kernels are kept as stored, (height, width, in, out) in MATLAB's
-        # index order, which is tf.nn.conv2d's filter layout. MatConvNet, like
-        # tf.nn.conv2d, computes a correlation, so no flip either. (Some ports
-        # swap the first two axes because MatConvNet's images are width-major;
-        # the course does not, and for style transfer that is harmless: the
-        # network then sees every image transposed, and content and Gram
-        # costs are sums over positions, unchanged by transposition.)
+        # Kernels stay as stored, (height, width, in, out): tf.nn.conv2d's layout, and a correlation as in
+        # MatConvNet, so no flip. (Some ports swap the first two axes, MatConvNet's images being width-major; the
+        # course does not, harmlessly: content and Gram costs are sums over positions, unchanged by transposing.)
         kernel = _numeric(weights[0], path, f"{name} kernel")
         bias = _numeric(weights[1], path, f"{name} bias")
         if kernel.ndim != 4 or kernel.shape[:3] != (3, 3, in_channels):

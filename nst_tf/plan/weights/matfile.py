@@ -1,23 +1,19 @@
 """A structural check of MATLAB .mat files (format version 5, and 7's compressed variables).
 
-``scipy.io.loadmat`` trusts the type codes and sizes written in a file. In scipy 1.17 one changed byte
-can crash the whole process (a data type code outside MATLAB's table indexes a C array of types), a
-184-byte file declaring a 1x2^30 cell array makes it allocate 8 GiB before finding the cells missing,
-and nested cells recurse on the C stack. ``check_open_mat_file`` walks the file's structure first, in
-pure Python and without building arrays, and refuses what loadmat could not read safely; whatever else is
-wrong with a file that passes, loadmat raises an ordinary exception for.
+``scipy.io.loadmat`` trusts a file's type codes and sizes. In scipy 1.17 one changed byte can crash the process
+(a type code outside MATLAB's table indexes a C array), a 184-byte file declaring a 1x2^30 cell array allocates
+8 GiB before finding the cells missing, and nested cells recurse on the C stack. ``check_open_mat_file`` walks
+the structure first, in pure Python without building arrays, and refuses what loadmat could not read safely;
+anything else wrong with a file that passes, loadmat raises an ordinary exception for.
 
-The format (MathWorks, "MAT-File Format", version 5): a 128-byte header (116 bytes of text beginning
-"MATLAB 5.0 MAT-file", 8 of subsystem offset, the version 0x0100 and "IM" as 16-bit integers, so "MI" in
-a big-endian file), then one data element per variable: an 8-byte tag (data type, size in bytes), the
-data, zero padding to a multiple of 8 (a "small" element of up to 4 bytes packs type and size in 16 bits
-each, and its data, into the tag). A variable is an miMATRIX element, or an miCOMPRESSED one holding a
-zlib stream of one miMATRIX element. An miMATRIX holds sub-elements: array flags (class in the low byte,
-complex flag 0x800), dimensions (int32, at least two), name (int8), then by class: numeric arrays their
-real and, if complex, imaginary parts; char arrays their characters; cell arrays one miMATRIX per cell;
-structs the field-name length, the NUL-padded field names and one miMATRIX per element and field. An
-miMATRIX of size 0 is an empty array. Numeric data is seeked over (uncompressed) or inflated in chunks
-(compressed), never held whole.
+The format (MathWorks, "MAT-File Format", version 5): a 128-byte header (text beginning "MATLAB 5.0 MAT-file",
+subsystem offset, version 0x0100 and "IM", "MI" when big-endian), then one data element per variable: an 8-byte
+tag (type, size), the data, zero padding to a multiple of 8 (a "small" element of up to 4 bytes packs all into
+the tag). A variable is an miMATRIX, or an miCOMPRESSED zlib stream of one. An miMATRIX holds array flags (class
+in the low byte, complex 0x800), dimensions (int32, at least two), name (int8), then by class: numeric parts
+(real, imaginary); characters; one miMATRIX per cell; or struct field-name length, NUL-padded names and one
+miMATRIX per element and field. An miMATRIX of size 0 is empty. Numeric data is seeked over or inflated in
+chunks, never held whole.
 """
 
 import errno
@@ -73,11 +69,7 @@ class _Refused(Exception):
 
 
 def weights_path(path):
-    """``path`` as the ``str`` or ``bytes`` a weights file is opened by.
-
-    Raises:
-        WeightsFileError: ``path`` is not a path (None, a number, ...) or holds a NUL character.
-    """
+    """``path`` as the ``str`` or ``bytes`` a weights file is opened by; ``WeightsFileError`` for a non-path, a NUL."""
     try:
         path = os.fspath(path)
     except TypeError:
@@ -111,15 +103,10 @@ def _stat_failure(path, error, missing_hint):
 
 
 def open_regular_file(path, missing_hint=None, folder_problem="is a folder, not a file"):
-    """Opens ``path`` for binary reading if it is a regular file (or a link to one).
-
-    Anything else is refused before any data is read (a named pipe would block the reader forever, a
-    device feed it without end); the file is opened without blocking and checked again once open, so a
-    file swapped for a pipe in between is refused too.
-
-    Raises:
-        WeightsFileError: naming the path and what it is: missing (with ``missing_hint``), a folder
-            (``folder_problem``), a dangling link, not a regular file, or not openable.
+    """Opens ``path`` for binary reading if it is a regular file (or a link to one), checked before any read (a
+    pipe would block forever, a device never end) and again once opened without blocking (a file swapped since).
+    ``WeightsFileError`` naming the path and what it is: missing (with ``missing_hint``), a folder
+    (``folder_problem``), a dangling link, not a regular file, or not openable.
     """
     try:
         mode = os.stat(path).st_mode
@@ -138,12 +125,9 @@ def open_regular_file(path, missing_hint=None, folder_problem="is a folder, not 
 
 
 def check_open_mat_file(file, path):
-    """Checks the structure of the .mat file open as the binary ``file`` of ``path``; see the module docstring.
-
-    Raises:
-        WeightsFileError: naming the file and what is wrong: not a version 5 .mat file (or a version 7 one
-            with compressed variables), a structure damaged anywhere (a type code, a size, a dimension, a
-            count, a name, compressed data), more than a bound of this module, or a failed read.
+    """Checks the structure of the .mat file open as the binary ``file`` of ``path`` (see the module docstring);
+    ``WeightsFileError`` naming the file and what is wrong: not a version 5 (or 7) .mat file, a damaged
+    structure (type code, size, dimension, count, name, compressed data), a bound passed, or a failed read.
     """
     try:
         _walk_file(file, os.fstat(file.fileno()).st_size)
@@ -296,11 +280,8 @@ def _shape(dims):
 
 
 class _Walker:
-    """Walks arrays, counting what loadmat would build against the module's bounds.
-
-    Labels are built only for messages (see ``_label``): the walk visits thousands of small arrays and
-    should cost little next to loadmat.
-    """
+    """Walks arrays, counting what loadmat would build against the module's bounds; labels are built only for
+    messages (``_label``), as the walk visits thousands of small arrays."""
 
     def __init__(self, endian):
         self.endian, self.tag, self.int32 = endian, struct.Struct(endian + "II"), struct.Struct(endian + "i")
@@ -360,37 +341,23 @@ class _Walker:
         at = source.pos
         data_type, length, small = self._element(source, end, "name of ", label)
         if data_type not in (MI_INT8, MI_UTF8) or length > _MAX_NAME:
-            _bad(
-                source,
-                at,
-                f"name of {_label(label)} is {length} bytes of type {data_type}; expected at most 63 of type 1",
-            )
+            problem = f"name of {_label(label)} is {length} bytes of type {data_type}; expected at most 63 of type 1"
+            _bad(source, at, problem)
         name = self._payload(source, length, small)
         label = f"variable {name.decode('latin-1')!r}" if top else label
         self._content(source, end, depth, label, (klass, flags, dims, start))
         if source.pos != end:
-            _bad(
-                source,
-                source.pos,
-                f"{_label(label)} ({_shape(dims)}) ends {end - source.pos} bytes before its declared size",
-            )
+            problem = f"{_label(label)} ({_shape(dims)}) ends {end - source.pos} bytes before its declared size"
+            _bad(source, source.pos, problem)
 
     def _dimensions(self, source, end, label):
         """An array's dimensions: 2 to ``_MAX_DIMS`` non-negative int32 values."""
         at = source.pos
         data_type, length, small = self._element(source, end, "dimensions of ", label)
-        if (
-            small is not None
-            or data_type not in (MI_INT32, MI_UINT32)
-            or length % 4
-            or not 8 <= length <= 4 * _MAX_DIMS
-        ):
-            _bad(
-                source,
-                at,
-                f"dimensions of {_label(label)} are {length} bytes of type {data_type}; expected 2 to "
-                f"{_MAX_DIMS} int32 values",
-            )
+        bad_size = length % 4 or not 8 <= length <= 4 * _MAX_DIMS
+        if small is not None or data_type not in (MI_INT32, MI_UINT32) or bad_size:
+            expected = f"expected 2 to {_MAX_DIMS} int32 values"
+            _bad(source, at, f"dimensions of {_label(label)} are {length} bytes of type {data_type}; {expected}")
         dims = struct.unpack(f"{self.endian}{length // 4}i", self._payload(source, length, small))
         if min(dims) < 0:
             _bad(source, at, f"{_label(label)} has a negative dimension: {_shape(dims)}")
@@ -435,13 +402,10 @@ class _Walker:
         """Checks that ``count`` cells or field values fit what is left of the array, each in an 8-byte tag at
         least (loadmat allocates them all before reading any); counts the ``visits`` loadmat makes, one per
         value or per element of a struct array without fields."""
-        if count * 8 > end - source.pos:
-            _bad(
-                source,
-                start,
-                f"{_label(label)} is {what}, but the {end - source.pos} bytes left in it hold at most "
-                f"{(end - source.pos) // 8} values",
-            )
+        left = end - source.pos
+        if count * 8 > left:
+            room = f"the {left} bytes left in it hold at most {left // 8} values"
+            _bad(source, start, f"{_label(label)} is {what}, but {room}")
         self._count(source, start, visits, label, "cells and struct fields")
 
     def _matrix(self, source, end, depth, label):
@@ -458,11 +422,8 @@ class _Walker:
         _, length, small = self._element(source, end, "field-name length of ", label)
         slot = self.int32.unpack(self._payload(source, length, small)[:4].ljust(4, b"\0"))[0]
         if length != 4 or slot < 1:
-            _bad(
-                source,
-                at,
-                f"field-name length of {_label(label)} is {length} bytes holding {slot}; expected an int32 above 0",
-            )
+            problem = f"is {length} bytes holding {slot}; expected an int32 above 0"
+            _bad(source, at, f"field-name length of {_label(label)} {problem}")
         at = source.pos
         _, length, small = self._element(source, end, "field names of ", label)
         raw = self._payload(source, length, small)

@@ -1,9 +1,7 @@
 """Each network's weights reader, by network name: ``READERS`` and ``read_network_weights``.
 
-A reader takes a path and returns the weights its network's module is built from, without
-TensorFlow; it raises ``WeightsFileError`` (one line, naming the file) for anything else.
-Adding a network: its reader here, beside its description (``plan.networks.network_registry``) and
-its module (``tensors.modules``).
+A reader takes a path and returns its network's weights without TensorFlow, or raises ``WeightsFileError`` (one
+line naming the file). A new network's reader goes here, beside its description (``network_registry``).
 """
 
 import os
@@ -21,8 +19,7 @@ def read_network_weights(network, path):
     """The weights of ``network`` (a name or a ``Network``) in the file at ``path``, read without TensorFlow.
 
     Raises:
-        WeightsFileError: for a path that is not a path, or a file that is missing, unreadable,
-            damaged or not this network's.
+        WeightsFileError: not a path, or a file missing, unreadable, damaged or not this network's.
         NSTError: for an unknown network.
     """
     if not isinstance(path, (str, bytes, os.PathLike)):

@@ -1,11 +1,7 @@
 """Reading a VGG-19 weights file of either kind, free of TensorFlow.
 
-``read_weights(path)`` finds the kind of the file from its first bytes
-(``weights_file_kind``: MatConvNet's .mat or Keras' .h5), reads it with the
-matching reader (``nst_tf.plan.weights.matconvnet.read_vgg19_mat`` or
-``nst_tf.plan.weights.keras.read_vgg19_h5``) and returns a ``VGGWeights``. Nothing
-here needs TensorFlow, so the command reads and checks the weights before it
-loads TensorFlow, and before it creates anything.
+``read_weights(path)`` finds the kind from the first bytes (MatConvNet's .mat or Keras' .h5) and returns the
+matching reader's ``VGGWeights``, so the command checks the weights before it loads TensorFlow.
 """
 
 import ctypes
@@ -19,12 +15,8 @@ from .matfile import open_regular_file, weights_path
 
 
 def weights_file_kind(path):
-    """The kind of weights file at ``path``, "mat" or "h5", from its first bytes, not its name.
-
-    See ``nst_tf.plan.weights.keras.file_kind``. Raises ``WeightsFileError``
-    naming both expected kinds for a missing, empty or other file, and for
-    anything that is not a regular file.
-    """
+    """ "mat" or "h5": the weights file at ``path``, from its first bytes (``keras.file_kind``); ``WeightsFileError``
+    naming both kinds for a missing, empty, other or irregular file."""
     path = weights_path(path)
     # The name can only suggest which download was meant when the file is absent.
     hint = KERAS_DOWNLOAD_HINT if path.lower().endswith((".h5", ".hdf5")) else DOWNLOAD_HINT
@@ -44,10 +36,8 @@ def read_weights(path):
 
 
 def _release_freed_heap():
-    # Parsing the file frees about 450 MB of arrays; glibc keeps some 20 MB of
-    # that heap mapped (measured with benchmarks/bench.py --child-load: 106 MB
-    # retained without this, 81 MB with it). malloc_trim hands it back. Only
-    # glibc has it; elsewhere this does nothing.
+    # Parsing frees about 450 MB of arrays, of which glibc keeps some 20 MB mapped (106 MB retained without this,
+    # 81 MB with it); glibc's malloc_trim hands it back.
     if not sys.platform.startswith("linux"):
         return
     try:

@@ -1,17 +1,13 @@
 """torchvision's SqueezeNet 1.1 weights (CS231n's network), read into ``SqueezeNetWeights`` without torch.
 
-torchvision distributes them as ``squeezenet1_1-b8a52dc0.pth``, a ``torch.save`` file (zip or legacy
-format) of the model's state dict: 52 tensors, 50 of them the convolutions of ``features`` (all that style
-transfer needs), 2 the classifier's (read and dropped). A ``.safetensors`` file of the same state dict is
-read too (with the optional ``safetensors`` package). The kind is found from the file's first bytes, never
-from its name.
+torchvision distributes ``squeezenet1_1-b8a52dc0.pth``, a torch.save file (zip or legacy) of the state dict: 52
+tensors, 50 the convolutions of ``features`` (all style transfer needs), 2 the classifier's (dropped). A .safetensors
+file of the same state dict is read too. The kind comes from the first bytes, never the name.
 
-The file may be hostile: ``nst_tf.plan.weights.torchfile`` reads it, building only what torch.save builds
-for a state dict (nothing in the file is run) and holding at most ``SQUEEZENET_MAX_BYTES`` of tensors and
-a pickle of ``SQUEEZENET_MAX_PICKLE_BYTES``, whatever the file declares: each hostile file the tests craft
-is refused in one line within 10 seconds and 48 MB more than reading the real network takes. Every feature
-tensor's shape is checked against ``PARAMETERS``; float16 and float64 tensors become float32, and
-non-finite values are refused.
+The file may be hostile: ``torchfile`` reads it, building only what torch.save builds for a state dict (nothing
+is run), within ``SQUEEZENET_MAX_BYTES`` of tensors and ``SQUEEZENET_MAX_PICKLE_BYTES`` of pickle; each hostile
+file the tests craft is refused in one line within 10 s and 48 MB over a real read. Feature shapes are checked
+against ``PARAMETERS``; float16 and float64 become float32; non-finite values are refused.
 """
 
 import math
@@ -47,10 +43,8 @@ EXPECTED_KINDS = (
 #: numbers) as float64, and 1 MiB to spare. The real file holds them as float32, 4.9 MB.
 SQUEEZENET_MAX_BYTES = 8 * sum(math.prod(shape) for shape in PARAMETERS.values()) + (1 << 20)
 
-#: Most bytes a SqueezeNet file's pickle may take: torch writes about 100 bytes per tensor (the pickle
-#: ``write_squeezenet_weights`` writes takes 5 KB), a state dict's module versions a few KB more. A pickle
-#: builds at most about 80 bytes of objects per byte (measured: 79 MB for 1 MiB), so a hostile one stays
-#: near 20 MB.
+#: Most bytes of a SqueezeNet file's pickle: torch writes about 100 per tensor (5 KB here), plus a few KB of
+#: module versions. A pickle builds at most about 80 bytes of objects per byte, so a hostile one stays near 20 MB.
 SQUEEZENET_MAX_PICKLE_BYTES = 256 << 10
 
 #: Types accepted for the weights; each is converted to float32.
@@ -76,13 +70,9 @@ def _file_kind(handle, path):
 
 
 def squeezenet_file_kind(path):
-    """The kind of SqueezeNet weights file at ``path`` from its first bytes, not its name: "zip" or "legacy"
-    (torch.save's two formats) or "safetensors".
-
-    Raises:
-        WeightsFileError: one line naming the file and the expected kinds: missing (with how to download it),
-            a folder, not a regular file (a named pipe, a device), empty, or of another kind.
-    """
+    """ "zip", "legacy" (torch.save's formats) or "safetensors": the SqueezeNet weights file at ``path``, from its
+    first bytes. ``WeightsFileError`` naming the file and the expected kinds: missing (with how to download it), a
+    folder, not a regular file, empty, or of another kind."""
     path = weights_path(path)
     with open_regular_file(path, SQUEEZENET_DOWNLOAD_HINT, f"is a folder; {EXPECTED_KINDS}") as handle:
         return _file_kind(handle, path)
@@ -91,9 +81,8 @@ def squeezenet_file_kind(path):
 def read_squeezenet(path):
     """Reads torchvision's SqueezeNet 1.1 weights (``features`` only) from a torch.save or .safetensors file.
 
-    Accepts the state dict itself, one wrapped as ``{"state_dict": ...}``, or one whose keys all start with
-    ``module.`` (as ``nn.DataParallel`` saves them), from a file such as
-    ``pretrained-model/squeezenet1_1-b8a52dc0.pth``.
+    Accepts the state dict, one wrapped as ``{"state_dict": ...}``, or one whose keys all start with ``module.``
+    (as ``nn.DataParallel`` saves them).
 
     Returns:
         ``SqueezeNetWeights``: the 50 ``FEATURE_PARAMETERS`` as float32 arrays in PyTorch's layout (kernels
@@ -119,11 +108,8 @@ def read_squeezenet(path):
 
 
 def _state_dict(root, path):
-    """The state dict in what a torch.save file holds: itself, ``root["state_dict"]``, keys without ``module.``.
-
-    Raises:
-        WeightsFileError: ``root`` is not a dict, or has keys that are not strings.
-    """
+    """The state dict in ``root``: itself or ``root["state_dict"]``, keys without ``module.``; ``WeightsFileError``
+    for a non-dict or keys that are not strings."""
     if not isinstance(root, dict):
         _fail(path, f"holds a {type(root).__name__}, not a state dict (a dict of tensors)")
     if isinstance(root.get("state_dict"), dict):
@@ -172,14 +158,10 @@ def write_squeezenet_weights(path, weights=None, format="zip", seed=0):
     """Writes SqueezeNet 1.1 weights as torchvision's state dict: its 52 tensors, the classifier's random.
 
     Args:
-        path: the file to write (replaced atomically).
+        path: the file to write (replaced atomically); returned.
         weights: ``SqueezeNetWeights``; by default ``random_squeezenet_weights(seed)``.
-        format: "zip" or "legacy" (torch.save's formats, as ``write_state_dict`` writes
-            them), or "safetensors" (needs the safetensors package).
+        format: "zip" or "legacy" (torch.save's, as ``write_state_dict`` writes them), or "safetensors".
         seed: seeds the default weights and the classifier's values.
-
-    Returns:
-        ``path``.
 
     Raises:
         NSTError: an unknown format.

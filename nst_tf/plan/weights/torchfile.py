@@ -1,31 +1,25 @@
 """torch.save files read and written without torch, and .safetensors files read through the safetensors package.
 
-torch.save writes a zip archive (PyTorch 1.6 on) whose members lie in one top folder: ``data.pkl`` (the
-pickle), ``data/<key>`` (each storage's raw bytes, little-endian unless ``byteorder`` says "big"), ``version``
-and a few small records, each stored uncompressed with a data descriptor. Its legacy format
-(``_use_new_zipfile_serialization=False``, and every file before 1.6) is five pickles (the magic number
-0x1950A86A20F9469CFC6C, the protocol version 1001, system information, the object, the sorted storage keys),
-then each storage as an 8-byte element count and its bytes. In both a tensor is pickled as a call of
-``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, backward_hooks)``
-(``_rebuild_tensor(storage, offset, size, stride)`` before PyTorch 0.4), a storage as the persistent id
-``('storage', torch.FloatStorage, key, location, numel)`` (the legacy format adds a view, None).
+torch.save's zip format (PyTorch 1.6 on) holds, under one top folder, ``data.pkl`` (the pickle), ``data/<key>``
+(each storage's raw bytes, little-endian unless ``byteorder`` says "big"), ``version`` and small records, stored
+uncompressed with data descriptors. Its legacy format is five pickles (magic number 0x1950A86A20F9469CFC6C,
+protocol version 1001, system information, the object, the sorted storage keys), then each storage as an 8-byte
+element count and its bytes. A tensor is pickled as ``torch._utils._rebuild_tensor_v2(storage, offset, size,
+stride, requires_grad, backward_hooks)`` (``_rebuild_tensor(storage, offset, size, stride)`` before PyTorch 0.4),
+a storage as the persistent id ``('storage', torch.FloatStorage, key, location, numel)`` (legacy: plus None).
 
-A pickle can call any function, so these files are unpickled only by ``_Unpickler``, which builds what
-torch.save builds for a state dict and refuses anything else before it runs: globals of an allow-list
-(``collections.OrderedDict``, the two rebuild functions, the storage types; never imported or called); no
-opcode that makes other objects; storages as persistent ids; ``OrderedDict`` called as pickle calls it;
-dict keys that are str, or ints from 0 below 2**31 (a tuple's hash recurses as deep as it nests, and
-large ints can be made to hash alike). Tensors come back as NumPy arrays copied out of their storages.
+A pickle can call any function, so only ``_Unpickler`` reads them: globals of an allow-list (``OrderedDict``, the
+rebuild functions, the storage types; never imported or called), no opcode that makes other objects, storages as
+persistent ids, dict keys that are str or ints in [0, 2**31) (a tuple's hash recurses as deep as it nests; large
+ints can be made to hash alike). Tensors come back as NumPy arrays copied out of their storages.
 
-Bounds, each refused in one ``WeightsFileError`` line naming the file: ``max_bytes`` for the declared
-storages and for the tensors, checked before anything is read; ``max_pickle_bytes`` for the pickles
-(each opcode makes at most one object, about 80 bytes of them per byte; calls and the entries they copy
-are at most one per byte); sizes and strides below 2**63 and inside their storage, checked before any
-arithmetic; nesting to ``MAX_NESTING``; a zip's directory to ``MAX_MEMBERS`` entries in
-``MAX_DIRECTORY_BYTES`` before Python's zipfile reads it, each member inflated no further than its
-declared size. A read thus holds at most twice ``max_bytes`` and the pickle's objects, and takes time
-linear in the file's length. ``.safetensors`` files are bounded by header and data length, then checked
-by the safetensors package (an optional dependency).
+Bounds, each refused in one ``WeightsFileError`` line naming the file: ``max_bytes`` for the declared storages
+and for the tensors, before anything is read; ``max_pickle_bytes`` for the pickles (an opcode makes at most one
+object; calls and the entries they copy are at most one per byte); sizes and strides below 2**63 and inside their
+storage, before any arithmetic; nesting to ``MAX_NESTING``; a zip's directory to ``MAX_MEMBERS`` entries in
+``MAX_DIRECTORY_BYTES`` before zipfile reads it, each member inflated no further than its declared size. A read
+holds at most twice ``max_bytes`` plus the pickle's objects, in time linear in the file's length. ``.safetensors``
+files are bounded by header and data length, then checked by the safetensors package (an optional dependency).
 """
 
 import collections
@@ -88,11 +82,8 @@ def _fail(path, problem):
 
 
 def _shown(value, limit=60, depth=0):
-    """``value`` for a message in one short line (at most about 600 characters, no control characters).
-
-    Texts are cut to ``limit`` characters, ints past 128 bits summarized (int -> str is quadratic in the
-    digits), sequences shown to depth 2 with 8 items each, other objects named.
-    """
+    """``value`` for a message in one short line: texts cut to ``limit`` characters, ints past 128 bits
+    summarized (int -> str is quadratic in the digits), sequences to depth 2 with 8 items, other objects named."""
     if isinstance(value, (bool, float)) or value is None:
         return repr(value)
     if isinstance(value, int):
@@ -120,10 +111,8 @@ def _what(value):
 
 
 class _Global:
-    """A torch global named in a pickle (a storage type, a rebuild function): never imported, never called.
-
-    ``arguments`` are the argument counts of a rebuild function; ``dtype`` is a storage type's.
-    """
+    """A torch global named in a pickle, never imported or called: a rebuild function (``arguments``: its
+    argument counts) or a storage type (``dtype``)."""
 
     def __init__(self, module, name, arguments=(), dtype=None):
         self.module, self.name, self.described, self.arguments = module, name, f"{module}.{name}", arguments
@@ -184,20 +173,16 @@ _REFUSED_OPCODES = {
 class _Unpickler(pickle._Unpickler):
     """Unpickles a torch.save pickle through allow-lists; see the module docstring.
 
-    Python's own unpickler is subclassed, not the C one: its memo is a dict, where the C one allocates an array
-    twice as long as the largest memo index (LONG_BINPUT 0xFFFFFFFF would take 64 GB), and its opcode table
-    can be narrowed. Its stack and memo grow with the pickle's length only; calls spend ``budget``.
+    Python's unpickler, not the C one: its memo is a dict (the C one allocates twice the largest memo index:
+    LONG_BINPUT 0xFFFFFFFF would take 64 GB) and its opcode table can be narrowed.
     """
 
     dispatch = {}
 
     def __init__(self, file, path, max_bytes, storages):
-        """An unpickler of the pickle ``file`` (bytes in memory) of ``path``.
-
-        ``max_bytes`` bounds its storages and its tensors; ``storages`` (key -> ``_Storage``) is shared by
-        the pickles of one file. Calls and the entries they copy spend a budget of the pickle's length
-        (torch's pickles spend one per 15 bytes or fewer).
-        """
+        """Unpickles ``file`` (bytes in memory) of ``path``; ``max_bytes`` bounds storages and tensors; ``storages``
+        (key -> ``_Storage``) is shared by one file's pickles. Calls and the entries they copy spend a budget of
+        the pickle's length (torch's spend one per 15 bytes or fewer)."""
         super().__init__(file, encoding="utf-8")
         self.path, self.max_bytes, self.budget = path, max_bytes, len(file.getvalue())
         self.storages, self.storage_bytes, self.tensor_bytes = storages, 0, 0
@@ -364,12 +349,10 @@ def _unpickle(unpickler, what):
 
 
 def _materialize(value, path, done, depth=0):
-    """``value`` with every ``_TensorRef`` in it (in dicts, lists, tuples) replaced by its array.
+    """``value`` with every ``_TensorRef`` in its dicts, lists and tuples replaced by its array.
 
-    ``done`` maps id -> (original, result) of the tensors and containers met so far, so that one the pickle
-    names many times (BINGET) is copied once. Raises ``WeightsFileError`` for nesting deeper than
-    ``MAX_NESTING`` (so the walk recurses no deeper), a storage, storage type or function where data
-    belongs, or a tensor NumPy cannot build.
+    ``done`` (id -> (original, result)) copies once what the pickle names many times (BINGET). Raises
+    ``WeightsFileError`` for nesting past ``MAX_NESTING``, a non-data object, or a tensor NumPy cannot build.
     """
     if value is None or type(value) in (str, bytes, int, float, bool):
         return value
@@ -400,12 +383,9 @@ def _materialize(value, path, done, depth=0):
 
 
 def torch_file_kind(handle):
-    """ "zip", "legacy" or "safetensors" for the open binary file ``handle``, from its first bytes; None else.
-
-    The legacy format opens with the pickled magic number (after PROTO, and a FRAME from protocol 4 on); a zip
-    archive with ``PK\\x03\\x04`` (or, empty, its end record); a .safetensors file with an 8-byte header
-    length and the header's ``{``.
-    """
+    """ "zip", "legacy" or "safetensors" for the open binary file ``handle``, from its first bytes; None else:
+    the pickled magic number after PROTO (and FRAME), ``PK\\x03\\x04`` or an empty zip's end record, or an
+    8-byte header length and ``{``."""
     handle.seek(0)
     head = handle.read(32)
     handle.seek(0)
@@ -430,9 +410,8 @@ def read_torch_file(path, *, max_bytes, max_pickle_bytes=MAX_PICKLE_BYTES, missi
         C-ordered arrays (bfloat16 widened to float32).
 
     Raises:
-        WeightsFileError: one line naming the file: not a regular file, neither format, truncated or
-            damaged, a pickle that names anything outside the allow-list or builds what torch.save does
-            not (nothing of it is run), or beyond a bound (see the module's docstring).
+        WeightsFileError: one line naming the file: not a regular file, neither format, truncated or damaged,
+            a pickle outside the allow-list (nothing of it is run), or beyond a bound (see the module docstring).
     """
     path = weights_path(path)
     with open_regular_file(path, missing_hint=missing_hint) as file:
@@ -443,11 +422,7 @@ def read_torch_file(path, *, max_bytes, max_pickle_bytes=MAX_PICKLE_BYTES, missi
 
 
 def read_open_torch_file(file, path, kind, *, max_bytes, max_pickle_bytes=MAX_PICKLE_BYTES):
-    """``read_torch_file`` on the open regular file ``file`` of ``path``, of the given ``kind`` ("zip" or "legacy").
-
-    Raises:
-        WeightsFileError: see ``read_torch_file``; a failed read too.
-    """
+    """``read_torch_file`` on the open regular ``file`` of ``path``, of ``kind`` "zip" or "legacy"."""
     try:
         size = os.fstat(file.fileno()).st_size
         root = (_read_zip if kind == "zip" else _read_legacy)(file, path, size, max_bytes, max_pickle_bytes)
@@ -460,8 +435,8 @@ def _read_legacy(file, path, size, max_bytes, max_pickle_bytes):
     """The legacy format's object, its tensors ``_TensorRef`` of storages whose bytes are read.
 
     Raises:
-        WeightsFileError: a wrong magic number, protocol or system information, a refused pickle, storage
-            keys that do not match the pickle's, or storages cut short, of a wrong count, or followed by more.
+        WeightsFileError: a wrong header pickle, a refused pickle, storage keys unlike the pickle's, or
+            storages cut short, of a wrong count, or followed by more.
     """
     data = file.read(max_pickle_bytes)  # the pickles lie in the file's first max_pickle_bytes bytes
     head = io.BytesIO(data)
@@ -526,15 +501,10 @@ _DESCRIPTORS = (struct.Struct("<III"), struct.Struct("<IQQ"))  # CRC and sizes a
 
 
 def _zip_members(file, path, size):
-    """The archive's members (``zipfile.ZipInfo``) by name, in directory order.
-
-    The end record is read first, and the directory that zipfile then reads bounded by it.
-
-    Raises:
-        WeightsFileError: no end record at the end of the file, several disks, more than ``MAX_MEMBERS``
-            members or ``MAX_DIRECTORY_BYTES``, a directory elsewhere than its end record says or damaged,
-            or members named twice, encrypted, compressed otherwise than by deflate, or of odd sizes.
-    """
+    """The archive's members (``zipfile.ZipInfo``) by name, in directory order; the end record is read first
+    and bounds the directory zipfile reads. ``WeightsFileError`` for a missing end record, several disks, a
+    directory past the bounds, misplaced or damaged, or members named twice, encrypted, compressed other than
+    by deflate, or of odd sizes."""
     try:
         end = zipfile._EndRecData(file)  # what ZipFile reads first: [signature, disk, first disk, ..., location]
         if end is None or end[-1] + _END.size + len(end[-2]) != size:
@@ -577,12 +547,9 @@ def _zip_members(file, path, size):
 
 
 def _member_bytes(file, path, member, limit):
-    """The bytes of ``member`` (a ``zipfile.ZipInfo``), at most ``limit``, checked against its local header and CRC.
-
-    Raises:
-        WeightsFileError: a member larger than ``limit``, a local header that is missing or disagrees with
-            the directory, data cut short, a deflated member that does not inflate to its size, or a wrong CRC.
-    """
+    """The bytes of ``member`` (a ``zipfile.ZipInfo``), at most ``limit``, checked against its local header and
+    CRC; ``WeightsFileError`` for more than ``limit``, a local header missing or unlike the directory, data cut
+    short, a deflated member that does not inflate to its size, or a wrong CRC."""
     label = f"zip member {_shown(member.filename)}"
     if member.file_size > limit:
         _fail(path, f"{label} holds {_shown(member.file_size)} bytes; this reader accepts at most {limit} there")
@@ -616,14 +583,9 @@ def _member_bytes(file, path, member, limit):
 
 
 def _read_zip(file, path, size, max_bytes, max_pickle_bytes):
-    """The zip format's object, its tensors ``_TensorRef`` of storages whose bytes are read.
-
-    The top folder is the first member's, as torch's reader takes it.
-
-    Raises:
-        WeightsFileError: see ``_zip_members`` and ``_member_bytes``; no ``data.pkl`` or version record, a
-            refused pickle, an unknown byte order, or storages without data or of another length.
-    """
+    """The zip format's object, its tensors ``_TensorRef`` of storages whose bytes are read; the top folder is
+    the first member's, as torch takes it. ``WeightsFileError`` as ``_zip_members`` and ``_member_bytes``, and
+    for no ``data.pkl`` or version, a refused pickle, an unknown byte order, or storages missing or misfit."""
     members = _zip_members(file, path, size)
     if "/" not in next(iter(members), ""):
         _fail(path, "is a zip archive without a top folder; not a torch.save file")
@@ -671,12 +633,8 @@ def _safetensors_numpy():
 
 
 def read_safetensors(path, *, max_bytes, missing_hint=None):
-    """The tensors of a .safetensors file, name -> NumPy array.
-
-    Args:
-        path: the file.
-        max_bytes: most bytes its tensors may take.
-        missing_hint: what to add to "file not found".
+    """The tensors of a .safetensors file, name -> NumPy array; ``max_bytes``: most bytes of tensors;
+    ``missing_hint``: what to add to "file not found".
 
     Raises:
         WeightsFileError: one line naming the file: not a regular file, the safetensors package missing
@@ -689,11 +647,8 @@ def read_safetensors(path, *, max_bytes, missing_hint=None):
 
 
 def read_open_safetensors(file, path, *, max_bytes):
-    """``read_safetensors`` on the open regular file ``file`` of ``path``.
-
-    Only the lengths are checked here; the safetensors package checks the header's JSON, types, shapes and
-    offsets against the data, in time and memory linear in the file's length (the tests craft each).
-    """
+    """``read_safetensors`` on the open regular ``file`` of ``path``. Only lengths are checked here; the
+    safetensors package checks the header's JSON, types, shapes and offsets, in linear time and memory."""
     library = _safetensors_numpy()
     try:
         size = os.fstat(file.fileno()).st_size
@@ -769,11 +724,7 @@ def _pickled_state_dict(tensors, keys, legacy):
 
 
 def _checked_tensors(tensors):
-    """``tensors`` as name -> C-contiguous little-endian array, each of a type torch stores.
-
-    Raises:
-        NSTError: a name that is not a non-empty str, or an array of another type.
-    """
+    """``tensors`` as name -> C-contiguous little-endian array of a type torch stores; ``NSTError`` otherwise."""
     checked = {}
     for name, value in dict(tensors).items():
         if type(name) is not str or not name:
@@ -790,12 +741,9 @@ def _checked_tensors(tensors):
 
 
 def _zip_bytes(records):
-    """A zip archive of ``records`` (name -> bytes) laid out as torch's writer (miniz) lays it out.
-
-    Each member is stored with flags 0x0808 (a data descriptor follows; UTF-8 names; 0x0800 and no
-    descriptor for an empty member), no time, its data aligned to 64 bytes by an "FB" extra field of "Z"
-    padding; the directory is followed by zip64 end records and the end record.
-    """
+    """A zip archive of ``records`` (name -> bytes) as torch's writer (miniz) lays it out: members stored with
+    flags 0x0808 (data descriptor, UTF-8; 0x0800 when empty), no time, data aligned to 64 bytes by an "FB" extra
+    field of "Z"s; after the directory, zip64's end records and the end record."""
     out, directory = bytearray(), bytearray()
     for name, data in records.items():
         raw, offset = name.encode("utf-8"), len(out)
@@ -842,22 +790,17 @@ def _serialized_legacy(tensors):
 
 
 def write_state_dict(path, tensors, format="zip", top="archive", serialization_id=None):
-    """Writes ``tensors`` as torch.save writes a state dict (an OrderedDict of tensors), without torch.
-
-    The bytes are those PyTorch 2.13's ``torch.save`` writes for the same tensors (each in its own storage, on
-    the CPU), but for the legacy format's storage keys (torch uses memory addresses) and the zip format's
-    serialization id; ``torch.load`` reads them.
+    """Writes ``tensors`` as torch.save writes a state dict (an OrderedDict of tensors), without torch; returns
+    ``path``. The bytes are PyTorch 2.13's for the same CPU tensors but for the legacy storage keys (torch's are
+    memory addresses) and the zip serialization id.
 
     Args:
         path: the file to write; replaced atomically (written beside it, then renamed over it).
         tensors: name -> array (float16/32/64, int8/16/32/64, uint8 or bool), in the order to save.
         format: "zip" (torch.save's default) or "legacy" (``_use_new_zipfile_serialization=False``).
         top: the zip archive's top folder (torch names it after the file, "archive" for a buffer).
-        serialization_id: the zip format's ``.data/serialization_id`` record, 40 digits; torch's is random,
-            the default is derived from the tensors.
-
-    Returns:
-        ``path``.
+        serialization_id: the zip format's ``.data/serialization_id``, 40 digits (torch's is random; the
+            default is derived from the tensors).
 
     Raises:
         NSTError: an unknown format, a bad top folder name or serialization id, or an array of another type.
@@ -875,24 +818,17 @@ def write_state_dict(path, tensors, format="zip", top="archive", serialization_i
 
 
 def write_safetensors(path, tensors):
-    """Writes ``tensors`` (name -> array) as a .safetensors file through the safetensors package, atomically.
-
-    Raises:
-        WeightsFileError: the package is missing (with the pip command), or ``path`` cannot be written.
-    """
+    """Writes ``tensors`` (name -> array) as a .safetensors file, atomically; ``WeightsFileError`` where the
+    safetensors package is missing (with the pip command) or ``path`` cannot be written."""
     library = _safetensors_numpy()
     arrays = {name: np.asarray(value, order="C") for name, value in dict(tensors).items()}
     return write_atomically(path, library.save(arrays))
 
 
 def write_atomically(path, data):
-    """Writes ``data`` to a new file beside ``path``, then renames it over ``path``: never half a file.
-
-    A symbolic link at ``path`` is refused rather than replaced (the rename would replace the link itself,
-    not its target); the temporary file is created exclusively under an unpredictable name. Returns ``path``.
-
-    Raises:
-        WeightsFileError: ``path`` is a link or a folder, or the file cannot be written.
+    """Writes ``data`` to a new file beside ``path``, then renames it over ``path`` (never half a file); returns
+    ``path``. A symbolic link is refused (the rename would replace the link, not its target); the temporary file
+    is created exclusively under an unpredictable name. ``WeightsFileError``: a link, a folder, or a failed write.
     """
     path = weights_path(path)
     if os.path.islink(path):
