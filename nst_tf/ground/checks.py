@@ -44,6 +44,13 @@ def check_finite(name, value, float32=True):
     return number
 
 
+def check_choice(name, value, choices):
+    """Raises ``NSTError`` naming ``name`` and ``choices`` unless ``value`` is one of them (None by identity)."""
+    if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
+        shown = ", ".join("None" if c is None else c for c in choices)
+        raise NSTError(f"{name} must be one of {shown}; got {short_repr(value)}")
+
+
 def short_repr(value):
     """``repr(value)`` for a message, shortened when long (a number of 400 digits)."""
     try:

@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 
 import tensorflow as tf
 
-from ..ground.checks import check_finite, check_whole
+from ..ground.checks import check_choice, check_finite, check_whole
 from ..ground.errors import NSTError
 from ..plan.config import CONTENT_NORMALIZERS, STYLE_NORMALIZERS
 from ..tensors.costs import (
@@ -48,11 +48,6 @@ class Window:
         return tensor[:, r : r + rows, c : c + cols, :]
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise NSTError(f"{name} must be one of {', '.join(choices)}; got {value!r:.80}")
-
-
 class ContentTerm:
     """The content cost at ``layer`` against ``target``, the content image's activation there.
 
@@ -67,7 +62,7 @@ class ContentTerm:
     name = "content"
 
     def __init__(self, layer, target, weight, normalizer="layer"):
-        _check_choice("normalizer", normalizer, CONTENT_NORMALIZERS)
+        check_choice("normalizer", normalizer, CONTENT_NORMALIZERS)
         self.layer = layer
         self.layers = (layer,)
         self.target = target
@@ -108,7 +103,7 @@ class StyleTerm:
     name = "style"
 
     def __init__(self, style_layers, targets, blend_weights, normalizer, weight):
-        _check_choice("normalizer", normalizer, STYLE_NORMALIZERS)
+        check_choice("normalizer", normalizer, STYLE_NORMALIZERS)
         self.style_layers = tuple(style_layers)
         self.layers = tuple(dict.fromkeys(layer for layer, _ in self.style_layers))
         self.targets = targets

@@ -10,7 +10,7 @@ import numpy as np
 from ..ground.errors import NSTError
 from ..ground.fields import option
 from .networks.network_registry import NETWORKS, Network, get_network
-from ..ground.checks import check_finite, check_whole
+from ..ground.checks import check_choice, check_finite, check_whole
 from .optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
 from .optimizers import get_optimizer
 
@@ -247,9 +247,9 @@ class StyleTransferConfig:
                 raise NSTError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if isinstance(self.network, Network) and NETWORKS.get(self.network.name) is self.network:
             object.__setattr__(self, "network", self.network.name)  # a registered description, by its name
-        _check_choice("network", self.network, tuple(NETWORKS))  # as registered now, later registrations too
+        check_choice("network", self.network, tuple(NETWORKS))  # as registered now, later registrations too
         for name, choices in _CHOICES:
-            _check_choice(name, getattr(self, name), choices)
+            check_choice(name, getattr(self, name), choices)
         network = get_network(self.network)
         network.check_layer("content_layer", self.content_layer)
         try:
@@ -357,9 +357,3 @@ def _check_number(name, value, positive=False, ratio=False):
     number = check_finite(name, value, float32=not ratio)
     if number < 0 or (positive and number == 0):
         raise NSTError(f"{name} must be {'positive' if positive else 'zero or more'}; got {value!r}")
-
-
-def _check_choice(name, value, choices):
-    if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
-        shown = ", ".join("None" if c is None else c for c in choices)
-        raise NSTError(f"{name} must be one of {shown}; got {value!r}")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from ..ground.errors import NSTError
 from ..ground.fields import option
 from .large_options import MAX_ITERATIONS
-from ..ground.checks import check_finite, check_whole, short_repr
+from ..ground.checks import check_choice, check_finite, check_whole, short_repr
 
 #: How optical flow is computed (``flow.py``), and DIS's presets, fastest first.
 FLOW_METHODS = ("dis", "farneback")
@@ -42,8 +42,7 @@ class VideoOptions:
             raise NSTError(f"temporal_weight must be a finite number of at least 0; got {short_repr(weight)}")
         object.__setattr__(self, "temporal_weight", float(weight))
         for name, choices in (("flow", FLOW_METHODS), ("flow_preset", DIS_PRESETS)):
-            if getattr(self, name) not in choices:
-                raise NSTError(f"{name} must be one of {', '.join(choices)}; got {short_repr(getattr(self, name))}")
+            check_choice(name, getattr(self, name), choices)
         if not isinstance(self.long_term, bool):
             raise NSTError(f"long_term must be True or False; got {short_repr(self.long_term)}")
         if self.first_frame_epochs is not None:
