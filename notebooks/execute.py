@@ -37,6 +37,7 @@ NOTEBOOKS = [
     "Second_edition_with_nst_tf.ipynb",
     "Your_own_images.ipynb",
     "CS231n_style_transfer.ipynb",
+    "Styles_by_region.ipynb",
 ]
 
 #: A figure wider than this (pixels) is scaled down to it.

@@ -6,9 +6,18 @@ course leaves out: total variation, L-BFGS, colour preservation, several styles,
 (``TiledStyleCost``, ``CoarseToFine``) and Stanford CS231n's edition on ``SqueezeNet`` (``nst_tf.tensors.cs231n``).
 
 Names are imported on first use, so that ``python -m nst_tf -h`` and input errors answer before TensorFlow loads.
+TensorFlow then loads through ``nst_tf.tensors.quiet``, without its C++ start-up lines (unless
+``TF_CPP_MIN_LOG_LEVEL`` is 0 or 1).
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# TensorFlow's INFO and WARNING log lines off for whatever imports it after nst_tf (the user's own
+# ``import tensorflow`` in a notebook too), unless the user set a level; nst_tf's own import of TensorFlow
+# also hides the start-up lines that ignore the level (``tensors/quiet.py``).
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: Public name -> the module that defines it.
 _HOMES = {
@@ -27,6 +36,11 @@ _HOMES = {
     "temporal_cost": "tensors.costs",
     "total_variation_cost": "tensors.costs",
     "weighted_style_cost": "tensors.costs",
+    "guided_gram": "tensors.guided",
+    "guided_layer_style_cost": "tensors.guided",
+    "GuidedContent": "plan.masks",
+    "GuidedStyle": "plan.masks",
+    "mask_at_layer": "plan.masks",
     "match_color_statistics": "tensors.colors",
     "preserve_luminance": "tensors.colors",
     "ImageError": "ground.errors",
@@ -55,6 +69,7 @@ _HOMES = {
     "StyleTransfer": "loop.optimize",
     "Tick": "loop.optimize",
     "stylize": "loop.optimize",
+    "stylize_image": "app.notebook",
     "SqueezeNet": "tensors.squeezenet_module",
     "SqueezeNetWeights": "plan.networks.squeezenet",
     "read_squeezenet": "plan.weights.squeezenet_reader",
@@ -79,7 +94,9 @@ __all__ = sorted(_HOMES)
 
 def _load(home):
     """The module ``home`` of nst_tf, imported now: plain deferred imports, which import-linter sees."""
-    if home == "ground.checks":
+    if home == "app.notebook":
+        from .app import notebook as module
+    elif home == "ground.checks":
         from .ground import checks as module
     elif home == "ground.errors":
         from .ground import errors as module
@@ -95,6 +112,8 @@ def _load(home):
         from .plan import config as module
     elif home == "plan.large_options":
         from .plan import large_options as module
+    elif home == "plan.masks":
+        from .plan import masks as module
     elif home == "plan.networks.squeezenet":
         from .plan.networks import squeezenet as module
     elif home == "plan.networks.vgg19":
@@ -121,6 +140,8 @@ def _load(home):
         from .tensors import costs as module
     elif home == "tensors.cs231n":
         from .tensors import cs231n as module
+    elif home == "tensors.guided":
+        from .tensors import guided as module
     elif home == "tensors.images":
         from .tensors import images as module
     elif home == "tensors.squeezenet_module":

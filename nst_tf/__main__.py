@@ -5,7 +5,24 @@ The first thing it does is make a signal end it with one line and status
 command installs its own handlers once its modules are loaded; nothing is
 created before then. Only the interpreter's own start-up, before this file
 runs (tens of milliseconds), is outside that.
+
+It also hands the command the downloader (``--download``), a layer above the
+command's own.
 """
+
+
+def fetch_weights(choice, destination):
+    """``nst_tf.download``'s ``fetch_weights``, loaded when ``--download`` needs it (urllib and ssl load slowly)."""
+    from .download.command import fetch_weights as fetch
+
+    return fetch(choice, destination)
+
+
+def main(argv=None):
+    """The command on ``argv`` (default: ``sys.argv[1:]``), ``--download`` included; returns its exit status."""
+    from .app.cli import main as command
+
+    return command(argv, fetch_weights=fetch_weights)
 
 
 def run():
@@ -20,8 +37,6 @@ def run():
     stop_at_once("nst-tf: {what}")
     use_own_standard_streams()
     use_private_temporary_folder()
-    from .app.cli import main
-
     end_process(main())
 
 

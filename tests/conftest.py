@@ -21,6 +21,16 @@ def _write_noise_image(path, height, width, seed):
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_weights_home(tmp_path_factory):
+    """NST_TF_HOME names a folder that does not exist, so that no test finds the weights a user keeps in
+    ~/.cache/nst_tf (the command looks there after pretrained-model/), nor downloads into it."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("NST_TF_HOME", str(tmp_path_factory.getbasetemp() / "no-nst-tf-home"))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def noise_image():
     """``noise_image(path, height, width, seed)``: writes an image of uniform noise (folders made); returns path."""

@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.metadata
 import os
+import re
 import pathlib
 import shutil
 import subprocess
@@ -213,7 +214,17 @@ def test_python_dash_m_runs_the_job(workspace, cli_args):
     assert "Iteration 0 :" in result.stdout and "Iteration 2 :" in result.stdout
     assert sorted(os.listdir(workspace / "out")) == ["0.png", "2.png", "generated_image.jpg"]
     # TensorFlow's start-up log lines are kept off the terminal: only the progress bar is there.
-    assert all(line.startswith("[") for line in result.stderr.splitlines()), result.stderr
+    where, *bar = result.stderr.splitlines()
+    assert re.fullmatch(r"nst-tf: running on CPU \(.+, \d+ cores?\) in float32", where), result.stderr
+    assert bar and all(line.startswith("[") for line in bar), result.stderr
+    # The last line of standard output sums the run up: iterations, time, the last iteration's costs, the file.
+    summary = result.stdout.splitlines()[-1]
+    assert re.fullmatch(
+        r"done: 3 iterations in [0-9.]+ s; last costs: content \S+, style \S+, total \S+; saved \S+", summary
+    )
+    assert summary.endswith(f"saved {workspace / 'out' / 'generated_image.jpg'}") or summary.endswith(
+        "generated_image.jpg"
+    )
     bad = subprocess.run([sys.executable, "-m", "nst_tf", "--epochs", "0"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "nst-tf: error: epochs must be a positive whole number" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -177,7 +177,7 @@ def test_a_finished_run_leaves_no_files_in_the_temporary_folder(cli_args, worksp
         [sys.executable, "-m", "nst_tf", *cli_args(epochs=2)], cwd=workspace, capture_output=True, text=True, env=env
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1].startswith("saved "), done.stdout
+    assert done.stdout.strip().splitlines()[-1].startswith("done: 2 iterations in "), done.stdout
     # The command ends by os._exit after its last line (no seconds of teardown), removing what autograph wrote.
     assert os.listdir(temporary) == [] and (workspace / "out" / "generated_image.jpg").is_file()
 

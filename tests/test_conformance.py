@@ -27,7 +27,8 @@ from nst_tf.plan.networks.network_registry import NETWORKS
 from nst_tf.objective import terms as terms_module
 from nst_tf.plan.weights.reader_registry import read_network_weights
 from nst_tf.tensors.modules import build_network
-from nst_tf.objective.terms import ContentTerm, StyleTerm, TemporalTerm, TotalVariationTerm
+from nst_tf.objective.terms import ContentTerm, GuidedStyleTerm, StyleTerm, TemporalTerm, TotalVariationTerm
+from nst_tf.plan.masks import GuidedStyle
 
 # The table ------------------------------------------------------------------------------------
 
@@ -44,8 +45,28 @@ def _temporal(content):
     return [term]
 
 
+def _guided(style, content, config):
+    """Two styles by region (``GuidedStyleTerm``): the style image on a mask falling from left to right, at the
+    config's first style layer alone where it has more (scale control), and the style flipped, taken from its
+    upper half, on the rest; the masks vary within every tile."""
+    _, height, width, _ = np.shape(content)
+    ramp = np.broadcast_to(np.linspace(1.0, 0.0, width, dtype=np.float32), (height, width))
+    upper = np.zeros(np.shape(style)[1:3], np.float32)
+    upper[: upper.shape[0] // 2] = 1.0
+    layers = config.style_layers[:1] if len(config.style_layers) > 1 else None
+    first = GuidedStyle(style, ramp, layers=layers)
+    second = GuidedStyle(np.asarray(style)[:, :, ::-1], 1.0 - 0.8 * ramp, image_mask=upper)
+    return [first, second]
+
+
 OBJECTIVES = {
     "whole": lambda model, content, *args: StyleCost(model, content, *args, extra_terms=_temporal(content)),
+    "whole-guided": lambda model, content, style, config: StyleCost(
+        model, content, _guided(style, content, config), config, extra_terms=_temporal(content)
+    ),
+    "tiles-guided": lambda model, content, style, config: TiledStyleCost(
+        model, content, _guided(style, content, config), config, tile_size=32, extra_terms=_temporal(content)
+    ),
     "tiles": lambda model, content, *args: TiledStyleCost(
         model, content, *args, tile_size=32, extra_terms=_temporal(content)
     ),
@@ -53,6 +74,9 @@ OBJECTIVES = {
         model, content, *args, tile_size=32, keep_forward=True, extra_terms=_temporal(content)
     ),
 }
+
+#: The whole-image objective each tiled one is compared with.
+WHOLE_OF = {"tiles": "whole", "tiles-kept": "whole", "tiles-guided": "whole-guided"}
 
 #: The classes the objectives above are made of (the guard compares nst_tf's own subclasses of StyleCost).
 OBJECTIVE_CLASSES = (StyleCost, TiledStyleCost)
@@ -96,6 +120,8 @@ DEEP_LAYERS = {"squeezenet": ("fire2", tuple((name, 0.25) for name in ("relu_con
 
 #: The cost terms every objective sums; the config below switches each of them on.
 TERMS = (ContentTerm, StyleTerm, TotalVariationTerm, TemporalTerm)
+#: The terms of the guided objectives: the style by region in the style's place.
+GUIDED_TERMS = (ContentTerm, GuidedStyleTerm, TotalVariationTerm, TemporalTerm)
 
 #: Weights that give each term a comparable share of J on the course's start image (at the course's
 #: alpha, content would be about 2e-5 of J, and a wrong content gradient would hide in the tolerance).
@@ -172,7 +198,7 @@ def _config(network_name, precision, shallow=False, **extra):
 
 def _refused_in_tiles(network_name, objective_name, model, images, config):
     """Whether the cell is a tiled objective of a network that cannot be tiled; it then checks the refusal."""
-    if objective_name == "whole" or NETWORKS[network_name].tileable:
+    if objective_name not in WHOLE_OF or NETWORKS[network_name].tileable:
         return False
     with pytest.raises(NSTError, match=f"^{NETWORKS[network_name].title} cannot be computed in tiles"):
         OBJECTIVES[objective_name](model, *images, config)
@@ -217,7 +243,7 @@ def test_value_and_gradient_is_the_tape_gradient_of_the_cost_and_tiles_match_the
     objective = OBJECTIVES[objective_name](model, *network_images, config)
     image = tf.constant(start_image(network_images[0], config))
 
-    assert [type(term) for term in objective.terms] == list(TERMS)
+    assert [type(term) for term in objective.terms] == list(GUIDED_TERMS if "guided" in objective_name else TERMS)
     costs, gradient = objective.value_and_gradient(image)
     values = {name: float(c) for name, c in costs.items()}
     # The objective reports each term's value under the term's name, the total first.
@@ -234,9 +260,10 @@ def test_value_and_gradient_is_the_tape_gradient_of_the_cost_and_tiles_match_the
     assert {name: float(c) for name, c in taped_costs.items()} == pytest.approx(values, rel=tolerance)
     assert _relative_error(gradient, taped) < tolerance
 
-    if objective_name != "whole":
+    if objective_name in WHOLE_OF:
         assert len(objective.tiles) == 4
-        whole_costs, whole_gradient = OBJECTIVES["whole"](model, *network_images, config).value_and_gradient(image)
+        whole = OBJECTIVES[WHOLE_OF[objective_name]](model, *network_images, config)
+        whole_costs, whole_gradient = whole.value_and_gradient(image)
         assert values == pytest.approx({name: float(c) for name, c in whole_costs.items()}, rel=tolerance)
         assert _relative_error(gradient, whole_gradient) < tolerance
 
@@ -273,7 +300,7 @@ def test_a_seeded_run_traces_once_lowers_the_cost_and_repeats_exactly(
         assert len(traces) == 1
         if totals is not None:
             totals.append(transfer.costs()["total"])
-        assert objective_name == "whole" or len(objective.tiles) == 2
+        assert objective_name not in WHOLE_OF or len(objective.tiles) == 2
         return transfer.image.numpy()
 
     totals = []
@@ -289,10 +316,10 @@ def test_a_seeded_run_traces_once_lowers_the_cost_and_repeats_exactly(
 
 # One compile per objective kind (each takes seconds on a CPU); not marked numeric: XLA's fused
 # arithmetic is what is compared, and the numeric reruns would compile it three times more.
-@pytest.mark.parametrize("objective_name", ["whole", "tiles"])
+@pytest.mark.parametrize("objective_name", ["whole", "tiles", "tiles-guided"])
 def test_value_and_gradient_compiled_with_xla_equals_eager(network, network_images, strict_float32, objective_name):
     network_name, model = network
-    config = _config(network_name, "float32", shallow=objective_name != "whole")
+    config = _config(network_name, "float32", shallow=objective_name in WHOLE_OF)
     if _refused_in_tiles(network_name, objective_name, model, network_images, config):
         return
     objective = OBJECTIVES[objective_name](model, *network_images, config)
@@ -335,5 +362,5 @@ def test_the_table_lists_every_choice_nst_tf_offers():
     assert not covered & left_out
     assert covered | left_out == set(PRECISIONS)
     assert set(TOLERANCES) == covered
-    assert _defined_terms() == set(TERMS)
+    assert _defined_terms() == set(TERMS) | set(GUIDED_TERMS)
     assert _objective_classes() == set(OBJECTIVE_CLASSES)

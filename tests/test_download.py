@@ -451,6 +451,24 @@ def test_a_file_system_without_hard_links_gets_the_file_by_a_rename(site, out, m
     assert get(site, out) == md5(PAYLOAD) and (out / "w.mat").read_bytes() == PAYLOAD and listing(out) == ["w.mat"]
 
 
+@pytest.mark.parametrize("code, tries", [(socket.EAI_NONAME, 1), (socket.EAI_AGAIN, 3)])
+def test_an_unknown_host_name_fails_at_once_and_a_passing_lookup_failure_is_retried(out, monkeypatch, code, tries):
+    calls = []
+
+    def lookup(*args, **kwargs):
+        calls.append(args[0])
+        raise socket.gaierror(code, "Name or service not known" if code == socket.EAI_NONAME else "Temporary failure")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    policy = dl.Policy(attempts=3, first_delay=0.0)
+    with pytest.raises(NSTError) as error:
+        dl.download("http://weights.example/w.mat", str(out / "w.mat"), known(PAYLOAD), policy=policy)
+    assert len(calls) == tries
+    no_network = "its name cannot be looked up (no network? then copy the file into pretrained-model/"
+    assert (no_network in str(error.value)) == (code == socket.EAI_NONAME)
+    assert listing(out) == []
+
+
 def test_no_address_is_one_line(out):
     with pytest.raises(NSTError, match="^no address to download from$"):
         dl.download([], str(out / "w.mat"))
@@ -891,6 +909,7 @@ def test_squeezenet_weights_are_saved_where_the_presets_read_them_and_checked_by
     site, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "pretrained-model").mkdir()  # the course's layout
     monkeypatch.setattr(dl, "SQUEEZENET_SOURCES", (site.url + "/" + SQUEEZENET_FILE,))
     monkeypatch.setattr(dl, "SQUEEZENET_KNOWN_SHA256", {sha256(PAYLOAD): "test file"})
     assert dl.main(["--weights", "squeezenet"]) == 0
@@ -993,7 +1012,7 @@ def test_help_lists_squeezenet(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--weights {mat,keras,squeezenet}" in text and "--sha256 SHA256" in text
     assert f"squeezenet: torchvision's {SQUEEZENET_FILE}" in text and "or SHA-256 for squeezenet" in text
-    assert f"or {dl.SQUEEZENET_MODEL} for squeezenet" in text and "20 MiB for squeezenet" in text
+    assert f"or {SQUEEZENET_FILE} for squeezenet" in text and "20 MiB for squeezenet" in text
 
 
 def test_a_refused_certificate_is_one_line_at_once_without_retries(tmp_path, out):
@@ -1023,3 +1042,96 @@ def test_a_refused_certificate_is_one_line_at_once_without_retries(tmp_path, out
         server.shutdown()
         server.server_close()
     assert listing(out) == []
+
+
+# Where the weights go, and the command's --download
+
+
+@pytest.fixture
+def served_mat(site, tmp_path, monkeypatch):
+    """The test server serving synthetic VGG-19 weights as the .mat, accepted by their MD5; an empty current
+    folder; NST_TF_HOME naming ``home`` in it (not made). Returns the weights' bytes."""
+    from nst_tf.plan.synthetic import write_vgg19_mat
+
+    data = Path(write_vgg19_mat(tmp_path / "served" / "w.mat", width_divisor=16)).read_bytes()
+    site.payload = data
+    monkeypatch.setattr(dl, "MAT_SOURCES", (site.url + "/imagenet-vgg-verydeep-19.mat",))
+    monkeypatch.setattr(dl, "KNOWN_MD5", known(data))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("NST_TF_HOME", str(work / "home"))
+    return data
+
+
+MAT_FILE = "imagenet-vgg-verydeep-19.mat"
+
+
+@pytest.mark.parametrize("course_layout", [True, False])
+def test_the_weights_go_to_pretrained_model_where_it_exists_else_to_nst_tf_home(served_mat, course_layout, capsys):
+    if course_layout:
+        os.mkdir("pretrained-model")
+    assert dl.main([]) == 0
+    saved = os.path.join("pretrained-model" if course_layout else os.environ["NST_TF_HOME"], MAT_FILE)
+    assert Path(saved).read_bytes() == served_mat
+    assert listing(Path.cwd()) == ["pretrained-model" if course_layout else "home"]
+    assert capsys.readouterr().out.startswith(f"saved {saved} (MD5 ")
+
+
+def test_dir_chooses_the_folder_and_excludes_output(served_mat, capsys):
+    assert dl.main(["--dir", "mine/weights"]) == 0
+    assert (Path("mine") / "weights" / MAT_FILE).read_bytes() == served_mat and listing(Path.cwd()) == ["mine"]
+    assert dl.main(["--dir", "a", "--output", "b.mat"]) == 2
+    assert "argument --output: not allowed with argument --dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spelling", ["--max-size", "--max_size", "--max_size=1K"])
+def test_options_are_taken_with_underscores_as_with_dashes(served_mat, spelling, capsys):
+    argv = [spelling] if "=" in spelling else [spelling, "1K"]
+    assert dl.main([*argv, "--output", "w.mat"]) == 2
+    assert "more than 1 KiB, the ceiling for w.mat" in capsys.readouterr().err and listing(Path.cwd()) == []
+
+
+def run_command(*extra):
+    """``python -m nst_tf`` as its entry point runs it (the downloader passed in), tiny and short."""
+    from nst_tf.__main__ import main
+
+    return main(["--epochs", "2", "--max_size", "48", "--print_every", "1", *extra])
+
+
+@pytest.mark.parametrize("course_layout", [True, False])
+def test_download_fetches_the_missing_weights_then_runs(served_mat, course_layout, capsys):
+    if course_layout:
+        os.mkdir("pretrained-model")
+    assert run_command("--download") == 0, capsys.readouterr().err
+    folder = Path("pretrained-model") if course_layout else Path(os.environ["NST_TF_HOME"])
+    assert (folder / MAT_FILE).read_bytes() == served_mat
+    assert (Path("output") / "generated_image.jpg").is_file()
+    assert f"saved {folder / MAT_FILE} (MD5 " in capsys.readouterr().err
+
+
+def test_download_leaves_weights_already_there_alone(served_mat, site, capsys):
+    from nst_tf.plan.synthetic import write_vgg19_mat
+
+    write_vgg19_mat(Path(os.environ["NST_TF_HOME"]) / MAT_FILE, width_divisor=16)
+    assert run_command("--download") == 0, capsys.readouterr().err
+    assert site.requests == []
+
+
+def test_download_fetches_to_the_model_path_given(served_mat, capsys):
+    assert run_command("--download", "--model", "w/imagenet-vgg-verydeep-19.mat") == 0, capsys.readouterr().err
+    assert (Path("w") / MAT_FILE).read_bytes() == served_mat and not Path(os.environ["NST_TF_HOME"]).exists()
+
+
+def test_download_of_a_file_it_does_not_know_is_one_line(served_mat, site, capsys):
+    assert run_command("--download", "--model", "mine.mat") == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("nst-tf: error: --download: mine.mat is none of the files it fetches") and not site.requests
+
+
+def test_download_without_the_entry_point_names_the_command_to_run(served_mat, site, capsys):
+    from nst_tf.app.cli import main
+
+    assert main(["--download"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("fetch the file with: python -m nst_tf.download") and not site.requests

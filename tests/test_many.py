@@ -125,7 +125,14 @@ def test_a_folder_gives_one_result_each_recorded_and_a_rerun_does_only_the_rest(
     assert header["settings"]["config"]["epochs"] == 2
     assert sorted(r["output"] for r in records) == ["a.jpg", "b.jpg", "c.jpg"]
     assert all(r["iterations"] == 2 and r["costs"]["total"] > 0 and ":" in r["worker"] for r in records)
-    assert "saved a.jpg (1 of 3)" in capsys.readouterr().out
+    out_text, err_text = capsys.readouterr()
+    # In name order, though b is of another size than a and c; each "saved" line names the folder.
+    saved = [line for line in out_text.splitlines() if line.startswith("saved ")]
+    assert saved == [f"saved {out / name} ({i} of 3)" for i, name in enumerate(["a.jpg", "b.jpg", "c.jpg"], 1)]
+    assert out_text.splitlines()[-1].startswith("done: 3 of 3 images in ") and out_text.endswith(f"saved in {out}\n")
+    # notes.txt and renamed.png (text named like an image) are left out, in one note.
+    note = "nst-tf: note: the content folders hold 2 files that are not images (notes.txt, renamed.png); left out"
+    assert note in err_text.splitlines()
     before = (out / "a.jpg").read_bytes()
 
     (out / "c.jpg").unlink()

@@ -50,6 +50,7 @@ COMPARISONS = {
     "Second_edition_with_nst_tf.ipynb": 1,  # the short run's last image against its start
     "Your_own_images.ipynb": 3,  # four alphas, each against the one before
     "CS231n_style_transfer.ipynb": 2,  # the Starry Night run and the feature inversion, each against its start
+    "Styles_by_region.ipynb": 1,  # two masked styles against the same two without masks
 }
 COMPARISON = re.compile(
     r"^comparison: (?P<what>.+): (?P<measure>[a-z ]+) (?P<before>\S+) -> (?P<after>\S+) \(\S+x\), "
@@ -150,7 +151,7 @@ def test_notebook_runs_headless_and_teaches_what_it_says(name):
         assert "CS231n's Starry Night run" in text and "learning_rate_steps ((180, 0.1),)" in text
         assert re.search(r"^Iteration 0: total \S+ = content \S+ \+ style \S+ \+ tv \S+$", text, re.MULTILINE)
         assert "python -m nst_tf --preset cs231n_starry_night --shorter_side" in text
-        assert "saved output/generated_image.jpg" in text
+        assert "; saved output/generated_image.jpg" in text
         assert "style weights: [0.0, 0.0, 0.0, 0.0] | start: uniform" in text  # the feature inversion
         if all((ROOT / path).exists() for path in CS231N_FILES):
             assert "Branch: real weights" in text and "The assignment's four checks passed" in text

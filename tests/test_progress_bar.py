@@ -125,7 +125,8 @@ def test_on_a_terminal_the_bar_is_redrawn_in_place_and_erased_before_each_cost_l
     assert [line for line in shown if "[" in line or "ETA" in line] == [shown[-2]], shown
     assert (
         shown[-2].startswith("[" + "=" * 30 + "] 7/7 ")
-        and shown[-1] == f"saved {workspace / 'out' / 'generated_image.jpg'}"
+        and shown[-1].startswith("done: 7 iterations in ")
+        and shown[-1].endswith(f"; saved {workspace / 'out' / 'generated_image.jpg'}")
     )
     # The cost lines, none of them mixed with the bar: it is erased before each report is written.
     costs = shown[:-2]

@@ -108,9 +108,12 @@ def test_the_ray_engine_gives_the_local_engines_images_and_manifest(workspace, n
     result = subprocess.run([sys.executable, "-m", "nst_tf", *argv], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     # Only the command's own lines: Ray's warnings and its cluster's messages go to its log.
-    lines = result.stdout.splitlines()
+    *lines, summary = result.stdout.splitlines()
     assert [line.split(" (")[1] for line in lines] == [f"{n} of 4)" for n in range(1, 5)]
-    assert sorted(line.split(" (")[0] for line in lines) == [f"saved p{i}.jpg" for i in range(4)]
+    assert sorted(line.split(" (")[0] for line in lines) == [
+        f"saved {workspace / 'out' / f'p{i}.jpg'}" for i in range(4)
+    ]
+    assert summary.startswith("done: 4 of 4 images in ") and summary.endswith(f"; saved in {workspace / 'out'}")
     assert all(line.startswith("[") for line in result.stderr.splitlines()), result.stderr
     out, local = workspace / "out", workspace / "local"
     for i in range(4):

@@ -98,6 +98,11 @@ def assets(tmp_path_factory):
     # The recipes' own photo, painting and folder of photos.
     iio.imwrite(folder / "my_photo.jpg", content[:, ::-1])
     iio.imwrite(folder / "my_painting.jpg", rng.integers(0, 256, (64, 48, 3), dtype=np.uint8))
+    # Styles by region: masks of the content's left and right halves.
+    halves = np.zeros((96, 128), np.uint8)
+    halves[:, :64] = 255
+    iio.imwrite(folder / "left.png", halves)
+    iio.imwrite(folder / "right.png", 255 - halves)
     (folder / "photos").mkdir()
     iio.imwrite(folder / "photos" / "a.jpg", content)
     iio.imwrite(folder / "photos" / "b.png", content[::-1])
@@ -179,6 +184,16 @@ def _download(words):
     assert exit_.value.code == 0
 
 
+def _web(words):
+    """The web page serves until stopped (tests/test_web.py drives it in a browser): -h, after the page's own
+    arguments (so they must parse)."""
+    from nst_tf.web.__main__ import main as web_main
+
+    with pytest.raises(SystemExit) as exit_, contextlib.redirect_stdout(io.StringIO()) as out:
+        web_main([*words[3:], "-h"])
+    assert exit_.value.code == 0 and "usage:" in out.getvalue()
+
+
 def _cheap(arguments):
     """``arguments`` made smaller and shorter: CHEAP appended, and SIZES' and ITERATIONS' options capped where given."""
     scales = int(arguments[arguments.index("--scales") + 1]) if "--scales" in arguments else 1
@@ -197,15 +212,30 @@ def _command(words, scratch, capsys):
         assert cli.main(words[3:]) == 0 and "usage:" in capsys.readouterr().out
         return
     assert cli.main(_cheap(words[3:])) == 0, capsys.readouterr().err
-    output = scratch / (words[words.index("--output_dir") + 1] if "--output_dir" in words else "output")
-    content = words[words.index("--content_image_filename") + 1] if "--content_image_filename" in words else ""
+    args = cli.build_parser().parse_args(words[3:])  # the page's own spelling: -c, --content, -o, ...
+    content = args.content_image_filename[0]
+    named_file = args.output is not None and os.path.splitext(args.output)[1] and not args.output.endswith("/")
+    output = scratch / (args.output if args.output and not named_file else args.output_dir)
     if content.endswith(".mp4"):
-        assert probe(str(output / os.path.basename(content))).frames == 3
+        video = scratch / args.output if named_file else output / os.path.basename(content)
+        assert probe(str(video)).frames == 3
+    elif named_file:
+        assert (scratch / args.output).is_file()
     elif (output / "manifest.jsonl").exists():
         results = (output / "manifest.jsonl").read_text().splitlines()[1:]
         assert results and all((output / json.loads(line)["output"]).is_file() for line in results)
     else:
         assert (output / "generated_image.jpg").is_file()
+    assert args.log_dir is None or list((scratch / args.log_dir).rglob("events.out.tfevents.*"))
+
+
+def _tensorboard(words):
+    """TensorBoard serves its pages until stopped: it must be pointed at a folder the pages' commands give as
+    --log_dir, and be installed (the tensorboard extra, in the test extra too)."""
+    import tensorboard  # noqa: F401
+
+    logged = {c[c.index("--log_dir") + 1] for c in (p.values[0] for p in commands()) if "--log_dir" in c}
+    assert words[:2] == ["tensorboard", "--logdir"] and len(words) == 3 and words[2] in logged, words
 
 
 def _cluster(words):
@@ -223,12 +253,16 @@ def test_command_block_runs(words, scratch, capsys):
         _command(words, scratch, capsys)
     elif words[0] == "python" and words[1:3] == ["-m", "nst_tf.download"]:
         _download(words)
+    elif words[0] == "python" and words[1:3] == ["-m", "nst_tf.web"]:
+        _web(words)
     elif words[0] == "python" and words[1].startswith(("benchmarks/", "notebooks/")):
         _script(words)
     elif words[0] == "pip":
         _pip(words)
     elif words[0] == "pytest":
         _pytest(words)
+    elif words[0] == "tensorboard":
+        _tensorboard(words)
     else:
         pytest.fail(f"no check for this command; add one: {shlex.join(words)}")
 

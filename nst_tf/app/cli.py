@@ -8,20 +8,22 @@ loaded. Exit statuses are listed in ``EXIT_STATUSES``.
 
 import argparse
 import dataclasses
-import re
 import signal
 import sys
 
 from ..ground.errors import NSTError
+from ..ground.parsing import CommandParser
 from ..ground.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_STATUSES, PROG
 from ..plan.config import CONFIG, StyleTransferConfig
 from ..plan.large_options import MAX_ITERATIONS, LargeImageOptions
 from ..plan.networks.network_registry import NETWORKS
 from ..ground.checks import MAX_SIDE, short_repr
+from ..plan.region_options import RegionOptions
 from ..plan.video_options import VideoOptions
 from ..runs.presets import PRESETS
 from ..tensors.images import ImageSize
 from .jobs.kinds import job_kind
+from .jobs.network_setup import locate_weights, prepare_with_weights, refuse_layers_of_another_network
 from .jobs.outputs import FINAL_IMAGE
 from .jobs.request import IMAGES_DIR, CommandRequest, resolve_image
 from .signals import Stopped, StopRequest, stop_words
@@ -72,8 +74,56 @@ FILE_OPTIONS = {
         choices=tuple(dict.fromkeys(p for network in NETWORKS.values() for p in network.poolings)),
         help="pooling after each block: avg (the course) or max (Keras)",
     ),
+    "output": dict(
+        default=None,
+        metavar="PATH",
+        help="where the result goes: for one content image the file to save (e.g. out.png; the numbered report "
+        "images are then saved only when --output_dir is given too, into that folder), for several a folder, as "
+        "--output_dir; for a video the .mp4 to write",
+    ),
     "output_dir": dict(default=CONFIG.OUTPUT_DIR, metavar="DIR", help="folder for the images; created if missing"),
+    "log_dir": dict(
+        default=None,
+        metavar="DIR",
+        help="write a TensorBoard log of each run under DIR (tensorboard --logdir DIR shows it): the costs by term "
+        "and the learning rate at every report, and images; one run per content image (DIR/<stem>) or video frame "
+        "(DIR/<video stem>/<frame>)",
+    ),
+    "log_images_every": dict(
+        default=10,
+        type=int,
+        metavar="N",
+        help="with --log_dir: log the image at the first report, every N-th report after it and the last",
+    ),
+    "download": dict(
+        default=False,
+        action="store_true",
+        help="fetch the weights file first when it is missing, as python -m nst_tf.download does (into "
+        "pretrained-model/ where the current folder has one, else NST_TF_HOME's folder, or --model's path)",
+    ),
 }
+
+#: The short and common names beside the course's, which stay: the names users of other style-transfer tools type.
+ALIASES = {
+    "content_image_filename": ("-c", "--content"),
+    "style_image_filename": ("-s", "--style"),
+    "output": ("-o",),
+    "epochs": ("-n", "--iterations"),
+}
+
+#: The first lines of ``-h``: what most runs look like.
+EXAMPLES = f"""examples:
+  {PROG} -c photo.jpg -s painting.jpg -o result.jpg     one photo, one painting
+  {PROG} -c photos/ -s painting.jpg -o results/         every image of a folder, in name order
+  {PROG} -c photo.jpg -s a.jpg b.jpg -n 100             two styles blended, 100 iterations
+  {PROG} --alpha 10 --beta 40                           the course's run on the course's images
+  {PROG} --preset cs231n_starry_night                   CS231n's edition (SqueezeNet)
+
+Standard output carries the course's lines (the costs every --print_every iterations) and, last, one summary
+line: the iterations, the time, the last iteration's costs by term and their total, and the file saved.
+Standard error carries where it runs (CPU or GPU), the progress bar, notes and errors. Options may be
+written with dashes or underscores (--output-dir, --output_dir)."""
+
 
 #: The options of several content images.
 MANY_OPTIONS = {
@@ -130,19 +180,6 @@ MAX_WHOLE = min(MAX_ITERATIONS, MAX_SIDE)
 _UNBOUNDED = {"seed"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # A value written like a negative number (-1G, -inf, -nan, -1e5) is a value, as argparse already
-        # takes -1 and -0.5, so that it reaches the option's own check: "--max_memory -1G" is refused for
-        # being negative, not for a missing argument. No option of the command starts with "-<digit>".
-        self._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
-
-    def error(self, message):
-        """Raises the message as an ``NSTError``: ``main`` writes it as one line and exits 2."""
-        raise NSTError(message)
-
-
 def _typed(convert):
     """An argparse type whose NSTError becomes argparse's own message."""
 
@@ -191,17 +228,18 @@ def build_parser(preset=None):
         "content_image_filename": [preset.content_image],
         "style_image_filename": [preset.style_image],
     }
-    parser = _Parser(
+    parser = CommandParser(
         prog=PROG,
-        allow_abbrev=False,  # an option is written whole: _given tells which a user wrote
-        description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course "
-        "(or with SqueezeNet 1.1, as in Stanford's CS231n: --preset cs231n_*).",
+        usage="%(prog)s [-c PHOTO ...] [-s PAINTING ...] [-o PATH] [-n N] [--preset NAME] [option ...]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Neural style transfer (Gatys et al. 2015) with VGG-19, as in the deeplearning.ai course\n"
+        "(or with SqueezeNet 1.1, as in Stanford's CS231n: --preset cs231n_*).\n\n" + EXAMPLES,
     )
     files = parser.add_argument_group("files")
     for name, spec in FILE_OPTIONS.items():
         spec = dict(spec, default=values.get(name, spec["default"]))
         text = spec.pop("help") + _default_text(spec["default"])
-        files.add_argument(f"--{name}", help=text.replace("%", "%%"), **spec)
+        files.add_argument(*ALIASES.get(name, ()), f"--{name}", dest=name, help=text.replace("%", "%%"), **spec)
     many = parser.add_argument_group("several content images")
     for name, spec in MANY_OPTIONS.items():
         spec = dict(spec)
@@ -212,6 +250,7 @@ def build_parser(preset=None):
         ("hyperparameters", preset.config),
         ("large images", preset.large),
         ("video (a video file as the content)", VideoOptions()),
+        ("styles by region (Gatys et al. 2017)", RegionOptions()),
     ):
         cls = type(defaults)
         group = parser.add_argument_group(title)
@@ -223,7 +262,8 @@ def build_parser(preset=None):
                 convert = spec.get("type") or (str if default is None else type(default))
                 bounded = convert is int and field.name not in _UNBOUNDED
                 spec["type"] = _typed(_bounded_int if bounded else convert)
-            group.add_argument(f"--{field.name}", default=default, help=text.replace("%", "%%"), **spec)
+            flags = (*ALIASES.get(field.name, ()), f"--{field.name}")
+            group.add_argument(*flags, dest=field.name, default=default, help=text.replace("%", "%%"), **spec)
     return parser
 
 
@@ -243,15 +283,25 @@ def _overriding_the_preset(args, preset, given):
         args.style_size = None
 
 
-def _given(argv):
-    """The options written in ``argv``, by name (``--max_size 9`` and ``--max_size=9`` alike)."""
-    return {word[2:].split("=", 1)[0] for word in argv if word.startswith("--")}
+def _given(parser, argv):
+    """The options written in ``argv``, by name (``--max_size 9``, ``--max-size=9``, ``-n 9`` and ``-n9`` alike)."""
+    actions, given = parser._option_string_actions, set()
+    for word in parser.respelled(argv):
+        if word == "--":
+            break
+        action = actions.get(word.partition("=")[0] if word.startswith("--") else word[:2])
+        if action is not None:
+            given.add(action.dest)
+    return given
 
 
-def _validated(args, preset, given=frozenset()):
+def _validated(args, preset, given=frozenset(), fetch_weights=None):
     """``(kinds.JobKind, its prepared job)`` of the parsed ``args`` (parsed with ``preset``; ``given``: the
-    options written), everything checked before anything is created; ``NSTError`` for anything wrong."""
+    options written), everything checked before anything is created; ``NSTError`` for anything wrong.
+    ``fetch_weights``: what fetches missing weights with ``--download`` (``network_setup.prepare_with_weights``)."""
     _overriding_the_preset(args, preset, set(given))
+    refuse_layers_of_another_network(args, preset)
+    locate_weights(args, given, preset)
     config = _config(args)
     size = ImageSize(args.width, args.height, args.max_size, args.fit, args.shorter_side)
     large = LargeImageOptions(
@@ -261,25 +311,27 @@ def _validated(args, preset, given=frozenset()):
     config.blend_weights(len(style_paths))
     request = CommandRequest(args, preset, frozenset(given), config, size, large, style_paths)
     kind = job_kind(request)
-    return kind, kind.prepare(request)
+    return kind, prepare_with_weights(kind, request, fetch_weights)
 
 
 def _chosen_preset(argv):
     """The ``Preset`` named by ``--preset`` in ``argv`` (the first edition's without one)."""
-    parser = _Parser(add_help=False)
+    parser = CommandParser(add_help=False)
     parser.add_argument("--preset", choices=tuple(PRESETS), default="first_edition")
     return PRESETS[parser.parse_known_args(argv)[0].preset]
 
 
-def main(argv=None):
-    """Runs the command on ``argv`` (default: ``sys.argv[1:]``); returns the exit status (``EXIT_STATUSES``)."""
+def main(argv=None, fetch_weights=None):
+    """Runs the command on ``argv`` (default: ``sys.argv[1:]``); returns the exit status (``EXIT_STATUSES``).
+    ``fetch_weights(choice, destination)``: fetches missing weights for ``--download`` (``nst_tf.__main__``'s)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     stop = StopRequest(sys.stderr)
     try:
         with stop.watching():
             preset = _chosen_preset(argv)
-            args = build_parser(preset).parse_args(argv)
-            kind, job = _validated(args, preset, _given(argv))
+            parser = build_parser(preset)
+            args = parser.parse_args(argv)
+            kind, job = _validated(args, preset, _given(parser, argv), fetch_weights)
             return kind.run(job, sys.stdout, sys.stderr, stop)
     except NSTError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ..app.signals import Stopped
 from ..ground.errors import NSTError, quoted
+from ..ground.parsing import CommandParser
 from ..plan.config import CONFIG, KERAS_VGG_MODEL
+from ..plan.locations import PRETRAINED_DIR, download_folder
 from .console import Console, stopping_on_signals
 from .fetch import HASH_NAMES, Fetch, Target, size_text
 from .partial import Partial, kept, partial_paths  # noqa: F401  (partial_paths: a public name)
@@ -196,17 +198,25 @@ def _byte_count(text):
     return int(match[1]) << {"": 0, "K": 10, "M": 20, "G": 30}[match[2].upper()]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        """A wrong option is one line, as every other failure: ``main`` prints it and returns 2."""
-        raise NSTError(message)
+#: The first lines of ``-h``: what the command does, and examples.
+DESCRIPTION = """Fetch the network weights nst_tf reads (VGG-19's or SqueezeNet's) and verify them.
+
+examples:
+  python -m nst_tf.download                       MatConvNet's .mat, the course's (about 510 MB)
+  python -m nst_tf.download --weights keras       Keras' VGG19 .h5, the second edition's (80 MB)
+  python -m nst_tf.download --weights squeezenet  torchvision's SqueezeNet 1.1, CS231n's (5 MB)
+  python -m nst_tf.download --dir ~/weights       into a folder of your choice"""
 
 
 def build_parser():
     """The command's options, an ``argparse.ArgumentParser``."""
-    parser = _Parser(
+    # A wrong option is one line, as every other failure (main prints it and returns 2); options are taken with
+    # dashes or underscores alike (--max-size, --max_size).
+    parser = CommandParser(
         prog="python -m nst_tf.download",
-        description="Fetch the network weights nst_tf reads (VGG-19's or SqueezeNet's) and verify them.",
+        allow_abbrev=True,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=DESCRIPTION,
     )
     parser.add_argument(
         "--weights",
@@ -223,10 +233,18 @@ def build_parser():
         f"sum, or SHA-256 for squeezenet (default: {URL}; for keras: {KERAS_URL}, then the copy {KERAS_MIRROR}; "
         f"for squeezenet: {SQUEEZENET_URL})",
     )
-    parser.add_argument(
+    places = parser.add_mutually_exclusive_group()
+    places.add_argument(
         "--output",
-        help=f"where to save (default: {CONFIG.VGG_MODEL}, {KERAS_VGG_MODEL} for keras, or {SQUEEZENET_MODEL} "
-        "for squeezenet)",
+        help=f"the file to save (default: {os.path.basename(CONFIG.VGG_MODEL)}, {KERAS_WEIGHTS_FILE} for keras, or "
+        f"{os.path.basename(SQUEEZENET_MODEL)} for squeezenet, in --dir's folder)",
+    )
+    places.add_argument(
+        "--dir",
+        metavar="DIR",
+        help=f"the folder to save into, created if missing (default: {PRETRAINED_DIR}/ where the current folder has "
+        "one, else $NST_TF_HOME, or ${XDG_CACHE_HOME:-~/.cache}/nst_tf without it: the places python -m nst_tf "
+        "looks in)",
     )
     sums = parser.add_mutually_exclusive_group()
     sums.add_argument(
@@ -252,18 +270,49 @@ def build_parser():
     return parser
 
 
-def _choice(args):
-    """(addresses, destination, hash algorithm, accepted sums with their descriptions, ceiling) that the parsed
-    options ``args`` ask for: each the option's value or the weights' default (read now, so tests can patch them)."""
+def _defaults(choice):
+    """(addresses, file name, hash algorithm, accepted sums with their descriptions, ceiling) of the weights of
+    ``--weights`` ``choice``, read now (so tests can patch them)."""
     sources, output, algorithm, known, ceiling = {
         "mat": (MAT_SOURCES, CONFIG.VGG_MODEL, "md5", KNOWN_MD5, MAT_CEILING),
         "keras": (KERAS_SOURCES, KERAS_VGG_MODEL, "md5", KERAS_KNOWN_MD5, KERAS_CEILING),
         "squeezenet": (SQUEEZENET_SOURCES, SQUEEZENET_MODEL, "sha256", SQUEEZENET_KNOWN_SHA256, SQUEEZENET_CEILING),
-    }[args.weights]
+    }[choice]
+    return sources, os.path.basename(output), algorithm, known, ceiling
+
+
+def _choice(args):
+    """(addresses, destination, hash algorithm, accepted sums with their descriptions, ceiling) that the parsed
+    options ``args`` ask for: each the option's value or the weights' default, saved in ``--dir`` or, without it,
+    in ``plan.locations.download_folder()``."""
+    sources, name, algorithm, known, ceiling = _defaults(args.weights)
     if args.sha256 or args.md5:
         algorithm = "sha256" if args.sha256 else "md5"
         known = {digest: f"the sum given with --{algorithm}" for digest in args.sha256 or args.md5}
-    return args.url or sources, args.output or output, algorithm, known, args.max_size or ceiling
+    output = args.output or os.path.join(args.dir or download_folder(), name)
+    return args.url or sources, output, algorithm, known, args.max_size or ceiling
+
+
+def fetch_weights(choice, destination=None, stream=None):
+    """Downloads the weights of ``--weights`` ``choice`` ("mat", "keras" or "squeezenet") from their addresses,
+    checked by their known sums, to ``destination`` (default: ``plan.locations.download_folder()`` and the file's
+    name; folders created), as ``python -m nst_tf.download --weights choice`` does; ``python -m nst_tf --download``
+    calls it. Progress and the "saved" line go to ``stream`` (default standard error). Returns ``destination``;
+    raises ``NSTError`` as ``download`` does."""
+    sources, name, algorithm, known, ceiling = _defaults(choice)
+    destination = destination or os.path.join(download_folder(), name)
+    cached = os.path.join(keras_cache_dir(), KERAS_WEIGHTS_FILE) if choice == "keras" else None
+    console = Console(stream or sys.stderr)
+    digest, origin = _download(sources, destination, known, console, None, ceiling, None, algorithm, cached)
+    console.note(f"saved {destination} ({HASH_NAMES[algorithm]} {digest}, {known[digest]}{_origin(origin, sources)})")
+    return destination
+
+
+def _origin(origin, sources):
+    """What the "saved" line adds about where the file came from: nothing for the first address."""
+    if origin == sources[0]:
+        return ""
+    return f", from {origin}" if "://" in origin else f", copied from {origin}"  # Keras' cached copy: a path
 
 
 def main(argv=None):
@@ -282,9 +331,7 @@ def main(argv=None):
     try:
         with stopping_on_signals():
             digest, origin = _download(sources, output, known, console, None, ceiling, None, algorithm, cached)
-            where = ""
-            if origin != sources[0]:  # Keras' cached copy (a path), or an address after the first
-                where = f", from {origin}" if "://" in origin else f", copied from {origin}"
+            where = _origin(origin, sources)
             sys.stdout.write(f"saved {output} ({HASH_NAMES[algorithm]} {digest}, {known[digest]}{where})\n")
             sys.stdout.flush()
     except NSTError as error:

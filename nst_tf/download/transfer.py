@@ -8,6 +8,7 @@ the kept bytes do not fit the file at the address (a 416, another range, a chang
 
 import dataclasses
 import http.client
+import socket
 import ssl
 import os
 import re
@@ -120,6 +121,12 @@ def open_reply(url, offset, validators, timeout, opener):
         reason = getattr(error, "reason", None) or error
         if isinstance(reason, ssl.SSLCertVerificationError):  # no retry makes a refused certificate good
             raise DownloadError(f"the server's certificate was refused: {reason.verify_message or reason}") from None
+        if isinstance(reason, socket.gaierror) and reason.errno != socket.EAI_AGAIN:
+            # The name is unknown (no network, or a typo): asking again in seconds cannot make it known.
+            raise DownloadError(
+                f"{one_line(reason)}: its name cannot be looked up (no network? then copy the file into "
+                "pretrained-model/ or $NST_TF_HOME yourself)"
+            ) from None
         retry = isinstance(reason, (OSError, http.client.HTTPException))
         raise (RetryableError if retry else DownloadError)(one_line(reason)) from None
     try:

@@ -6,7 +6,7 @@ do not reset it (as SciPy's L-BFGS called per report would). One cost-and-gradie
 line search; the step is the two-loop direction times ``learning_rate``, the first scaled by ``min(1, 1 / sum|g|)``.
 """
 
-import tensorflow as tf
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 

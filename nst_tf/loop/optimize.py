@@ -11,7 +11,7 @@ import dataclasses
 import time
 
 import numpy as np
-import tensorflow as tf
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NonFiniteCostError, NSTError
 from ..objective.whole import StyleCost

@@ -1,6 +1,6 @@
 """Each optimizer's TensorFlow object, by name: ``MAKERS`` and ``make_optimizer`` (rules: ``plan.optimizers``)."""
 
-import tensorflow as tf
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..plan.optimizers import get_optimizer
 from .lbfgs import LBFGS

@@ -6,10 +6,11 @@ separate runs, up to float rounding.
 """
 
 import numpy as np
-import tensorflow as tf
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from ..plan.config import StyleTransferConfig
+from ..plan.masks import GuidedContent
 from ..tensors.colors import present
 from ..tensors.images import checked_float32_batch
 from .whole import StyleCost
@@ -20,7 +21,7 @@ class BatchStyleCost(tf.Module):
 
     Args:
         model: a network module (``VGG19``, ``SqueezeNet``).
-        content_images: normalized content images, shape (B, H, W, 3).
+        content_images: normalized content images, shape (B, H, W, 3), or a ``GuidedContent`` of them.
         style_image: a normalized style image, or a list blended with ``config.style_blend_weights`` (shared).
         config: a ``StyleTransferConfig``.
 
@@ -40,10 +41,12 @@ class BatchStyleCost(tf.Module):
                 "preserve_colors histogram recolours the style images for each content image: batches take one "
                 "style target for all (use a batch size of 1)"
             )
-        contents = checked_float32_batch(content_images, "content_images", batch=True)
+        guide = content_images if isinstance(content_images, GuidedContent) else None
+        contents = checked_float32_batch(getattr(guide, "image", content_images), "content_images", batch=True)
         self.config = config
         # The shared part: style targets, terms, checks and the network in its precision.
-        self._single = StyleCost(model, contents[:1], style_image, config)
+        first = contents[:1] if guide is None else guide.with_image(contents[:1])  # one mask for every image
+        self._single = StyleCost(model, first, style_image, config)
         self.content_image = contents
         with self.name_scope:
             self.content_target = tf.Variable(self._content_targets(contents), trainable=False, name="content_targets")

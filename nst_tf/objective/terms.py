@@ -1,9 +1,11 @@
 """The terms an objective sums: content, style, total variation; a new term is a new class here.
 
-- A *network term* (``ContentTerm``, ``StyleTerm``) reduces activations to ``sums``, tensors that add
-  up over any partition of the image's positions (a sum of squared differences, Gram matrices); its
-  ``cost`` is a function of those sums only, so ``cost(sum over tiles of sums(cores))`` is the whole
-  image's cost whatever the tiles, and automatic differentiation gives its gradient in tiles too.
+- A *network term* (``ContentTerm``, ``StyleTerm``, ``GuidedStyleTerm``) reduces activations to ``sums``,
+  tensors that add up over any partition of the image's positions (a sum of squared differences, Gram
+  matrices, guided Gram matrices); its ``cost`` is a function of those sums only, so ``cost(sum over tiles
+  of sums(cores))`` is the whole image's cost whatever the tiles, and automatic differentiation gives its
+  gradient in tiles too. What a term weights by position (a mask) it cuts with the ``Window`` as it cuts
+  the activations; targets of its own it measures with the objective's ``measure`` (whole or in tiles).
 - An *image term* (``TotalVariationTerm``, ``TemporalTerm``) reads the whole image itself.
 
 Each term has a ``name`` (how its value is reported) and a ``weight``; ``J = sum weight * cost``.
@@ -11,11 +13,13 @@ Each term has a ``name`` (how its value is reported) and a ``weight``; ``J = sum
 
 from typing import Callable, NamedTuple
 
-import tensorflow as tf
+import numpy as np
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.checks import check_choice, check_finite, check_whole
 from ..ground.errors import NSTError
 from ..plan.config import CONTENT_NORMALIZERS, STYLE_NORMALIZERS
+from ..plan.masks import fit_mask, mask_at_layer
 from ..tensors.costs import (
     content_cost_from_sum,
     gram_distance,
@@ -25,6 +29,7 @@ from ..tensors.costs import (
     total_variation_cost,
     weighted_style_cost,
 )
+from ..tensors.guided import guided_gram, mask_mass
 
 
 class Shapes(NamedTuple):
@@ -53,7 +58,8 @@ class ContentTerm:
 
     ``sums``: ``{"squares": sum((target - a_G)**2)}`` over the window; ``cost``: with ``normalizer="layer"``,
     ``squares / (4 n_H n_W n_C)`` of the whole layer (the course's ``compute_content_cost``); with "none",
-    ``squares`` (CS231n's ``content_loss`` without its weight).
+    ``squares`` (CS231n's ``content_loss`` without its weight). ``mask``: the content's weight at each position of
+    the layer (1, n_H, n_W, 1), squared into the sum (``sum(m^2 (target - a_G)^2)``, divided as above), or None.
 
     Raises:
         NSTError: ``normalizer`` is not one of ``CONTENT_NORMALIZERS`` (a term is built by user code too).
@@ -61,8 +67,9 @@ class ContentTerm:
 
     name = "content"
 
-    def __init__(self, layer, target, weight, normalizer="layer"):
+    def __init__(self, layer, target, weight, normalizer="layer", mask=None):
         check_choice("normalizer", normalizer, CONTENT_NORMALIZERS)
+        self.mask = mask
         self.layer = layer
         self.layers = (layer,)
         self.target = target
@@ -73,6 +80,8 @@ class ContentTerm:
         if self.layer not in activations:  # a tile whose core is empty at this layer
             return {}
         difference = window.crop(self.target, self.layer) - activations[self.layer]
+        if self.mask is not None:
+            difference = difference * window.crop(self.mask, self.layer)
         return {"squares": tf.reduce_sum(tf.square(difference))}
 
     def cost(self, sums, shapes):
@@ -138,6 +147,108 @@ class StyleTerm:
         """``n_H n_W n_C`` of ``layer`` of the whole generated image, float32."""
         n_H, n_W = shapes.layer(layer)
         return tf.cast(n_H, tf.float32) * tf.cast(n_W, tf.float32) * float(n_C)
+
+
+class GuidedStyleTerm:
+    """The style cost by region (Gatys et al. 2017): ``sum_s blend_s * sum_l w_{s,l} * D(S_{s,l}, G_{s,l} / M_{s,l})``.
+
+    Each style ``s`` has its own layers, its region's mask at each layer's grid ``m_{s,l}`` (1, n_H, n_W, 1) of
+    the whole generated image, its mass ``M_{s,l} = sum m^2`` and its target ``S_{s,l}``, the guided Gram matrix of
+    the style image over the style's own region divided by that region's mass (``build`` measures it).
+
+    Args:
+        styles: ``GuidedTarget``s, one per style image.
+        normalizer: "layer": ``D = ||S - G||^2 / (4 n_C^2)``, the course's cost with ``n_H n_W`` replaced by the
+            masses (all-ones masks on a style of the content's size give ``StyleTerm``'s value); "gram" (CS231n's):
+            both divided by ``n_C`` too and ``D = ||S - G||^2``.
+        weight: beta.
+
+    ``sums``: per style and layer, ``{"<s>/<layer>": sum over the window of m^2 F F^T}``: sums over positions, so
+    the cost is exact in tiles (``window`` crops the masks as it crops the activations).
+
+    Raises:
+        NSTError: another normalizer ("image" is the whole image's, which a region has not).
+    """
+
+    name = "style"
+
+    def __init__(self, styles, normalizer, weight):
+        check_choice("normalizer of a guided style", normalizer, ("layer", "gram"))
+        self.styles = list(styles)
+        self.layers = tuple(dict.fromkeys(layer for style in self.styles for layer, _ in style.layers))
+        self.normalizer = normalizer
+        self.weight = weight
+
+    def sums(self, activations, window):
+        return {
+            f"{i}/{layer}": guided_gram(activations[layer], window.crop(style.masks[layer], layer))
+            for i, style in enumerate(self.styles)
+            for layer in dict.fromkeys(name for name, _ in style.layers)
+            if layer in activations
+        }
+
+    def cost(self, sums, shapes=None):
+        def layer_cost(i, style, layer):
+            gram = sums[f"{i}/{layer}"] / style.masses[layer]
+            n_C = float(gram.shape[-1])
+            if self.normalizer == "gram":
+                return gram_distance(style.targets[layer], gram / n_C, 1.0)
+            return gram_distance(style.targets[layer], gram, 4.0 * n_C**2)
+
+        return tf.add_n(
+            [
+                style.blend * weighted_style_cost(style.layers, lambda layer, i=i, s=style: layer_cost(i, s, layer))
+                for i, style in enumerate(self.styles)
+            ]
+        )
+
+    @classmethod
+    def build(cls, guides, measure, geometry, size, config):
+        """The term of ``guides`` (``GuidedStyle``s whose ``image`` is the normalized style as the objective
+        compares it) for a generated image of ``size`` (H, W): ``measure(image, layers, sums)`` adds ``sums(
+        activations, window)`` up over an image (whole or in tiles); ``geometry``: (``Network``, pooling)."""
+        blends = config.blend_weights(len(guides))
+        styles = [_guided_target(guide, blend, measure, geometry, size, config) for guide, blend in zip(guides, blends)]
+        return cls(styles, config.style_normalizer, config.beta)
+
+
+class GuidedTarget(NamedTuple):
+    """One style of a ``GuidedStyleTerm``: its blend weight, (layer, weight) pairs, and by layer its target,
+    its region's mask at the layer's grid of the generated image and that mask's mass."""
+
+    blend: float
+    layers: tuple
+    targets: dict
+    masks: dict
+    masses: dict
+
+
+def _masks_at_layers(mask, size, layers, geometry, erode):
+    """``{layer: (1, n_H, n_W, 1) float32}``: ``mask`` (or all ones) fitted to ``size`` and brought to each layer."""
+    mask = np.ones(size, np.float32) if mask is None else fit_mask(mask, *size)
+    network, pooling = geometry
+    return {layer: mask_at_layer(mask, network, layer, pooling, erode)[None, :, :, None] for layer in layers}
+
+
+def _guided_target(guide, blend, measure, geometry, size, config):
+    layers = guide.layers if guide.layers is not None else config.style_layers
+    names = tuple(dict.fromkeys(layer for layer, _ in layers))
+    style = guide.image
+    own = _masks_at_layers(guide.image_mask, tuple(style.shape[1:3]), names, geometry, guide.erode)
+    own = {layer: tf.constant(m) for layer, m in own.items()}
+    grams = measure(style, names, lambda a, window: {n: guided_gram(a[n], window.crop(own[n], n)) for n in a})
+    targets = {}
+    for layer in names:
+        target = grams[layer] / mask_mass(own[layer])
+        target = target / float(target.shape[-1]) if config.style_normalizer == "gram" else target
+        # A variable, as the course's targets: a traced loop reads it, and a retarget may assign it.
+        targets[layer] = tf.Variable(target, trainable=False, name=f"guided_gram_{layer}")
+    masks = _masks_at_layers(guide.mask, tuple(size), names, geometry, guide.erode)
+    masses = {layer: float(np.sum(np.square(m, dtype=np.float64))) for layer, m in masks.items()}
+    if not all(masses.values()):
+        raise NSTError("a style's mask is 0 everywhere at a style layer's grid: it would apply nowhere")
+    masks = {layer: tf.constant(m) for layer, m in masks.items()}
+    return GuidedTarget(float(blend), tuple(layers), targets, masks, masses)
 
 
 class TotalVariationTerm:

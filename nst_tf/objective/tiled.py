@@ -19,10 +19,11 @@ import contextlib
 from typing import NamedTuple
 
 import numpy as np
-import tensorflow as tf
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from ..plan.config import StyleTransferConfig
+from ..plan.masks import guided_layers
 from ..plan.tiles import TilePlan
 from ..tensors.costs import style_gram
 from .term_registry import registered_terms
@@ -72,7 +73,8 @@ class TiledStyleCost(StyleCost):
                 f"tiling needs a VGG19 model or another nst_tf network (its geometry decides the tiles); got "
                 f"{type(model).__name__}"
             )
-        layers = [config.content_layer, *(layer for layer, _ in config.style_layers)]
+        styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
+        layers = [config.content_layer, *(layer for layer, _ in config.style_layers), *guided_layers(styles)]
         if plan is None:
             plan = TilePlan.of(layers, tile_size, margin, keep_forward, network, pooling)
         _check_plan(plan, layers)
@@ -154,6 +156,15 @@ class TiledStyleCost(StyleCost):
                 grams[layer] = gram if layer not in grams else grams[layer] + gram
         positions = {layer: int(np.prod(self.plan.layer_size(layer, height, width))) for layer in grams}
         return {layer: self._style_target(gram, positions[layer]) for layer, gram in grams.items()}
+
+    def measure(self, image, layers, sums):
+        """As ``StyleCost.measure``, added up over ``image``'s tiles (each ``sums`` of a core, with its window)."""
+        height, width = image.shape[1:3]
+        total = None
+        for tile in self.plan.grid(height, width):
+            run = self._run_tile(tf.constant(self._slice(image, tile)), tile, (height, width), layers=list(layers))
+            total = _add_sums(total, [sums(run.cores, run.window)])
+        return total[0]
 
     # The generated image -------------------------------------------------------------------
 
@@ -305,7 +316,7 @@ def make_style_cost(model, content_image, style_image, config=None, plan=None, e
     ``extra_terms``: image terms added after the registered ones (``term_registry.TERMS``)."""
     config = StyleTransferConfig() if config is None else config
     styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
-    images = [content_image, *styles]
+    images = [getattr(image, "image", image) for image in (content_image, *styles)]
     extra_terms = [*registered_terms(config, np.shape(content_image)[1:3]), *extra_terms]
     extra = {"extra_terms": extra_terms} if extra_terms else {}  # a subclass of its own may not take them
     if plan is not None and any(plan.splits(*np.shape(image)[1:3]) for image in images):

@@ -6,15 +6,17 @@ costs by name, ``{"total": J, "content": J_content, "style": J_style, "tv": J_tv
 per term, ``terms.py``), which the loop and everything that reports a run carry as they are.
 """
 
-import tensorflow as tf
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from ..plan.config import StyleTransferConfig
+from ..plan.masks import GuidedContent, GuidedStyle, fit_mask, guided_layers, mask_at_layer
+from ..plan.networks.network_registry import get_network
 from ..tensors.colors import present, recolor_styles
 from ..tensors.costs import style_gram
 from ..tensors.images import checked_float32_batch, deprocess_image, pixel_range
 from ..tensors.precision import compute_dtype
-from .terms import ContentTerm, Shapes, StyleTerm, TotalVariationTerm, Window
+from .terms import ContentTerm, GuidedStyleTerm, Shapes, StyleTerm, TotalVariationTerm, Window
 
 
 class StyleCost(tf.Module):
@@ -23,9 +25,11 @@ class StyleCost(tf.Module):
     Args:
         model: a network module (``VGG19``), or any callable ``model(image, layers=[...]) -> {name: activation}``
             with a ``dtype`` and, for a precision other than its own, ``astype(dtype)``.
-        content_image: normalized content image, shape (1, H, W, 3).
+        content_image: normalized content image, shape (1, H, W, 3), or a ``GuidedContent`` of it (the content
+            cost weighted by its mask).
         style_image: normalized style image (1, h, w, 3), or a list of them blended with
-            ``config.style_blend_weights``; sizes may differ from the content's.
+            ``config.style_blend_weights``; sizes may differ from the content's. ``GuidedStyle``s (styles by
+            region, with layers of their own) bring the ``GuidedStyleTerm`` in the place of the ``StyleTerm``.
         config: a ``StyleTransferConfig`` (its cost, precision, colour and clipping fields).
         extra_terms: image terms (``terms.py``, e.g. a ``TemporalTerm``) added to the sum after the
             config's; each is reported under its ``name``.
@@ -61,11 +65,16 @@ class StyleCost(tf.Module):
         self.plan = plan
         self._extra_terms = _image_terms(extra_terms)
         self.model = _in_precision(model, config.precision)
-        self.content_image = checked_float32_batch(content_image, "content_image")
+        guide = content_image if isinstance(content_image, GuidedContent) else None
+        self.content_image = checked_float32_batch(getattr(guide, "image", content_image), "content_image")
         styles = style_image if isinstance(style_image, (list, tuple)) else [style_image]
         if not styles:
             raise NSTError("style_image: give at least one style image")
-        styles = [checked_float32_batch(style, "style_image") for style in styles]
+        # A GuidedStyle (styles by region) brings the guided style term instead of the course's.
+        self._guides = [style for style in styles if isinstance(style, GuidedStyle)]
+        if self._guides and len(self._guides) != len(styles):
+            self._guides = [s if isinstance(s, GuidedStyle) else GuidedStyle(s) for s in styles]
+        styles = [checked_float32_batch(getattr(style, "image", style), "style_image") for style in styles]
         self.blend_weights = config.blend_weights(len(styles))
         self._styles = styles  # as given: retarget recolours them again for another content image
         styles = recolor_styles(config.preserve_colors, styles, self.content_image)
@@ -73,7 +82,10 @@ class StyleCost(tf.Module):
         self._pixel_range = [tf.constant(bound, tf.float32) for bound in pixel_range(config.normalization)]
         self.content_layer = config.content_layer
         self.style_layers = config.style_layers
-        style_names = [name for name, _ in self.style_layers]
+        self._recolored = styles
+        own_layers = self._guides and all(guide.layers is not None for guide in self._guides)
+        style_names = [name for name, _ in self.style_layers] if not own_layers else []
+        style_names = list(dict.fromkeys(style_names + guided_layers(self._guides)))
         self._layers = list(dict.fromkeys([self.content_layer, *style_names]))
         with self.name_scope:
             # Variables, not captured constants: a traced loop reads them where they live, not copies in its graph.
@@ -81,7 +93,7 @@ class StyleCost(tf.Module):
                 self._content_activation(self.content_image), trainable=False, name="content_target"
             )
             self.style_grams = []
-            for i, style in enumerate(styles):
+            for i, style in enumerate(styles if not self._guides else ()):
                 grams = self._style_grams(style, style_names)
                 self.style_grams.append(
                     {
@@ -89,7 +101,14 @@ class StyleCost(tf.Module):
                         for layer in style_names
                     }
                 )
+        self._content_mask = None if guide is None else self._mask_at(guide, self.content_layer)
         self.terms = self._make_terms()
+
+    def _mask_at(self, guide, layer):
+        """A ``GuidedContent``'s mask fitted to the content image and brought to ``layer``, (1, n_H, n_W, 1)."""
+        network, pooling = self._geometry()
+        mask = fit_mask(guide.mask, *self.content_image.shape[1:3])
+        return tf.constant(mask_at_layer(mask, network, layer, pooling, guide.erode)[None, :, :, None])
 
     def retarget(self, content_image):
         """Makes this objective the one of another content image of the same shape, without retracing: the
@@ -104,6 +123,11 @@ class StyleCost(tf.Module):
         self.content_target.assign(self._content_activation(content_image))
         if self.config.preserve_colors == "histogram":
             styles = recolor_styles(self.config.preserve_colors, self._styles, content_image)
+            if self._guides:  # the guided targets of the recoloured styles, into the term's variables
+                self._recolored = styles
+                for old, new in zip(self.terms[1].styles, self._style_term().styles):
+                    for layer, variable in old.targets.items():
+                        variable.assign(new.targets[layer])
             names = [name for name, _ in self.style_layers]
             for variables, style in zip(self.style_grams, styles):
                 grams = self._style_grams(style, names)
@@ -112,13 +136,31 @@ class StyleCost(tf.Module):
 
     def _make_terms(self):
         config = self.config
-        terms = [
-            self._content_term(self.content_target),
-            StyleTerm(self.style_layers, self.style_grams, self.blend_weights, config.style_normalizer, config.beta),
-        ]
+        terms = [self._content_term(self.content_target), self._style_term()]
         if config.tv_weight:
             terms.append(TotalVariationTerm(config.tv_form, config.tv_weight))
         return terms + self._extra_terms
+
+    def _style_term(self):
+        """The course's ``StyleTerm``, or with ``GuidedStyle``s the ``GuidedStyleTerm`` of their regions."""
+        config = self.config
+        if not self._guides:
+            return StyleTerm(
+                self.style_layers, self.style_grams, self.blend_weights, config.style_normalizer, config.beta
+            )
+        guides = [guide.with_image(style) for guide, style in zip(self._guides, self._recolored)]
+        size = tuple(self.content_image.shape[1:3])
+        return GuidedStyleTerm.build(guides, self.measure, self._geometry(), size, config)
+
+    def _geometry(self):
+        """(``Network``, pooling) of the model: where each layer's positions lie, for masks."""
+        network = getattr(self.model, "network", None) or get_network(self.config.network)
+        return network, getattr(self.model, "pooling", None) or network.poolings[0]
+
+    def measure(self, image, layers, sums):
+        """``sums(activations, window)`` of a whole ``image``'s float32 activations at ``layers``: a network
+        term's sums of another image (a style's targets); ``TiledStyleCost`` adds them up over tiles."""
+        return sums(self.activations(image, layers), Window())
 
     def _network(self, image, layers, **options):
         # nst_tf's networks take RGB (Keras' BGR first layer is reversed on reading); the second edition feeds
@@ -189,7 +231,7 @@ class StyleCost(tf.Module):
 
     def _content_term(self, target):
         config = self.config
-        return ContentTerm(self.content_layer, target, config.alpha, config.content_normalizer)
+        return ContentTerm(self.content_layer, target, config.alpha, config.content_normalizer, self._content_mask)
 
     def _combined(self, image, sums, shapes, terms=None):
         """``{"total": J, term name: value}`` from each network term's ``sums`` (in ``terms`` order): a value is the

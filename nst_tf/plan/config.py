@@ -128,8 +128,8 @@ class StyleTransferConfig:
     epochs: int = option(200, "number of iterations (the course's num_iterations)", metavar="N")
     print_every: int = option(
         20,
-        "report costs (the command prints them and saves <i>.png) after iteration i when i % N == 0, "
-        "and after the last iteration",
+        "report costs after iteration i when i % N == 0 (the command prints the course's lines and saves "
+        "<i>.png) and after the last iteration (the command's summary line gives its costs)",
         metavar="N",
     )
     learning_rate: float = option(2.0, "Adam's learning rate (the first of a schedule)", metavar="X")

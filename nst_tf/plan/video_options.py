@@ -57,3 +57,13 @@ class VideoOptions:
     def first_epochs(self, epochs):
         """The first frame's iterations when the others run ``epochs``."""
         return self.first_frame_epochs if self.first_frame_epochs is not None else min(2 * epochs, MAX_ITERATIONS)
+
+
+def check_video_config(config):
+    """``NSTError`` for a ``StyleTransferConfig`` a video cannot use: ``preserve_colors="luminance"`` recolours
+    each frame after its optimization, and the temporal cost compares frames as optimized."""
+    if config.preserve_colors == "luminance":
+        raise NSTError(
+            "--preserve_colors luminance is not for video: it recolours each frame after its optimization, "
+            "and the temporal cost compares frames as optimized (--preserve_colors histogram works)"
+        )

@@ -4,12 +4,13 @@ result upsampled (bilinear), the images fitted anew from their original pixels a
 from dataclasses import dataclass, replace
 
 import numpy as np
-import tensorflow as tf
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from ..loop.optimize import Progress, StyleTransfer, Tick
 from ..objective.whole import StyleCost
 from ..plan.config import StyleTransferConfig
+from ..plan.masks import GuidedContent, GuidedStyle
 from ..plan.large_options import MAX_ITERATIONS, check_style_scale, style_target
 from ..ground.checks import MAX_SIDE, check_whole, short_repr
 from ..tensors.images import FITS, fit_image, fit_style, reshape_and_normalize_image
@@ -75,8 +76,9 @@ class CoarseToFine:
     each of ``sizes`` ((height, width), smallest first), the styles to ``style_scale`` of it or to the shorter side
     ``style_size`` (CS231n's). ``config.epochs`` iterations run at the last size, ``scale_epochs`` (default the
     same) at the others, the first from the course's noise. ``make_objective(model, content, styles, config,
-    size=(height, width))`` builds each size's objective (default ``StyleCost``). ``NSTError`` for a bad argument
-    (a style size the network cannot take too).
+    size=(height, width))`` builds each size's objective (default ``StyleCost``). A style may be a ``GuidedStyle``
+    of pixels and the content a ``GuidedContent``: their masks go with the images fitted to each size.
+    ``NSTError`` for a bad argument (a style size the network cannot take too).
     """
 
     def __init__(
@@ -96,11 +98,13 @@ class CoarseToFine:
         self.config = StyleTransferConfig() if config is None else config
         if not isinstance(self.config, StyleTransferConfig):
             raise NSTError(f"config must be a StyleTransferConfig; got {type(self.config).__name__}")
-        self.content_pixels = _pixels(content_pixels, "content_pixels")
+        self._content_guide = content_pixels if isinstance(content_pixels, GuidedContent) else None
+        self.content_pixels = _pixels(getattr(self._content_guide, "image", content_pixels), "content_pixels")
         styles = style_pixels if isinstance(style_pixels, (list, tuple)) else [style_pixels]
         if not styles:
             raise NSTError("style_pixels: give at least one style image")
-        self.style_pixels = [_pixels(style, "style_pixels") for style in styles]
+        self.style_pixels = [_pixels(getattr(style, "image", style), "style_pixels") for style in styles]
+        self._guides = [style if isinstance(style, GuidedStyle) else None for style in styles]  # regions: any size
         self.sizes = _sizes(sizes)
         self.style_scale = check_style_scale(style_scale)
         self.style_size = None if style_size is None else check_whole("style_size", style_size, 1, MAX_SIDE)
@@ -168,6 +172,8 @@ class CoarseToFine:
                 # The finished size's network state is dropped before the next is built.
                 self.transfer = None
             content, styles = self.images_at(height, width)
+            styles = [style if guide is None else guide.with_image(style) for guide, style in zip(self._guides, styles)]
+            content = content if self._content_guide is None else self._content_guide.with_image(content)
             objective = self.make_objective(self.model, content, styles, config, size=(height, width))
             initial = None if previous is None else upsample(previous, height, width)
             self.scale = index + 1

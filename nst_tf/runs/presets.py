@@ -9,6 +9,7 @@ given override them); in the library, ``PRESETS["second_edition"].load_model()``
 from dataclasses import dataclass, field
 
 from ..ground.errors import NSTError
+from ..plan.locations import find_weights
 from ..plan.config import CONFIG, KERAS_VGG_MODEL, StyleTransferConfig
 from ..plan.large_options import LargeImageOptions
 from ..plan.networks.network_registry import get_network
@@ -38,14 +39,15 @@ class Preset:
     style_image: str = CONFIG.STYLE_IMAGE
 
     def load_model(self, path=None, dtype=None):
-        """The network module of ``path`` (default: this preset's weights file) with this preset's pooling."""
+        """The network module of ``path`` (default: this preset's weights file, looked for as the command does:
+        ``plan.locations.find_weights``) with this preset's pooling."""
         from ..tensors.precision import compute_dtype
 
         dtype = compute_dtype(self.config.precision) if dtype is None else dtype
         network = get_network(self.config.network)
         from ..tensors.modules import build_network  # imports TensorFlow: the command checks its input first
 
-        weights = read_network_weights(network, self.model if path is None else path)
+        weights = read_network_weights(network, find_weights(self.model) if path is None else path)
         return build_network(network, weights, dtype, self.pooling)
 
     def load_image(self, path, size=None):

@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
+from ..tensors.quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from ..loop.optimize import StyleTransfer
 from ..objective.terms import TemporalTerm
 from ..objective.whole import StyleCost
 from ..plan.config import StyleTransferConfig
-from ..plan.video_options import VideoOptions
+from ..plan.video_options import VideoOptions, check_video_config
 from ..tensors.flow import consistency_weights, flow_between, long_term_weights
 from ..tensors.images import reshape_and_normalize_image, start_image
 from ..tensors.warp import warp
@@ -50,11 +50,7 @@ class VideoStylizer:
             raise NSTError(f"config must be a StyleTransferConfig; got {type(config).__name__}")
         if not isinstance(options, VideoOptions):
             raise NSTError(f"options must be a VideoOptions; got {type(options).__name__}")
-        if config.preserve_colors == "luminance":
-            raise NSTError(
-                "--preserve_colors luminance is not for video: it recolours each frame after its optimization, "
-                "and the temporal cost compares frames as optimized (--preserve_colors histogram works)"
-            )
+        check_video_config(config)
         self._model, self._styles, self._config, self._options = model, style_images, config, options
         self._make = make_objective or _whole
         self._transfer = self._term = None

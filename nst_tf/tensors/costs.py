@@ -5,7 +5,7 @@ float16 cannot hold the style cost at real sizes (4 * n_C**2 * (n_H*n_W)**2 exce
 bfloat16's 8-bit mantissa loses three digits of Gram sums: cast reduced-precision activations to float32 first.
 """
 
-import tensorflow as tf
+from .quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from ..plan.config import STYLE_LAYERS, TV_FORMS

@@ -10,10 +10,11 @@ NCHW; only ``gram_matrix`` cares). The network is SqueezeNet 1.1: the PyTorch ed
 
 import numbers
 
-import tensorflow as tf
+from .quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from .costs import as_tensor, check_same, shape_text
+from .guided import guided_gram_matrix, guided_style_loss  # noqa: F401 (styles by region, in CS231n's forms)
 
 #: The largest size ``preprocess`` takes: TensorFlow sizes images in 32-bit integers, and the longer side
 #: grows with the aspect ratio.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import PIL.Image
 
+from ..plan.locations import find_image
 from ..ground.checks import check_pixels, check_whole, shorter_side_size, size_for, whole_pixels
 from ..ground.errors import ImageError, NSTError, quoted
 from ..ground.fields import option
@@ -304,7 +305,7 @@ def load_image(path, width=CONFIG.IMAGE_WIDTH, height=CONFIG.IMAGE_HEIGHT, max_s
         ImageError: as ``read_image`` and ``fit_image`` do; a target size under ``MIN_IMAGE_SIZE`` on a side.
         NSTError: ``width``, ``height`` or ``max_size`` is not a positive whole number, or a bad ``fit``.
     """
-    path = _path_argument(path)
+    path = find_image(_path_argument(path))  # the default images from any folder, as the command finds them
     if max_size is None:
         target = (whole_pixels("width", width), whole_pixels("height", height))
         _check_network_size("target size", *target)

@@ -1,6 +1,6 @@
 """What the network modules share (TensorFlow): their dtype, their weights in it, their input checked and cast."""
 
-import tensorflow as tf
+from .quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 

@@ -24,7 +24,7 @@ _NATIVE_GPU_CAPABILITY = {"bf16": (8, 0), "fp16": (7, 0)}
 
 def compute_dtype(precision):
     """The ``tf.DType`` the network runs in for ``precision`` ("auto" resolved first)."""
-    import tensorflow as tf
+    from .quiet import tensorflow as tf
 
     return tf.as_dtype(DTYPE_NAMES[resolve(precision)])
 
@@ -44,7 +44,7 @@ def cpu_flags(path="/proc/cpuinfo"):
 
 def _gpu_capabilities():
     """Compute capabilities of the GPUs TensorFlow sees, e.g. [(9, 0)]; [] without one."""
-    import tensorflow as tf
+    from .quiet import tensorflow as tf
 
     found = []
     for device in tf.config.list_physical_devices("GPU"):
@@ -108,3 +108,45 @@ def jit_note(gpus=None):
     if gpus:
         return None
     return "XLA (jit_compile) is slower on CPUs: 2.4x to 4x per step measured on Intel and AMD"
+
+
+#: Files a machine with an NVIDIA driver has, whether or not TensorFlow sees its GPU.
+_NVIDIA_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidia0")
+
+
+def device_line(precision, gpus=None):
+    """Where a run computes, in words: "GPU (NVIDIA H100 80GB HBM3) in bf16" or "CPU (AMD EPYC, 2 cores) in
+    float32" (``precision`` with "auto" resolved), plus how to get the GPU used where a driver is installed but
+    TensorFlow sees none. ``gpus``: the names of the GPUs TensorFlow sees (default: this machine's)."""
+    gpus = _gpu_names() if gpus is None else gpus
+    dtype = resolve(precision)
+    if gpus:
+        more = f", the first of {len(gpus)}" if len(gpus) > 1 else ""
+        return f"GPU ({gpus[0]}{more}) in {dtype}"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    line = f"CPU ({_cpu_model()}, {cores} core{'s' * (cores != 1)}) in {dtype}"
+    if any(os.path.exists(path) for path in _NVIDIA_DRIVER_FILES):
+        line += '; an NVIDIA driver is installed but TensorFlow sees no GPU: pip install "tensorflow[and-cuda]"'
+    return line
+
+
+def _gpu_names():
+    """The names of the GPUs TensorFlow sees, e.g. ["NVIDIA H100 80GB HBM3"]; [] without one."""
+    from .quiet import tensorflow as tf
+
+    devices = tf.config.list_physical_devices("GPU")
+    return [tf.config.experimental.get_device_details(d).get("device_name") or d.name for d in devices]
+
+
+def _cpu_model(path="/proc/cpuinfo"):
+    """The CPU's model name as the system gives it; "unknown model" where it cannot be read."""
+    try:
+        with open(path) as handle:
+            for line in handle:
+                if line.startswith(("model name", "Model", "Hardware")):
+                    return line.split(":", 1)[1].strip() or "unknown model"
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown model"

@@ -8,7 +8,7 @@ what torchvision computes in NCHW (``nst_tf.plan.networks.squeezenet`` names the
 from types import SimpleNamespace
 
 import numpy as np
-import tensorflow as tf
+from .quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from ..plan.networks.squeezenet import FEATURE_PARAMETERS, FIRES, LAYERS, MIN_IMAGE_SIZE, PARAMETERS, SQUEEZENET_NETWORK

@@ -3,9 +3,10 @@ or max pooling after each block), computed from a ``VGGWeights`` already read. I
 ``load_vgg_model(path)``, the course's name for the step, reads the file.
 """
 
+from ..plan.locations import find_weights
 from types import SimpleNamespace
 
-import tensorflow as tf
+from .quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 from ..plan.networks.vgg19 import GRAPH_LAYERS, MIN_IMAGE_SIZE, VGG19_NETWORK
@@ -157,8 +158,9 @@ _LEAN = {"avg": (_lean_conv_relu, _lean_avg_pool), "max": (_lean_conv_relu, _lea
 
 def load_vgg_model(path, dtype=tf.float32, pooling="avg"):
     """The course's name for this step: the ``VGG19`` module of a weights file ``read_weights`` reads
-    (MatConvNet's .mat or Keras' .h5, told apart by their first bytes). ``pooling``: see ``VGG19``. Raises
-    ``WeightsFileError`` as ``read_weights`` does.
+    (MatConvNet's .mat or Keras' .h5, told apart by their first bytes), found as the command finds it: at
+    ``path``, else under its name in ``$NST_TF_HOME`` (``plan.locations.find_weights``). ``pooling``: see
+    ``VGG19``. Raises ``WeightsFileError`` as ``read_weights`` does.
     """
     VGG19_NETWORK.check_pooling(pooling)  # before reading a file of hundreds of MB
-    return VGG19(read_weights(path), dtype=dtype, pooling=pooling)
+    return VGG19(read_weights(find_weights(path)), dtype=dtype, pooling=pooling)

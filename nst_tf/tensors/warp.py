@@ -2,7 +2,7 @@
 since TensorFlow Addons' ``dense_image_warp`` went unmaintained).
 """
 
-import tensorflow as tf
+from .quiet import tensorflow as tf  # without its start-up lines
 
 from ..ground.errors import NSTError
 

@@ -5,35 +5,9 @@ the objective factory made.
 
 import contextlib
 import dataclasses
-import os
-import sys
-import tempfile
 
 from ...ground.statuses import PROG
-
-
-def import_tensorflow_quietly(err):
-    """The ``tensorflow`` module, imported and started with its log lines (file descriptor 2) discarded: its C++
-    start-up lines ignore TF_CPP_MIN_LOG_LEVEL and come at import and the first operation. An ``Exception``
-    from either is re-raised after TensorFlow's lines are written to ``err``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.constant(0.0).numpy()
-        except Exception:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            err.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    return tf
+from ...tensors.quiet import import_tensorflow_quietly  # TensorFlow without its start-up lines
 
 
 def warn_about_precision(config, err):
@@ -85,7 +59,7 @@ def objective_factory(tiles, err):
 
         cost = make_style_cost(model, content, styles, config, plan=tiles[tuple(size)], extra_terms=extra_terms)
         if isinstance(cost, TiledStyleCost):
-            (rows, cols), height, width = cost.tile_size, *content.shape[1:3]
+            (rows, cols), height, width = cost.tile_size, *cost.content_image.shape[1:3]
             passes = "kept for the backward ones" if cost.keep_forward else "run again for the backward ones"
             err.write(
                 f"{PROG}: note: {width}x{height} is computed in {len(cost.tiles)} tiles of {cols}x{rows} pixels "
@@ -119,6 +93,9 @@ def start_up(config, weights, pooling, tiles, err, stop=None):
     tf = import_tensorflow_quietly(err)
     if stop is not None:
         stop.defer()  # TensorFlow runs from here on: a signal is recorded and honoured where the job can stop
+        from ...tensors.precision import device_line
+
+        err.write(f"{PROG}: running on {device_line(config.precision)}\n")
     warn_about_precision(config, err)
     model = build_model(config, weights, pooling)
     if stop is not None:

@@ -90,6 +90,22 @@ def _glob(pattern, recursive):
     return list(dict.fromkeys(found))
 
 
+def not_images(names, recursive=False):
+    """The files the folders among ``names`` hold (their subfolders' too with ``recursive``) that are not images
+    by content and so are left out, in name order; hidden files are not counted."""
+    found = []
+    for name in names:
+        if not os.path.isdir(name):
+            continue
+        for root, folders, files in os.walk(name):
+            folders.sort()
+            paths = [os.path.join(root, file) for file in sorted(files) if not file.startswith(".")]
+            found.extend(path for path in paths if not is_image_file(path))
+            if not recursive:
+                break
+    return found
+
+
 def _folder_images(folder, recursive):
     images = []
     for root, folders, files in os.walk(folder):

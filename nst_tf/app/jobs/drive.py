@@ -12,7 +12,6 @@ import time
 from ...ground.errors import NonFiniteCostError, quoted
 from ...ground.statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, PROG
 from ..signals import Stopped, draws_unended_line, handling_signals, stop_words
-from .outputs import FINAL_IMAGE
 
 
 class ProgressLine:
@@ -97,14 +96,15 @@ def _duration(seconds):
     return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
-def drive(start, outputs, saver, report_line, out, err, stop, context=None):
+def drive(start, outputs, saver, report_line, out, err, stop, context=None, log=None):
     """Runs the coarse-to-fine run ``start()`` returns (called inside, so a signal while it is set up is handled
     as one during the run) to its end, a stop (``stop``: the ``StopRequest``) or a NaN cost, saving what
     ``outputs`` says with ``saver``. Report lines, scale headers and the final path go to ``out``; the progress
     line, notes and errors to ``err``. ``context``: a context manager the optimization runs in (the final save
-    comes after it). Returns ``EXIT_OK``, ``EXIT_NON_FINITE``, ``EXIT_SAVE_FAILED`` or 128 plus the signal.
+    comes after it). ``log``: a ``run_log.RunLog`` recording each report, or None. Returns ``EXIT_OK``,
+    ``EXIT_NON_FINITE``, ``EXIT_SAVE_FAILED`` or 128 plus the signal.
     """
-    followed = _Followed(outputs, saver, report_line, out, err)
+    followed = _Followed(outputs, saver, report_line, out, err, log)
     with context if context is not None else contextlib.nullcontext():
         try:
             followed.follow(start, stop)
@@ -121,12 +121,13 @@ def drive(start, outputs, saver, report_line, out, err, stop, context=None):
 class _Followed:
     """The state of one driven run: the run, the last reported iteration and where the run is."""
 
-    def __init__(self, outputs, saver, report_line, out, err):
+    def __init__(self, outputs, saver, report_line, out, err, log=None):
         from ...loop.optimize import Progress
 
         self.progress_type, self.outputs, self.saver, self.report_line = Progress, outputs, saver, report_line
-        self.out, self.err = out, err
-        self.transfer, self.reported, self.scale = None, -1, 0
+        self.out, self.err, self.log = out, err, log
+        self.transfer, self.reported, self.scale, self.last = None, -1, 0, None
+        self.began = time.monotonic()
 
     def follow(self, start, stop):
         """Starts the run and takes its items until it ends; raises ``Stopped`` at the first item after a signal."""
@@ -147,19 +148,22 @@ class _Followed:
         self.scale, progress = item.scale, item.item
         if not isinstance(progress, self.progress_type):
             return
+        if self.log is not None:  # stepped by the iterations of the whole run, across its scales
+            self.log.record(progress, sum(self.transfer.epochs[: item.scale - 1]) + progress.iteration)
         if item.scale == item.scales:
-            self.reported = progress.iteration
+            self.reported, self.last = progress.iteration, progress
             if self.outputs.reports(progress.iteration):
                 self.out.write(report_text(self.report_line, progress, self.outputs.config))
                 self.out.flush()
-                self.saver.save(self.outputs.report_name(progress.iteration), progress.image)
-        elif progress.iteration == self.transfer.epochs[item.scale - 1] - 1:
+                if self.outputs.keep_reports:
+                    self.saver.save(self.outputs.report_name(progress.iteration), progress.image)
+        elif progress.iteration == self.transfer.epochs[item.scale - 1] - 1 and self.outputs.keep_reports:
             self.saver.save(self.outputs.scale_images[item.scale - 1], progress.image)
 
     def non_finite(self, error):
         """Saves the last finite image as the final one and writes the error; returns the exit status."""
         with handling_signals(signal.SIG_IGN):
-            self.saver.save(FINAL_IMAGE, error.last_finite_image)
+            self.saver.save(self.outputs.final_name, error.last_finite_image)
         self.err.write(f"{PROG}: error: {error}; saved the last finite image to {quoted(self.outputs.final_path)}\n")
         return EXIT_SAVE_FAILED if self.saver.failed else EXIT_NON_FINITE
 
@@ -176,16 +180,26 @@ class _Followed:
             done = transfer.iteration
             # Numbered images are the last scale's, numbered within it.
             due = transfer.scale_iteration - 1 if transfer.scale == len(transfer.sizes) else -1
-            if status != EXIT_OK and due > self.reported and self.outputs.reports(due):
+            if status != EXIT_OK and due > self.reported and self.outputs.reports(due) and self.outputs.keep_reports:
                 self.saver.save(self.outputs.report_name(due), transfer.current_image())
-            final_saved = self.saver.save(FINAL_IMAGE, transfer.current_image())
+            final_saved = self.saver.save(self.outputs.final_name, transfer.current_image())
         if status != EXIT_OK:
             what = stop_words(status - 128)
             saved = f"; saved {quoted(self.outputs.final_path)}" if final_saved else ""
             self.err.write(f"\n{PROG}: {what} after {done} of {transfer.total_iterations} iterations{saved}\n")
         elif final_saved:
-            self.out.write(f"saved {self.outputs.final_path}\n")
+            self.out.write(summary_line(done, time.monotonic() - self.began, self.last, self.outputs.final_path))
         return EXIT_SAVE_FAILED if self.saver.failed and status == EXIT_OK else status
+
+
+def summary_line(iterations, seconds, progress, saved):
+    """The last line of a finished run: ``iterations`` in ``seconds``, the costs by term of the last iteration
+    (``progress``, a ``Progress``; None leaves them out) and their total, and the ``saved`` path."""
+    costs = ""
+    if progress is not None:
+        terms = [name for name in progress.costs if name != "total"] + ["total"]
+        costs = "; last costs: " + ", ".join(f"{name} {float(progress.costs[name]):.6g}" for name in terms)
+    return f"done: {iterations} iterations in {seconds:.1f} s{costs}; saved {saved}\n"
 
 
 def report_text(report_line, progress, config):

@@ -1,7 +1,9 @@
 """The bookkeeping of a many-image job, whichever engine runs it: each result saved and recorded, the last lines."""
 
+import os
 import signal
 import threading
+import time
 
 from ...ground.errors import NSTError, quoted
 from ...ground.statuses import EXIT_NON_FINITE, EXIT_OK, EXIT_SAVE_FAILED, EXIT_SKIPPED, PROG
@@ -17,6 +19,7 @@ class Ledger:
     def __init__(self, job, out, err):
         self.job, self.out, self.err = job, out, err
         self.saver = job.outputs.saver(err)
+        self.began = time.monotonic()
         self.done, self.skipped, self.non_finite, self.under_way = 0, [], [], []
         self.bar = ProgressLine(max(1, len(job.members)) * job.config.epochs, err)
         # Held while a result and its manifest line are written: the watcher's last line (``stopped``)
@@ -46,7 +49,8 @@ class Ledger:
             self.done += 1
             self.under_way = [m for m in self.under_way if m is not member]
         if saved:
-            self.out.write(f"saved {quoted(member.name)} ({self.done} of {len(self.job.members)})\n")
+            path = os.path.join(self.job.outputs.folder, member.name)
+            self.out.write(f"saved {quoted(path)} ({self.done} of {len(self.job.members)})\n")
             self.out.flush()
 
     def _record(self, member, progress, seconds, worker):
@@ -98,9 +102,15 @@ class Ledger:
             return status
 
     def status(self):
-        """The exit status after every member ran (a note first when some were skipped)."""
+        """The exit status after every member ran (a note first when some were skipped), after the summary line."""
         if self.skipped:
-            self.err.write(f"{PROG}: note: {len(self.skipped)} of {len(self.job.members)} images were skipped\n")
+            were = "was" if len(self.skipped) == 1 else "were"
+            self.err.write(f"{PROG}: note: {len(self.skipped)} of {len(self.job.members)} images {were} skipped\n")
+        seconds = time.monotonic() - self.began
+        self.out.write(
+            f"done: {self.done} of {len(self.job.members)} images in {seconds:.1f} s; saved in "
+            f"{quoted(self.job.outputs.folder)}\n"
+        )
         if self.saver.failed:
             return EXIT_SAVE_FAILED
         if self.non_finite:

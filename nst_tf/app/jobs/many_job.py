@@ -17,7 +17,8 @@ from ...runs.presets import Preset
 from .build import start_up
 from .drive import report_text
 from .ledger import Ledger
-from .many_parts import groups, member_seed, report_name, style_images
+from .many_parts import groups, member_seed, report_name, result_stem, style_images
+from .run_log import RunLogs
 
 
 def run_many(job, out, err, stop):
@@ -47,8 +48,11 @@ def _run(job, out, err, stop):
     started = start_up(job.config, job.weights.take(), job.pooling, job.tiles, err, stop)
     run = _Run(job, started, out, err)
     stop.finisher = run.ledger.stopped
-    with started.deterministic():
-        return run.ledger.follow(lambda: run.all(stop), stop)
+    try:
+        with started.deterministic():
+            return run.ledger.follow(lambda: run.all(stop), stop)
+    finally:
+        run.logs.close_all()
 
 
 class _Run:
@@ -57,11 +61,12 @@ class _Run:
     def __init__(self, job, started, out, err):
         self.job, self.model, self.out = job, started.model, out
         self.ledger = Ledger(job, out, err)
+        self.logs = RunLogs(job.log, job.config, err)  # --log_dir's runs, by result stem
         self.objective = started.make_objective
 
     def all(self, stop):
         """Runs every member, each size and style choice in one ``stylize_many``."""
-        for group in groups(self.job.members):
+        for group in groups(self.job.members, consecutive=True):  # in name order: a size met again is traced again
             self._group(group, stop)
 
     def _group(self, group, stop):
@@ -87,6 +92,7 @@ class _Run:
                 if isinstance(item, Started):
                     self.ledger.under_way = [handed[index] for index in item.indices]
                 elif isinstance(item, Finished):
+                    self.logs.close(result_stem(handed[item.index].name))
                     self.ledger.finished(handed[item.index], item.progress, item.seconds)
                 else:
                     self._step(handed[item.index], item.item, item.images)
@@ -109,6 +115,8 @@ class _Run:
 
     def _step(self, member, item, images):
         reported = hasattr(item, "image")
+        if reported:
+            self.logs.record(result_stem(member.name), item, item.iteration)
         if reported and self.job.reports:
             self.out.write(f"{quoted(member.name)}: " + report_text(self.job.preset.report_line, item, self.job.config))
             self.ledger.saver.save(report_name(member.name, item.iteration), item.image)
@@ -138,3 +146,6 @@ class ManyRequest:
     skip_errors: bool
     batch_size: int = 1
     ray: object = None
+    notes: tuple = ()
+    log: object = None
+    regions: object = None  # styles by region (``mask_files.Regions``), or None

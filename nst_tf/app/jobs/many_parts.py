@@ -35,7 +35,8 @@ class ManyJob:
     size; ``weights``: a ``Handover``; ``outputs``, ``manifest``: the folder's (the manifest loaded); ``read``:
     ``read(path, size, digest=None)`` -> pixels at ``size`` (``NSTError`` for an unreadable image or one whose
     SHA-256 is no longer ``digest``); ``reports``, ``skip_errors``, ``batch_size``: the options; ``notes``: lines
-    for standard error; ``ray``: the ``RayOptions`` of ``--engine ray``, or None (this process).
+    for standard error; ``ray``: the ``RayOptions`` of ``--engine ray``, or None (this process); ``log``: the
+    ``run_log.LogOptions`` of ``--log_dir``, or None.
     """
 
     config: StyleTransferConfig
@@ -56,6 +57,8 @@ class ManyJob:
     notes: list
     batch_size: int = 1
     ray: object = None
+    log: object = None  # the ``run_log.LogOptions`` of --log_dir, or None
+    regions: object = None  # styles by region (``mask_files.Regions``): one set of masks for every image, or None
 
 
 def result_stem(name):
@@ -76,13 +79,14 @@ def style_images(job, size, styles):
     """The style images ``styles`` (indices into ``job.styles``) brought to their size for an output of
     ``size``: a list of normalized (1, h, w, 3) images."""
     large = job.large
-    return [
+    images = [
         reshape_and_normalize_image(
             fit_style(job.styles[index], size, job.fit, large.style_scale, large.style_size),
             job.config.normalization,
         )
         for index in styles
     ]
+    return images if job.regions is None else job.regions.wrap(images, styles)
 
 
 def member_seed(config, member):
@@ -90,8 +94,19 @@ def member_seed(config, member):
     return None if config.seed is None else config.seed + member.index
 
 
-def groups(items, key=lambda member: member):
-    """``items`` in lists of one size and style choice (``key(item)``: its ``Member``), in first-seen order."""
-    members = [(item, key(item)) for item in items]
-    choices = dict.fromkeys((member.size, member.styles) for _, member in members)
-    return [[item for item, member in members if (member.size, member.styles) == choice] for choice in choices]
+def groups(items, key=lambda member: member, consecutive=False):
+    """``items`` in lists of one size and style choice (``key(item)``: its ``Member``), in first-seen order; with
+    ``consecutive``, each list a run of neighbours, so the items keep their order (a size met again starts a new
+    list)."""
+    found = []
+    for item in items:
+        member = key(item)
+        choice = (member.size, member.styles)
+        same = [group for group in found if group[0] == choice]
+        if consecutive and found and found[-1][0] == choice:
+            found[-1][1].append(item)
+        elif not consecutive and same:
+            same[0][1].append(item)
+        else:
+            found.append((choice, [item]))
+    return [group for _, group in found]

@@ -13,12 +13,14 @@ from ...plan.networks.network_registry import get_network
 from ...plan.optimizers import get_optimizer
 from ...ground.checks import check_whole
 from ...tensors.images import image_size, read_image
-from .content_inputs import content_paths, is_pattern, output_names
+from .content_inputs import content_paths, is_pattern, not_images, output_names
 from .manifest import MANIFEST, Manifest
+from .mask_files import regions
 from .many_job import ManyRequest
 from .many_parts import REPORT_IMAGE, ManyJob, Member, result_stem
 from .outputs import Outputs, check_saves, listing
-from .request import IMAGES_DIR, fitted, resolve_image
+from .run_log import log_options
+from .request import IMAGES_DIR, fitted, output_place, resolve_image
 from .single import Handover
 from ...plan.weights.reader_registry import read_network_weights
 
@@ -45,15 +47,35 @@ def prepare(request):
                 args.content_image_filename, args.recursive, lambda name: resolve_image(name, "content_image_filename")
             ),
             style_paths=request.style_paths,
-            folder=args.output_dir,
+            folder=output_place(request, several=True)[0],
             model=args.model,
             each_style=args.each_style,
             reports=args.reports,
             skip_errors=args.on_error == "skip",
             batch_size=args.batch_size,
             ray=_ray_options(args),
+            log=log_options(args, request.given),
+            notes=_not_images_note(args),
+            regions=_regions(request),
         )
     )
+
+
+def _regions(request):
+    """The styles by region of the command line (one set of masks for every image), or None without them."""
+    asked = regions(request)
+    asked.refuse_content_mask("several content images")
+    return asked if asked.options.given else None
+
+
+def _not_images_note(args):
+    """A note counting the files of the named folders that are not images (left out); none when all are."""
+    found = not_images(args.content_image_filename, args.recursive)
+    if not found:
+        return ()
+    files = "1 file that is not an image" if len(found) == 1 else f"{len(found)} files that are not images"
+    shown = ", ".join(quoted(os.path.basename(path)) for path in found[:3]) + (", ..." if len(found) > 3 else "")
+    return (f"the content folders hold {files} ({shown}); left out",)
 
 
 def _ray_options(args):
@@ -66,6 +88,8 @@ def _ray_options(args):
         return None
     if args.reports:
         raise NSTError("--reports runs with --engine local (Ray's workers send back only the results)")
+    if args.log_dir is not None:
+        raise NSTError("--log_dir runs with --engine local (Ray's workers send back only the results)")
     if args.ray_address is not None and not args.ray_address.strip():
         raise NSTError("--ray_address: empty; give a cluster's address, or leave it out for a local Ray")
     check_available()
@@ -92,16 +116,20 @@ def prepare_many(request):
     listing(request.folder)  # a file there is refused before its manifest is looked for
     manifest = Manifest(request.folder, _settings(request))
     manifest.load()
-    notes, shapes = [], {}
+    notes, shapes = list(request.notes), {}
     for path in _not_results(request, manifest):
         try:
             shapes[path] = _checked_content(path, request)
         except NSTError as error:
             if not request.skip_errors:
-                raise
-            notes.append(f"skipped {quoted(path)}: {error}")
+                raise NSTError(f"{error}; --on_error skip leaves it out and does the others") from None
+            notes.append(
+                f"skipped {error}" if str(error).startswith(quoted(path)) else f"skipped {quoted(path)}: {error}"
+            )
     members = _members(request, shapes, manifest, notes)
     styles = [read_image(path) for path in request.style_paths]
+    if request.regions is not None:  # every mask checked against every size (the objective fits them)
+        notes += request.regions.guided_styles(styles, sorted({member.size for member in members}))[1]
     tiles = _tiles(request, collections.Counter(member.size for member in members), styles)
     weights = read_network_weights(config.network, request.model)  # last: the slowest check
     return ManyJob(
@@ -121,8 +149,10 @@ def prepare_many(request):
         reports=request.reports,
         skip_errors=request.skip_errors,
         notes=notes,
+        regions=request.regions,
         batch_size=batch_size,
         ray=request.ray,
+        log=request.log,
     )
 
 
@@ -156,7 +186,7 @@ def _read(path, size, fit, digest=None):
 
 
 def _members(request, shapes, manifest, notes):
-    """The members still to do: by size, then in the command's order."""
+    """The members still to do, in the command's order (each style choice in turn)."""
     indices = [index for index, path in enumerate(request.contents) if path in shapes]  # the seeds' indices
     paths = [request.contents[index] for index in indices]
     everyone = tuple(range(len(request.style_paths)))
@@ -179,7 +209,8 @@ def _members(request, shapes, manifest, notes):
             f"{len(everything) - len(todo)} of {len(everything)} results are done already ({MANIFEST}); "
             f"doing the other {len(todo)}"
         )
-    todo.sort(key=lambda member: (member.size, member.styles))  # stable: the command's order within a size
+    # In the command's order (a folder's images by name), each style in turn with --each_style.
+    todo.sort(key=lambda member: (member.styles, member.index))
     return todo
 
 
@@ -221,7 +252,8 @@ def _tiles(request, sizes, styles):
     config, large = request.config, request.large
     get_network(config.network).check_pooling(request.pooling)
     shapes = [style.shape[:2] for style in styles]
-    plans = tile_plans(config, large, sizes, shapes)
+    planned = config if request.regions is None else request.regions.planning_config(config)
+    plans = tile_plans(planned, large, sizes, shapes)
     memory = MemoryModel(config.network, config.optimizer, config.lbfgs_history)
     largest = {size: largest_style(size, shapes, large) for size in sizes}
     if request.batch_size > 1:
@@ -287,6 +319,7 @@ def _settings(request):
         "styles": [file_digest(path) for path in request.style_paths],
         "weights": file_identity(request.model),
         "each_style": request.each_style,
+        **(request.regions.settings() if request.regions is not None else {}),
     }
 
 

@@ -32,17 +32,26 @@ def numbered(template):
 class Outputs:
     """The images one run saves in ``folder`` (created by ``prepare``): ``config`` gives ``epochs``,
     ``print_every`` and the ``normalization``; ``report_image`` names report images with ``{i}``; of ``scales``
-    sizes, each but the last saves its result."""
+    sizes, each but the last saves its result. ``final``: the final image's path when the user named it (``-o``;
+    by default ``generated_image.jpg`` in the folder); ``keep_reports``: whether report and scale images are
+    saved (not for ``-o FILE`` without ``--output_dir``)."""
 
     folder: str
     config: StyleTransferConfig
     report_image: str
     scales: int = 1
+    final: str = None
+    keep_reports: bool = True
 
     @property
     def final_path(self):
         """The final image's path."""
-        return os.path.join(self.folder, FINAL_IMAGE)
+        return self.final if self.final is not None else os.path.join(self.folder, FINAL_IMAGE)
+
+    @property
+    def final_name(self):
+        """The final image's name for ``Saver.save`` (a path of its own where the user named it)."""
+        return FINAL_IMAGE if self.final is None else os.path.abspath(self.final)
 
     @property
     def scale_images(self):
@@ -66,14 +75,20 @@ class Outputs:
 
     def _ours(self, name, pattern):
         """Whether this run would save an image named ``name`` (``pattern``: the report images')."""
+        if name == FINAL_IMAGE and self.final is None:
+            return True
         match = pattern.match(name)
-        return name == FINAL_IMAGE or self._is_scale_image(name) or bool(match and self.reports(int(match.group(1))))
+        return self.keep_reports and (self._is_scale_image(name) or bool(match and self.reports(int(match.group(1)))))
 
     def check(self, inputs):
         """Refuses, before anything is created, outputs that would fail or destroy one of ``inputs`` (the run's
         images and weights file; None is passed over): ``NSTError`` as ``check_saves`` raises it."""
         pattern = numbered(self.report_image)
-        check_saves(self.folder, lambda name: self._ours(name, pattern), identities(inputs), "run", "this run")
+        sources = identities(inputs)
+        check_saves(self.folder, lambda name: self._ours(name, pattern), sources, "run", "this run")
+        if self.final is not None:
+            folder, name = os.path.split(self.final)
+            check_saves(folder or ".", lambda entry: entry == name, sources, "run", "this run", option="--output")
 
     def earlier_reports(self):
         """How many files in the folder have a report image's name, whatever their iteration."""
@@ -95,7 +110,8 @@ class Outputs:
             with tempfile.TemporaryFile(dir=self.folder):
                 pass
         except OSError as error:
-            raise NSTError(f"--output_dir: cannot write to {quoted(self.folder)}: {_reason(error)}") from None
+            option = "--output_dir" if self.keep_reports else "--output"
+            raise NSTError(f"{option}: cannot write to {quoted(self.folder)}: {_reason(error)}") from None
         return created
 
     def remove_if_empty(self):
@@ -108,41 +124,43 @@ class Outputs:
         return Saver(self.folder, self.config.normalization, err)
 
 
-def listing(folder):
-    """The entries of ``folder`` (none when there is nothing there yet); ``NSTError`` when it is no folder or
-    cannot be listed."""
+def listing(folder, option="--output_dir"):
+    """The entries of ``folder`` (none when there is nothing there yet); ``NSTError`` naming ``option`` when it
+    is no folder or cannot be listed."""
     if not os.path.isdir(folder):
         if os.path.exists(folder):
-            raise NSTError(f"--output_dir: {quoted(folder)} exists and is not a folder")
+            raise NSTError(f"{option}: {quoted(folder)} exists and is not a folder")
         return []
     try:
         with os.scandir(folder) as entries:
             return list(entries)
     except OSError as error:
-        raise NSTError(f"--output_dir: cannot read {quoted(folder)}: {_reason(error)}") from None
+        raise NSTError(f"{option}: cannot read {quoted(folder)}: {_reason(error)}") from None
 
 
-def check_saves(folder, ours, sources, owner, who):
+def check_saves(folder, ours, sources, owner, who, option="--output_dir"):
     """The paths of the files in ``folder`` with a name ``ours(name)`` accepts; ``NSTError`` when the folder
     cannot be listed or such a name is held by a symbolic link (dangling, looping or not: saving would write
     through it), a folder, or an input (``sources``: ``ground.files.identities``). The folder is listed once,
     never the names one by one (they grow with ``epochs`` and ``scales``). ``owner`` and ``who`` name what
-    saves in the messages, e.g. "run" and "this run", "job" and "--reports".
+    saves in the messages, e.g. "run" and "this run", "job" and "--reports"; ``option``: the option that named
+    the folder.
     """
     found = []
-    for entry in listing(folder):
+    fix = "another --output_dir" if option == "--output_dir" else f"another {option} file"
+    for entry in listing(folder, option):
         if not ours(entry.name):
             continue
         held = "a symbolic link" if entry.is_symlink() else "a folder" if entry.is_dir() else None
         if held:
             raise NSTError(
-                f"--output_dir: {quoted(entry.path)} is {held}; {who} would save an image under that name (remove "
-                "it or choose another --output_dir)"
+                f"{option}: {quoted(entry.path)} is {held}; {who} would save an image under that name (remove "
+                f"it or choose {fix})"
             )
         source = sources.get(identity(entry.path))
         if source is not None:
             raise NSTError(
-                f"--output_dir: {quoted(entry.path)} is the {owner}'s input {quoted(source)}; {who} would overwrite it"
+                f"{option}: {quoted(entry.path)} is the {owner}'s input {quoted(source)}; {who} would overwrite it"
             )
         found.append(entry.path)
     return found

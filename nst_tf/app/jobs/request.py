@@ -2,13 +2,14 @@
 that wants it, whose ``prepare`` checks the rest), and the checks every kind of job shares."""
 
 import dataclasses
+import difflib
 import os
 
 from ...ground.errors import NSTError, quoted
-from ...tensors.images import fit_image, image_size
+from ...plan.locations import BUNDLED_IMAGES_DIR, IMAGES_DIR, find_image  # noqa: F401 (BUNDLED_IMAGES_DIR: the web page's)
+from ...runs.presets import PRESETS
+from ...tensors.images import SAVE_FORMATS, fit_image, image_size
 
-#: Where image names that are not paths are looked for.
-IMAGES_DIR = "images"
 
 #: Shrinking an image by more than this on its longer side earns a note: most of its detail is lost.
 LARGE_SHRINK = 4
@@ -29,12 +30,70 @@ class CommandRequest:
 
 
 def resolve_image(name, option):
-    """The path of image ``name`` (as given, else under images/); ``NSTError`` naming ``--option`` if neither."""
-    for candidate in (name, os.path.join(IMAGES_DIR, name)):
+    """The path of image ``name`` (as given, else under images/, else, for a name under images/ or a bare name, the
+    package's bundled copy: the default images from any folder); ``NSTError`` naming ``--option`` if none, with
+    the closest file name beside it where one is close."""
+    for candidate in (name, os.path.join(IMAGES_DIR, name), find_image(name)):
         # Anything that exists is taken (the reader then says what is wrong with a FIFO or a folder).
         if os.path.lexists(candidate):
             return candidate
-    raise NSTError(f"--{option}: image not found: {quoted(name)} (looked as a path and under {IMAGES_DIR}/)")
+    hint = ""
+    if name in _PRESET_IMAGES:  # a preset's own image, not one the user named
+        short = {"content_image_filename": "-c", "style_image_filename": "-s"}.get(option, f"--{option}")
+        hint = (
+            f"; it is a preset's image: put it in {IMAGES_DIR}/ (CS231n's come with its assignment), or name yours "
+            f"with {short} FILE"
+        )
+    elif _close_name(name):
+        hint = f"; did you mean {quoted(_close_name(name))}?"
+    raise NSTError(f"--{option}: image not found: {quoted(name)} (looked as a path and under {IMAGES_DIR}/){hint}")
+
+
+def _close_name(name):
+    """The file beside where ``name`` points whose name is closest to it (a typo), or None."""
+    folder, base = os.path.split(name)
+    try:
+        names = [entry.name for entry in os.scandir(folder or ".") if entry.is_file()]
+    except OSError:
+        return None
+    close = difflib.get_close_matches(base, names, n=1, cutoff=0.75)
+    return os.path.join(folder, close[0]) if close else None
+
+
+#: The images the presets name by default.
+_PRESET_IMAGES = {name for preset in PRESETS.values() for name in (preset.content_image, preset.style_image)}
+
+
+def output_place(request, several):
+    """``(folder, file)`` of ``-o``/``--output_dir``: the folder the images go to, and the final image's path
+    where ``-o`` names one (``several``: several results, so ``-o`` names a folder); ``NSTError`` for a file
+    of an unknown format, or ``-o`` naming a folder as well as ``--output_dir``."""
+    args = request.args
+    output = args.output
+    if output is None:
+        return args.output_dir, None
+    named_folder = several or output.endswith(("/", os.sep)) or os.path.isdir(output)
+    if several and not os.path.isdir(output) and os.path.splitext(output)[1].lower() in SAVE_FORMATS:
+        raise NSTError(
+            f"-o {quoted(output)} names a file, but several content images give several results; name a folder "
+            f"(e.g. -o {quoted(os.path.splitext(output)[0] + '/')})"
+        )
+    if named_folder:
+        if "output_dir" in request.given and os.path.normpath(output) != os.path.normpath(args.output_dir):
+            raise NSTError(f"-o {quoted(output)} and --output_dir {quoted(args.output_dir)} name two folders; give one")
+        return output, None
+    extension = os.path.splitext(output)[1].lower()
+    if extension == ".mp4":
+        raise NSTError(
+            f"-o: {quoted(output)}: an .mp4 is written for a video content; name an image such as result.jpg"
+        )
+    if extension not in SAVE_FORMATS:
+        raise NSTError(
+            f"-o: {quoted(output)} has no image extension nst_tf writes ({', '.join(SAVE_FORMATS)}); name a file "
+            "such as result.jpg, or a folder ending in /"
+        )
+    folder = args.output_dir if "output_dir" in request.given else os.path.dirname(output) or "."
+    return folder, output
 
 
 def refuse_many_image_options(args):

@@ -1,6 +1,7 @@
 """The one-image job: one content image styled, coarse to fine, its images saved in one folder."""
 
 import dataclasses
+import os
 
 from ...ground.errors import NSTError, quoted
 from ...ground.statuses import PROG
@@ -14,8 +15,10 @@ from ...tensors.images import fit_style, image_size, read_image
 from ...runs.presets import Preset
 from .build import start_up
 from .drive import drive
+from .mask_files import regions
 from .outputs import Outputs
-from .request import fitted, refuse_many_image_options, resolve_image, shrink_note
+from .run_log import log_options
+from .request import fitted, output_place, refuse_many_image_options, resolve_image, shrink_note
 
 
 class Handover:
@@ -47,6 +50,7 @@ class Job:
     pooling: str
     outputs: Outputs
     notes: list
+    log: object = None  # the ``run_log.LogOptions`` of --log_dir, or None
 
 
 def wants(request):
@@ -64,15 +68,22 @@ def prepare(request):
     if video_given:
         raise NSTError(f"--{video_given[0]} applies to a video as the content; {quoted(content_path)} is not one")
     report_image = request.preset.report_image
-    outputs = Outputs(folder=args.output_dir, config=config, report_image=report_image, scales=large.scales)
+    folder, final = output_place(request, several=False)
+    keep = final is None or "output_dir" in request.given
+    outputs = Outputs(folder, config, report_image, scales=large.scales, final=final, keep_reports=keep)
+    log = log_options(args, request.given, name=os.path.splitext(os.path.basename(content_path))[0])
     outputs.check([content_path, *style_paths, args.model])  # the weights file too, were it named as a report
     content_width, content_height = image_size(content_path)
     height, width = request.size.of((content_height, content_width))
     sizes = scale_sizes(height, width, large.scales)
     get_network(config.network).check_pooling(args.pooling)
-    tiles = tile_plans(config, large, sizes, [image_size(path)[::-1] for path in style_paths])
+    asked = regions(request)  # styles by region: masks and each style's own layers
+    tiles = tile_plans(asked.planning_config(config), large, sizes, [image_size(path)[::-1] for path in style_paths])
     content, styles = _read_images(content_path, style_paths, sizes, large, request.size.content_fit)
-    notes = [shrink_note(path, width, height) for path in (content_path, *style_paths)]
+    content, styles, mask_notes = asked.apply(content, styles, (height, width))
+    notes = [shrink_note(path, width, height) for path in (content_path, *style_paths)] + mask_notes
+    if not outputs.keep_reports and large.scales > 1:
+        notes.append("the earlier scales' results (scale1.png, ...) are saved with --output_dir only")
     weights = read_network_weights(config.network, args.model)  # last: the slowest check, up to 510 MB
     return Job(
         config=config,
@@ -87,6 +98,7 @@ def prepare(request):
         pooling=args.pooling,
         outputs=outputs,
         notes=[note for note in notes if note],
+        log=log,
     )
 
 
@@ -169,13 +181,19 @@ def _run(job, out, err, stop, created):
             fit=job.fit,
         )
 
-    return drive(
-        start,
-        outputs=job.outputs,
-        saver=job.outputs.saver(err),
-        report_line=job.preset.report_line,
-        out=out,
-        err=err,
-        stop=stop,
-        context=started.deterministic(),
-    )
+    log = None if job.log is None else job.log.open(job.log.name, config, err)  # a writer at its first report
+    try:
+        return drive(
+            start,
+            outputs=job.outputs,
+            saver=job.outputs.saver(err),
+            report_line=job.preset.report_line,
+            out=out,
+            err=err,
+            stop=stop,
+            context=started.deterministic(),
+            log=log,
+        )
+    finally:
+        if log is not None:
+            log.close()

@@ -15,6 +15,7 @@ import re
 import signal
 import tempfile
 import threading
+import time
 
 from ...ground.errors import NonFiniteCostError, NSTError, quoted
 from ...ground.lock import holding
@@ -30,6 +31,7 @@ from .ledger import costs
 from .manifest import Manifest
 from .outputs import Saver
 from .request import fitted
+from .run_log import RunLogs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +42,8 @@ class VideoJob:
     (height, width), both even, reached by ``fit``; ``styles``: normalized at ``size``; ``tiles``: the
     ``TilePlan`` (or None) by size; ``weights``: a ``Handover``; ``frames_folder`` and ``output``:
     ``<stem>.frames`` and ``<stem>.mp4`` in ``folder``; ``manifest``: the frames folder's (loaded); ``done``:
-    the leading frames recorded and present; ``notes``: lines for standard error.
+    the leading frames recorded and present; ``notes``: lines for standard error; ``log``: the
+    ``run_log.LogOptions`` of --log_dir, or None.
     """
 
     config: StyleTransferConfig
@@ -58,6 +61,7 @@ class VideoJob:
     manifest: Manifest
     done: int
     notes: list
+    log: object = None
 
 
 def run_video(job, out, err, stop):
@@ -119,8 +123,10 @@ class _VideoRun:
         self.job, self.out, self.err = job, out, err
         self.saver = Saver(job.frames_folder, job.config.normalization, err)
         self.done = job.done
+        self.began = time.monotonic()
         self.partial = None  # the encoding's temporary file while it is written
         self.writing = threading.RLock()  # held while a frame and its line are written (see ``Ledger``)
+        self.logs = RunLogs(job.log, job.config, err)  # --log_dir's runs: one per frame, opened at its first report
         first = job.options.first_epochs(job.config.epochs)
         self.bar = ProgressLine(first + max(0, job.clip.frames - 1) * job.config.epochs, err)
 
@@ -143,6 +149,8 @@ class _VideoRun:
             except NonFiniteCostError as error:
                 self.err.write(f"{PROG}: error: frame {self.done + 1}: {error}; the frames before it are saved\n")
                 return EXIT_NON_FINITE
+            finally:
+                self.logs.close_all()
         return EXIT_SAVE_FAILED if self.saver.failed else EXIT_OK
 
     def _frames(self, started, stop):
@@ -169,9 +177,12 @@ class _VideoRun:
                 for item in stylizer.frame(index, pixels, earlier, ticks=True):
                     stop.check()
                     if isinstance(item, Finished):
+                        self.logs.close(self._run_name(index))
                         self._finished(index, item)
                     else:
                         done = getattr(item.item, "iterations", None)
+                        if done is None:
+                            self.logs.record(self._run_name(index), item.item, item.item.iteration)
                         self._progress(index, item.item.iteration + 1 if done is None else done)
                 if self.saver.failed:
                     return
@@ -179,6 +190,11 @@ class _VideoRun:
             kept.pop(index - max(job.options.gaps), None)
         if index + 1 < job.clip.frames:
             raise NSTError(f"{quoted(job.clip.path)}: it ended after {index + 1} of its {job.clip.frames} frames")
+
+    def _run_name(self, index):
+        """Frame ``index``'s run under --log_dir: ``<video stem>/<frame number>``, e.g. ``clip/000001``."""
+        stem = os.path.splitext(os.path.basename(self.job.output))[0]
+        return os.path.join(stem, os.path.splitext(frame_name(index))[0])
 
     def _earlier(self, kept, index):
         """Frame ``index`` as the temporal term needs it: its content pixels and its saved stylized frame."""
@@ -215,8 +231,8 @@ class _VideoRun:
                 self.saver.failed = True
                 return
             self.done = index + 1
-        folder = quoted(os.path.basename(self.job.frames_folder))
-        self.out.write(f"saved {folder}/{name} ({index + 1} of {self.job.clip.frames})\n")
+        saved = quoted(os.path.normpath(os.path.join(self.job.frames_folder, name)))
+        self.out.write(f"saved {saved} ({index + 1} of {self.job.clip.frames})\n")
         self.out.flush()
 
     def _encode(self, stop):
@@ -254,9 +270,10 @@ class _VideoRun:
         except OSError as error:
             raise NSTError(f"cannot write {quoted(job.output)}: {error.strerror or error}") from None
         job.manifest.add(input=job.clip.path, output=video_record(job.output), frames=job.clip.frames)
+        seconds = time.monotonic() - self.began
         self.out.write(
-            f"saved {quoted(job.output)} ({job.clip.frames} frames at {job.clip.fps:g} per second"
-            f"{', with its audio' + said if job.clip.audio else ''})\n"
+            f"done: {job.clip.frames} frames in {seconds:.1f} s; saved {quoted(job.output)} ({job.clip.frames} "
+            f"frames at {job.clip.fps:g} per second{', with its audio' + said if job.clip.audio else ''})\n"
         )
         return EXIT_OK
 

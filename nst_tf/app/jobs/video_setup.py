@@ -6,9 +6,11 @@ import os
 from ...ground.errors import NSTError, quoted
 from ...plan.clip import even, frame_name, is_frame_name, is_video_file, probe
 from ...plan.memory import tile_plans
-from ...plan.video_options import VideoOptions
+from ...plan.video_options import VideoOptions, check_video_config
 from ...tensors.images import fit_style, image_size, read_image, reshape_and_normalize_image, size_for
 from .manifest import Manifest
+from .mask_files import regions
+from .run_log import log_options
 from .request import refuse_many_image_options, resolve_image
 from .many_setup import file_digest, file_identity
 from .single import Handover
@@ -37,17 +39,24 @@ def prepare(request):
     options = VideoOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(VideoOptions)})
     if large.scales != 1:
         raise NSTError("--scales: a video's frames run at one size each")
+    check_video_config(config)
+    log = log_options(args, request.given)
     clip = probe(path)
     size = frame_size(request.size, request.given & {"width", "height", "max_size"}, clip.size[::-1])
-    folder, frames_folder, output = _places(path, args.output_dir)
+    folder, frames_folder, output = _places(path, *_video_output(request))
     manifest = Manifest(frames_folder, _settings(request, options, path, clip, size))
     manifest.load()
     done, notes = _done(manifest, clip, frames_folder, output, size)
     # The memory check first, from the style images' headers: the styles are then fitted to frames
     # of a size known to fit (fitting them to an absurd one would take the memory it lacks).
-    tiles = tile_plans(config, large, [size], [image_size(style)[::-1] for style in request.style_paths])
+    asked = regions(request)  # styles by region: one set of masks for every frame
+    asked.refuse_content_mask("a video")
+    planned = asked.planning_config(config)
+    tiles = tile_plans(planned, large, [size], [image_size(style)[::-1] for style in request.style_paths])
     fit = request.size.content_fit
     styles = [fit_style(read_image(p), size, fit, large.style_scale, large.style_size) for p in request.style_paths]
+    normalized = [reshape_and_normalize_image(style, config.normalization).astype("float32") for style in styles]
+    normalized, mask_notes = asked.guided_styles(normalized, [size])
     weights = read_network_weights(config.network, args.model)  # last: the slowest check
     return VideoJob(
         config=config,
@@ -55,7 +64,7 @@ def prepare(request):
         clip=clip,
         size=size,
         fit=fit,
-        styles=[reshape_and_normalize_image(style, config.normalization).astype("float32") for style in styles],
+        styles=normalized,
         tiles=tiles,
         weights=Handover(weights),
         pooling=args.pooling,
@@ -64,15 +73,30 @@ def prepare(request):
         output=output,
         manifest=manifest,
         done=done,
-        notes=notes,
+        notes=notes + mask_notes,
+        log=log,
     )
 
 
-def _places(path, folder):
+def _video_output(request):
+    """``(folder, video path or None)`` of ``-o``/``--output_dir`` for a video: ``-o`` names the .mp4 to write
+    (or a folder, ending in /); ``NSTError`` for another extension."""
+    output = request.args.output
+    if output is None or output.endswith(("/", os.sep)) or os.path.isdir(output):
+        return (request.args.output_dir if output is None else output), None
+    if os.path.splitext(output)[1].lower() != ".mp4":
+        raise NSTError(f"-o: {quoted(output)}: a video is written as an .mp4 file; name one such as result.mp4")
+    if os.path.lexists(output) and os.path.realpath(output) == os.path.realpath(request.args.content_image_filename[0]):
+        raise NSTError(f"-o: {quoted(output)} is the input video; name another file, such as styled.mp4")
+    return (os.path.dirname(output) or "."), output
+
+
+def _places(path, folder, video=None):
     """The output ``folder``, and in it the frames folder ``<stem>.frames`` and the video ``<stem>.mp4`` of
-    ``path``; ``NSTError`` where either folder is taken by something else."""
-    stem = os.path.splitext(os.path.basename(path))[0] or "video"
-    frames_folder, output = os.path.join(folder, f"{stem}.frames"), os.path.join(folder, f"{stem}.mp4")
+    ``path`` (``video``: the .mp4's path where the user named it; its stem names the frames folder);
+    ``NSTError`` where either folder is taken by something else."""
+    stem = os.path.splitext(os.path.basename(video or path))[0] or "video"
+    frames_folder, output = os.path.join(folder, f"{stem}.frames"), video or os.path.join(folder, f"{stem}.mp4")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise NSTError(f"--output_dir: {quoted(folder)} exists and is not a folder")
     if os.path.lexists(frames_folder) and (os.path.islink(frames_folder) or not os.path.isdir(frames_folder)):
@@ -154,4 +178,5 @@ def _settings(request, options, path, clip, size):
         "frames": clip.frames,
         "styles": [file_digest(style) for style in request.style_paths],
         "weights": file_identity(request.args.model),
+        **regions(request).settings(),
     }

@@ -36,11 +36,6 @@ MIN_IMAGE_SIZE = 32
 #: Pooling after each block: the course's average pooling, or Keras' (and the Keras L-BFGS variant's) max.
 POOLINGS = ("avg", "max")
 
-DOWNLOAD_HINT = (
-    "download imagenet-vgg-verydeep-19.mat (about 510 MB, MatConvNet's pretrained models) "
-    "into pretrained-model/ with: python -m nst_tf.download (see pretrained-model/README.md)"
-)
-
 
 @dataclass(frozen=True, eq=False)
 class VGGWeights:

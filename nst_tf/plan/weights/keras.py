@@ -23,6 +23,7 @@ import numpy as np
 
 from ...ground.errors import WeightsFileError, quoted
 from ..config import KERAS_VGG_MODEL
+from ..locations import missing_weights_hint
 from ..networks.vgg19 import CONV_WIDTHS, VGGWeights
 from .matfile import MAT_HEADERS, open_regular_file, weights_path
 
@@ -40,11 +41,6 @@ KERAS_TOP_LAYERS = ("fc1", "fc2", "predictions")
 CAFFE_MEAN_RGB = np.array([123.68, 116.779, 103.939])
 
 KERAS_WEIGHTS_FILE = os.path.basename(KERAS_VGG_MODEL)
-
-KERAS_DOWNLOAD_HINT = (
-    f"download {KERAS_WEIGHTS_FILE} (about 80 MB, Keras' VGG19 ImageNet weights) into pretrained-model/ "
-    "with: python -m nst_tf.download --weights keras (see pretrained-model/README.md)"
-)
 
 
 def _fail(path, problem):
@@ -282,7 +278,7 @@ def read_vgg19_h5(path):
     import h5py  # comes with Keras; imported here so that the .mat route never needs it
 
     # h5py reads the file opened here, so a pipe or a device is refused before any read.
-    with open_regular_file(path, missing_hint=KERAS_DOWNLOAD_HINT) as file:
+    with open_regular_file(path, missing_hint=missing_weights_hint("keras")) as file:
         if file_kind(file, path) == "mat":
             _fail(path, "is a MATLAB .mat file, not Keras' HDF5 weights; read it with read_vgg19_mat or load_vgg_model")
         reader = _Reader(h5py, path)

@@ -12,7 +12,8 @@ import numpy as np
 import scipy.io
 
 from ...ground.errors import WeightsFileError, quoted
-from ..networks.vgg19 import CONV_INDEX, DOWNLOAD_HINT, MATCONVNET_LAYERS, VGGWeights
+from ..locations import missing_weights_hint
+from ..networks.vgg19 import CONV_INDEX, MATCONVNET_LAYERS, VGGWeights
 from .matfile import check_open_mat_file, open_regular_file, weights_path
 
 
@@ -68,7 +69,9 @@ def _mean_pixel(mat, layout, path):
 
 def _read_mat(path):
     # One open file for the check and for loadmat, so loadmat reads the file that was checked.
-    with open_regular_file(path, missing_hint=DOWNLOAD_HINT, folder_problem="is a folder, not the .mat file") as file:
+    with open_regular_file(
+        path, missing_hint=missing_weights_hint("mat"), folder_problem="is a folder, not the .mat file"
+    ) as file:
         check_open_mat_file(file, path)
         try:
             with warnings.catch_warnings():

@@ -8,10 +8,14 @@ import ctypes
 import sys
 
 from ...ground.errors import WeightsFileError, quoted
-from ..networks.vgg19 import DOWNLOAD_HINT
-from .keras import EXPECTED_KINDS, KERAS_DOWNLOAD_HINT, file_kind, read_vgg19_h5
+from ..locations import missing_weights_hint
+from .keras import EXPECTED_KINDS, file_kind, read_vgg19_h5
 from .matconvnet import read_vgg19_mat
 from .matfile import open_regular_file, weights_path
+from .torchfile import torch_file_kind
+
+#: The presets that run SqueezeNet (``nst_tf.runs.presets``, a layer above: a test checks the two agree).
+SQUEEZENET_PRESETS = ("cs231n_composition_vii", "cs231n_scream", "cs231n_starry_night", "cs231n_feature_inversion")
 
 
 def weights_file_kind(path):
@@ -19,9 +23,14 @@ def weights_file_kind(path):
     naming both kinds for a missing, empty, other or irregular file."""
     path = weights_path(path)
     # The name can only suggest which download was meant when the file is absent.
-    hint = KERAS_DOWNLOAD_HINT if path.lower().endswith((".h5", ".hdf5")) else DOWNLOAD_HINT
+    hint = missing_weights_hint("keras" if path.lower().endswith((".h5", ".hdf5")) else "mat")
     with open_regular_file(path, missing_hint=hint, folder_problem=f"is a folder; {EXPECTED_KINDS}") as handle:
         try:
+            if torch_file_kind(handle) is not None:
+                raise WeightsFileError(
+                    f"{quoted(path)}: is SqueezeNet's weights (a torch.save or .safetensors file), not VGG-19's; "
+                    f"run SqueezeNet with --network squeezenet or a --preset of {', '.join(SQUEEZENET_PRESETS)}"
+                )
             return file_kind(handle, path)
         except OSError as error:  # an unreadable "file" such as /proc/self/mem
             raise WeightsFileError(f"{quoted(path)}: cannot be read: {error.strerror or error}") from None

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from ...ground.errors import WeightsFileError, quoted
+from ..locations import missing_weights_hint
 from ..networks.squeezenet import FEATURE_PARAMETERS, PARAMETERS, SqueezeNetWeights, random_squeezenet_weights
 from .matfile import open_regular_file, weights_path
 from .torchfile import (
@@ -28,11 +29,6 @@ from .torchfile import (
 
 #: torchvision's file ("b8a52dc0" is the start of its SHA-256).
 SQUEEZENET_WEIGHTS_FILE = "squeezenet1_1-b8a52dc0.pth"
-
-SQUEEZENET_DOWNLOAD_HINT = (
-    f"download {SQUEEZENET_WEIGHTS_FILE} (about 5 MB, torchvision's SqueezeNet 1.1 ImageNet weights) into "
-    f"pretrained-model/{SQUEEZENET_WEIGHTS_FILE} with: python -m nst_tf.download --weights squeezenet"
-)
 
 EXPECTED_KINDS = (
     f"expected torchvision's {SQUEEZENET_WEIGHTS_FILE} (a torch.save file, zip or legacy format) "
@@ -74,7 +70,7 @@ def squeezenet_file_kind(path):
     first bytes. ``WeightsFileError`` naming the file and the expected kinds: missing (with how to download it), a
     folder, not a regular file, empty, or of another kind."""
     path = weights_path(path)
-    with open_regular_file(path, SQUEEZENET_DOWNLOAD_HINT, f"is a folder; {EXPECTED_KINDS}") as handle:
+    with open_regular_file(path, missing_weights_hint("squeezenet"), f"is a folder; {EXPECTED_KINDS}") as handle:
         return _file_kind(handle, path)
 
 
@@ -95,7 +91,7 @@ def read_squeezenet(path):
             the wrong shape or type, or with NaN or infinite values; or, for .safetensors, the package missing.
     """
     path = weights_path(path)
-    with open_regular_file(path, SQUEEZENET_DOWNLOAD_HINT, f"is a folder; {EXPECTED_KINDS}") as handle:
+    with open_regular_file(path, missing_weights_hint("squeezenet"), f"is a folder; {EXPECTED_KINDS}") as handle:
         kind = _file_kind(handle, path)
         if kind == "safetensors":
             tensors = read_open_safetensors(handle, path, max_bytes=SQUEEZENET_MAX_BYTES)

@@ -1,0 +1,63 @@
+"""TensorFlow imported without its C++ start-up lines: every module of nst_tf gets it from here
+(``from ..tensors.quiet import tensorflow as tf``), so that ``import nst_tf`` and the first name that needs
+TensorFlow, in a script or a notebook's kernel, print none of them.
+
+Those lines (oneDNN, CUDA probing, ``absl::InitializeLog``) come at the import and at the first operation,
+and most of them ignore ``TF_CPP_MIN_LOG_LEVEL``; they are written to file descriptor 2 directly, which a
+Jupyter kernel forwards to the cell. A ``TF_CPP_MIN_LOG_LEVEL`` of 0 or 1 set before TensorFlow loads asks
+for them: then nothing is hidden. Unset, it becomes 2 (INFO and WARNING off, errors kept).
+"""
+
+import os
+import sys
+import tempfile
+
+#: The ``tensorflow`` module once ``import_tensorflow_quietly`` has imported and started it.
+_started = None
+
+
+def wants_log_lines():
+    """Whether ``TF_CPP_MIN_LOG_LEVEL`` asks for TensorFlow's INFO or WARNING lines (is set to 0 or 1)."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() in ("0", "1")
+
+
+def import_tensorflow_quietly(err=None):
+    """The ``tensorflow`` module, imported and started (one operation run) with file descriptor 2 sent to a
+    temporary file meanwhile, unless ``wants_log_lines()``; once per process. An ``Exception`` from either is
+    re-raised after TensorFlow's lines are written to ``err`` (default ``sys.stderr``)."""
+    global _started
+    if _started is not None:
+        return _started
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if wants_log_lines():
+        import tensorflow as tf
+
+        tf.constant(0.0).numpy()
+        _started = tf
+        return tf
+    err = sys.stderr if err is None else err
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.constant(0.0).numpy()
+        except Exception:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            err.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    _started = tf
+    return tf
+
+
+def __getattr__(name):
+    """``tensorflow``: the module, imported quietly on first use (``from .quiet import tensorflow as tf``)."""
+    if name == "tensorflow":
+        return import_tensorflow_quietly()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
