@@ -94,6 +94,8 @@ def markdown(result, command):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and weights: a smoke run")
+    parser.add_argument("--steps", type=int, default=5, help="steps timed in each round (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds, interleaved (default: %(default)s)")
     args = parser.parse_args()
     if args.quick:
         if not os.path.exists(SMALL_WEIGHTS):
@@ -104,7 +106,7 @@ def main():
     else:
         weights = ensure_weights()
         cases = [Case("400x300 whole", 300, 400, None), Case("1024x1024 in 512x512 tiles", 1024, 1024, 512)]
-        steps, rounds = 5, 5
+        steps, rounds = args.steps, args.rounds
     model = nst_tf.load_vgg_model(weights)
     result = {
         "machine": machine(),
@@ -113,7 +115,7 @@ def main():
         "rounds": rounds,
         "cases": {case.name: time_case(model, case, steps, rounds) for case in cases},
     }
-    command = "python benchmarks/regions.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/regions.py" + (" --quick" if args.quick else f" --steps {steps} --rounds {rounds}")
     text = markdown(result, command)
     if args.quick:  # a smoke run is printed, not kept among the results
         print(text)
