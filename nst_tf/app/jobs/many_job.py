@@ -17,7 +17,7 @@ from ...runs.presets import Preset
 from .build import start_up
 from .drive import report_text
 from .ledger import Ledger
-from .many_parts import groups, member_seed, report_name, result_stem, style_images
+from .many_parts import groups, guided_objective, member_seed, report_name, result_stem, style_images
 from .run_log import RunLogs
 
 
@@ -62,7 +62,7 @@ class _Run:
         self.job, self.model, self.out = job, started.model, out
         self.ledger = Ledger(job, out, err)
         self.logs = RunLogs(job.log, job.config, err)  # --log_dir's runs, by result stem
-        self.objective = started.make_objective
+        self.objective = guided_objective(job, started.make_objective)  # --content_mask on every image
 
     def all(self, stop):
         """Runs every member, each size and style choice in one ``stylize_many``."""

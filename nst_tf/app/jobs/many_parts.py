@@ -89,6 +89,14 @@ def style_images(job, size, styles):
     return images if job.regions is None else job.regions.wrap(images, styles)
 
 
+def guided_objective(job, make_objective):
+    """``make_objective`` (``make_objective(model, content, styles, config, ...)``) with each content (an image or
+    a batch) guided by ``--content_mask`` (``Regions.guide``); as it is without one."""
+    if job.regions is None or job.regions.content_mask is None:
+        return make_objective
+    return lambda model, content, *rest, **named: make_objective(model, job.regions.guide(content), *rest, **named)
+
+
 def member_seed(config, member):
     """``member``'s seed: ``config.seed`` plus its position among the command's inputs (None without a seed)."""
     return None if config.seed is None else config.seed + member.index

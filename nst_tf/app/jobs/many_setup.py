@@ -64,7 +64,6 @@ def prepare(request):
 def _regions(request):
     """The styles by region of the command line (one set of masks for every image), or None without them."""
     asked = regions(request)
-    asked.refuse_content_mask("several content images")
     return asked if asked.options.given else None
 
 
@@ -129,6 +128,8 @@ def prepare_many(request):
     members = _members(request, shapes, manifest, notes)
     styles = [read_image(path) for path in request.style_paths]
     if request.regions is not None:  # every mask checked against every size (the objective fits them)
+        for member in members:
+            request.regions.check_content(member.path, member.size)
         notes += request.regions.guided_styles(styles, sorted({member.size for member in members}))[1]
     tiles = _tiles(request, collections.Counter(member.size for member in members), styles)
     weights = read_network_weights(config.network, request.model)  # last: the slowest check

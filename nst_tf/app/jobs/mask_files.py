@@ -109,10 +109,27 @@ class Regions:
             }
         }
 
-    def refuse_content_mask(self, what):
-        """``NSTError`` when ``--content_mask`` is given for ``what`` (several images, a video)."""
-        if self.content_mask is not None:
-            raise NSTError(f"--content_mask applies to one content image, not to {what}; give style masks only")
+    def guide(self, content):
+        """``content`` (normalized images, or a batch of them) as a ``GuidedContent`` of ``--content_mask``
+        (one mask for every image of a folder and frame of a video, fitted to each by the objective), or as it
+        is without one; the mask read by ``guided_styles`` first."""
+        if self.content_mask is None:
+            return content
+        return GuidedContent(content, self._masks[self.content_mask], self.options.mask_erosion)
+
+    def check_content(self, path, size):
+        """``NSTError`` naming content image ``path`` when ``--content_mask`` is not of its aspect ratio as sized
+        for the run (``size``: (height, width)) within 1%."""
+        if self.content_mask is None:
+            return
+        self._read()
+        mask, (height, width) = self._masks[self.content_mask], size
+        if mask.shape != (height, width) and not aspect_matches(mask.shape, size):
+            raise NSTError(
+                f"{quoted(path)} is {width}x{height} as sized for the run, not the aspect ratio of --content_mask "
+                f"{quoted(self.content_mask)} ({mask.shape[1]}x{mask.shape[0]}) within 1%: give it a mask of its "
+                "own aspect ratio, or leave it out of the folder"
+            )
 
     def _check_left(self, path, size, layers):
         """``NSTError`` when the mask at ``path`` (None: none) leaves nothing at one of its style's layers for a

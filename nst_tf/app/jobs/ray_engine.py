@@ -463,13 +463,14 @@ class RayStylizer:
     def _stylizer_for(self, member):
         """The ``Stylizer`` of ``member``'s size and styles (the previous one kept while they hold)."""
         from ...runs.many_images import Stylizer
-        from .many_parts import style_images
+        from .many_parts import guided_objective, style_images
 
         key = (member.size, member.styles)
         if key != self._key:
             job = self._job
             self._stylizer = None  # the previous size's state goes before the next is built
-            styles, make = style_images(job, *key), functools.partial(self._objective, size=member.size)
+            make = functools.partial(guided_objective(job, self._objective), size=member.size)  # --content_mask
+            styles = style_images(job, *key)
             self._stylizer = Stylizer(self._model, styles, job.config, make_objective=make, batch_size=job.batch_size)
             self._key = key
         return self._stylizer

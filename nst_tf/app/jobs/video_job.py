@@ -29,6 +29,7 @@ from .build import start_up
 from .drive import ProgressLine
 from .ledger import costs
 from .manifest import Manifest
+from .many_parts import guided_objective
 from .outputs import Saver
 from .request import fitted
 from .run_log import RunLogs
@@ -62,6 +63,7 @@ class VideoJob:
     done: int
     notes: list
     log: object = None
+    regions: object = None  # styles by region (``mask_files.Regions``): one set of masks for every frame
 
 
 def run_video(job, out, err, stop):
@@ -158,7 +160,7 @@ class _VideoRun:
         from ...runs.video_frames import VideoStylizer
 
         job, size = self.job, self.job.size
-        make = started.make_objective
+        make = guided_objective(job, started.make_objective)  # --content_mask on every frame
         stylizer = VideoStylizer(
             started.model,
             job.styles,

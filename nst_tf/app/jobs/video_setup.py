@@ -50,7 +50,6 @@ def prepare(request):
     # The memory check first, from the style images' headers: the styles are then fitted to frames
     # of a size known to fit (fitting them to an absurd one would take the memory it lacks).
     asked = regions(request)  # styles by region: one set of masks for every frame
-    asked.refuse_content_mask("a video")
     planned = asked.planning_config(config)
     tiles = tile_plans(planned, large, [size], [image_size(style)[::-1] for style in request.style_paths])
     fit = request.size.content_fit
@@ -75,6 +74,7 @@ def prepare(request):
         done=done,
         notes=notes + mask_notes,
         log=log,
+        regions=asked,
     )
 
 
