@@ -29,17 +29,23 @@ def compute_dtype(precision):
     return tf.as_dtype(DTYPE_NAMES[resolve(precision)])
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_flags(path="/proc/cpuinfo"):
-    """The CPU's feature flags, lower case, as a frozenset; empty where they cannot be read."""
+@functools.lru_cache(maxsize=4)
+def _cpuinfo_value(keys, path="/proc/cpuinfo"):
+    """The value of the first line of ``path`` starting with one of ``keys``; None where there is none or the
+    file cannot be read."""
     try:
         with open(path) as handle:
             for line in handle:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].lower().split())
+                if line.startswith(keys):
+                    return line.split(":", 1)[1]
     except OSError:
         pass
-    return frozenset()
+    return None
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU's feature flags, lower case, as a frozenset; empty where they cannot be read."""
+    return frozenset((_cpuinfo_value(("flags", "Features"), path) or "").lower().split())
 
 
 def _gpu_capabilities():
@@ -140,13 +146,9 @@ def _gpu_names():
 
 def _cpu_model(path="/proc/cpuinfo"):
     """The CPU's model name as the system gives it; "unknown model" where it cannot be read."""
-    try:
-        with open(path) as handle:
-            for line in handle:
-                if line.startswith(("model name", "Model", "Hardware")):
-                    return line.split(":", 1)[1].strip() or "unknown model"
-    except OSError:
-        pass
+    model = (_cpuinfo_value(("model name", "Model", "Hardware"), path) or "").strip()
+    if model:
+        return model
     import platform
 
     return platform.processor() or "unknown model"

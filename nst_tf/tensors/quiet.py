@@ -5,7 +5,7 @@ TensorFlow, in a script or a notebook's kernel, print none of them.
 Those lines (oneDNN, CUDA probing, ``absl::InitializeLog``) come at the import and at the first operation,
 and most of them ignore ``TF_CPP_MIN_LOG_LEVEL``; they are written to file descriptor 2 directly, which a
 Jupyter kernel forwards to the cell. A ``TF_CPP_MIN_LOG_LEVEL`` of 0 or 1 set before TensorFlow loads asks
-for them: then nothing is hidden. Unset, it becomes 2 (INFO and WARNING off, errors kept).
+for them: then nothing is hidden. Unset, ``import nst_tf`` has made it 2 (INFO and WARNING off, errors kept).
 """
 
 import os
@@ -26,24 +26,27 @@ def import_tensorflow_quietly(err=None):
     temporary file meanwhile, unless ``wants_log_lines()``; once per process. An ``Exception`` from either is
     re-raised after TensorFlow's lines are written to ``err`` (default ``sys.stderr``)."""
     global _started
-    if _started is not None:
-        return _started
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if wants_log_lines():
-        import tensorflow as tf
+    if _started is None:
+        _started = _start() if wants_log_lines() else _start_hidden(sys.stderr if err is None else err)
+    return _started
 
-        tf.constant(0.0).numpy()
-        _started = tf
-        return tf
-    err = sys.stderr if err is None else err
+
+def _start():
+    """TensorFlow imported, and one operation run (the second batch of start-up lines comes with the first)."""
+    import tensorflow as tf
+
+    tf.constant(0.0).numpy()
+    return tf
+
+
+def _start_hidden(err):
+    """``_start()`` with file descriptor 2 sent to a temporary file, written to ``err`` if it fails."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.constant(0.0).numpy()
+            return _start()
         except Exception:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -52,8 +55,6 @@ def import_tensorflow_quietly(err=None):
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    _started = tf
-    return tf
 
 
 def __getattr__(name):

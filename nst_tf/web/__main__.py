@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 
+from ..ground.checks import check_whole
 from ..ground.errors import NSTError
 from ..ground.parsing import CommandParser
 from ..ground.statuses import EXIT_BAD_INPUT, EXIT_OK
@@ -33,6 +34,22 @@ within 3 seconds and removes every upload and result.
 """
 
 
+#: The limits' options: (name, type, default, metavar, help); ``_limits`` turns them into ``Limits``.
+_LIMIT_OPTIONS = (
+    ("queue", int, Limits.queue, "N", "runs that may wait at once (default: %(default)s)"),
+    (
+        "max_upload_mb",
+        float,
+        Limits.upload_bytes / 2**20,
+        "MB",
+        "largest file a form may upload, in MB (default: %(default)g)",
+    ),
+    ("max_pixels", int, Limits.upload_pixels, "N", "most pixels an uploaded image may have (default: %(default)s)"),
+    ("max_size", int, Limits.max_size, "N", "largest result side (default: %(default)s)"),
+    ("max_iterations", int, Limits.iterations, "N", "most iterations a run may have (default: %(default)s)"),
+)
+
+
 def build_parser():
     """The command's options."""
     parser = CommandParser(
@@ -41,56 +58,20 @@ def build_parser():
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    defaults = Limits()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000; 0: any free one)")
-    parser.add_argument(
-        "--queue",
-        type=int,
-        default=defaults.queue,
-        metavar="N",
-        help="runs that may wait at once (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max_upload_mb",
-        type=float,
-        default=defaults.upload_bytes / 2**20,
-        metavar="MB",
-        help="largest file a form may upload, in MB (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--max_pixels",
-        type=int,
-        default=defaults.upload_pixels,
-        metavar="N",
-        help="most pixels an uploaded image may have (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max_size",
-        type=int,
-        default=defaults.max_size,
-        metavar="N",
-        help="largest result side (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max_iterations",
-        type=int,
-        default=defaults.iterations,
-        metavar="N",
-        help="most iterations a run may have (default: %(default)s)",
-    )
+    for name, kind, default, metavar, text in _LIMIT_OPTIONS:
+        parser.add_argument(f"--{name}", type=kind, default=default, metavar=metavar, help=text)
     return parser
 
 
 def _limits(args):
     """The options as ``Limits``; ``NSTError`` for one out of range."""
     for name in ("queue", "max_pixels", "max_size", "max_iterations"):
-        if getattr(args, name) < 1:
-            raise NSTError(f"--{name} must be at least 1; got {getattr(args, name)}")
+        check_whole(f"--{name}", getattr(args, name))
     if not 0 < args.max_upload_mb <= 1024:
         raise NSTError(f"--max_upload_mb must be above 0 and at most 1024; got {args.max_upload_mb:g}")
-    if not 0 <= args.port <= 65535:
-        raise NSTError(f"--port must be from 0 to 65535; got {args.port}")
+    check_whole("--port", args.port, least=0, most=65535)
     return Limits(
         upload_bytes=int(args.max_upload_mb * 2**20),
         upload_pixels=args.max_pixels,

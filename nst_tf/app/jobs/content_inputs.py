@@ -38,16 +38,17 @@ def is_pattern(name, resolve=None):
     return not exists and any(c in name for c in "*?[")
 
 
-def content_paths(names, recursive=False, resolve=None):
+def content_paths(names, recursive=False, resolve=None, left_out=None):
     """The paths of the content images ``names`` (the command line's values) give, in order, each once: a plain
     name as ``resolve(name)`` gives it (default: as it is); a folder its files that are images by content, sorted
     (its subfolders' too with ``recursive``); a glob (``is_pattern``) the images it matches, sorted. ``NSTError``
-    for a glob or folder holding no image.
+    for a glob or folder holding no image. ``left_out``: a list that receives the folders' files that are not
+    images (hidden ones aside), in name order.
     """
     found = []
     for name in names:
         if os.path.isdir(name):
-            images = _folder_images(name, recursive)
+            images = _folder_images(name, recursive, left_out)
             if not images:
                 raise NSTError(f"--content_image_filename: {quoted(name)} holds no image")
             found.extend(images)
@@ -90,27 +91,18 @@ def _glob(pattern, recursive):
     return list(dict.fromkeys(found))
 
 
-def not_images(names, recursive=False):
-    """The files the folders among ``names`` hold (their subfolders' too with ``recursive``) that are not images
-    by content and so are left out, in name order; hidden files are not counted."""
-    found = []
-    for name in names:
-        if not os.path.isdir(name):
-            continue
-        for root, folders, files in os.walk(name):
-            folders.sort()
-            paths = [os.path.join(root, file) for file in sorted(files) if not file.startswith(".")]
-            found.extend(path for path in paths if not is_image_file(path))
-            if not recursive:
-                break
-    return found
-
-
-def _folder_images(folder, recursive):
+def _folder_images(folder, recursive, left_out=None):
+    """The image files of ``folder`` (and its subfolders' with ``recursive``) in name order; the other files, but
+    hidden ones, are appended to ``left_out`` when it is a list."""
     images = []
     for root, folders, files in os.walk(folder):
         folders.sort()
-        images.extend(os.path.join(root, name) for name in sorted(files) if is_image_file(os.path.join(root, name)))
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if is_image_file(path):
+                images.append(path)
+            elif left_out is not None and not name.startswith("."):
+                left_out.append(path)
         if not recursive:
             break
     return images

@@ -13,7 +13,7 @@ from ...plan.networks.network_registry import get_network
 from ...plan.optimizers import get_optimizer
 from ...ground.checks import check_whole
 from ...tensors.images import image_size, read_image
-from .content_inputs import content_paths, is_pattern, not_images, output_names
+from .content_inputs import content_paths, is_pattern, output_names
 from .manifest import MANIFEST, Manifest
 from .mask_files import regions
 from .many_job import ManyRequest
@@ -35,7 +35,9 @@ def wants(request):
 def prepare(request):
     """The ``ManyJob`` of a ``CommandRequest`` naming several content images; see ``prepare_many``."""
     args = request.args
-
+    left_out = []  # the named folders' files that are not images
+    resolve = functools.partial(resolve_image, option="content_image_filename")
+    contents = content_paths(args.content_image_filename, args.recursive, resolve, left_out=left_out)
     return prepare_many(
         ManyRequest(
             config=request.config,
@@ -43,9 +45,7 @@ def prepare(request):
             size=request.size,
             large=request.large,
             pooling=args.pooling,
-            contents=content_paths(
-                args.content_image_filename, args.recursive, lambda name: resolve_image(name, "content_image_filename")
-            ),
+            contents=contents,
             style_paths=request.style_paths,
             folder=output_place(request, several=True)[0],
             model=args.model,
@@ -55,7 +55,7 @@ def prepare(request):
             batch_size=args.batch_size,
             ray=_ray_options(args),
             log=log_options(args, request.given),
-            notes=_not_images_note(args),
+            notes=_not_images_note(left_out),
             regions=_regions(request),
         )
     )
@@ -67,9 +67,9 @@ def _regions(request):
     return asked if asked.options.given else None
 
 
-def _not_images_note(args):
-    """A note counting the files of the named folders that are not images (left out); none when all are."""
-    found = not_images(args.content_image_filename, args.recursive)
+def _not_images_note(found):
+    """A note counting (and naming the first of) ``found``, the files of the named folders that are not images
+    (left out); none when there are none."""
     if not found:
         return ()
     files = "1 file that is not an image" if len(found) == 1 else f"{len(found)} files that are not images"

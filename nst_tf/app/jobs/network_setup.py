@@ -36,8 +36,8 @@ def locate_weights(args, given, preset):
     args.model = find_weights(args.model, "model" in given)
     named = os.path.basename(args.model) in DOWNLOADS  # a file nst_tf downloads: the reader's line names how
     if "model" in given and not named and not args.download and not os.path.lexists(args.model):
-        choice = next((kind for name, (kind, _) in DOWNLOADS.items() if name == os.path.basename(preset.model)), None)
-        fetch = f", or fetch the preset's weights with: {download_command(choice)}" if choice else ""
+        choice = DOWNLOADS.get(os.path.basename(preset.model))
+        fetch = f", or fetch the preset's weights with: {download_command(choice[0])}" if choice else ""
         raise NSTError(
             f"--model: {quoted(args.model)}: file not found; check the path{fetch} (without --model they are "
             "looked for in pretrained-model/, then in NST_TF_HOME)"
