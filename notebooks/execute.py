@@ -38,6 +38,7 @@ NOTEBOOKS = [
     "Your_own_images.ipynb",
     "CS231n_style_transfer.ipynb",
     "Styles_by_region.ipynb",
+    "Fast_style_models.ipynb",
 ]
 
 #: A figure wider than this (pixels) is scaled down to it.

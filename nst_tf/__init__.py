@@ -3,7 +3,8 @@
 The course's graded functions and helpers (``compute_content_cost`` ... ``total_cost``, ``CONFIG``,
 ``load_vgg_model``), the objective (``StyleCost``) and the loop (``StyleTransfer``, ``stylize``), plus what the
 course leaves out: total variation, L-BFGS, colour preservation, several styles, large images
-(``TiledStyleCost``, ``CoarseToFine``) and Stanford CS231n's edition on ``SqueezeNet`` (``nst_tf.tensors.cs231n``).
+(``TiledStyleCost``, ``CoarseToFine``), Stanford CS231n's edition on ``SqueezeNet`` (``nst_tf.tensors.cs231n``) and
+trained fast style models (``load_fast_model``, ``stylize_fast``).
 
 Names are imported on first use, so that ``python -m nst_tf -h`` and input errors answer before TensorFlow loads.
 TensorFlow then loads through ``nst_tf.tensors.quiet``, without its C++ start-up lines (unless
@@ -83,6 +84,9 @@ _HOMES = {
     "Stylizer": "runs.many_images",
     "stylize_many": "runs.many_images",
     "stylize_video": "runs.video_frames",
+    "stylize_fast": "runs.fast_stylize",
+    "FastModel": "runs.fast_models",
+    "load_fast_model": "runs.fast_models",
     "weights_file_kind": "plan.weights.readers",
 }
 
@@ -94,6 +98,8 @@ __all__ = sorted(_HOMES)
 
 def _load(home):
     """The module ``home`` of nst_tf, imported now: plain deferred imports, which import-linter sees."""
+    if home.startswith("runs."):
+        return _load_run(home)
     if home == "app.notebook":
         from .app import notebook as module
     elif home == "ground.checks":
@@ -126,14 +132,6 @@ def _load(home):
         from .plan.weights import readers as module
     elif home == "plan.weights.squeezenet_reader":
         from .plan.weights import squeezenet_reader as module
-    elif home == "runs.coarse_to_fine":
-        from .runs import coarse_to_fine as module
-    elif home == "runs.many_images":
-        from .runs import many_images as module
-    elif home == "runs.presets":
-        from .runs import presets as module
-    elif home == "runs.video_frames":
-        from .runs import video_frames as module
     elif home == "tensors.colors":
         from .tensors import colors as module
     elif home == "tensors.costs":
@@ -148,6 +146,25 @@ def _load(home):
         from .tensors import squeezenet_module as module
     elif home == "tensors.vgg19_module":
         from .tensors import vgg19_module as module
+    else:
+        raise AssertionError(home)
+    return module
+
+
+def _load_run(home):
+    """The module ``home`` of ``nst_tf.runs``, imported now."""
+    if home == "runs.coarse_to_fine":
+        from .runs import coarse_to_fine as module
+    elif home == "runs.fast_models":
+        from .runs import fast_models as module
+    elif home == "runs.fast_stylize":
+        from .runs import fast_stylize as module
+    elif home == "runs.many_images":
+        from .runs import many_images as module
+    elif home == "runs.presets":
+        from .runs import presets as module
+    elif home == "runs.video_frames":
+        from .runs import video_frames as module
     else:
         raise AssertionError(home)
     return module

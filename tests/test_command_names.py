@@ -43,7 +43,7 @@ def _short(workspace, weights, *extra, epochs=4):
 def test_short_names_and_dashed_spellings_mean_the_course_options(short, long):
     parser = cli.build_parser()
     assert vars(parser.parse_args(short)) == vars(parser.parse_args(long))
-    assert cli._given(parser, short) == cli._given(parser, long)
+    assert cli.given_options(parser, short) == cli.given_options(parser, long)
 
 
 @pytest.mark.parametrize(

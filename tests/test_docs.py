@@ -93,13 +93,13 @@ def test_the_layout_names_the_layers_of_the_import_contract_and_every_module_of_
     contract = configparser.ConfigParser()
     contract.read(ROOT / "setup.cfg")
     layers = contract["importlinter:contract:layers"]["layers"].split()
-    entry_points = ("__main__", "download", "web")  # one row
+    entry_points = ("__main__", "download", "web", "train")  # one row
     layers = [layer for layer in layers if layer != "|" and layer not in entry_points]
     rows = [line for line in _section(ROOT / "docs" / "contributing.md", "## Layout").splitlines() if line[:2] == "| "]
     named = {re.split(r"(?<!\\)\|", row)[1].strip().strip("`"): re.split(r"(?<!\\)\|", row)[3] for row in rows[1:]}
     assert list(named) == ["entry points", *layers]
     folders = {layer: [ROOT / "nst_tf" / layer] for layer in layers}
-    folders["entry points"] = [ROOT / "nst_tf" / name for name in ("download", "web", "__main__.py")]
+    folders["entry points"] = [ROOT / "nst_tf" / name for name in ("download", "web", "train", "__main__.py")]
     for layer, cell in named.items():
         modules = {
             path.name for place in folders[layer] for path in ([place] if place.is_file() else place.rglob("*.py"))

@@ -51,6 +51,7 @@ COMPARISONS = {
     "Your_own_images.ipynb": 3,  # four alphas, each against the one before
     "CS231n_style_transfer.ipynb": 2,  # the Starry Night run and the feature inversion, each against its start
     "Styles_by_region.ipynb": 1,  # two masked styles against the same two without masks
+    "Fast_style_models.ipynb": 1,  # the trained network against an untrained one of the same shape
 }
 COMPARISON = re.compile(
     r"^comparison: (?P<what>.+): (?P<measure>[a-z ]+) (?P<before>\S+) -> (?P<after>\S+) \(\S+x\), "

@@ -32,7 +32,7 @@ from nst_tf.app.jobs import ray_engine
 from nst_tf.app.jobs.ray_engine import RayStylizer
 from nst_tf.plan.synthetic import write_vgg19_mat
 
-README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+MANY_IMAGES_PAGE = pathlib.Path(__file__).resolve().parent.parent / "docs" / "many-images.md"
 
 
 @pytest.fixture
@@ -148,7 +148,8 @@ def test_a_killed_worker_is_retried_and_each_image_is_saved_once(workspace, new_
 
 @pytest.mark.parametrize(
     "signum, status, words",
-    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],  # Ray sets its own SIGTERM
+    # SIGTERM, for which Ray sets a handler of its own (SIGINT's path is the local job's, tested there).
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)")],
 )
 def test_a_signal_ends_a_ray_job_promptly_and_the_same_command_does_the_rest(
     workspace, new_weights_file, photos, signum, status, words, tmp_path
@@ -355,12 +356,12 @@ def test_worker_results_keep_an_images_trailing_zero_bytes():
     assert column.dtype == object and column[0] == b"\x01\x00\x00"
 
 
-# The README's cluster how-to --------------------------------------------------------------------
+# The cluster how-to of docs/many-images.md --------------------------------------------------------------------
 
 
 def _cluster_block():
-    """The README's cluster commands: the head's ``ray start``, a worker node's, and the job's."""
-    blocks = re.findall(r"^```bash\n(.*?)^```$", README.read_text(), re.MULTILINE | re.DOTALL)
+    """The cluster commands of docs/many-images.md: the head's ``ray start``, a worker node's, and the job's."""
+    blocks = re.findall(r"^```bash\n(.*?)^```$", MANY_IMAGES_PAGE.read_text(), re.MULTILINE | re.DOTALL)
     block = next(b for b in blocks if "ray start --head" in b)
     return [shlex.split(line) for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
@@ -372,7 +373,7 @@ def _free_port():
 
 
 def _here(words, port):
-    """A README command on this machine: the head at 127.0.0.1 on a free port, Ray's CLI from this Python."""
+    """A documented command on this machine: the head at 127.0.0.1 on a free port, Ray's CLI from this Python."""
     words = [w.replace("HEAD_HOST", "127.0.0.1").replace("6379", str(port)) for w in words]
     if words[0] == "ray":
         return [os.path.join(os.path.dirname(sys.executable), "ray"), *words[1:], "--disable-usage-stats"]
@@ -382,7 +383,7 @@ def _here(words, port):
 
 @pytest.fixture
 def cluster_folder(tmp_path, noise_image):
-    """A folder as the README's job expects it: the default weights and style, and photos/ with two images."""
+    """A folder as the documented job expects it: the default weights and style, and photos/ with two images."""
     write_vgg19_mat(tmp_path / "pretrained-model" / "imagenet-vgg-verydeep-19.mat", width_divisor=16)
     noise_image(tmp_path / "images" / "style.jpg", 48, 64, 7)
     noise_image(tmp_path / "photos" / "a.png", 48, 64, 1)
@@ -390,7 +391,7 @@ def cluster_folder(tmp_path, noise_image):
     return tmp_path
 
 
-def test_the_readmes_cluster_commands_run_with_two_nodes_on_this_machine(cluster_folder):
+def test_the_documented_cluster_commands_run_with_two_nodes_on_this_machine(cluster_folder):
     head, worker, job = _cluster_block()
     port, before = _free_port(), {pid for pid, _ in _ray_processes()}
     # Ray's session folder (its sockets' paths must stay short) and one CPU per node, so the two

@@ -13,6 +13,7 @@ import os
 import re
 import runpy
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +23,14 @@ import numpy as np
 import pytest
 
 from nst_tf import download
-from nst_tf.app import cli
+from nst_tf.app import cli, train_cli
 from nst_tf.plan.clip import encode, probe
 from nst_tf.plan.config import KERAS_VGG_MODEL
+from nst_tf.plan.fast_model import FastModelDescription, TransformSpec
 from nst_tf.plan.synthetic import write_vgg19_h5, write_vgg19_mat
 from nst_tf.plan.weights.squeezenet_reader import write_squeezenet_weights
+from nst_tf.runs.fast_export import export_fast_model
+from nst_tf.runs.fast_models import new_fast_model, save_fast_model
 from nst_tf.runs.presets import SQUEEZENET_MODEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +47,8 @@ ITERATIONS = {"--scale_epochs": 2, "--first_frame_epochs": 2}
 #: With ``--scales N`` the sizes are capped at this first scale (its shorter side 48, above the networks'
 #: smallest input, for the 4:3 content image), doubled N - 1 times.
 FIRST_SCALE = 64
+#: Appended to the training command's runs: two steps of a tiny network on small crops.
+TRAIN_CHEAP = ("--iterations", "2", "--image_size", "32", "--batch_size", "1", "--width", "0.125", "--blocks", "1")
 
 
 def _name(page):
@@ -106,6 +112,13 @@ def assets(tmp_path_factory):
     (folder / "photos").mkdir()
     iio.imwrite(folder / "photos" / "a.jpg", content)
     iio.imwrite(folder / "photos" / "b.png", content[::-1])
+    # The fast models the pages stylize with (fresh weights: stylizing takes any), of one style (exported, as
+    # the training leaves it) and of two.
+    for name, styles in (("model", ("style.jpg",)), ("two", ("style.jpg", "my_painting.jpg"))):
+        fast = new_fast_model(FastModelDescription(TransformSpec(width=0.125, blocks=1, styles=len(styles)), styles))
+        save_fast_model(folder / name, fast)
+        if name == "model":
+            export_fast_model(fast, folder / name)
     # CS231n's edition: SqueezeNet's weights and the assignment's image names (users place their own).
     write_squeezenet_weights(folder / SQUEEZENET_MODEL)
     for name in ("tubingen.jpg", "composition_vii.jpg", "the_scream.jpg", "starry_night.jpg"):
@@ -211,7 +224,8 @@ def _command(words, scratch, capsys):
     if "-h" in words:
         assert cli.main(words[3:]) == 0 and "usage:" in capsys.readouterr().out
         return
-    assert cli.main(_cheap(words[3:])) == 0, capsys.readouterr().err
+    # A fast model refuses the optimization's options, and takes no iterations to shorten.
+    assert cli.main(words[3:] if "--fast_model" in words else _cheap(words[3:])) == 0, capsys.readouterr().err
     args = cli.build_parser().parse_args(words[3:])  # the page's own spelling: -c, --content, -o, ...
     content = args.content_image_filename[0]
     named_file = args.output is not None and os.path.splitext(args.output)[1] and not args.output.endswith("/")
@@ -227,6 +241,16 @@ def _command(words, scratch, capsys):
     else:
         assert (output / "generated_image.jpg").is_file()
     assert args.log_dir is None or list((scratch / args.log_dir).rglob("events.out.tfevents.*"))
+
+
+def _train(words, scratch, capsys):
+    """The training command runs, two steps of a tiny network, and leaves the model and its exports in its
+    --output_dir (which the assets hold ready-made for the pages' stylizing commands: removed first)."""
+    output = scratch / words[words.index("--output_dir") + 1]
+    shutil.rmtree(output, ignore_errors=True)
+    assert train_cli.main([*words[3:], *TRAIN_CHEAP]) == 0, capsys.readouterr().err
+    for name in ("fast_model.json", "weights.weights.h5", "saved_model/saved_model.pb", "model.tflite"):
+        assert (output / name).is_file(), name
 
 
 def _tensorboard(words):
@@ -251,6 +275,8 @@ def test_command_block_runs(words, scratch, capsys):
         _cluster(words)
     elif words[0] == "python" and words[1:3] == ["-m", "nst_tf"]:
         _command(words, scratch, capsys)
+    elif words[0] == "python" and words[1:3] == ["-m", "nst_tf.train"]:
+        _train(words, scratch, capsys)
     elif words[0] == "python" and words[1:3] == ["-m", "nst_tf.download"]:
         _download(words)
     elif words[0] == "python" and words[1:3] == ["-m", "nst_tf.web"]:

@@ -20,9 +20,11 @@ from ..plan.networks.network_registry import NETWORKS
 from ..ground.checks import MAX_SIDE, short_repr
 from ..plan.region_options import RegionOptions
 from ..plan.video_options import VideoOptions
+from ..runs.fast_stylize import FastOptions
 from ..runs.presets import PRESETS
 from ..tensors.images import ImageSize
-from .jobs.kinds import job_kind
+from .jobs.fast_setup import fast_request
+from .jobs.kinds import fast_job_kind, job_kind
 from .jobs.network_setup import locate_weights, prepare_with_weights, refuse_layers_of_another_network
 from .jobs.outputs import FINAL_IMAGE
 from .jobs.request import IMAGES_DIR, CommandRequest, resolve_image
@@ -118,6 +120,7 @@ EXAMPLES = f"""examples:
   {PROG} -c photo.jpg -s a.jpg b.jpg -n 100             two styles blended, 100 iterations
   {PROG} --alpha 10 --beta 40                           the course's run on the course's images
   {PROG} --preset cs231n_starry_night                   CS231n's edition (SqueezeNet)
+  {PROG} --fast_model model/ -c photo.jpg -o out.jpg    one pass of a trained fast style model
 
 Standard output carries the course's lines (the costs every --print_every iterations) and, last, one summary
 line: the iterations, the time, the last iteration's costs by term and their total, and the file saved.
@@ -180,7 +183,7 @@ MAX_WHOLE = min(MAX_ITERATIONS, MAX_SIDE)
 _UNBOUNDED = {"seed"}
 
 
-def _typed(convert):
+def typed_option(convert):
     """An argparse type whose NSTError becomes argparse's own message."""
 
     def parse(text):
@@ -204,7 +207,7 @@ def _bounded_int(text):
 _bounded_int.__name__ = "int"  # argparse names the type in "invalid int value: 'many'"
 
 
-def _default_text(default):
+def default_text(default):
     """The " (default: ...)" a help text ends with, as the option is written; empty for None and False."""
     if default is None or default is False or default == ():
         return ""
@@ -238,12 +241,12 @@ def build_parser(preset=None):
     files = parser.add_argument_group("files")
     for name, spec in FILE_OPTIONS.items():
         spec = dict(spec, default=values.get(name, spec["default"]))
-        text = spec.pop("help") + _default_text(spec["default"])
+        text = spec.pop("help") + default_text(spec["default"])
         files.add_argument(*ALIASES.get(name, ()), f"--{name}", dest=name, help=text.replace("%", "%%"), **spec)
     many = parser.add_argument_group("several content images")
     for name, spec in MANY_OPTIONS.items():
         spec = dict(spec)
-        text = spec.pop("help") + _default_text(spec.get("default"))
+        text = spec.pop("help") + default_text(spec.get("default"))
         many.add_argument(f"--{name}", help=text, **spec)
     for title, defaults in (
         ("image size", preset.size),
@@ -251,17 +254,18 @@ def build_parser(preset=None):
         ("large images", preset.large),
         ("video (a video file as the content)", VideoOptions()),
         ("styles by region (Gatys et al. 2017)", RegionOptions()),
+        ("fast style models (Johnson et al. 2016)", FastOptions()),
     ):
         cls = type(defaults)
         group = parser.add_argument_group(title)
         for field in dataclasses.fields(cls):
             spec = dict(field.metadata)
             default = getattr(defaults, field.name)
-            text = spec.pop("help") + _default_text(default)
+            text = spec.pop("help") + default_text(default)
             if "action" not in spec:
                 convert = spec.get("type") or (str if default is None else type(default))
                 bounded = convert is int and field.name not in _UNBOUNDED
-                spec["type"] = _typed(_bounded_int if bounded else convert)
+                spec["type"] = typed_option(_bounded_int if bounded else convert)
             flags = (*ALIASES.get(field.name, ()), f"--{field.name}")
             group.add_argument(*flags, dest=field.name, default=default, help=text.replace("%", "%%"), **spec)
     return parser
@@ -283,7 +287,7 @@ def _overriding_the_preset(args, preset, given):
         args.style_size = None
 
 
-def _given(parser, argv):
+def given_options(parser, argv):
     """The options written in ``argv``, by name (``--max_size 9``, ``--max-size=9``, ``-n 9`` and ``-n9`` alike)."""
     actions, given = parser._option_string_actions, set()
     for word in parser.respelled(argv):
@@ -299,6 +303,10 @@ def _validated(args, preset, given=frozenset(), fetch_weights=None):
     """``(kinds.JobKind, its prepared job)`` of the parsed ``args`` (parsed with ``preset``; ``given``: the
     options written), everything checked before anything is created; ``NSTError`` for anything wrong.
     ``fetch_weights``: what fetches missing weights with ``--download`` (``network_setup.prepare_with_weights``)."""
+    if args.fast_model is not None:
+        return _fast_validated(args, given)
+    if args.fast_style is not None:
+        raise NSTError("--fast_style picks one of a fast model's styles; give the model with --fast_model DIR")
     _overriding_the_preset(args, preset, set(given))
     refuse_layers_of_another_network(args, preset)
     locate_weights(args, given, preset)
@@ -312,6 +320,38 @@ def _validated(args, preset, given=frozenset(), fetch_weights=None):
     request = CommandRequest(args, preset, frozenset(given), config, size, large, style_paths)
     kind = job_kind(request)
     return kind, prepare_with_weights(kind, request, fetch_weights)
+
+
+#: The options a ``--fast_model`` run takes: the files, the longer side, tiles and the many-image engine.
+FAST_MODEL_OPTIONS = frozenset(
+    {
+        *(field.name for field in dataclasses.fields(FastOptions)),
+        *("content_image_filename", "output", "output_dir", "max_size", "max_memory", "tile_size"),
+        *("recursive", "on_error", "engine", "workers", "ray_address"),
+    }
+)
+
+
+def _fast_validated(args, given):
+    """``(kinds.JobKind, its prepared job)`` of a command line naming ``--fast_model``; ``NSTError`` for a style
+    image (the model carries its styles) or another option of the optimization given, and as the kind's prepare."""
+    if "style_image_filename" in given:
+        raise NSTError(
+            "-s/--style_image_filename: a fast model carries its styles; leave it out (--fast_style picks or blends "
+            "the model's)"
+        )
+    unused = sorted(set(given) - FAST_MODEL_OPTIONS)
+    if unused:
+        spelled = ["/".join([f"--{name}", *(a for a in ALIASES.get(name, ()) if a[:2] == "--")]) for name in unused]
+        flags = ", ".join(spelled)
+        were, it = ("is", "it") if len(unused) == 1 else ("are", "them")
+        raise NSTError(
+            f"{flags} {were} not used with --fast_model: the trained network stylizes in one pass (no optimization, "
+            f"no VGG weights); leave {it} out, or drop --fast_model to optimize"
+        )
+    request = fast_request(args, given)
+    kind = fast_job_kind(request)
+    return kind, kind.prepare(request)
 
 
 def _chosen_preset(argv):
@@ -331,7 +371,7 @@ def main(argv=None, fetch_weights=None):
             preset = _chosen_preset(argv)
             parser = build_parser(preset)
             args = parser.parse_args(argv)
-            kind, job = _validated(args, preset, _given(parser, argv), fetch_weights)
+            kind, job = _validated(args, preset, given_options(parser, argv), fetch_weights)
             return kind.run(job, sys.stdout, sys.stderr, stop)
     except NSTError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")

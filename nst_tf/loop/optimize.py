@@ -22,14 +22,41 @@ from .optimizer_makers import make_optimizer
 from .progress import Progress, Tick
 
 
-def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False, clamp=None):
+class IterateAverage(tf.Module):
+    """An exponential moving average of the iterates with ``decay``, bias-corrected: after t updates with
+    images x_1 .. x_t, ``value()`` is sum_i (1 - d) d^(t-i) x_i / (1 - d^t) (the image itself before any)."""
+
+    def __init__(self, image, decay, name="iterate_average"):
+        super().__init__(name=name)
+        self.decay = float(decay)
+        self._image = image
+        with self.name_scope:
+            self._sum = tf.Variable(tf.zeros_like(image), trainable=False, name="weighted_sum")
+            self._weight = tf.Variable(0.0, trainable=False, name="weight")  # 1 - d^t
+
+    def update(self):
+        """Takes the image as it is now into the average."""
+        self._sum.assign(self.decay * self._sum + (1.0 - self.decay) * self._image)
+        self._weight.assign(self.decay * self._weight + (1.0 - self.decay))
+
+    def value(self):
+        """The bias-corrected average, the image's shape; the image itself before the first update."""
+        return tf.cond(self._weight > 0, lambda: self._sum / tf.maximum(self._weight, 1e-30), lambda: self._image + 0)
+
+    def reset(self):
+        self._sum.assign(tf.zeros_like(self._sum))
+        self._weight.assign(0.0)
+
+
+def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_compile=False, clamp=None, average=None):
     """Builds ``run_steps(n) -> steps_done_now``, a ``tf.function`` traced once.
 
     Each step clamps the image to ``clamp`` (``(low, high, until)``: before iterations below ``until``,
     every one when None; CS231n clamps before its steps), takes ``objective.value_and_gradient``,
-    copies the image to ``last_finite``, applies one optimizer update, ``objective.constrain``s it and
-    counts it in ``steps_done``. A NaN or infinite total cost or gradient stops the loop before its
-    update, so a return value below ``n`` reports it.
+    copies the image to ``last_finite``, applies one optimizer update, ``objective.constrain``s it,
+    takes it into ``average`` (an ``IterateAverage``, or None) and counts it in ``steps_done``. A NaN or
+    infinite total cost or gradient stops the loop before its update, so a return value below ``n``
+    reports it.
     """
 
     def clamped():
@@ -53,6 +80,8 @@ def make_train_loop(objective, image, optimizer, last_finite, steps_done, jit_co
             last_finite.assign(image)
             optimizer.apply_gradients([(gradient, image)])
             objective.constrain(image)
+            if average is not None:
+                average.update()
             steps_done.assign_add(1)
             done += 1
         return done
@@ -103,8 +132,17 @@ class StyleTransfer:
         self._optimizer_start = [v.numpy() if v.shape.rank == 0 else None for v in self.optimizer.variables]
         self._costs = None  # traced on the first costs() call
         clamp = None if config.clamp is None else (*config.clamp, config.clamp_until)
+        # With config.average, what the run reports and hands on is the average of its iterates.
+        self._average = IterateAverage(self.image, config.average) if config.average else None
         self._run_steps = make_train_loop(
-            objective, self.image, self.optimizer, self._last_finite, self._steps_done, config.jit_compile, clamp
+            objective,
+            self.image,
+            self.optimizer,
+            self._last_finite,
+            self._steps_done,
+            config.jit_compile,
+            clamp,
+            self._average,
         )
         self._step_seconds = None
 
@@ -125,8 +163,27 @@ class StyleTransfer:
         self.image.assign(initial_image)
         self._last_finite.assign(initial_image)
         self._steps_done.assign(0)
+        if self._average is not None:
+            self._average.reset()
         for variable, start in zip(self.optimizer.variables, self._optimizer_start):
             variable.assign(start if start is not None else tf.zeros_like(variable))
+
+    def optimizer_state(self):
+        """The optimizer's state now, as arrays in ``optimizer.variables``' order (``take_state``'s argument)."""
+        return [variable.numpy() for variable in self.optimizer.variables]
+
+    def take_state(self, state):
+        """Continues from ``state`` (``optimizer_state()`` of a run of the same optimizer on a smaller or larger
+        image) at this size: the image-sized state (Adam's moments) resized to this image (bilinear, which keeps
+        second moments at least 0), the rest (the step count) as it is, as style-transfer-pytorch carries Adam
+        across scales. ``NSTError`` for an optimizer whose state is not image-sized (L-BFGS's history)."""
+        get_optimizer(self.config.optimizer).check_averaging("carrying the optimizer's state to the next scale")
+        height, width = self.image.shape[1:3]
+        for mine, theirs in zip(self.optimizer.variables, state):
+            if mine.shape.rank == 4:
+                mine.assign(tf.image.resize(theirs, (height, width), method="bilinear"))
+            elif mine.shape == theirs.shape:
+                mine.assign(theirs)
 
     def _initial(self, image):
         """``image`` (default ``start_image``) as a float32 batch; ``NSTError`` unless of the content's shape."""
@@ -142,16 +199,23 @@ class StyleTransfer:
         """Number of iterations done so far."""
         return int(self._steps_done.numpy())
 
+    def result(self):
+        """The run's image now, as optimized (not presented): the image variable's value, or with
+        ``config.average`` the average of the iterates; a float32 array of the content's shape."""
+        return self.image.numpy() if self._average is None else self._average.value().numpy()
+
     def current_image(self):
-        """The generated image now, as the objective presents it: normalized, shape (1, H, W, 3)."""
-        return self.objective.present(self.image.numpy())
+        """The generated image now (``result()``), as the objective presents it: normalized, shape (1, H, W, 3)."""
+        return self.objective.present(self.result())
 
     def costs(self):
         """The current image's costs by name, ``{"total": J, term name: value}``, as floats (for a batch,
         arrays of each image's)."""
         if self._costs is None:
             # Traced once per run, explicitly (see step()).
-            self._costs = tf.function(lambda: self.objective(self.image)).get_concrete_function()
+            shown = self.image if self._average is None else self._average.value
+            self._costs = tf.function(lambda: self.objective(shown() if callable(shown) else shown))
+            self._costs = self._costs.get_concrete_function()
         if self.batched:
             return {name: np.asarray(c, np.float64) for name, c in self._costs().items()}  # each image's
         return {name: float(c) for name, c in self._costs().items()}

@@ -7,7 +7,12 @@ from .lbfgs import LBFGS
 
 #: Optimizer name -> ``make(config)``, the optimizer with the config's settings.
 MAKERS = {
-    "adam": lambda config: tf.keras.optimizers.Adam(learning_rate=learning_rate(config), epsilon=config.adam_epsilon),
+    "adam": lambda config: tf.keras.optimizers.Adam(
+        learning_rate=learning_rate(config),
+        beta_1=config.adam_beta_1,
+        beta_2=config.adam_beta_2,
+        epsilon=config.adam_epsilon,
+    ),
     "lbfgs": lambda config: LBFGS(history_size=config.lbfgs_history),
 }
 

@@ -143,6 +143,14 @@ class StyleTransferConfig:
     adam_epsilon: float = option(
         1e-8, "Adam's epsilon: 1e-8 is TF1's AdamOptimizer (the first edition), 1e-7 Keras' (the second)", metavar="X"
     )
+    adam_beta_1: float = option(0.9, "Adam's decay of its first moment (the TensorFlow tutorial's: 0.99)", metavar="X")
+    adam_beta_2: float = option(0.999, "Adam's decay of its second moment", metavar="X")
+    average: float = option(
+        0.0,
+        "Adam only: report, save and hand to the next scale an exponential moving average of the iterates with "
+        "this decay (e.g. 0.99; bias-corrected), not the last iterate; 0: off (the course)",
+        metavar="DECAY",
+    )
     alpha: float = option(10.0, "weight of the content cost", metavar="X")
     beta: float = option(40.0, "weight of the style cost", metavar="X")
     noise_ratio: float = option(CONFIG.NOISE_RATIO, "share of uniform noise in the initial image", metavar="X")
@@ -242,6 +250,12 @@ class StyleTransferConfig:
             _check_number(name, getattr(self, name), positive=name in ("learning_rate", "adam_epsilon"))
         if self.noise_ratio > 1:
             raise NSTError(f"noise_ratio must be between 0 and 1; got {self.noise_ratio!r}")
+        for name in ("adam_beta_1", "adam_beta_2", "average"):
+            _check_number(name, getattr(self, name))
+            if getattr(self, name) >= 1:
+                raise NSTError(f"{name} must be at least 0 and below 1; got {getattr(self, name)!r}")
+        if self.average:
+            get_optimizer(self.optimizer).check_averaging("average")
         for name in ("jit_compile", "clip"):
             if not isinstance(getattr(self, name), bool):
                 raise NSTError(f"{name} must be True or False; got {getattr(self, name)!r}")

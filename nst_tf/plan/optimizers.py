@@ -12,13 +12,15 @@ from ..ground.errors import NSTError
 class Optimizer:
     """What an optimizer supports and needs. ``name``: its ``--optimizer`` name; ``title``: how messages name it;
     ``batches``: whether it takes a batch of images; ``schedules``: whether it takes a learning rate and its steps;
-    ``history_rows`` per curvature pair kept and ``fixed_rows``: float32 image-sized rows of state beyond the
-    memory model's image-sized figures; ``why_no_batches``: the refusal's reason."""
+    ``averages``: whether its iterates may be averaged (``StyleTransferConfig.average``); ``history_rows`` per
+    curvature pair kept and ``fixed_rows``: float32 image-sized rows of state beyond the memory model's image-sized
+    figures; ``why_no_batches``: the refusal's reason."""
 
     name: str
     title: str
     batches: bool
     schedules: bool
+    averages: bool = False
     history_rows: int = 0
     fixed_rows: int = 0
     why_no_batches: str = ""
@@ -38,10 +40,15 @@ class Optimizer:
         if not self.schedules:
             raise NSTError(f"{what}: only Adam has a learning rate ({self.title} searches its step length)")
 
+    def check_averaging(self, what):
+        """Raises ``NSTError`` naming ``what`` unless its iterates may be averaged."""
+        if not self.averages:
+            raise NSTError(f"{what}: only Adam's iterates are averaged ({self.title} searches along each direction)")
+
 
 #: Optimizer name -> what it supports; the first is the default.
 OPTIMIZERS = {
-    "adam": Optimizer("adam", "Adam", batches=True, schedules=True),
+    "adam": Optimizer("adam", "Adam", batches=True, schedules=True, averages=True),
     "lbfgs": Optimizer(
         "lbfgs",
         "L-BFGS",

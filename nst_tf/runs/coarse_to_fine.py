@@ -11,6 +11,7 @@ from ..loop.optimize import Progress, StyleTransfer, Tick
 from ..objective.whole import StyleCost
 from ..plan.config import StyleTransferConfig
 from ..plan.masks import GuidedContent, GuidedStyle
+from ..plan.optimizers import get_optimizer
 from ..plan.large_options import MAX_ITERATIONS, check_style_scale, style_target
 from ..ground.checks import MAX_SIDE, check_whole, short_repr
 from ..tensors.images import FITS, fit_image, fit_style, reshape_and_normalize_image
@@ -75,9 +76,11 @@ class CoarseToFine:
     ``content_pixels``, ``style_pixels``: 8-bit RGB (h, w, 3) images (one style or a list), fitted by ``fit`` to
     each of ``sizes`` ((height, width), smallest first), the styles to ``style_scale`` of it or to the shorter side
     ``style_size`` (CS231n's). ``config.epochs`` iterations run at the last size, ``scale_epochs`` (default the
-    same) at the others, the first from the course's noise. ``make_objective(model, content, styles, config,
-    size=(height, width))`` builds each size's objective (default ``StyleCost``). A style may be a ``GuidedStyle``
-    of pixels and the content a ``GuidedContent``: their masks go with the images fitted to each size.
+    same) at the others, the first from the course's noise. With ``carry_state`` (Adam only), each size starts
+    with the last one's moments resized and its step count (``StyleTransfer.take_state``).
+    ``make_objective(model, content, styles, config, size=(height, width))`` builds each size's objective
+    (default ``StyleCost``). A style may be a ``GuidedStyle`` of pixels and the content a ``GuidedContent``: their
+    masks go with the images fitted to each size.
     ``NSTError`` for a bad argument (a style size the network cannot take too).
     """
 
@@ -93,6 +96,7 @@ class CoarseToFine:
         make_objective=None,
         fit="crop",
         style_size=None,
+        carry_state=False,
     ):
         self.model = model
         self.config = StyleTransferConfig() if config is None else config
@@ -125,6 +129,9 @@ class CoarseToFine:
         if not isinstance(fit, str) or fit not in FITS:
             raise NSTError(f"fit must be one of {', '.join(FITS)}; got {short_repr(fit)}")
         self.fit = fit
+        self.carry_state = bool(carry_state)
+        if self.carry_state:
+            get_optimizer(self.config.optimizer).check_averaging("carry_state")
         self.transfer = None
         self.scale = 0
         self._done_before = 0
@@ -163,11 +170,12 @@ class CoarseToFine:
 
     def run(self, ticks=False):
         """Runs every size in turn, yielding ``ScaleProgress``; see ``StyleTransfer.run`` for ``ticks`` and errors."""
-        previous = None
+        previous = state = None
         for index, ((height, width), config) in enumerate(zip(self.sizes, self._configs)):
             if self.transfer is not None:
                 self._done_before += self.transfer.iteration
-                previous = self.transfer.image.numpy()
+                previous = self.transfer.result()  # with config.average, the average
+                state = self.transfer.optimizer_state() if self.carry_state else None
                 self._finished_image = self.transfer.current_image()
                 # The finished size's network state is dropped before the next is built.
                 self.transfer = None
@@ -178,5 +186,7 @@ class CoarseToFine:
             initial = None if previous is None else upsample(previous, height, width)
             self.scale = index + 1
             self.transfer = StyleTransfer(objective, config, initial)
+            if state is not None:
+                self.transfer.take_state(state)
             for item in self.transfer.run(ticks=ticks):
                 yield ScaleProgress(self.scale, len(self.sizes), height, width, item)

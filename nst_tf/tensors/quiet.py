@@ -8,6 +8,7 @@ Jupyter kernel forwards to the cell. A ``TF_CPP_MIN_LOG_LEVEL`` of 0 or 1 set be
 for them: then nothing is hidden. Unset, ``import nst_tf`` has made it 2 (INFO and WARNING off, errors kept).
 """
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -40,18 +41,33 @@ def _start():
 
 
 def _start_hidden(err):
-    """``_start()`` with file descriptor 2 sent to a temporary file, written to ``err`` if it fails."""
+    """``_start()`` with file descriptor 2 hidden (``descriptor_2_hidden``), its lines written to ``err`` if it
+    fails."""
+    lines = b""
+    try:
+        with descriptor_2_hidden() as captured:
+            try:
+                return _start()
+            except Exception:
+                captured.seek(0)
+                lines = captured.read()
+                raise
+    except Exception:
+        err.write(lines.decode(errors="replace"))  # file descriptor 2 restored by now
+        raise
+
+
+@contextlib.contextmanager
+def descriptor_2_hidden():
+    """File descriptor 2 sent to a temporary file while the block runs (TensorFlow's C++ lines go there
+    directly, past ``sys.stderr``); yields that file, readable until the block ends. Other threads' writes to
+    file descriptor 2 go there too meanwhile."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            return _start()
-        except Exception:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            err.write(captured.read().decode(errors="replace"))
-            raise
+            yield captured
         finally:
             os.dup2(saved, 2)
             os.close(saved)

@@ -3,12 +3,13 @@
 A kind has ``wants(request) -> bool`` (asked in ``JOB_KINDS``' order; the first that wants a
 ``request.CommandRequest`` takes it), ``prepare(request) -> job`` (everything checked, nothing created,
 TensorFlow not loaded; a one-line ``NSTError`` for anything wrong) and ``run(job, out, err, stop) -> status``
-(starting with ``build.start_up``).
+(starting with ``build.start_up``, or ``fast_job.start_fast`` for a fast model's).
 """
 
 import dataclasses
 
-from . import many_setup, single, video_setup
+from . import fast_setup, many_setup, single, video_setup
+from .fast_job import run_fast_many, run_fast_single, run_fast_video
 from .many_job import run_many
 from .video_job import run_video
 
@@ -34,3 +35,16 @@ JOB_KINDS = (
 def job_kind(request):
     """The first kind in ``JOB_KINDS`` that wants ``request``."""
     return next(kind for kind in JOB_KINDS if kind.wants(request))
+
+
+#: The kinds of a ``--fast_model`` command line (a ``fast_setup.FastRequest``), asked in the same order.
+FAST_JOB_KINDS = (
+    JobKind("fast_many", many_setup.wants, fast_setup.prepare_many, run_fast_many),
+    JobKind("fast_video", video_setup.wants, fast_setup.prepare_video, run_fast_video),
+    JobKind("fast_single", single.wants, fast_setup.prepare_single, run_fast_single),
+)
+
+
+def fast_job_kind(request):
+    """The first kind in ``FAST_JOB_KINDS`` that wants ``request``."""
+    return next(kind for kind in FAST_JOB_KINDS if kind.wants(request))

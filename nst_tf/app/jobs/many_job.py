@@ -21,9 +21,11 @@ from .many_parts import groups, guided_objective, member_seed, report_name, resu
 from .run_log import RunLogs
 
 
-def run_many(job, out, err, stop):
+def run_many(job, out, err, stop, local=None, actor=None):
     """Runs ``job``; returns the exit status (``statuses.EXIT_STATUSES``). Raises ``NSTError`` when the output
-    folder or its manifest cannot be written, ``Stopped`` for a signal before the first image started."""
+    folder or its manifest cannot be written, ``Stopped`` for a signal before the first image started.
+    ``local(job, out, err, stop)``: what stylizes the members on this process (default: the optimization);
+    ``actor``: the Ray Data actor class of ``--engine ray`` (default: ``ray_engine.RayStylizer``)."""
     for note in job.notes:
         err.write(f"{PROG}: note: {note}\n")
     if not job.members:
@@ -37,8 +39,8 @@ def run_many(job, out, err, stop):
             if job.ray is not None:
                 from .ray_engine import run_on_ray
 
-                return run_on_ray(job, out, err, stop)
-            return _run(job, out, err, stop)
+                return run_on_ray(job, out, err, stop, actor)
+            return (local or _run)(job, out, err, stop)
     finally:
         if created:  # a job stopped or failed before it saved anything leaves no empty folder behind
             job.outputs.remove_if_empty()

@@ -53,9 +53,9 @@ def prepare(request):
             reports=args.reports,
             skip_errors=args.on_error == "skip",
             batch_size=args.batch_size,
-            ray=_ray_options(args),
+            ray=ray_options(args),
             log=log_options(args, request.given),
-            notes=_not_images_note(left_out),
+            notes=not_images_note(left_out),
             regions=_regions(request),
         )
     )
@@ -67,7 +67,7 @@ def _regions(request):
     return asked if asked.options.given else None
 
 
-def _not_images_note(found):
+def not_images_note(found):
     """A note counting (and naming the first of) ``found``, the files of the named folders that are not images
     (left out); none when there are none."""
     if not found:
@@ -77,7 +77,7 @@ def _not_images_note(found):
     return (f"the content folders hold {files} ({shown}); left out",)
 
 
-def _ray_options(args):
+def ray_options(args):
     """The ``RayOptions`` of ``--engine ray`` (None for the local engine), checked."""
     from .ray_engine import RayOptions, check_available
 
@@ -116,7 +116,7 @@ def prepare_many(request):
     manifest = Manifest(request.folder, _settings(request))
     manifest.load()
     notes, shapes = list(request.notes), {}
-    for path in _not_results(request, manifest):
+    for path in not_results(request, manifest):
         try:
             shapes[path] = _checked_content(path, request)
         except NSTError as error:
@@ -157,7 +157,7 @@ def prepare_many(request):
     )
 
 
-def _not_results(request, manifest):
+def not_results(request, manifest):
     """The content paths, less this job's own results (an output folder inside what the inputs name)."""
     folder, recorded = os.path.realpath(request.folder), manifest.outputs
     return [
@@ -201,7 +201,7 @@ def _members(request, shapes, manifest, notes):
             member = dict(index=index, path=os.path.abspath(path), size=size, styles=styles, digest=digest)
             everything.append(Member(name=next(names), **member))
     inputs = identities([*(request.contents[index] for index in indices), *request.style_paths, request.model])
-    _check_names(request, everything, manifest, inputs)
+    check_names(request, everything, manifest, inputs)
     if request.reports:
         _check_reports(request, everything, inputs, notes)
     todo = [m for m in everything if not manifest.done(m.path, m.name, m.digest)]  # done: its file is there
@@ -215,7 +215,7 @@ def _members(request, shapes, manifest, notes):
     return todo
 
 
-def _check_names(request, members, manifest, inputs):
+def check_names(request, members, manifest, inputs):
     """Refuses output names held by a link, a folder, an input (``inputs``: ``{identity: path}``), or a file
     this job did not make."""
     names = {member.name for member in members}

@@ -48,8 +48,9 @@ def check_available():
         raise NSTError('--engine ray needs Ray Data: pip install "nst_tf[ray]" (or pip install "ray[data]")')
 
 
-def run_on_ray(job, out, err, stop):
-    """Runs ``job`` (a ``ManyJob`` whose ``ray`` is set) on Ray; returns the exit status. Raises ``NSTError``
+def run_on_ray(job, out, err, stop, actor=None):
+    """Runs ``job`` (a ``ManyJob`` whose ``ray`` is set) on Ray, each batch stylized by an ``actor`` (a class
+    called as ``RayStylizer`` is; default: it); returns the exit status. Raises ``NSTError``
     when Ray cannot start or reach the cluster or a worker failed in a way Ray does not retry, ``Stopped``
     for a signal before Ray started."""
     from .ledger import Ledger
@@ -74,8 +75,12 @@ def run_on_ray(job, out, err, stop):
                 stop.claim()
                 return ledger.stopped(128 + stopped.signum)
             ours = _descendants(os.getpid())  # a local Ray's processes: its agents outlive a raylet that is killed
+
+            def work():
+                _collect(_results(_dataset(ray, job, actor), log, stop), job, ledger)
+
             try:
-                return ledger.follow(lambda: _collect(_results(_dataset(ray, job), log, stop), job, ledger), stop)
+                return ledger.follow(work, stop)
             finally:
                 if folder is None:
                     with contextlib.suppress(Exception):
@@ -312,8 +317,9 @@ def local_cpus():
         return os.cpu_count() or 1
 
 
-def _dataset(ray, job):
-    """The members' row numbers mapped by a pool of ``RayStylizer`` actors sized to the cluster."""
+def _dataset(ray, job, actor=None):
+    """The members' row numbers mapped by a pool of ``actor`` (default ``RayStylizer``) actors sized to the
+    cluster."""
     resources = ray.cluster_resources()
     # No more actors than batches: an actor holds a network (hundreds of MB) even with nothing to do.
     workers = min(job.ray.workers, -(-len(job.members) // job.batch_size))
@@ -326,7 +332,7 @@ def _dataset(ray, job):
     pool = dict(compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus, num_gpus=gpus)
     # The job (its weights too) goes to each actor once.
     batches = dict(fn_constructor_args=(job, max(1, int(cpus))), batch_size=job.batch_size, batch_format="numpy")
-    return rows.map_batches(RayStylizer, **batches, **pool)
+    return rows.map_batches(actor or RayStylizer, **batches, **pool)
 
 
 def _results(dataset, log, stop):

@@ -66,13 +66,14 @@ class VideoJob:
     regions: object = None  # styles by region (``mask_files.Regions``): one set of masks for every frame
 
 
-def run_video(job, out, err, stop):
+def run_video(job, out, err, stop, run_type=None):
     """Runs ``job``; returns the exit status. ``NSTError`` where the output folder cannot be written or the video
-    cannot be decoded or encoded; ``Stopped`` for a signal before the first frame."""
+    cannot be decoded or encoded; ``Stopped`` for a signal before the first frame. ``run_type``: what stylizes
+    the frames, a ``VideoRun`` subclass (default: it, the optimization)."""
     created = _make_folders(job)  # first: a folder that cannot be made is the one line said
     for note in job.notes:
         err.write(f"{PROG}: note: {note}\n")
-    run = _VideoRun(job, out, err)
+    run = (run_type or VideoRun)(job, out, err)
     stop.cleanups.append(functools.partial(_remove_empty, created))
     stop.cleanups.append(end_ffmpeg)  # ffmpeg runs in a session of its own: a stop at once must end it
     try:
@@ -118,7 +119,7 @@ def _make_folders(job):
     return created
 
 
-class _VideoRun:
+class VideoRun:
     """The frames stylized in this process, then the video encoded."""
 
     def __init__(self, job, out, err):

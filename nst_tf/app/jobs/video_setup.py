@@ -43,10 +43,10 @@ def prepare(request):
     log = log_options(args, request.given)
     clip = probe(path)
     size = frame_size(request.size, request.given & {"width", "height", "max_size"}, clip.size[::-1])
-    folder, frames_folder, output = _places(path, *_video_output(request))
+    folder, frames_folder, output = places(path, *video_output(request))
     manifest = Manifest(frames_folder, _settings(request, options, path, clip, size))
     manifest.load()
-    done, notes = _done(manifest, clip, frames_folder, output, size)
+    done, notes = frames_done(manifest, clip, frames_folder, output, size)
     # The memory check first, from the style images' headers: the styles are then fitted to frames
     # of a size known to fit (fitting them to an absurd one would take the memory it lacks).
     asked = regions(request)  # styles by region: one set of masks for every frame
@@ -78,7 +78,7 @@ def prepare(request):
     )
 
 
-def _video_output(request):
+def video_output(request):
     """``(folder, video path or None)`` of ``-o``/``--output_dir`` for a video: ``-o`` names the .mp4 to write
     (or a folder, ending in /); ``NSTError`` for another extension."""
     output = request.args.output
@@ -91,7 +91,7 @@ def _video_output(request):
     return (os.path.dirname(output) or "."), output
 
 
-def _places(path, folder, video=None):
+def places(path, folder, video=None):
     """The output ``folder``, and in it the frames folder ``<stem>.frames`` and the video ``<stem>.mp4`` of
     ``path`` (``video``: the .mp4's path where the user named it; its stem names the frames folder);
     ``NSTError`` where either folder is taken by something else."""
@@ -122,7 +122,7 @@ def frame_size(size, sized, shape):
     return even(height), even(width)
 
 
-def _done(manifest, clip, frames_folder, output, size):
+def frames_done(manifest, clip, frames_folder, output, size):
     """How many leading frames are done, and the notes to say so. A recorded video still there is done,
     whatever became of its frames; a recorded frame damaged or not of ``size`` (height, width) since is made
     again, with those after it; a frame-named file not recorded is the user's (the job saves a frame under
