@@ -184,9 +184,9 @@ def test_second_edition_preset_from_the_command_line(workspace, small_keras_weig
 
 
 def test_preset_defaults_show_in_help_and_options_override_them(capsys):
-    from nst_tf.app.cli import _chosen_preset, build_parser
+    from nst_tf.app.cli import chosen_preset, build_parser
 
-    second = _chosen_preset(["--preset", "second_edition", "--epochs", "7"])
+    second = chosen_preset(["--preset", "second_edition", "--epochs", "7"])
     args = build_parser(second).parse_args(["--preset", "second_edition", "--epochs", "7"])
     assert (args.epochs, args.learning_rate, args.content_layer, args.pooling, args.fit) == (
         7,

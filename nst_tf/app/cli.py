@@ -354,7 +354,7 @@ def _fast_validated(args, given):
     return kind, kind.prepare(request)
 
 
-def _chosen_preset(argv):
+def chosen_preset(argv):
     """The ``Preset`` named by ``--preset`` in ``argv`` (the first edition's without one)."""
     parser = CommandParser(add_help=False)
     parser.add_argument("--preset", choices=tuple(PRESETS), default="first_edition")
@@ -366,20 +366,31 @@ def main(argv=None, fetch_weights=None):
     ``fetch_weights(choice, destination)``: fetches missing weights for ``--download`` (``nst_tf.__main__``'s)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     stop = StopRequest(sys.stderr)
+
+    def command():
+        preset = chosen_preset(argv)
+        parser = build_parser(preset)
+        args = parser.parse_args(argv)
+        kind, job = _validated(args, preset, given_options(parser, argv), fetch_weights)
+        return kind.run(job, sys.stdout, sys.stderr, stop)
+
+    return guarded(command, PROG, stop, sys.stderr)
+
+
+def guarded(command, prog, stop, err, stopped_note=""):
+    """``command()``'s exit status, run while ``stop`` watches for signals: an ``NSTError`` becomes
+    ``<prog>: error: <line>`` and status 2, ``-h`` its status, a signal or Ctrl-C that the job did not handle
+    itself ``<prog>: <how it stopped><stopped_note>`` and 128 + its number. The commands of nst_tf end this way."""
     try:
         with stop.watching():
-            preset = _chosen_preset(argv)
-            parser = build_parser(preset)
-            args = parser.parse_args(argv)
-            kind, job = _validated(args, preset, given_options(parser, argv), fetch_weights)
-            return kind.run(job, sys.stdout, sys.stderr, stop)
+            return command()
     except NSTError as error:
-        sys.stderr.write(f"{PROG}: error: {error}\n")
+        err.write(f"{prog}: error: {error}\n")
         return EXIT_BAD_INPUT
     except SystemExit as exit_:  # -h/--help
         return exit_.code or 0
     except (KeyboardInterrupt, Stopped) as stopped:
         stop.claim()
         signum = getattr(stopped, "signum", signal.SIGINT)
-        sys.stderr.write(f"\n{PROG}: {stop_words(signum)}\n")
+        err.write(f"\n{prog}: {stop_words(signum)}{stopped_note}\n")
         return 128 + signum

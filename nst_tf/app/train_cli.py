@@ -9,14 +9,13 @@ and Ctrl-C save a checkpoint and end the command with 143 or 130; the same comma
 import argparse
 import dataclasses
 import os
-import signal
 import sys
 import time
 
 from ..ground.errors import NSTError, quoted
 from ..ground.lock import holding
 from ..ground.parsing import CommandParser
-from ..ground.statuses import EXIT_BAD_INPUT, EXIT_NON_FINITE, EXIT_OK
+from ..ground.statuses import EXIT_NON_FINITE, EXIT_OK
 from ..plan.config import StyleTransferConfig
 from ..plan.locations import DOWNLOADS, missing_weights_hint
 from ..plan.networks.vgg19 import MIN_IMAGE_SIZE
@@ -24,7 +23,7 @@ from ..plan.training_options import TrainConfig, resumable, training_settings
 from ..runs.presets import PRESETS
 from ..runs.training_data import list_training_images
 from ..tensors.images import image_size
-from .cli import default_text, given_options, typed_option
+from .cli import chosen_preset, default_text, given_options, guarded, typed_option
 from .jobs.network_setup import locate_weights, refuse_layers_of_another_network
 from .jobs.request import resolve_image
 from .jobs.run_log import COST_TAG, log_options
@@ -106,9 +105,7 @@ class Setup:
 
 def validated(argv):
     """The ``Setup`` of ``argv``, everything checked and nothing created; ``NSTError`` for anything wrong."""
-    probe = CommandParser(add_help=False)
-    probe.add_argument("--preset", choices=tuple(PRESETS), default="first_edition")
-    preset = PRESETS[probe.parse_known_args(argv)[0].preset]
+    preset = chosen_preset(argv)
     parser = build_parser(preset)
     args = parser.parse_args(argv)
     given = given_options(parser, argv)
@@ -158,21 +155,13 @@ def main(argv=None, out=None, err=None):
     out, err = out or sys.stdout, err or sys.stderr
     stop = StopRequest(err)
     stop.grace = STOP_GRACE
-    try:
-        with stop.watching():
-            setup = validated(argv)
-            stop.defer()  # TensorFlow runs from here on: a signal is honoured between steps
-            return _train(setup, out, err, stop)
-    except NSTError as error:
-        err.write(f"{PROG}: error: {error}\n")
-        return EXIT_BAD_INPUT
-    except SystemExit as exit_:  # -h/--help
-        return exit_.code or 0
-    except (KeyboardInterrupt, Stopped) as stopped:
-        stop.claim()
-        signum = getattr(stopped, "signum", signal.SIGINT)
-        err.write(f"\n{PROG}: {stop_words(signum)}; nothing was saved\n")
-        return 128 + signum
+
+    def command():
+        setup = validated(argv)
+        stop.defer()  # TensorFlow runs from here on: a signal is honoured between steps
+        return _train(setup, out, err, stop)
+
+    return guarded(command, PROG, stop, err, "; nothing was saved")
 
 
 def _strategy():

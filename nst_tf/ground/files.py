@@ -63,3 +63,26 @@ def identities(paths):
         found.setdefault(identity(path), path)
     found.pop(None, None)
     return found
+
+
+#: The first bytes of the image formats Pillow reads that photos come in.
+_SIGNATURES = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",  # BMP
+    b"II*\x00",  # TIFF, little-endian
+    b"MM\x00*",  # TIFF, big-endian
+    b"P6",  # PPM
+)
+
+
+def is_image_file(path):
+    """Whether ``path`` is a regular file whose first bytes are those of an image format (not its name)."""
+    try:
+        with open_regular(path) as handle:
+            head = handle.read(16)
+    except OSError:  # NotRegularFile too
+        return False
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")

@@ -315,7 +315,8 @@ def _image(image_or_path, max_size):
 
 def resize(pixels, size):
     """uint8 ``pixels`` brought to ``size`` (height, width) with Pillow's bilinear filter (antialiased when
-    shrinking); as they are when already that size."""
+    shrinking); as they are when already that size. (``fit_image`` scales the same way but refuses sides under
+    VGG-19's 32 pixels; a fast model takes 8.)"""
     if pixels.shape[:2] == tuple(size):
         return pixels
     image = PIL.Image.fromarray(np.ascontiguousarray(pixels))

@@ -13,11 +13,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..ground.errors import ImageError, NSTError, quoted
-from ..ground.files import NotRegularFile, open_regular
+from ..ground.files import is_image_file
 from ..tensors.images import image_size, read_image
-
-#: The first bytes of the image formats read (Pillow's, those photos come in); WebP is checked apart.
-SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"P6")
 
 #: The smallest shorter side of a content image: smaller ones are tiny thumbnails or icons, not photos.
 MIN_CONTENT_SIDE = 16
@@ -35,17 +32,6 @@ class TrainingImages(NamedTuple):
     @property
     def skipped_count(self):
         return sum(self.skipped.values())
-
-
-def _looks_like_image(path):
-    """Whether ``path`` is a regular file (opened without blocking: a FIFO is refused, never waited on) whose
-    first bytes are an image format's."""
-    try:
-        with open_regular(path) as handle:
-            head = handle.read(16)
-    except (NotRegularFile, OSError):
-        return False
-    return head.startswith(SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def _reason(path):
@@ -81,7 +67,7 @@ def list_training_images(folder, option="--content_dir"):
     paths, skipped, others = [], {}, 0
     for name in names:
         path = os.path.join(folder, name)
-        if not _looks_like_image(path):
+        if not is_image_file(path):  # a FIFO is refused, never waited on
             others += not os.path.isdir(path)
             continue
         reason = _reason(path)

@@ -23,8 +23,7 @@ from ..plan.fast_model import FastModelDescription, FastModelFolder
 from ..plan.networks.network_registry import get_network
 from ..plan.training_options import SETTINGS_FILE, style_names, training_settings
 from ..plan.weights.reader_registry import read_network_weights
-from ..ground.checks import shorter_side_size
-from ..tensors.images import fit_image, read_image, reshape_and_normalize_image
+from ..tensors.images import fit_style, read_image, reshape_and_normalize_image
 from ..tensors.modules import build_network
 from ..tensors.transform_net import build_transform_net
 from .fast_models import FastModel, save_fast_model
@@ -63,15 +62,12 @@ class TrainingRun:
         self.failed_files = []  # content images that failed to decode past their header, once per reading
 
     def _style_images(self):
-        side = self.options.style_side
-        styles = []
-        for path in self.style_paths:
-            pixels = read_image(path)
-            height, width = shorter_side_size(*pixels.shape[:2], side)
-            styles.append(
-                reshape_and_normalize_image(fit_image(pixels, width, height, "stretch"), self.config.normalization)
-            )
-        return styles
+        side = self.options.style_side  # each style at its own aspect ratio, shorter side ``side``
+        normalization = self.config.normalization
+        return [
+            reshape_and_normalize_image(fit_style(read_image(path), None, "stretch", style_size=side), normalization)
+            for path in self.style_paths
+        ]
 
     def prepare(self):
         """Builds the run and restores its latest checkpoint; returns the step it starts after (0: a new run)."""
