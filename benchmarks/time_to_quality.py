@@ -2,8 +2,10 @@
 own recipe reaches after its 200 iterations.
 
     python benchmarks/time_to_quality.py --content CONTENT.jpg --style STYLE.jpg --commands  # 400x300, all
-    python benchmarks/time_to_quality.py --content C --style S --size 1600x1200 --stop_at_target --commands \
+    python benchmarks/time_to_quality.py --content C --style S --size 1600x1200 --stop_at_target --cap 0.35 \
         --recipes fast lbfgs                                 # the course's, fast and the best rival at 400x300
+    python benchmarks/time_to_quality.py --content C --style S --size 1600x1200 --recipes fast --stop_at_target \
+        --commands fast --course_from benchmarks/results/time-to-quality-....json     # the course's run reused
     python benchmarks/time_to_quality.py --quick                                            # a smoke run
 
 Every recipe optimizes the course's objective (its layers, normalizations, alpha 10 and beta 40) of the same
@@ -16,7 +18,10 @@ the network evaluations (forward and backward passes; at a smaller scale counted
 to reach the target, and the cost reached in the course's time. A recipe is checked every ``--check_every``
 iterations of its last scale and stopped at its own end or after ``--cap`` times the course's time (with
 ``--stop_at_target``, at the target too). ``--commands`` also times the whole commands, start-up included:
-``python -m nst_tf`` against ``python -m nst_tf --preset fast``, with the cost of each one's saved picture.
+``python -m nst_tf`` against ``python -m nst_tf --preset fast``, with the cost of each one's saved picture
+(``--commands fast``: the fast one alone, against the course's optimization without its start-up, which is less than
+its command's time). ``--course_from`` takes the course's run from an earlier result of the same inputs on the same
+machine: an hour at 1600x1200 on 2 cores, not to be spent twice. A result never replaces an earlier one.
 Costs come from synthetic weights unless ``--model`` names the real ones: a ranking on synthetic weights is to be
 confirmed with real weights. The course's images are passed by path and never kept with the results.
 """
@@ -34,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench import ensure_weights, machine, save_results  # noqa: E402
 
 import nst_tf  # noqa: E402
+from nst_tf.plan.large_options import LargeImageOptions  # noqa: E402
 from nst_tf.plan.synthetic import write_vgg19_mat  # noqa: E402
 from nst_tf.runs.coarse_to_fine import CoarseToFine  # noqa: E402
 from nst_tf.runs.presets import PRESETS  # noqa: E402
@@ -49,43 +55,55 @@ PIXEL_SCALE = 255.0
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """One recipe: ``config`` (``StyleTransferConfig`` fields over the course's objective), its ``scales`` (each a
-    fraction of the output's sides, smallest first; the last 1.0), ``scale_epochs`` (iterations at each earlier
-    scale), ``carry_state`` (Adam's moments carried across scales) and the nst_tf options that run it."""
+    """One recipe: ``config`` (``StyleTransferConfig`` fields over the course's objective) and ``large`` (its
+    sizes: ``LargeImageOptions``, coarse to fine or not). ``options()`` are the nst_tf options that run it."""
 
     name: str
     source: str
     config: dict
-    scales: tuple = (1.0,)
-    scale_epochs: int | None = None
-    carry_state: bool = False
-    options: str = ""
+    large: LargeImageOptions = LargeImageOptions()
+    preset: str | None = None
+
+    def options(self):
+        """The command-line options of this recipe (``--preset NAME`` for a preset's)."""
+        if self.preset:
+            return f"--preset {self.preset}"
+        words = []
+        for name, value in self.config.items():
+            words += ["-n" if name == "epochs" else f"--{name}", _word(value)]
+        for field in dataclasses.fields(LargeImageOptions):
+            value = getattr(self.large, field.name)
+            if value != field.default:
+                words += [f"--{field.name}"] + ([] if value is True else [_word(value)])
+        return " ".join(words)
 
 
-def _sqrt2_scales(longer_side, first=128):
-    """Fractions of the output for sides ``first``, ``first * sqrt(2)``, ... up to ``longer_side``."""
-    count = max(1, math.ceil(math.log(longer_side / first, math.sqrt(2)) - 1e-9) + 1)
-    return tuple(min(1.0, first * math.sqrt(2) ** k / longer_side) for k in range(count - 1)) + (1.0,)
+def _word(value):
+    return format(value, "g") if isinstance(value, float) else str(value)
 
 
-def recipes(longer_side):
-    """The recipes of the table, translated to the course's pixel scale and to an output of ``longer_side``."""
-    tutorial_rate = 0.02 * PIXEL_SCALE
+def _on_the_courses_scale(value, times):
+    """A rate (``times`` 255) or epsilon (``times`` 1/255) for [0, 1] pixels on the course's scale, to 4 digits:
+    the number the options print is the number the recipe runs."""
+    return float(format(value * times, ".4g"))
+
+
+def recipes():
+    """The recipes of the table, translated to the course's pixel scale."""
+    tutorial_rate = _on_the_courses_scale(0.02, PIXEL_SCALE)
+    lbfgs = {"optimizer": "lbfgs", "lbfgs_history": 100, "start": "content"}
     return [
-        Recipe("course", "the course: Adam(2.0) from the content blended 0.6 with noise", {}, options=""),
+        Recipe("course", "the course: Adam(2.0) from the content blended 0.6 with noise", {}),
         Recipe(
             "lbfgs",
             "jcjohnson/neural-style: L-BFGS (history 100) from the content image, 1000 iterations",
-            {"optimizer": "lbfgs", "lbfgs_history": 100, "start": "content", "epochs": 1000},
-            options="--optimizer lbfgs --lbfgs_history 100 --start content -n 1000",
+            {**lbfgs, "epochs": 1000},
         ),
         Recipe(
             "lbfgs_multires",
             "neural-style's multi-resolution script: L-BFGS at half size, then full size from that result",
-            {"optimizer": "lbfgs", "lbfgs_history": 100, "start": "content", "epochs": 1000},
-            scales=(0.5, 1.0),
-            scale_epochs=500,
-            options="--optimizer lbfgs --lbfgs_history 100 --start content -n 1000 --scales 2 --scale_epochs 500",
+            {**lbfgs, "epochs": 1000},
+            LargeImageOptions(scales=2, scale_epochs=500),
         ),
         Recipe(
             "tf_tutorial",
@@ -93,95 +111,65 @@ def recipes(longer_side):
             {
                 "learning_rate": tutorial_rate,
                 "adam_beta_1": 0.99,
-                "adam_epsilon": 0.1 / PIXEL_SCALE,
+                "adam_epsilon": _on_the_courses_scale(0.1, 1 / PIXEL_SCALE),
                 "start": "content",
                 "epochs": 1000,
             },
-            options=f"--learning_rate {tutorial_rate:g} --adam_beta_1 0.99 --adam_epsilon {0.1 / PIXEL_SCALE:.4g} "
-            "--start content -n 1000",
         ),
         Recipe(
             "crowsonkb",
-            "crowsonkb/style-transfer-pytorch: Adam(0.02, 0.9/0.99) from the content image, sides from 128 px by "
-            "sqrt(2), an average (0.99) of the iterates seeds each next scale, Adam's moments carried over",
-            {
-                "learning_rate": tutorial_rate,
-                "adam_beta_2": 0.99,
-                "start": "content",
-                "average": 0.99,
-                "epochs": 500,
-            },
-            scales=_sqrt2_scales(longer_side),
-            scale_epochs=500,
-            carry_state=True,
-            options="library: CoarseToFine(..., sizes from 128 px by sqrt(2), scale_epochs=500, carry_state=True) "
-            f"with StyleTransferConfig(learning_rate={tutorial_rate:g}, adam_beta_2=0.99, start='content', "
-            "average=0.99)",
+            "crowsonkb/style-transfer-pytorch: Adam(0.02, 0.9/0.99) from the content image, every size from the "
+            "output's down by sqrt(2) to 128 px, an average (0.99) of the iterates seeds each next size, Adam's "
+            "moments carried over",
+            {"learning_rate": tutorial_rate, "adam_beta_2": 0.99, "start": "content", "average": 0.99, "epochs": 500},
+            LargeImageOptions(scale_epochs=500, scale_factor=1.414, min_scale=128, carry_state=True),
         ),
         Recipe(
             "gatys2017",
             "Gatys et al. 2017: L-BFGS, 500 iterations at half size, then 200 at full size from that result",
-            {"optimizer": "lbfgs", "lbfgs_history": 100, "start": "content", "epochs": 200},
-            scales=(0.5, 1.0),
-            scale_epochs=500,
-            options="--optimizer lbfgs --lbfgs_history 100 --start content -n 200 --scales 2 --scale_epochs 500",
+            {**lbfgs, "epochs": 200},
+            LargeImageOptions(scales=2, scale_epochs=500),
         ),
     ]
 
 
 def fast_recipe():
-    """The ``fast`` preset as a recipe: its hyperparameters over the course's, its scales by halves."""
+    """The ``fast`` preset as a recipe: its hyperparameters over the course's and its sizes."""
     fast = PRESETS["fast"]
     fields = {f.name: getattr(fast.config, f.name) for f in dataclasses.fields(COURSE)}
     config = {name: value for name, value in fields.items() if value != getattr(COURSE, name)}
-    scales = tuple(0.5**k for k in range(fast.large.scales - 1, -1, -1))
-    return Recipe(
-        "fast",
-        f"nst_tf's fast preset: {fast.summary}",
-        config,
-        scales,
-        fast.large.scale_epochs,
-        options="--preset fast",
-    )
+    return Recipe("fast", f"nst_tf's fast preset: {fast.summary}", config, fast.large, preset="fast")
 
 
 def candidates():
     """Recipes tried for ``fast`` (run by name with ``--recipes``; not in the table by default)."""
+    lbfgs = {"optimizer": "lbfgs", "lbfgs_history": 100, "start": "content", "epochs": 1000}
     return [
-        Recipe(
-            "try_lbfgs_2",
-            "L-BFGS from the content, 60 at half size",
-            {"optimizer": "lbfgs", "lbfgs_history": 100, "start": "content", "epochs": 1000},
-            (0.5, 1.0),
-            60,
+        *(
+            Recipe(
+                f"try_lbfgs_{scales}x{epochs}",
+                f"L-BFGS from the content, {scales} sizes by halves, {epochs} iterations at each earlier one",
+                lbfgs,
+                LargeImageOptions(scales=scales, scale_epochs=epochs),
+            )
+            for scales in (2, 3, 4)
+            for epochs in (60, 30)
         ),
-        Recipe(
-            "try_lbfgs_2b",
-            "L-BFGS from the content, 30 at half size, history 20",
-            {"optimizer": "lbfgs", "lbfgs_history": 20, "start": "content", "epochs": 1000},
-            (0.5, 1.0),
-            30,
-        ),
-        Recipe(
-            "try_lbfgs_3",
-            "L-BFGS from the content, 40 at quarter and half size",
-            {"optimizer": "lbfgs", "lbfgs_history": 100, "start": "content", "epochs": 1000},
-            (0.25, 0.5, 1.0),
-            40,
+        *(
+            Recipe(
+                f"try_lbfgs_min{side}x{epochs}",
+                f"L-BFGS from the content, sizes by halves down to {side} px, {epochs} iterations at each earlier one",
+                lbfgs,
+                LargeImageOptions(min_scale=side, scale_epochs=epochs),
+            )
+            for side in (200, 300)
+            for epochs in (60, 40, 30)
         ),
         Recipe("try_adam_10", "Adam(10) from the content", {"learning_rate": 10.0, "start": "content", "epochs": 1000}),
         Recipe(
             "try_adam_10_avg",
             "Adam(10) from the content, average 0.9",
             {"learning_rate": 10.0, "start": "content", "epochs": 1000, "average": 0.9},
-        ),
-        Recipe(
-            "try_adam_5_b99_2",
-            "tutorial's Adam, 2 scales 40 at half",
-            {"learning_rate": 5.1, "adam_beta_1": 0.99, "adam_epsilon": 0.1 / 255, "start": "content", "epochs": 1000},
-            (0.5, 1.0),
-            40,
-            True,
         ),
     ]
 
@@ -204,19 +192,16 @@ class CourseCost:
         return float(nst_tf.total_cost(J_content, J_style, COURSE.alpha, COURSE.beta))
 
 
-def _sizes(recipe, height, width):
-    return [(max(32, round(height * f)), max(32, round(width * f))) for f in recipe.scales]
-
-
 def run_recipe(model, pixels, recipe, measure, target, budget, check_every):
     """Runs ``recipe`` until its cost reaches ``target`` (None: to its end), its end, or ``budget`` seconds.
     Returns its trace: (seconds, evaluations, full-size evaluations, cost) at each check of its last scale."""
     content, style = pixels
     height, width = content.shape[:2]
     config = dataclasses.replace(COURSE, seed=0, print_every=check_every, **recipe.config)
-    sizes = _sizes(recipe, height, width)
+    large = recipe.large
+    sizes = large.sizes(height, width)
     run = CoarseToFine(
-        model, content, style, config, sizes, scale_epochs=recipe.scale_epochs, carry_state=recipe.carry_state
+        model, content, style, config, sizes, scale_epochs=large.scale_epochs, carry_state=large.carry_state
     )
     trace, elapsed, evaluations, full = [], 0.0, 0, 0.0
     started, done_before = time.perf_counter(), {}
@@ -237,6 +222,11 @@ def run_recipe(model, pixels, recipe, measure, target, budget, check_every):
     return trace
 
 
+def course_epochs(recipe):
+    """The course recipe's iterations (the course's own unless its config says otherwise)."""
+    return recipe.config.get("epochs", COURSE.epochs)
+
+
 def summarize(trace, target, course_seconds):
     """A table row of ``trace``: first check at or below ``target`` (time, evaluations), and the cost at the last
     check within ``course_seconds``."""
@@ -253,14 +243,16 @@ def summarize(trace, target, course_seconds):
     }
 
 
-def time_commands(paths, weights, width, height, measure):
-    """Wall time of ``python -m nst_tf`` (the course's run) and of ``--preset fast``, start-up included, each in a
-    fresh process, and the course's cost of each one's saved picture (read back from its JPEG file)."""
+def time_commands(names, paths, weights, width, height, measure):
+    """Wall time of the ``names`` among ``python -m nst_tf`` ("course") and ``--preset fast`` ("fast"), start-up
+    included, each in a fresh process, and the course's cost of each one's saved picture (its JPEG file)."""
     import subprocess
     import tempfile
 
     rows = {}
     for name, extra in (("course", []), ("fast", ["--preset", "fast"])):
+        if name not in names:
+            continue
         with tempfile.TemporaryDirectory() as folder:
             command = [sys.executable, "-m", "nst_tf", *extra, "-c", paths[0], "-s", paths[1], "--model", weights]
             command += ["--width", str(width), "--height", str(height), "--seed", "0", "--output_dir", folder]
@@ -275,6 +267,60 @@ def time_commands(paths, weights, width, height, measure):
     return rows
 
 
+def _command_lines(commands, course_seconds):
+    """The table of the whole commands; without the course's command, the course's optimization alone (start-up
+    not counted: less than its command takes) is what the fast command is compared with."""
+    course = commands.get("course")
+    base = course["seconds"] if course else course_seconds
+    lines = [
+        "",
+        "The whole commands, start-up included (each in a fresh process; the cost of the saved JPEG):",
+        "",
+        "| command | time (s) | vs the course | cost of the saved picture |",
+        "|---|---|---|---|",
+    ]
+    if course:
+        lines.append(f"| `python -m nst_tf` | {course['seconds']:.1f} | 1.00x | {course['cost']:.4g} |")
+    else:
+        lines[1] += (
+            f" the course's command was not run: the fast command is compared with the course's optimization alone, "
+            f"{course_seconds:.1f} s without start-up, which is less than its command takes"
+        )
+    fast = commands.get("fast")
+    if fast:
+        lines.append(
+            f"| `python -m nst_tf --preset fast` | {fast['seconds']:.1f} | {fast['seconds'] / base:.3f}x "
+            f"| {fast['cost']:.4g} |"
+        )
+    return lines
+
+
+def _digest(path):
+    """SHA-256 of a file, to tell whether an earlier result was measured on the same inputs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def earlier_course(path, inputs):
+    """The course's trace from an earlier result (``--course_from``): same machine, size, images and weights."""
+    import json
+
+    with open(path) as handle:
+        earlier = json.load(handle)
+    if earlier["machine"]["cpu"] != machine()["cpu"]:
+        sys.exit(f"{path}: measured on {earlier['machine']['cpu']}, not on this machine")
+    known = earlier.get("inputs", {"size": earlier["size"]})
+    differ = [name for name in inputs if name in known and known[name] != inputs[name]]
+    if differ:
+        sys.exit(f"{path}: another {' and '.join(differ)}; the course's run must be of the same inputs")
+    return [tuple(row) for row in earlier["recipes"]["course"]["trace"]]
+
+
 def _fmt(value, form):
     return "-" if value is None else format(value, form)
 
@@ -286,7 +332,8 @@ def markdown(result, command):
         "",
         f"`{command}`; weights: {result['weights']}. Target: the course's cost after its 200 iterations, "
         f"{result['target']:.6g} (the saved image's cost in float64), reached by it in "
-        f"{result['course_seconds']:.1f} s.",
+        f"{result['course_seconds']:.1f} s"
+        + (f" (the course's run of {result['course_from']}, same machine)." if result.get("course_from") else "."),
         "",
         "| recipe | reached | time (s) | vs the course | evaluations | full-size evaluations | cost in the course's "
         "time | options |",
@@ -299,19 +346,8 @@ def markdown(result, command):
             f"{_fmt(ratio, '.2f')}x | {_fmt(row['evaluations'], 'd')} | {_fmt(row['full_size_evaluations'], '.0f')} | "
             f"{_fmt(row['cost_at_course_time'], '.4g')} | `{row['options']}` |"
         )
-    commands = result.get("commands")
-    if commands:
-        course, fast = commands["course"], commands["fast"]
-        lines += [
-            "",
-            "The whole commands, start-up included (each in a fresh process; the cost of the saved JPEG):",
-            "",
-            "| command | time (s) | vs the course | cost of the saved picture |",
-            "|---|---|---|---|",
-            f"| `python -m nst_tf` | {course['seconds']:.1f} | 1.00x | {course['cost']:.4g} |",
-            f"| `python -m nst_tf --preset fast` | {fast['seconds']:.1f} | {fast['seconds'] / course['seconds']:.2f}x "
-            f"| {fast['cost']:.4g} |",
-        ]
+    if result.get("commands"):
+        lines += _command_lines(result["commands"], result["course_seconds"])
     lines += ["", "Recipes:", ""] + [f"- **{name}**: {row['source']}" for name, row in result["recipes"].items()]
     return "\n".join(lines) + "\n"
 
@@ -331,7 +367,16 @@ def _parser():
         help="stop each recipe at the target (large sizes) rather than at --cap course times",
     )
     parser.add_argument(
-        "--commands", action="store_true", help="also time the whole commands, course and --preset fast"
+        "--commands",
+        nargs="*",
+        choices=("course", "fast"),
+        help="also time the whole commands, python -m nst_tf (course) and --preset fast (fast); none named: both",
+    )
+    parser.add_argument(
+        "--course_from",
+        metavar="JSON",
+        help="take the course's run (its time and target) from an earlier result of this script at the same size, "
+        "images and weights on this machine, rather than run it again (an hour at 1600x1200 on 2 cores)",
     )
     parser.add_argument("--quick", action="store_true", help="small weights, 128x96, few iterations: a smoke run")
     return parser
@@ -354,8 +399,8 @@ def main():
     ]
     pixels = [fit_image(read_image(path), width, height, "crop") for path in paths]
     measure = CourseCost(model, *(reshape_and_normalize_image(p) for p in pixels))
-    table = {recipe.name: recipe for recipe in recipes(max(width, height)) + [fast_recipe()] + candidates()}
-    default = [recipe.name for recipe in recipes(max(width, height))] + ["fast"]
+    table = {recipe.name: recipe for recipe in recipes() + [fast_recipe()] + candidates()}
+    default = [recipe.name for recipe in recipes()] + ["fast"]
     chosen = ["course"] + [name for name in (args.recipes or default) if name != "course"]
     unknown = sorted(set(chosen) - set(table))
     if unknown:
@@ -363,7 +408,11 @@ def main():
     course = table["course"]
     if args.quick:
         course = dataclasses.replace(course, config={"epochs": 20})
-    course_trace = run_recipe(model, pixels, course, measure, None, math.inf, args.check_every)
+    inputs = {"size": f"{width}x{height}", "images": [_digest(path) for path in paths], "weights": _digest(weights)}
+    if args.course_from:
+        course_trace = earlier_course(args.course_from, inputs)
+    else:  # checked once, at its end: only its time and final cost are used
+        course_trace = run_recipe(model, pixels, course, measure, None, math.inf, course_epochs(course))
     course_seconds, target = course_trace[-1][0], course_trace[-1][3]
     rows = {}
     for name in chosen:
@@ -377,11 +426,11 @@ def main():
                 recipe,
                 measure,
                 target if args.stop_at_target else None,
-                max(args.cap, 1.0) * course_seconds,
+                args.cap * course_seconds,
                 args.check_every,
             )
         )
-        rows[name] = {**summarize(trace, target, course_seconds), "source": recipe.source, "options": recipe.options}
+        rows[name] = {**summarize(trace, target, course_seconds), "source": recipe.source, "options": recipe.options()}
         row = rows[name]
         print(
             f"{name}: reached {row['reached']} in {row['seconds']} s, {row['evaluations']} evaluations "
@@ -390,8 +439,12 @@ def main():
             file=sys.stderr,
             flush=True,
         )
-    commands = time_commands(paths, weights, width, height, measure) if args.commands else None
+    commands = None
+    if args.commands is not None:
+        commands = time_commands(args.commands or ("course", "fast"), paths, weights, width, height, measure)
     result = {
+        "inputs": inputs,
+        "course_from": os.path.basename(args.course_from) if args.course_from else None,
         "commands": commands,
         "machine": machine(),
         "date": datetime.date.today().isoformat(),
@@ -405,13 +458,18 @@ def main():
         "course_seconds": course_seconds,
         "recipes": rows,
     }
-    command = "python benchmarks/time_to_quality.py " + " ".join(sys.argv[1:])
+    # Files by name only: where the user keeps the course's images is no part of the result.
+    words = [os.path.basename(word) if os.path.isfile(word) else word for word in sys.argv[1:]]
+    command = "python benchmarks/time_to_quality.py " + " ".join(words)
     text = markdown(result, command.strip())
     if args.quick:
         print(text)
         return 0
     vendor = "amd" if "AMD" in result["machine"]["cpu"] else "intel" if "Intel" in result["machine"]["cpu"] else "cpu"
-    save_results(f"time-to-quality-cpu-{vendor}-{result['date']}-{width}x{height}", result, text)
+    stem = f"time-to-quality-cpu-{vendor}-{result['date']}-{width}x{height}"
+    taken = {os.path.splitext(name)[0] for name in os.listdir(os.path.join(HERE, "results"))}
+    stem = next(f"{stem}{suffix}" for suffix in ("", *(f"-{k}" for k in range(2, 1000))) if stem + suffix not in taken)
+    save_results(stem, result, text)  # a second run the same day is kept beside the first
     print(text)
     return 0
 

@@ -311,7 +311,7 @@ def test_batches_that_cannot_run_are_refused_before_any_work(
     "extra, message",
     [
         (["--batch_size", "2", "--preserve_colors", "histogram"], "--batch_size: preserve_colors histogram recolours"),
-        (["--scales", "2"], "--scales: several content images run at one size each; run coarse to fine one image"),
+        (["--scales", "2"], "--scales: several content images run at one size each; give --scales 1"),
         ([], "out exists and is not a folder"),
     ],
 )

@@ -37,31 +37,58 @@ def environment(level):
     return env
 
 
-@pytest.mark.parametrize(
-    "first",
-    [
-        "import nst_tf; nst_tf.compute_content_cost",  # (nst_tf.StyleCost first: test_a_level_the_user_set_wins)
-        "import nst_tf; nst_tf.presets.PRESETS['first_edition'].load_model",  # no TensorFlow until the model
-        "from nst_tf.objective.whole import StyleCost; import nst_tf",  # a module imported directly
-        # docs/library.md's order: the user's own import of TensorFlow after nst_tf has loaded it
-        "import nst_tf; from nst_tf import compute_content_cost; import tensorflow as tf; tf.constant(1.0) + 1",
-    ],
-)
-def test_no_tensorflow_lines_whichever_name_comes_first(first, tmp_path):
-    code = first + STYLIZE.format(weights=str(tmp_path / "w.mat"))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment(None))
-    assert done.returncode == 0, done.stderr
-    assert "stylized (48, 64, 3)" in done.stdout
-    assert not NOISE.search(done.stderr), done.stderr
+FIRSTS = [
+    "import nst_tf; nst_tf.compute_content_cost",  # (nst_tf.StyleCost first: test_a_level_the_user_set_wins)
+    "import nst_tf; nst_tf.presets.PRESETS['first_edition'].load_model",  # no TensorFlow until the model
+    "from nst_tf.objective.whole import StyleCost; import nst_tf",  # a module imported directly
+    # docs/library.md's order: the user's own import of TensorFlow after nst_tf has loaded it
+    "import nst_tf; from nst_tf import compute_content_cost; import tensorflow as tf; tf.constant(1.0) + 1",
+]
+#: Each case: (the code run first, TF_CPP_MIN_LOG_LEVEL as the user set it).
+CASES = [(first, None) for first in FIRSTS] + [("import nst_tf; nst_tf.StyleCost", level) for level in ("0", "2")]
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory):
+    """Every case's Python process, started together: each spends most of its time importing TensorFlow on one
+    core, so side by side they take about what a third of them take in a row."""
+    folder = tmp_path_factory.mktemp("quiet")
+    started = {}
+    for index, (first, level) in enumerate(CASES):
+        code = first + STYLIZE.format(weights=str(folder / f"w{index}.mat"))
+        started[first, level] = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(level),
+        )
+    yield started
+    for process in started.values():
+        process.kill()
+        process.communicate()
+
+
+def _finished(processes, first, level):
+    """(exit status, standard output, standard error) of the case's process."""
+    out, err = processes[first, level].communicate(timeout=600)
+    return processes[first, level].returncode, out, err
+
+
+@pytest.mark.parametrize("first", FIRSTS)
+def test_no_tensorflow_lines_whichever_name_comes_first(first, processes):
+    status, out, err = _finished(processes, first, None)
+    assert status == 0, err
+    assert "stylized (48, 64, 3)" in out
+    assert not NOISE.search(err), err
 
 
 @pytest.mark.parametrize("level", ["0", "2"])
-def test_a_level_the_user_set_wins(level, tmp_path):
-    code = "import nst_tf; nst_tf.StyleCost" + STYLIZE.format(weights=str(tmp_path / "w.mat"))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment(level))
-    assert done.returncode == 0, done.stderr
+def test_a_level_the_user_set_wins(level, processes):
+    status, _, err = _finished(processes, "import nst_tf; nst_tf.StyleCost", level)
+    assert status == 0, err
     # 0 asks for INFO lines: TensorFlow's start-up lines show; 2 asks for errors only: none of them.
-    assert bool(NOISE.search(done.stderr)) == (level == "0"), done.stderr
+    assert bool(NOISE.search(err)) == (level == "0"), err
 
 
 def kernel_environment(level):

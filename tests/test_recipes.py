@@ -1,6 +1,9 @@
 """What other recipes need from the loop: Adam's two decays, an average of the iterates, and Adam's moments carried
 from one scale to the next; each checked against a NumPy reference of its formula."""
 
+import os
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,6 +11,7 @@ from PIL import Image
 from nst_tf import StyleCost, StyleTransfer
 from nst_tf.ground.errors import NSTError
 from nst_tf.plan.config import StyleTransferConfig
+from nst_tf.plan.large_options import LargeImageOptions
 from nst_tf.runs.coarse_to_fine import CoarseToFine
 from nst_tf.tensors.quiet import tensorflow as tf
 
@@ -121,7 +125,7 @@ def test_coarse_to_fine_with_carried_state_continues_adams_count(model, rng):
 
 def test_l_bfgs_state_does_not_carry(model, rng):
     pixels = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2)]
-    with pytest.raises(NSTError, match="carry_state: only Adam's iterates are averaged"):
+    with pytest.raises(NSTError, match="carry_state: only Adam's moments are carried"):
         CoarseToFine(model, *pixels, StyleTransferConfig(optimizer="lbfgs"), [(48, 64)], carry_state=True)
 
 
@@ -137,9 +141,89 @@ def test_the_fast_preset_runs_the_courses_objective_coarse_to_fine_with_l_bfgs(w
     assert main(["--preset", "fast", *args, "--output_dir", str(out), "--seed", "1"]) == 0
     printed = capsys.readouterr().out
     assert "Iteration 0 :\ntotal cost = " in printed  # the course's lines
-    assert "done: 80 iterations" in printed  # 60 at half size, 20 at the course's
+    assert "done: 40 iterations" in printed  # 30 at half size, 10 at the course's
     with Image.open(out / "generated_image.jpg") as final, Image.open(out / "scale1.png") as half:
         assert (final.size, half.size) == ((400, 300), (200, 150))  # the course's size
     first = float(printed.split("total cost = ")[1].split()[0])
     last = float(printed.rsplit("total ", 1)[1].split(";")[0])
     assert last < first / 2
+
+
+def _style_transfer_pytorch_sides(start, end, factor):
+    """crowsonkb/style-transfer-pytorch's sizes (its gen_scales, by any factor): the output's longer side divided
+    by factor**i, rounded, while at least ``start``."""
+    sides, i, side = set(), 0, end
+    while side >= start:
+        sides.add(side)
+        i += 1
+        side = round(end / factor**i)
+    return sorted(sides)
+
+
+@pytest.mark.parametrize(
+    "height, width, min_scale, factor",
+    [
+        (300, 400, 128, 2**0.5),
+        (768, 1024, 128, 2**0.5),
+        (1200, 1600, 200, 2.0),
+        (300, 400, 200, 2.0),
+        (1200, 900, 150, 1.5),
+    ],
+)
+def test_min_scale_takes_the_sizes_style_transfer_pytorch_takes(height, width, min_scale, factor):
+    sizes = LargeImageOptions(min_scale=min_scale, scale_factor=factor).sizes(height, width)
+    assert [max(size) for size in sizes] == _style_transfer_pytorch_sides(min_scale, max(height, width), factor)
+    assert sizes[-1] == (height, width)
+
+
+@pytest.mark.parametrize(
+    "height, width, min_scale, expected",
+    [
+        (150, 200, 300, [(150, 200)]),  # a min_scale above the output: the output alone
+        (64, 1024, 100, [(32, 512), (64, 1024)]),  # 256 px long would be 16 px high, below the network's 32
+    ],
+)
+def test_min_scale_keeps_the_output_and_what_the_network_takes(height, width, min_scale, expected):
+    assert LargeImageOptions(min_scale=min_scale).sizes(height, width) == expected
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"scale_factor": 1}, "scale factor must be a finite number above 1; got 1"),
+        ({"scale_factor": True}, "scale factor must be a finite number above 1; got True"),
+        ({"scale_factor": float("inf")}, "scale factor must be a finite number above 1; got inf"),
+        ({"min_scale": 0}, "min_scale must be a positive whole number; got 0"),
+        ({"min_scale": 2.5}, "min_scale must be a positive whole number; got 2.5"),
+        ({"min_scale": 200, "scales": 2}, "scales and min_scale: give one of them"),
+    ],
+)
+def test_bad_coarse_to_fine_options_are_refused(fields, message):
+    with pytest.raises(NSTError, match=re.escape(message)):
+        LargeImageOptions(**fields)
+
+
+def test_the_fast_preset_on_a_folder_names_its_coarse_to_fine_and_the_fix(workspace, new_weights_file, capsys):
+    from nst_tf.app.cli import main
+
+    folder = workspace / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes((workspace / "content.png").read_bytes())
+    out = workspace / "out"
+    args = ["--preset", "fast", "-c", str(folder), "-s", str(workspace / "style.png"), "--model", str(new_weights_file)]
+    assert main([*args, "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--preset fast (coarse to fine): several content images run at one size each; give --scales 1" in err
+    assert main([*args, "--output_dir", str(out), "--scales", "1", "--width", "64", "--height", "48", "-n", "2"]) == 0
+    assert {"a.jpg", "b.jpg"} <= set(os.listdir(out))
+
+
+@pytest.mark.parametrize(
+    "height, width, sides",
+    [(300, 400, [200, 400]), (1200, 1600, [200, 400, 800, 1600]), (768, 1024, [256, 512, 1024]), (150, 200, [200])],
+)
+def test_the_fast_presets_sizes_follow_the_output(height, width, sides):
+    from nst_tf.runs.presets import PRESETS
+
+    assert [max(size) for size in PRESETS["fast"].large.sizes(height, width)] == sides

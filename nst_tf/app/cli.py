@@ -280,11 +280,16 @@ def _config(args):
 
 def _overriding_the_preset(args, preset, given):
     """Drops a preset's sizing that a given option replaces: its ``--shorter_side`` gives way to
-    ``--max_size``, ``--width`` or ``--height``, its ``--style_size`` to ``--style_scale``."""
+    ``--max_size``, ``--width`` or ``--height``, its ``--style_size`` to ``--style_scale``, its ``--min_scale`` to
+    ``--scales`` and its ``--scales`` to ``--min_scale``."""
     if "shorter_side" not in given and given & {"max_size", "width", "height"}:
         args.shorter_side = None
     if "style_size" not in given and "style_scale" in given:
         args.style_size = None
+    if "min_scale" not in given and "scales" in given:
+        args.min_scale = None
+    if "scales" not in given and "min_scale" in given:
+        args.scales = 1
 
 
 def given_options(parser, argv):

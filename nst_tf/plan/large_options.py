@@ -22,9 +22,7 @@ def scale_sizes(height, width, scales, factor=2.0, min_size=DEFAULT_MIN_SIZE):
     ``factor`` not a finite number above 1, or a smallest size below ``min_size`` pixels a side."""
     height, width = check_whole("height", height), check_whole("width", width)
     scales, min_size = check_whole("scales", scales), check_whole("min_size", min_size)
-    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 1 < factor < math.inf:
-        raise NSTError(f"scale factor must be a finite number above 1; got {short_repr(factor)}")
-    factor = float(factor)
+    factor = check_scale_factor(factor)
     h, w = _shrunk(height, factor, scales - 1), _shrunk(width, factor, scales - 1)
     if min(h, w) < min_size:
         most = _most_scales(height, width, factor, min_size)
@@ -34,6 +32,30 @@ def scale_sizes(height, width, scales, factor=2.0, min_size=DEFAULT_MIN_SIZE):
             f"({min_size}x{min_size}); {fix}"
         )
     return [(_shrunk(height, factor, k), _shrunk(width, factor, k)) for k in range(scales - 1, -1, -1)]
+
+
+def scales_from(height, width, min_scale, factor=2.0, min_size=DEFAULT_MIN_SIZE):
+    """How many sizes coarse to fine takes from the output down, each ``factor`` times smaller, keeping every size
+    whose longer side is at least ``min_scale`` pixels (crowsonkb's style-transfer-pytorch's rule) and whose shorter
+    side the network takes (``min_size``): at least 1. ``NSTError`` as ``scale_sizes`` raises."""
+    height, width = check_whole("height", height), check_whole("width", width)
+    min_scale = check_whole("min_scale", min_scale)
+    factor = check_scale_factor(factor)
+    longer, count = max(height, width), 1
+    while _shrunk(longer, factor, count) >= min_scale and count < _MAX_SCALES:
+        count += 1
+    return max(1, min(count, _most_scales(height, width, factor, min_size)))
+
+
+#: The most sizes ``scales_from`` counts: a factor just above 1 from MAX_SIDE down stops there.
+_MAX_SCALES = 64
+
+
+def check_scale_factor(factor):
+    """``factor`` as a float; ``NSTError`` unless a finite number above 1 (bools are refused)."""
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 1 < factor < math.inf:
+        raise NSTError(f"scale factor must be a finite number above 1; got {short_repr(factor)}")
+    return float(factor)
 
 
 def _shrunk(length, factor, times):
@@ -135,6 +157,25 @@ class LargeImageOptions:
     scale_epochs: int | None = option(
         None, "iterations at each size before the last (default: --epochs)", metavar="N", type=int
     )
+    scale_factor: float = option(
+        2.0,
+        "coarse to fine: each size is F times the one before (crowsonkb's style-transfer-pytorch: 1.414, the "
+        "square root of 2)",
+        metavar="F",
+    )
+    min_scale: int | None = option(
+        None,
+        "coarse to fine down from the requested size: every size, each --scale_factor times smaller, whose longer "
+        "side is at least N pixels (crowsonkb's --min-scale; instead of --scales)",
+        metavar="N",
+        type=int,
+    )
+    carry_state: bool = option(
+        False,
+        "coarse to fine with Adam: each size starts with the last size's moments, resized, and its step count "
+        "(crowsonkb's warm start), rather than afresh",
+        action="store_true",
+    )
     style_scale: float = option(
         1.0,
         "fit the style images to this fraction of the output size (texture size independent of the output's)",
@@ -168,6 +209,12 @@ class LargeImageOptions:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_whole(name, getattr(self, name), most=most))
         object.__setattr__(self, "style_scale", check_style_scale(self.style_scale))
+        object.__setattr__(self, "scale_factor", check_scale_factor(self.scale_factor))
+        if self.min_scale is not None:
+            object.__setattr__(self, "min_scale", check_whole("min_scale", self.min_scale, most=MAX_SIDE))
+            if self.scales != 1:
+                raise NSTError("scales and min_scale: give one of them")
+        object.__setattr__(self, "carry_state", bool(self.carry_state))
         if self.style_size is not None and self.style_scale != 1.0:
             raise NSTError("style_size and style_scale: give one of them")
         if self.max_memory is not None:
@@ -178,3 +225,14 @@ class LargeImageOptions:
             if max_memory <= 0:
                 raise NSTError(f"max_memory must be positive; got {short_repr(self.max_memory)}")
             object.__setattr__(self, "max_memory", max_memory)
+
+    @property
+    def coarse_to_fine(self):
+        """Whether a run may take several sizes (``scales`` above 1, or ``min_scale`` given)."""
+        return self.scales != 1 or self.min_scale is not None
+
+    def sizes(self, height, width):
+        """(height, width) of each size of a ``height`` x ``width`` output, smallest first (``scale_sizes`` by
+        ``scales``, or by ``min_scale`` through ``scales_from``); ``NSTError`` as those raise."""
+        count = self.scales if self.min_scale is None else scales_from(height, width, self.min_scale, self.scale_factor)
+        return scale_sizes(height, width, count, self.scale_factor)

@@ -12,7 +12,8 @@ from ..ground.errors import NSTError
 class Optimizer:
     """What an optimizer supports and needs. ``name``: its ``--optimizer`` name; ``title``: how messages name it;
     ``batches``: whether it takes a batch of images; ``schedules``: whether it takes a learning rate and its steps;
-    ``averages``: whether its iterates may be averaged (``StyleTransferConfig.average``); ``history_rows`` per
+    ``averages``: whether its iterates may be averaged (``StyleTransferConfig.average``) and its state carried to
+    the next size of a coarse-to-fine run (``carry_state``); ``history_rows`` per
     curvature pair kept and ``fixed_rows``: float32 image-sized rows of state beyond the memory model's image-sized
     figures; ``why_no_batches``: the refusal's reason."""
 
@@ -44,6 +45,11 @@ class Optimizer:
         """Raises ``NSTError`` naming ``what`` unless its iterates may be averaged."""
         if not self.averages:
             raise NSTError(f"{what}: only Adam's iterates are averaged ({self.title} searches along each direction)")
+
+    def check_carry(self, what):
+        """Raises ``NSTError`` naming ``what`` unless its state may be carried to the next size."""
+        if not self.averages:
+            raise NSTError(f"{what}: only Adam's moments are carried to the next size ({self.title} starts afresh)")
 
 
 #: Optimizer name -> what it supports; the first is the default.

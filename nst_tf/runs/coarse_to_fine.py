@@ -131,7 +131,7 @@ class CoarseToFine:
         self.fit = fit
         self.carry_state = bool(carry_state)
         if self.carry_state:
-            get_optimizer(self.config.optimizer).check_averaging("carry_state")
+            get_optimizer(self.config.optimizer).check_carry("carry_state")
         self.transfer = None
         self.scale = 0
         self._done_before = 0

@@ -20,7 +20,7 @@ from .many_job import ManyRequest
 from .many_parts import REPORT_IMAGE, ManyJob, Member, result_stem
 from .outputs import Outputs, check_saves, listing
 from .run_log import log_options
-from .request import IMAGES_DIR, fitted, output_place, resolve_image
+from .request import IMAGES_DIR, coarse_option, fitted, output_place, resolve_image
 from .single import Handover
 from ...plan.weights.reader_registry import read_network_weights
 
@@ -95,6 +95,10 @@ def ray_options(args):
     return RayOptions(workers=check_whole("--workers", args.workers), address=args.ray_address)
 
 
+#: How a refusal of coarse to fine for several images ends.
+ONE_SIZE = "; give --scales 1, or run coarse to fine one image at a time"
+
+
 def prepare_many(request):
     """The ``ManyJob`` of ``request`` (a ``ManyRequest``), every input checked; nothing is created.
 
@@ -110,8 +114,8 @@ def prepare_many(request):
         get_optimizer(config.optimizer).check_batches("--batch_size")
     if batch_size > 1 and config.preserve_colors == "histogram":
         raise NSTError("--batch_size: preserve_colors histogram recolours the style for each content image")
-    if large.scales != 1:
-        raise NSTError("--scales: several content images run at one size each; run coarse to fine one image at a time")
+    if large.coarse_to_fine:
+        raise NSTError(f"{coarse_option(large, request.preset)}: several content images run at one size each{ONE_SIZE}")
     listing(request.folder)  # a file there is refused before its manifest is looked for
     manifest = Manifest(request.folder, _settings(request))
     manifest.load()

@@ -96,6 +96,15 @@ def output_place(request, several):
     return folder, output
 
 
+def coarse_option(large, preset):
+    """How a refusal names what asked for several sizes: ``--scales`` or ``--min_scale``, or the preset whose
+    own choice it is."""
+    name = "scales" if large.scales != 1 else "min_scale"
+    if preset.large.coarse_to_fine and getattr(preset.large, name) == getattr(large, name):
+        return f"--preset {preset.name} (coarse to fine)"
+    return f"--{name}"
+
+
 def refuse_many_image_options(args):
     """Raises ``NSTError`` when options of a many-image job are given for one content image."""
     ray = args.engine != "local" or args.workers != 1 or args.ray_address is not None

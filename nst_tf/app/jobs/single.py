@@ -6,9 +6,10 @@ import os
 from ...ground.errors import NSTError, quoted
 from ...ground.statuses import PROG
 from ...plan.config import StyleTransferConfig
-from ...plan.large_options import LargeImageOptions, scale_sizes, style_target
+from ...plan.large_options import LargeImageOptions, style_target
 from ...plan.memory import tile_plans
 from ...plan.networks.network_registry import get_network
+from ...plan.optimizers import get_optimizer
 from ...plan.video_options import VideoOptions
 from ...plan.weights.reader_registry import read_network_weights
 from ...tensors.images import fit_style, image_size, read_image
@@ -70,19 +71,21 @@ def prepare(request):
     report_image = request.preset.report_image
     folder, final = output_place(request, several=False)
     keep = final is None or "output_dir" in request.given
-    outputs = Outputs(folder, config, report_image, scales=large.scales, final=final, keep_reports=keep)
-    log = log_options(args, request.given, name=os.path.splitext(os.path.basename(content_path))[0])
-    outputs.check([content_path, *style_paths, args.model])  # the weights file too, were it named as a report
     content_width, content_height = image_size(content_path)
     height, width = request.size.of((content_height, content_width))
-    sizes = scale_sizes(height, width, large.scales)
+    sizes = large.sizes(height, width)
+    if large.carry_state:
+        get_optimizer(config.optimizer).check_carry("--carry_state")
+    outputs = Outputs(folder, config, report_image, scales=len(sizes), final=final, keep_reports=keep)
+    log = log_options(args, request.given, name=os.path.splitext(os.path.basename(content_path))[0])
+    outputs.check([content_path, *style_paths, args.model])  # the weights file too, were it named as a report
     get_network(config.network).check_pooling(args.pooling)
     asked = regions(request)  # styles by region: masks and each style's own layers
     tiles = tile_plans(asked.planning_config(config), large, sizes, [image_size(path)[::-1] for path in style_paths])
     content, styles = _read_images(content_path, style_paths, sizes, large, request.size.content_fit)
     content, styles, mask_notes = asked.apply(content, styles, (height, width))
     notes = [shrink_note(path, width, height) for path in (content_path, *style_paths)] + mask_notes
-    if not outputs.keep_reports and large.scales > 1:
+    if not outputs.keep_reports and len(sizes) > 1:
         notes.append("the earlier scales' results (scale1.png, ...) are saved with --output_dir only")
     weights = read_network_weights(config.network, args.model)  # last: the slowest check, up to 510 MB
     return Job(
@@ -175,6 +178,7 @@ def _run(job, out, err, stop, created):
             config=config,
             sizes=job.sizes,
             scale_epochs=job.large.scale_epochs,
+            carry_state=job.large.carry_state,
             style_scale=job.large.style_scale,
             style_size=job.large.style_size,
             make_objective=started.make_objective,

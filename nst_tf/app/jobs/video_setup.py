@@ -11,7 +11,7 @@ from ...tensors.images import fit_style, image_size, read_image, reshape_and_nor
 from .manifest import Manifest
 from .mask_files import regions
 from .run_log import log_options
-from .request import refuse_many_image_options, resolve_image
+from .request import coarse_option, refuse_many_image_options, resolve_image
 from .many_setup import file_digest, file_identity
 from .single import Handover
 from .video_job import VideoJob, linked_partial, video_record
@@ -37,8 +37,9 @@ def prepare(request):
     refuse_many_image_options(args)
     path = resolve_image(args.content_image_filename[0], "content_image_filename")
     options = VideoOptions(**{field.name: getattr(args, field.name) for field in dataclasses.fields(VideoOptions)})
-    if large.scales != 1:
-        raise NSTError("--scales: a video's frames run at one size each")
+    if large.coarse_to_fine:
+        asked = coarse_option(large, request.preset)
+        raise NSTError(f"{asked}: a video's frames run at one size each; give --scales 1")
     check_video_config(config)
     log = log_options(args, request.given)
     clip = probe(path)
